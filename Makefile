@@ -1,0 +1,34 @@
+# mpcrnn set-up and entry points.  Every target does the whole set-up it needs, idempotently:
+# .venv/.stamp is rebuilt only when the requirements or setup.cfg change.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.stamp
+
+.PHONY: venv test demo bench bench-quick clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps crypten==0.4.1
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+demo: $(STAMP)
+	$(BIN)/mpcrnn train
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_config_fix.py
+	$(BIN)/python benchmarks/bench_gru_step.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/bench_config_fix.py --repeats 20
+	$(BIN)/python benchmarks/bench_gru_step.py --quick
+
+clean:
+	rm -rf $(VENV) runs bench-out

@@ -1,0 +1,1 @@
+"""Process wiring and the command line: top layer (imports mpcrnn and protocols, never the reverse)."""

@@ -1,0 +1,24 @@
+"""MPC building blocks on CrypTen, with no knowledge of RNNs.
+
+Layering (lower never imports higher)::
+
+    launch     CLI, party launcher                          (imports mpcrnn, protocols)
+    mpcrnn     cells, losses, optimizer, training, export    (imports protocols)
+    protocols  this package:
+        errors        typed errors                           (no imports)
+        runtime       the one door to CrypTen: torch-2.x shim, fast config, version checks
+        fixed_point   encoding and the ring's safe range
+        stats         rounds/bytes counters
+        reveal        the only place values are opened; the reveal ledger
+        triples       dealer (TTP, bulk) and first-party (TFP) randomness
+        dealer        the dealer process loop
+        truncation    batched truncation after products
+        multiply      batched Beaver multiplication (one round for many products)
+        sharing       secret-sharing a party's own values
+        polynomial    odd polynomial tanh/sigmoid, fitted and evaluated on shares
+        comparison    clipping and softmax through CrypTen's comparison circuits
+        parties       process-group set-up with timeouts
+        session       the per-party state passed to every protocol
+
+Nothing runs at import time.
+"""

@@ -1,0 +1,88 @@
+"""The dealer (trusted third party) process: owns no data, answers randomness requests.
+
+It serves CrypTen's own TTP requests (used by CrypTen ops we call, e.g. comparisons for
+gradient clipping and softmax) and mpcrnn's bulk requests (:mod:`protocols.triples`): one
+message with a list of requests, answered by one tensor holding party 0's share of every ``c``
+(or ``theta_r``) in order.
+
+Every wait has the process group's timeout: if party 0 stops talking for ``timeout_s`` or any
+party dies, :func:`serve` raises :class:`PartyError` instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from protocols.errors import PartyError
+from protocols.triples import BULK_FUNCTION, output_size
+
+
+def serve() -> int:
+    """Run the dealer loop until party 0 sends ``terminate``; returns the number of requests."""
+    import crypten.communicator as comm
+    import torch.distributed as dist
+    from crypten.common.util import count_wraps
+    from crypten.mpc.provider.ttp_provider import TTPServer
+
+    server = TTPServer.__new__(TTPServer)
+    server.ttp_group = comm.get().ttp_group
+    server.comm_group = comm.get().ttp_comm_group
+    server.device = "cpu"
+    server._setup_generators()
+    ttp_rank = comm.get().get_ttp_rank()
+    served = 0
+    while True:
+        try:
+            message = comm.get().recv_obj(0, server.ttp_group)
+        except RuntimeError as exc:
+            raise PartyError(f"dealer: lost party 0 ({_first_line(exc)})") from None
+        if message == "terminate":
+            return served
+        served += 1
+        if message["function"] == BULK_FUNCTION:
+            parts = []
+            for req in message["args"][0]:
+                if req[0] == "wraps":
+                    r = [_draw(req[1], g) for g in server.generators]
+                    theta = count_wraps(r)
+                    parts.append((theta - server._get_additive_PRSS(req[1], remove_rank=True)).reshape(-1))
+                else:
+                    a = server._get_additive_PRSS(req[1])
+                    b = server._get_additive_PRSS(req[2])
+                    c = getattr(torch, req[0])(a, b)
+                    c0 = c - server._get_additive_PRSS(output_size(req), remove_rank=True)
+                    parts.append(c0.reshape(-1))
+            result = torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
+            try:
+                dist.broadcast(result, ttp_rank, group=server.comm_group)
+            except RuntimeError as exc:
+                raise PartyError(f"dealer: lost party 0 ({_first_line(exc)})") from None
+            continue
+        # CrypTen's own request format (TTPServer loop body)
+        server.device = message["device"]
+        result = getattr(server, message["function"])(*message["args"], **message["kwargs"])
+        try:
+            comm.get().send_obj(result.size(), 0, server.ttp_group)
+            comm.get().broadcast(result, ttp_rank, server.comm_group)
+        except RuntimeError as exc:
+            raise PartyError(f"dealer: lost party 0 ({_first_line(exc)})") from None
+
+
+def stop_dealer() -> None:
+    """Called by party 0 at the end of a run: tell the dealer to exit."""
+    import crypten.communicator as comm
+    from crypten.mpc.provider.ttp_provider import TTPClient
+
+    if comm.get().get_rank() == 0:
+        comm.get().send_obj("terminate", comm.get().get_ttp_rank(), TTPClient.get().ttp_group)
+
+
+def _draw(size, generator) -> torch.Tensor:
+    from crypten.common.rng import generate_random_ring_element
+
+    return generate_random_ring_element(tuple(size), generator=generator)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__

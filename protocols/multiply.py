@@ -1,0 +1,65 @@
+"""Beaver multiplication of many independent share pairs in one round.
+
+For each pair ``([x], [y])`` and op in {``mul`` (elementwise, broadcasting), ``matmul``}:
+
+1. Take a triple ``[a], [b], [c = op(a, b)]`` (all requests of the batch, plus the truncation
+   masks, in ONE dealer round trip).
+2. Open ``eps = [x] - [a]`` and ``delta = [y] - [b]`` for every pair in ONE all-reduce
+   (uniformly masked: reveals nothing).
+3. ``[z] = [c] + op(eps, [b]) + op([a], delta) + op(eps, delta)`` (the public term added by
+   party 0 only).
+4. Truncate every ``[z]`` whose operands were both at scale 2^f (ONE more round for more than
+   two parties, none for two).  Operands marked integer-scale (e.g. a 0/1 mask shared at scale
+   1) skip truncation.
+
+Rounds per call: 1 dealer round trip (party 0 only; TTP), 1 opening, 1 truncation gather
+(world size > 2).  Bytes per party: 8 * (|x| + |y|) for the opening + 8 * |z| for truncation.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from protocols.reveal import open_masked
+from protocols.truncation import needs_wraps, truncate_many
+
+Pair = tuple  # (op, x_shared, y_shared) or (op, x_shared, y_shared, shift)
+# shift: None = truncate by f (both operands at scale 2^f); 0 = no truncation (an operand at
+# scale 1, e.g. a 0/1 mask); an int or int64 tensor (broadcasting over the product) = that many bits.
+
+
+def multiply_many(session, pairs: Sequence[Pair]) -> list[torch.Tensor]:
+    """Products of many independent pairs of shares; see the module docstring for the protocol."""
+    if not pairs:
+        return []
+    ops = [p[0] for p in pairs]
+    shifts = [session.fp.frac_bits if len(p) < 4 or p[3] is None else p[3] for p in pairs]
+    trunc = [not (isinstance(b, int) and b == 0) for b in shifts]
+    requests = [(op, tuple(p[1].shape), tuple(p[2].shape)) for op, p in zip(ops, pairs)]
+    out_sizes = [tuple(getattr(torch, op)(torch.empty(p[1].shape, device="meta"), torch.empty(p[2].shape, device="meta")).shape) for op, p in zip(ops, pairs)]
+    n_trunc = sum(int(torch.Size(s).numel()) for s, t in zip(out_sizes, trunc) if t)
+    if n_trunc and needs_wraps(session):
+        requests.append(("wraps", (n_trunc,)))
+    fetched = session.triples.fetch(requests)
+    triples, wraps = (fetched[:-1], fetched[-1]) if n_trunc and needs_wraps(session) else (fetched, None)
+
+    masked = []
+    for (op, x, y, *_), (a, b, _c) in zip(pairs, triples):
+        masked += [x - a, y - b]
+    opened = open_masked(session, masked, "beaver")
+    products = []
+    for i, ((op, *_), (a, b, c)) in enumerate(zip(pairs, triples)):
+        eps, delta = opened[2 * i], opened[2 * i + 1]
+        f = getattr(torch, op)
+        z = c + f(eps, b) + f(a, delta)
+        if session.rank == 0:
+            z = z + f(eps, delta)
+        products.append(z)
+    to_trunc = [z for z, t in zip(products, trunc) if t]
+    if to_trunc:
+        bits = [b for b, t in zip(shifts, trunc) if t]
+        done = iter(truncate_many(session, to_trunc, wraps=wraps, bits=bits))
+        products = [next(done) if t else z for z, t in zip(products, trunc)]
+    return products

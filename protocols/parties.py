@@ -1,0 +1,164 @@
+"""Bringing parties up and down: in-process (one party, unit tests) or N processes over gloo.
+
+Ranks: data parties are ``0..world_size-1``; the dealer (TTP), when present, is rank
+``world_size`` (CrypTen's convention).  Every blocking wait on a peer inherits ``timeout_s``
+from the process group, so a dead or silent peer turns into a :class:`PartyError`, never a hang.
+
+Rendezvous is a torch.distributed init method: ``tcp://host:port`` for several hosts, or
+``file:///path`` (one fresh file per run, so concurrent runs on one machine never collide on a
+port).  ``GLOO_SOCKET_IFNAME`` in the environment picks the interface gloo binds to; we leave it
+to torch, which reads it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+from protocols.errors import ConfigError, PartyError, expected_got
+from protocols.runtime import load_crypten
+
+PROVIDERS = ("TTP", "TFP")
+
+
+@dataclass(frozen=True)
+class PartySpec:
+    """Who this process is in the run.
+
+    rank: 0..world_size-1 for data parties, world_size for the dealer.
+    world_size: number of data parties (the dealer is not counted).
+    rendezvous: torch.distributed init method, e.g. ``tcp://10.0.0.1:29500`` or ``file:///tmp/x``.
+    provider: ``TTP`` (dealer process, secure) or ``TFP`` (party 0 makes all triples: simulation).
+    timeout_s: limit on every wait for a peer, including the rendezvous itself.
+    """
+
+    rank: int
+    world_size: int
+    rendezvous: str
+    provider: str = "TTP"
+    timeout_s: float = 60.0
+
+    @property
+    def has_dealer(self) -> bool:
+        return self.provider == "TTP"
+
+    @property
+    def is_dealer(self) -> bool:
+        return self.has_dealer and self.rank == self.world_size
+
+    def validate(self) -> None:
+        if self.provider not in PROVIDERS:
+            raise ConfigError(expected_got("provider", " or ".join(PROVIDERS), self.provider))
+        if self.world_size < 1:
+            raise ConfigError(expected_got("world size (data parties)", ">= 1", self.world_size))
+        top = self.world_size if self.has_dealer else self.world_size - 1
+        if not 0 <= self.rank <= top:
+            raise ConfigError(expected_got("rank", f"0..{top}", self.rank))
+        if not (self.rendezvous.startswith("tcp://") or self.rendezvous.startswith("file://")):
+            raise ConfigError(
+                expected_got("rendezvous", "tcp://host:port or file:///path", self.rendezvous)
+            )
+        if self.timeout_s <= 0:
+            raise ConfigError(expected_got("timeout_s", "> 0", self.timeout_s))
+
+
+def init_party(spec: PartySpec) -> None:
+    """Join the run as a data party or the dealer: process group, CrypTen communicator, PRNGs.
+
+    Raises:
+        PartyError: the rendezvous did not complete within ``timeout_s``.
+    """
+    spec.validate()
+    crypten = load_crypten()
+    import torch
+    import torch.distributed as dist
+    from crypten import communicator as comm_pkg
+    from crypten.communicator import DistributedCommunicator
+    from crypten.config import cfg
+
+    torch.set_num_threads(1)
+    cfg.mpc.provider = spec.provider
+    total = spec.world_size + (1 if spec.has_dealer else 0)
+    timeout = datetime.timedelta(seconds=spec.timeout_s)
+    try:
+        dist.init_process_group(
+            backend="gloo",
+            init_method=spec.rendezvous,
+            world_size=total,
+            rank=spec.rank,
+            timeout=timeout,
+        )
+        inst = DistributedCommunicator.__new__(DistributedCommunicator)
+        inst.distributed_backend = "gloo"
+        inst.rendezvous = spec.rendezvous
+        inst.world_size = spec.world_size
+        inst.rank = spec.rank
+        inst.reset_communication_stats()
+        inst._name = f"rank{spec.rank}"
+        inst.ttp_group = dist.new_group(list(range(total)), timeout=timeout)
+        if total > 1:
+            inst.ttp_comm_group = dist.new_group([0, total - 1], timeout=timeout)
+        inst.main_group = dist.new_group(list(range(spec.world_size)), timeout=timeout)
+        inst.ttp_initialized = spec.has_dealer
+        DistributedCommunicator.instance = inst
+        setattr(comm_pkg, "__use_threads", False)
+        if not spec.is_dealer:
+            crypten._setup_prng()
+            if spec.has_dealer:
+                crypten.mpc.provider.ttp_provider.TTPClient._init()
+    except (RuntimeError, ValueError) as exc:  # gloo reports timeouts/refusals as RuntimeError
+        _teardown()
+        raise PartyError(
+            f"rank {spec.rank}: could not join the run at {spec.rendezvous} within "
+            f"{spec.timeout_s:g} s ({_first_line(exc)}). Check that every party and the dealer "
+            f"use the same rendezvous and world size and are running"
+        ) from None
+    _seed_local_generator()
+
+
+def _seed_local_generator() -> None:
+    """CrypTen seeds its generators from torch's global RNG; re-seed the local one from the OS."""
+    import crypten
+    import torch
+
+    for gen in crypten.generators["local"].values():
+        gen.manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
+    del torch
+
+
+def init_in_process() -> None:
+    """A single party in this process (world size 1, TFP): the fast path for unit tests.
+
+    Shares equal plaintext here, so this checks the arithmetic of every protocol (fixed point,
+    truncation, polynomial trees, BPTT) but not the secrecy; the multi-process tests do that.
+    """
+    crypten = load_crypten()
+    from crypten.config import cfg
+
+    if crypten.is_initialized():
+        return
+    cfg.mpc.provider = "TFP"
+    crypten.init_thread(0, 1)
+
+
+def shutdown() -> None:
+    """Leave the run; safe to call twice or after a failed init."""
+    _teardown()
+
+
+def _teardown() -> None:
+    try:
+        import torch.distributed as dist
+        from crypten.communicator import DistributedCommunicator
+
+        DistributedCommunicator.instance = None
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 - best effort on the way out
+        pass
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -1,0 +1,113 @@
+"""The only place where values leave secret shares.
+
+Two kinds of opening exist, and ``grep -n "comm.get()" protocols/`` finds them all here or in the
+dealer link (:mod:`protocols.triples`, which moves only dealer randomness):
+
+* :func:`reveal` opens a *secret value* (model weights at the end of a run, or metrics the user
+  asked for) to named parties.  Every call is recorded in the :class:`RevealLedger` with what,
+  shape, to whom and why, and the ledger goes into the run report.
+* :func:`open_masked` / :func:`gather_masked` open values that are uniformly random by
+  construction (``[x] - [a]`` with a fresh Beaver mask, ``[z] + [r]`` with a fresh wrap mask).
+  They carry no information about the secrets and are counted (rounds, bytes), not ledgered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from protocols.errors import SecurityError, expected_got
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    what: str
+    shape: tuple[int, ...]
+    to: tuple[int, ...]
+    why: str
+
+
+@dataclass
+class RevealLedger:
+    """Record of every opening of a secret value; ``allowed_to`` is the run's reveal policy."""
+
+    entries: list[LedgerEntry] = field(default_factory=list)
+
+    def record(self, entry: LedgerEntry) -> None:
+        self.entries.append(entry)
+
+    def to_json(self) -> list[dict]:
+        return [asdict(e) for e in self.entries]
+
+
+def reveal(
+    session,
+    x_shared: torch.Tensor,
+    *,
+    to: tuple[int, ...],
+    what: str,
+    why: str,
+    allowed_to: tuple[int, ...] | None = None,
+) -> torch.Tensor | None:
+    """Open ``[x]`` (int64 shares at scale 2^f) to the parties ``to``; returns float64 there.
+
+    Rounds: 1 per receiver (a reduce to that rank).  Parties not in ``to`` get ``None``.
+
+    Raises:
+        SecurityError: a receiver outside ``allowed_to`` (the run's ``--reveal-to``) or an
+            invalid rank.  Nothing is sent in that case.
+    """
+    to = tuple(sorted(set(to)))
+    if not to or any(not 0 <= r < session.world_size for r in to):
+        raise SecurityError(expected_got("reveal receivers", f"ranks in 0..{session.world_size - 1}", to))
+    if allowed_to is not None and not set(to) <= set(allowed_to):
+        raise SecurityError(
+            expected_got(f"receivers of {what}", f"a subset of --reveal-to {tuple(allowed_to)}", to)
+        )
+    session.ledger.record(LedgerEntry(what, tuple(x_shared.shape), to, why))
+    out = None
+    if session.world_size == 1:
+        return session.fp.decode(x_shared.clone())
+    import crypten.communicator as comm
+
+    if len(to) == session.world_size:
+        out = comm.get().all_reduce(x_shared.clone())
+        session.stats.add("reveal", 8 * x_shared.numel())
+        return session.fp.decode(out)
+    for dst in to:
+        res = comm.get().reduce(x_shared.clone(), dst)
+        session.stats.add("reveal", 8 * x_shared.numel())
+        if dst == session.rank:
+            out = session.fp.decode(res)
+    return out
+
+
+def open_masked(session, masked: list[torch.Tensor], kind: str) -> list[torch.Tensor]:
+    """Open uniformly masked values to all parties in ONE round (concatenated all-reduce)."""
+    if session.world_size == 1:
+        return masked
+    import crypten.communicator as comm
+
+    flat = torch.cat([m.reshape(-1) for m in masked])
+    total = comm.get().all_reduce(flat)
+    session.stats.add(kind, 8 * flat.numel())
+    return _split_like(total, masked)
+
+
+def gather_masked(session, masked: torch.Tensor, kind: str) -> list[torch.Tensor] | None:
+    """Send a uniformly masked flat tensor to rank 0 (ONE round); rank 0 gets every share."""
+    import crypten.communicator as comm
+
+    res = comm.get().gather(masked, 0)
+    session.stats.add(kind, 8 * masked.numel())
+    return res if session.rank == 0 else None
+
+
+def _split_like(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
+    out, pos = [], 0
+    for t in like:
+        n = t.numel()
+        out.append(flat[pos : pos + n].reshape(t.shape))
+        pos += n
+    return out

@@ -1,0 +1,192 @@
+"""The one door through which mpcrnn imports CrypTen.
+
+Every module that needs CrypTen calls :func:`load_crypten` (never ``import crypten`` directly).
+It does three things, once per process, and only when called (nothing happens at import time):
+
+1. **torch 2.x compatibility.**  CrypTen 0.4.1's ``crypten.nn.onnx_converter`` imports
+   ``torch.onnx._internal.registration.registry`` at module load; that module is gone from
+   torch 2.13.  We register a stand-in module in ``sys.modules`` before the first
+   ``import crypten``.  site-packages is never modified.  Consequence, stated plainly:
+   CrypTen's ONNX import (``crypten.nn.from_pytorch``/``from_onnx``) does not work; mpcrnn does
+   not use it.
+2. **Fast configuration.**  CrypTen reads its omegaconf config on every operation (27-48 us a
+   lookup, ~600 lookups in a matmul+sigmoid+backward step).  We swap the class of the global
+   ``crypten.config.cfg`` object for :class:`_SnapshotConfig`, which keeps the omegaconf object
+   as the source of truth but serves reads from a plain-attribute snapshot rebuilt whenever the
+   config changes (``load_config``, ``set_config``, attribute assignment, ``temp_override``).
+   Results are identical; only the lookup cost changes.  :func:`use_fast_config` turns it on or
+   off (the microbenchmark measures both in one run).
+3. **Clear errors.**  Missing or wrong-version torch/CrypTen raise :class:`InstallError` saying
+   how to install (``make venv``).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from protocols.errors import InstallError, expected_got
+
+SUPPORTED_TORCH = "2.13."
+SUPPORTED_CRYPTEN = "0.4.1"
+_INSTALL_HINT = (
+    "Run `make venv` in the mpcrnn checkout (it installs torch==2.13.0 and crypten==0.4.1 "
+    "--no-deps into .venv), then use .venv/bin/python or .venv/bin/mpcrnn"
+)
+
+_crypten: Any = None
+
+
+def _check_torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - exercised only on broken installs
+        raise InstallError(f"torch is not installed. {_INSTALL_HINT}") from exc
+    if not torch.__version__.startswith(SUPPORTED_TORCH):
+        raise InstallError(
+            expected_got("torch version", f"{SUPPORTED_TORCH}x", torch.__version__, _INSTALL_HINT)
+        )
+    return torch
+
+
+def _install_onnx_registration_shim() -> None:
+    """Provide ``torch.onnx._internal.registration`` if torch no longer has it."""
+    name = "torch.onnx._internal.registration"
+    if name in sys.modules:
+        return
+    try:
+        __import__(name)
+        return
+    except ImportError:
+        pass
+    shim = types.ModuleType(name)
+    shim.__doc__ = "mpcrnn stand-in: CrypTen 0.4.1 imports `registry` from here at load time."
+    shim.registry = None  # only used by CrypTen's ONNX export path, which mpcrnn does not use
+    sys.modules[name] = shim
+
+
+def load_crypten() -> Any:
+    """Import CrypTen with the compatibility step and the fast config applied; return the module.
+
+    Raises:
+        InstallError: torch or CrypTen missing or at an unsupported version.
+    """
+    global _crypten
+    if _crypten is not None:
+        return _crypten
+    _check_torch()
+    _install_onnx_registration_shim()
+    try:
+        import crypten
+    except ImportError as exc:
+        raise InstallError(f"CrypTen could not be imported ({exc}). {_INSTALL_HINT}") from exc
+    if getattr(crypten, "__version__", None) != SUPPORTED_CRYPTEN:
+        raise InstallError(
+            expected_got("CrypTen version", SUPPORTED_CRYPTEN, crypten.__version__, _INSTALL_HINT)
+        )
+    _crypten = crypten
+    use_fast_config(True)
+    return crypten
+
+
+# --------------------------------------------------------------------------------------------
+# Fast configuration
+# --------------------------------------------------------------------------------------------
+
+
+class _Section:
+    """A plain-attribute view of one config section; assignment writes through to the root."""
+
+    __slots__ = ("_root", "_path", "__dict__")
+
+    def __init__(self, root: Any, path: str, values: dict) -> None:
+        object.__setattr__(self, "_root", root)
+        object.__setattr__(self, "_path", path)
+        for key, value in values.items():
+            if isinstance(value, dict):
+                value = _Section(root, f"{path}.{key}", value)
+            self.__dict__[key] = value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._root.__setattr__(f"{self._path}.{name}", value)
+
+    def __getitem__(self, name: str) -> Any:
+        result: Any = self
+        for key in name.split("."):
+            result = getattr(result, key)
+        return result
+
+    def __repr__(self) -> str:
+        return f"_Section({self._path}: {sorted(self.__dict__)})"
+
+
+def _snapshot_class() -> type:
+    from crypten.config.config import CrypTenConfig
+    from omegaconf import OmegaConf
+
+    class _SnapshotConfig(CrypTenConfig):
+        """CrypTenConfig whose reads come from a plain snapshot of the omegaconf tree.
+
+        ``self.config`` (omegaconf) stays the source of truth; every write goes through it and
+        rebuilds the snapshot, so ``temp_override`` and ``load_config`` behave exactly as before.
+        """
+
+        __getattribute__ = object.__getattribute__  # drop CrypTenConfig's slow override
+
+        def _rebuild(self) -> None:
+            plain = OmegaConf.to_container(object.__getattribute__(self, "config"), resolve=True)
+            for key, value in plain.items():
+                if isinstance(value, dict):
+                    value = _Section(self, key, value)
+                object.__setattr__(self, key, value)
+            object.__setattr__(self, "_snapshot_keys", tuple(plain))
+
+        def __getattr__(self, name: str) -> Any:  # only reached for dotted or unknown names
+            if name.startswith("__"):
+                raise AttributeError(name)
+            result: Any = self
+            for key in name.split("."):
+                result = object.__getattribute__(result, key)
+            return result
+
+        def __getitem__(self, name: str) -> Any:
+            return self.__getattr__(name)
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            if name == "config":
+                object.__setattr__(self, "config", value)
+                self._rebuild()
+                return
+            update = OmegaConf.from_dotlist([f"{name}={value}"])
+            self.config = OmegaConf.merge(object.__getattribute__(self, "config"), update)
+
+    return _SnapshotConfig
+
+
+_SNAPSHOT_CLASS: Any = None
+_ORIGINAL_CLASS: Any = None
+
+
+def use_fast_config(enabled: bool) -> None:
+    """Switch CrypTen's global ``cfg`` between the snapshot (fast) and the original (slow) class."""
+    global _SNAPSHOT_CLASS, _ORIGINAL_CLASS
+    from crypten.config import cfg
+    from crypten.config.config import CrypTenConfig
+
+    if _SNAPSHOT_CLASS is None:
+        _SNAPSHOT_CLASS = _snapshot_class()
+        _ORIGINAL_CLASS = CrypTenConfig
+    if enabled and type(cfg) is not _SNAPSHOT_CLASS:
+        object.__setattr__(cfg, "__class__", _SNAPSHOT_CLASS)
+        cfg._rebuild()
+    elif not enabled and type(cfg) is _SNAPSHOT_CLASS:
+        for key in object.__getattribute__(cfg, "_snapshot_keys"):
+            object.__delattr__(cfg, key)
+        object.__setattr__(cfg, "__class__", _ORIGINAL_CLASS)
+
+
+def fast_config_enabled() -> bool:
+    from crypten.config import cfg
+
+    return _SNAPSHOT_CLASS is not None and type(cfg) is _SNAPSHOT_CLASS

@@ -1,0 +1,92 @@
+"""Protocols on shares against torch: 1 party in-process, and 2/3 parties in processes (TTP, TFP).
+
+Tolerance: CrypTen's fixed point keeps f = 16 fractional bits; every truncation is off by at most
+one unit (2^-16 = 1.5e-5), so a product of values below 8 in magnitude is within 1e-4 and a
+(4x5)@(5x3) matmul within 2e-4 of float64.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mpc_harness import run_parties
+
+TOL = 2e-4
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(4, 5, generator=g, dtype=torch.float64) * 6 - 3
+    y = torch.rand(5, 3, generator=g, dtype=torch.float64) * 6 - 3
+    w = torch.rand(4, 5, generator=g, dtype=torch.float64) * 6 - 3
+    return x, y, w
+
+
+def arithmetic_party(rank: int):
+    """Each input is owned by a different party; returns opened results."""
+    from protocols.multiply import multiply_many
+    from protocols.reveal import reveal
+    from protocols.session import MpcSession
+    from protocols.sharing import share
+
+    s = MpcSession.current()
+    x, y, w = _inputs()
+    own = lambda v, src: share(s, v if rank == src else None, src=src, shape=tuple(v.shape))  # noqa: E731
+    xs, ys, ws = own(x, 0), own(y, 1 % s.world_size), own(w, s.world_size - 1)
+    prod, mm, sq = multiply_many(s, [("mul", xs, ws), ("matmul", xs, ys), ("mul", xs, xs)])
+    everyone = tuple(range(s.world_size))
+    out = {
+        name: reveal(s, v, to=everyone, what=name, why="test")
+        for name, v in {"x": xs, "sum": xs + ws, "mul": prod, "matmul": mm, "square": sq}.items()
+    }
+    out["rounds"] = s.stats.snapshot()
+    out["ledger"] = s.ledger.to_json()
+    return out
+
+
+def _check(out):
+    x, y, w = _inputs()
+    torch.testing.assert_close(out["x"], x, atol=2e-5, rtol=0)
+    torch.testing.assert_close(out["sum"], x + w, atol=4e-5, rtol=0)
+    torch.testing.assert_close(out["mul"], x * w, atol=TOL, rtol=0)
+    torch.testing.assert_close(out["matmul"], x @ y, atol=TOL, rtol=0)
+    torch.testing.assert_close(out["square"], x * x, atol=TOL, rtol=0)
+
+
+def test_arithmetic_in_process():
+    from protocols.parties import init_in_process
+
+    init_in_process()
+    _check(arithmetic_party(0))
+
+
+@pytest.mark.parametrize("world_size,provider", [(3, "TTP"), (2, "TTP"), (3, "TFP")])
+def test_arithmetic_multiprocess(world_size, provider):
+    outs = run_parties(arithmetic_party, world_size=world_size, provider=provider)
+    for out in outs:
+        _check(out)
+        assert [e["what"] for e in out["ledger"]] == ["x", "sum", "mul", "matmul", "square"]
+    # the three products were batched: one opening round for all of them
+    assert outs[0]["rounds"]["rounds"]["beaver"] == 1
+    assert outs[0]["rounds"]["rounds"].get("truncate", 0) == (1 if world_size > 2 else 0)
+
+
+def shares_party(rank: int):
+    from protocols.session import MpcSession
+    from protocols.sharing import share
+
+    s = MpcSession.current()
+    x, _, _ = _inputs()
+    return share(s, x if rank == 0 else None, src=0, shape=tuple(x.shape))
+
+
+def test_shares_look_random_and_sum_to_value():
+    shares = run_parties(shares_party, world_size=3, provider="TFP")
+    x, _, _ = _inputs()
+    total = sum(shares)
+    torch.testing.assert_close(total.double() / 2**16, x, atol=2e-5, rtol=0)
+    # no single share is close to the encoded value: each is masked by the PRZS randomness
+    enc = torch.round(x * 2**16).long()
+    for sh in shares:
+        assert (sh - enc).abs().min() > 2**40
