@@ -130,16 +130,18 @@ def _seed_local_generator() -> None:
 def init_in_process() -> None:
     """A single party in this process (world size 1, TFP): the fast path for unit tests.
 
-    Shares equal plaintext here, so this checks the arithmetic of every protocol (fixed point,
-    truncation, polynomial trees, BPTT) but not the secrecy; the multi-process tests do that.
+    It uses the same gloo communicator as real runs (a process group of one over a fresh
+    ``file://`` rendezvous), so every CrypTen code path is the one used with N parties.  Shares
+    equal plaintext here: this checks the arithmetic of every protocol (fixed point, truncation,
+    polynomial trees, BPTT), not the secrecy; the multi-process tests do that.
     """
-    crypten = load_crypten()
-    from crypten.config import cfg
+    import tempfile
 
+    crypten = load_crypten()
     if crypten.is_initialized():
         return
-    cfg.mpc.provider = "TFP"
-    crypten.init_thread(0, 1)
+    path = tempfile.mkdtemp(prefix="mpcrnn-inproc-")
+    init_party(PartySpec(0, 1, f"file://{path}/rendezvous", "TFP", 30.0))
 
 
 def shutdown() -> None:

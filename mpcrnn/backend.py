@@ -1,0 +1,160 @@
+"""The arithmetic the cells need, on plaintext tensors or on secret shares.
+
+The cells (:mod:`mpcrnn.cells`) are written once against this interface, so the plaintext
+mirror and the MPC run execute the same sequence of operations with the same polynomials.
+Linear operations (``+``, ``-``, indexing, ``cat``, ``sum``, transpose) act directly on the
+values: on shares they are local.  Everything non-linear goes through a backend method that
+takes a *list* of independent operations, which the shared backend runs in one round.
+
+Values: :class:`PlainBackend` uses float64 tensors; :class:`SharedBackend` uses int64 shares at
+scale 2^f (see :mod:`protocols.fixed_point`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from mpcrnn.config import ActivationConfig
+from protocols.polynomial import OddPolynomial, fit_tanh, sigmoid_from_tanh
+
+
+class Activations:
+    """Per-column activation tables: 's' = sigmoid, 't' = tanh, for a gate layout string."""
+
+    def __init__(self, cfg: ActivationConfig) -> None:
+        self.cfg = cfg
+        self.tanh: OddPolynomial = fit_tanh(cfg.degree, cfg.bound)
+        self.sigmoid: OddPolynomial = sigmoid_from_tanh(self.tanh)
+        self._cache: dict = {}
+
+    def tables(self, layout: str, hidden: int):
+        """(coeffs (K, G), offsets (G,), bounds (G,), sigmoid column mask (G,)) for a layout like
+        'sst' (GRU r,z,n) with ``hidden`` columns per letter."""
+        key = (layout, hidden)
+        if key not in self._cache:
+            polys = [self.sigmoid if c == "s" else self.tanh for c in layout]
+            coeffs = torch.tensor([p.coeffs for p in polys], dtype=torch.float64).T  # (K, len)
+            coeffs = coeffs.repeat_interleave(hidden, dim=1)
+            offsets = torch.tensor([p.offset for p in polys], dtype=torch.float64).repeat_interleave(hidden)
+            bounds = torch.tensor([p.bound for p in polys], dtype=torch.float64).repeat_interleave(hidden)
+            is_sig = torch.tensor([c == "s" for c in layout]).repeat_interleave(hidden)
+            self._cache[key] = (coeffs, offsets, bounds, is_sig)
+        return self._cache[key]
+
+
+class PlainBackend:
+    """float64 torch; ``exact=True`` uses torch.sigmoid/tanh instead of the polynomials."""
+
+    shared = False
+
+    def __init__(self, act_cfg: ActivationConfig) -> None:
+        self.acts = Activations(act_cfg)
+        self.exact = act_cfg.exact
+        self.max_abs_preactivation = 0.0  # guard evidence: largest |x| fed to an activation
+
+    def mul_many(self, pairs: Sequence[tuple]) -> list[torch.Tensor]:
+        return [getattr(torch, op)(x, y) for op, x, y in pairs]
+
+    def act_many(self, items: Sequence[tuple[torch.Tensor, str, int]]) -> list[torch.Tensor]:
+        out = []
+        for x, layout, hidden in items:
+            coeffs, offsets, bounds, is_sig = self.acts.tables(layout, hidden)
+            ratio = (x.abs() / bounds).max().item() if x.numel() else 0.0
+            self.max_abs_preactivation = max(self.max_abs_preactivation, ratio)
+            if self.exact:
+                out.append(torch.where(is_sig, torch.sigmoid(x), torch.tanh(x)))
+            else:
+                y = offsets + torch.zeros_like(x)
+                for k in range(coeffs.shape[0]):
+                    y = y + coeffs[k] * x ** (2 * k + 1)
+                out.append(y)
+        return out
+
+    def const(self, value, like: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(like, float(value))
+
+    def add_const(self, x: torch.Tensor, value) -> torch.Tensor:
+        return x + value
+
+    def lincomb_many(self, combos: Sequence[Sequence[tuple[float, torch.Tensor]]]) -> list[torch.Tensor]:
+        return [sum(c * v for c, v in combo) for combo in combos]
+
+    def clip_value(self, x: torch.Tensor, c: float) -> torch.Tensor:
+        return x.clamp(-c, c)
+
+    def softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits, dim=1)
+
+
+class SharedBackend:
+    """int64 shares; every call is one batched protocol (see each method's round count)."""
+
+    shared = True
+
+    def __init__(self, session, act_cfg: ActivationConfig) -> None:
+        if act_cfg.exact:
+            from protocols.errors import ConfigError
+
+            raise ConfigError("exact activations exist only in plaintext; MPC uses the polynomials")
+        self.s = session
+        self.acts = Activations(act_cfg)
+
+    def mul_many(self, pairs: Sequence[tuple]) -> list[torch.Tensor]:
+        """1 opening (+1 truncation gather for > 2 parties)."""
+        from protocols.multiply import multiply_many
+
+        return multiply_many(self.s, list(pairs))
+
+    def act_many(self, items: Sequence[tuple[torch.Tensor, str, int]]) -> list[torch.Tensor]:
+        """One shared power tree for all items: 2*ceil(log2 degree)+1 rounds (> 2 parties)."""
+        from protocols.polynomial import evaluate_many
+
+        xs, cs, offs, bds = [], [], [], []
+        for x, layout, hidden in items:
+            coeffs, offsets, bounds, _ = self.acts.tables(layout, hidden)
+            xs.append(x)
+            cs.append(coeffs)
+            offs.append(offsets)
+            bds.append(bounds)
+        return evaluate_many(self.s, xs, cs, offs, bds)
+
+    def const(self, value, like: torch.Tensor) -> torch.Tensor:
+        from protocols.sharing import public
+
+        return public(self.s, torch.full(like.shape, float(value), dtype=torch.float64))
+
+    def add_const(self, x: torch.Tensor, value) -> torch.Tensor:
+        from protocols.sharing import add_public
+
+        return add_public(self.s, x, value)
+
+    def lincomb_many(self, combos: Sequence[Sequence[tuple[float, torch.Tensor]]]) -> list[torch.Tensor]:
+        """sum_i c_i [v_i] with public c_i: local at scale 2^(2f), then ONE batched truncation."""
+        from protocols.truncation import truncate_many
+
+        sums = []
+        for combo in combos:
+            acc = None
+            for c, v in combo:
+                term = v * int(self.s.fp.encode(c))
+                acc = term if acc is None else acc + term
+            sums.append(acc)
+        return truncate_many(self.s, sums)
+
+    def clip_value(self, x: torch.Tensor, c: float) -> torch.Tensor:
+        """clamp(x, -c, c) = x - relu(x - c) + relu(-x - c), one CrypTen ReLU (comparison
+        circuit, ~log2(64) AND rounds) over both halves at once."""
+        from protocols.comparison import relu_shares
+
+        lo_hi = torch.cat([self.add_const(x, -c), self.add_const(-x, -c)])
+        r = relu_shares(self.s, lo_hi)
+        n = x.shape[0]
+        return x - r[:n] + r[n:]
+
+    def softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """CrypTen's softmax (max by comparisons, exp by repeated squaring, NR reciprocal)."""
+        from protocols.comparison import softmax_shares
+
+        return softmax_shares(self.s, logits)

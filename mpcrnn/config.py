@@ -1,0 +1,71 @@
+"""Run configuration: frozen dataclasses, passed explicitly.  Every default is explained inline."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from protocols.errors import ConfigError, expected_got
+
+CELLS = ("rnn", "gru", "lstm")
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # gate blocks per layer, torch's layout
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: str = "gru"          # rnn (Elman, tanh) | gru | lstm, torch's equations and gate order
+    input_size: int = 12       # F, features per time step (Japanese Vowels: 12)
+    hidden_size: int = 32      # H
+    num_layers: int = 1        # stacked layers
+    num_classes: int = 9       # C, classes of the many-to-one head; 0 with task="regress"
+    task: str = "classify"     # classify (many-to-one, softmax cross-entropy) | regress (per-step MSE)
+    output_size: int = 0       # regression outputs per step (task="regress")
+
+    def validate(self) -> None:
+        if self.cell not in CELLS:
+            raise ConfigError(expected_got("cell", "/".join(CELLS), self.cell))
+        if self.task not in ("classify", "regress"):
+            raise ConfigError(expected_got("task", "classify or regress", self.task))
+        for name in ("input_size", "hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(expected_got(name, ">= 1", getattr(self, name)))
+        if self.task == "classify" and self.num_classes < 2:
+            raise ConfigError(expected_got("num_classes", ">= 2", self.num_classes))
+        if self.task == "regress" and self.output_size < 1:
+            raise ConfigError(expected_got("output_size", ">= 1", self.output_size))
+
+    @property
+    def head_size(self) -> int:
+        return self.num_classes if self.task == "classify" else self.output_size
+
+
+@dataclass(frozen=True)
+class ActivationConfig:
+    degree: int = 9            # odd polynomial degree of tanh; 9 -> 4 multiplication levels
+    bound: float = 6.0         # tanh fitted on [-bound, bound]; sigmoid on [-2 bound, 2 bound].
+                               # Japanese Vowels GRU: pre-activations peak at 0.93 x bound (measured)
+    exact: bool = False        # plaintext only: torch's exact sigmoid/tanh (for parity tests)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 0.2            # SGD step on the batch-mean gradient (0.5 diverges with polynomials)
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    clip_value: float = 1.0    # clip every gradient entry to [-c, c] on shares (0: off)
+    seed: int = 0              # public: initialization and the batch schedule
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(expected_got("epochs and batch_size", ">= 1", (self.epochs, self.batch_size)))
+        if not 0 < self.lr <= 10:
+            raise ConfigError(expected_got("learning rate", "in (0, 10]", self.lr))
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(expected_got("momentum", "in [0, 1)", self.momentum))
+        if self.clip_value < 0:
+            raise ConfigError(expected_got("clip_value", ">= 0", self.clip_value))
+
+
+def to_dict(*configs) -> dict:
+    return {type(c).__name__: asdict(c) for c in configs}

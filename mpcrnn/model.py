@@ -1,0 +1,116 @@
+"""A stacked recurrent model with a linear head: parameters, forward + backward, export.
+
+Parameter names and layouts are torch's: ``weight_ih_l{k}`` (G*H, I), ``weight_hh_l{k}``
+(G*H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}`` for ``torch.nn.RNN/GRU/LSTM`` and ``fc.weight``
+(C, H), ``fc.bias`` for the head, so :func:`export_state_dicts` loads straight into torch.
+
+Initialization reproduces torch's: every party builds the torch modules under the public seed
+(``torch.manual_seed(seed)`` inside ``fork_rng``) and takes their values.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mpcrnn.cells import backward_factors, layer_backward, layer_forward
+from mpcrnn.config import ModelConfig
+
+TORCH_CELLS = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
+
+
+class TorchSequenceModel(torch.nn.Module):
+    """The exported model in plain torch (exact activations): ``rnn`` + ``fc``."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.rnn = TORCH_CELLS[cfg.cell](cfg.input_size, cfg.hidden_size, cfg.num_layers, batch_first=True)
+        self.fc = torch.nn.Linear(cfg.hidden_size, cfg.head_size)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x (N, T, I), lengths (N,) -> classify: logits (N, C) at each row's last valid step;
+        regress: (N, T, O)."""
+        out, _ = self.rnn(x)  # (N, T, H)
+        if self.cfg.task == "regress":
+            return self.fc(out)
+        idx = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, out.shape[-1])
+        return self.fc(out.gather(1, idx).squeeze(1))
+
+
+def init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
+    """torch's initialization under a public seed, as float64, keyed by torch names."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = TorchSequenceModel(cfg)
+    return {k: v.detach().to(torch.float64).clone() for k, v in _flat_state(model).items()}
+
+
+def _flat_state(model: TorchSequenceModel) -> dict[str, torch.Tensor]:
+    out = {k: v for k, v in model.rnn.state_dict().items()}
+    out.update({f"fc.{k}": v for k, v in model.fc.state_dict().items()})
+    return out
+
+
+def export_state_dicts(cfg: ModelConfig, plain_params: dict[str, torch.Tensor]) -> TorchSequenceModel:
+    """Opened parameters -> a torch model (float32) whose ``rnn``/``fc`` hold them exactly."""
+    model = TorchSequenceModel(cfg)
+    model.rnn.load_state_dict({k: v.float() for k, v in plain_params.items() if not k.startswith("fc.")})
+    model.fc.load_state_dict({k[3:]: v.float() for k, v in plain_params.items() if k.startswith("fc.")})
+    return model
+
+
+def _layer(params: dict, k: int) -> dict:
+    return {
+        "W_ih": params[f"weight_ih_l{k}"],
+        "W_hh": params[f"weight_hh_l{k}"],
+        "b_ih": params[f"bias_ih_l{k}"],
+        "b_hh": params[f"bias_hh_l{k}"],
+    }
+
+
+def forward(B, cfg: ModelConfig, params: dict, x, m):
+    """x (T, N, I), m (T, N, 1) -> (head output, per-layer (inputs, hs, saved)).
+    Head output: logits (N, C) from the last layer's h_T, or (T, N, O) for regression."""
+    inp, trace = x, []
+    for k in range(cfg.num_layers):
+        hs, saved = layer_forward(B, cfg.cell, _layer(params, k), inp, m, cfg.hidden_size)
+        trace.append((inp, hs, saved))
+        inp = hs
+    hs = trace[-1][1]
+    T, N, H = hs.shape
+    if cfg.task == "classify":
+        (out,) = B.mul_many([("matmul", hs[-1], params["fc.weight"].t())])
+        return out + params["fc.bias"], trace
+    (out,) = B.mul_many([("matmul", hs.reshape(T * N, H), params["fc.weight"].t())])
+    return out.reshape(T, N, -1) + params["fc.bias"], trace
+
+
+def forward_backward(B, cfg: ModelConfig, params: dict, x, m, target):
+    """One batch: returns (grads keyed like params, summed over the batch; head output).
+
+    classify: target (N, C) one-hot; loss = sum_rows cross-entropy; d logits = softmax - target.
+    regress:  target (T, N, O); loss = sum over valid steps of ||y - target||^2 / 2;
+              d y_t = m_t (y_t - target_t).
+    """
+    out, trace = forward(B, cfg, params, x, m)
+    T, N, H = trace[-1][1].shape
+    hs = trace[-1][1]
+    if cfg.task == "classify":
+        dlogits = B.softmax(out) - target  # (N, C)
+        dW, dh_T = B.mul_many([("matmul", dlogits.t(), hs[-1]), ("matmul", dlogits, params["fc.weight"])])
+        db = dlogits.sum(0)
+        dh_ext = torch.cat([B.const(0.0, hs[:-1]), dh_T.unsqueeze(0)]) if T > 1 else dh_T.unsqueeze(0)
+    else:
+        (dy,) = B.mul_many([("mul", m, out - target)])  # (T, N, O)
+        dyf = dy.reshape(T * N, -1)
+        dW, dhf = B.mul_many([("matmul", dyf.t(), hs.reshape(T * N, H)), ("matmul", dyf, params["fc.weight"])])
+        db = dyf.sum(0)
+        dh_ext = dhf.reshape(T, N, H)
+    grads = {"fc.weight": dW, "fc.bias": db}
+    factors = backward_factors(B, [(cfg.cell, saved, m) for _, _, saved in trace])
+    for k in reversed(range(cfg.num_layers)):
+        inp, _, saved = trace[k]
+        g, dx = layer_backward(B, cfg.cell, _layer(params, k), saved, factors[k], inp, dh_ext, cfg.hidden_size, need_dx=k > 0)
+        grads.update({f"weight_ih_l{k}": g["W_ih"], f"weight_hh_l{k}": g["W_hh"], f"bias_ih_l{k}": g["b_ih"], f"bias_hh_l{k}": g["b_hh"]})
+        dh_ext = dx
+    return grads, out
