@@ -1,0 +1,217 @@
+"""``mpcrnn`` command line: thin click commands over the library.
+
+Every expected failure (bad input, bad config, a dead peer) prints one line ``error: ...`` and
+exits non-zero; no traceback unless MPCRNN_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from mpcrnn import __version__
+
+INSECURE_TFP = ("WARNING: --provider tfp is a SIMULATION: party 0 generates every Beaver triple and "
+                "could decrypt every value. Use the default TTP dealer for real data.")
+
+
+def _fail(exc) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(getattr(exc, "exit_code", 2))
+
+
+def _run_config(parties, cell, hidden, layers, epochs, batch_size, lr, provider, reveal_to, seed, spec, classes):
+    from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
+    from mpcrnn.secure import RunConfig
+
+    return RunConfig(
+        model=ModelConfig(cell=cell, input_size=spec.n_features, hidden_size=hidden, num_layers=layers, num_classes=classes),
+        activation=ActivationConfig(),
+        train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed),
+        spec=spec, world_size=parties, provider=provider.upper(), reveal_to=tuple(reveal_to),
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mpcrnn")
+def main() -> None:
+    """Train RNN/GRU/LSTM models on secret-shared data (CrypTen MPC)."""
+
+
+@main.command()
+@click.option("--parties", default=3, show_default=True, help="Data parties (organizations).")
+@click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), default="gru", show_default=True)
+@click.option("--hidden", default=32, show_default=True)
+@click.option("--layers", default=1, show_default=True)
+@click.option("--epochs", default=8, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--lr", default=0.2, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Public seed: initialization and batch schedule.")
+@click.option("--provider", type=click.Choice(["ttp", "tfp"], case_sensitive=False), default="ttp", show_default=True,
+              help="ttp: dealer process (secure). tfp: party 0 makes triples (INSECURE simulation).")
+@click.option("--reveal-to", multiple=True, type=int, help="Ranks that receive the final weights (repeatable; default all).")
+@click.option("--data", "data_files", multiple=True, type=click.Path(), help="One training file per party (.ts/.csv/.npz), in rank order.")
+@click.option("--test", "test_files", multiple=True, type=click.Path(), help="Optional test file per party.")
+@click.option("--out", default="runs/latest", show_default=True, type=click.Path())
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds any party waits for a peer.")
+@click.option("--no-baseline", is_flag=True, help="Demo: skip the plaintext baseline.")
+def train(parties, cell, hidden, layers, epochs, batch_size, lr, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline):
+    """Spawn the parties and the dealer on this machine and train.
+
+    With no --data: the built-in demo (Japanese Vowels split 50/30/20 across 3 organizations).
+    """
+    from mpcrnn import data as D
+    from launch.launcher import launch_local
+    from protocols.errors import MpcrnnError
+
+    try:
+        out_dir = Path(out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        demo = not data_files
+        spec = D.JAPANESE_VOWELS_SPEC
+        if demo:
+            click.echo(f"mpcrnn demo: Japanese Vowels (UCI), {parties} organizations, {cell.upper()} H={hidden}, "
+                       f"{epochs} epochs, provider {provider.upper()}")
+            fractions = [0.5, 0.3, 0.2] if parties == 3 else [1.0 / parties] * parties
+            tr_parts = D.split_rows(D.japanese_vowels("train"), fractions, seed)
+            te_parts = D.split_rows(D.japanese_vowels("test"), fractions, seed + 1)
+            data_files, test_files = [], []
+            for r, (a, b) in enumerate(zip(tr_parts, te_parts)):
+                D.write_npz(a, out_dir / f"party{r}-train.npz")
+                D.write_npz(b, out_dir / f"party{r}-test.npz")
+                data_files.append(str(out_dir / f"party{r}-train.npz"))
+                test_files.append(str(out_dir / f"party{r}-test.npz"))
+            click.echo("  rows per organization (public): " + ", ".join(f"party {r}: {p.n_rows}" for r, p in enumerate(tr_parts)))
+        if len(data_files) != parties:
+            raise click.UsageError(f"--data: expected one file per party ({parties}), got {len(data_files)}")
+        tests = list(test_files) + [None] * (parties - len(test_files))
+        cfg = _run_config(parties, cell, hidden, layers, epochs, batch_size, lr, provider, reveal_to, seed, spec, len(spec.classes))
+        if cfg.provider == "TFP":
+            click.secho(INSECURE_TFP, fg="red", err=True)
+        reports = launch_local(cfg, list(data_files), tests, str(out_dir), timeout_s=timeout)
+        summary = _summarize(cfg, reports, demo and not no_baseline, out_dir)
+        (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
+        click.echo(f"  report: {out_dir / 'report.json'}")
+    except MpcrnnError as exc:
+        _fail(exc)
+
+
+def _summarize(cfg, reports, baseline: bool, out_dir: Path) -> dict:
+    from mpcrnn import data as D
+
+    parties = [r for r in reports if r.get("role") == "party"]
+    tests = [p["local_test"] for p in parties if "local_test" in p]
+    n = sum(t["rows"] for t in tests)
+    summary = {"config": cfg.to_json(), "config_sha256": cfg.digest(), "provider": cfg.provider,
+               "provider_note": INSECURE_TFP if cfg.provider == "TFP" else "TTP dealer: owns no data, must not collude with any party",
+               "parties": parties, "dealer": next((r for r in reports if r.get("role") == "dealer"), None)}
+    if tests:
+        acc_exact = sum(t["accuracy_exact"] * t["rows"] for t in tests) / n
+        acc_poly = sum(t["accuracy_polynomial"] * t["rows"] for t in tests) / n
+        summary["test_accuracy"] = {"mpc_model_exact_activations": acc_exact, "mpc_model_polynomial": acc_poly}
+        click.echo(f"  MPC model test accuracy ({n} rows, pooled from each party's local evaluation): "
+                   f"{100 * acc_exact:.1f}% (torch, exact activations), {100 * acc_poly:.1f}% (polynomial)")
+    if baseline:
+        from mpcrnn.secure import evaluate_local, train_plain_mirror
+
+        train_all = D.scale_features(D.japanese_vowels("train"), cfg.spec)
+        test_all = D.scale_features(D.japanese_vowels("test"), cfg.spec)
+        mirror = evaluate_local(cfg, train_plain_mirror(cfg, train_all, exact=False), test_all)
+        exact = evaluate_local(cfg, train_plain_mirror(cfg, train_all, exact=True), test_all)
+        summary["baseline"] = {"plaintext_mirror_polynomial": mirror["accuracy_polynomial"],
+                               "plaintext_exact_gru": exact["accuracy_exact"]}
+        click.echo(f"  plaintext, same seed and schedule: {100 * mirror['accuracy_polynomial']:.1f}% (mirror, polynomial), "
+                   f"{100 * exact['accuracy_exact']:.1f}% (torch GRU, exact)")
+    models = [p["model_file"] for p in parties if "model_file" in p]
+    click.echo("  model written to: " + ", ".join(models))
+    return summary
+
+
+@main.command()
+@click.option("--rank", required=True, type=int)
+@click.option("--world-size", required=True, type=int, help="Number of data parties (dealer not counted).")
+@click.option("--rendezvous", required=True, help="tcp://host:port of the rendezvous (same for all).")
+@click.option("--data", "data_file", required=True, type=click.Path())
+@click.option("--test", "test_file", type=click.Path())
+@click.option("--out", default="runs/party", type=click.Path())
+@click.option("--provider", type=click.Choice(["ttp", "tfp"], case_sensitive=False), default="ttp")
+@click.option("--epochs", default=8)
+@click.option("--hidden", default=32)
+@click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), default="gru")
+@click.option("--lr", default=0.2)
+@click.option("--seed", default=0)
+@click.option("--timeout", default=120.0)
+def party(rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, lr, seed, timeout):
+    """Run one data party on this host (one organization)."""
+    from mpcrnn import data as D
+    from launch.party import PartyJob, run_party
+    from protocols.errors import MpcrnnError
+
+    try:
+        spec = D.JAPANESE_VOWELS_SPEC
+        cfg = _run_config(world_size, cell, hidden, 1, epochs, 32, lr, provider, (), seed, spec, len(spec.classes))
+        if cfg.provider == "TFP":
+            click.secho(INSECURE_TFP, fg="red", err=True)
+        report = run_party(PartyJob(rank, rendezvous, cfg, data_file, test_file, out, timeout, show_progress=rank == 0))
+        click.echo(json.dumps({k: v for k, v in report.items() if k != "ledger"}, indent=2))
+    except MpcrnnError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.option("--world-size", required=True, type=int)
+@click.option("--rendezvous", required=True)
+@click.option("--timeout", default=120.0)
+def dealer(world_size, rendezvous, timeout):
+    """Run the dealer (trusted third party: owns no data, must not collude)."""
+    from mpcrnn import data as D
+    from launch.party import PartyJob, run_party
+    from protocols.errors import MpcrnnError
+
+    try:
+        spec = D.JAPANESE_VOWELS_SPEC
+        cfg = _run_config(world_size, "gru", 32, 1, 1, 32, 0.2, "ttp", (), 0, spec, len(spec.classes))
+        click.echo(json.dumps(run_party(PartyJob(world_size, rendezvous, cfg, None, None, ".", timeout))))
+    except MpcrnnError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.option("--model", "model_file", required=True, type=click.Path())
+@click.option("--data", "data_file", required=True, type=click.Path())
+def predict(model_file, data_file):
+    """Run a trained model on this party's own data, in plaintext (torch, exact activations)."""
+    import torch
+
+    from mpcrnn import data as D
+    from mpcrnn.config import ModelConfig
+    from mpcrnn.model import export_state_dicts
+    from protocols.errors import DataError, MpcrnnError
+
+    try:
+        try:
+            blob = torch.load(model_file, weights_only=True)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise DataError(f"cannot read model file {model_file}: {type(exc).__name__}") from None
+        spec_d = dict(blob["spec"])
+        for k in ("classes", "feature_low", "feature_high"):
+            if spec_d.get(k) is not None:
+                spec_d[k] = tuple(spec_d[k])
+        spec = D.DataSpec(**spec_d)
+        data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
+        model = export_state_dicts(ModelConfig(**blob["model_config"]), blob["state_dict"])
+        with torch.no_grad():
+            logits = model(torch.as_tensor(data.x, dtype=torch.float32), torch.as_tensor(data.lengths))
+        pred = logits.argmax(1).numpy()
+        acc = float((pred == data.y).mean())
+        click.echo(json.dumps({"rows": int(len(pred)), "accuracy": acc, "predictions": [spec.classes[i] for i in pred]}))
+    except MpcrnnError as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Spawn N parties and the dealer on this machine; watch them; stop everyone if one dies.
+
+Strict and boring: ``get_context("spawn")``; a fresh ``file://`` rendezvous per run; every exit
+code checked; if any process exits non-zero (or is killed) the others are terminated within a
+second and :class:`PartyError` names the one that died first; Ctrl-C terminates all children.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import tempfile
+import time
+
+from launch.party import PartyJob, party_entry
+from protocols.errors import PartyError
+
+
+def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_dir: str,
+                 timeout_s: float = 60.0, show_progress: bool = True, on_start=None) -> list[dict]:
+    ctx = mp.get_context("spawn")
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
+    tmp = tempfile.mkdtemp(prefix="mpcrnn-run-")
+    rendezvous = f"file://{tmp}/rendezvous"
+    procs, pipes = [], []
+    for rank in range(n):
+        is_party = rank < cfg.world_size
+        job = PartyJob(rank, rendezvous, cfg, train_files[rank] if is_party else None,
+                       test_files[rank] if is_party else None, out_dir, timeout_s,
+                       show_progress=show_progress and rank == 0)
+        recv, send = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=party_entry, args=(job, send), name=_name(rank, cfg))
+        p.start()
+        send.close()
+        procs.append(p)
+        pipes.append(recv)
+    if on_start:
+        on_start([p.pid for p in procs])
+    messages: dict[int, tuple] = {}
+    try:
+        while True:
+            for rank, (p, r) in enumerate(zip(procs, pipes)):
+                if rank not in messages and r.poll():
+                    try:
+                        messages[rank] = r.recv()
+                    except EOFError:
+                        messages[rank] = ("error", "exited without a report")
+            failed = [(rank, p) for rank, p in enumerate(procs) if p.exitcode not in (None, 0)]
+            if failed:
+                rank, p = failed[0]
+                _stop_all(procs)
+                detail = messages.get(rank, ("error", f"exit code {p.exitcode}"))[1]
+                raise PartyError(f"{_name(rank, cfg)} died (exit code {p.exitcode}): {detail}. "
+                                 f"All other processes were stopped; no model was written as final")
+            if all(p.exitcode == 0 for p in procs):
+                break
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        _stop_all(procs)
+        raise
+    finally:
+        for r in pipes:
+            r.close()
+    return [messages.get(rank, ("ok", {}))[1] for rank in range(n)]
+
+
+def _name(rank: int, cfg) -> str:
+    return "dealer" if rank == cfg.world_size else f"party {rank}"
+
+
+def _stop_all(procs) -> None:
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + 5
+    for p in procs:
+        p.join(timeout=max(0.1, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join()

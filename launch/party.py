@@ -1,0 +1,131 @@
+"""What one party process (or the dealer) does in a run, for the launcher and ``mpcrnn party``.
+
+A party: reads and validates ONLY its own file (nothing is sent before validation passes),
+joins the run, agrees on public metadata, trains on shares, writes what it is entitled to:
+the model (if it is a receiver) and its own report with its local test accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocols.errors import MpcrnnError
+
+
+@dataclass(frozen=True)
+class PartyJob:
+    rank: int
+    rendezvous: str
+    run_config: object          # mpcrnn.secure.RunConfig
+    train_file: str | None      # None for the dealer
+    test_file: str | None
+    out_dir: str
+    timeout_s: float = 60.0
+    show_progress: bool = False
+
+
+def run_party(job: PartyJob) -> dict:
+    """Run one party to completion; returns its report dict (also written to out_dir)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from mpcrnn import data as D
+    from mpcrnn.secure import evaluate_local, fixed_point, run_training
+    from protocols.parties import PartySpec, init_party, shutdown
+    from protocols.session import MpcSession
+
+    cfg = job.run_config
+    spec = PartySpec(job.rank, cfg.world_size, job.rendezvous, cfg.provider, job.timeout_s)
+    spec.validate()
+    if spec.is_dealer:
+        from protocols.dealer import serve
+
+        init_party(spec)
+        served = serve()
+        shutdown()
+        return {"role": "dealer", "requests_served": served}
+    cfg.validate()
+    local = D.scale_features(D.load_party_file(job.train_file, cfg.spec), cfg.spec, job.train_file)
+    test = D.scale_features(D.load_party_file(job.test_file, cfg.spec), cfg.spec, job.test_file) if job.test_file else None
+    init_party(spec)
+    session = MpcSession.current(fixed_point(cfg))
+    progress = _Progress(session) if job.show_progress else None
+    result = run_training(session, cfg, local, progress=progress)
+    if progress:
+        progress.done()
+    if job.rank == 0 and spec.has_dealer:
+        from protocols.dealer import stop_dealer
+
+        stop_dealer()
+    report = {
+        "role": "party",
+        "rank": job.rank,
+        "rows": result["counts"][job.rank],
+        "train_seconds": result["seconds"],
+        "communication": session.stats.snapshot(),
+        "ledger": session.ledger.to_json(),
+        "received_model": result["params"] is not None,
+    }
+    out = Path(job.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if result["params"] is not None:
+        import torch as _t
+        from dataclasses import asdict
+
+        model_path = out / f"model-party{job.rank}.pt"
+        tmp = model_path.with_suffix(".tmp")
+        _t.save({"model_config": asdict(cfg.model), "activation": asdict(cfg.activation),
+                 "spec": asdict(cfg.spec), "state_dict": {k: v.float() for k, v in result["params"].items()}}, tmp)
+        os.replace(tmp, model_path)  # atomic: no partial model is ever taken as final
+        report["model_file"] = str(model_path)
+        if test is not None:
+            report["local_test"] = evaluate_local(cfg, result["params"], test)
+    shutdown()
+    (out / f"report-party{job.rank}.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+class _Progress:
+    """Rank 0's progress line: epoch/step, s/step, rounds, MB sent.  No secret values."""
+
+    def __init__(self, session) -> None:
+        self.s = session
+        self.t0 = time.perf_counter()
+
+    def __call__(self, ev: dict) -> None:
+        st = self.s.stats
+        sys.stderr.write(
+            f"\r  epoch {ev['epoch']}/{ev['epochs']} step {ev['step']}/{ev['steps']}  "
+            f"{ev['seconds']:.2f} s/step  rounds {st.total_rounds}  sent {st.total_bytes / 1e6:.1f} MB   "
+        )
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write(f"\n  trained in {time.perf_counter() - self.t0:.1f} s\n")
+
+
+def party_entry(job: PartyJob, conn) -> None:
+    """Process target used by the launcher: run, report status through ``conn``, exit code."""
+    try:
+        report = run_party(job)
+        conn.send(("ok", report))
+        code = 0
+    except MpcrnnError as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException as exc:  # noqa: BLE001 - a bug: report type and first line only
+        import traceback
+
+        conn.send(("error", f"internal error {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"))
+        if os.environ.get("MPCRNN_DEBUG"):
+            traceback.print_exc()
+        code = 1
+    conn.close()
+    os._exit(code)

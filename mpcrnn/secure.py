@@ -1,0 +1,159 @@
+"""One party's whole run: local validation, public agreement, sharing, training, the reveal.
+
+What is public (exchanged in the clear, all parties): the run configuration and its SHA-256,
+feature count, class names, the padded length bound T, every party's row count, the batch
+schedule.  What stays secret: every party's sequences, labels and lengths, all activations,
+gradients, momenta and intermediate weights.  What is revealed: the final weights, to the
+``reveal_to`` parties only (and losses/accuracies only with ``reveal_metrics``), each opening in
+the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from mpcrnn.backend import PlainBackend, SharedBackend
+from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
+from mpcrnn.data import DataSpec, SequenceData
+from mpcrnn.model import export_state_dicts, init_params
+from mpcrnn.train import Dataset, masks, predict_plain, train
+from protocols.errors import AgreementError, ConfigError, expected_got
+from protocols.fixed_point import FixedPoint
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything all parties must agree on (its digest is compared before any data is shared)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    activation: ActivationConfig = field(default_factory=ActivationConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    spec: DataSpec | None = None
+    world_size: int = 3
+    provider: str = "TTP"
+    frac_bits: int = 16
+    reveal_to: tuple[int, ...] = ()       # empty: all parties
+    reveal_metrics: bool = False          # open the final training accuracy (ledgered)
+
+    def receivers(self) -> tuple[int, ...]:
+        return self.reveal_to or tuple(range(self.world_size))
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.train.validate()
+        if any(not 0 <= r < self.world_size for r in self.reveal_to):
+            raise ConfigError(expected_got("--reveal-to ranks", f"in 0..{self.world_size - 1}", self.reveal_to))
+        if self.spec is not None and self.spec.n_features != self.model.input_size:
+            raise ConfigError(expected_got("model input size", self.spec.n_features, self.model.input_size))
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self), default=list))
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
+
+
+def agree(session, cfg: RunConfig, local: SequenceData) -> list[dict]:
+    """Exchange public metadata; raise AgreementError naming the first mismatch."""
+    import torch.distributed as dist
+    from crypten import communicator as comm
+
+    mine = {
+        "digest": cfg.digest(),
+        "n_features": int(local.x.shape[2]),
+        "max_len": int(local.x.shape[1]),
+        "classes": list(local.classes),
+        "n_rows": int(local.x.shape[0]),
+    }
+    everyone: list = [None] * session.world_size
+    dist.all_gather_object(everyone, mine, group=comm.get().main_group)
+    for rank, theirs in enumerate(everyone):
+        for key in ("digest", "n_features", "max_len", "classes"):
+            if theirs[key] != mine[key]:
+                what = "run configuration (SHA-256)" if key == "digest" else key
+                raise AgreementError(
+                    expected_got(f"party {rank}'s {what}", _short(mine[key]), _short(theirs[key]),
+                                 "all parties must use the same run config file and data declaration")
+                )
+    return everyone
+
+
+def _short(v) -> str:
+    s = str(v)
+    return s[:16] + "..." if len(s) > 19 else s
+
+
+def share_all(session, cfg: RunConfig, local: SequenceData, counts: list[int]) -> Dataset:
+    """Every party shares its own rows; the result concatenates parties in rank order."""
+    from protocols.sharing import share
+
+    T, F, C = local.x.shape[1], local.x.shape[2], cfg.model.num_classes
+    xs, ms, ys = [], [], []
+    for src, n in enumerate(counts):
+        own = src == session.rank
+        x = torch.as_tensor(local.x) if own else None
+        m = masks(torch.as_tensor(local.lengths), T) if own else None
+        y = torch.nn.functional.one_hot(torch.as_tensor(local.y), C).double() if own else None
+        xs.append(share(session, x, src=src, shape=(n, T, F)))
+        ms.append(share(session, m, src=src, shape=(n, T, 1)))
+        ys.append(share(session, y, src=src, shape=(n, C)))
+    return Dataset(torch.cat(xs), torch.cat(ms), torch.cat(ys))
+
+
+def run_training(session, cfg: RunConfig, local: SequenceData, progress=None) -> dict:
+    """Agree, share, train on shares, reveal the final weights.  Returns a result dict with
+    ``params`` (float64, only on receivers), ``counts``, ``seconds`` and ``stats``."""
+    from protocols.reveal import reveal
+    from protocols.sharing import public
+
+    cfg.validate()
+    meta = agree(session, cfg, local)
+    counts = [m["n_rows"] for m in meta]
+    t0 = time.perf_counter()
+    data = share_all(session, cfg, local, counts)
+    B = SharedBackend(session, cfg.activation)
+    params = {k: public(session, v) for k, v in init_params(cfg.model, cfg.train.seed).items()}
+    params, _ = train(B, cfg.model, cfg.train, data, params, progress=progress)
+    seconds = time.perf_counter() - t0
+    receivers = cfg.receivers()
+    opened = {
+        k: reveal(session, v, to=receivers, what=f"final weight {k}", why="trained model output", allowed_to=receivers)
+        for k, v in params.items()
+    }
+    return {"params": opened if session.rank in receivers else None, "counts": counts, "seconds": seconds}
+
+
+def evaluate_local(cfg: RunConfig, params: dict, data: SequenceData) -> dict:
+    """Plaintext accuracy of the opened model on a party's own data (exact and polynomial)."""
+    model = export_state_dicts(cfg.model, params).double()
+    with torch.no_grad():
+        logits = model(torch.as_tensor(data.x), torch.as_tensor(data.lengths))
+    exact = float((logits.argmax(1).numpy() == data.y).mean())
+    poly = predict_plain(PlainBackend(cfg.activation), cfg.model, params, data.x, data.lengths)
+    return {"rows": int(len(data.y)), "accuracy_exact": exact,
+            "accuracy_polynomial": float((poly.argmax(1).numpy() == data.y).mean())}
+
+
+def train_plain_mirror(cfg: RunConfig, data: SequenceData, exact: bool) -> dict:
+    """The plaintext mirror (same seed, schedule and math) on the pooled data: the baseline."""
+    from mpcrnn.train import plain_dataset
+
+    B = PlainBackend(ActivationConfig(cfg.activation.degree, cfg.activation.bound, exact))
+    params, _ = train(B, cfg.model, cfg.train, plain_dataset(data.x, data.lengths, data.y, cfg.model),
+                      init_params(cfg.model, cfg.train.seed))
+    return params
+
+
+def fixed_point(cfg: RunConfig) -> FixedPoint:
+    return FixedPoint(cfg.frac_bits)
+
+
+def concat(parts: list[SequenceData]) -> SequenceData:
+    return SequenceData(np.concatenate([p.x for p in parts]), np.concatenate([p.lengths for p in parts]),
+                        np.concatenate([p.y for p in parts]), parts[0].classes)
