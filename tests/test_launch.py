@@ -1,0 +1,76 @@
+"""Launcher and CLI: a dead party stops the run and is named; bad input is one clear line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mpcrnn import data as D
+from mpcrnn.config import ModelConfig, TrainConfig
+from mpcrnn.secure import RunConfig
+from protocols.errors import PartyError
+
+MPCRNN = str(Path(sys.executable).with_name("mpcrnn"))
+
+
+def _files(tmp_path, parties=3):
+    parts = D.split_rows(D.japanese_vowels("train"), [20] * parties, 0)
+    files = []
+    for r, p in enumerate(parts):
+        f = tmp_path / f"p{r}.npz"
+        D.write_npz(p, f)
+        files.append(str(f))
+    return files
+
+
+def test_killed_party_stops_everyone_and_is_named(tmp_path):
+    from launch.launcher import launch_local
+
+    spec = D.JAPANESE_VOWELS_SPEC
+    cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=50, batch_size=8), spec=spec)
+    pids: list[int] = []
+
+    def kill_party1_later(started):
+        pids.extend(started)
+        threading.Timer(12.0, lambda: os.kill(started[1], signal.SIGKILL)).start()
+
+    t0 = time.monotonic()
+    with pytest.raises(PartyError, match=r"party 1 died \(exit code -9\).*All other processes were stopped"):
+        launch_local(cfg, _files(tmp_path), [None] * 3, str(tmp_path / "out"), timeout_s=30,
+                     show_progress=False, on_start=kill_party1_later)
+    assert time.monotonic() - t0 < 12 + 30
+    for pid in pids:  # no orphans
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not list((tmp_path / "out").glob("model-*.pt"))  # no partial model written as final
+
+
+def test_cli_help_and_version():
+    out = subprocess.run([MPCRNN, "--help"], capture_output=True, text=True, check=True).stdout
+    assert "train" in out and "party" in out and "dealer" in out and "predict" in out
+    assert "0.1.0" in subprocess.run([MPCRNN, "--version"], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize(
+    "args,pattern",
+    [
+        (["predict", "--model", "/nonexistent/model.pt", "--data", "x.npz"], r"cannot read model file"),
+        (["train", "--data", "/nonexistent/a.npz", "--parties", "1"], r"expected one file per party|cannot read|No such|expected"),
+        (["party", "--rank", "7", "--world-size", "3", "--rendezvous", "tcp://127.0.0.1:1", "--data", "x.npz"], r"rank: expected 0\.\.3, got 7"),
+        (["party", "--rank", "0", "--world-size", "3", "--rendezvous", "udp://x", "--data", "x.npz"], r"rendezvous: expected tcp://host:port"),
+    ],
+)
+def test_cli_bad_input_is_one_line_no_traceback(args, pattern, tmp_path):
+    res = subprocess.run([MPCRNN, *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr + res.stdout
+    import re
+
+    assert re.search(pattern, res.stderr), res.stderr
