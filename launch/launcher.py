@@ -48,7 +48,9 @@ def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_
                         messages[rank] = ("error", "exited without a report")
             failed = [(rank, p) for rank, p in enumerate(procs) if p.exitcode not in (None, 0)]
             if failed:
-                rank, p = failed[0]
+                time.sleep(1.0)  # let the other exits land, then blame the root cause
+                _drain(pipes, messages)
+                rank, p = _culprit(procs, messages)
                 _stop_all(procs)
                 detail = messages.get(rank, ("error", f"exit code {p.exitcode}"))[1]
                 raise PartyError(f"{_name(rank, cfg)} died (exit code {p.exitcode}): {detail}. "
@@ -63,6 +65,32 @@ def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_
         for r in pipes:
             r.close()
     return [messages.get(rank, ("ok", {}))[1] for rank in range(n)]
+
+
+def _drain(pipes, messages) -> None:
+    for rank, r in enumerate(pipes):
+        if rank not in messages and r.poll():
+            try:
+                messages[rank] = r.recv()
+            except EOFError:
+                messages[rank] = ("error", "exited without a report")
+
+
+def _culprit(procs, messages):
+    """The process that failed first *on its own*: killed by a signal or silent, before one
+    that only reports losing a peer (a consequence, not a cause)."""
+    failed = [(rank, p) for rank, p in enumerate(procs) if p.exitcode not in (None, 0)]
+
+    def weight(item):
+        rank, p = item
+        msg = messages.get(rank, ("error", ""))[1]
+        if p.exitcode is not None and p.exitcode < 0:
+            return 0  # killed by a signal
+        if rank not in messages:
+            return 1  # died without a report
+        return 3 if "lost contact" in str(msg) else 2
+
+    return min(failed, key=weight)
 
 
 def _name(rank: int, cfg) -> str:

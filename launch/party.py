@@ -55,7 +55,12 @@ def run_party(job: PartyJob) -> dict:
     init_party(spec)
     session = MpcSession.current(fixed_point(cfg))
     progress = _Progress(session) if job.show_progress else None
-    result = run_training(session, cfg, local, progress=progress)
+    try:
+        result = run_training(session, cfg, local, progress=progress)
+    except RuntimeError as exc:  # gloo: a peer closed its connection or timed out
+        from protocols.errors import PartyError
+
+        raise PartyError(f"party {job.rank}: lost contact with a peer ({str(exc).splitlines()[0][:160]})") from None
     if progress:
         progress.done()
     if job.rank == 0 and spec.has_dealer:

@@ -35,7 +35,7 @@ def serve() -> int:
         try:
             message = comm.get().recv_obj(0, server.ttp_group)
         except RuntimeError as exc:
-            raise PartyError(f"dealer: lost party 0 ({_first_line(exc)})") from None
+            raise PartyError(f"dealer: lost contact with party 0 ({_first_line(exc)})") from None
         if message == "terminate":
             return served
         served += 1
@@ -56,7 +56,7 @@ def serve() -> int:
             try:
                 dist.broadcast(result, ttp_rank, group=server.comm_group)
             except RuntimeError as exc:
-                raise PartyError(f"dealer: lost party 0 ({_first_line(exc)})") from None
+                raise PartyError(f"dealer: lost contact with party 0 ({_first_line(exc)})") from None
             continue
         # CrypTen's own request format (TTPServer loop body)
         server.device = message["device"]
@@ -65,7 +65,7 @@ def serve() -> int:
             comm.get().send_obj(result.size(), 0, server.ttp_group)
             comm.get().broadcast(result, ttp_rank, server.comm_group)
         except RuntimeError as exc:
-            raise PartyError(f"dealer: lost party 0 ({_first_line(exc)})") from None
+            raise PartyError(f"dealer: lost contact with party 0 ({_first_line(exc)})") from None
 
 
 def stop_dealer() -> None:
