@@ -30,7 +30,7 @@ class Activations:
         self._cache: dict = {}
 
     def tables(self, layout: str, hidden: int):
-        """(coeffs (K, G), offsets (G,), bounds (G,), sigmoid column mask (G,)) for a layout like
+        """(Chebyshev coeffs (K, G), offsets (G,), bounds (G,), sigmoid mask (G,)) for a layout like
         'sst' (GRU r,z,n) with ``hidden`` columns per letter."""
         key = (layout, hidden)
         if key not in self._cache:
@@ -65,10 +65,14 @@ class PlainBackend:
             self.max_abs_preactivation = max(self.max_abs_preactivation, ratio)
             if self.exact:
                 out.append(torch.where(is_sig, torch.sigmoid(x), torch.tanh(x)))
-            else:
+            else:  # the same Chebyshev expansion as on shares, per column
+                u = x / bounds
+                t_prev, t_cur = torch.ones_like(u), u
                 y = offsets + torch.zeros_like(x)
-                for k in range(coeffs.shape[0]):
-                    y = y + coeffs[k] * x ** (2 * k + 1)
+                for k in range(1, 2 * coeffs.shape[0]):
+                    if k % 2 == 1:
+                        y = y + coeffs[k // 2] * t_cur
+                    t_prev, t_cur = t_cur, 2 * u * t_cur - t_prev
                 out.append(y)
         return out
 
@@ -83,6 +87,9 @@ class PlainBackend:
 
     def clip_value(self, x: torch.Tensor, c: float) -> torch.Tensor:
         return x.clamp(-c, c)
+
+    def clip_norm(self, x: torch.Tensor, c: float) -> torch.Tensor:
+        return x / torch.sqrt(torch.clamp((x * x).sum() / c**2, min=1.0))
 
     def softmax(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=1)
@@ -152,6 +159,19 @@ class SharedBackend:
         r = relu_shares(self.s, lo_hi)
         n = x.shape[0]
         return x - r[:n] + r[n:]
+
+    def clip_norm(self, x: torch.Tensor, c: float) -> torch.Tensor:
+        """x / sqrt(max(1, ||x||^2 / c^2)) (torch's clip_grad_norm_ without its 1e-6):
+        one multiplication round for ||x||^2, one CrypTen ReLU for the max, CrypTen's
+        Newton-Raphson inverse square root (3 iterations) on an input >= 1, one multiplication."""
+        from protocols.comparison import inv_sqrt_shares, relu_shares
+
+        (sq,) = self.mul_many([("mul", x, x)])
+        (ratio,) = self.lincomb_many([[(1.0 / c**2, sq.sum().reshape(1))]])
+        at_least_one = self.add_const(relu_shares(self.s, self.add_const(ratio, -1.0)), 1.0)
+        inv = inv_sqrt_shares(self.s, at_least_one)
+        (out,) = self.mul_many([("mul", x, inv)])
+        return out
 
     def softmax(self, logits: torch.Tensor) -> torch.Tensor:
         """CrypTen's softmax (max by comparisons, exp by repeated squaring, NR reciprocal)."""

@@ -40,10 +40,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ActivationConfig:
-    degree: int = 7            # odd polynomial degree of tanh; 7 -> 3 multiplication levels
-    bound: float = 4.0         # tanh fitted on [-bound, bound]; sigmoid on [-2 bound, 2 bound].
-                               # Japanese Vowels GRU, demo schedule: peak |pre-activation| 0.95 x bound
-                               # (measured); longer schedules exceed it (README, "Guard")
+    degree: int = 15           # odd degree of the Chebyshev expansion of tanh; 15 -> 4 levels
+    bound: float = 8.0         # power of two: tanh on [-bound, bound], sigmoid on [-2 bound, 2 bound]
     exact: bool = False        # plaintext only: torch's exact sigmoid/tanh (for parity tests)
 
 
@@ -55,6 +53,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     clip_value: float = 1.0    # clip every gradient entry to [-c, c] on shares (0: off)
+    clip_norm: float = 0.0     # then rescale the whole gradient to norm <= c on shares (0: off)
     seed: int = 0              # public: initialization and the batch schedule
 
     def validate(self) -> None:
@@ -64,8 +63,8 @@ class TrainConfig:
             raise ConfigError(expected_got("learning rate", "in (0, 10]", self.lr))
         if not 0 <= self.momentum < 1:
             raise ConfigError(expected_got("momentum", "in [0, 1)", self.momentum))
-        if self.clip_value < 0:
-            raise ConfigError(expected_got("clip_value", ">= 0", self.clip_value))
+        if self.clip_value < 0 or self.clip_norm < 0:
+            raise ConfigError(expected_got("clip_value and clip_norm", ">= 0", (self.clip_value, self.clip_norm)))
 
 
 def to_dict(*configs) -> dict:

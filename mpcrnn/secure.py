@@ -49,6 +49,9 @@ class RunConfig:
         self.train.validate()
         if any(not 0 <= r < self.world_size for r in self.reveal_to):
             raise ConfigError(expected_got("--reveal-to ranks", f"in 0..{self.world_size - 1}", self.reveal_to))
+        # gate pre-activations up to 2B (sigmoid columns) multiply each other at scale 2^(2f)
+        FixedPoint(self.frac_bits).check_range((2 * self.activation.bound) ** 2, "gate products",
+                                               failure_per_element=2.0**-20)
         if self.spec is not None and self.spec.n_features != self.model.input_size:
             raise ConfigError(expected_got("model input size", self.spec.n_features, self.model.input_size))
 

@@ -4,6 +4,7 @@ Per step, on the batch of N rows drawn by the public schedule::
 
     g    = (1/N) * sum_rows grad            (one batched truncation)
     g    = clamp(g, -c, c)                  (one CrypTen ReLU over every gradient entry; c > 0)
+    g    = g / max(1, ||g|| / C)            (optional: ||g||^2, ReLU, CrypTen inverse sqrt, 1 mult)
     v    = mu * v + g + wd * theta          (one batched truncation)
     theta = theta - lr * v                  (one batched truncation)
 
@@ -49,9 +50,12 @@ def schedule(n_rows: int, cfg: TrainConfig, epoch: int) -> list[np.ndarray]:
 def sgd_step(B, params: dict, grads: dict, velocity: dict, cfg: TrainConfig, n_rows: int) -> tuple[dict, dict]:
     names = list(params)
     (g_mean,) = [B.lincomb_many([[(1.0 / n_rows, grads[k])] for k in names])]
-    if cfg.clip_value > 0:
+    if cfg.clip_value > 0 or cfg.clip_norm > 0:
         flat = torch.cat([g.reshape(-1) for g in g_mean])
-        flat = B.clip_value(flat, cfg.clip_value)
+        if cfg.clip_value > 0:
+            flat = B.clip_value(flat, cfg.clip_value)
+        if cfg.clip_norm > 0:
+            flat = B.clip_norm(flat, cfg.clip_norm)
         out, pos = [], 0
         for g in g_mean:
             out.append(flat[pos : pos + g.numel()].reshape(g.shape))

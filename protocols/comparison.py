@@ -30,3 +30,9 @@ def softmax_shares(session, logits_shared: torch.Tensor) -> torch.Tensor:
     """Row-wise softmax of (N, C) logits on shares."""
     session.stats.add("softmax", 0)
     return _mpc(session, logits_shared).softmax(1)._tensor.share
+
+
+def inv_sqrt_shares(session, x_shared: torch.Tensor) -> torch.Tensor:
+    """1/sqrt(x) for x >= 1 (CrypTen's Newton-Raphson, its default initial guess)."""
+    session.stats.add("inv_sqrt", 0)
+    return _mpc(session, x_shared).inv_sqrt()._tensor.share

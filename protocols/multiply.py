@@ -30,9 +30,13 @@ Pair = tuple  # (op, x_shared, y_shared) or (op, x_shared, y_shared, shift)
 # scale 1, e.g. a 0/1 mask); an int or int64 tensor (broadcasting over the product) = that many bits.
 
 
-def multiply_many(session, pairs: Sequence[Pair]) -> list[torch.Tensor]:
-    """Products of many independent pairs of shares; see the module docstring for the protocol."""
-    if not pairs:
+def multiply_many(session, pairs: Sequence[Pair], also_truncate: Sequence[tuple] = ()) -> list[torch.Tensor]:
+    """Products of many independent pairs of shares; see the module docstring for the protocol.
+
+    also_truncate: extra ``(share, bits)`` to divide by 2^bits in the same truncation round
+        (their results are appended after the products).
+    """
+    if not pairs and not also_truncate:
         return []
     ops = [p[0] for p in pairs]
     shifts = [session.fp.frac_bits if len(p) < 4 or p[3] is None else p[3] for p in pairs]
@@ -40,6 +44,7 @@ def multiply_many(session, pairs: Sequence[Pair]) -> list[torch.Tensor]:
     requests = [(op, tuple(p[1].shape), tuple(p[2].shape)) for op, p in zip(ops, pairs)]
     out_sizes = [tuple(getattr(torch, op)(torch.empty(p[1].shape, device="meta"), torch.empty(p[2].shape, device="meta")).shape) for op, p in zip(ops, pairs)]
     n_trunc = sum(int(torch.Size(s).numel()) for s, t in zip(out_sizes, trunc) if t)
+    n_trunc += sum(x.numel() for x, _ in also_truncate)
     if n_trunc and needs_wraps(session):
         requests.append(("wraps", (n_trunc,)))
     fetched = session.triples.fetch(requests)
@@ -48,7 +53,7 @@ def multiply_many(session, pairs: Sequence[Pair]) -> list[torch.Tensor]:
     masked = []
     for (op, x, y, *_), (a, b, _c) in zip(pairs, triples):
         masked += [x - a, y - b]
-    opened = open_masked(session, masked, "beaver")
+    opened = open_masked(session, masked, "beaver") if masked else []
     products = []
     for i, ((op, *_), (a, b, c)) in enumerate(zip(pairs, triples)):
         eps, delta = opened[2 * i], opened[2 * i + 1]
@@ -57,9 +62,10 @@ def multiply_many(session, pairs: Sequence[Pair]) -> list[torch.Tensor]:
         if session.rank == 0:
             z = z + f(eps, delta)
         products.append(z)
-    to_trunc = [z for z, t in zip(products, trunc) if t]
+    to_trunc = [z for z, t in zip(products, trunc) if t] + [x for x, _ in also_truncate]
     if to_trunc:
-        bits = [b for b, t in zip(shifts, trunc) if t]
+        bits = [b for b, t in zip(shifts, trunc) if t] + [b for _, b in also_truncate]
         done = iter(truncate_many(session, to_trunc, wraps=wraps, bits=bits))
         products = [next(done) if t else z for z, t in zip(products, trunc)]
+        products += list(done)
     return products

@@ -1,26 +1,28 @@
 """Odd polynomials for tanh (and sigmoid through it), fitted in numpy, evaluated on shares.
 
-Approximation (stated, tested in ``tests/test_polynomial.py``)::
+Approximation (stated, tested in ``tests/test_polynomial.py``), in the Chebyshev basis::
 
-    tanh(u)    ~ T(u) = sum_{k=0}^{K-1} c_k u^(2k+1)          for |u| <= B
-    sigmoid(v) = (1 + tanh(v/2)) / 2 ~ 1/2 + sum_k (c_k / 2^(2k+2)) v^(2k+1)   for |v| <= 2B
+    tanh(x)    ~ P(x) = sum_{k odd <= D} c_k T_k(x / B)                    for |x| <= B
+    sigmoid(v) = (1 + tanh(v/2)) / 2 ~ 1/2 + sum_k (c_k / 2) T_k(v / 2B)    for |v| <= 2B
 
-``c`` minimizes the max error on [-B, B] (Lawson's iteratively reweighted least squares on
-4001 Chebyshev nodes, 80 iterations: near-minimax).  Default: degree 7, B = 4: max |error| of
-tanh 0.038 on [-4, 4] (sigmoid: 0.019 on [-8, 8]).  Outside the interval the polynomial is
-unbounded (|T(u)| grows like c_K |u|^(2K+1)): mpcrnn's guard is public input scaling to
-[-1, 1] plus the measured pre-activation range on the real data (README, ``fit_report``).
+B is a power of two (so ``x / B`` is a free shift of the fixed point), ``c`` minimizes the max
+error on [-B, B] (Lawson's iteratively reweighted least squares on 4001 Chebyshev nodes).  The
+Chebyshev basis keeps every |T_k(u)| <= 1 and every |c_k| <= 1.3, so 16 fractional bits lose
+nothing to cancellation (the monomial basis needs coefficients up to ~500 on the same
+intervals).  Default: degree 15, B = 8: max |error| 0.033 for tanh on [-8, 8], 0.016 for sigmoid
+on [-16, 16].  Outside the interval the polynomial is unbounded (T_k(u) grows like (2u)^k / 2):
+mpcrnn's guard is public input scaling plus the measured pre-activation range (README, "Guard").
 
 Evaluation on shares, for many inputs at once with per-column coefficients (so every gate of a
-step, sigmoid and tanh alike, shares ONE power tree):
+step, sigmoid and tanh alike, shares ONE tree):
 
-1. Odd powers x, x^3, .., x^D are built level by level: level 1 is x^2; a power k at level j
-   is x^(k - p) * x^p with p the largest power of two below k.  Degree D needs
-   ceil(log2 D) levels; each level is ONE batched :func:`multiply_many` call over all inputs.
-   Powers are held as ``u^k``, ``u = x / s`` with ``s`` the power of two >= B (folded into the
-   truncation shift, free), so tiny high-order coefficients lose no precision.
-2. ``sum_k C_k * x^(2k+1)`` is a local product with public coefficients at scale 2^(2f),
-   followed by ONE batched truncation; the constant term is added by party 0.
+1. ``u = x / B`` (a truncation by log2 B bits, batched with level 1).  Level 1:
+   ``T_2 = 2 u^2 - 1``.  Level j: ``T_k = 2 T_i T_j - T_(j-i)`` with j the largest power of two
+   below k (``T_(2j) = 2 T_j^2 - 1``); the factor 2 and the 1/B of each ``u`` operand are folded
+   into the product's truncation shift.  Degree D needs ceil(log2 D) levels; each level is ONE
+   batched :func:`multiply_many` call over all inputs.
+2. ``offset + sum_k c_k T_k`` is a local product with public coefficients at scale 2^(2f),
+   followed by ONE batched truncation; the offset is added by party 0.
 
 Rounds (world size > 2): 2 * ceil(log2 D) + 1; (world size <= 2): ceil(log2 D).
 """
@@ -41,7 +43,8 @@ from protocols.truncation import truncate_many
 
 @dataclass(frozen=True)
 class OddPolynomial:
-    """``offset + sum_k coeffs[k] * x^(2k+1)``, valid on [-bound, bound] within ``max_error``."""
+    """``offset + sum_k coeffs[k] * T_(2k+1)(x / bound)``, valid on [-bound, bound] within
+    ``max_error``; ``bound`` is a power of two."""
 
     coeffs: tuple[float, ...]
     offset: float
@@ -54,38 +57,51 @@ class OddPolynomial:
         return 2 * len(self.coeffs) - 1
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Plaintext evaluation (float64), same formula as on shares."""
-        out = torch.zeros_like(x) + self.offset
-        for k, c in enumerate(self.coeffs):
-            out = out + c * x ** (2 * k + 1)
+        """Plaintext evaluation (float64), the same polynomial as on shares."""
+        u = x / self.bound
+        t_prev, t_cur = torch.ones_like(u), u
+        out = torch.zeros_like(u) + self.offset
+        for k in range(1, self.degree + 1):
+            if k % 2 == 1:
+                out = out + self.coeffs[k // 2] * t_cur
+            t_prev, t_cur = t_cur, 2 * u * t_cur - t_prev
         return out
 
 
-def fit_tanh(degree: int = 7, bound: float = 4.0) -> OddPolynomial:
-    """Near-minimax odd polynomial for tanh on [-bound, bound]."""
-    if degree < 1 or degree % 2 == 0 or degree > 15:
-        raise ConfigError(expected_got("tanh polynomial degree", "odd, 1..15", degree))
-    if not 0.5 <= bound <= 16:
-        raise ConfigError(expected_got("tanh polynomial interval bound", "0.5..16", bound))
-    x = np.cos(np.linspace(0.0, np.pi, 4001)) * bound
-    powers = np.arange(1, degree + 1, 2)
-    design = x[:, None] ** powers
-    target = np.tanh(x)
-    weights = np.ones_like(x)
+def _cheb_odd(u: np.ndarray, degree: int) -> np.ndarray:
+    """(len(u), (degree+1)//2) matrix of T_1, T_3, .., T_degree at u."""
+    cols, t_prev, t_cur = [], np.ones_like(u), u
+    for k in range(1, degree + 1):
+        if k % 2 == 1:
+            cols.append(t_cur)
+        t_prev, t_cur = t_cur, 2 * u * t_cur - t_prev
+    return np.stack(cols, 1)
+
+
+def fit_tanh(degree: int = 15, bound: float = 8.0) -> OddPolynomial:
+    """Near-minimax odd Chebyshev expansion of tanh on [-bound, bound] (bound a power of two)."""
+    if degree < 1 or degree % 2 == 0 or degree > 31:
+        raise ConfigError(expected_got("tanh polynomial degree", "odd, 1..31", degree))
+    if bound not in (1.0, 2.0, 4.0, 8.0, 16.0):
+        raise ConfigError(expected_got("tanh polynomial interval bound", "a power of two in 1..16", bound))
+    u = np.cos(np.linspace(0.0, np.pi, 4001))
+    design = _cheb_odd(u, degree)
+    target = np.tanh(bound * u)
+    weights = np.ones_like(u)
     coeffs = np.linalg.lstsq(design, target, rcond=None)[0]
     for _ in range(80):
         coeffs = np.linalg.lstsq(design * weights[:, None], target * weights, rcond=None)[0]
         resid = np.abs(design @ coeffs - target)
         weights = weights * (1.0 + resid / resid.max())
         weights /= weights.max()
-    grid = np.linspace(-bound, bound, 200001)
-    err = float(np.abs((grid[:, None] ** powers) @ coeffs - np.tanh(grid)).max())
-    return OddPolynomial(tuple(float(c) for c in coeffs), 0.0, bound, err, "tanh")
+    grid = np.linspace(-1.0, 1.0, 200001)
+    err = float(np.abs(_cheb_odd(grid, degree) @ coeffs - np.tanh(bound * grid)).max())
+    return OddPolynomial(tuple(float(c) for c in coeffs), 0.0, float(bound), err, "tanh")
 
 
 def sigmoid_from_tanh(tanh_poly: OddPolynomial) -> OddPolynomial:
-    """sigmoid(v) = 1/2 + T(v/2)/2: coefficients c_k / 2^(2k+2), interval doubled, error halved."""
-    coeffs = tuple(c / 2.0 ** (2 * k + 2) for k, c in enumerate(tanh_poly.coeffs))
+    """sigmoid(v) = 1/2 + P(v/2)/2: same T_k(v / 2B), coefficients halved, error halved."""
+    coeffs = tuple(c / 2.0 for c in tanh_poly.coeffs)
     return OddPolynomial(coeffs, 0.5, 2 * tanh_poly.bound, tanh_poly.max_error / 2, "sigmoid")
 
 
@@ -121,42 +137,57 @@ def power_plan(degree: int) -> list[list[tuple[int, int, int]]]:
 
 
 def evaluate_many(session, xs: Sequence[torch.Tensor], coeffs: Sequence[torch.Tensor], offsets: Sequence[torch.Tensor], bounds: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Evaluate ``offset + sum_k coeffs[k] * x^(2k+1)`` on each shared ``x``.
+    """Evaluate ``offset + sum_k coeffs[k] * T_(2k+1)(x / bound)`` on each shared ``x``.
 
     Args:
         xs: shares, shapes (..., G).
-        coeffs: per input, float64 (K, G): the polynomial in x, per column.
+        coeffs: per input, float64 (K, G): Chebyshev coefficients per column.
         offsets: per input, float64 (G,).
-        bounds: per input, float64 (G,): each column's interval bound B.
-
-    Precision: powers are kept as ``u^k`` with ``u = x / s``, ``s = 2^ceil(log2 B)`` (so |u| <= 1
-    inside the interval and the coefficients ``c_k s^(2k+1)`` are O(1) at 2^-f resolution).
-    Dividing by s costs nothing: it is folded into each product's truncation shift.
+        bounds: per input, float64 (G,): each column's interval bound (a power of two).
     """
     plans = [power_plan(2 * c.shape[0] - 1) for c in coeffs]
     f = session.fp.frac_bits
-    shifts = [torch.ceil(torch.log2(torch.as_tensor(b, dtype=torch.float64))).clamp(min=0).to(torch.int64) for b in bounds]
-    powers = [{1: x} for x in xs]  # powers[n][1] = x; powers[n][k>1] = u^k
+    shifts = [torch.log2(torch.as_tensor(b, dtype=torch.float64)).round().to(torch.int64) for b in bounds]
+    cheb: list[dict] = [{} for _ in xs]  # cheb[n][k] = share of T_k(u) at scale 2^f (k >= 1)
     for depth in range(max((len(p) for p in plans), default=0)):
         pairs, where = [], []
-        for n, pw in enumerate(powers):
+        for n, x in enumerate(xs):
             for k, i, j in plans[n][depth] if depth < len(plans[n]) else []:
-                pairs.append(("mul", pw[i], pw[j], f + shifts[n] * ((i == 1) + (j == 1))))
-                where.append((n, k))
-        for (n, k), z in zip(where, multiply_many(session, pairs)):
-            powers[n][k] = z
+                # operands: T_1 = u is represented by x (scale 2^f * B): shift log2 B more
+                a = x if i == 1 else cheb[n][i]
+                b = x if j == 1 else cheb[n][j]
+                pairs.append(("mul", a, b, f - 1 + shifts[n] * ((i == 1) + (j == 1))))
+                where.append((n, k, i, j))
+        extra = []
+        if depth == 0:  # u = x / B, needed for T_1 terms: truncated with level 1's products
+            extra = [(x, shifts[n]) for n, x in enumerate(xs)]
+            where += [(n, 1, 0, 0) for n in range(len(xs))]
+        for (n, k, i, j), z in zip(where, multiply_many(session, pairs, also_truncate=extra)):
+            if k == 1:
+                cheb[n][1] = z
+            elif i == j:  # T_2j = 2 T_j^2 - 1
+                cheb[n][k] = z - session_one(session, z)
+            else:  # T_(i+j) = 2 T_i T_j - T_(j-i)
+                cheb[n][k] = z - cheb[n][j - i]
     sums = []
     for n, x in enumerate(xs):
-        s = (torch.ones(()) * 2.0) ** shifts[n].to(torch.float64)
-        acc = x * session.fp.encode(coeffs[n][0])
-        for k in range(1, coeffs[n].shape[0]):
-            acc = acc + powers[n][2 * k + 1] * session.fp.encode(coeffs[n][k] * s ** (2 * k + 1))
+        c_enc = session.fp.encode(coeffs[n])
+        acc = None
+        for k in range(coeffs[n].shape[0]):
+            term = cheb[n][2 * k + 1] * c_enc[k]
+            acc = term if acc is None else acc + term
         sums.append(acc)
     out = truncate_many(session, sums)
     result = []
     for y, off in zip(out, offsets):
         result.append(y + session.fp.encode(off) if session.rank == 0 else y)
     return result
+
+
+def session_one(session, like: torch.Tensor) -> torch.Tensor:
+    """The public constant 1 at scale 2^f as a sharing (party 0 holds it)."""
+    one = torch.full(like.shape, session.fp.scale, dtype=torch.int64)
+    return one if session.rank == 0 else torch.zeros_like(one)
 
 
 def rounds(degree: int, world_size: int) -> int:
