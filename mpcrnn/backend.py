@@ -174,7 +174,7 @@ class SharedBackend:
         return out
 
     def softmax(self, logits: torch.Tensor) -> torch.Tensor:
-        """CrypTen's softmax (max by comparisons, exp by repeated squaring, NR reciprocal)."""
-        from protocols.comparison import softmax_shares
+        """CrypTen's pairwise max, then batched exp and bounded reciprocal (protocols.softmax)."""
+        from protocols.softmax import softmax_rows
 
-        return softmax_shares(self.s, logits)
+        return softmax_rows(self.s, logits)

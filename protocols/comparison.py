@@ -1,7 +1,7 @@
 """Comparison-based functions through CrypTen's circuits (binary sharing, A2B/B2A).
 
-Used once per training step (not per time step): ReLU for gradient clipping and softmax for
-the cross-entropy gradient.  CrypTen draws the binary triples from its configured provider;
+Used once per training step (not per time step): ReLU for gradient clipping, inverse square
+root for clipping by norm, and the max inside :mod:`protocols.softmax`.  CrypTen draws the binary triples from its configured provider;
 with TTP our dealer process answers those requests too (:mod:`protocols.dealer`).
 
 Rounds (CrypTen 0.4.1, 3 parties): ReLU ~ 1 + log2(64) + 2; softmax ~ max (log-reduction over C
@@ -27,8 +27,8 @@ def relu_shares(session, x_shared: torch.Tensor) -> torch.Tensor:
 
 
 def softmax_shares(session, logits_shared: torch.Tensor) -> torch.Tensor:
-    """Row-wise softmax of (N, C) logits on shares."""
-    session.stats.add("softmax", 0)
+    """CrypTen's own row-wise softmax of (N, C) logits (the naive baseline; mpcrnn uses
+    :func:`protocols.softmax.softmax_rows`)."""
     return _mpc(session, logits_shared).softmax(1)._tensor.share
 
 

@@ -105,8 +105,9 @@ def sigmoid_from_tanh(tanh_poly: OddPolynomial) -> OddPolynomial:
     return OddPolynomial(coeffs, 0.5, 2 * tanh_poly.bound, tanh_poly.max_error / 2, "sigmoid")
 
 
-def power_plan(degree: int) -> list[list[tuple[int, int, int]]]:
-    """Levels of (k, i, j) meaning x^k = x^i * x^j, covering every odd power up to ``degree``."""
+def power_plan(degree: int, odd_only: bool = True) -> list[list[tuple[int, int, int]]]:
+    """Levels of (k, i, j) meaning x^k = x^i * x^j, covering every odd power up to ``degree``
+    (every power with ``odd_only=False``)."""
     needed: set[int] = set()
 
     def need(k: int) -> None:
@@ -120,7 +121,7 @@ def power_plan(degree: int) -> list[list[tuple[int, int, int]]]:
             need(p)
             need(k - p)
 
-    for k in range(3, degree + 1, 2):
+    for k in range(3 if odd_only else 2, degree + 1, 2 if odd_only else 1):
         need(k)
     level = {1: 0}
     for k in sorted(needed):
