@@ -54,6 +54,12 @@ class PlainBackend:
         self.exact = act_cfg.exact
         self.max_abs_preactivation = 0.0  # guard evidence: largest |x| fed to an activation
 
+    def begin_step(self, key) -> None:
+        pass
+
+    def end_step(self) -> None:
+        pass
+
     def mul_many(self, pairs: Sequence[tuple]) -> list[torch.Tensor]:
         return [getattr(torch, op)(x, y) for op, x, y in pairs]
 
@@ -107,6 +113,14 @@ class SharedBackend:
             raise ConfigError("exact activations exist only in plaintext; MPC uses the polynomials")
         self.s = session
         self.acts = Activations(act_cfg)
+
+    def begin_step(self, key) -> None:
+        """A training step of public shape ``key`` starts: with a recorded plan for this key, all
+        of its triples come from the dealer now, in one round trip."""
+        self.s.triples.begin(key)
+
+    def end_step(self) -> None:
+        self.s.triples.end()
 
     def mul_many(self, pairs: Sequence[tuple]) -> list[torch.Tensor]:
         """1 opening (+1 truncation gather for > 2 parties)."""

@@ -96,8 +96,10 @@ def train(
             x = data.x[index].transpose(0, 1)  # (T, N, I)
             m = data.m[index].transpose(0, 1)  # (T, N, 1)
             tgt = data.target[index] if mcfg.task == "classify" else data.target[index].transpose(0, 1)
+            B.begin_step((len(idx), x.shape[0]))
             grads, _ = forward_backward(B, mcfg, params, x, m, tgt)
             params, velocity = sgd_step(B, params, grads, velocity, tcfg, len(idx))
+            B.end_step()
             if progress:
                 progress({"epoch": epoch + 1, "epochs": tcfg.epochs, "step": step + 1, "steps": len(batches), "seconds": time.perf_counter() - t0})
         if on_epoch_end:

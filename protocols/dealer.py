@@ -29,6 +29,9 @@ def serve() -> int:
     server.comm_group = comm.get().ttp_comm_group
     server.device = "cpu"
     server._setup_generators()
+    from protocols.triples import setup_bulk_stream
+
+    bulk = setup_bulk_stream(True, comm.get().get_world_size())
     ttp_rank = comm.get().get_ttp_rank()
     served = 0
     while True:
@@ -43,14 +46,14 @@ def serve() -> int:
             parts = []
             for req in message["args"][0]:
                 if req[0] == "wraps":
-                    r = [_draw(req[1], g) for g in server.generators]
+                    r = [_draw(req[1], g) for g in bulk]
                     theta = count_wraps(r)
-                    parts.append((theta - server._get_additive_PRSS(req[1], remove_rank=True)).reshape(-1))
+                    parts.append((theta - _sum_draws(req[1], bulk[1:])).reshape(-1))
                 else:
-                    a = server._get_additive_PRSS(req[1])
-                    b = server._get_additive_PRSS(req[2])
+                    a = _sum_draws(req[1], bulk)
+                    b = _sum_draws(req[2], bulk)
                     c = getattr(torch, req[0])(a, b)
-                    c0 = c - server._get_additive_PRSS(output_size(req), remove_rank=True)
+                    c0 = c - _sum_draws(output_size(req), bulk[1:])
                     parts.append(c0.reshape(-1))
             result = torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
             try:
@@ -75,6 +78,15 @@ def stop_dealer() -> None:
 
     if comm.get().get_rank() == 0:
         comm.get().send_obj("terminate", comm.get().get_ttp_rank(), TTPClient.get().ttp_group)
+
+
+def _sum_draws(size, generators) -> torch.Tensor:
+    """Sum over the given parties' generators of their next draw of ``size`` (in party order)."""
+    out = None
+    for g in generators:
+        d = _draw(size, g)
+        out = d if out is None else out + d
+    return out
 
 
 def _draw(size, generator) -> torch.Tensor:

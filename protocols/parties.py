@@ -106,7 +106,10 @@ def init_party(spec: PartySpec) -> None:
         if not spec.is_dealer:
             crypten._setup_prng()
             if spec.has_dealer:
+                from protocols.triples import setup_bulk_stream
+
                 crypten.mpc.provider.ttp_provider.TTPClient._init()
+                setup_bulk_stream(False, spec.world_size)
     except (RuntimeError, ValueError) as exc:  # gloo reports timeouts/refusals as RuntimeError
         _teardown()
         raise PartyError(

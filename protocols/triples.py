@@ -9,11 +9,13 @@ Request kinds (all sizes public):
 Two sources:
 
 :class:`DealerTriples` (TTP, the secure default).  Party ``i`` shares a PRG seed with the dealer
-(CrypTen's ``TTPClient`` generator), so it draws its own shares of ``a``, ``b`` (and, for
+(a bulk stream seeded by the dealer at start-up, separate from CrypTen's TTP stream), so it
+draws its own shares of ``a``, ``b`` (and, for
 ``i > 0``, of ``c``) locally.  Only party 0's share of ``c`` needs the dealer: the dealer rebuilds
 ``a``, ``b`` from all seeds and sends ``c0 = a*b - sum_{i>0} c_i``.  Unlike CrypTen's provider
 (one dealer round trip per request), :meth:`DealerTriples.fetch` asks for a whole list of
-requests in ONE round trip.  The dealer owns no data and sees only random values; it must not
+requests in ONE round trip, and a recorded step plan lets a whole training step's triples
+arrive in ONE round trip at the start of the step (:meth:`DealerTriples.begin`).  The dealer owns no data and sees only random values; it must not
 collude with a party (threat model in the README).
 
 :class:`FirstPartyTriples` (TFP) delegates to CrypTen's TrustedFirstParty: party 0 generates every
@@ -22,6 +24,7 @@ triple and could therefore decrypt everything.  A simulation mode; the CLI says 
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Sequence
 
 import torch
@@ -46,19 +49,107 @@ def _rand(size, generator) -> torch.Tensor:
     return generate_random_ring_element(tuple(size), generator=generator)
 
 
+_BULK_GENERATOR: dict = {}
+
+
+def setup_bulk_stream(is_dealer: bool, world_size: int):
+    """Once per process, right after CrypTen's TTP set-up: the dealer sends each party a fresh
+    seed for mpcrnn's bulk stream, separate from CrypTen's TTP stream, so that bulk requests
+    fetched ahead of use never desynchronize from CrypTen's on-demand requests.
+
+    Returns the dealer's list of per-party generators (dealer) or this party's generator."""
+    import crypten.communicator as comm
+    import torch.distributed as dist
+
+    group = comm.get().ttp_group
+    if is_dealer:
+        seeds = [int.from_bytes(__import__("os").urandom(8), "little") >> 1 for _ in range(world_size)]
+        for rank, seed in enumerate(seeds):
+            dist.send(torch.tensor(seed, dtype=torch.long), rank, group=group)
+        dist.barrier(group=group)
+        return [torch.Generator().manual_seed(seed) for seed in seeds]
+    seed = torch.empty((), dtype=torch.long)
+    dist.recv(seed, world_size, group=group)
+    dist.barrier(group=group)
+    _BULK_GENERATOR["cpu"] = torch.Generator().manual_seed(int(seed.item()))
+    return _BULK_GENERATOR["cpu"]
+
+
 class DealerTriples:
-    """TTP source: bulk requests to the dealer process (rank ``world_size``)."""
+    """TTP source: bulk requests to the dealer process (rank ``world_size``).
+
+    Step plans: between :meth:`begin` and :meth:`end` the requests of a training step are
+    recorded under a public key (the batch shape); the next step with the same key asks the
+    dealer for ALL of them in one round trip at :meth:`begin` and consumes them in order.
+    Every party issues the same requests in the same order (same code, public shapes), so the
+    plan is the same at every party; a mismatch is a bug and raises.
+    """
 
     def __init__(self, stats) -> None:
         self.stats = stats
+        self.gen = _BULK_GENERATOR["cpu"]
+        self._plans: dict = {}
+        self._recording: list | None = None
+        self._key = None
+        self._queue: deque | None = None
 
-    def fetch(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
+    def begin(self, key) -> None:
         import crypten.communicator as comm
+
+        self._key = key
+        plan = self._plans.get(key)
+        if plan is None:
+            self._recording = []
+            return
+        if comm.get().get_rank() == 0:
+            flat_reqs = [r for group in plan for r in group]
+            c0s = iter(self._round_trip(flat_reqs))
+            self._queue = deque((group, [next(c0s) for _ in group]) for group in plan)
+        else:
+            self._queue = deque((group, None) for group in plan)
+
+    def end(self) -> None:
+        if self._recording is not None:
+            self._plans[self._key] = self._recording
+        if self._queue:
+            raise RuntimeError(f"internal: {len(self._queue)} prefetched triple groups were not used")
+        self._recording, self._queue = None, None
+
+    def _round_trip(self, requests: list) -> list[torch.Tensor]:
+        """Rank 0 only: party 0's share of every c (or theta_r), in one dealer round trip."""
+        import crypten.communicator as comm
+        import torch.distributed as dist
         from crypten.mpc.provider.ttp_provider import TTPClient
 
         client = TTPClient.get()
-        gen = client.get_generator()
+        sizes = [output_size(r) for r in requests]
+        total = sum(int(torch.Size(s).numel()) for s in sizes)
+        msg = {"function": BULK_FUNCTION, "device": None, "args": (tuple(map(_plain, requests)),), "kwargs": {}}
+        comm.get().send_obj(msg, comm.get().get_ttp_rank(), client.ttp_group)
+        flat = torch.empty(total, dtype=torch.long)
+        dist.broadcast(flat, comm.get().get_ttp_rank(), group=client.comm_group)
+        self.stats.add("dealer", 0)  # party 0 sends only the request; it receives 8 * total bytes
+        out, pos = [], 0
+        for size in sizes:
+            n = int(torch.Size(size).numel())
+            out.append(flat[pos : pos + n].reshape(size))
+            pos += n
+        return out
+
+    def fetch(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
+        import crypten.communicator as comm
+
+        gen = self.gen
         rank = comm.get().get_rank()
+        if self._recording is not None:
+            self._recording.append(tuple(requests))
+        prefetched = None
+        if self._queue is not None:
+            if not self._queue:
+                raise RuntimeError("internal: the step issued more triple requests than its plan")
+            group, prefetched = self._queue.popleft()
+            if tuple(group) != tuple(requests):
+                raise RuntimeError("internal: triple requests differ from the recorded step plan")
         drawn = []
         for req in requests:
             if req[0] == "wraps":
@@ -70,21 +161,9 @@ class DealerTriples:
                 c = None if rank == 0 else _rand(output_size(req), gen)
                 drawn.append([a, b, c])
         if rank == 0 and requests:
-            sizes = [output_size(r) for r in requests]
-            total = sum(int(torch.Size(s).numel()) for s in sizes)
-            ttp = comm.get().get_ttp_rank()
-            msg = {"function": BULK_FUNCTION, "device": None, "args": (tuple(map(_plain, requests)),), "kwargs": {}}
-            comm.get().send_obj(msg, ttp, client.ttp_group)
-            flat = torch.empty(total, dtype=torch.long)
-            import torch.distributed as dist
-
-            dist.broadcast(flat, ttp, group=client.comm_group)
-            self.stats.add("dealer", 0)
-            pos = 0
-            for item, size in zip(drawn, sizes):
-                n = int(torch.Size(size).numel())
-                item[-1] = flat[pos : pos + n].reshape(size)
-                pos += n
+            c0s = prefetched if prefetched is not None else self._round_trip(list(requests))
+            for item, c0 in zip(drawn, c0s):
+                item[-1] = c0
         return [tuple(d) for d in drawn]
 
 
@@ -94,6 +173,12 @@ def _plain(req: Request) -> tuple:
 
 class FirstPartyTriples:
     """TFP source (simulation only): CrypTen's TrustedFirstParty, one request at a time."""
+
+    def begin(self, key) -> None:  # no dealer: nothing to prefetch
+        pass
+
+    def end(self) -> None:
+        pass
 
     def fetch(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
         from crypten.mpc.provider.tfp_provider import TrustedFirstParty
