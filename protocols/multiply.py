@@ -23,6 +23,7 @@ from typing import Sequence
 import torch
 
 from protocols.reveal import open_masked
+from protocols.triples import output_size
 from protocols.truncation import needs_wraps, truncate_many
 
 Pair = tuple  # (op, x_shared, y_shared) or (op, x_shared, y_shared, shift)
@@ -42,7 +43,7 @@ def multiply_many(session, pairs: Sequence[Pair], also_truncate: Sequence[tuple]
     shifts = [session.fp.frac_bits if len(p) < 4 or p[3] is None else p[3] for p in pairs]
     trunc = [not (isinstance(b, int) and b == 0) for b in shifts]
     requests = [(op, tuple(p[1].shape), tuple(p[2].shape)) for op, p in zip(ops, pairs)]
-    out_sizes = [tuple(getattr(torch, op)(torch.empty(p[1].shape, device="meta"), torch.empty(p[2].shape, device="meta")).shape) for op, p in zip(ops, pairs)]
+    out_sizes = [output_size(r) for r in requests]
     n_trunc = sum(int(torch.Size(s).numel()) for s, t in zip(out_sizes, trunc) if t)
     n_trunc += sum(x.numel() for x, _ in also_truncate)
     if n_trunc and needs_wraps(session):

@@ -24,7 +24,7 @@ by CrypTen's communicator.
 
 from __future__ import annotations
 
-import math
+import functools
 
 import torch
 
@@ -34,6 +34,7 @@ EXP_SQUARINGS = 5
 EXP_DEGREE = 6
 
 
+@functools.lru_cache(maxsize=None)
 def exp_coefficients() -> tuple[float, ...]:
     """Least squares (monomial, 2001 Chebyshev nodes) fit of exp(w) on [-2, 0], degree 6."""
     import numpy as np

@@ -35,12 +35,17 @@ Request = tuple  # ("mul"|"matmul", size_a, size_b) or ("wraps", size)
 
 
 def output_size(req: Request) -> tuple[int, ...]:
-    """Size of ``c`` (or ``theta_r``) for a request."""
+    """Size of ``c`` (or ``theta_r``) for a request: broadcasting for mul, (.., n, k) @ (.., k, m)
+    -> (.., n, m) for matmul of 2-D (or batched) operands."""
     if req[0] == "wraps":
         return tuple(req[1])
-    a = torch.empty(req[1], dtype=torch.int64, device="meta")
-    b = torch.empty(req[2], dtype=torch.int64, device="meta")
-    return tuple(getattr(torch, req[0])(a, b).shape)
+    if req[0] == "mul":
+        return tuple(torch.broadcast_shapes(tuple(req[1]), tuple(req[2])))
+    a, b = tuple(req[1]), tuple(req[2])
+    if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
+        raise ValueError(f"matmul triple: shapes {a} and {b} do not chain")
+    batch = tuple(torch.broadcast_shapes(a[:-2], b[:-2]))
+    return batch + (a[-2], b[-1])
 
 
 def _rand(size, generator) -> torch.Tensor:
