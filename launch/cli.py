@@ -24,7 +24,7 @@ def _fail(exc) -> None:
     sys.exit(getattr(exc, "exit_code", 2))
 
 
-def _run_config(parties, cell, hidden, layers, epochs, batch_size, lr, provider, reveal_to, seed, spec, classes):
+def _run_config(parties, cell, hidden, layers, epochs, batch_size, lr, provider, reveal_to, seed, spec, classes, reveal_metrics=False):
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
     from mpcrnn.secure import RunConfig
 
@@ -33,6 +33,7 @@ def _run_config(parties, cell, hidden, layers, epochs, batch_size, lr, provider,
         activation=ActivationConfig(),
         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed),
         spec=spec, world_size=parties, provider=provider.upper(), reveal_to=tuple(reveal_to),
+        reveal_metrics=reveal_metrics,
     )
 
 
@@ -59,7 +60,8 @@ def main() -> None:
 @click.option("--out", default="runs/latest", show_default=True, type=click.Path())
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds any party waits for a peer.")
 @click.option("--no-baseline", is_flag=True, help="Demo: skip the plaintext baseline.")
-def train(parties, cell, hidden, layers, epochs, batch_size, lr, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline):
+@click.option("--reveal-metrics", is_flag=True, help="Also open the pooled training accuracy (one number, ledgered).")
+def train(parties, cell, hidden, layers, epochs, batch_size, lr, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics):
     """Spawn the parties and the dealer on this machine and train.
 
     With no --data: the built-in demo (Japanese Vowels split 50/30/20 across 3 organizations).
@@ -89,7 +91,8 @@ def train(parties, cell, hidden, layers, epochs, batch_size, lr, seed, provider,
         if len(data_files) != parties:
             raise click.UsageError(f"--data: expected one file per party ({parties}), got {len(data_files)}")
         tests = list(test_files) + [None] * (parties - len(test_files))
-        cfg = _run_config(parties, cell, hidden, layers, epochs, batch_size, lr, provider, reveal_to, seed, spec, len(spec.classes))
+        cfg = _run_config(parties, cell, hidden, layers, epochs, batch_size, lr, provider, reveal_to, seed, spec,
+                          len(spec.classes), reveal_metrics)
         if cfg.provider == "TFP":
             click.secho(INSECURE_TFP, fg="red", err=True)
         reports = launch_local(cfg, list(data_files), tests, str(out_dir), timeout_s=timeout)
@@ -126,6 +129,10 @@ def _summarize(cfg, reports, baseline: bool, out_dir: Path) -> dict:
                                "plaintext_exact_gru": exact["accuracy_exact"]}
         click.echo(f"  plaintext, same seed and schedule: {100 * mirror['accuracy_polynomial']:.1f}% (mirror, polynomial), "
                    f"{100 * exact['accuracy_exact']:.1f}% (torch GRU, exact)")
+    revealed = [p["train_accuracy_revealed"] for p in parties if "train_accuracy_revealed" in p]
+    if revealed:
+        summary["train_accuracy_revealed"] = revealed[0]
+        click.echo(f"  training accuracy (revealed with --reveal-metrics, in the ledger): {100 * revealed[0]:.1f}%")
     models = [p["model_file"] for p in parties if "model_file" in p]
     click.echo("  model written to: " + ", ".join(models))
     return summary

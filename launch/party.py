@@ -76,6 +76,8 @@ def run_party(job: PartyJob) -> dict:
         "ledger": session.ledger.to_json(),
         "received_model": result["params"] is not None,
     }
+    if "train_accuracy" in result and result["train_accuracy"] is not None:
+        report["train_accuracy_revealed"] = result["train_accuracy"]
     out = Path(job.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if result["params"] is not None:

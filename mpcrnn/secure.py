@@ -125,11 +125,32 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None) ->
     params, _ = train(B, cfg.model, cfg.train, data, params, progress=progress)
     seconds = time.perf_counter() - t0
     receivers = cfg.receivers()
+    metrics = None
+    if cfg.reveal_metrics:
+        correct = correct_count_shared(session, B, cfg, params, data)
+        metrics = reveal(session, correct, to=receivers, what="training accuracy (correct rows, all parties pooled)",
+                         why="--reveal-metrics", allowed_to=receivers)
     opened = {
         k: reveal(session, v, to=receivers, what=f"final weight {k}", why="trained model output", allowed_to=receivers)
         for k, v in params.items()
     }
-    return {"params": opened if session.rank in receivers else None, "counts": counts, "seconds": seconds}
+    out = {"params": opened if session.rank in receivers else None, "counts": counts, "seconds": seconds}
+    if metrics is not None:
+        out["train_accuracy"] = float(metrics.reshape(())) / sum(counts)
+    return out
+
+
+def correct_count_shared(session, B, cfg: RunConfig, params: dict, data: Dataset):
+    """[number of training rows whose argmax logit is the label], on shares: one forward pass
+    over all rows, CrypTen's one-hot argmax (comparisons), a dot product with the labels."""
+    from crypten.mpc import MPCTensor
+
+    from mpcrnn.model import forward
+
+    logits, _ = forward(B, cfg.model, params, data.x.transpose(0, 1), data.m.transpose(0, 1))
+    onehot = MPCTensor.from_shares(logits, precision=session.fp.frac_bits).argmax(1, one_hot=True)._tensor.share
+    (hits,) = B.mul_many([("mul", onehot, data.target)])
+    return hits.sum().reshape(1)
 
 
 def evaluate_local(cfg: RunConfig, params: dict, data: SequenceData) -> dict:

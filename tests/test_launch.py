@@ -74,3 +74,40 @@ def test_cli_bad_input_is_one_line_no_traceback(args, pattern, tmp_path):
     import re
 
     assert re.search(pattern, res.stderr), res.stderr
+
+
+def test_train_then_predict_end_to_end(tmp_path):
+    """CLI train (3 parties + dealer) -> model file -> torch.nn.GRU takes the weights ->
+    `mpcrnn predict` on party 0's own test file matches the report's local evaluation."""
+    import json
+
+    import torch
+
+    files = _files(tmp_path)
+    tests = []
+    for r, p in enumerate(D.split_rows(D.japanese_vowels("test"), [15] * 3, 1)):
+        D.write_npz(p, tmp_path / f"t{r}.npz")
+        tests.append(str(tmp_path / f"t{r}.npz"))
+    out = tmp_path / "run"
+    args = [MPCRNN, "train", "--epochs", "1", "--hidden", "4", "--batch-size", "20", "--out", str(out),
+            "--reveal-to", "0", "--reveal-metrics"]
+    for f in files:
+        args += ["--data", f]
+    for f in tests:
+        args += ["--test", f]
+    res = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert [p["received_model"] for p in report["parties"]] == [True, False, False]
+    assert not (out / "model-party1.pt").exists()
+    assert 0.0 <= report["train_accuracy_revealed"] <= 1.0
+    ledger = report["parties"][0]["ledger"]
+    assert ledger[0]["what"].startswith("training accuracy") and len(ledger) == 7
+    blob = torch.load(out / "model-party0.pt", weights_only=True)
+    gru = torch.nn.GRU(12, 4, batch_first=True)
+    gru.load_state_dict({k: v for k, v in blob["state_dict"].items() if not k.startswith("fc.")})
+    pred = subprocess.run([MPCRNN, "predict", "--model", str(out / "model-party0.pt"), "--data", tests[0]],
+                          capture_output=True, text=True, timeout=120, check=True)
+    got = json.loads(pred.stdout)
+    assert got["rows"] == 15
+    assert abs(got["accuracy"] - report["parties"][0]["local_test"]["accuracy_exact"]) < 1e-9

@@ -1,0 +1,117 @@
+"""What leaves shares during a real 3-party + dealer training run.
+
+Instrumentation (inside each party process): every CrypTen opening function
+(``reveal``/``reveal_batch``/``get_plain_text`` of arithmetic and binary shares, and
+``MPCTensor.get_plain_text``) and every communicator collective is wrapped to record its
+caller.  Asserted: plaintext openings happen only through ``protocols/reveal.py``'s ``reveal``
+(and only for the final weights, all in the ledger); CrypTen's own openings happen only inside
+its masked-opening protocol steps; our collectives come only from the reveal module.
+"""
+
+from __future__ import annotations
+
+from mpc_harness import run_parties
+
+# CrypTen's openings of *masked* values: x - a, y - b (Beaver), r-masked squares, XOR-masked
+# AND inputs, the masked bit of B2A.  Each opened value is uniform, independent of the secret.
+CRYPTEN_MASKED_OPENINGS = {
+    ("ArithmeticSharedTensor", "reveal_batch", "__beaver_protocol"),
+    ("ArithmeticSharedTensor", "reveal", "square"),
+    ("BinarySharedTensor", "reveal_batch", "AND"),
+    ("BinarySharedTensor", "reveal", "B2A_single_bit"),
+}
+OUR_COLLECTIVE_CALLERS = {"reveal", "open_masked", "gather_masked"}
+
+
+def instrumented_party(rank, reveal_to):
+    import collections
+    import inspect
+
+    from crypten import communicator as comm
+    from crypten.mpc import MPCTensor
+    from crypten.mpc.primitives import ArithmeticSharedTensor, BinarySharedTensor
+
+    from mpcrnn import data as D
+    from mpcrnn.config import ModelConfig, TrainConfig
+    from mpcrnn.secure import RunConfig, run_training
+    from protocols.session import MpcSession
+
+    crypten_open, ours = collections.Counter(), collections.Counter()
+
+    def wrap(owner, name, sink, key):
+        orig = inspect.getattr_static(owner, name)
+        fn = orig.__func__ if isinstance(orig, staticmethod) else orig
+
+        def wrapper(*a, **k):
+            caller = inspect.stack()[1]
+            sink[key(caller)] += 1
+            return fn(*a, **k)
+
+        setattr(owner, name, staticmethod(wrapper) if isinstance(orig, staticmethod) else wrapper)
+
+    for cls in (ArithmeticSharedTensor, BinarySharedTensor, MPCTensor):
+        for name in ("reveal", "reveal_batch", "get_plain_text"):
+            if hasattr(cls, name):
+                wrap(cls, name, crypten_open, lambda c, cls=cls, name=name: (cls.__name__, name, c.function))
+    inst = comm.get()
+    for name in ("all_reduce", "reduce", "gather", "all_gather", "broadcast"):
+        bound = getattr(inst, name)
+
+        def collective(*a, _b=bound, _n=name, **k):
+            caller = inspect.stack()[1]
+            file = caller.filename.replace("\\\\", "/")
+            where = caller.function if file.endswith("protocols/reveal.py") else file.split("site-packages/")[-1]
+            ours[(_n, where)] += 1
+            return _b(*a, **k)
+
+        setattr(inst, name, collective)
+    spec = D.JAPANESE_VOWELS_SPEC
+    part = D.scale_features(D.split_rows(D.japanese_vowels("train"), [12, 12, 12], 0)[rank], spec)
+    cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=12, clip_norm=1.0),
+                    spec=spec, reveal_to=reveal_to)
+    s = MpcSession.current()
+    result = run_training(s, cfg, part)
+    return dict(crypten_open), dict(ours), s.ledger.to_json(), result["params"] is not None
+
+
+def test_only_final_weights_leave_shares_and_only_to_receivers():
+    outs = run_parties(instrumented_party, world_size=3, provider="TTP", args=((0, 2),), timeout_s=600)
+    for rank, (crypten_open, ours, ledger, got_model) in enumerate(outs):
+        assert got_model == (rank in (0, 2))
+        # CrypTen opened nothing in plaintext, only masked values inside its protocol steps
+        assert set(crypten_open) <= CRYPTEN_MASKED_OPENINGS, crypten_open
+        assert not any(k[1] == "get_plain_text" for k in crypten_open)
+        # our collectives: masked openings and the ledgered reveal; CrypTen's from its primitives
+        for (name, where), n in ours.items():
+            assert (
+                where in OUR_COLLECTIVE_CALLERS
+                or where.startswith("crypten/mpc/primitives/")  # CrypTen's masked openings (above)
+                or (name, where) == ("broadcast", "crypten/mpc/provider/ttp_provider.py")  # dealer randomness
+            ), (name, where)
+        assert ours.get(("reduce", "reveal"), 0) == 2 * len(ledger)  # one reduce per receiver
+        # the ledger: the final weights, to ranks 0 and 2, and nothing else
+        assert [e["what"] for e in ledger] == [
+            f"final weight {k}" for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")
+        ]
+        assert all(tuple(e["to"]) == (0, 2) and e["why"] == "trained model output" for e in ledger)
+
+
+def reveal_policy_party(rank):
+    import torch
+
+    from protocols.errors import SecurityError
+    from protocols.reveal import reveal
+    from protocols.session import MpcSession
+
+    s = MpcSession.current()
+    try:
+        reveal(s, torch.zeros(2, dtype=torch.long), to=(1,), what="w", why="test", allowed_to=(0,))
+    except SecurityError as exc:
+        return str(exc), s.ledger.to_json()
+    return None, s.ledger.to_json()
+
+
+def test_reveal_outside_policy_is_refused_before_sending():
+    for msg, ledger in run_parties(reveal_policy_party, world_size=2, provider="TFP"):
+        assert msg and "expected a subset of --reveal-to (0,), got (1,)" in msg
+        assert ledger == []
