@@ -61,7 +61,8 @@ def main() -> None:
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds any party waits for a peer.")
 @click.option("--no-baseline", is_flag=True, help="Demo: skip the plaintext baseline.")
 @click.option("--reveal-metrics", is_flag=True, help="Also open the pooled training accuracy (one number, ledgered).")
-def train(parties, cell, hidden, layers, epochs, batch_size, lr, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics):
+@click.option("--resume", is_flag=True, help="Continue from the newest epoch every party checkpointed in --out.")
+def train(parties, cell, hidden, layers, epochs, batch_size, lr, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume):
     """Spawn the parties and the dealer on this machine and train.
 
     With no --data: the built-in demo (Japanese Vowels split 50/30/20 across 3 organizations).
@@ -95,7 +96,7 @@ def train(parties, cell, hidden, layers, epochs, batch_size, lr, seed, provider,
                           len(spec.classes), reveal_metrics)
         if cfg.provider == "TFP":
             click.secho(INSECURE_TFP, fg="red", err=True)
-        reports = launch_local(cfg, list(data_files), tests, str(out_dir), timeout_s=timeout)
+        reports = launch_local(cfg, list(data_files), tests, str(out_dir), timeout_s=timeout, resume=resume)
         summary = _summarize(cfg, reports, demo and not no_baseline, out_dir)
         (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
         click.echo(f"  report: {out_dir / 'report.json'}")

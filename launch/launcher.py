@@ -17,7 +17,7 @@ from protocols.errors import PartyError
 
 
 def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_dir: str,
-                 timeout_s: float = 60.0, show_progress: bool = True, on_start=None) -> list[dict]:
+                 timeout_s: float = 60.0, show_progress: bool = True, on_start=None, resume: bool = False) -> list[dict]:
     ctx = mp.get_context("spawn")
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
@@ -28,7 +28,7 @@ def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_
         is_party = rank < cfg.world_size
         job = PartyJob(rank, rendezvous, cfg, train_files[rank] if is_party else None,
                        test_files[rank] if is_party else None, out_dir, timeout_s,
-                       show_progress=show_progress and rank == 0)
+                       show_progress=show_progress and rank == 0, resume=resume)
         recv, send = ctx.Pipe(duplex=False)
         p = ctx.Process(target=party_entry, args=(job, send), name=_name(rank, cfg))
         p.start()

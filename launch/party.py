@@ -27,6 +27,7 @@ class PartyJob:
     out_dir: str
     timeout_s: float = 60.0
     show_progress: bool = False
+    resume: bool = False
 
 
 def run_party(job: PartyJob) -> dict:
@@ -56,7 +57,8 @@ def run_party(job: PartyJob) -> dict:
     session = MpcSession.current(fixed_point(cfg))
     progress = _Progress(session) if job.show_progress else None
     try:
-        result = run_training(session, cfg, local, progress=progress)
+        result = run_training(session, cfg, local, progress=progress,
+                              checkpoint_dir=str(Path(job.out_dir) / "checkpoints"), resume=job.resume)
     except RuntimeError as exc:  # gloo: a peer closed its connection or timed out
         from protocols.errors import PartyError
 
@@ -72,6 +74,7 @@ def run_party(job: PartyJob) -> dict:
         "rank": job.rank,
         "rows": result["counts"][job.rank],
         "train_seconds": result["seconds"],
+        "resumed_from_epoch": result["resumed_from"],
         "communication": session.stats.snapshot(),
         "ledger": session.ledger.to_json(),
         "received_model": result["params"] is not None,

@@ -109,9 +109,15 @@ def share_all(session, cfg: RunConfig, local: SequenceData, counts: list[int]) -
     return Dataset(torch.cat(xs), torch.cat(ms), torch.cat(ys))
 
 
-def run_training(session, cfg: RunConfig, local: SequenceData, progress=None) -> dict:
+def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
+                 checkpoint_dir: str | None = None, resume: bool = False) -> dict:
     """Agree, share, train on shares, reveal the final weights.  Returns a result dict with
-    ``params`` (float64, only on receivers), ``counts``, ``seconds`` and ``stats``."""
+    ``params`` (float64, only on receivers), ``counts``, ``seconds``, ``resumed_from``.
+
+    checkpoint_dir: write this party's shares there after every epoch.
+    resume: continue from the newest epoch every party has in its checkpoint_dir.
+    """
+    from mpcrnn import checkpoint
     from protocols.reveal import reveal
     from protocols.sharing import public
 
@@ -122,7 +128,17 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None) ->
     data = share_all(session, cfg, local, counts)
     B = SharedBackend(session, cfg.activation)
     params = {k: public(session, v) for k, v in init_params(cfg.model, cfg.train.seed).items()}
-    params, _ = train(B, cfg.model, cfg.train, data, params, progress=progress)
+    velocity, start = None, 0
+    if resume and checkpoint_dir:
+        start = checkpoint.agree_epoch(session, checkpoint_dir)
+        if start:
+            params, velocity = checkpoint.load(checkpoint_dir, session.rank, start, cfg.digest())
+    save = None
+    if checkpoint_dir:
+        def save(epoch, p, v):
+            checkpoint.save(checkpoint_dir, session.rank, epoch, cfg.digest(), p, v)
+    params, _ = train(B, cfg.model, cfg.train, data, params, progress=progress, start_epoch=start,
+                      velocity=velocity, on_epoch_end=save)
     seconds = time.perf_counter() - t0
     receivers = cfg.receivers()
     metrics = None
@@ -134,7 +150,8 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None) ->
         k: reveal(session, v, to=receivers, what=f"final weight {k}", why="trained model output", allowed_to=receivers)
         for k, v in params.items()
     }
-    out = {"params": opened if session.rank in receivers else None, "counts": counts, "seconds": seconds}
+    out = {"params": opened if session.rank in receivers else None, "counts": counts, "seconds": seconds,
+           "resumed_from": start}
     if metrics is not None:
         out["train_accuracy"] = float(metrics.reshape(())) / sum(counts)
     return out
