@@ -211,9 +211,9 @@ def predict(model_file, data_file):
                 spec_d[k] = tuple(spec_d[k])
         spec = D.DataSpec(**spec_d)
         data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
-        model = export_state_dicts(ModelConfig(**blob["model_config"]), blob["state_dict"])
+        model = export_state_dicts(ModelConfig(**blob["model_config"]), blob["state_dict"]).double()
         with torch.no_grad():
-            logits = model(torch.as_tensor(data.x, dtype=torch.float32), torch.as_tensor(data.lengths))
+            logits = model(torch.as_tensor(data.x, dtype=torch.float64), torch.as_tensor(data.lengths))
         pred = logits.argmax(1).numpy()
         acc = float((pred == data.y).mean())
         click.echo(json.dumps({"rows": int(len(pred)), "accuracy": acc, "predictions": [spec.classes[i] for i in pred]}))

@@ -93,8 +93,9 @@ def run_party(job: PartyJob) -> dict:
                  "spec": asdict(cfg.spec), "state_dict": {k: v.float() for k, v in result["params"].items()}}, tmp)
         os.replace(tmp, model_path)  # atomic: no partial model is ever taken as final
         report["model_file"] = str(model_path)
-        if test is not None:
-            report["local_test"] = evaluate_local(cfg, result["params"], test)
+        if test is not None:  # evaluate exactly the weights saved (float32), as `predict` will
+            saved = {k: v.float().double() for k, v in result["params"].items()}
+            report["local_test"] = evaluate_local(cfg, saved, test)
     shutdown()
     (out / f"report-party{job.rank}.json").write_text(json.dumps(report, indent=2))
     return report

@@ -153,7 +153,7 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
     out = {"params": opened if session.rank in receivers else None, "counts": counts, "seconds": seconds,
            "resumed_from": start}
     if metrics is not None:
-        out["train_accuracy"] = float(metrics.reshape(())) / sum(counts)
+        out["train_accuracy"] = round(float(metrics.reshape(()))) / sum(counts)  # a count: +-2^-16 noise
     return out
 
 
