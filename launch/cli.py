@@ -140,50 +140,65 @@ def _summarize(cfg, reports, baseline: bool, out_dir: Path) -> dict:
 
 
 @main.command()
-@click.option("--rank", required=True, type=int)
-@click.option("--world-size", required=True, type=int, help="Number of data parties (dealer not counted).")
-@click.option("--rendezvous", required=True, help="tcp://host:port of the rendezvous (same for all).")
+@click.option("--config", "config_file", type=click.Path(), help="Run config file (TOML) shared by all parties.")
+@click.option("--rank", type=int, help="This party's rank (or RANK).")
+@click.option("--world-size", type=int, help="Data parties, dealer not counted (or [run] parties, or WORLD_SIZE).")
+@click.option("--rendezvous", help="tcp://host:port, the same for all (or MASTER_ADDR/MASTER_PORT).")
 @click.option("--data", "data_file", required=True, type=click.Path())
 @click.option("--test", "test_file", type=click.Path())
 @click.option("--out", default="runs/party", type=click.Path())
-@click.option("--provider", type=click.Choice(["ttp", "tfp"], case_sensitive=False), default="ttp")
-@click.option("--epochs", default=6)
-@click.option("--hidden", default=32)
-@click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), default="gru")
-@click.option("--lr", default=0.2)
-@click.option("--seed", default=0)
-@click.option("--timeout", default=120.0)
-def party(rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, lr, seed, timeout):
+@click.option("--provider", type=click.Choice(["ttp", "tfp"], case_sensitive=False))
+@click.option("--epochs", type=int)
+@click.option("--hidden", type=int)
+@click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]))
+@click.option("--lr", type=float)
+@click.option("--seed", type=int)
+@click.option("--timeout", default=120.0, show_default=True)
+@click.option("--resume", is_flag=True)
+def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, lr, seed, timeout, resume):
     """Run one data party on this host (one organization)."""
-    from mpcrnn import data as D
     from launch.party import PartyJob, run_party
+    from launch.runfile import build, from_environment, read_file
     from protocols.errors import MpcrnnError
 
     try:
-        spec = D.JAPANESE_VOWELS_SPEC
-        cfg = _run_config(world_size, cell, hidden, 1, epochs, 32, lr, provider, (), seed, spec, len(spec.classes))
+        raw = read_file(config_file)
+        cfg = build(raw, {"parties": world_size, "provider": provider, "epochs": epochs, "hidden": hidden,
+                          "cell": cell, "lr": lr, "seed": seed})
+        given = world_size if world_size is not None else raw.get("run", {}).get("parties")
+        rank, rendezvous, parties = from_environment(rank, rendezvous, given, cfg.provider)
+        from dataclasses import replace
+
+        cfg = replace(cfg, world_size=parties)
         if cfg.provider == "TFP":
             click.secho(INSECURE_TFP, fg="red", err=True)
-        report = run_party(PartyJob(rank, rendezvous, cfg, data_file, test_file, out, timeout, show_progress=rank == 0))
+        report = run_party(PartyJob(rank, rendezvous, cfg, data_file, test_file, out, timeout,
+                                    show_progress=rank == 0, resume=resume))
         click.echo(json.dumps({k: v for k, v in report.items() if k != "ledger"}, indent=2))
     except MpcrnnError as exc:
         _fail(exc)
 
 
 @main.command()
-@click.option("--world-size", required=True, type=int)
-@click.option("--rendezvous", required=True)
-@click.option("--timeout", default=120.0)
-def dealer(world_size, rendezvous, timeout):
+@click.option("--config", "config_file", type=click.Path(), help="The run config file (for the party count).")
+@click.option("--world-size", type=int, help="Data parties (or [run] parties, or WORLD_SIZE - 1).")
+@click.option("--rendezvous", help="tcp://host:port (or MASTER_ADDR/MASTER_PORT).")
+@click.option("--timeout", default=120.0, show_default=True)
+def dealer(config_file, world_size, rendezvous, timeout):
     """Run the dealer (trusted third party: owns no data, must not collude)."""
-    from mpcrnn import data as D
+    from dataclasses import replace
+
     from launch.party import PartyJob, run_party
+    from launch.runfile import build, from_environment, read_file
     from protocols.errors import MpcrnnError
 
     try:
-        spec = D.JAPANESE_VOWELS_SPEC
-        cfg = _run_config(world_size, "gru", 32, 1, 1, 32, 0.2, "ttp", (), 0, spec, len(spec.classes))
-        click.echo(json.dumps(run_party(PartyJob(world_size, rendezvous, cfg, None, None, ".", timeout))))
+        raw = read_file(config_file)
+        cfg = build(raw, {"provider": "ttp"})
+        parties = world_size if world_size is not None else raw.get("run", {}).get("parties")
+        _, rendezvous, parties = from_environment(-1, rendezvous, parties, "ttp")
+        cfg = replace(cfg, world_size=parties)
+        click.echo(json.dumps(run_party(PartyJob(parties, rendezvous, cfg, None, None, ".", timeout))))
     except MpcrnnError as exc:
         _fail(exc)
 

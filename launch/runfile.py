@@ -1,0 +1,134 @@
+"""The run configuration file (TOML) that every party of a run shares, and the environment.
+
+Everything in it is public and hashed (:meth:`mpcrnn.secure.RunConfig.digest`); parties with
+different files stop before sharing anything.  Per-party settings (rank, data file, output
+folder, rendezvous) are command-line flags.  Example (every key optional; defaults shown)::
+
+    [run]
+    parties = 3              # data parties (the dealer is not counted)
+    provider = "ttp"         # ttp | tfp (insecure simulation)
+    reveal_to = []           # ranks receiving the final weights; empty: all
+    reveal_metrics = false
+
+    [model]
+    cell = "gru"             # rnn | gru | lstm
+    hidden = 32
+    layers = 1
+
+    [train]
+    epochs = 6
+    batch_size = 32
+    lr = 0.2
+    momentum = 0.9
+    weight_decay = 0.0
+    clip_value = 1.0
+    clip_norm = 0.0
+    seed = 0
+
+    [data]                   # the public declaration of every party's data
+    n_features = 12
+    classes = ["1", "2", "3", "4", "5", "6", "7", "8", "9"]
+    max_len = 29
+    scaling = "bounds"       # bounds | none
+    feature_low = [...]      # per feature, public
+    feature_high = [...]
+    value_bound = 8.0
+
+Environment (torchrun / schedulers): ``MASTER_ADDR`` + ``MASTER_PORT`` give the rendezvous
+``tcp://MASTER_ADDR:MASTER_PORT``, ``RANK`` the rank, ``WORLD_SIZE`` the number of processes
+(data parties + 1 dealer with TTP).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import fields
+
+from mpcrnn import data as D
+from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
+from mpcrnn.secure import RunConfig
+from protocols.errors import ConfigError, expected_got
+
+SECTIONS = {
+    "run": {"parties", "provider", "reveal_to", "reveal_metrics"},
+    "model": {"cell", "hidden", "layers"},
+    "train": {f.name for f in fields(TrainConfig)},
+    "data": {f.name for f in fields(D.DataSpec)},
+}
+
+
+def read_file(path: str | None) -> dict:
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: expected a readable run config file, got {type(exc).__name__}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: expected valid TOML, got {str(exc).splitlines()[0]}") from None
+    for section, body in raw.items():
+        if section not in SECTIONS:
+            raise ConfigError(expected_got(f"{path}: section", "one of " + ", ".join(f"[{s}]" for s in SECTIONS), f"[{section}]"))
+        unknown = set(body) - SECTIONS[section]
+        if unknown:
+            raise ConfigError(expected_got(f"{path}: keys of [{section}]", ", ".join(sorted(SECTIONS[section])), ", ".join(sorted(unknown))))
+    return raw
+
+
+def build(raw: dict, overrides: dict) -> RunConfig:
+    """RunConfig from the file's sections, then explicit command-line overrides (flat keys)."""
+    run = {"parties": 3, "provider": "ttp", "reveal_to": [], "reveal_metrics": False, **raw.get("run", {})}
+    model = {"cell": "gru", "hidden": 32, "layers": 1, **raw.get("model", {})}
+    train = dict(raw.get("train", {}))
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in run:
+            run[key] = value
+        elif key in model:
+            model[key] = value
+        else:
+            train[key] = value
+    spec = _spec(raw.get("data"))
+    try:
+        tc = TrainConfig(**{"epochs": 6, **train})
+    except TypeError as exc:
+        raise ConfigError(f"train settings: {exc}") from None
+    return RunConfig(
+        model=ModelConfig(cell=model["cell"], input_size=spec.n_features, hidden_size=int(model["hidden"]),
+                          num_layers=int(model["layers"]), num_classes=len(spec.classes)),
+        activation=ActivationConfig(), train=tc, spec=spec, world_size=int(run["parties"]),
+        provider=str(run["provider"]).upper(), reveal_to=tuple(run["reveal_to"]),
+        reveal_metrics=bool(run["reveal_metrics"]),
+    )
+
+
+def _spec(section: dict | None) -> D.DataSpec:
+    if not section:
+        return D.JAPANESE_VOWELS_SPEC
+    body = dict(section)
+    for key in ("classes", "feature_low", "feature_high"):
+        if body.get(key) is not None:
+            body[key] = tuple(body[key])
+    try:
+        return D.DataSpec(**body)
+    except TypeError as exc:
+        raise ConfigError(f"[data]: {exc}") from None
+
+
+def from_environment(rank: int | None, rendezvous: str | None, world_size: int | None, provider: str) -> tuple[int, str, int]:
+    """Fill rank / rendezvous / data-party count from torchrun-style variables when not given."""
+    env = os.environ
+    if rendezvous is None and "MASTER_ADDR" in env and "MASTER_PORT" in env:
+        rendezvous = f"tcp://{env['MASTER_ADDR']}:{env['MASTER_PORT']}"
+    if rank is None and "RANK" in env:
+        rank = int(env["RANK"])
+    if world_size is None and "WORLD_SIZE" in env:
+        world_size = int(env["WORLD_SIZE"]) - (1 if provider.upper() == "TTP" else 0)
+    missing = [n for n, v in (("--rank or RANK", rank), ("--rendezvous or MASTER_ADDR/MASTER_PORT", rendezvous),
+                              ("--world-size, WORLD_SIZE or [run] parties", world_size)) if v is None]
+    if missing:
+        raise ConfigError(expected_got("process identity", "rank, rendezvous and world size", "missing " + ", ".join(missing)))
+    return rank, rendezvous, world_size
