@@ -1,4 +1,4 @@
-"""One GRU training step, 3 parties + TTP dealer: mpcrnn vs the same model written naively on
+"""One GRU training step, N parties + TTP dealer: mpcrnn vs the same model written naively on
 CrypTen autograd with CrypTen's default sigmoid/tanh.  Prints one table (median of repeats).
 
 Run as a file: ``.venv/bin/python benchmarks/bench_gru_step.py [--quick]``.
@@ -64,7 +64,13 @@ def mpcrnn_step(rank, B, T, H, repeats):
         if i > 1:
             times.append(time.perf_counter() - t0)
     st = comm.get()
-    return {"times": times, "rounds": st.comm_rounds, "bytes": st.comm_bytes, "mine": s.stats.snapshot()}
+    total = {"times": times, "rounds": st.comm_rounds, "bytes": st.comm_bytes, "mine": s.stats.snapshot()}
+    from mpcrnn.model import forward
+
+    s.stats.reset()  # forward alone, outside a prefetched step: count openings + truncations only
+    forward(Bk, mc, params, xs, ms)
+    total["forward_rounds"] = s.stats.rounds["beaver"] + s.stats.rounds["truncate"]
+    return total
 
 
 def naive_step(rank, B, T, H, repeats):
@@ -103,7 +109,19 @@ def naive_step(rank, B, T, H, repeats):
         if i:
             times.append(time.perf_counter() - t0)
     st = comm.get()
-    return {"times": times, "rounds": st.comm_rounds, "bytes": st.comm_bytes}
+    total = {"times": times, "rounds": st.comm_rounds, "bytes": st.comm_bytes}
+    comm.get().reset_communication_stats()
+    h = crypten.cryptensor(torch.zeros(B, H))
+    for t in range(T):
+        gi = xe[t].matmul(W_ih.t()) + b_ih
+        gh = h.matmul(W_hh.t()) + b_hh
+        r = (gi[:, :H] + gh[:, :H]).sigmoid()
+        z = (gi[:, H : 2 * H] + gh[:, H : 2 * H]).sigmoid()
+        n = (gi[:, 2 * H :] + r * gh[:, 2 * H :]).tanh()
+        h = h + me[t] * ((1 - z) * n + z * h - h)
+    h.matmul(W.t())
+    total["forward_rounds"] = comm.get().comm_rounds
+    return total
 
 
 def main() -> None:
@@ -111,6 +129,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="T=8, 1 repeat (under a minute)")
     ap.add_argument("--T", type=int, default=29)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--parties", type=int, default=3)
     args = ap.parse_args()
     T, rep = (8, 1) if args.quick else (args.T, args.repeats)
     B, H = 32, 32
@@ -119,14 +138,14 @@ def main() -> None:
 
     rows = []
     for name, fn in (("mpcrnn", mpcrnn_step), ("naive CrypTen autograd", naive_step)):
-        out = run_parties(fn, world_size=3, provider="TTP", args=(B, T, H, rep), timeout_s=1800)[0]
-        rows.append((name, statistics.median(out["times"]), min(out["times"]), max(out["times"]), out["rounds"], out["bytes"], out.get("mine")))
+        out = run_parties(fn, world_size=args.parties, provider="TTP", args=(B, T, H, rep), timeout_s=1800)[0]
+        rows.append((name, statistics.median(out["times"]), min(out["times"]), max(out["times"]), out["rounds"], out["bytes"], out.get("mine"), out["forward_rounds"]))
     base = rows[1][1]
-    print(f"\nGRU H={H}, batch {B}, T={T}, 3 parties + TTP dealer, loopback, torch threads=1; median of {rep}")
-    print("| implementation | s/step (median) | min-max | rounds/step | rounds per time step | MB/step (party 0) | speed-up vs naive |")
+    print(f"\nGRU H={H}, batch {B}, T={T}, {args.parties} parties + TTP dealer, loopback, torch threads=1; median of {rep}")
+    print("| implementation | s/step (median) | min-max | rounds/step | rounds per time step: forward / backward+update | MB/step (party 0) | speed-up vs naive |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, med, lo, hi, rounds, nbytes, _ in rows:
-        print(f"| {name} | {med:.2f} | {lo:.2f}-{hi:.2f} | {rounds} | {rounds / T:.1f} | {nbytes / 1e6:.1f} | {base / med:.1f}x |")
+    for name, med, lo, hi, rounds, nbytes, _, fwd in rows:
+        print(f"| {name} | {med:.2f} | {lo:.2f}-{hi:.2f} | {rounds} | {fwd / T:.1f} / {(rounds - fwd) / T:.1f} | {nbytes / 1e6:.1f} | {base / med:.1f}x |")
     mine = rows[0][6]
     if mine:
         print(f"mpcrnn by kind (party 0's own counters): {mine['rounds']} (dealer entries = dealer round trips)")
