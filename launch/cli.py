@@ -97,14 +97,14 @@ def train(parties, cell, hidden, layers, epochs, batch_size, lr, seed, provider,
         if cfg.provider == "TFP":
             click.secho(INSECURE_TFP, fg="red", err=True)
         reports = launch_local(cfg, list(data_files), tests, str(out_dir), timeout_s=timeout, resume=resume)
-        summary = _summarize(cfg, reports, demo and not no_baseline, out_dir)
+        summary = _summarize(cfg, reports, demo and not no_baseline, out_dir, list(data_files))
         (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
         click.echo(f"  report: {out_dir / 'report.json'}")
     except MpcrnnError as exc:
         _fail(exc)
 
 
-def _summarize(cfg, reports, baseline: bool, out_dir: Path) -> dict:
+def _summarize(cfg, reports, baseline: bool, out_dir: Path, train_files: list[str]) -> dict:
     from mpcrnn import data as D
 
     parties = [r for r in reports if r.get("role") == "party"]
@@ -120,9 +120,10 @@ def _summarize(cfg, reports, baseline: bool, out_dir: Path) -> dict:
         click.echo(f"  MPC model test accuracy ({n} rows, pooled from each party's local evaluation): "
                    f"{100 * acc_exact:.1f}% (torch, exact activations), {100 * acc_poly:.1f}% (polynomial)")
     if baseline:
-        from mpcrnn.secure import evaluate_local, train_plain_mirror
+        from mpcrnn.secure import concat, evaluate_local, train_plain_mirror
 
-        train_all = D.scale_features(D.japanese_vowels("train"), cfg.spec)
+        # the parties' rows pooled in rank order: exactly the rows and schedule the MPC run used
+        train_all = D.scale_features(concat([D.load_party_file(f, cfg.spec) for f in train_files]), cfg.spec)
         test_all = D.scale_features(D.japanese_vowels("test"), cfg.spec)
         mirror = evaluate_local(cfg, train_plain_mirror(cfg, train_all, exact=False), test_all)
         exact = evaluate_local(cfg, train_plain_mirror(cfg, train_all, exact=True), test_all)

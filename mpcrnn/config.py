@@ -47,7 +47,7 @@ class ActivationConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 30
+    epochs: int = 6            # the demo schedule (Japanese Vowels: ~94% test accuracy)
     batch_size: int = 32
     lr: float = 0.2            # SGD step on the batch-mean gradient (0.5 diverges with polynomials)
     momentum: float = 0.9
