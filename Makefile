@@ -24,11 +24,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_config_fix.py
-	$(BIN)/python benchmarks/bench_gru_step.py
+	$(BIN)/python benchmarks/harness.py --out bench-out
 
 bench-quick: $(STAMP)
-	$(BIN)/python benchmarks/bench_config_fix.py --repeats 20
-	$(BIN)/python benchmarks/bench_gru_step.py --quick
+	$(BIN)/python benchmarks/harness.py --quick --out bench-out
 
 clean:
 	rm -rf $(VENV) runs bench-out

@@ -28,7 +28,7 @@ def _data(B, T, F, C, seed=0):
     return x, lengths, y
 
 
-def mpcrnn_step(rank, B, T, H, repeats):
+def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
     import torch
     from crypten import communicator as comm
     from crypten.config import cfg as ccfg
@@ -43,7 +43,7 @@ def mpcrnn_step(rank, B, T, H, repeats):
 
     ccfg.communicator.verbose = True
     s = MpcSession.current()
-    mc = ModelConfig(hidden_size=H)
+    mc = ModelConfig(cell=cell, hidden_size=H)
     x, lengths, y = _data(B, T, 12, 9)
     own = rank == 0
     xs = share(s, x if own else None, src=0, shape=(B, T, 12)).transpose(0, 1)

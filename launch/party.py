@@ -54,6 +54,9 @@ def run_party(job: PartyJob) -> dict:
     local = D.scale_features(D.load_party_file(job.train_file, cfg.spec), cfg.spec, job.train_file)
     test = D.scale_features(D.load_party_file(job.test_file, cfg.spec), cfg.spec, job.test_file) if job.test_file else None
     init_party(spec)
+    from crypten.config import cfg as crypten_cfg
+
+    crypten_cfg.communicator.verbose = True  # CrypTen's own round/byte counters, for the report
     session = MpcSession.current(fixed_point(cfg))
     progress = _Progress(session) if job.show_progress else None
     try:
@@ -75,7 +78,9 @@ def run_party(job: PartyJob) -> dict:
         "rows": result["counts"][job.rank],
         "train_seconds": result["seconds"],
         "resumed_from_epoch": result["resumed_from"],
+        "step_seconds": result["step_seconds"],
         "communication": session.stats.snapshot(),
+        "crypten_counted": _crypten_counters(),
         "ledger": session.ledger.to_json(),
         "received_model": result["params"] is not None,
     }
@@ -97,8 +102,18 @@ def run_party(job: PartyJob) -> dict:
             saved = {k: v.float().double() for k, v in result["params"].items()}
             report["local_test"] = evaluate_local(cfg, saved, test)
     shutdown()
+    import resource
+
+    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     (out / f"report-party{job.rank}.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def _crypten_counters() -> dict:
+    import crypten.communicator as comm
+
+    c = comm.get()
+    return {"rounds": int(c.comm_rounds), "bytes": int(c.comm_bytes)}
 
 
 class _Progress:

@@ -137,7 +137,14 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
     if checkpoint_dir:
         def save(epoch, p, v):
             checkpoint.save(checkpoint_dir, session.rank, epoch, cfg.digest(), p, v)
-    params, _ = train(B, cfg.model, cfg.train, data, params, progress=progress, start_epoch=start,
+    step_seconds: list[float] = []
+
+    def on_step(ev: dict) -> None:
+        step_seconds.append(ev["seconds"])
+        if progress:
+            progress(ev)
+
+    params, _ = train(B, cfg.model, cfg.train, data, params, progress=on_step, start_epoch=start,
                       velocity=velocity, on_epoch_end=save)
     seconds = time.perf_counter() - t0
     receivers = cfg.receivers()
@@ -151,7 +158,7 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
         for k, v in params.items()
     }
     out = {"params": opened if session.rank in receivers else None, "counts": counts, "seconds": seconds,
-           "resumed_from": start}
+           "resumed_from": start, "step_seconds": step_seconds}
     if metrics is not None:
         out["train_accuracy"] = round(float(metrics.reshape(()))) / sum(counts)  # a count: +-2^-16 noise
     return out

@@ -1,0 +1,319 @@
+"""What privacy costs, side by side in one run: the W1 table, sweeps, a WAN projection, plots.
+
+Run as a file (never imported as a package named ``benchmarks``)::
+
+    .venv/bin/python benchmarks/harness.py            # full (make bench)
+    .venv/bin/python benchmarks/harness.py --quick    # under 5 minutes (make bench-quick)
+    .venv/bin/python benchmarks/harness.py --smoke    # seconds-scale, for the test suite
+
+W1: Japanese Vowels, GRU H=32, 1 layer, batch 32, 3 data parties + TTP dealer, loopback.
+Rows, same data, seed and schedule:
+  1. torch.nn.GRU, exact activations, float32, autograd + torch.optim.SGD
+  2. the plaintext mirror with mpcrnn's polynomials (float64)
+  3. naive CrypTen: the same GRU on CrypTen autograd with CrypTen's sigmoid/tanh/cross-entropy
+     (time, rounds and bytes per step measured on a few steps; its accuracy is not trained to
+     the full schedule: the projected time is printed instead)
+  4. mpcrnn (3 parties + dealer, through the launcher)
+
+Rounds and bytes are CrypTen's communicator counters on party 0 (one instrument for rows 3 and
+4).  The floor of a step is rounds x (measured round trip) + bytes / (measured bandwidth); the
+WAN projection replaces the measured round trip and bandwidth with the WAN's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # bench_gru_step (as a file-level module, not `benchmarks.*`)
+sys.path.insert(0, str(HERE.parent / "tests"))  # mpc_harness
+
+
+def _med(xs):
+    return statistics.median(xs), min(xs), max(xs)
+
+
+# ---------------------------------------------------------------- plaintext rows
+
+
+def plain_rows(parts, test, cfg, epochs):
+    import numpy as np
+    import torch
+
+    from mpcrnn.backend import PlainBackend
+    from mpcrnn.model import export_state_dicts, init_params
+    from mpcrnn.secure import concat, evaluate_local
+    from mpcrnn.train import plain_dataset, schedule, train
+
+    torch.set_num_threads(1)
+    pooled = concat(parts)
+    rows = {}
+    # row 1: torch.nn.GRU with autograd, float32
+    model = export_state_dicts(cfg.model, init_params(cfg.model, cfg.train.seed))
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum)
+    x = torch.as_tensor(pooled.x, dtype=torch.float32)
+    lengths = torch.as_tensor(pooled.lengths)
+    y = torch.as_tensor(pooled.y)
+    steps, t_epoch = [], []
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        for idx in schedule(len(y), cfg.train, epoch):
+            ts = time.perf_counter()
+            idx = torch.as_tensor(idx)
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x[idx], lengths[idx]), y[idx])
+            loss.backward()
+            torch.nn.utils.clip_grad_value_(model.parameters(), cfg.train.clip_value)
+            opt.step()
+            steps.append(time.perf_counter() - ts)
+        t_epoch.append(time.perf_counter() - t0)
+    with torch.no_grad():
+        acc = float((model(torch.as_tensor(test.x, dtype=torch.float32), torch.as_tensor(test.lengths)).argmax(1).numpy() == test.y).mean())
+    rows["torch GRU (exact, float32)"] = {"step_s": _med(steps), "epoch_s": _med(t_epoch), "test_accuracy": acc}
+    # row 2: the mirror with polynomials
+    B = PlainBackend(cfg.activation)
+    steps, marks = [], []
+    t0 = time.perf_counter()
+    params, _ = train(B, cfg.model, cfg.train.__class__(**{**cfg.train.__dict__, "epochs": epochs}),
+                      plain_dataset(pooled.x, pooled.lengths, pooled.y, cfg.model), init_params(cfg.model, cfg.train.seed),
+                      progress=lambda ev: steps.append(ev["seconds"]), on_epoch_end=lambda e, p, v: marks.append(time.perf_counter()))
+    t_epoch = list(np.diff([t0] + marks))
+    rows["mirror, polynomials (float64)"] = {"step_s": _med(steps), "epoch_s": _med(t_epoch),
+                                             "test_accuracy": evaluate_local(cfg, params, test)["accuracy_polynomial"],
+                                             "max_preactivation_over_bound": B.max_abs_preactivation}
+    return rows
+
+
+# ---------------------------------------------------------------- MPC rows
+
+
+def naive_row(T, repeats, parties):
+    from bench_gru_step import naive_step
+    from mpc_harness import run_parties
+
+    out = run_parties(naive_step, world_size=parties, provider="TTP", args=(32, T, 32, repeats), timeout_s=3000)[0]
+    return {"step_s": _med(out["times"]), "rounds_per_step": out["rounds"], "bytes_per_step": out["bytes"],
+            "forward_rounds_per_step": out["forward_rounds"]}
+
+
+def mpcrnn_row(parts, tests, cfg, epochs, workdir: Path):
+    from dataclasses import replace
+
+    from launch.launcher import launch_local
+    from mpcrnn import data as D
+
+    files, tfiles = [], []
+    for r, (p, t) in enumerate(zip(parts, tests)):
+        D.write_npz(p, workdir / f"p{r}.npz")
+        D.write_npz(t, workdir / f"t{r}.npz")
+        files.append(str(workdir / f"p{r}.npz"))
+        tfiles.append(str(workdir / f"t{r}.npz"))
+    run_cfg = replace(cfg, train=replace(cfg.train, epochs=epochs))
+    t0 = time.perf_counter()
+    reports = launch_local(run_cfg, files, tfiles, str(workdir / "run"), timeout_s=120, show_progress=False)
+    wall = time.perf_counter() - t0
+    parties = [r for r in reports if r.get("role") == "party"]
+    p0 = parties[0]
+    n_steps = len(p0["step_seconds"])
+    tests_ = [p["local_test"] for p in parties]
+    acc = sum(t["accuracy_exact"] * t["rows"] for t in tests_) / sum(t["rows"] for t in tests_)
+    rss = [p["peak_rss_mb"] for p in parties]
+    steps_per_epoch = n_steps // epochs
+    epoch_s = [sum(p0["step_seconds"][i * steps_per_epoch:(i + 1) * steps_per_epoch]) for i in range(epochs)]
+    return {"step_s": _med(p0["step_seconds"]), "epoch_s": _med(epoch_s), "test_accuracy": acc,
+            "rounds_per_step": p0["crypten_counted"]["rounds"] / n_steps,
+            "bytes_per_step": p0["crypten_counted"]["bytes"] / n_steps,
+            "peak_rss_mb_per_party": rss, "run_wall_s": wall, "steps": n_steps}
+
+
+def pingpong(rank, sizes, repeats):
+    import torch
+    from crypten import communicator as comm
+
+    out = {}
+    for n in sizes:
+        t = torch.zeros(n, dtype=torch.long)
+        for _ in range(3):
+            comm.get().all_reduce(t)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            comm.get().all_reduce(t)
+            times.append(time.perf_counter() - t0)
+        out[n] = statistics.median(times)
+    return out
+
+
+def sweep_point(parties, provider, B, T, H, cell, repeats=1):
+    from bench_gru_step import mpcrnn_step
+    from mpc_harness import run_parties
+
+    out = run_parties(mpcrnn_step, world_size=parties, provider=provider, args=(B, T, H, repeats, cell), timeout_s=1800)[0]
+    return {"parties": parties, "provider": provider, "B": B, "T": T, "H": H, "cell": cell,
+            "step_s": statistics.median(out["times"]), "rounds": out["rounds"], "bytes": out["bytes"],
+            "forward_rounds": out["forward_rounds"]}
+
+
+# ---------------------------------------------------------------- report
+
+
+def wan_seconds(compute_s, rounds, nbytes, rtt_s, mbit):
+    return compute_s + rounds * rtt_s + nbytes * 8 / (mbit * 1e6)
+
+
+def markdown(res) -> str:
+    w1 = res["w1"]
+    base1, base3 = w1["torch GRU (exact, float32)"]["step_s"][0], w1["naive CrypTen autograd"]["step_s"][0]
+    lines = [f"{res['workload']}, {res['machine']}; {res['epochs']} epochs, median (min-max). "
+             f"mpcrnn rounds/bytes per step: {res['mpcrnn_counts_from']}", "",
+             "| row | s/step | s/epoch | x torch | x naive | rounds/step | MB/step (party 0) | peak RSS/party MB | test acc |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in w1.items():
+        med, lo, hi = r["step_s"]
+        ep = r.get("epoch_s")
+        ep_s = f"{ep[0]:.2f}" if ep else "-"
+        rounds = f"{r['rounds_per_step']:.0f}" if "rounds_per_step" in r else "-"
+        mb = f"{r['bytes_per_step'] / 1e6:.1f}" if "bytes_per_step" in r else "-"
+        rss = f"{max(r['peak_rss_mb_per_party']):.0f}" if "peak_rss_mb_per_party" in r else "-"
+        acc = f"{100 * r['test_accuracy']:.1f}%" if "test_accuracy" in r else r.get("accuracy_note", "-")
+        lines.append(f"| {name} | {med:.4f} ({lo:.4f}-{hi:.4f}) | {ep_s} | {med / base1:.0f}x | {base3 / med:.1f}x | {rounds} | {mb} | {rss} | {acc} |")
+    f = res["floor"]
+    lines += ["", f"Round trip (all-reduce of 8 bytes, 3 parties): {1e3 * f['rtt_s']:.2f} ms; bandwidth {f['bandwidth_MBps']:.0f} MB/s. "
+              f"mpcrnn step floor = rounds x RTT + bytes / bandwidth = {f['floor_s']:.2f} s; wall / floor = {f['wall_over_floor']:.2f}.",
+              "", "WAN projection for one mpcrnn step (compute = wall - local floor, plus rounds x RTT + bytes / 100 Mbit/s):", "",
+              "| RTT | projected s/step | x torch |", "|---:|---:|---:|"]
+    for rtt, secs in res["wan"].items():
+        lines.append(f"| {rtt} ms | {secs:.2f} | {secs / base1:.0f}x |")
+    lines += ["", "Sweeps (mpcrnn, one training step, CrypTen-counted rounds on party 0):", "",
+              "| parties | provider | B | T | H | cell | s/step | rounds | fwd rounds / T | MB |", "|---:|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for p in res["sweeps"]:
+        lines.append(f"| {p['parties']} | {p['provider']} | {p['B']} | {p['T']} | {p['H']} | {p['cell']} | {p['step_s']:.2f} | {p['rounds']} | "
+                     f"{p['forward_rounds'] / p['T']:.1f} | {p['bytes'] / 1e6:.1f} |")
+    return "\n".join(lines)
+
+
+def plots(res, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    for key, label in (("T", "sequence length T"), ("B", "batch size B"), ("parties", "data parties")):
+        pts = [p for p in res["sweeps"] if p.get("axis") == key]
+        if len(pts) < 2:
+            continue
+        pts.sort(key=lambda p: p[key])
+        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        ax.plot([p[key] for p in pts], [p["step_s"] for p in pts], "o-")
+        ax.set_xlabel(label)
+        ax.set_ylabel("s / training step")
+        ax.set_title(f"mpcrnn GRU step vs {key}")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out / f"sweep_{key}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(str(path))
+    return made
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="tiny: for the test that keeps this harness alive")
+    ap.add_argument("--out", default="bench-out")
+    args = ap.parse_args()
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    import torch
+
+    torch.set_num_threads(1)
+    from mpcrnn import data as D
+    from mpcrnn.config import ModelConfig, TrainConfig
+    from mpcrnn.secure import RunConfig, concat
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = D.JAPANESE_VOWELS_SPEC
+    if args.smoke:
+        epochs, naive_T, naive_rep = 1, 3, 1
+        parts = [D.scale_features(p, spec) for p in D.split_rows(D.japanese_vowels("train"), [16, 8, 8], 0)]
+        tests = [D.scale_features(p, spec) for p in D.split_rows(D.japanese_vowels("test"), [8, 8, 8], 1)]
+        cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=16), spec=spec)
+        grid = [dict(axis="T", parties=2, provider="TTP", B=4, T=3, H=4, cell="gru")]
+    else:
+        epochs = 2 if args.quick else 6
+        naive_T, naive_rep = 29, 1 if args.quick else 2
+        parts = [D.scale_features(p, spec) for p in D.split_rows(D.japanese_vowels("train"), [0.5, 0.3, 0.2], 0)]
+        tests = [D.scale_features(p, spec) for p in D.split_rows(D.japanese_vowels("test"), [0.5, 0.3, 0.2], 1)]
+        cfg = RunConfig(spec=spec)
+        base = dict(parties=3, provider="TTP", B=32, T=29, H=32, cell="gru")
+        Ts = (8, 29) if args.quick else (8, 16, 29)
+        Bs = (8, 32) if args.quick else (8, 16, 32)
+        Ps = (2, 3) if args.quick else (2, 3, 4, 5)
+        grid = [dict(base, axis="T", T=t) for t in Ts] + [dict(base, axis="B", B=b) for b in Bs if b != 32]
+        grid += [dict(base, axis="parties", parties=p) for p in Ps if p != 3]
+        grid += [dict(base, axis="provider", provider="TFP")]
+        if not args.quick:
+            grid += [dict(base, axis="H", H=h) for h in (16, 64)] + [dict(base, axis="cell", cell=c) for c in ("rnn", "lstm")]
+    test_all = concat(tests)
+    t_start = time.perf_counter()
+    print("rows 1-2: plaintext ...", flush=True)
+    w1 = plain_rows(parts, test_all, cfg, epochs)
+    print("row 3: naive CrypTen ...", flush=True)
+    naive = naive_row(naive_T, naive_rep, 3)
+    steps_total = epochs * -(-sum(p.n_rows for p in parts) // cfg.train.batch_size)
+    naive["accuracy_note"] = f"not trained (projected {naive['step_s'][0] * steps_total / 60:.0f} min)"
+    w1["naive CrypTen autograd"] = naive
+    print("row 4: mpcrnn ...", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        w1["mpcrnn"] = mpcrnn_row(parts, tests, cfg, epochs, Path(tmp))
+    print(f"sweeps ({len(grid)} points) ...", flush=True)
+    sweeps = []
+    for point in grid:
+        axis = point.pop("axis")
+        r = sweep_point(**point)
+        r["axis"] = axis
+        sweeps.append(r)
+    m = w1["mpcrnn"]
+    w1_point = [p for p in sweeps if (p["parties"], p["provider"], p["B"], p["T"], p["H"], p["cell"]) == (3, "TTP", cfg.train.batch_size, 29, cfg.model.hidden_size, cfg.model.cell)]
+    counts_from = "whole training run / steps (includes sharing, the reveal and the plan-recording first step)"
+    if w1_point:  # a steady-state step (its triple plan replayed), measured in the sweep
+        m["rounds_per_step"], m["bytes_per_step"] = w1_point[0]["rounds"], w1_point[0]["bytes"]
+        counts_from = "a steady-state step (sweep point at the W1 shape)"
+    print("round trip and bandwidth ...", flush=True)
+    from mpc_harness import run_parties
+
+    pp = run_parties(pingpong, world_size=3, provider="TTP", args=([1, 1 << 17], 30), timeout_s=300)[0]
+    rtt = pp[1]
+    bw = (8 * (1 << 17)) / max(pp[1 << 17] - rtt, 1e-9)
+    floor = m["rounds_per_step"] * rtt + m["bytes_per_step"] / bw
+    compute = max(m["step_s"][0] - floor, 0.0)
+    res = {"machine": f"{os.cpu_count()} cores, loopback", "epochs": epochs, "w1": w1, "mpcrnn_counts_from": counts_from,
+           "workload": f"Japanese Vowels, {cfg.model.cell.upper()} H={cfg.model.hidden_size}, batch {cfg.train.batch_size}, T=29, 3 parties + TTP dealer",
+           "floor": {"rtt_s": rtt, "bandwidth_MBps": bw / 1e6, "floor_s": floor, "wall_over_floor": m["step_s"][0] / floor},
+           "wan": {r: wan_seconds(compute, m["rounds_per_step"], m["bytes_per_step"], r / 1e3, 100) for r in (1, 10, 50)},
+           "sweeps": sweeps}
+    res["seconds"] = time.perf_counter() - t_start
+    text = markdown(res)
+    (out / "w1.md").write_text(text + "\n")
+    (out / "w1.json").write_text(json.dumps(res, indent=2, default=list))
+    res["plots"] = plots(res, out)
+    print("\n" + text)
+    mp = w1["mpcrnn"]
+    print(f"\nSummary: mpcrnn {w1['naive CrypTen autograd']['step_s'][0] / mp['step_s'][0]:.1f}x faster than naive CrypTen per step, "
+          f"{mp['step_s'][0] / w1['torch GRU (exact, float32)']['step_s'][0]:.0f}x slower than torch; test accuracy "
+          f"{100 * mp['test_accuracy']:.1f}% vs {100 * w1['torch GRU (exact, float32)']['test_accuracy']:.1f}% (torch, exact); "
+          f"peak RSS {max(mp['peak_rss_mb_per_party']):.0f} MB per party; harness ran {res['seconds']:.0f} s. "
+          f"Files: {out}/w1.md, w1.json, " + ", ".join(Path(p).name for p in res["plots"]))
+
+
+if __name__ == "__main__":
+    main()
