@@ -207,7 +207,9 @@ def plots(res, out: Path) -> list[str]:
 
     made = []
     for key, label in (("T", "sequence length T"), ("B", "batch size B"), ("parties", "data parties")):
-        pts = [p for p in res["sweeps"] if p.get("axis") == key]
+        base = (3, "TTP", 32, 29, 32, "gru")
+        pts = [p for p in res["sweeps"] if p.get("axis") == key
+               or (p["parties"], p["provider"], p["B"], p["T"], p["H"], p["cell"]) == base]
         if len(pts) < 2:
             continue
         pts.sort(key=lambda p: p[key])
