@@ -62,7 +62,9 @@ def main() -> None:
 @click.option("--no-baseline", is_flag=True, help="Demo: skip the plaintext baseline.")
 @click.option("--reveal-metrics", is_flag=True, help="Also open the pooled training accuracy (one number, ledgered).")
 @click.option("--resume", is_flag=True, help="Continue from the newest epoch every party checkpointed in --out.")
-def train(parties, cell, hidden, layers, epochs, batch_size, lr, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume):
+@click.option("--config", "config_file", type=click.Path(), help="Run config file (TOML); explicit flags override it.")
+@click.pass_context
+def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume, config_file):
     """Spawn the parties and the dealer on this machine and train.
 
     With no --data: the built-in demo (Japanese Vowels split 50/30/20 across 3 organizations).
@@ -89,11 +91,24 @@ def train(parties, cell, hidden, layers, epochs, batch_size, lr, seed, provider,
                 data_files.append(str(out_dir / f"party{r}-train.npz"))
                 test_files.append(str(out_dir / f"party{r}-test.npz"))
             click.echo("  rows per organization (public): " + ", ".join(f"party {r}: {p.n_rows}" for r, p in enumerate(tr_parts)))
-        if len(data_files) != parties:
-            raise click.UsageError(f"--data: expected one file per party ({parties}), got {len(data_files)}")
-        tests = list(test_files) + [None] * (parties - len(test_files))
-        cfg = _run_config(parties, cell, hidden, layers, epochs, batch_size, lr, provider, reveal_to, seed, spec,
-                          len(spec.classes), reveal_metrics)
+        if config_file:
+            from launch.runfile import build, read_file
+
+            given = {name: ctx.params[name] for name in ("parties", "cell", "hidden", "layers", "epochs", "batch_size", "lr",
+                                                        "seed", "provider", "reveal_to", "reveal_metrics")
+                     if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+            if "reveal_to" in given:
+                given["reveal_to"] = list(given["reveal_to"])
+            cfg = build(read_file(config_file), given)
+            if len(data_files) != cfg.world_size:
+                raise click.UsageError(f"--data: expected one file per party ({cfg.world_size}), got {len(data_files)}")
+            tests = list(test_files) + [None] * (cfg.world_size - len(test_files))
+        else:
+            if len(data_files) != parties:
+                raise click.UsageError(f"--data: expected one file per party ({parties}), got {len(data_files)}")
+            tests = list(test_files) + [None] * (parties - len(test_files))
+            cfg = _run_config(parties, cell, hidden, layers, epochs, batch_size, lr, provider, reveal_to, seed, spec,
+                              len(spec.classes), reveal_metrics)
         if cfg.provider == "TFP":
             click.secho(INSECURE_TFP, fg="red", err=True)
         reports = launch_local(cfg, list(data_files), tests, str(out_dir), timeout_s=timeout, resume=resume)

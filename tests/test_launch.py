@@ -145,3 +145,37 @@ def test_kill_then_resume_reaches_the_uninterrupted_weights(tmp_path):
     got = torch.load(run / "model-party0.pt", weights_only=True)["state_dict"]
     for k in ref:  # fresh masks after the restart: equal up to fixed-point noise
         torch.testing.assert_close(got[k], ref[k], atol=2e-3, rtol=0, msg=k)
+
+
+def test_train_with_a_run_file_on_other_data(tmp_path):
+    """An organization's own data shape, declared in the shared run file: 3 features, 2 classes,
+    sequences up to 5 steps, CSV files; explicit flags override the file."""
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for r in range(2):
+        n = 12
+        lengths = rng.integers(2, 6, n)
+        x = np.zeros((n, 5, 3))
+        for i, L in enumerate(lengths):
+            x[i, :L] = rng.uniform(-1, 1, (L, 3))
+        y = (x[:, 0, 0] > 0).astype(np.int64)
+        D.write_csv(D.SequenceData(x, lengths, y, ("no", "yes")), tmp_path / f"org{r}.csv")
+    (tmp_path / "run.toml").write_text(
+        '[run]\nparties = 2\n[model]\nhidden = 4\n[train]\nepochs = 3\nbatch_size = 8\n'
+        '[data]\nn_features = 3\nclasses = ["no", "yes"]\nmax_len = 5\nscaling = "none"\nvalue_bound = 2.0\n')
+    out = tmp_path / "run"
+    res = subprocess.run([MPCRNN, "train", "--config", str(tmp_path / "run.toml"), "--epochs", "2",
+                          "--data", str(tmp_path / "org0.csv"), "--data", str(tmp_path / "org1.csv"), "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["train"]["epochs"] == 2  # the flag overrides the file's 3
+    assert report["config"]["spec"]["classes"] == ["no", "yes"] and report["config"]["world_size"] == 2
+    assert [p["rows"] for p in report["parties"]] == [12, 12]
+    import torch
+
+    blob = torch.load(out / "model-party1.pt", weights_only=True)
+    assert tuple(blob["state_dict"]["weight_ih_l0"].shape) == (12, 3) and tuple(blob["state_dict"]["fc.weight"].shape) == (2, 4)
