@@ -73,6 +73,19 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
     return total
 
 
+def _naive_gru(crypten, torch, xe, me, W_ih, W_hh, b_ih, b_hh, B, T, H):
+    """torch's GRU equations on CrypTen autograd with CrypTen's sigmoid/tanh; masked freeze."""
+    h = crypten.cryptensor(torch.zeros(B, H))
+    for t in range(T):
+        gi = xe[t].matmul(W_ih.t()) + b_ih
+        gh = h.matmul(W_hh.t()) + b_hh
+        r = (gi[:, :H] + gh[:, :H]).sigmoid()
+        z = (gi[:, H : 2 * H] + gh[:, H : 2 * H]).sigmoid()
+        n = (gi[:, 2 * H :] + r * gh[:, 2 * H :]).tanh()
+        h = h + me[t] * ((1 - z) * n + z * h - h)
+    return h
+
+
 def naive_step(rank, B, T, H, repeats):
     import crypten
     import torch
@@ -95,15 +108,7 @@ def naive_step(rank, B, T, H, repeats):
     for i in range(repeats + 1):
         comm.get().reset_communication_stats()
         t0 = time.perf_counter()
-        h = crypten.cryptensor(torch.zeros(B, H))
-        for t in range(T):
-            gi = xe[t].matmul(W_ih.t()) + b_ih
-            gh = h.matmul(W_hh.t()) + b_hh
-            r = (gi[:, :H] + gh[:, :H]).sigmoid()
-            z = (gi[:, H : 2 * H] + gh[:, H : 2 * H]).sigmoid()
-            n = (gi[:, 2 * H :] + r * gh[:, 2 * H :]).tanh()
-            hn = (1 - z) * n + z * h
-            h = h + me[t] * (hn - h)
+        h = _naive_gru(crypten, torch, xe, me, W_ih, W_hh, b_ih, b_hh, B, T, H)
         loss = (h.matmul(W.t()) + b).cross_entropy(ye)
         loss.backward()
         if i:
@@ -111,15 +116,7 @@ def naive_step(rank, B, T, H, repeats):
     st = comm.get()
     total = {"times": times, "rounds": st.comm_rounds, "bytes": st.comm_bytes}
     comm.get().reset_communication_stats()
-    h = crypten.cryptensor(torch.zeros(B, H))
-    for t in range(T):
-        gi = xe[t].matmul(W_ih.t()) + b_ih
-        gh = h.matmul(W_hh.t()) + b_hh
-        r = (gi[:, :H] + gh[:, :H]).sigmoid()
-        z = (gi[:, H : 2 * H] + gh[:, H : 2 * H]).sigmoid()
-        n = (gi[:, 2 * H :] + r * gh[:, 2 * H :]).tanh()
-        h = h + me[t] * ((1 - z) * n + z * h - h)
-    h.matmul(W.t())
+    _naive_gru(crypten, torch, xe, me, W_ih, W_hh, b_ih, b_hh, B, T, H).matmul(W.t())
     total["forward_rounds"] = comm.get().comm_rounds
     return total
 
