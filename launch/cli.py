@@ -20,8 +20,12 @@ INSECURE_TFP = ("WARNING: --provider tfp is a SIMULATION: party 0 generates ever
 
 
 def _fail(exc) -> None:
+    """One line on stderr, then exit at once: a live gloo process group's threads must not run
+    C++ teardown after a peer is gone (it aborts with 'terminate called ...')."""
     click.echo(f"error: {exc}", err=True)
-    sys.exit(getattr(exc, "exit_code", 2))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(getattr(exc, "exit_code", 2))
 
 
 def _run_config(parties, cell, hidden, layers, epochs, batch_size, lr, provider, reveal_to, seed, spec, classes, reveal_metrics=False):

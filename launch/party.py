@@ -36,9 +36,7 @@ def run_party(job: PartyJob) -> dict:
 
     torch.set_num_threads(1)
     from mpcrnn import data as D
-    from mpcrnn.secure import evaluate_local, fixed_point, run_training
     from protocols.parties import PartySpec, init_party, shutdown
-    from protocols.session import MpcSession
 
     cfg = job.run_config
     spec = PartySpec(job.rank, cfg.world_size, job.rendezvous, cfg.provider, job.timeout_s)
@@ -47,13 +45,26 @@ def run_party(job: PartyJob) -> dict:
         from protocols.dealer import serve
 
         init_party(spec)
-        served = serve()
-        shutdown()
+        try:
+            served = serve()
+        finally:
+            shutdown()
         return {"role": "dealer", "requests_served": served}
     cfg.validate()
     local = D.scale_features(D.load_party_file(job.train_file, cfg.spec), cfg.spec, job.train_file)
     test = D.scale_features(D.load_party_file(job.test_file, cfg.spec), cfg.spec, job.test_file) if job.test_file else None
     init_party(spec)
+    try:
+        return _run_joined(job, spec, cfg, local, test)
+    except BaseException:
+        shutdown()  # leave the process group before reporting, so no gloo thread outlives it
+        raise
+
+
+def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
+    from mpcrnn.secure import evaluate_local, fixed_point, run_training
+    from protocols.parties import shutdown
+    from protocols.session import MpcSession
     from crypten.config import cfg as crypten_cfg
 
     crypten_cfg.communicator.verbose = True  # CrypTen's own round/byte counters, for the report
