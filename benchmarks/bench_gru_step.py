@@ -36,7 +36,7 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
     from mpcrnn.backend import SharedBackend
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
     from mpcrnn.model import init_params
-    from mpcrnn.train import Dataset, masks, sgd_step
+    from mpcrnn.train import masks, sgd_step
     from mpcrnn.model import forward_backward
     from protocols.session import MpcSession
     from protocols.sharing import public, share

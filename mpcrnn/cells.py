@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import torch
 
-from mpcrnn.config import GATES
-
 LAYOUT = {"rnn": "t", "gru": "sst", "lstm": "ssts"}
 
 
@@ -108,7 +106,7 @@ def backward_factors(B, items):
             hh = s["a"]
             levels[0].append(("mul", hh, hh))
         elif cell == "gru":
-            r, z, n, gh_n, w = s["a"], s["b"], s["c2"], s["d"], s["w"]
+            r, z, n = s["a"], s["b"], s["c2"]
             levels[0] += [("mul", n, n), ("mul", z, z), ("mul", r, r), ("mul", m, n - s["h_prev"])]
         else:
             i, f, g, o, tc = s["a"], s["b"], s["c2"], s["d"], s["e"]
@@ -218,6 +216,3 @@ def layer_backward(B, cell: str, p: dict, saved: dict, factors, x, dh_ext, H: in
     dx = res[2].reshape(T, N, I) if need_dx else None
     return grads, dx
 
-
-def gates(cell: str) -> int:
-    return GATES[cell]
