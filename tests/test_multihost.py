@@ -89,40 +89,15 @@ def test_config_file_and_environment_rendezvous_on_loopback(tmp_path):
     _assert_trained(_run_hosts(_commands(tmp_path, files, [[], [], []]), envs), tmp_path)
 
 
-def _sh(*args: str) -> None:
-    subprocess.run(list(args), check=True, capture_output=True, timeout=20)
-
-
 @pytest.fixture
 def three_hosts():
-    tag = f"m{os.getpid() % 100000}"
-    bridge_ns, hosts = f"{tag}br", [f"{tag}h{i}" for i in range(3)]
+    import netns
+
     try:
-        _sh("ip", "netns", "add", bridge_ns)
-    except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"network namespaces cannot be made here ({type(exc).__name__}); needs root and iproute2")
-    subnet = 10 + os.getpid() % 200
-    try:
-        _sh("ip", "-n", bridge_ns, "link", "add", "br0", "type", "bridge")
-        _sh("ip", "-n", bridge_ns, "link", "set", "br0", "up")
-        addrs = []
-        for i, ns in enumerate(hosts):
-            _sh("ip", "netns", "add", ns)
-            _sh("ip", "link", "add", f"{tag}v{i}", "type", "veth", "peer", "name", f"{tag}b{i}")
-            _sh("ip", "link", "set", f"{tag}v{i}", "netns", ns)
-            _sh("ip", "link", "set", f"{tag}b{i}", "netns", bridge_ns)
-            _sh("ip", "-n", ns, "link", "set", f"{tag}v{i}", "name", "eth0")
-            addr = f"10.231.{subnet}.{i + 1}"
-            _sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
-            _sh("ip", "-n", ns, "link", "set", "eth0", "up")
-            _sh("ip", "-n", ns, "link", "set", "lo", "up")
-            _sh("ip", "-n", bridge_ns, "link", "set", f"{tag}b{i}", "master", "br0")
-            _sh("ip", "-n", bridge_ns, "link", "set", f"{tag}b{i}", "up")
-            addrs.append(addr)
-        yield hosts, addrs
-    finally:
-        for ns in hosts + [bridge_ns]:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
+        with netns.hosts(3) as made:
+            yield made
+    except netns.NetnsUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 def test_parties_in_separate_network_namespaces(tmp_path, three_hosts):
