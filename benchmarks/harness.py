@@ -109,12 +109,7 @@ def mpcrnn_row(parts, tests, cfg, epochs, workdir: Path):
     from launch.launcher import launch_local
     from mpcrnn import data as D
 
-    files, tfiles = [], []
-    for r, (p, t) in enumerate(zip(parts, tests)):
-        D.write_npz(p, workdir / f"p{r}.npz")
-        D.write_npz(t, workdir / f"t{r}.npz")
-        files.append(str(workdir / f"p{r}.npz"))
-        tfiles.append(str(workdir / f"t{r}.npz"))
+    files, tfiles = D.write_party_files(parts, tests, workdir)
     run_cfg = replace(cfg, train=replace(cfg.train, epochs=epochs))
     t0 = time.perf_counter()
     reports = launch_local(run_cfg, files, tfiles, str(workdir / "run"), timeout_s=120, show_progress=False)

@@ -28,19 +28,6 @@ def _fail(exc) -> None:
     os._exit(getattr(exc, "exit_code", 2))
 
 
-def _run_config(parties, cell, hidden, layers, epochs, batch_size, lr, provider, reveal_to, seed, spec, classes, reveal_metrics=False):
-    from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
-    from mpcrnn.secure import RunConfig
-
-    return RunConfig(
-        model=ModelConfig(cell=cell, input_size=spec.n_features, hidden_size=hidden, num_layers=layers, num_classes=classes),
-        activation=ActivationConfig(),
-        train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed),
-        spec=spec, world_size=parties, provider=provider.upper(), reveal_to=tuple(reveal_to),
-        reveal_metrics=reveal_metrics,
-    )
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mpcrnn")
 def main() -> None:
@@ -81,38 +68,27 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, seed, prov
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
         demo = not data_files
-        spec = D.JAPANESE_VOWELS_SPEC
         if demo:
             click.echo(f"mpcrnn demo: Japanese Vowels (UCI), {parties} organizations, {cell.upper()} H={hidden}, "
                        f"{epochs} epochs, provider {provider.upper()}")
             fractions = [0.5, 0.3, 0.2] if parties == 3 else [1.0 / parties] * parties
             tr_parts = D.split_rows(D.japanese_vowels("train"), fractions, seed)
             te_parts = D.split_rows(D.japanese_vowels("test"), fractions, seed + 1)
-            data_files, test_files = [], []
-            for r, (a, b) in enumerate(zip(tr_parts, te_parts)):
-                D.write_npz(a, out_dir / f"party{r}-train.npz")
-                D.write_npz(b, out_dir / f"party{r}-test.npz")
-                data_files.append(str(out_dir / f"party{r}-train.npz"))
-                test_files.append(str(out_dir / f"party{r}-test.npz"))
+            data_files, test_files = D.write_party_files(tr_parts, te_parts, out_dir)
             click.echo("  rows per organization (public): " + ", ".join(f"party {r}: {p.n_rows}" for r, p in enumerate(tr_parts)))
-        if config_file:
-            from launch.runfile import build, read_file
+        from launch.runfile import build, read_file
 
-            given = {name: ctx.params[name] for name in ("parties", "cell", "hidden", "layers", "epochs", "batch_size", "lr",
-                                                        "seed", "provider", "reveal_to", "reveal_metrics")
-                     if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
-            if "reveal_to" in given:
-                given["reveal_to"] = list(given["reveal_to"])
-            cfg = build(read_file(config_file), given)
-            if len(data_files) != cfg.world_size:
-                raise click.UsageError(f"--data: expected one file per party ({cfg.world_size}), got {len(data_files)}")
-            tests = list(test_files) + [None] * (cfg.world_size - len(test_files))
-        else:
-            if len(data_files) != parties:
-                raise click.UsageError(f"--data: expected one file per party ({parties}), got {len(data_files)}")
-            tests = list(test_files) + [None] * (parties - len(test_files))
-            cfg = _run_config(parties, cell, hidden, layers, epochs, batch_size, lr, provider, reveal_to, seed, spec,
-                              len(spec.classes), reveal_metrics)
+        # with a run file, only the flags given on the command line override it; without, all flags count
+        names = ("parties", "cell", "hidden", "layers", "epochs", "batch_size", "lr", "seed", "provider",
+                 "reveal_to", "reveal_metrics")
+        given = {name: ctx.params[name] for name in names
+                 if not config_file or ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+        if "reveal_to" in given:
+            given["reveal_to"] = list(given["reveal_to"])
+        cfg = build(read_file(config_file), given)
+        if len(data_files) != cfg.world_size:
+            raise click.UsageError(f"--data: expected one file per party ({cfg.world_size}), got {len(data_files)}")
+        tests = list(test_files) + [None] * (cfg.world_size - len(test_files))
         if cfg.provider == "TFP":
             click.secho(INSECURE_TFP, fg="red", err=True)
         reports = launch_local(cfg, list(data_files), tests, str(out_dir), timeout_s=timeout, resume=resume)

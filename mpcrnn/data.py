@@ -473,3 +473,17 @@ def write_csv(data: SequenceData, path: str | Path) -> None:
         for i in range(data.n_rows):
             for t, row in enumerate(data.x[i, : data.lengths[i]].tolist()):
                 w.writerow([i, t, *map(repr, row), data.classes[int(data.y[i])]])
+
+
+def write_party_files(train_parts: Sequence[SequenceData], test_parts: Sequence[SequenceData],
+                      directory: str | Path) -> tuple[list[str], list[str]]:
+    """Write each party's train and test rows to ``party{r}-train.npz`` / ``party{r}-test.npz``
+    (the demo and the benchmark hand every party its own file this way); returns the paths."""
+    directory = Path(directory)
+    train_paths, test_paths = [], []
+    for r, (tr, te) in enumerate(zip(train_parts, test_parts)):
+        for part, name, paths in ((tr, "train", train_paths), (te, "test", test_paths)):
+            path = directory / f"party{r}-{name}.npz"
+            write_npz(part, path)
+            paths.append(str(path))
+    return train_paths, test_paths
