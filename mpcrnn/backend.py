@@ -95,7 +95,12 @@ class PlainBackend:
         return x.clamp(-c, c)
 
     def clip_norm(self, x: torch.Tensor, c: float) -> torch.Tensor:
-        return x / torch.sqrt(torch.clamp((x * x).sum() / c**2, min=1.0))
+        return self.clip_rows(x.reshape(1, -1), c).reshape(x.shape)
+
+    def clip_rows(self, x: torch.Tensor, c: float) -> torch.Tensor:
+        from protocols.norm_clip import clip_rows_to_norm_plain
+
+        return clip_rows_to_norm_plain(x, c)
 
     def softmax(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=1)
@@ -175,17 +180,15 @@ class SharedBackend:
         return x - r[:n] + r[n:]
 
     def clip_norm(self, x: torch.Tensor, c: float) -> torch.Tensor:
-        """x / sqrt(max(1, ||x||^2 / c^2)) (torch's clip_grad_norm_ without its 1e-6):
-        one multiplication round for ||x||^2, one CrypTen ReLU for the max, CrypTen's
-        Newton-Raphson inverse square root (3 iterations) on an input >= 1, one multiplication."""
-        from protocols.comparison import inv_sqrt_shares, relu_shares
+        """x * min(1, c / ||x||) for the whole tensor (torch's clip_grad_norm_ without its 1e-6):
+        :func:`protocols.norm_clip.clip_rows_to_norm` on one row (~40 rounds)."""
+        return self.clip_rows(x.reshape(1, -1), c).reshape(x.shape)
 
-        (sq,) = self.mul_many([("mul", x, x)])
-        (ratio,) = self.lincomb_many([[(1.0 / c**2, sq.sum().reshape(1))]])
-        at_least_one = self.add_const(relu_shares(self.s, self.add_const(ratio, -1.0)), 1.0)
-        inv = inv_sqrt_shares(self.s, at_least_one)
-        (out,) = self.mul_many([("mul", x, inv)])
-        return out
+    def clip_rows(self, x: torch.Tensor, c: float) -> torch.Tensor:
+        """Each row of (R, D) to norm <= c, all rows in the same rounds (protocols.norm_clip)."""
+        from protocols.norm_clip import clip_rows_to_norm
+
+        return clip_rows_to_norm(self.s, x, c)
 
     def softmax(self, logits: torch.Tensor) -> torch.Tensor:
         """CrypTen's pairwise max, then batched exp and bounded reciprocal (protocols.softmax)."""

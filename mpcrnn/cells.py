@@ -174,9 +174,14 @@ def backward_factors(B, items):
     return out
 
 
-def layer_backward(B, cell: str, p: dict, saved: dict, factors, x, dh_ext, H: int, need_dx: bool):
+def layer_backward(B, cell: str, p: dict, saved: dict, factors, x, dh_ext, H: int, need_dx: bool,
+                   per_example: bool = False):
     """BPTT for one layer.  dh_ext (T, N, H): gradient arriving at each h_t from above.
-    Returns (grads dict W_ih/W_hh/b_ih/b_hh, dx (T, N, I) or None)."""
+    Returns (grads dict W_ih/W_hh/b_ih/b_hh, dx (T, N, I) or None).
+
+    per_example: weight gradients per row (DP-SGD) instead of summed over the batch:
+    W_ih (N, G*H, I) = (N, G*H, T) @ (N, T, I), W_hh (N, G*H, H), b_* (N, G*H), in the same
+    one batched multiplication round (the triples carry the batch dimension N)."""
     T, N, I = x.shape
     Fh, Fc = factors
     nh = Fh.shape[-1] // H
@@ -208,11 +213,19 @@ def layer_backward(B, cell: str, p: dict, saved: dict, factors, x, dh_ext, H: in
     dgi_all = torch.stack(dgi).reshape(T * N, -1)
     dgh_all = torch.stack(dgh).reshape(T * N, -1)
     h_prev = saved["h_prev"].reshape(T * N, H)
-    pairs = [("matmul", dgi_all.t(), x.reshape(T * N, I)), ("matmul", dgh_all.t(), h_prev)]
+    if per_example:
+        dgi_rows = torch.stack(dgi).permute(1, 2, 0)  # (N, G*H, T)
+        dgh_rows = torch.stack(dgh).permute(1, 2, 0)  # (N, G*H, T)
+        pairs = [("matmul", dgi_rows, x.transpose(0, 1)), ("matmul", dgh_rows, saved["h_prev"].transpose(0, 1))]
+    else:
+        pairs = [("matmul", dgi_all.t(), x.reshape(T * N, I)), ("matmul", dgh_all.t(), h_prev)]
     if need_dx:
         pairs.append(("matmul", dgi_all, p["W_ih"]))
     res = B.mul_many(pairs)
-    grads = {"W_ih": res[0], "W_hh": res[1], "b_ih": dgi_all.sum(0), "b_hh": dgh_all.sum(0)}
+    if per_example:
+        grads = {"W_ih": res[0], "W_hh": res[1], "b_ih": dgi_rows.sum(2), "b_hh": dgh_rows.sum(2)}
+    else:
+        grads = {"W_ih": res[0], "W_hh": res[1], "b_ih": dgi_all.sum(0), "b_hh": dgh_all.sum(0)}
     dx = res[2].reshape(T, N, I) if need_dx else None
     return grads, dx
 

@@ -67,5 +67,43 @@ class TrainConfig:
             raise ConfigError(expected_got("clip_value and clip_norm", ">= 0", (self.clip_value, self.clip_norm)))
 
 
+ACCOUNTANTS = ("rdp", "prv")  # opacus.accountants.RDPAccountant / PRVAccountant
+
+
+@dataclass(frozen=True)
+class DPConfig:
+    """DP-SGD inside MPC (:mod:`mpcrnn.dp`).  Public: in the run file and its digest.
+
+    Enabled: exactly one of ``noise_multiplier`` (epsilon is reported) or ``target_epsilon``
+    (sigma is chosen by Opacus's ``get_noise_multiplier``).  Sampling is Poisson with rate
+    q = 1 / ceil(N / batch_size) over ceil(N / batch_size) steps per epoch (Opacus's
+    DPDataLoader convention; expected batch q N), see :func:`mpcrnn.dp.poisson_plan`.
+    """
+
+    enabled: bool = False
+    clip: float = 1.0                        # C: each example's gradient to L2 norm <= C (the sensitivity)
+    noise_multiplier: float | None = None    # sigma: noise N(0, sigma^2 C^2) on the clipped sum
+    target_epsilon: float | None = None      # or: the smallest sigma spending at most this epsilon
+    delta: float = 1e-5                      # the delta of (epsilon, delta); keep it below 1/N
+    accountant: str = "rdp"                  # rdp | prv (opacus.accountants)
+
+    def validate(self) -> None:
+        if not self.enabled:
+            return
+        if not (isinstance(self.clip, (int, float)) and self.clip > 0 and self.clip < float("inf")):
+            raise ConfigError(expected_got("DP clipping norm C (--dp-clip)", "a finite number > 0", self.clip))
+        if (self.noise_multiplier is None) == (self.target_epsilon is None):
+            raise ConfigError(expected_got("DP noise setting", "exactly one of --dp-noise or --dp-epsilon",
+                                           "both" if self.noise_multiplier is not None else "neither"))
+        if self.noise_multiplier is not None and not 0 <= self.noise_multiplier < float("inf"):
+            raise ConfigError(expected_got("DP noise multiplier (--dp-noise)", "a finite number >= 0", self.noise_multiplier))
+        if self.target_epsilon is not None and not 0 < self.target_epsilon < float("inf"):
+            raise ConfigError(expected_got("DP target epsilon (--dp-epsilon)", "a finite number > 0", self.target_epsilon))
+        if not 0 < self.delta < 1:
+            raise ConfigError(expected_got("DP delta (--dp-delta)", "in (0, 1)", self.delta))
+        if self.accountant not in ACCOUNTANTS:
+            raise ConfigError(expected_got("DP accountant", " or ".join(ACCOUNTANTS), self.accountant))
+
+
 def to_dict(*configs) -> dict:
     return {type(c).__name__: asdict(c) for c in configs}

@@ -1,7 +1,7 @@
 """Comparison-based functions through CrypTen's circuits (binary sharing, A2B/B2A).
 
-Used once per training step (not per time step): ReLU for gradient clipping, inverse square
-root for clipping by norm, and the max inside :mod:`protocols.softmax`.  CrypTen draws the binary triples from its configured provider;
+Used once per training step (not per time step): ReLU for gradient clipping, the bucket bits
+of :mod:`protocols.norm_clip`, and the max inside :mod:`protocols.softmax`.  CrypTen draws the binary triples from its configured provider;
 with TTP our dealer process answers those requests too (:mod:`protocols.dealer`).
 
 Rounds (CrypTen 0.4.1, 3 parties): ReLU ~ 1 + log2(64) + 2; softmax ~ max (log-reduction over C
@@ -32,7 +32,15 @@ def softmax_shares(session, logits_shared: torch.Tensor) -> torch.Tensor:
     return _mpc(session, logits_shared).softmax(1)._tensor.share
 
 
-def inv_sqrt_shares(session, x_shared: torch.Tensor) -> torch.Tensor:
-    """1/sqrt(x) for x >= 1 (CrypTen's Newton-Raphson, its default initial guess)."""
-    session.stats.add("inv_sqrt", 0)
-    return _mpc(session, x_shared).inv_sqrt()._tensor.share
+def ge_bits(session, x_shared: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """Shares of the 0/1 bits ``[x >= threshold]`` (public thresholds broadcasting against x),
+    at scale 1 (an integer 0 or 1, usable as a multiplication operand with shift 0).  ONE
+    CrypTen comparison circuit for the whole tensor."""
+    from protocols.errors import InstallError
+    from protocols.sharing import add_public
+
+    session.stats.add("comparison", 0)
+    bits = _mpc(session, add_public(session, x_shared, -thresholds)).ge(0)
+    if bits.encoder.scale != 1:  # CrypTen 0.4.1 returns comparison bits at scale 1; anything else is a version change
+        raise InstallError(f"comparison bits: expected scale 1, got {bits.encoder.scale} (CrypTen version change?)")
+    return bits._tensor.share
