@@ -1,13 +1,22 @@
-"""Check the WAN projection's bandwidth term against a measured run (needs root: ip netns, tc).
+"""Check the WAN projection's two terms against measured runs (needs root: ip netns, tc, TUN).
 
-Dealer and 2 parties in separate network namespaces (tests/netns.py) train 2 steps of the W1
-GRU (batch 20) through `mpcrnn party` / `mpcrnn dealer`, once unthrottled and once with `tc tbf`
-capping every host's eth0.  The steady-state step's slowdown is compared with bytes sent / rate.
-`tc netem` (added delay) is not available on this kernel, so only bandwidth is checked.
+The harness projects a WAN step as ``compute + rounds x RTT + bytes / rate``.  Here the dealer
+and 2 parties run in separate network namespaces (tests/netns.py) and train 2 steps of the W1
+GRU (batch 20) through `mpcrnn party` / `mpcrnn dealer`:
+
+* bandwidth: once unthrottled and once with `tc tbf` capping every host's eth0 at 100 Mbit/s;
+  the steady-state step's slowdown is compared with bytes sent / rate;
+* delay: `tc netem` is not in this kernel, so the hosts are linked through a user-space relay
+  (:class:`netns.DelayRelay`, TUN devices) that holds every packet for d/2; once with d = 0 and
+  once with d = 10 ms added round trip; the steady-state step's slowdown is compared with
+  (CrypTen rounds of that step, on party 0, dealer round trips included) x d.
+
+    .venv/bin/python benchmarks/wan_check.py [--only bandwidth|delay]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -17,24 +26,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def main() -> None:
-    import netns
+def _train(hosts, addrs, ifname: str, port: int) -> dict:
     import test_multihost as M
 
-    rate_mbit = 100
+    tmp = Path(tempfile.mkdtemp())
+    files = M._setup_files(tmp)
+    (tmp / "run.toml").write_text(M.RUN_TOML.replace("hidden = 4", "hidden = 32"))
+    base = {"MASTER_ADDR": addrs[1], "MASTER_PORT": str(port), "WORLD_SIZE": "3", "GLOO_SOCKET_IFNAME": ifname}
+    envs = [{**base, "RANK": "2"}, {**base, "RANK": "0"}, {**base, "RANK": "1"}]
+    res = M._run_hosts(M._commands(tmp, files, [["ip", "netns", "exec", h] for h in hosts]), envs, timeout=900)
+    if any(code != 0 for code, _, _ in res):
+        raise SystemExit("run failed:\n" + res[1][2][-2000:])
+    return json.loads(res[1][1])
+
+
+def bandwidth(rate_mbit: int = 100) -> dict:
+    import netns
+
+    steps, sent = {}, 0.0
     with netns.hosts(3) as (hosts, addrs):
-        steps = {}
         for rate in (None, f"{rate_mbit}mbit"):
             netns.limit_bandwidth(hosts, rate)
-            tmp = Path(tempfile.mkdtemp())
-            files = M._setup_files(tmp)
-            (tmp / "run.toml").write_text(M.RUN_TOML.replace("hidden = 4", "hidden = 32"))
-            base = {"MASTER_ADDR": addrs[1], "MASTER_PORT": "29519", "WORLD_SIZE": "3", "GLOO_SOCKET_IFNAME": "eth0"}
-            envs = [{**base, "RANK": "2"}, {**base, "RANK": "0"}, {**base, "RANK": "1"}]
-            res = M._run_hosts(M._commands(tmp, files, [["ip", "netns", "exec", h] for h in hosts]), envs, timeout=900)
-            if any(code != 0 for code, _, _ in res):
-                raise SystemExit("run failed:\n" + res[1][2][-2000:])
-            report = json.loads(res[1][1])
+            report = _train(hosts, addrs, "eth0", 29519)
             steps[rate] = report["step_seconds"][-1]  # the steady-state step
             # bytes party 0 sends per step in our openings (2 parties: a gloo all-reduce sends each
             # element once); CrypTen's counter books 2x per all-reduce, and CrypTen's comparison
@@ -42,9 +55,39 @@ def main() -> None:
             sent = report["communication"]["total_bytes"] / len(report["step_seconds"])
     measured = steps[f"{rate_mbit}mbit"] - steps[None]
     projected = sent * 8 / (rate_mbit * 1e6)
-    print(f"steady-state step: {steps[None]:.2f} s unthrottled, {steps[f'{rate_mbit}mbit']:.2f} s at {rate_mbit} Mbit/s: "
+    print(f"bandwidth: steady-state step {steps[None]:.2f} s unthrottled, {steps[f'{rate_mbit}mbit']:.2f} s at {rate_mbit} Mbit/s: "
           f"+{measured:.2f} s measured, +{projected:.2f} s projected from {sent / 1e6:.1f} MB sent per step "
           f"(ratio {measured / projected:.2f})")
+    return {"rate_mbit": rate_mbit, "measured_s": measured, "projected_s": projected, "ratio": measured / projected}
+
+
+def delay(rtt_ms: float = 10.0) -> dict:
+    import netns
+
+    steps, rounds = {}, 0
+    for d in (0.0, rtt_ms):
+        with netns.delayed_hosts(3, d / 2e3) as (hosts, addrs, _relay):
+            report = _train(hosts, addrs, "tun0", 29521)
+        steps[d] = report["step_seconds"][-1]
+        rounds = report["step_rounds"][-1]
+    measured = steps[rtt_ms] - steps[0.0]
+    projected = rounds * rtt_ms / 1e3
+    print(f"delay: steady-state step {steps[0.0]:.2f} s through the relay, {steps[rtt_ms]:.2f} s with +{rtt_ms:g} ms round trip: "
+          f"+{measured:.2f} s measured, +{projected:.2f} s projected from {rounds} rounds x {rtt_ms:g} ms "
+          f"(ratio {measured / projected:.2f}: {measured / rounds * 1e3:.1f} ms per counted round)")
+    return {"rtt_ms": rtt_ms, "rounds": rounds, "measured_s": measured, "projected_s": projected, "ratio": measured / projected}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", choices=["bandwidth", "delay"])
+    args = ap.parse_args()
+    out = {}
+    if args.only in (None, "bandwidth"):
+        out["bandwidth"] = bandwidth()
+    if args.only in (None, "delay"):
+        out["delay"] = delay()
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

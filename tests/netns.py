@@ -59,3 +59,115 @@ def limit_bandwidth(namespaces: list[str], rate: str | None) -> None:
         if rate:
             _sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", rate,
                 "burst", "256kbit", "latency", "2000ms")
+
+
+# ---------------------------------------------------------------- added delay without tc netem
+
+TUNSETIFF = 0x400454CA
+IFF_TUN, IFF_NO_PI = 0x0001, 0x1000
+CLONE_NEWNET = 0x40000000
+
+
+def _setns(path: str) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {path}")
+    finally:
+        os.close(fd)
+
+
+def _open_tun_in(ns: str) -> int:
+    """A TUN device ``tun0`` created inside namespace ``ns``; returns its fd (the device lives
+    as long as the fd is open).  The calling thread enters ``ns`` and comes back."""
+    import fcntl
+    import struct
+
+    home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        _setns(f"/var/run/netns/{ns}")
+        fd = os.open("/dev/net/tun", os.O_RDWR)
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", b"tun0", IFF_TUN | IFF_NO_PI))
+    finally:
+        import ctypes
+
+        ctypes.CDLL(None).setns(home, CLONE_NEWNET)
+        os.close(home)
+    return fd
+
+
+class DelayRelay:
+    """Hosts whose only link is a user-space relay that holds every IP packet for ``one_way_s``
+    before delivering it (the round trip grows by 2 x one_way_s).  Stands in for ``tc netem``,
+    which this kernel lacks.  Each host namespace gets ``tun0`` (MTU 65000, so TCP segments are
+    up to ~64 KB and the relay handles few packets); the relay reads a packet from one host's
+    TUN fd, reads its IPv4 destination and writes it to that host's fd when due.  Packet order
+    per destination is kept (a FIFO per fd, equal delays)."""
+
+    def __init__(self, namespaces: list[str], addrs: list[str], one_way_s: float) -> None:
+        import threading
+
+        self.one_way_s = one_way_s
+        self.fds = [_open_tun_in(ns) for ns in namespaces]
+        self.route = {bytes(int(o) for o in a.split(".")): fd for a, fd in zip(addrs, self.fds)}
+        for ns, a in zip(namespaces, addrs):
+            _sh("ip", "-n", ns, "addr", "add", f"{a}/24", "dev", "tun0")
+            _sh("ip", "-n", ns, "link", "set", "tun0", "mtu", "65000", "up")
+            _sh("ip", "-n", ns, "link", "set", "lo", "up")
+        self._stop = threading.Event()
+        self.packets = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import collections
+        import select
+        import time
+
+        queue: collections.deque = collections.deque()  # (due, fd, packet), due times increase
+        while not self._stop.is_set():
+            wait = 0.05 if not queue else max(0.0, queue[0][0] - time.monotonic())
+            ready, _, _ = select.select(self.fds, [], [], wait)
+            now = time.monotonic()
+            for fd in ready:
+                pkt = os.read(fd, 65536)
+                if len(pkt) >= 20 and pkt[0] >> 4 == 4:
+                    dst = self.route.get(pkt[16:20])
+                    if dst is not None:
+                        queue.append((now + self.one_way_s, dst, pkt))
+            now = time.monotonic()
+            while queue and queue[0][0] <= now:
+                _, fd, pkt = queue.popleft()
+                os.write(fd, pkt)
+                self.packets += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for fd in self.fds:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def delayed_hosts(n: int, one_way_s: float):
+    """Yield (namespace names, addresses) of n hosts linked through a :class:`DelayRelay`."""
+    tag = f"d{os.getpid() % 100000}"
+    names = [f"{tag}h{i}" for i in range(n)]
+    subnet = 10 + os.getpid() % 200
+    addrs = [f"10.232.{subnet}.{i + 1}" for i in range(n)]
+    relay = None
+    try:
+        for ns in names:
+            _sh("ip", "netns", "add", ns)
+        relay = DelayRelay(names, addrs, one_way_s)
+        yield names, addrs, relay
+    except subprocess.CalledProcessError as exc:
+        raise NetnsUnavailable(f"network namespaces cannot be made here ({exc.cmd[:3]})") from None
+    finally:
+        if relay is not None:
+            relay.close()
+        for ns in names:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
