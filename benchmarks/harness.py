@@ -76,7 +76,8 @@ def plain_rows(parts, test, cfg, epochs):
         t_epoch.append(time.perf_counter() - t0)
     with torch.no_grad():
         acc = float((model(torch.as_tensor(test.x, dtype=torch.float32), torch.as_tensor(test.lengths)).argmax(1).numpy() == test.y).mean())
-    rows["torch GRU (exact, float32)"] = {"step_s": _med(steps), "epoch_s": _med(t_epoch), "test_accuracy": acc}
+    rows["torch GRU (exact, float32)"] = {"step_s": _med(steps), "epoch_s": _med(t_epoch), "test_accuracy": acc,
+                                          "train_s": sum(t_epoch)}
     # row 2: the mirror with polynomials
     B = PlainBackend(cfg.activation)
     steps, marks = [], []
@@ -125,7 +126,39 @@ def mpcrnn_row(parts, tests, cfg, epochs, workdir: Path):
     return {"step_s": _med(p0["step_seconds"]), "epoch_s": _med(epoch_s), "test_accuracy": acc,
             "rounds_per_step": p0["crypten_counted"]["rounds"] / n_steps,
             "bytes_per_step": p0["crypten_counted"]["bytes"] / n_steps,
-            "peak_rss_mb_per_party": rss, "run_wall_s": wall, "steps": n_steps}
+            "peak_rss_mb_per_party": rss, "run_wall_s": wall, "steps": n_steps, "train_s": p0["train_seconds"],
+            "total_rounds": p0["crypten_counted"]["rounds"], "total_bytes": p0["crypten_counted"]["bytes"]}
+
+
+def fedavg_row(parts, tests, cfg, rounds, workdir: Path, target: float):
+    """--mode fedavg through the launcher: pooled test accuracy after every round (each party's
+    own evaluation, weighted by its test rows), time and communication until the W1 target."""
+    from dataclasses import replace
+
+    from launch.launcher import launch_local
+    from mpcrnn import data as D
+
+    files, tfiles = D.write_party_files(parts, tests, workdir)
+    run_cfg = replace(cfg, mode="fedavg", fedavg=replace(cfg.fedavg, rounds=rounds))
+    reports = launch_local(run_cfg, files, tfiles, str(workdir / "fedavg"), timeout_s=120, show_progress=False)
+    parties = [r for r in reports if r.get("role") == "party"]
+    p0 = parties[0]
+    acc_by_round = []
+    for r in range(rounds):
+        evs = [p["local_test_by_round"][r] for p in parties]
+        acc_by_round.append(sum(e["accuracy_exact"] * e["rows"] for e in evs) / sum(e["rows"] for e in evs))
+    elapsed = [sum(p0["round_seconds"][: r + 1]) for r in range(rounds)]
+    reached = next((r for r in range(rounds) if acc_by_round[r] >= target), None)
+    per_round_rounds = p0["crypten_counted"]["rounds"] / rounds
+    per_round_bytes = p0["crypten_counted"]["bytes"] / rounds
+    return {"rounds": rounds, "local_epochs": run_cfg.fedavg.local_epochs, "accuracy_by_round": acc_by_round,
+            "test_accuracy": acc_by_round[-1], "train_s": elapsed[-1], "target": target,
+            "round_reaching_target": None if reached is None else reached + 1,
+            "time_to_target_s": None if reached is None else elapsed[reached],
+            "comm_rounds_to_target": None if reached is None else per_round_rounds * (reached + 1),
+            "bytes_to_target": None if reached is None else per_round_bytes * (reached + 1),
+            "total_rounds": p0["crypten_counted"]["rounds"], "total_bytes": p0["crypten_counted"]["bytes"],
+            "local_train_s": sum(p0["local_train_seconds"]), "revealed_models": rounds}
 
 
 def pingpong(rank, sizes, repeats):
@@ -186,11 +219,34 @@ def markdown(res) -> str:
               "| RTT | projected s/step | x torch |", "|---:|---:|---:|"]
     for rtt, secs in res["wan"].items():
         lines.append(f"| {rtt} ms | {secs:.2f} | {secs / base1:.0f}x |")
+    if "modes" in res:
+        lines += ["", mode_table(res["modes"])]
     lines += ["", "Sweeps (mpcrnn, one training step, CrypTen-counted rounds on party 0):", "",
               "| parties | provider | B | T | H | cell | s/step | rounds | fwd rounds / T | MB |", "|---:|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     for p in res["sweeps"]:
         lines.append(f"| {p['parties']} | {p['provider']} | {p['B']} | {p['T']} | {p['H']} | {p['cell']} | {p['step_s']:.2f} | {p['rounds']} | "
                      f"{p['forward_rounds'] / p['T']:.1f} | {p['bytes'] / 1e6:.1f} |")
+    return "\n".join(lines)
+
+
+def mode_table(modes: dict) -> str:
+    t, m, f = modes["torch"], modes["mpc"], modes["fedavg"]
+    target = f["target"]
+    lines = [f"Training modes, time to reach the W1 accuracy ({100 * target:.1f}%, torch's, row 1). Communication "
+             "is CrypTen's counter on party 0; seconds are training time (no process start-up).", "",
+             "| mode | opened to the parties | schedule | train s | test acc | reached | comm. rounds | MB sent |",
+             "|---|---|---|---:|---:|---|---:|---:|"]
+    lines.append(f"| plaintext torch (pooled rows: no privacy) | all data | {modes['epochs']} epochs | {t['train_s']:.1f} | "
+                 f"{100 * t['test_accuracy']:.1f}% | by definition | - | - |")
+    lines.append(f"| mpc | final weights only | {modes['epochs']} epochs | {m['train_s']:.1f} | {100 * m['test_accuracy']:.1f}% | "
+                 f"{'yes' if m['test_accuracy'] >= target else 'no'} (end of schedule) | {m['total_rounds']} | {m['total_bytes'] / 1e6:.1f} |")
+    if f["round_reaching_target"] is not None:
+        reach = f"round {f['round_reaching_target']} of {f['rounds']}, after {f['time_to_target_s']:.1f} s"
+        comm = f"{f['comm_rounds_to_target']:.0f} | {f['bytes_to_target'] / 1e6:.1f}"
+    else:
+        reach, comm = f"not in {f['rounds']} rounds", f"{f['total_rounds']} | {f['total_bytes'] / 1e6:.1f}"
+    lines.append(f"| fedavg | {f['revealed_models']} global models (one per round) | {f['rounds']} rounds x {f['local_epochs']} "
+                 f"local epochs | {f['train_s']:.1f} | {100 * f['test_accuracy']:.1f}% | {reach} | {comm} |")
     return "\n".join(lines)
 
 
@@ -272,6 +328,11 @@ def main() -> None:
     print("row 4: mpcrnn ...", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         w1["mpcrnn"] = mpcrnn_row(parts, tests, cfg, epochs, Path(tmp))
+    print("mode fedavg ...", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = w1["torch GRU (exact, float32)"]["test_accuracy"]
+        fed = fedavg_row(parts, tests, cfg, 2 if args.smoke else 15, Path(tmp), target)
+    modes = {"epochs": epochs, "torch": w1["torch GRU (exact, float32)"], "mpc": w1["mpcrnn"], "fedavg": fed}
     print(f"sweeps ({len(grid)} points) ...", flush=True)
     sweeps = []
     for point in grid:
@@ -297,7 +358,7 @@ def main() -> None:
            "workload": f"Japanese Vowels, {cfg.model.cell.upper()} H={cfg.model.hidden_size}, batch {cfg.train.batch_size}, T=29, 3 parties + TTP dealer",
            "floor": {"rtt_s": rtt, "bandwidth_MBps": bw / 1e6, "floor_s": floor, "wall_over_floor": m["step_s"][0] / floor},
            "wan": {r: wan_seconds(compute, m["rounds_per_step"], m["bytes_per_step"], r / 1e3, 100) for r in (1, 10, 50)},
-           "sweeps": sweeps}
+           "sweeps": sweeps, "modes": modes}
     res["seconds"] = time.perf_counter() - t_start
     text = markdown(res)
     (out / "w1.md").write_text(text + "\n")

@@ -28,6 +28,23 @@ def _fail(exc) -> None:
     os._exit(getattr(exc, "exit_code", 2))
 
 
+def _dp_options(f):
+    """--dp-* flags (DP-SGD inside MPC, mpcrnn.dp), shared by ``train`` and ``party``."""
+    opts = [
+        click.option("--dp-epsilon", type=float, help="DP-SGD: target epsilon; sigma from Opacus's get_noise_multiplier."),
+        click.option("--dp-noise", type=float, help="DP-SGD: noise multiplier sigma instead; the spent epsilon is reported."),
+        click.option("--dp-delta", type=float, help="DP-SGD: delta (default 1e-5; keep it below 1/rows)."),
+        click.option("--dp-clip", type=float, help="DP-SGD: per-example L2 clipping norm C (default 1.0)."),
+        click.option("--dp-accountant", type=click.Choice(["rdp", "prv"]), help="DP-SGD: Opacus accountant (default rdp)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+DP_FLAGS = ("dp_epsilon", "dp_noise", "dp_delta", "dp_clip", "dp_accountant")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mpcrnn")
 def main() -> None:
@@ -54,8 +71,17 @@ def main() -> None:
 @click.option("--reveal-metrics", is_flag=True, help="Also open the pooled training accuracy (one number, ledgered).")
 @click.option("--resume", is_flag=True, help="Continue from the newest epoch every party checkpointed in --out.")
 @click.option("--config", "config_file", type=click.Path(), help="Run config file (TOML); explicit flags override it.")
+@click.option("--mode", type=click.Choice(["mpc", "fedavg"]), default="mpc", show_default=True,
+              help="mpc: train on secret shares, open only the final weights. fedavg: train locally, "
+                   "average on shares, open every round's average (faster, reveals more).")
+@click.option("--rounds", default=10, show_default=True, help="fedavg: rounds (each opens one average).")
+@click.option("--local-epochs", default=2, show_default=True, help="fedavg: local epochs per round.")
+@click.option("--weighting", type=click.Choice(["rows", "equal"]), default="rows", show_default=True,
+              help="fedavg: weight each party by its (public) row count, or equally.")
+@click.option("--update-clip", default=0.0, show_default=True, help="fedavg: bound each party's update norm on shares (0: off).")
+@_dp_options
 @click.pass_context
-def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume, config_file):
+def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume, config_file, mode, rounds, local_epochs, weighting, update_clip, **dp_flags):
     """Spawn the parties and the dealer on this machine and train.
 
     With no --data: the built-in demo (Japanese Vowels split 50/30/20 across 3 organizations).
@@ -69,8 +95,9 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, seed, prov
         out_dir.mkdir(parents=True, exist_ok=True)
         demo = not data_files
         if demo:
+            schedule = f"{epochs} epochs" if mode == "mpc" else f"fedavg: {rounds} rounds x {local_epochs} local epochs"
             click.echo(f"mpcrnn demo: Japanese Vowels (UCI), {parties} organizations, {cell.upper()} H={hidden}, "
-                       f"{epochs} epochs, provider {provider.upper()}")
+                       f"{schedule}, provider {provider.upper()}")
             fractions = [0.5, 0.3, 0.2] if parties == 3 else [1.0 / parties] * parties
             tr_parts = D.split_rows(D.japanese_vowels("train"), fractions, seed)
             te_parts = D.split_rows(D.japanese_vowels("test"), fractions, seed + 1)
@@ -80,7 +107,7 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, seed, prov
 
         # with a run file, only the flags given on the command line override it; without, all flags count
         names = ("parties", "cell", "hidden", "layers", "epochs", "batch_size", "lr", "seed", "provider",
-                 "reveal_to", "reveal_metrics")
+                 "reveal_to", "reveal_metrics", "mode", "rounds", "local_epochs", "weighting", "update_clip", *DP_FLAGS)
         given = {name: ctx.params[name] for name in names
                  if not config_file or ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
         if "reveal_to" in given:
@@ -91,12 +118,23 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, seed, prov
         tests = list(test_files) + [None] * (cfg.world_size - len(test_files))
         if cfg.provider == "TFP":
             click.secho(INSECURE_TFP, fg="red", err=True)
+        if cfg.mode == "fedavg":
+            click.echo(_fedavg_notice(cfg))
         reports = launch_local(cfg, list(data_files), tests, str(out_dir), timeout_s=timeout, resume=resume)
         summary = _summarize(cfg, reports, demo and not no_baseline, out_dir, list(data_files))
         (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
         click.echo(f"  report: {out_dir / 'report.json'}")
     except MpcrnnError as exc:
         _fail(exc)
+
+
+def _fedavg_notice(cfg) -> str:
+    note = (f"  --mode fedavg reveals {cfg.fedavg.rounds} intermediate global models (one average per round) to every "
+            f"party, unlike --mode mpc, which opens only the final weights")
+    if cfg.world_size == 2:
+        note += ("\n  WARNING: with 2 data parties the average plus a party's own update gives it the other party's "
+                 "update: secure aggregation hides an individual update only among 3 or more parties")
+    return note
 
 
 def _summarize(cfg, reports, baseline: bool, out_dir: Path, train_files: list[str]) -> dict:
@@ -108,28 +146,60 @@ def _summarize(cfg, reports, baseline: bool, out_dir: Path, train_files: list[st
     summary = {"config": cfg.to_json(), "config_sha256": cfg.digest(), "provider": cfg.provider,
                "provider_note": INSECURE_TFP if cfg.provider == "TFP" else "TTP dealer: owns no data, must not collude with any party",
                "parties": parties, "dealer": next((r for r in reports if r.get("role") == "dealer"), None)}
-    if tests:
+    summary["mode"] = cfg.mode
+    if cfg.mode == "fedavg":
+        summary["revealed"] = {"intermediate_global_models": cfg.fedavg.rounds, "to": "all parties",
+                               "note": _fedavg_notice(cfg).strip()}
+    if tests and cfg.mode == "fedavg":
+        acc_exact = sum(t["accuracy_exact"] * t["rows"] for t in tests) / n
+        summary["test_accuracy"] = {"fedavg_model": acc_exact}
+        click.echo(f"  FedAvg model test accuracy ({n} rows, pooled from each party's local evaluation): "
+                   f"{100 * acc_exact:.1f}% (torch, exact activations)")
+    elif tests:
         acc_exact = sum(t["accuracy_exact"] * t["rows"] for t in tests) / n
         acc_poly = sum(t["accuracy_polynomial"] * t["rows"] for t in tests) / n
         summary["test_accuracy"] = {"mpc_model_exact_activations": acc_exact, "mpc_model_polynomial": acc_poly}
         click.echo(f"  MPC model test accuracy ({n} rows, pooled from each party's local evaluation): "
                    f"{100 * acc_exact:.1f}% (torch, exact activations), {100 * acc_poly:.1f}% (polynomial)")
-    if baseline:
+    if baseline and cfg.dp.enabled:  # the non-private mirror is no like-for-like baseline for DP-SGD
+        click.echo("  (no plaintext baseline in DP mode; benchmarks/dp_rows.py compares with Opacus DP-SGD)")
+    elif baseline:
         from mpcrnn.secure import concat, evaluate_local, train_plain_mirror
 
         # the parties' rows pooled in rank order: exactly the rows and schedule the MPC run used
         train_all = D.scale_features(concat([D.load_party_file(f, cfg.spec) for f in train_files]), cfg.spec)
         test_all = D.scale_features(D.japanese_vowels("test"), cfg.spec)
+        if cfg.mode == "fedavg":
+            exact = evaluate_local(cfg, train_plain_mirror(cfg, train_all, exact=True), test_all, polynomial=False)
+            summary["baseline"] = {"centralized_plaintext_exact": exact["accuracy_exact"]}
+            if "test_accuracy" in summary:
+                summary["baseline"]["gap_points"] = 100 * (exact["accuracy_exact"] - summary["test_accuracy"]["fedavg_model"])
+            click.echo(f"  centralized plaintext (all rows pooled, torch-exact {cfg.model.cell.upper()}, "
+                       f"{cfg.train.epochs} epochs): {100 * exact['accuracy_exact']:.1f}%")
+            return _finish(summary, parties)
         mirror = evaluate_local(cfg, train_plain_mirror(cfg, train_all, exact=False), test_all)
         exact = evaluate_local(cfg, train_plain_mirror(cfg, train_all, exact=True), test_all)
         summary["baseline"] = {"plaintext_mirror_polynomial": mirror["accuracy_polynomial"],
                                "plaintext_exact_gru": exact["accuracy_exact"]}
         click.echo(f"  plaintext, same seed and schedule: {100 * mirror['accuracy_polynomial']:.1f}% (mirror, polynomial), "
                    f"{100 * exact['accuracy_exact']:.1f}% (torch GRU, exact)")
+    return _finish(summary, parties)
+
+
+def _finish(summary: dict, parties: list[dict]) -> dict:
     revealed = [p["train_accuracy_revealed"] for p in parties if "train_accuracy_revealed" in p]
     if revealed:
         summary["train_accuracy_revealed"] = revealed[0]
         click.echo(f"  training accuracy (revealed with --reveal-metrics, in the ledger): {100 * revealed[0]:.1f}%")
+    dp = next((p["dp"] for p in parties if "dp" in p), None)
+    if dp:
+        summary["dp"] = dp
+        eps = "inf (no noise)" if dp["epsilon"] is None else f"{dp['epsilon']:.3g}"
+        aware = dp["epsilon_vs_schedule_aware_party"]["epsilon"]
+        click.echo(f"  DP-SGD: epsilon {eps} at delta {dp['delta']:g} ({dp['accountant']}, sigma {dp['noise_multiplier']:.3g}, "
+                   f"C {dp['clip_norm']:g}, Poisson q {dp['sampling']['sample_rate']:.3g}, {dp['sampling']['steps']} steps) "
+                   f"against observers of the weights; against a data party (knows the schedule): "
+                   f"{'inf' if aware is None else f'{aware:.3g}'}")
     models = [p["model_file"] for p in parties if "model_file" in p]
     click.echo("  model written to: " + ", ".join(models))
     return summary
@@ -151,7 +221,8 @@ def _summarize(cfg, reports, baseline: bool, out_dir: Path, train_files: list[st
 @click.option("--seed", type=int)
 @click.option("--timeout", default=120.0, show_default=True)
 @click.option("--resume", is_flag=True)
-def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, lr, seed, timeout, resume):
+@_dp_options
+def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, lr, seed, timeout, resume, **dp_flags):
     """Run one data party on this host (one organization)."""
     from launch.party import PartyJob, run_party
     from launch.runfile import build, from_environment, read_file
@@ -160,7 +231,7 @@ def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, 
     try:
         raw = read_file(config_file)
         cfg = build(raw, {"parties": world_size, "provider": provider, "epochs": epochs, "hidden": hidden,
-                          "cell": cell, "lr": lr, "seed": seed})
+                          "cell": cell, "lr": lr, "seed": seed, **dp_flags})
         given = world_size if world_size is not None else raw.get("run", {}).get("parties")
         rank, rendezvous, parties = from_environment(rank, rendezvous, given, cfg.provider)
         from dataclasses import replace
@@ -202,7 +273,9 @@ def dealer(config_file, world_size, rendezvous, timeout):
 @main.command()
 @click.option("--model", "model_file", required=True, type=click.Path())
 @click.option("--data", "data_file", required=True, type=click.Path())
-def predict(model_file, data_file):
+@click.option("--dp-epsilon", type=float, help="Release Laplace-noised class probabilities (scale 2/epsilon, "
+              "epsilon-DP PER QUERY row; n rows compose to n x epsilon) and predictions from them.")
+def predict(model_file, data_file, dp_epsilon):
     """Run a trained model on this party's own data, in plaintext (torch, exact activations)."""
     import torch
 
@@ -212,6 +285,10 @@ def predict(model_file, data_file):
     from protocols.errors import DataError, MpcrnnError
 
     try:
+        if dp_epsilon is not None:
+            from mpcrnn.dp import check_predict_epsilon
+
+            check_predict_epsilon(dp_epsilon)
         try:
             blob = torch.load(model_file, weights_only=True)
         except (OSError, RuntimeError, ValueError) as exc:
@@ -225,9 +302,16 @@ def predict(model_file, data_file):
         model = export_state_dicts(ModelConfig(**blob["model_config"]), blob["state_dict"]).double()
         with torch.no_grad():
             logits = model(torch.as_tensor(data.x, dtype=torch.float64), torch.as_tensor(data.lengths))
+        extra = {}
+        if dp_epsilon is not None:  # noisy release: scores and predictions are post-processing of the noise
+            from mpcrnn.dp import laplace_scores, predict_dp_note
+
+            scores = laplace_scores(torch.softmax(logits, 1), dp_epsilon)
+            logits = scores
+            extra = {"scores": scores.tolist(), "dp": predict_dp_note(dp_epsilon, len(scores))}
         pred = logits.argmax(1).numpy()
         acc = float((pred == data.y).mean())
-        click.echo(json.dumps({"rows": int(len(pred)), "accuracy": acc, "predictions": [spec.classes[i] for i in pred]}))
+        click.echo(json.dumps({"rows": int(len(pred)), "accuracy": acc, "predictions": [spec.classes[i] for i in pred], **extra}))
     except MpcrnnError as exc:
         _fail(exc)
 

@@ -70,9 +70,20 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
     crypten_cfg.communicator.verbose = True  # CrypTen's own round/byte counters, for the report
     session = MpcSession.current(fixed_point(cfg))
     progress = _Progress(session) if job.show_progress else None
+    by_round: list[dict] = []
     try:
-        result = run_training(session, cfg, local, progress=progress,
-                              checkpoint_dir=str(Path(job.out_dir) / "checkpoints"), resume=job.resume)
+        if cfg.mode == "fedavg":
+            from mpcrnn.fedavg import run_fedavg
+
+            def on_round(r, params):  # this party's own test rows, in plaintext; nothing is sent
+                if test is not None:
+                    by_round.append({"round": r, **evaluate_local(cfg, params, test, polynomial=False)})
+
+            result = run_fedavg(session, cfg, local, progress=progress, checkpoint_dir=str(Path(job.out_dir) / "checkpoints"),
+                                resume=job.resume, on_round=on_round)
+        else:
+            result = run_training(session, cfg, local, progress=progress,
+                                  checkpoint_dir=str(Path(job.out_dir) / "checkpoints"), resume=job.resume)
     except RuntimeError as exc:  # gloo: a peer closed its connection or timed out
         from protocols.errors import PartyError
 
@@ -90,11 +101,21 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
         "train_seconds": result["seconds"],
         "resumed_from_epoch": result["resumed_from"],
         "step_seconds": result["step_seconds"],
+        "step_rounds": result.get("step_rounds", []),
         "communication": session.stats.snapshot(),
         "crypten_counted": _crypten_counters(),
         "ledger": session.ledger.to_json(),
         "received_model": result["params"] is not None,
+        "mode": cfg.mode,
     }
+    if cfg.mode == "fedavg":
+        report["round_seconds"] = result["round_seconds"]
+        report["local_train_seconds"] = result["local_seconds"]
+        report["revealed_intermediate_models"] = cfg.fedavg.rounds
+        if by_round:
+            report["local_test_by_round"] = by_round
+    if "dp" in result:  # DP-SGD: epsilon, delta, accountant, sigma, C, sampling (public values only)
+        report["dp"] = result["dp"]
     if "train_accuracy" in result and result["train_accuracy"] is not None:
         report["train_accuracy_revealed"] = result["train_accuracy"]
     out = Path(job.out_dir)
@@ -137,7 +158,7 @@ class _Progress:
     def __call__(self, ev: dict) -> None:
         st = self.s.stats
         sys.stderr.write(
-            f"\r  epoch {ev['epoch']}/{ev['epochs']} step {ev['step']}/{ev['steps']}  "
+            f"\r  {ev.get('unit', 'epoch')} {ev['epoch']}/{ev['epochs']} step {ev['step']}/{ev['steps']}  "
             f"{ev['seconds']:.2f} s/step  rounds {st.total_rounds}  sent {st.total_bytes / 1e6:.1f} MB   "
         )
         sys.stderr.flush()

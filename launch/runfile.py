@@ -9,6 +9,7 @@ folder, rendezvous) are command-line flags.  Example (every key optional; defaul
     provider = "ttp"         # ttp | tfp (insecure simulation)
     reveal_to = []           # ranks receiving the final weights; empty: all
     reveal_metrics = false
+    mode = "mpc"             # mpc | fedavg (local training + secure averaging; see [fedavg])
 
     [model]
     cell = "gru"             # rnn | gru | lstm
@@ -24,6 +25,19 @@ folder, rendezvous) are command-line flags.  Example (every key optional; defaul
     clip_value = 1.0
     clip_norm = 0.0
     seed = 0
+
+    [fedavg]                 # only with mode = "fedavg"
+    rounds = 10
+    local_epochs = 2
+    weighting = "rows"       # rows | equal
+    update_clip = 0.0        # bound each party's update norm on shares (0: off)
+
+    [dp]                     # DP-SGD inside MPC (mpcrnn.dp); on when epsilon or noise is set
+    epsilon = 3.0            # target epsilon: sigma from Opacus's get_noise_multiplier  (or:)
+    noise = 1.0              # noise multiplier sigma: the spent epsilon is reported
+    delta = 1e-5
+    clip = 1.0               # per-example L2 clipping norm C
+    accountant = "rdp"       # rdp | prv (opacus.accountants)
 
     [data]                   # the public declaration of every party's data
     n_features = 12
@@ -46,15 +60,17 @@ import tomllib
 from dataclasses import fields
 
 from mpcrnn import data as D
-from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
+from mpcrnn.config import ActivationConfig, DPConfig, FedAvgConfig, ModelConfig, TrainConfig
 from mpcrnn.secure import RunConfig
 from protocols.errors import ConfigError, expected_got
 
 SECTIONS = {
-    "run": {"parties", "provider", "reveal_to", "reveal_metrics"},
+    "run": {"parties", "provider", "reveal_to", "reveal_metrics", "mode"},
     "model": {"cell", "hidden", "layers"},
     "train": {f.name for f in fields(TrainConfig)},
     "data": {f.name for f in fields(D.DataSpec)},
+    "fedavg": {f.name for f in fields(FedAvgConfig)},
+    "dp": {"epsilon", "noise", "delta", "clip", "accountant"},
 }
 
 
@@ -79,16 +95,23 @@ def read_file(path: str | None) -> dict:
 
 def build(raw: dict, overrides: dict) -> RunConfig:
     """RunConfig from the file's sections, then explicit command-line overrides (flat keys)."""
-    run = {"parties": 3, "provider": "ttp", "reveal_to": [], "reveal_metrics": False, **raw.get("run", {})}
+    run = {"parties": 3, "provider": "ttp", "reveal_to": [], "reveal_metrics": False, "mode": "mpc", **raw.get("run", {})}
     model = {"cell": "gru", "hidden": 32, "layers": 1, **raw.get("model", {})}
     train = dict(raw.get("train", {}))
+    fedavg = dict(raw.get("fedavg", {}))
+    dp = dict(raw.get("dp", {}))
     for key, value in overrides.items():
         if value is None:
+            continue
+        if key.startswith("dp_"):  # --dp-epsilon, --dp-noise, --dp-delta, --dp-clip
+            dp[key[3:]] = value
             continue
         if key in run:
             run[key] = value
         elif key in model:
             model[key] = value
+        elif key in SECTIONS["fedavg"]:
+            fedavg[key] = value
         else:
             train[key] = value
     spec = _spec(raw.get("data"))
@@ -96,13 +119,39 @@ def build(raw: dict, overrides: dict) -> RunConfig:
         tc = TrainConfig(**{"epochs": 6, **train})
     except TypeError as exc:
         raise ConfigError(f"train settings: {exc}") from None
+    try:
+        fa = FedAvgConfig(**fedavg)
+    except TypeError as exc:
+        raise ConfigError(f"[fedavg]: {exc}") from None
     return RunConfig(
         model=ModelConfig(cell=model["cell"], input_size=spec.n_features, hidden_size=int(model["hidden"]),
                           num_layers=int(model["layers"]), num_classes=len(spec.classes)),
         activation=ActivationConfig(), train=tc, spec=spec, world_size=int(run["parties"]),
         provider=str(run["provider"]).upper(), reveal_to=tuple(run["reveal_to"]),
-        reveal_metrics=bool(run["reveal_metrics"]),
+        reveal_metrics=bool(run["reveal_metrics"]), mode=str(run["mode"]), fedavg=fa, dp=_dp(dp),
     )
+
+
+def _dp(section: dict) -> DPConfig:
+    """[dp] / --dp-* -> DPConfig (validated here, so a bad value stops the CLI before any launch)."""
+    def num(key):
+        if section.get(key) is None:
+            return None
+        try:
+            return float(section[key])
+        except (TypeError, ValueError):
+            raise ConfigError(expected_got(f"[dp] {key}", "a number", type(section[key]).__name__)) from None
+
+    enabled = section.get("epsilon") is not None or section.get("noise") is not None
+    cfg = DPConfig(enabled=enabled, clip=num("clip") if section.get("clip") is not None else 1.0,
+                   noise_multiplier=num("noise"), target_epsilon=num("epsilon"),
+                   delta=num("delta") if section.get("delta") is not None else 1e-5,
+                   accountant=str(section.get("accountant", "rdp")))
+    if not enabled and set(section) - {"accountant"}:
+        raise ConfigError(expected_got("DP settings", "--dp-epsilon or --dp-noise with --dp-delta/--dp-clip",
+                                       ", ".join(sorted(set(section))) + " without either"))
+    cfg.validate()
+    return cfg
 
 
 def _spec(section: dict | None) -> D.DataSpec:

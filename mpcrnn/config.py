@@ -105,5 +105,30 @@ class DPConfig:
             raise ConfigError(expected_got("DP accountant", " or ".join(ACCOUNTANTS), self.accountant))
 
 
+MODES = ("mpc", "fedavg")
+WEIGHTINGS = ("rows", "equal")
+
+
+@dataclass(frozen=True)
+class FedAvgConfig:
+    """``--mode fedavg`` (:mod:`mpcrnn.fedavg`): R rounds; in each, every party trains locally in
+    plain torch for E epochs from the global model, and the weighted mean of the models is
+    computed on shares and opened to all parties.  Local training uses TrainConfig's batch size,
+    learning rate, momentum, weight decay and clip_value.  Public: in the run file and its digest."""
+
+    rounds: int = 10             # R: opened global models, one per round (Japanese Vowels: ~95% with E = 2)
+    local_epochs: int = 2        # E: local passes over a party's own rows per round
+    weighting: str = "rows"      # rows: weights = public row counts | equal: 1 per party
+    update_clip: float = 0.0     # bound each party's update norm ||theta_i - theta|| on shares (0: off)
+
+    def validate(self) -> None:
+        if self.rounds < 1 or self.local_epochs < 1:
+            raise ConfigError(expected_got("fedavg rounds and local_epochs", ">= 1", (self.rounds, self.local_epochs)))
+        if self.weighting not in WEIGHTINGS:
+            raise ConfigError(expected_got("fedavg weighting", " or ".join(WEIGHTINGS), self.weighting))
+        if not 0 <= self.update_clip < float("inf"):
+            raise ConfigError(expected_got("fedavg update_clip", "a finite number >= 0", self.update_clip))
+
+
 def to_dict(*configs) -> dict:
     return {type(c).__name__: asdict(c) for c in configs}

@@ -85,8 +85,11 @@ def forward(B, cfg: ModelConfig, params: dict, x, m):
     return out.reshape(T, N, -1) + params["fc.bias"], trace
 
 
-def forward_backward(B, cfg: ModelConfig, params: dict, x, m, target):
+def forward_backward(B, cfg: ModelConfig, params: dict, x, m, target, per_example: bool = False):
     """One batch: returns (grads keyed like params, summed over the batch; head output).
+
+    per_example: each gradient gets a leading row dimension N instead (for DP-SGD): grads[k]
+    has shape (N, *params[k].shape) and sums over rows to the batch gradient.
 
     classify: target (N, C) one-hot; loss = sum_rows cross-entropy; d logits = softmax - target.
     regress:  target (T, N, O); loss = sum over valid steps of ||y - target||^2 / 2;
@@ -97,20 +100,29 @@ def forward_backward(B, cfg: ModelConfig, params: dict, x, m, target):
     hs = trace[-1][1]
     if cfg.task == "classify":
         dlogits = B.softmax(out) - target  # (N, C)
-        dW, dh_T = B.mul_many([("matmul", dlogits.t(), hs[-1]), ("matmul", dlogits, params["fc.weight"])])
-        db = dlogits.sum(0)
+        if per_example:  # (N, C, 1) @ (N, 1, H) -> (N, C, H)
+            dW, dh_T = B.mul_many([("matmul", dlogits.unsqueeze(2), hs[-1].unsqueeze(1)), ("matmul", dlogits, params["fc.weight"])])
+            db = dlogits
+        else:
+            dW, dh_T = B.mul_many([("matmul", dlogits.t(), hs[-1]), ("matmul", dlogits, params["fc.weight"])])
+            db = dlogits.sum(0)
         dh_ext = torch.cat([B.const(0.0, hs[:-1]), dh_T.unsqueeze(0)]) if T > 1 else dh_T.unsqueeze(0)
     else:
         (dy,) = B.mul_many([("mul", m, out - target)])  # (T, N, O)
         dyf = dy.reshape(T * N, -1)
-        dW, dhf = B.mul_many([("matmul", dyf.t(), hs.reshape(T * N, H)), ("matmul", dyf, params["fc.weight"])])
-        db = dyf.sum(0)
+        if per_example:  # (N, O, T) @ (N, T, H) -> (N, O, H)
+            dW, dhf = B.mul_many([("matmul", dy.permute(1, 2, 0), hs.transpose(0, 1)), ("matmul", dyf, params["fc.weight"])])
+            db = dy.sum(0)  # (N, O)
+        else:
+            dW, dhf = B.mul_many([("matmul", dyf.t(), hs.reshape(T * N, H)), ("matmul", dyf, params["fc.weight"])])
+            db = dyf.sum(0)
         dh_ext = dhf.reshape(T, N, H)
     grads = {"fc.weight": dW, "fc.bias": db}
     factors = backward_factors(B, [(cfg.cell, saved, m) for _, _, saved in trace])
     for k in reversed(range(cfg.num_layers)):
         inp, _, saved = trace[k]
-        g, dx = layer_backward(B, cfg.cell, _layer(params, k), saved, factors[k], inp, dh_ext, cfg.hidden_size, need_dx=k > 0)
+        g, dx = layer_backward(B, cfg.cell, _layer(params, k), saved, factors[k], inp, dh_ext, cfg.hidden_size,
+                               need_dx=k > 0, per_example=per_example)
         grads.update({f"weight_ih_l{k}": g["W_ih"], f"weight_hh_l{k}": g["W_hh"], f"bias_ih_l{k}": g["b_ih"], f"bias_hh_l{k}": g["b_hh"]})
         dh_ext = dx
     return grads, out

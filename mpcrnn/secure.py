@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from mpcrnn.backend import PlainBackend, SharedBackend
-from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
+from mpcrnn.config import MODES, ActivationConfig, DPConfig, FedAvgConfig, ModelConfig, TrainConfig
 from mpcrnn.data import DataSpec, SequenceData
 from mpcrnn.model import export_state_dicts, init_params
 from mpcrnn.train import Dataset, masks, predict_plain, train
@@ -40,6 +40,9 @@ class RunConfig:
     frac_bits: int = 16
     reveal_to: tuple[int, ...] = ()       # empty: all parties
     reveal_metrics: bool = False          # open the final training accuracy (ledgered)
+    mode: str = "mpc"                     # mpc: train on shares | fedavg: local training + secure averaging
+    fedavg: FedAvgConfig = field(default_factory=FedAvgConfig)
+    dp: DPConfig = field(default_factory=DPConfig)  # DP-SGD inside MPC (mpcrnn.dp); off by default
 
     def receivers(self) -> tuple[int, ...]:
         return self.reveal_to or tuple(range(self.world_size))
@@ -49,6 +52,16 @@ class RunConfig:
         self.train.validate()
         if any(not 0 <= r < self.world_size for r in self.reveal_to):
             raise ConfigError(expected_got("--reveal-to ranks", f"in 0..{self.world_size - 1}", self.reveal_to))
+        if self.mode not in MODES:
+            raise ConfigError(expected_got("mode", " or ".join(MODES), self.mode))
+        if self.mode == "fedavg":
+            self.fedavg.validate()
+            if set(self.receivers()) != set(range(self.world_size)):
+                raise ConfigError(expected_got("--reveal-to with --mode fedavg", "all parties (every party trains "
+                                               "from each round's opened average)", self.reveal_to))
+        self.dp.validate()
+        if self.dp.enabled and self.mode != "mpc":
+            raise ConfigError(expected_got("mode with --dp-*", "mpc (DP-SGD runs on shares)", self.mode))
         # gate pre-activations up to 2B (sigmoid columns) multiply each other at scale 2^(2f)
         FixedPoint(self.frac_bits).check_range((2 * self.activation.bound) ** 2, "gate products",
                                                failure_per_element=2.0**-20)
@@ -122,6 +135,8 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
     from protocols.sharing import public
 
     cfg.validate()
+    if cfg.dp.enabled and resume:
+        raise ConfigError(expected_got("--resume with --dp-*", "a fresh run (the DP schedule and accountant do not resume)", "--resume"))
     meta = agree(session, cfg, local)
     counts = [m["n_rows"] for m in meta]
     t0 = time.perf_counter()
@@ -138,14 +153,26 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
         def save(epoch, p, v):
             checkpoint.save(checkpoint_dir, session.rank, epoch, cfg.digest(), p, v)
     step_seconds: list[float] = []
+    step_rounds: list[int] = []  # CrypTen's round counter (dealer round trips included) per step
+    import crypten.communicator as crypten_comm
+
+    last = [crypten_comm.get().comm_rounds]
 
     def on_step(ev: dict) -> None:
         step_seconds.append(ev["seconds"])
+        now = crypten_comm.get().comm_rounds
+        step_rounds.append(int(now - last[0]))
+        last[0] = now
         if progress:
             progress(ev)
 
-    params, _ = train(B, cfg.model, cfg.train, data, params, progress=on_step, start_epoch=start,
-                      velocity=velocity, on_epoch_end=save)
+    if cfg.dp.enabled:  # DP-SGD on shares (mpcrnn.dp); no checkpoints: the accountant cannot resume
+        from mpcrnn.dp import run_dp
+
+        params, dp_report = run_dp(session, B, cfg, data, params, sum(counts), progress=on_step)
+    else:
+        params, _ = train(B, cfg.model, cfg.train, data, params, progress=on_step, start_epoch=start,
+                          velocity=velocity, on_epoch_end=save)
     seconds = time.perf_counter() - t0
     receivers = cfg.receivers()
     metrics = None
@@ -158,7 +185,9 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
         for k, v in params.items()
     }
     out = {"params": opened if session.rank in receivers else None, "counts": counts, "seconds": seconds,
-           "resumed_from": start, "step_seconds": step_seconds}
+           "resumed_from": start, "step_seconds": step_seconds, "step_rounds": step_rounds}
+    if cfg.dp.enabled:
+        out["dp"] = dp_report
     if metrics is not None:
         out["train_accuracy"] = round(float(metrics.reshape(()))) / sum(counts)  # a count: +-2^-16 noise
     return out
@@ -177,12 +206,14 @@ def correct_count_shared(session, B, cfg: RunConfig, params: dict, data: Dataset
     return hits.sum().reshape(1)
 
 
-def evaluate_local(cfg: RunConfig, params: dict, data: SequenceData) -> dict:
+def evaluate_local(cfg: RunConfig, params: dict, data: SequenceData, polynomial: bool = True) -> dict:
     """Plaintext accuracy of the opened model on a party's own data (exact and polynomial)."""
     model = export_state_dicts(cfg.model, params).double()
     with torch.no_grad():
         logits = model(torch.as_tensor(data.x), torch.as_tensor(data.lengths))
     exact = float((logits.argmax(1).numpy() == data.y).mean())
+    if not polynomial:
+        return {"rows": int(len(data.y)), "accuracy_exact": exact}
     poly = predict_plain(PlainBackend(cfg.activation), cfg.model, params, data.x, data.lengths)
     return {"rows": int(len(data.y)), "accuracy_exact": exact,
             "accuracy_polynomial": float((poly.argmax(1).numpy() == data.y).mean())}

@@ -61,9 +61,16 @@ def sgd_step(B, params: dict, grads: dict, velocity: dict, cfg: TrainConfig, n_r
             out.append(flat[pos : pos + g.numel()].reshape(g.shape))
             pos += g.numel()
         g_mean = out
+    return momentum_update(B, params, dict(zip(names, g_mean)), velocity, cfg)
+
+
+def momentum_update(B, params: dict, g: dict, velocity: dict, cfg: TrainConfig) -> tuple[dict, dict]:
+    """v = mu v + g + wd theta;  theta = theta - lr v  (two batched truncations).  ``g`` is the
+    step's gradient keyed like params (the clipped batch mean, or DP-SGD's noisy mean)."""
+    names = list(params)
     combos = []
-    for k, g in zip(names, g_mean):
-        combo = [(1.0, g)]
+    for k in names:
+        combo = [(1.0, g[k])]
         if cfg.momentum:
             combo.append((cfg.momentum, velocity[k]))
         if cfg.weight_decay:

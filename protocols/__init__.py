@@ -16,7 +16,11 @@ Layering (lower never imports higher)::
         multiply      batched Beaver multiplication (one round for many products)
         sharing       secret-sharing a party's own values
         polynomial    odd polynomial tanh/sigmoid, fitted and evaluated on shares
-        comparison    clipping and softmax through CrypTen's comparison circuits
+        comparison    clipping, bucket bits and the softmax max through CrypTen's comparison circuits
+        softmax       row-wise softmax: batched exp and bounded reciprocal
+        norm_clip     each row scaled to norm <= c (wide-range inverse square root)
+        secure_average  weighted mean of one vector per party (FedAvg's secure aggregation)
+        joint_noise   Gaussian noise summed from every party's own draw (DP-SGD)
         parties       process-group set-up with timeouts
         session       the per-party state passed to every protocol
 

@@ -99,3 +99,24 @@ def run_parties(
     if errors:
         raise AssertionError("MPC run failed:\n" + "\n".join(errors))
     return [got[r][1] for r in range(world_size)]
+
+
+def kill_when_all_exist(paths: list, rank: int, within_s: float = 120.0):
+    """An ``on_start`` callback for :func:`launch.launcher.launch_local`: SIGKILL process ``rank``
+    as soon as every file in ``paths`` exists (e.g. every party's checkpoint of epoch 2)."""
+    import signal
+    import threading
+    from pathlib import Path
+
+    def on_start(pids):
+        def watch():
+            deadline = time.monotonic() + within_s
+            while time.monotonic() < deadline:
+                if all(Path(p).exists() for p in paths):
+                    os.kill(pids[rank], signal.SIGKILL)
+                    return
+                time.sleep(0.01)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    return on_start

@@ -23,3 +23,6 @@ def test_harness_smoke(tmp_path):
     text = (tmp_path / "w1.md").read_text()
     assert "| mpcrnn |" in text and "WAN projection" in text and "Sweeps" in text
     assert "Summary: mpcrnn" in res.stdout
+    fed = data["modes"]["fedavg"]
+    assert len(fed["accuracy_by_round"]) == fed["rounds"] == fed["revealed_models"] == 2 and fed["total_bytes"] > 0
+    assert "| fedavg | 2 global models (one per round) |" in text

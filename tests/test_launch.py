@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mpc_harness import kill_when_all_exist
 from mpcrnn import data as D
 from mpcrnn.config import ModelConfig, TrainConfig
 from mpcrnn.secure import RunConfig
@@ -126,16 +127,7 @@ def test_kill_then_resume_reaches_the_uninterrupted_weights(tmp_path):
 
     run = tmp_path / "run"
 
-    def kill_after_epoch_2(pids):
-        def watch():
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                if all((run / "checkpoints" / f"party{r}-epoch2.pt").exists() for r in range(3)):
-                    os.kill(pids[1], signal.SIGKILL)
-                    return
-                time.sleep(0.05)
-
-        threading.Thread(target=watch, daemon=True).start()
+    kill_after_epoch_2 = kill_when_all_exist([run / "checkpoints" / f"party{r}-epoch2.pt" for r in range(3)], rank=1)
 
     with pytest.raises(PartyError, match="party 1 died"):
         launch_local(cfg, files, [None] * 3, str(run), timeout_s=30, show_progress=False, on_start=kill_after_epoch_2)

@@ -23,18 +23,16 @@ CRYPTEN_MASKED_OPENINGS = {
 OUR_COLLECTIVE_CALLERS = {"reveal", "open_masked", "gather_masked"}
 
 
-def instrumented_party(rank, reveal_to):
+def instrument():
+    """Wrap CrypTen's openings and the communicator's collectives in this party process; returns
+    the two counters they fill: (CrypTen openings by (class, function, caller), our collectives
+    by (collective, caller))."""
     import collections
     import inspect
 
     from crypten import communicator as comm
     from crypten.mpc import MPCTensor
     from crypten.mpc.primitives import ArithmeticSharedTensor, BinarySharedTensor
-
-    from mpcrnn import data as D
-    from mpcrnn.config import ModelConfig, TrainConfig
-    from mpcrnn.secure import RunConfig, run_training
-    from protocols.session import MpcSession
 
     crypten_open, ours = collections.Counter(), collections.Counter()
 
@@ -65,35 +63,66 @@ def instrumented_party(rank, reveal_to):
             return _b(*a, **k)
 
         setattr(inst, name, collective)
+    return crypten_open, ours
+
+
+def instrumented_party(rank, reveal_to, mode="mpc"):
+    from mpcrnn import data as D
+    from mpcrnn.config import FedAvgConfig, ModelConfig, TrainConfig
+    from mpcrnn.fedavg import run_fedavg
+    from mpcrnn.secure import RunConfig, run_training
+    from protocols.session import MpcSession
+
+    crypten_open, ours = instrument()
     spec = D.JAPANESE_VOWELS_SPEC
     part = D.scale_features(D.split_rows(D.japanese_vowels("train"), [12, 12, 12], 0)[rank], spec)
     cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=12, clip_norm=1.0),
-                    spec=spec, reveal_to=reveal_to)
+                    spec=spec, reveal_to=reveal_to, mode=mode,
+                    fedavg=FedAvgConfig(rounds=2, local_epochs=1, update_clip=0.05))
     s = MpcSession.current()
-    result = run_training(s, cfg, part)
+    result = (run_fedavg if mode == "fedavg" else run_training)(s, cfg, part)
     return dict(crypten_open), dict(ours), s.ledger.to_json(), result["params"] is not None
+
+
+def _only_masked_openings_and_ledgered_reveals(crypten_open, ours):
+    # CrypTen opened nothing in plaintext, only masked values inside its protocol steps
+    assert set(crypten_open) <= CRYPTEN_MASKED_OPENINGS, crypten_open
+    assert not any(k[1] == "get_plain_text" for k in crypten_open)
+    # our collectives: masked openings and the ledgered reveal; CrypTen's from its primitives
+    for (name, where), n in ours.items():
+        assert (
+            where in OUR_COLLECTIVE_CALLERS
+            or where.startswith("crypten/mpc/primitives/")  # CrypTen's masked openings (above)
+            or (name, where) == ("broadcast", "crypten/mpc/provider/ttp_provider.py")  # dealer randomness
+        ), (name, where)
 
 
 def test_only_final_weights_leave_shares_and_only_to_receivers():
     outs = run_parties(instrumented_party, world_size=3, provider="TTP", args=((0, 2),), timeout_s=600)
     for rank, (crypten_open, ours, ledger, got_model) in enumerate(outs):
         assert got_model == (rank in (0, 2))
-        # CrypTen opened nothing in plaintext, only masked values inside its protocol steps
-        assert set(crypten_open) <= CRYPTEN_MASKED_OPENINGS, crypten_open
-        assert not any(k[1] == "get_plain_text" for k in crypten_open)
-        # our collectives: masked openings and the ledgered reveal; CrypTen's from its primitives
-        for (name, where), n in ours.items():
-            assert (
-                where in OUR_COLLECTIVE_CALLERS
-                or where.startswith("crypten/mpc/primitives/")  # CrypTen's masked openings (above)
-                or (name, where) == ("broadcast", "crypten/mpc/provider/ttp_provider.py")  # dealer randomness
-            ), (name, where)
+        _only_masked_openings_and_ledgered_reveals(crypten_open, ours)
         assert ours.get(("reduce", "reveal"), 0) == 2 * len(ledger)  # one reduce per receiver
         # the ledger: the final weights, to ranks 0 and 2, and nothing else
         assert [e["what"] for e in ledger] == [
             f"final weight {k}" for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")
         ]
         assert all(tuple(e["to"]) == (0, 2) and e["why"] == "trained model output" for e in ledger)
+
+
+def test_fedavg_opens_only_each_rounds_average_never_a_party_model():
+    """Update clipping on (so comparisons and Beaver products run too); 2 rounds."""
+    outs = run_parties(instrumented_party, world_size=3, provider="TTP", args=((), "fedavg"), timeout_s=600)
+    for crypten_open, ours, ledger, got_model in outs:
+        assert got_model
+        _only_masked_openings_and_ledgered_reveals(crypten_open, ours)
+        assert any(k[2] == "AND" for k in crypten_open)  # the clipping comparisons did run (and were masked)
+        # every plaintext opening of ours is the ledgered all-party reveal: one per round
+        assert ours.get(("all_reduce", "reveal"), 0) == len(ledger) == 2
+        assert ours.get(("reduce", "reveal"), 0) == 0
+        assert [(e["what"], tuple(e["to"]), tuple(e["shape"])) for e in ledger] == [
+            (f"global model after round {r}", (0, 1, 2), (4 * 3 * 12 + 4 * 3 * 4 + 2 * 12 + 9 * 4 + 9,)) for r in (1, 2)
+        ]
 
 
 def reveal_policy_party(rank):

@@ -1,0 +1,383 @@
+"""Differentially private training inside MPC (DP-SGD, Abadi et al. 2016), accounted by Opacus.
+
+Per step t, on the batch S_t drawn by Poisson sampling (every pooled row independently with
+probability q), all on shares::
+
+    g_r = grad of row r's loss               (|S_t|, D)  per-example BPTT (cells, per_example=True)
+    u_r = g_r * min(1, C' / ||g_r||)         protocols.norm_clip: every row in the same ~40 rounds
+    G   = sum_r u_r + z                      z: protocols.joint_noise, N(0, sigma^2 C^2) even
+                                             against a party that subtracts its own draw
+    g   = G / (q N)                          Opacus's convention for Poisson sampling: the
+                                             EXPECTED batch size, never the secret-free |S_t|
+    v, theta <- momentum update              train.momentum_update (lr, momentum, weight decay)
+
+The run's TrainConfig clip_value / clip_norm are NOT applied in DP mode (per-example clipping
+replaces them); nothing is opened until the final weights (the same ledger as MPC mode).
+
+Sensitivity and the clip margin.  One row changes G by ||u_r|| <= C.  The norm clip on shares
+is approximate: its output norm is <= c (1 + CLIP_RELATIVE_ERROR) plus fixed-point rounding of
+the final products (< 2p units of 2^-f per element, p parties: two truncations of p shares).
+We therefore clip to ``C' = (C - 2 p sqrt(D) 2^-f) / (1 + CLIP_RELATIVE_ERROR)`` so that the
+computed u_r has norm <= C, and calibrate the noise to C.  Exception, not covered: a
+truncation failure inside the clip (probability ~|v| 2^(scale - 63) per element, CrypTen's
+ignored wrap); :func:`clip_failure_bound` bounds it from public values and the report states
+it.  Failures before the clip only corrupt that row's gradient, which is then clipped.
+
+Sampling and what is public (see also the README).  Poisson sampling from a schedule seed that
+the parties draw jointly at the start of the run (each contributes 64 random bits; it is not
+in the run file): every step's membership and size are known to every party (they index the
+pooled shared rows), not to an outside observer of the released model.  Rate
+``q = 1 / ceil(N / B)`` and ``ceil(N / B)`` steps per epoch (B = the configured batch size):
+Opacus's DPDataLoader convention, so the plaintext Opacus baseline samples identically.
+
+Accounting: ``opacus.accountants`` (RDP or PRV) over (sigma, q, steps); sigma from
+``opacus.accountants.utils.get_noise_multiplier`` when a target epsilon is given.  That
+epsilon holds against observers of the released weights who do not know the schedule.  Against
+a data party (it knows the schedule and its own noise draws) amplification by sampling does not
+apply: the report also gives the epsilon of the Gaussian mechanism with q = 1 over the largest
+number of steps any row took part in (Opacus's accountant, zero-out adjacency: sensitivity C),
+and the same for replace-one adjacency (sensitivity 2C, i.e. sigma / 2).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mpcrnn.config import DPConfig, ModelConfig, TrainConfig
+from protocols.errors import ConfigError, expected_got
+
+# ---------------------------------------------------------------- plan: sampling, sigma, clip
+
+
+@dataclass(frozen=True)
+class DPPlan:
+    """Everything a DP run uses, computed identically by every party from public values.
+
+    sample_rate: q.  steps_per_epoch: ceil(N / B).  n_rows: N (pooled).  noise_multiplier: sigma.
+    clip: C (the sensitivity).  clip_applied: C' < C (see the module docstring).
+    """
+
+    sample_rate: float
+    steps_per_epoch: int
+    epochs: int
+    n_rows: int
+    noise_multiplier: float
+    clip: float
+    clip_applied: float
+    world_size: int
+    n_params: int
+    frac_bits: int
+
+    @property
+    def expected_batch(self) -> float:
+        return self.sample_rate * self.n_rows
+
+    @property
+    def steps(self) -> int:
+        return self.steps_per_epoch * self.epochs
+
+    @property
+    def noise_std(self) -> float:
+        """sigma C: the std of the noise every single party still faces."""
+        return self.noise_multiplier * self.clip
+
+
+def poisson_rate(n_rows: int, batch_size: int) -> tuple[float, int]:
+    """(q, steps per epoch) = (1 / ceil(N / B), ceil(N / B)), Opacus's DPDataLoader convention."""
+    if n_rows < 1 or batch_size < 1:
+        raise ConfigError(expected_got("rows and batch size for Poisson sampling", ">= 1", (n_rows, batch_size)))
+    steps = -(-n_rows // batch_size)
+    return 1.0 / steps, steps
+
+
+def clip_applied(clip: float, n_params: int, world_size: int, frac_bits: int) -> float:
+    """C' = (C - 2 p sqrt(D) 2^-f) / (1 + CLIP_RELATIVE_ERROR): the computed clipped row has norm <= C."""
+    from protocols.norm_clip import CLIP_RELATIVE_ERROR
+
+    margin = 2 * max(world_size, 1) * math.sqrt(n_params) * 2.0**-frac_bits
+    c = (clip - margin) / (1 + CLIP_RELATIVE_ERROR)
+    if c <= 0.5 * clip:
+        raise ConfigError(expected_got("DP clipping norm C (--dp-clip)", f">= {4 * margin:.3g} for {n_params} parameters "
+                                       f"at {frac_bits} fractional bits", clip, "raise --dp-clip"))
+    return c
+
+
+def make_plan(dp: DPConfig, tcfg: TrainConfig, n_rows: int, n_params: int, world_size: int, frac_bits: int) -> DPPlan:
+    """Resolve sigma (Opacus's get_noise_multiplier for a target epsilon) and the sampling."""
+    dp.validate()
+    q, steps = poisson_rate(n_rows, tcfg.batch_size)
+    if dp.noise_multiplier is not None:
+        sigma = float(dp.noise_multiplier)
+    else:
+        sigma = noise_for_epsilon(dp.target_epsilon, dp.delta, q, steps * tcfg.epochs, dp.accountant)
+    return DPPlan(q, steps, tcfg.epochs, n_rows, sigma, float(dp.clip),
+                  clip_applied(dp.clip, n_params, world_size, frac_bits), world_size, n_params, frac_bits)
+
+
+def poisson_batches(n_rows: int, q: float, steps: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """One epoch of Poisson batches: row r is in step s's batch iff u[s, r] < q, u uniform from
+    the generator (seed, epoch).  Sizes vary (possibly 0).  Public to the parties."""
+    rng = np.random.default_rng([seed, epoch, 0xD7])
+    member = rng.random((steps, n_rows)) < q
+    return [np.flatnonzero(row) for row in member]
+
+
+def agree_schedule_seed(session) -> int:
+    """A fresh schedule seed: the sum mod 2^63 of 64 random bits from every party (one
+    all-gather of public values, like :func:`mpcrnn.secure.agree`).  Unpredictable to anyone
+    outside the run; known to every party."""
+    mine = int.from_bytes(os.urandom(8), "little")
+    if session.world_size == 1:
+        return mine % 2**63
+    import torch.distributed as dist
+    from crypten import communicator as comm
+
+    everyone: list = [None] * session.world_size
+    dist.all_gather_object(everyone, mine, group=comm.get().main_group)
+    return sum(int(v) for v in everyone) % 2**63
+
+
+# ---------------------------------------------------------------- accounting (Opacus)
+
+
+def epsilon_spent(noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str) -> float:
+    """Opacus's accountant over ``steps`` identical steps (what PrivacyEngine records): inf for sigma = 0."""
+    if steps == 0:
+        return 0.0
+    if noise_multiplier == 0:
+        return math.inf
+    from opacus.accountants import create_accountant
+
+    acc = create_accountant(mechanism=accountant)
+    for _ in range(steps):
+        acc.step(noise_multiplier=noise_multiplier, sample_rate=sample_rate)
+    # Opacus's analysis warns (numpy log of 0 at q = 1; optimal RDP order at the edge): values unaffected
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return float(acc.get_epsilon(delta=delta))
+
+
+def noise_for_epsilon(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
+    """sigma from ``opacus.accountants.utils.get_noise_multiplier`` (epsilon_tolerance 0.01)."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta,
+                                              sample_rate=sample_rate, steps=steps, accountant=accountant))
+    except ValueError as exc:  # "The privacy budget is too low."
+        raise ConfigError(expected_got("DP target epsilon (--dp-epsilon)", "a budget Opacus can reach with sigma <= 1e6",
+                                       target_epsilon, f"Opacus: {exc}")) from None
+
+
+def clip_failure_bound(rows_clipped: int, plan: DPPlan) -> float:
+    """Union bound on a truncation failure inside the norm clip over the run, from public values.
+
+    Per row: x*A (D elements at scale 2^(f+G), sum_j |x_j A| <= sqrt(2 D) C') and (x A) y (scale
+    2^2f, sum <= sqrt(D) C' (1 + err)); a failure has probability ~|v| / 2^63 (v encoded).  The
+    per-row scalars (||x||^2, the Newton iterates) depend on the row's norm and are left out.
+    """
+    from protocols.norm_clip import CLIP_RELATIVE_ERROR, SCALE_BITS
+
+    f, D, c = plan.frac_bits, plan.n_params, plan.clip_applied
+    per_row = (math.sqrt(2 * D) * c * 2.0 ** (f + SCALE_BITS) + math.sqrt(D) * c * (1 + CLIP_RELATIVE_ERROR) * 2.0 ** (2 * f)) / 2.0**63
+    return rows_clipped * per_row
+
+
+def report(dp: DPConfig, plan: DPPlan, batches: list[np.ndarray]) -> dict:
+    """The run report's ``dp`` block (public values only): epsilon, delta, accountant, sigma, C,
+    sampling, the epsilon against a schedule-aware party, and the stated exclusions."""
+    eps = epsilon_spent(plan.noise_multiplier, plan.sample_rate, plan.steps, dp.delta, dp.accountant)
+    counts = np.zeros(plan.n_rows, dtype=np.int64)
+    for b in batches:
+        counts[b] += 1
+    k = int(counts.max()) if len(counts) else 0
+    eps_zero_out = epsilon_spent(plan.noise_multiplier, 1.0, k, dp.delta, dp.accountant)
+    eps_replace = epsilon_spent(plan.noise_multiplier / 2, 1.0, k, dp.delta, dp.accountant)
+    rows_clipped = int(sum(len(b) for b in batches))
+    fail = clip_failure_bound(rows_clipped, plan)
+    p = plan.world_size
+    return {
+        "mechanism": "DP-SGD inside MPC: per-example clipping and jointly generated Gaussian noise on shares",
+        "epsilon": _num(eps),
+        "delta": dp.delta,
+        "accountant": f"opacus.accountants.{'RDPAccountant' if dp.accountant == 'rdp' else 'PRVAccountant'}",
+        "noise_multiplier": plan.noise_multiplier,
+        "noise_multiplier_from": ("given (--dp-noise)" if dp.noise_multiplier is not None else
+                                  f"opacus get_noise_multiplier(target_epsilon={dp.target_epsilon}, delta={dp.delta})"),
+        "clip_norm": plan.clip,
+        "clip_applied": plan.clip_applied,
+        "sampling": {"method": "poisson", "sample_rate": plan.sample_rate, "expected_batch_size": plan.expected_batch,
+                     "steps": plan.steps, "steps_per_epoch": plan.steps_per_epoch, "epochs": plan.epochs, "rows": plan.n_rows,
+                     "batch_sizes_min_max": [int(min(map(len, batches))), int(max(map(len, batches)))] if batches else None,
+                     "public_to": "every data party (membership and size of every batch); not in the run file",
+                     "gradient_divided_by": "the expected batch size q N"},
+        "noise": {"parties": p, "std_each_party": _per_party(plan), "std_total": plan.noise_std * math.sqrt(p / max(p - 1, 1)),
+                  "std_left_after_any_one_party_subtracts_its_own": plan.noise_std,
+                  "units": "per coordinate of the summed clipped gradients (before / qN)",
+                  "covers": "one semi-honest party (not coalitions)"},
+        "epsilon_vs_schedule_aware_party": {
+            "epsilon": _num(eps_zero_out), "epsilon_replace_one": _num(eps_replace), "max_steps_of_any_row": k,
+            "sample_rate": 1.0, "note": "a data party knows the batch schedule: no amplification by sampling. "
+            "epsilon: zero-out adjacency (a row replaced by one with zero gradient; sensitivity C); "
+            "epsilon_replace_one: sensitivity 2C"},
+        "delta_excludes": {"clip_truncation_failure_bound": fail,
+                           "note": "the guarantee is conditional on no truncation failure inside the norm clip; "
+                                   "unconditionally delta + (1 + e^epsilon) * this bound"},
+        "delta_vs_1_over_n": "ok" if dp.delta < 1.0 / plan.n_rows else f"delta >= 1/N = {1.0 / plan.n_rows:.3g}: too large to be meaningful",
+    }
+
+
+def _per_party(plan: DPPlan) -> float:
+    from protocols.joint_noise import per_party_std
+
+    return per_party_std(plan.noise_std, plan.world_size)
+
+
+def _num(x: float) -> float | None:
+    return None if not math.isfinite(x) else x
+
+
+# ---------------------------------------------------------------- the step and the loop
+
+
+Noise = Callable[[tuple[int, ...]], torch.Tensor]
+
+
+def shared_noise(session, std: float, generator: torch.Generator | None = None) -> Noise:
+    """Joint noise on shares (:func:`protocols.joint_noise.joint_gaussian`); generator None: OS entropy."""
+    from protocols.joint_noise import joint_gaussian
+
+    return lambda shape: joint_gaussian(session, shape, std, generator)
+
+
+def plain_noise(std: float, generators: list[torch.Generator], frac_bits: int) -> Noise:
+    """The mirror's noise: the same draws as parties holding ``generators`` (one per party)."""
+    from protocols.joint_noise import joint_gaussian_plain
+
+    return lambda shape: joint_gaussian_plain(shape, std, generators, frac_bits)
+
+
+def dp_step(B, params: dict, rows_grads: dict | None, velocity: dict, tcfg: TrainConfig, plan: DPPlan,
+            noise: Noise) -> tuple[dict, dict]:
+    """One DP-SGD update.  rows_grads: per-example gradients keyed like params, each (N_t, *shape)
+    (None for an empty batch).  Rounds: the norm clip (~40) + 3 batched truncations."""
+    names = list(params)
+    sizes = [params[k].numel() for k in names]
+    D = sum(sizes)
+    if rows_grads is None:
+        total = B.const(0.0, torch.zeros(D, dtype=torch.float64)) + noise((D,))
+    else:
+        n = rows_grads[names[0]].shape[0]
+        flat = torch.cat([rows_grads[k].reshape(n, -1) for k in names], 1)  # (N_t, D)
+        clipped = B.clip_rows(flat, plan.clip_applied)                       # (N_t, D), norms <= C
+        total = clipped.sum(0) + noise((D,))                                 # (D,)
+    (g,) = B.lincomb_many([[(1.0 / plan.expected_batch, total)]])
+    parts, pos = {}, 0
+    for k, size in zip(names, sizes):
+        parts[k] = g[pos : pos + size].reshape(params[k].shape)
+        pos += size
+    from mpcrnn.train import momentum_update
+
+    return momentum_update(B, params, parts, velocity, tcfg)
+
+
+def train_dp(B, mcfg: ModelConfig, tcfg: TrainConfig, plan: DPPlan, data, params: dict, noise: Noise,
+             schedule_seed: int, progress=None, start_epoch: int = 0, velocity: dict | None = None,
+             on_epoch_end=None) -> tuple[dict, dict, list[np.ndarray]]:
+    """DP-SGD over the Poisson schedule; returns (params, velocity, every batch of the run).
+    ``data``: a :class:`mpcrnn.train.Dataset` (plaintext or shares).  ``progress`` gets public facts."""
+    from mpcrnn.model import forward_backward
+
+    velocity = velocity if velocity is not None else {k: B.const(0.0, v) for k, v in params.items()}
+    T = data.x.shape[1]
+    every = []
+    for epoch in range(start_epoch, tcfg.epochs):
+        batches = poisson_batches(plan.n_rows, plan.sample_rate, plan.steps_per_epoch, schedule_seed, epoch)
+        every += batches
+        for step, idx in enumerate(batches):
+            t0 = time.perf_counter()
+            B.begin_step(("dp", len(idx), T))
+            rows = None
+            if len(idx):
+                index = torch.as_tensor(idx)
+                x = data.x[index].transpose(0, 1)  # (T, N_t, I)
+                m = data.m[index].transpose(0, 1)  # (T, N_t, 1)
+                tgt = data.target[index] if mcfg.task == "classify" else data.target[index].transpose(0, 1)
+                rows, _ = forward_backward(B, mcfg, params, x, m, tgt, per_example=True)
+            params, velocity = dp_step(B, params, rows, velocity, tcfg, plan, noise)
+            B.end_step()
+            if progress:
+                progress({"epoch": epoch + 1, "epochs": tcfg.epochs, "step": step + 1, "steps": len(batches),
+                          "seconds": time.perf_counter() - t0})
+        if on_epoch_end:
+            on_epoch_end(epoch + 1, params, velocity)
+    return params, velocity, every
+
+
+def run_dp(session, B, cfg, data, params: dict, n_rows: int, progress=None,
+           noise_generator: torch.Generator | None = None, schedule_seed: int | None = None) -> tuple[dict, dict]:
+    """DP-SGD on shares for :func:`mpcrnn.secure.run_training`: the public plan, a jointly drawn
+    schedule seed, training; returns (params shares, the report's ``dp`` block).
+
+    noise_generator / schedule_seed: tests only (None: this party's OS entropy / a joint seed).
+    """
+    n_params = sum(v.numel() for v in params.values())
+    plan = make_plan(cfg.dp, cfg.train, n_rows, n_params, session.world_size, session.fp.frac_bits)
+    seed = agree_schedule_seed(session) if schedule_seed is None else schedule_seed
+    noise = shared_noise(session, plan.noise_std, noise_generator)
+    params, _, batches = train_dp(B, cfg.model, cfg.train, plan, data, params, noise, seed, progress=progress)
+    return params, report(cfg.dp, plan, batches)
+
+
+# ---------------------------------------------------------------- noisy release of predictions
+
+
+PREDICT_L1_SENSITIVITY = 2.0  # any two probability vectors differ by at most 2 in L1
+
+
+def laplace_scores(probs: torch.Tensor, epsilon: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Release (N, C) softmax probabilities with Laplace noise of scale 2 / epsilon per entry.
+
+    Each row's vector is epsilon-DP with respect to ANY change of what produced it (the training
+    data behind the model, or the query row), because its L1 sensitivity is at most 2.  It is a
+    per-query guarantee: N released rows about the same training data compose to N epsilon
+    (basic composition).  ``generator=None``: inverse-CDF on 53-bit uniforms from ``os.urandom``;
+    a floating-point Laplace sampler (Mironov 2012 caveat), output rounded to 2^-20.
+    """
+    check_predict_epsilon(epsilon)
+    scale = PREDICT_L1_SENSITIVITY / epsilon
+    n = probs.numel()
+    if generator is None:
+        raw = torch.frombuffer(bytearray(os.urandom(8 * max(n, 1))), dtype=torch.int64)[:n]
+        u = (((raw >> 11) & ((1 << 53) - 1)).to(torch.float64) + 0.5) / 2.0**53 - 0.5  # (-1/2, 1/2)
+    else:
+        u = torch.rand(n, generator=generator, dtype=torch.float64) - 0.5
+    noise = -scale * torch.sign(u) * torch.log1p(-2 * u.abs().clamp(max=0.5 - 2.0**-54))
+    out = probs.to(torch.float64) + noise.reshape(probs.shape)
+    return torch.round(out * 2.0**20) / 2.0**20
+
+
+def check_predict_epsilon(epsilon) -> None:
+    if not (isinstance(epsilon, (int, float)) and 0 < epsilon < float("inf")):
+        raise ConfigError(expected_got("prediction epsilon (--dp-epsilon)", "a finite number > 0", epsilon))
+
+
+def predict_dp_note(epsilon: float, queries: int) -> dict:
+    """What ``mpcrnn predict --dp-epsilon`` states next to the noisy scores."""
+    return {"mechanism": "Laplace on each released probability vector", "epsilon_per_query": epsilon,
+            "l1_sensitivity": PREDICT_L1_SENSITIVITY, "laplace_scale": PREDICT_L1_SENSITIVITY / epsilon,
+            "queries": queries, "epsilon_all_queries_basic_composition": epsilon * queries,
+            "note": "per-query guarantee: each released vector is epsilon-DP w.r.t. any change of the training data "
+                    "or of its query row; the rows of one call (and every later call) compose. Weaker than DP-SGD, "
+                    "which protects the training data once for unlimited use of the weights; these weights are "
+                    "still in the clear for whoever holds the model file"}
