@@ -7,6 +7,8 @@ Run as a file (never imported as a package named ``benchmarks``)::
     .venv/bin/python benchmarks/harness.py --smoke    # seconds-scale, for the test suite
 
 W1: Japanese Vowels, GRU H=32, 1 layer, batch 32, 3 data parties + TTP dealer, loopback.
+Also: the training modes (mpc, fedavg, plaintext) by time to the W1 accuracy, and DP-SGD rows at
+epsilon 1, 3, 8 (benchmarks/dp_rows.py; --quick: epsilon 3 only).
 Rows, same data, seed and schedule:
   1. torch.nn.GRU, exact activations, float32, autograd + torch.optim.SGD
   2. the plaintext mirror with mpcrnn's polynomials (float64)
@@ -221,6 +223,12 @@ def markdown(res) -> str:
         lines.append(f"| {rtt} ms | {secs:.2f} | {secs / base1:.0f}x |")
     if "modes" in res:
         lines += ["", mode_table(res["modes"])]
+    if res.get("dp"):
+        from dp_rows import markdown as dp_markdown
+
+        lines += ["", "DP-SGD (mpcrnn-DP, 3 parties + dealer, on shares; Opacus DPGRU in plaintext; same data, "
+                  f"schedule convention, C and delta; {res['epochs']} epochs):", "",
+                  dp_markdown(res["dp"])]
     lines += ["", "Sweeps (mpcrnn, one training step, CrypTen-counted rounds on party 0):", "",
               "| parties | provider | B | T | H | cell | s/step | rounds | fwd rounds / T | MB |", "|---:|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     for p in res["sweeps"]:
@@ -333,6 +341,10 @@ def main() -> None:
         target = w1["torch GRU (exact, float32)"]["test_accuracy"]
         fed = fedavg_row(parts, tests, cfg, 2 if args.smoke else 15, Path(tmp), target)
     modes = {"epochs": epochs, "torch": w1["torch GRU (exact, float32)"], "mpc": w1["mpcrnn"], "fedavg": fed}
+    print("DP-SGD rows (mpcrnn-DP on shares vs Opacus DPGRU) ...", flush=True)
+    from dp_rows import dp_rows
+
+    dp = dp_rows(args.quick, smoke=args.smoke, epsilons=(3.0,) if args.quick else None)
     print(f"sweeps ({len(grid)} points) ...", flush=True)
     sweeps = []
     for point in grid:
@@ -358,7 +370,7 @@ def main() -> None:
            "workload": f"Japanese Vowels, {cfg.model.cell.upper()} H={cfg.model.hidden_size}, batch {cfg.train.batch_size}, T=29, 3 parties + TTP dealer",
            "floor": {"rtt_s": rtt, "bandwidth_MBps": bw / 1e6, "floor_s": floor, "wall_over_floor": m["step_s"][0] / floor},
            "wan": {r: wan_seconds(compute, m["rounds_per_step"], m["bytes_per_step"], r / 1e3, 100) for r in (1, 10, 50)},
-           "sweeps": sweeps, "modes": modes}
+           "sweeps": sweeps, "modes": modes, "dp": dp}
     res["seconds"] = time.perf_counter() - t_start
     text = markdown(res)
     (out / "w1.md").write_text(text + "\n")

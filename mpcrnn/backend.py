@@ -97,10 +97,10 @@ class PlainBackend:
     def clip_norm(self, x: torch.Tensor, c: float) -> torch.Tensor:
         return self.clip_rows(x.reshape(1, -1), c).reshape(x.shape)
 
-    def clip_rows(self, x: torch.Tensor, c: float) -> torch.Tensor:
-        from protocols.norm_clip import clip_rows_to_norm_plain
+    def clip_rows(self, x: torch.Tensor, c: float, ratio_bits: int | None = None) -> torch.Tensor:
+        from protocols.norm_clip import RATIO_BITS, clip_rows_to_norm_plain
 
-        return clip_rows_to_norm_plain(x, c)
+        return clip_rows_to_norm_plain(x, c, ratio_bits or RATIO_BITS)
 
     def softmax(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=1)
@@ -184,11 +184,12 @@ class SharedBackend:
         :func:`protocols.norm_clip.clip_rows_to_norm` on one row (~40 rounds)."""
         return self.clip_rows(x.reshape(1, -1), c).reshape(x.shape)
 
-    def clip_rows(self, x: torch.Tensor, c: float) -> torch.Tensor:
-        """Each row of (R, D) to norm <= c, all rows in the same rounds (protocols.norm_clip)."""
-        from protocols.norm_clip import clip_rows_to_norm
+    def clip_rows(self, x: torch.Tensor, c: float, ratio_bits: int | None = None) -> torch.Tensor:
+        """Each row of (R, D) to norm <= c, all rows in the same rounds (protocols.norm_clip);
+        rows above 2^(ratio_bits/2) c are zeroed."""
+        from protocols.norm_clip import RATIO_BITS, clip_rows_to_norm
 
-        return clip_rows_to_norm(self.s, x, c)
+        return clip_rows_to_norm(self.s, x, c, ratio_bits or RATIO_BITS)
 
     def softmax(self, logits: torch.Tensor) -> torch.Tensor:
         """CrypTen's pairwise max, then batched exp and bounded reciprocal (protocols.softmax)."""

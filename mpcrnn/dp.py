@@ -5,6 +5,7 @@ probability q), all on shares::
 
     g_r = grad of row r's loss               (|S_t|, D)  per-example BPTT (cells, per_example=True)
     u_r = g_r * min(1, C' / ||g_r||)         protocols.norm_clip: every row in the same ~40 rounds
+                                             (a row above 64 C is zeroed: DP_RATIO_BITS = 12)
     G   = sum_r u_r + z                      z: protocols.joint_noise, N(0, sigma^2 C^2) even
                                              against a party that subtracts its own draw
     g   = G / (q N)                          Opacus's convention for Poisson sampling: the
@@ -52,6 +53,7 @@ import numpy as np
 import torch
 
 from mpcrnn.config import DPConfig, ModelConfig, TrainConfig
+from protocols.norm_clip import DP_RATIO_BITS
 from protocols.errors import ConfigError, expected_got
 
 # ---------------------------------------------------------------- plan: sampling, sigma, clip
@@ -186,10 +188,11 @@ def clip_failure_bound(rows_clipped: int, plan: DPPlan) -> float:
     2^2f, sum <= sqrt(D) C' (1 + err)); a failure has probability ~|v| / 2^63 (v encoded).  The
     per-row scalars (||x||^2, the Newton iterates) depend on the row's norm and are left out.
     """
-    from protocols.norm_clip import CLIP_RELATIVE_ERROR, SCALE_BITS
+    from protocols.norm_clip import CLIP_RELATIVE_ERROR, DP_RATIO_BITS, scale_bits
 
     f, D, c = plan.frac_bits, plan.n_params, plan.clip_applied
-    per_row = (math.sqrt(2 * D) * c * 2.0 ** (f + SCALE_BITS) + math.sqrt(D) * c * (1 + CLIP_RELATIVE_ERROR) * 2.0 ** (2 * f)) / 2.0**63
+    G = scale_bits(DP_RATIO_BITS)
+    per_row = (math.sqrt(2 * D) * c * 2.0 ** (f + G) + math.sqrt(D) * c * (1 + CLIP_RELATIVE_ERROR) * 2.0 ** (2 * f)) / 2.0**63
     return rows_clipped * per_row
 
 
@@ -279,7 +282,7 @@ def dp_step(B, params: dict, rows_grads: dict | None, velocity: dict, tcfg: Trai
     else:
         n = rows_grads[names[0]].shape[0]
         flat = torch.cat([rows_grads[k].reshape(n, -1) for k in names], 1)  # (N_t, D)
-        clipped = B.clip_rows(flat, plan.clip_applied)                       # (N_t, D), norms <= C
+        clipped = B.clip_rows(flat, plan.clip_applied, DP_RATIO_BITS)        # (N_t, D), norms <= C; > 64 C: 0
         total = clipped.sum(0) + noise((D,))                                 # (D,)
     (g,) = B.lincomb_many([[(1.0 / plan.expected_batch, total)]])
     parts, pos = {}, 0

@@ -20,11 +20,12 @@ Rows with s_r >= 2^K (norm above 2^(K/2) c, 1024 c for the default K = 20) come 
 such a row is dropped rather than passed with an unbounded norm, so the output norm bound
 ``<= c (1 + CLIP_RELATIVE_ERROR)`` holds for every input.
 
-A and A2 are built at scale 2^G (G = 24) from the 0/1 bits (exact powers of two for A2), so the
-small factors keep their relative precision; the products are truncated by G bits.
+A and A2 are built at scale 2^G (G = 11 + K/2: 21 by default, 17 for DP) from the 0/1 bits (exact
+powers of two for A2), so the small factors keep 11 significant bits; the products are truncated
+by G bits.
 
 Error: Newton from y0 = 0.85 on t in [1, 2) leaves a relative error below 2e-7 after 4 steps;
-fixed point adds a few units of 2^-16 in t and y, and 2^-G relative in A.  The norm of an output
+fixed point adds a few units of 2^-16 in t and y, and below 5e-4 relative in A.  The norm of an output
 row is at most ``c * (1 + CLIP_RELATIVE_ERROR)`` (measured on shares in the tests: below 1e-4);
 callers that need a hard bound (DP sensitivity) clip to ``c / (1 + CLIP_RELATIVE_ERROR)``.
 
@@ -38,11 +39,18 @@ import math
 
 import torch
 
-RATIO_BITS = 20              # K: rows with ||x|| >= 2^(K/2) c are zeroed
-SCALE_BITS = 24              # G: scale of the bucket factors A, A2
+RATIO_BITS = 20              # K: rows with ||x|| >= 2^(K/2) c are zeroed (default: 1024 c)
+DP_RATIO_BITS = 12           # K for DP-SGD: rows above 64 C are zeroed (a valid clip: norm 0 <= C)
 NEWTON_STEPS = 4             # from y0 = 0.85 on [1, 2): relative error < 2e-7 before rounding
 Y0 = 0.85
 CLIP_RELATIVE_ERROR = 1e-3   # documented bound on (output norm / c - 1); tests measure < 1e-4
+
+
+def scale_bits(ratio_bits: int) -> int:
+    """G, the scale of the bucket factors: A >= 2^(-(K-1)/2) keeps 11 significant bits (relative
+    precision 5e-4).  Kept as small as that allows: the product x*A is truncated from scale
+    2^(f+G), and a truncation fails with probability ~|value| 2^(f+G-63) (CrypTen's ignored wrap)."""
+    return 11 + ratio_bits // 2
 
 
 def _bucket_constants(K: int, G: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,7 +77,7 @@ def clip_rows_to_norm(session, x: torch.Tensor, c: float, ratio_bits: int = RATI
         raise ConfigError(expected_got("rows to clip", "a 2-D (rows, values) tensor", tuple(x.shape)))
     if not c > 0:
         raise ConfigError(expected_got("clipping norm", "> 0", c))
-    f, G, K = session.fp.frac_bits, SCALE_BITS, ratio_bits
+    f, G, K = session.fp.frac_bits, scale_bits(ratio_bits), ratio_bits
     if not 1 <= K <= 30:  # s < 2^K at scale 2^f stays far inside the ring; A2 >= 2^-K at scale 2^G
         raise ConfigError(expected_got("ratio bits", "1..30", K))
     from protocols.truncation import truncate_many

@@ -26,3 +26,4 @@ def test_harness_smoke(tmp_path):
     fed = data["modes"]["fedavg"]
     assert len(fed["accuracy_by_round"]) == fed["rounds"] == fed["revealed_models"] == 2 and fed["total_bytes"] > 0
     assert "| fedavg | 2 global models (one per round) |" in text
+    assert [r["row"].split()[0] for r in data["dp"]] == ["Opacus", "mpcrnn-DP"] and "DP-SGD" in text

@@ -22,7 +22,7 @@ def _rows():
     return x / x.norm(dim=1, keepdim=True) * torch.tensor(RATIOS, dtype=torch.float64).unsqueeze(1) * C
 
 
-def clip_party(rank: int):
+def clip_party(rank: int, K: int = 20):
     from protocols.norm_clip import clip_rows_to_norm
     from protocols.reveal import reveal
     from protocols.session import MpcSession
@@ -32,37 +32,40 @@ def clip_party(rank: int):
     x = _rows()
     xs = share(s, x if rank == 0 else None, src=0, shape=tuple(x.shape))
     before = s.stats.total_rounds
-    out = reveal(s, clip_rows_to_norm(s, xs, C), to=tuple(range(s.world_size)), what="clipped", why="test")
+    out = reveal(s, clip_rows_to_norm(s, xs, C, K), to=tuple(range(s.world_size)), what="clipped", why="test")
     return {"out": out, "rounds": s.stats.total_rounds - before}
 
 
-def _check(out):
+def _check(out, K: int = 20):
     from protocols.norm_clip import CLIP_RELATIVE_ERROR, clip_rows_to_norm_plain
 
     x = _rows()
-    ref = clip_rows_to_norm_plain(x, C)
+    ref = clip_rows_to_norm_plain(x, C, K)
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)
     assert (out.norm(dim=1) <= C * (1 + 1e-4)).all()
     assert 1e-4 <= CLIP_RELATIVE_ERROR
-    # the definition itself: unclipped below c, norm c between c and 2^10 c, zero beyond
+    # the definition itself: unclipped below c, norm c between c and 2^(K/2) c, zero beyond
     r = torch.tensor(RATIOS, dtype=torch.float64)
+    top = 2.0 ** (K / 2)
     norms = ref.norm(dim=1) / C
     torch.testing.assert_close(norms[r < 1], r[r < 1])
-    torch.testing.assert_close(norms[(r >= 1) & (r < 1024)], torch.ones(int(((r >= 1) & (r < 1024)).sum()), dtype=torch.float64))
-    assert (norms[r >= 1024] == 0).all()
+    torch.testing.assert_close(norms[(r >= 1) & (r < top)], torch.ones(int(((r >= 1) & (r < top)).sum()), dtype=torch.float64))
+    assert (norms[r >= top] == 0).all() and (r >= top).any()
 
 
-def test_clip_rows_in_process():
+@pytest.mark.parametrize("K", [20, 12])  # the default range (1024 c) and DP-SGD's (64 C)
+def test_clip_rows_in_process(K):
     from protocols.parties import init_in_process
 
     init_in_process()
-    _check(clip_party(0)["out"])
+    _check(clip_party(0, K)["out"], K)
 
 
-def test_clip_rows_three_parties():
-    outs = run_parties(clip_party, world_size=3, provider="TTP")
+@pytest.mark.parametrize("K", [20, 12])
+def test_clip_rows_three_parties(K):
+    outs = run_parties(clip_party, world_size=3, provider="TTP", args=(K,))
     for out in outs:
-        _check(out["out"])
+        _check(out["out"], K)
     # independent of R and D: 29 openings/gathers, plus the dealer round trips party 0 makes
     assert outs[1]["rounds"] <= 30 and outs[0]["rounds"] <= 46, (outs[0]["rounds"], outs[1]["rounds"])
 
