@@ -193,3 +193,35 @@ def test_run_file_selects_fedavg_for_party_processes(tmp_path):
     f.write_text("[fedavg]\nround = 3\n")
     with pytest.raises(ConfigError, match=r"keys of \[fedavg\]: expected local_epochs, rounds, update_clip, weighting, got round"):
         read_file(str(f))
+
+
+def metrics_party(rank: int, cfg):
+    from mpcrnn.fedavg import run_fedavg
+    from protocols.session import MpcSession
+
+    s = MpcSession.current()
+    out = run_fedavg(s, cfg, _parts()[rank])
+    return out["train_accuracy"], out["params"], s.ledger.to_json()
+
+
+def test_fedavg_reveal_metrics_opens_only_the_pooled_count():
+    """--reveal-metrics in fedavg: each party counts its own correct rows in plaintext and shares
+    the count; only the sum is opened (one more ledger entry), and it equals the plaintext count."""
+    from dataclasses import replace
+
+    from mpcrnn.model import export_state_dicts
+
+    cfg = replace(_cfg(rounds=1), reveal_metrics=True)
+    outs = run_parties(metrics_party, world_size=3, provider="TTP", args=(cfg,))
+    params = outs[0][1]
+    model = export_state_dicts(cfg.model, params)
+    correct = 0
+    for p in _parts():
+        with torch.no_grad():
+            pred = model(torch.as_tensor(p.x, dtype=torch.float32), torch.as_tensor(p.lengths)).argmax(1).numpy()
+        correct += int((pred == p.y).sum())
+    for acc, _, ledger in outs:
+        assert acc == correct / 80
+        assert [e["what"] for e in ledger] == ["global model after round 1",
+                                               "training accuracy (correct rows, all parties pooled)"]
+        assert tuple(ledger[1]["shape"]) == (1,)
