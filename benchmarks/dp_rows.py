@@ -34,6 +34,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))  # harness.py (as a file-level module, never `benchmarks.*`)
 
 EPSILONS = (1.0, 3.0, 8.0)
 DELTA = 1e-5
@@ -64,17 +65,12 @@ def _setup(quick: bool, smoke: bool):
 
 def mpcrnn_dp_row(parts, tests, cfg, epsilon: float, workdir: Path) -> dict:
     """One mpcrnn-DP training run through the launcher (3 party processes + the dealer)."""
-    from launch.launcher import launch_local
-    from mpcrnn import data as D
+    from harness import launch_parties, pooled_accuracy  # benchmarks/harness.py, a sibling file
 
-    files, tfiles = D.write_party_files(parts, tests, workdir)
     run_cfg = replace(cfg, dp=replace(cfg.dp, target_epsilon=epsilon))
-    t0 = time.perf_counter()
-    reports = launch_local(run_cfg, files, tfiles, str(workdir / "run"), timeout_s=300, show_progress=False)
-    wall = time.perf_counter() - t0
-    parties = [r for r in reports if r.get("role") == "party"]
+    parties, wall = launch_parties(run_cfg, parts, tests, workdir, timeout_s=300)
     p0, dp = parties[0], parties[0]["dp"]
-    acc = sum(p["local_test"]["accuracy_exact"] * p["local_test"]["rows"] for p in parties) / sum(p["local_test"]["rows"] for p in parties)
+    acc = pooled_accuracy([p["local_test"] for p in parties])
     return {"row": "mpcrnn-DP (3 parties + dealer, shares)", "target_epsilon": epsilon, "epsilon": dp["epsilon"],
             "delta": dp["delta"], "accountant": dp["accountant"], "noise_multiplier": dp["noise_multiplier"],
             "noise_std_total_over_sigma_C": dp["noise"]["std_total"] / (dp["noise_multiplier"] * dp["clip_norm"]),

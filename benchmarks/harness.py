@@ -106,22 +106,30 @@ def naive_row(T, repeats, parties):
             "forward_rounds_per_step": out["forward_rounds"]}
 
 
-def mpcrnn_row(parts, tests, cfg, epochs, workdir: Path):
-    from dataclasses import replace
-
+def launch_parties(run_cfg, parts, tests, workdir: Path, timeout_s: float = 120) -> tuple[list[dict], float]:
+    """One run through the launcher (party processes + dealer) on party files written to
+    ``workdir``; returns (the data parties' reports, wall seconds)."""
     from launch.launcher import launch_local
     from mpcrnn import data as D
 
     files, tfiles = D.write_party_files(parts, tests, workdir)
-    run_cfg = replace(cfg, train=replace(cfg.train, epochs=epochs))
     t0 = time.perf_counter()
-    reports = launch_local(run_cfg, files, tfiles, str(workdir / "run"), timeout_s=120, show_progress=False)
-    wall = time.perf_counter() - t0
-    parties = [r for r in reports if r.get("role") == "party"]
+    reports = launch_local(run_cfg, files, tfiles, str(workdir / "run"), timeout_s=timeout_s, show_progress=False)
+    return [r for r in reports if r.get("role") == "party"], time.perf_counter() - t0
+
+
+def pooled_accuracy(evals: list[dict]) -> float:
+    """Each party's own test evaluation, pooled (weighted by its test rows)."""
+    return sum(e["accuracy_exact"] * e["rows"] for e in evals) / sum(e["rows"] for e in evals)
+
+
+def mpcrnn_row(parts, tests, cfg, epochs, workdir: Path):
+    from dataclasses import replace
+
+    parties, wall = launch_parties(replace(cfg, train=replace(cfg.train, epochs=epochs)), parts, tests, workdir)
     p0 = parties[0]
     n_steps = len(p0["step_seconds"])
-    tests_ = [p["local_test"] for p in parties]
-    acc = sum(t["accuracy_exact"] * t["rows"] for t in tests_) / sum(t["rows"] for t in tests_)
+    acc = pooled_accuracy([p["local_test"] for p in parties])
     rss = [p["peak_rss_mb"] for p in parties]
     steps_per_epoch = n_steps // epochs
     epoch_s = [sum(p0["step_seconds"][i * steps_per_epoch:(i + 1) * steps_per_epoch]) for i in range(epochs)]
@@ -137,18 +145,10 @@ def fedavg_row(parts, tests, cfg, rounds, workdir: Path, target: float):
     own evaluation, weighted by its test rows), time and communication until the W1 target."""
     from dataclasses import replace
 
-    from launch.launcher import launch_local
-    from mpcrnn import data as D
-
-    files, tfiles = D.write_party_files(parts, tests, workdir)
     run_cfg = replace(cfg, mode="fedavg", fedavg=replace(cfg.fedavg, rounds=rounds))
-    reports = launch_local(run_cfg, files, tfiles, str(workdir / "fedavg"), timeout_s=120, show_progress=False)
-    parties = [r for r in reports if r.get("role") == "party"]
+    parties, _ = launch_parties(run_cfg, parts, tests, workdir)
     p0 = parties[0]
-    acc_by_round = []
-    for r in range(rounds):
-        evs = [p["local_test_by_round"][r] for p in parties]
-        acc_by_round.append(sum(e["accuracy_exact"] * e["rows"] for e in evs) / sum(e["rows"] for e in evs))
+    acc_by_round = [pooled_accuracy([p["local_test_by_round"][r] for p in parties]) for r in range(rounds)]
     elapsed = [sum(p0["round_seconds"][: r + 1]) for r in range(rounds)]
     reached = next((r for r in range(rounds) if acc_by_round[r] >= target), None)
     per_round_rounds = p0["crypten_counted"]["rounds"] / rounds
