@@ -120,3 +120,33 @@ def kill_when_all_exist(paths: list, rank: int, within_s: float = 120.0):
         threading.Thread(target=watch, daemon=True).start()
 
     return on_start
+
+
+def run_kill_resume(cfg, files: list[str], workdir, kill_after: int = 2, rank: int = 1) -> dict:
+    """Three launcher runs of ``cfg`` on ``files``: uninterrupted (the reference); one in which
+    process ``rank`` is SIGKILLed once every party has checkpointed epoch/round ``kill_after``;
+    then ``--resume`` of that one.  Returns what the tests assert on: ``ref`` and ``got`` (party
+    0's final state dicts), ``error`` (the launcher's PartyError message, or None if the kill
+    came too late), ``models_after_kill`` (model files left by the killed run) and ``reports``
+    (the resumed run's)."""
+    from pathlib import Path
+
+    import torch
+
+    from launch.launcher import launch_local
+    from protocols.errors import PartyError
+
+    workdir = Path(workdir)
+    launch_local(cfg, files, [None] * len(files), str(workdir / "ref"), timeout_s=30, show_progress=False)
+    run = workdir / "run"
+    kill = kill_when_all_exist([run / "checkpoints" / f"party{r}-epoch{kill_after}.pt" for r in range(len(files))], rank)
+    error = None
+    try:
+        launch_local(cfg, files, [None] * len(files), str(run), timeout_s=30, show_progress=False, on_start=kill)
+    except PartyError as exc:
+        error = str(exc)
+    models_after_kill = sorted(p.name for p in run.glob("model-*.pt"))
+    reports = launch_local(cfg, files, [None] * len(files), str(run), timeout_s=30, show_progress=False, resume=True)
+    load = lambda d: torch.load(d / "model-party0.pt", weights_only=True)["state_dict"]  # noqa: E731
+    return {"ref": load(workdir / "ref"), "got": load(run), "error": error, "models_after_kill": models_after_kill,
+            "reports": reports}

@@ -12,11 +12,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mpc_harness import kill_when_all_exist, run_parties
+from mpc_harness import run_kill_resume, run_parties
 from mpcrnn import data as D
 from mpcrnn.config import FedAvgConfig, ModelConfig, TrainConfig
 from mpcrnn.secure import RunConfig
-from protocols.errors import ConfigError, PartyError
+from protocols.errors import ConfigError
 
 D_LEN = 50
 
@@ -138,24 +138,14 @@ def test_fedavg_kill_mid_round_names_the_party_then_resume(tmp_path):
     at the uninterrupted run's model (fresh masks: equal up to fixed-point noise, which SGD then
     amplifies: two uninterrupted runs of this configuration differ by up to 2.4e-4; at lr 0.2
     with momentum 0.9 by 4.8e-3, so this test uses plain SGD at lr 0.05)."""
-    from launch.launcher import launch_local
-
     cfg = _cfg(rounds=8, local_epochs=4, hidden=16, lr=0.05, momentum=0.0)
     files = _files(tmp_path, D.split_rows(D.japanese_vowels("train"), [90, 90, 90], 0))
-    launch_local(cfg, files, [None] * 3, str(tmp_path / "ref"), timeout_s=30, show_progress=False)
-    ref = torch.load(tmp_path / "ref" / "model-party0.pt", weights_only=True)["state_dict"]
-    run = tmp_path / "run"
-
-    kill_after_round_2 = kill_when_all_exist([run / "checkpoints" / f"party{r}-epoch2.pt" for r in range(3)], rank=1)
-
-    with pytest.raises(PartyError, match="party 1 died"):
-        launch_local(cfg, files, [None] * 3, str(run), timeout_s=30, show_progress=False, on_start=kill_after_round_2)
-    assert not list(run.glob("model-*.pt"))
-    reports = launch_local(cfg, files, [None] * 3, str(run), timeout_s=30, show_progress=False, resume=True)
-    assert 2 <= reports[0]["resumed_from_epoch"] < 8
-    got = torch.load(run / "model-party0.pt", weights_only=True)["state_dict"]
-    for k in ref:
-        torch.testing.assert_close(got[k], ref[k], atol=2e-3, rtol=0, msg=lambda m, k=k: f"{k}: {m}")
+    out = run_kill_resume(cfg, files, tmp_path, kill_after=2, rank=1)
+    assert out["error"] is not None and "party 1 died" in out["error"]
+    assert out["models_after_kill"] == []
+    assert 2 <= out["reports"][0]["resumed_from_epoch"] < 8
+    for k in out["ref"]:
+        torch.testing.assert_close(out["got"][k], out["ref"][k], atol=2e-3, rtol=0, msg=lambda m, k=k: f"{k}: {m}")
 
 
 def test_fedavg_japanese_vowels_close_to_centralized_training(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mpc_harness import kill_when_all_exist
+from mpc_harness import run_kill_resume
 from mpcrnn import data as D
 from mpcrnn.config import ModelConfig, TrainConfig
 from mpcrnn.secure import RunConfig
@@ -117,26 +117,14 @@ def test_train_then_predict_end_to_end(tmp_path):
 def test_kill_then_resume_reaches_the_uninterrupted_weights(tmp_path):
     import torch
 
-    from launch.launcher import launch_local
-
     spec = D.JAPANESE_VOWELS_SPEC
     cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=4, batch_size=20), spec=spec)
-    files = _files(tmp_path)
-    launch_local(cfg, files, [None] * 3, str(tmp_path / "ref"), timeout_s=30, show_progress=False)
-    ref = torch.load(tmp_path / "ref" / "model-party0.pt", weights_only=True)["state_dict"]
-
-    run = tmp_path / "run"
-
-    kill_after_epoch_2 = kill_when_all_exist([run / "checkpoints" / f"party{r}-epoch2.pt" for r in range(3)], rank=1)
-
-    with pytest.raises(PartyError, match="party 1 died"):
-        launch_local(cfg, files, [None] * 3, str(run), timeout_s=30, show_progress=False, on_start=kill_after_epoch_2)
-    assert not list(run.glob("model-*.pt"))
-    reports = launch_local(cfg, files, [None] * 3, str(run), timeout_s=30, show_progress=False, resume=True)
-    assert reports[0]["resumed_from_epoch"] >= 2
-    got = torch.load(run / "model-party0.pt", weights_only=True)["state_dict"]
-    for k in ref:  # fresh masks after the restart: equal up to fixed-point noise
-        torch.testing.assert_close(got[k], ref[k], atol=2e-3, rtol=0, msg=k)
+    out = run_kill_resume(cfg, _files(tmp_path), tmp_path, kill_after=2, rank=1)
+    assert out["error"] is not None and "party 1 died" in out["error"]
+    assert out["models_after_kill"] == []
+    assert out["reports"][0]["resumed_from_epoch"] >= 2
+    for k in out["ref"]:  # fresh masks after the restart: equal up to fixed-point noise
+        torch.testing.assert_close(out["got"][k], out["ref"][k], atol=2e-3, rtol=0, msg=k)
 
 
 def test_train_with_a_run_file_on_other_data(tmp_path):
