@@ -7,7 +7,8 @@ dealer link (:mod:`protocols.triples`, which moves only dealer randomness):
   asked for) to named parties.  Every call is recorded in the :class:`RevealLedger` with what,
   shape, to whom and why, and the ledger goes into the run report.
 * :func:`open_masked` / :func:`gather_masked` open values that are uniformly random by
-  construction (``[x] - [a]`` with a fresh Beaver mask, ``[z] + [r]`` with a fresh wrap mask).
+  construction (``[x] - [a]`` with a fresh Beaver mask, ``[z] + [r]`` with a fresh wrap mask,
+  ``x ^ a`` with a fresh binary mask in :mod:`protocols.sign_bit`).
   They carry no information about the secrets and are counted (rounds, bytes), not ledgered.
 """
 
@@ -83,25 +84,77 @@ def reveal(
     return out
 
 
-def open_masked(session, masked: list[torch.Tensor], kind: str) -> list[torch.Tensor]:
-    """Open uniformly masked values to all parties in ONE round (concatenated all-reduce)."""
+def open_masked(session, masked: list[torch.Tensor], kind: str, combine: str = "add") -> list[torch.Tensor]:
+    """Open uniformly masked values to all parties in ONE round: every party sends its flat
+    share straight to every other party (point to point, all sends in flight at once) and sums
+    them (``combine="add"``, arithmetic shares mod 2^64) or XORs them (``"xor"``, binary shares).
+
+    Why not CrypTen's ``all_reduce``: gloo's ring all-reduce takes 2(p-1) sequential hops and a
+    worker-thread hand-off per call; measured for 3 parties on this machine (87 KB, the W1 mean
+    message): 1.05 ms per all-reduce vs 0.36 ms for this exchange.  Same bytes per party:
+    (p-1) * 8 * n, counted once as one round in CrypTen's communicator statistics too."""
     if session.world_size == 1:
         return masked
-    import crypten.communicator as comm
-
     flat = torch.cat([m.reshape(-1) for m in masked])
-    total = comm.get().all_reduce(flat)
+    total = flat.clone()
+    for other in _exchange(session, flat):
+        if combine == "xor":
+            total ^= other
+        else:
+            total += other
     session.stats.add(kind, 8 * flat.numel())
     return _split_like(total, masked)
 
 
 def gather_masked(session, masked: torch.Tensor, kind: str) -> list[torch.Tensor] | None:
-    """Send a uniformly masked flat tensor to rank 0 (ONE round); rank 0 gets every share."""
+    """Send a uniformly masked flat tensor to rank 0 (ONE round, point to point); rank 0 gets
+    every share (in rank order, its own included)."""
+    import torch.distributed as dist
+
     import crypten.communicator as comm
 
-    res = comm.get().gather(masked, 0)
+    c = comm.get()
     session.stats.add(kind, 8 * masked.numel())
-    return res if session.rank == 0 else None
+    _count(c, masked.numel() * (session.world_size - 1 if session.rank == 0 else 1))
+    if session.rank != 0:
+        dist.isend(masked, 0, group=c.main_group).wait()
+        return None
+    out = [masked] + [torch.empty_like(masked) for _ in range(1, session.world_size)]
+    reqs = []
+    for p in range(1, session.world_size):
+        reqs.append(dist.irecv(out[p], p, group=c.main_group))
+    for r in reqs:
+        r.wait()
+    return out
+
+
+def _exchange(session, flat: torch.Tensor) -> list[torch.Tensor]:
+    """Send ``flat`` to every other data party and receive theirs (one round, all messages in
+    flight at once).  Waits inherit the process group's timeout: a dead peer raises, never hangs."""
+    import torch.distributed as dist
+
+    import crypten.communicator as comm
+
+    c = comm.get()
+    others = [p for p in range(session.world_size) if p != session.rank]
+    bufs = [torch.empty_like(flat) for _ in others]
+    reqs = []
+    for p, buf in zip(others, bufs):  # plain loops: the security test attributes calls by frame
+        reqs.append(dist.isend(flat, p, group=c.main_group))
+        reqs.append(dist.irecv(buf, p, group=c.main_group))
+    for r in reqs:
+        r.wait()
+    _count(c, flat.numel() * len(others))
+    return bufs
+
+
+def _count(communicator, n_elements: int) -> None:
+    """One round and ``n_elements`` ring elements sent, in CrypTen's own counters (the
+    benchmarks read them), when CrypTen counts (``cfg.communicator.verbose``)."""
+    from crypten.config import cfg
+
+    if cfg.communicator.verbose:
+        communicator._log_communication(n_elements)
 
 
 def _split_like(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -2,7 +2,7 @@
 
 Instrumentation (inside each party process): every CrypTen opening function
 (``reveal``/``reveal_batch``/``get_plain_text`` of arithmetic and binary shares, and
-``MPCTensor.get_plain_text``) and every communicator collective is wrapped to record its
+``MPCTensor.get_plain_text``) and every communicator collective (and torch.distributed's point-to-point calls) is wrapped to record its
 caller.  Asserted: plaintext openings happen only through ``protocols/reveal.py``'s ``reveal``
 (and only for the final weights, all in the ledger); CrypTen's own openings happen only inside
 its masked-opening protocol steps; our collectives come only from the reveal module.
@@ -20,7 +20,7 @@ CRYPTEN_MASKED_OPENINGS = {
     ("BinarySharedTensor", "reveal_batch", "AND"),
     ("BinarySharedTensor", "reveal", "B2A_single_bit"),
 }
-OUR_COLLECTIVE_CALLERS = {"reveal", "open_masked", "gather_masked"}
+OUR_COLLECTIVE_CALLERS = {"reveal", "open_masked", "gather_masked", "_exchange"}
 
 
 def instrument():
@@ -63,6 +63,21 @@ def instrument():
             return _b(*a, **k)
 
         setattr(inst, name, collective)
+    import torch.distributed as dist
+
+    for name in ("isend", "irecv"):  # point to point: our masked openings
+        fn = getattr(dist, name)
+
+        def p2p(*a, _f=fn, _n=name, **k):
+            # through CrypTen's communicator wrappers: attribute the call to who called them
+            caller = next(f for f in inspect.stack()[1:] if "crypten/communicator/" not in f.filename)
+            file = caller.filename.replace("\\\\", "/")
+            where = caller.function if file.endswith("protocols/reveal.py") else file.split("site-packages/")[-1]
+            where = "protocols/triples.py" if file.endswith("protocols/triples.py") else where
+            ours[(_n, where)] += 1
+            return _f(*a, **k)
+
+        setattr(dist, name, p2p)
     return crypten_open, ours
 
 
@@ -94,6 +109,7 @@ def _only_masked_openings_and_ledgered_reveals(crypten_open, ours):
             where in OUR_COLLECTIVE_CALLERS
             or where.startswith("crypten/mpc/primitives/")  # CrypTen's masked openings (above)
             or (name, where) == ("broadcast", "crypten/mpc/provider/ttp_provider.py")  # dealer randomness
+            or where in ("crypten/mpc/provider/ttp_provider.py", "protocols/triples.py")  # dealer requests (public shapes)
         ), (name, where)
 
 
