@@ -170,8 +170,8 @@ class SharedBackend:
         return truncate_many(self.s, sums)
 
     def clip_value(self, x: torch.Tensor, c: float) -> torch.Tensor:
-        """clamp(x, -c, c) = x - relu(x - c) + relu(-x - c), one CrypTen ReLU (comparison
-        circuit, ~log2(64) AND rounds) over both halves at once."""
+        """clamp(x, -c, c) = x - relu(x - c) + relu(-x - c): one sign-bit circuit over both
+        halves at once (:func:`protocols.comparison.relu_shares`, 9 + 1 rounds for 3 parties)."""
         from protocols.comparison import relu_shares
 
         lo_hi = torch.cat([self.add_const(x, -c), self.add_const(-x, -c)])
@@ -192,7 +192,7 @@ class SharedBackend:
         return clip_rows_to_norm(self.s, x, c, ratio_bits or RATIO_BITS)
 
     def softmax(self, logits: torch.Tensor) -> torch.Tensor:
-        """CrypTen's pairwise max, then batched exp and bounded reciprocal (protocols.softmax)."""
+        """Exact row max (sign-bit circuit), then batched exp and bounded reciprocal (protocols.softmax)."""
         from protocols.softmax import softmax_rows
 
         return softmax_rows(self.s, logits)

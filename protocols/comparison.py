@@ -1,46 +1,75 @@
-"""Comparison-based functions through CrypTen's circuits (binary sharing, A2B/B2A).
+"""Comparison-based functions on shares, built on the sign-bit circuit of :mod:`protocols.sign_bit`.
 
-Used once per training step (not per time step): ReLU for gradient clipping, the bucket bits
-of :mod:`protocols.norm_clip`, and the max inside :mod:`protocols.softmax`.  CrypTen draws the binary triples from its configured provider;
-with TTP our dealer process answers those requests too (:mod:`protocols.dealer`).
+Used once per training step (never per time step): ReLU for gradient value clipping, the bucket
+bits of :mod:`protocols.norm_clip`, and the row max inside :mod:`protocols.softmax`.  All of
+their dealer randomness comes in the step's bulk round trip (:mod:`protocols.triples`); CrypTen's
+own comparisons (one dealer round trip per AND level, all-reduce openings) are used only by the
+naive baseline (:func:`softmax_shares`) and by rare calls outside training steps.
 
-Rounds (CrypTen 0.4.1, 3 parties): ReLU ~ 1 + log2(64) + 2; softmax ~ max (log-reduction over C
-classes) + exp (8 squarings) + reciprocal (10 Newton steps): on the order of 80-100 rounds, once
-per step.  Accuracy: CrypTen's defaults (exp relative error < 1e-3 for inputs in [-16, 0],
-reciprocal to ~1e-4 on [1, C]).
+Rounds (3 parties): ReLU / ge_bits: 9 (sign bit) + 1 (the product with the bit, for ReLU);
+row max over C classes: 9 + ceil(log2(C - 1)) + 1 (13 for C = 9).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-
-def _mpc(session, x_shared: torch.Tensor):
-    from crypten.mpc import MPCTensor
-
-    return MPCTensor.from_shares(x_shared, precision=session.fp.frac_bits)
+from protocols.multiply import multiply_many
+from protocols.sign_bit import nonnegative_bits
 
 
 def relu_shares(session, x_shared: torch.Tensor) -> torch.Tensor:
-    session.stats.add("comparison", 0)
-    return _mpc(session, x_shared).relu()._tensor.share
+    """``[max(x, 0)]`` for shares at scale 2^f: ``x * [x >= 0]`` (the bit at scale 1: no truncation)."""
+    bits = nonnegative_bits(session, x_shared)
+    (out,) = multiply_many(session, [("mul", x_shared, bits, 0)])
+    return out
+
+
+def ge_bits(session, x_shared: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """Shares of the 0/1 bits ``[x >= threshold]`` (public thresholds at scale 2^f, broadcasting
+    against x), at scale 1 (an integer 0 or 1, usable as a multiplication operand with shift
+    0).  ONE sign-bit circuit for the whole tensor."""
+    from protocols.sharing import add_public
+
+    return nonnegative_bits(session, add_public(session, x_shared, -thresholds))
+
+
+def row_max(session, x: torch.Tensor) -> torch.Tensor:
+    """``[max_j x_ij]`` for (N, C) shares at scale 2^f, shape (N, 1).
+
+    Pairwise: one sign-bit circuit over all C(C-1)/2 differences ``x_i - x_j`` (i < j) gives
+    ``[x_i >= x_j]``, and ``[x_i > x_j] = 1 - [x_j >= x_i]``; ``first_max_i = prod_{j<i} [x_i > x_j]
+    * prod_{j>i} [x_i >= x_j]`` is 1 for exactly one i per row (the first maximum, so ties
+    cannot double-count), by a product tree of ceil(log2(C - 1)) rounds of scale-1 products;
+    then ``max = sum_i x_i first_max_i`` in one more round.  Exact (no approximation).
+    """
+    n, c = x.shape
+    if c == 1:
+        return x.clone()
+    iu, ju = torch.triu_indices(c, c, offset=1)
+    ge = nonnegative_bits(session, x[:, iu] - x[:, ju])  # (N, C(C-1)/2): [x_i >= x_j], i < j
+    one = torch.ones_like(ge) if session.rank == 0 else torch.zeros_like(ge)
+    # bits[:, i, k]: the k-th factor of row i's product (C - 1 factors)
+    factors: list[list[torch.Tensor]] = [[] for _ in range(c)]
+    for pair, (i, j) in enumerate(zip(iu.tolist(), ju.tolist())):
+        factors[i].append(ge[:, pair])  # j > i: x_i >= x_j
+        factors[j].append(one[:, pair] - ge[:, pair])  # for row j, i < j: x_j > x_i
+    level = torch.stack([torch.stack(f, 1) for f in factors], 1)  # (N, C, C-1)
+    for _ in range(math.ceil(math.log2(c - 1))):
+        k = level.shape[2]
+        half = k // 2
+        (prod,) = multiply_many(session, [("mul", level[:, :, :half], level[:, :, half : 2 * half], 0)])
+        level = torch.cat([prod, level[:, :, 2 * half :]], 2)
+    first_max = level[:, :, 0]  # (N, C) at scale 1
+    (picked,) = multiply_many(session, [("mul", x, first_max, 0)])
+    return picked.sum(1, keepdim=True)
 
 
 def softmax_shares(session, logits_shared: torch.Tensor) -> torch.Tensor:
     """CrypTen's own row-wise softmax of (N, C) logits (the naive baseline; mpcrnn uses
     :func:`protocols.softmax.softmax_rows`)."""
-    return _mpc(session, logits_shared).softmax(1)._tensor.share
+    from crypten.mpc import MPCTensor
 
-
-def ge_bits(session, x_shared: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
-    """Shares of the 0/1 bits ``[x >= threshold]`` (public thresholds broadcasting against x),
-    at scale 1 (an integer 0 or 1, usable as a multiplication operand with shift 0).  ONE
-    CrypTen comparison circuit for the whole tensor."""
-    from protocols.errors import InstallError
-    from protocols.sharing import add_public
-
-    session.stats.add("comparison", 0)
-    bits = _mpc(session, add_public(session, x_shared, -thresholds)).ge(0)
-    if bits.encoder.scale != 1:  # CrypTen 0.4.1 returns comparison bits at scale 1; anything else is a version change
-        raise InstallError(f"comparison bits: expected scale 1, got {bits.encoder.scale} (CrypTen version change?)")
-    return bits._tensor.share
+    return MPCTensor.from_shares(logits_shared, precision=session.fp.frac_bits).softmax(1)._tensor.share

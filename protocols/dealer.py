@@ -49,6 +49,13 @@ def serve() -> int:
                     r = [_draw(req[1], g) for g in bulk]
                     theta = count_wraps(r)
                     parts.append((theta - _sum_draws(req[1], bulk[1:])).reshape(-1))
+                elif req[0] == "bit":  # every party draws its XOR share bit, then (rank > 0) its arithmetic share
+                    r = _xor_draws(req[1], bulk, mask=1)
+                    parts.append((r - _sum_draws(req[1], bulk[1:])).reshape(-1))
+                elif req[0] == "and":
+                    a = _xor_draws(req[1], bulk)
+                    b = _xor_draws(req[2], bulk)
+                    parts.append(((a & b) ^ _xor_draws(output_size(req), bulk[1:])).reshape(-1))
                 else:
                     a = _sum_draws(req[1], bulk)
                     b = _sum_draws(req[2], bulk)
@@ -86,6 +93,15 @@ def _sum_draws(size, generators) -> torch.Tensor:
     for g in generators:
         d = _draw(size, g)
         out = d if out is None else out + d
+    return out
+
+
+def _xor_draws(size, generators, mask: int = -1) -> torch.Tensor:
+    """XOR over the given parties' generators of their next draw of ``size`` (``& mask``)."""
+    out = None
+    for g in generators:
+        d = _draw(size, g) & mask
+        out = d if out is None else out ^ d
     return out
 
 

@@ -7,7 +7,7 @@ Protocol, for ``[x]`` of shape (R, D) at scale 2^f (f = 16), all rows at once::
 
     s_r    = ||x_r||^2 / c^2                          1 multiplication, 2 truncations (the squares
                                                       are summed at scale 2^2f: one rounding per row)
-    b_rk   = [s_r >= 2^k],  k = 0 .. K                ONE batched CrypTen comparison (A2B, ~10 rounds)
+    b_rk   = [s_r >= 2^k],  k = 0 .. K                ONE sign-bit circuit (protocols.sign_bit, 9 rounds)
     A_r    = 2^(-j/2),  A2_r = 2^-j   for s_r in [2^j, 2^(j+1)), 0 <= j < K
              (1 for s_r < 1, and 0 for s_r >= 2^K)    linear in the bits: local, public constants
     t_r    = 1 + b_r0 * (s_r * A2_r - 1) + b_rK       in [1, 2): 2 sequential multiplications
@@ -29,8 +29,9 @@ fixed point adds a few units of 2^-16 in t and y, and below 5e-4 relative in A. 
 row is at most ``c * (1 + CLIP_RELATIVE_ERROR)`` (measured on shares in the tests: below 1e-4);
 callers that need a hard bound (DP sensitivity) clip to ``c / (1 + CLIP_RELATIVE_ERROR)``.
 
-Rounds (3 parties + dealer, measured): 29 openings and truncation gathers, plus party 0's dealer
-round trips: 45 in all, independent of R and D.  Public: R, D, c, K.
+Rounds (3 parties + dealer, measured): 37 openings and truncation gathers (9 of them the sign-bit
+circuit), independent of R and D, plus, outside a training step's prefetched plan, one dealer
+round trip per randomness request for party 0 (25 more).  Public: R, D, c, K.
 """
 
 from __future__ import annotations

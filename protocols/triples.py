@@ -5,6 +5,9 @@ Request kinds (all sizes public):
   ``c = a * b`` (broadcasting) or ``c = a @ b``, uniformly random in Z_{2^64}.
 * ``("wraps", size)``: shares of a random ``r`` and of ``theta_r``, the number of times the
   shares of ``r`` wrap around 2^64 (CrypTen's truncation for more than two parties).
+* ``("and", size, size)``: XOR shares of ``a``, ``b`` and ``c = a & b`` (binary AND gates).
+* ``("bit", size)``: XOR shares (0/1) of a random bit ``r`` and arithmetic shares of the same
+  ``r`` at scale 1 (B2A conversion).
 
 Two sources:
 
@@ -33,7 +36,7 @@ import torch
 
 BULK_FUNCTION = "mpcrnn_bulk"
 
-Request = tuple  # ("mul"|"matmul", size_a, size_b) or ("wraps", size)
+Request = tuple  # ("mul"|"matmul"|"and", size_a, size_b) or ("wraps"|"bit", size)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -46,7 +49,11 @@ def broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
 def output_size(req: Request) -> tuple[int, ...]:
     """Size of ``c`` (or ``theta_r``) for a request: broadcasting for mul, (.., n, k) @ (.., k, m)
     -> (.., n, m) for matmul of 2-D (or batched) operands."""
-    if req[0] == "wraps":
+    if req[0] in ("wraps", "bit"):
+        return tuple(req[1])
+    if req[0] == "and":
+        if tuple(req[1]) != tuple(req[2]):
+            raise ValueError(f"and triple: shapes {req[1]} and {req[2]} differ")
         return tuple(req[1])
     if req[0] == "mul":
         return broadcast(tuple(req[1]), tuple(req[2]))
@@ -170,7 +177,11 @@ class DealerTriples:
                 r = _rand(req[1], gen)
                 theta = None if rank == 0 else _rand(req[1], gen)
                 drawn.append([r, theta])
-            else:
+            elif req[0] == "bit":  # (r XOR share in {0, 1}, r arithmetic share at scale 1)
+                r_bin = _rand(req[1], gen) & 1
+                r_arith = None if rank == 0 else _rand(req[1], gen)
+                drawn.append([r_bin, r_arith])
+            else:  # mul / matmul (arithmetic) or and (XOR shares, c = a & b): same draws
                 a, b = _rand(req[1], gen), _rand(req[2], gen)
                 c = None if rank == 0 else _rand(output_size(req), gen)
                 drawn.append([a, b, c])
@@ -203,6 +214,12 @@ class FirstPartyTriples:
             if req[0] == "wraps":
                 r, theta = tfp.wrap_rng(torch.Size(req[1]))
                 out.append((r.share, theta.share))
+            elif req[0] == "and":
+                a, b, c = tfp.generate_binary_triple(torch.Size(req[1]), torch.Size(req[2]))
+                out.append((a.share, b.share, c.share))
+            elif req[0] == "bit":
+                r_arith, r_bin = tfp.B2A_rng(torch.Size(req[1]))
+                out.append((r_bin.share, r_arith.share))
             else:
                 a, b, c = tfp.generate_additive_triple(torch.Size(req[1]), torch.Size(req[2]), req[0])
                 out.append((a.share, b.share, c.share))

@@ -454,19 +454,21 @@ def run_dp_party(rank):
                     dp=DPConfig(enabled=True, clip=1.0, target_epsilon=8.0), reveal_to=(0, 1))
     s = MpcSession.current()
     result = run_training(s, cfg, part)
-    return result["dp"], s.ledger.to_json(), result["params"] is not None, dict(opened)
+    return result["dp"], s.ledger.to_json(), result["params"] is not None, dict(opened), dict(s.stats.rounds)
 
 
 def test_run_training_with_dp_opens_only_the_final_weights_and_reports():
     """run_training with --dp-epsilon 8 (3 parties + dealer): the ledger holds only the final
-    weights, CrypTen opened only masked values inside its protocol steps (the norm clip's
-    comparisons included), and every party computed the same public dp report."""
+    weights, CrypTen opened only masked values inside its protocol steps (if any), the norm
+    clip's comparisons ran as our masked sign-bit openings, and every party computed the same
+    public dp report."""
     from test_security import CRYPTEN_MASKED_OPENINGS
 
     outs = run_parties(run_dp_party, world_size=3, provider="TTP", timeout_s=150)
-    for rank, (rep, ledger, got_model, crypten_open) in enumerate(outs):
+    for rank, (rep, ledger, got_model, crypten_open, kinds) in enumerate(outs):
         assert got_model == (rank in (0, 1))
-        assert crypten_open and set(crypten_open) <= CRYPTEN_MASKED_OPENINGS, crypten_open
+        assert set(crypten_open) <= CRYPTEN_MASKED_OPENINGS, crypten_open
+        assert kinds["and"] > 0 and kinds["b2a"] > 0, kinds  # the clip's comparisons (XOR-masked openings)
         assert [e["what"] for e in ledger] == [f"final weight {k}" for k in
                                                ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")]
         assert rep == outs[0][0]  # every party computes the same public report

@@ -2,7 +2,10 @@
 
 Tolerance: every output element within 1e-4 of x_r * min(1, c/||x_r||) (fixed point, f = 16:
 the squares are summed before one truncation, the bucket factors are kept at scale 2^24), and
-every output norm at most c (1 + 1e-4), tighter than the documented CLIP_RELATIVE_ERROR.
+every output norm at most c (1 + 3e-4), tighter than the documented CLIP_RELATIVE_ERROR (1e-3).
+Why 3e-4: the last product is truncated once per element, and with 3 parties a truncation errs
+by up to 2 units of 2^-16 (each share is divided separately), so a D = 40 row's norm can move by
+2 * 2^-16 * sqrt(40) = 1.9e-4 = 2.8e-4 c; measured run to run: up to 1.6e-4 c.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ def _check(out, K: int = 20):
     x = _rows()
     ref = clip_rows_to_norm_plain(x, C, K)
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)
-    assert (out.norm(dim=1) <= C * (1 + 1e-4)).all()
-    assert 1e-4 <= CLIP_RELATIVE_ERROR
+    assert (out.norm(dim=1) <= C * (1 + 3e-4)).all()
+    assert 3e-4 <= CLIP_RELATIVE_ERROR
     # the definition itself: unclipped below c, norm c between c and 2^(K/2) c, zero beyond
     r = torch.tensor(RATIOS, dtype=torch.float64)
     top = 2.0 ** (K / 2)
@@ -66,8 +69,9 @@ def test_clip_rows_three_parties(K):
     outs = run_parties(clip_party, world_size=3, provider="TTP", args=(K,))
     for out in outs:
         _check(out["out"], K)
-    # independent of R and D: 29 openings/gathers, plus the dealer round trips party 0 makes
-    assert outs[1]["rounds"] <= 30 and outs[0]["rounds"] <= 46, (outs[0]["rounds"], outs[1]["rounds"])
+    # independent of R and D: 37 openings/gathers (9 in the sign-bit circuit), plus the dealer
+    # round trips party 0 makes outside a step plan
+    assert outs[1]["rounds"] == 37 and outs[0]["rounds"] <= 62, (outs[0]["rounds"], outs[1]["rounds"])
 
 
 @pytest.mark.parametrize("shape,c,msg", [((5,), 1.0, "expected a 2-D"), ((2, 3), 0.0, "clipping norm: expected > 0")])

@@ -96,7 +96,7 @@ def instrumented_party(rank, reveal_to, mode="mpc"):
                     fedavg=FedAvgConfig(rounds=2, local_epochs=1, update_clip=0.05))
     s = MpcSession.current()
     result = (run_fedavg if mode == "fedavg" else run_training)(s, cfg, part)
-    return dict(crypten_open), dict(ours), s.ledger.to_json(), result["params"] is not None
+    return dict(crypten_open), dict(ours), s.ledger.to_json(), result["params"] is not None, dict(s.stats.rounds)
 
 
 def _only_masked_openings_and_ledgered_reveals(crypten_open, ours):
@@ -115,7 +115,7 @@ def _only_masked_openings_and_ledgered_reveals(crypten_open, ours):
 
 def test_only_final_weights_leave_shares_and_only_to_receivers():
     outs = run_parties(instrumented_party, world_size=3, provider="TTP", args=((0, 2),), timeout_s=600)
-    for rank, (crypten_open, ours, ledger, got_model) in enumerate(outs):
+    for rank, (crypten_open, ours, ledger, got_model, _kinds) in enumerate(outs):
         assert got_model == (rank in (0, 2))
         _only_masked_openings_and_ledgered_reveals(crypten_open, ours)
         assert ours.get(("reduce", "reveal"), 0) == 2 * len(ledger)  # one reduce per receiver
@@ -129,10 +129,10 @@ def test_only_final_weights_leave_shares_and_only_to_receivers():
 def test_fedavg_opens_only_each_rounds_average_never_a_party_model():
     """Update clipping on (so comparisons and Beaver products run too); 2 rounds."""
     outs = run_parties(instrumented_party, world_size=3, provider="TTP", args=((), "fedavg"), timeout_s=600)
-    for crypten_open, ours, ledger, got_model in outs:
+    for crypten_open, ours, ledger, got_model, kinds in outs:
         assert got_model
         _only_masked_openings_and_ledgered_reveals(crypten_open, ours)
-        assert any(k[2] == "AND" for k in crypten_open)  # the clipping comparisons did run (and were masked)
+        assert kinds["and"] > 0 and kinds["b2a"] > 0  # the clipping comparisons did run (XOR-masked openings)
         # every plaintext opening of ours is the ledgered all-party reveal: one per round
         assert ours.get(("all_reduce", "reveal"), 0) == len(ledger) == 2
         assert ours.get(("reduce", "reveal"), 0) == 0
