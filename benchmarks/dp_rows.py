@@ -49,12 +49,12 @@ def _setup(quick: bool, smoke: bool):
 
     spec = D.JAPANESE_VOWELS_SPEC
     if smoke:
-        parts = [D.scale_features(p, spec) for p in D.split_rows(D.japanese_vowels("train"), [16, 8, 8], 0)]
-        tests = [D.scale_features(p, spec) for p in D.split_rows(D.japanese_vowels("test"), [8, 8, 8], 1)]
+        parts = D.split_rows(D.japanese_vowels("train"), [16, 8, 8], 0)
+        tests = D.split_rows(D.japanese_vowels("test"), [8, 8, 8], 1)
         cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=16), spec=spec)
     else:
-        parts = [D.scale_features(p, spec) for p in D.split_rows(D.japanese_vowels("train"), [0.5, 0.3, 0.2], 0)]
-        tests = [D.scale_features(p, spec) for p in D.split_rows(D.japanese_vowels("test"), [0.5, 0.3, 0.2], 1)]
+        parts = D.split_rows(D.japanese_vowels("train"), [0.5, 0.3, 0.2], 0)
+        tests = D.split_rows(D.japanese_vowels("test"), [0.5, 0.3, 0.2], 1)
         # momentum 0.5, not the W1 schedule's 0.9: with 0.9 the DP noise drives the weights so far that
         # pre-activations leave the polynomials' interval at epsilon <= 3 (plaintext mirror, exact tanh:
         # max |x|/B 1.29 at epsilon 3) and training collapses to chance; at 0.5 the mirror stays below
@@ -87,11 +87,12 @@ def opacus_row(parts, tests, cfg, epsilon: float, seed: int = 0) -> dict:
     from opacus import PrivacyEngine
     from opacus.layers import DPGRU
 
+    from mpcrnn import data as D
     from mpcrnn.model import export_state_dicts, init_params
     from mpcrnn.secure import concat
 
     torch.set_num_threads(1)
-    pooled, test = concat(parts), concat(tests)
+    pooled, test = (D.scale_features(concat(ps), cfg.spec) for ps in (parts, tests))  # raw rows, scaled as the parties do
     model = export_state_dicts(cfg.model, init_params(cfg.model, cfg.train.seed))  # the same initial weights
     rnn = DPGRU(cfg.model.input_size, cfg.model.hidden_size, cfg.model.num_layers, batch_first=True)
     rnn.load_state_dict(model.rnn.state_dict())

@@ -18,8 +18,11 @@ Rows, same data, seed and schedule:
   4. mpcrnn (3 parties + dealer, through the launcher)
 
 Rounds and bytes are CrypTen's communicator counters on party 0 (one instrument for rows 3 and
-4).  The floor of a step is rounds x (measured round trip) + bytes / (measured bandwidth); the
-WAN projection replaces the measured round trip and bandwidth with the WAN's.
+4).  The floor of a step is openings x (measured round trip of the step's point-to-point opening)
++ truncation gathers x (measured gather) + bytes / (measured bandwidth); the WAN projection
+replaces the measured round trip and bandwidth with the WAN's.  Rounds per time step are the
+slope of a step's rounds over T (the T sweep).  Test accuracy: exact activations (polynomial in
+parentheses); in the full run rows 1-2 are repeated over 5 training seeds to show the spread.
 """
 
 from __future__ import annotations
@@ -88,8 +91,9 @@ def plain_rows(parts, test, cfg, epochs):
                       plain_dataset(pooled.x, pooled.lengths, pooled.y, cfg.model), init_params(cfg.model, cfg.train.seed),
                       progress=lambda ev: steps.append(ev["seconds"]), on_epoch_end=lambda e, p, v: marks.append(time.perf_counter()))
     t_epoch = list(np.diff([t0] + marks))
+    ev = evaluate_local(cfg, params, test)
     rows["mirror, polynomials (float64)"] = {"step_s": _med(steps), "epoch_s": _med(t_epoch),
-                                             "test_accuracy": evaluate_local(cfg, params, test)["accuracy_polynomial"],
+                                             "test_accuracy": ev["accuracy_exact"], "test_accuracy_polynomial": ev["accuracy_polynomial"],
                                              "max_preactivation_over_bound": B.max_abs_preactivation}
     return rows
 
@@ -108,7 +112,9 @@ def naive_row(T, repeats, parties):
 
 def launch_parties(run_cfg, parts, tests, workdir: Path, timeout_s: float = 120) -> tuple[list[dict], float]:
     """One run through the launcher (party processes + dealer) on party files written to
-    ``workdir``; returns (the data parties' reports, wall seconds)."""
+    ``workdir``; returns (the data parties' reports, wall seconds).  ``parts``/``tests`` are RAW
+    rows: every party scales its own file by the declared bounds (launch/party.py), as in a
+    deployment; already-scaled rows would be scaled twice."""
     from launch.launcher import launch_local
     from mpcrnn import data as D
 
@@ -130,10 +136,11 @@ def mpcrnn_row(parts, tests, cfg, epochs, workdir: Path):
     p0 = parties[0]
     n_steps = len(p0["step_seconds"])
     acc = pooled_accuracy([p["local_test"] for p in parties])
+    acc_poly = pooled_accuracy([{**p["local_test"], "accuracy_exact": p["local_test"]["accuracy_polynomial"]} for p in parties])
     rss = [p["peak_rss_mb"] for p in parties]
     steps_per_epoch = n_steps // epochs
     epoch_s = [sum(p0["step_seconds"][i * steps_per_epoch:(i + 1) * steps_per_epoch]) for i in range(epochs)]
-    return {"step_s": _med(p0["step_seconds"]), "epoch_s": _med(epoch_s), "test_accuracy": acc,
+    return {"step_s": _med(p0["step_seconds"]), "epoch_s": _med(epoch_s), "test_accuracy": acc, "test_accuracy_polynomial": acc_poly,
             "rounds_per_step": p0["crypten_counted"]["rounds"] / n_steps,
             "bytes_per_step": p0["crypten_counted"]["bytes"] / n_steps,
             "peak_rss_mb_per_party": rss, "run_wall_s": wall, "steps": n_steps, "train_s": p0["train_seconds"],
@@ -164,20 +171,27 @@ def fedavg_row(parts, tests, cfg, rounds, workdir: Path, target: float):
 
 
 def pingpong(rank, sizes, repeats):
+    """Per message size: the median time of the step's two exchange primitives between the party
+    processes (:mod:`protocols.reveal`): ``open`` (every party sends its share to every other
+    one: a Beaver/AND opening) and ``gather`` (shares to party 0: a truncation)."""
     import torch
-    from crypten import communicator as comm
 
+    from protocols.reveal import gather_masked, open_masked
+    from protocols.session import MpcSession
+
+    s = MpcSession.current()
     out = {}
     for n in sizes:
         t = torch.zeros(n, dtype=torch.long)
-        for _ in range(3):
-            comm.get().all_reduce(t)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            comm.get().all_reduce(t)
-            times.append(time.perf_counter() - t0)
-        out[n] = statistics.median(times)
+        for name, fn in (("open", lambda: open_masked(s, [t], "pingpong")), ("gather", lambda: gather_masked(s, t, "pingpong"))):
+            for _ in range(3):
+                fn()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            out[(name, n)] = statistics.median(times)
     return out
 
 
@@ -188,7 +202,17 @@ def sweep_point(parties, provider, B, T, H, cell, repeats=1):
     out = run_parties(mpcrnn_step, world_size=parties, provider=provider, args=(B, T, H, repeats, cell), timeout_s=1800)[0]
     return {"parties": parties, "provider": provider, "B": B, "T": T, "H": H, "cell": cell,
             "step_s": statistics.median(out["times"]), "rounds": out["rounds"], "bytes": out["bytes"],
-            "forward_rounds": out["forward_rounds"]}
+            "forward_rounds": out["forward_rounds"], "gathers": out["mine"]["rounds"].get("truncate", 0)}
+
+
+def rounds_per_time_step(sweeps: list[dict], parties: int) -> float | None:
+    """Marginal rounds of one more time step (forward + backward): the slope of a step's counted
+    rounds over T at the W1 shape, from the T sweep (None without two T points)."""
+    pts = sorted((p["T"], p["rounds"]) for p in sweeps
+                 if p["parties"] == parties and p["provider"] == "TTP" and (p["B"], p["H"], p["cell"]) == (32, 32, "gru"))
+    if len(pts) < 2 or pts[0][0] == pts[-1][0]:
+        return None
+    return (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0])
 
 
 # ---------------------------------------------------------------- report
@@ -213,10 +237,28 @@ def markdown(res) -> str:
         mb = f"{r['bytes_per_step'] / 1e6:.1f}" if "bytes_per_step" in r else "-"
         rss = f"{max(r['peak_rss_mb_per_party']):.0f}" if "peak_rss_mb_per_party" in r else "-"
         acc = f"{100 * r['test_accuracy']:.1f}%" if "test_accuracy" in r else r.get("accuracy_note", "-")
+        if "test_accuracy_polynomial" in r:
+            acc += f" ({100 * r['test_accuracy_polynomial']:.1f}%)"
         lines.append(f"| {name} | {med:.4f} ({lo:.4f}-{hi:.4f}) | {ep_s} | {med / base1:.0f}x | {base3 / med:.1f}x | {rounds} | {mb} | {rss} | {acc} |")
+    lines += ["", "Test accuracy: the model evaluated with exact sigmoid/tanh (torch.nn.GRU, as `mpcrnn predict` does); "
+              "in parentheses, with the polynomials it was trained with."]
+    if res.get("seeds"):
+        sd = res["seeds"]
+        mean = lambda k: 100 * statistics.mean(x[k] for x in sd)  # noqa: E731
+        lines += ["", "Rows 1 and 2 over training seeds (initial weights and batch order); exact evaluation (polynomial):", "",
+                  "| seed | torch GRU | mirror |", "|---:|---:|---:|"]
+        lines += [f"| {x['seed']} | {100 * x['torch']:.1f}% | {100 * x['mirror']:.1f}% ({100 * x['mirror_polynomial']:.1f}%) |" for x in sd]
+        lines.append(f"| mean | {mean('torch'):.1f}% | {mean('mirror'):.1f}% ({mean('mirror_polynomial'):.1f}%) |")
     f = res["floor"]
-    lines += ["", f"Round trip (all-reduce of 8 bytes, 3 parties): {1e3 * f['rtt_s']:.2f} ms; bandwidth {f['bandwidth_MBps']:.0f} MB/s. "
-              f"mpcrnn step floor = rounds x RTT + bytes / bandwidth = {f['floor_s']:.2f} s; wall / floor = {f['wall_over_floor']:.2f}.",
+    per_t = res.get("rounds_per_time_step", {})
+    lines += ["", "Rounds per time step (GRU forward + backward; the slope of a step's counted rounds over T, party 0, dealer included): "
+              + ", ".join(f"{p} parties {v:.1f}" for p, v in per_t.items() if v is not None)
+              + (f"; all-in (a whole W1 step / 29, softmax, clipping and the update included): {res['rounds_all_in_per_time_step']:.1f}."
+                 if res.get("rounds_all_in_per_time_step") else ".")]
+    lines += ["", f"Round trip (the step's opening: every party sends 8 bytes to every other, 3 parties): {1e3 * f['rtt_s']:.2f} ms; "
+              f"truncation gather (8 bytes to party 0): {1e3 * f['gather_s']:.2f} ms; bandwidth {f['bandwidth_MBps']:.0f} MB/s. "
+              f"mpcrnn step floor = openings x RTT + gathers x gather time + bytes / bandwidth = {f['floor_s']:.2f} s; "
+              f"wall / floor = {f['wall_over_floor']:.2f}.",
               "", "WAN projection for one mpcrnn step (compute = wall - local floor, plus rounds x RTT + bytes / 100 Mbit/s):", "",
               "| RTT | projected s/step | x torch |", "|---:|---:|---:|"]
     for rtt, secs in res["wan"].items():
@@ -305,15 +347,15 @@ def main() -> None:
     spec = D.JAPANESE_VOWELS_SPEC
     if args.smoke:
         epochs, naive_T, naive_rep = 1, 3, 1
-        parts = [D.scale_features(p, spec) for p in D.split_rows(D.japanese_vowels("train"), [16, 8, 8], 0)]
-        tests = [D.scale_features(p, spec) for p in D.split_rows(D.japanese_vowels("test"), [8, 8, 8], 1)]
+        raw_parts = D.split_rows(D.japanese_vowels("train"), [16, 8, 8], 0)
+        raw_tests = D.split_rows(D.japanese_vowels("test"), [8, 8, 8], 1)
         cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=16), spec=spec)
         grid = [dict(axis="T", parties=2, provider="TTP", B=4, T=3, H=4, cell="gru")]
     else:
         epochs = 2 if args.quick else 6
         naive_T, naive_rep = 29, 1 if args.quick else 2
-        parts = [D.scale_features(p, spec) for p in D.split_rows(D.japanese_vowels("train"), [0.5, 0.3, 0.2], 0)]
-        tests = [D.scale_features(p, spec) for p in D.split_rows(D.japanese_vowels("test"), [0.5, 0.3, 0.2], 1)]
+        raw_parts = D.split_rows(D.japanese_vowels("train"), [0.5, 0.3, 0.2], 0)
+        raw_tests = D.split_rows(D.japanese_vowels("test"), [0.5, 0.3, 0.2], 1)
         cfg = RunConfig(spec=spec)
         base = dict(parties=3, provider="TTP", B=32, T=29, H=32, cell="gru")
         Ts = (8, 29) if args.quick else (8, 16, 29)
@@ -321,13 +363,26 @@ def main() -> None:
         Ps = (2, 3) if args.quick else (2, 3, 4, 5)
         grid = [dict(base, axis="T", T=t) for t in Ts] + [dict(base, axis="B", B=b) for b in Bs if b != 32]
         grid += [dict(base, axis="parties", parties=p) for p in Ps if p != 3]
-        grid += [dict(base, axis="provider", provider="TFP")]
+        grid += [dict(base, axis="provider", provider="TFP"), dict(base, axis="parties", parties=2, T=8)]
         if not args.quick:
             grid += [dict(base, axis="H", H=h) for h in (16, 64)] + [dict(base, axis="cell", cell=c) for c in ("rnn", "lstm")]
+    # the plaintext rows scale in-process; the launched parties get raw rows and scale them once
+    parts = [D.scale_features(p, spec) for p in raw_parts]
+    tests = [D.scale_features(p, spec) for p in raw_tests]
     test_all = concat(tests)
     t_start = time.perf_counter()
     print("rows 1-2: plaintext ...", flush=True)
     w1 = plain_rows(parts, test_all, cfg, epochs)
+    seeds = []
+    if not args.smoke and not args.quick:  # rows 1 and 2 over training seeds (init + schedule): the spread
+        from dataclasses import replace
+
+        print("rows 1-2 over seeds 0-4 ...", flush=True)
+        for seed in range(5):
+            r = plain_rows(parts, test_all, replace(cfg, train=replace(cfg.train, seed=seed)), epochs)
+            seeds.append({"seed": seed, "torch": r["torch GRU (exact, float32)"]["test_accuracy"],
+                          "mirror": r["mirror, polynomials (float64)"]["test_accuracy"],
+                          "mirror_polynomial": r["mirror, polynomials (float64)"]["test_accuracy_polynomial"]})
     print("row 3: naive CrypTen ...", flush=True)
     naive = naive_row(naive_T, naive_rep, 3)
     steps_total = epochs * -(-sum(p.n_rows for p in parts) // cfg.train.batch_size)
@@ -335,11 +390,11 @@ def main() -> None:
     w1["naive CrypTen autograd"] = naive
     print("row 4: mpcrnn ...", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        w1["mpcrnn"] = mpcrnn_row(parts, tests, cfg, epochs, Path(tmp))
+        w1["mpcrnn"] = mpcrnn_row(raw_parts, raw_tests, cfg, epochs, Path(tmp))
     print("mode fedavg ...", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         target = w1["torch GRU (exact, float32)"]["test_accuracy"]
-        fed = fedavg_row(parts, tests, cfg, 2 if args.smoke else 15, Path(tmp), target)
+        fed = fedavg_row(raw_parts, raw_tests, cfg, 2 if args.smoke else 15, Path(tmp), target)
     modes = {"epochs": epochs, "torch": w1["torch GRU (exact, float32)"], "mpc": w1["mpcrnn"], "fedavg": fed}
     print("DP-SGD rows (mpcrnn-DP on shares vs Opacus DPGRU) ...", flush=True)
     from dp_rows import dp_rows
@@ -362,13 +417,19 @@ def main() -> None:
     from mpc_harness import run_parties
 
     pp = run_parties(pingpong, world_size=3, provider="TTP", args=([1, 1 << 17], 30), timeout_s=300)[0]
-    rtt = pp[1]
-    bw = (8 * (1 << 17)) / max(pp[1 << 17] - rtt, 1e-9)
-    floor = m["rounds_per_step"] * rtt + m["bytes_per_step"] / bw
+    rtt, gather_s = pp[("open", 1)], pp[("gather", 1)]
+    bw = (2 * 8 * (1 << 17)) / max(pp[("open", 1 << 17)] - rtt, 1e-9)  # party 0 sends 2 x 1 MB per open
+    gathers = w1_point[0]["gathers"] if w1_point else 0
+    floor = (m["rounds_per_step"] - gathers) * rtt + gathers * gather_s + m["bytes_per_step"] / bw
     compute = max(m["step_s"][0] - floor, 0.0)
+    per_t = {p: rounds_per_time_step(sweeps, p) for p in (2, 3)}
     res = {"machine": f"{os.cpu_count()} cores, loopback", "epochs": epochs, "w1": w1, "mpcrnn_counts_from": counts_from,
            "workload": f"Japanese Vowels, {cfg.model.cell.upper()} H={cfg.model.hidden_size}, batch {cfg.train.batch_size}, T=29, 3 parties + TTP dealer",
-           "floor": {"rtt_s": rtt, "bandwidth_MBps": bw / 1e6, "floor_s": floor, "wall_over_floor": m["step_s"][0] / floor},
+           "floor": {"rtt_s": rtt, "gather_s": gather_s, "gathers_per_step": gathers, "bandwidth_MBps": bw / 1e6,
+                     "floor_s": floor, "wall_over_floor": m["step_s"][0] / floor},
+           "rounds_per_time_step": {str(p): v for p, v in per_t.items()},
+           "rounds_all_in_per_time_step": m["rounds_per_step"] / 29 if w1_point else None,
+           "seeds": seeds,
            "wan": {r: wan_seconds(compute, m["rounds_per_step"], m["bytes_per_step"], r / 1e3, 100) for r in (1, 10, 50)},
            "sweeps": sweeps, "modes": modes, "dp": dp}
     res["seconds"] = time.perf_counter() - t_start
@@ -383,6 +444,11 @@ def main() -> None:
           f"{100 * mp['test_accuracy']:.1f}% vs {100 * w1['torch GRU (exact, float32)']['test_accuracy']:.1f}% (torch, exact); "
           f"peak RSS {max(mp['peak_rss_mb_per_party']):.0f} MB per party; harness ran {res['seconds']:.0f} s. "
           f"Files: {out}/w1.md, w1.json, " + ", ".join(Path(p).name for p in res["plots"]))
+    mirror = w1["mirror, polynomials (float64)"]
+    if abs(mp["test_accuracy_polynomial"] - mirror["test_accuracy_polynomial"]) > 0.01:  # same seed, schedule and math
+        print(f"WARNING: mpcrnn ({100 * mp['test_accuracy_polynomial']:.1f}%) and the plaintext mirror "
+              f"({100 * mirror['test_accuracy_polynomial']:.1f}%) differ by more than 1 point with the same polynomials: "
+              "check that both rows train on the same (once-scaled) data")
 
 
 if __name__ == "__main__":
