@@ -110,6 +110,11 @@ def init_party(spec: PartySpec) -> None:
 
                 crypten.mpc.provider.ttp_provider.TTPClient._init()
                 setup_bulk_stream(False, spec.world_size)
+            if spec.world_size > 1:
+                from protocols import links
+
+                _LINKS["current"] = links.connect(spec.rank, spec.world_size, _rendezvous_store(),
+                                                  links.local_address(spec.rendezvous), spec.timeout_s)
     except (RuntimeError, ValueError) as exc:  # gloo reports timeouts/refusals as RuntimeError
         _teardown()
         raise PartyError(
@@ -118,6 +123,24 @@ def init_party(spec: PartySpec) -> None:
             f"use the same rendezvous and world size and are running"
         ) from None
     _seed_local_generator()
+
+
+_LINKS: dict = {}  # this process's protocols.links.Links (a data party of a multi-party run), like CrypTen's communicator
+
+
+def current_links():
+    """This process's direct links to the other data parties, or None (one party, the dealer)."""
+    return _LINKS.get("current")
+
+
+def _rendezvous_store():
+    from protocols.errors import InstallError
+
+    try:
+        from torch.distributed.distributed_c10d import _get_default_store
+    except ImportError:  # pragma: no cover - a torch version change
+        raise InstallError("torch.distributed has no _get_default_store (torch version change?)") from None
+    return _get_default_store()
 
 
 def _seed_local_generator() -> None:
@@ -153,6 +176,9 @@ def shutdown() -> None:
 
 
 def _teardown() -> None:
+    links = _LINKS.pop("current", None)
+    if links is not None:
+        links.close()
     try:
         import torch.distributed as dist
         from crypten.communicator import DistributedCommunicator

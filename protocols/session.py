@@ -21,6 +21,7 @@ class MpcSession:
     triples: object  # protocols.triples.TripleSource
     ledger: RevealLedger = field(default_factory=RevealLedger)
     stats: CommStats = field(default_factory=CommStats)
+    links: object = None  # protocols.links.Links, the transport of masked openings (None: torch.distributed)
 
     @classmethod
     def current(cls, fp: FixedPoint | None = None, ledger: RevealLedger | None = None) -> "MpcSession":
@@ -34,4 +35,6 @@ class MpcSession:
         stats = CommStats()
         rank, ws = comm.get().get_rank(), comm.get().get_world_size()
         source = DealerTriples(stats) if cfg.mpc.provider == "TTP" else FirstPartyTriples()
-        return cls(rank, ws, fp, source, ledger or RevealLedger(), stats)
+        from protocols.parties import current_links
+
+        return cls(rank, ws, fp, source, ledger or RevealLedger(), stats, current_links())

@@ -2,7 +2,8 @@
 
 Instrumentation (inside each party process): every CrypTen opening function
 (``reveal``/``reveal_batch``/``get_plain_text`` of arithmetic and binary shares, and
-``MPCTensor.get_plain_text``) and every communicator collective (and torch.distributed's point-to-point calls) is wrapped to record its
+``MPCTensor.get_plain_text``) and every communicator collective (and torch.distributed's point-to-point calls, and the
+direct links of :mod:`protocols.links`) is wrapped to record its
 caller.  Asserted: plaintext openings happen only through ``protocols/reveal.py``'s ``reveal``
 (and only for the final weights, all in the ledger); CrypTen's own openings happen only inside
 its masked-opening protocol steps; our collectives come only from the reveal module.
@@ -78,6 +79,17 @@ def instrument():
             return _f(*a, **k)
 
         setattr(dist, name, p2p)
+    from protocols.links import Links
+
+    for name in ("exchange", "send", "recv_from"):  # the direct links: our masked openings
+        fn = getattr(Links, name)
+
+        def link(self, *a, _f=fn, _n=name, **k):
+            caller = inspect.stack()[1]
+            ours[(f"links.{_n}", caller.function if caller.filename.endswith("protocols/reveal.py") else caller.filename)] += 1
+            return _f(self, *a, **k)
+
+        setattr(Links, name, link)
     return crypten_open, ours
 
 
