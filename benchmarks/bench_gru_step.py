@@ -57,7 +57,7 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
         comm.get().reset_communication_stats()
         s.stats.reset()
         t0 = time.perf_counter()
-        Bk.begin_step((B, T))
+        Bk.begin_step((B, T), (B, T) if i < repeats + 1 else None)
         grads, _ = forward_backward(Bk, mc, params, xs, ms, ys)
         params, vel = sgd_step(Bk, params, grads, vel, TrainConfig(), B)
         Bk.end_step()

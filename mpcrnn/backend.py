@@ -54,7 +54,7 @@ class PlainBackend:
         self.exact = act_cfg.exact
         self.max_abs_preactivation = 0.0  # guard evidence: largest |x| fed to an activation
 
-    def begin_step(self, key) -> None:
+    def begin_step(self, key, next_key=None) -> None:
         pass
 
     def end_step(self) -> None:
@@ -119,10 +119,12 @@ class SharedBackend:
         self.s = session
         self.acts = Activations(act_cfg)
 
-    def begin_step(self, key) -> None:
+    def begin_step(self, key, next_key=None) -> None:
         """A training step of public shape ``key`` starts: with a recorded plan for this key, all
-        of its triples come from the dealer now, in one round trip."""
-        self.s.triples.begin(key)
+        of its triples come from the dealer now, in one round trip.  ``next_key``: the next
+        step's public shape (None if no step follows): its triples are asked for now, so the
+        dealer computes them while this step runs."""
+        self.s.triples.begin(key, next_key)
 
     def end_step(self) -> None:
         self.s.triples.end()

@@ -95,6 +95,9 @@ def train(
 ) -> tuple[dict, dict]:
     """Run the schedule; returns (params, velocity).  ``progress`` gets public facts only."""
     velocity = velocity if velocity is not None else {k: B.const(0.0, v) for k, v in params.items()}
+    T = data.x.shape[1]
+    keys = [(len(idx), T) for epoch in range(start_epoch, tcfg.epochs) for idx in schedule(data.n_rows, tcfg, epoch)]
+    n_step = 0
     for epoch in range(start_epoch, tcfg.epochs):
         batches = schedule(data.n_rows, tcfg, epoch)
         for step, idx in enumerate(batches):
@@ -103,7 +106,8 @@ def train(
             x = data.x[index].transpose(0, 1)  # (T, N, I)
             m = data.m[index].transpose(0, 1)  # (T, N, 1)
             tgt = data.target[index] if mcfg.task == "classify" else data.target[index].transpose(0, 1)
-            B.begin_step((len(idx), x.shape[0]))
+            n_step += 1
+            B.begin_step((len(idx), x.shape[0]), keys[n_step] if n_step < len(keys) else None)
             grads, _ = forward_backward(B, mcfg, params, x, m, tgt)
             params, velocity = sgd_step(B, params, grads, velocity, tcfg, len(idx))
             B.end_step()

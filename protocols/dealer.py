@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from protocols.errors import PartyError
-from protocols.triples import BULK_FUNCTION, output_size
+from protocols.triples import BULK_FUNCTION, output_size, plan_generator
 
 
 def serve() -> int:
@@ -31,7 +31,7 @@ def serve() -> int:
     server._setup_generators()
     from protocols.triples import setup_bulk_stream
 
-    bulk = setup_bulk_stream(True, comm.get().get_world_size())
+    bulk_streams, seeds = setup_bulk_stream(True, comm.get().get_world_size())
     ttp_rank = comm.get().get_ttp_rank()
     served = 0
     while True:
@@ -43,6 +43,8 @@ def serve() -> int:
             return served
         served += 1
         if message["function"] == BULK_FUNCTION:
+            plan = message["kwargs"].get("plan")
+            bulk = bulk_streams if plan is None else [plan_generator(seed, plan) for seed in seeds]
             parts = []
             for req in message["args"][0]:
                 if req[0] == "wraps":

@@ -71,6 +71,17 @@ def _rand(size, generator) -> torch.Tensor:
 
 
 _BULK_GENERATOR: dict = {}
+_BULK_SEED: dict = {}
+
+
+def plan_generator(seed: int, index: int) -> torch.Generator:
+    """The stream of the ``index``-th replayed step plan for the party whose bulk seed is
+    ``seed``: SHA-256(seed, index), so the dealer can compute a plan's randomness ahead of time
+    (while the parties run the step before) without the order of other requests mattering."""
+    import hashlib
+
+    digest = hashlib.sha256(f"mpcrnn-plan:{seed}:{index}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 def setup_bulk_stream(is_dealer: bool, world_size: int):
@@ -88,11 +99,12 @@ def setup_bulk_stream(is_dealer: bool, world_size: int):
         for rank, seed in enumerate(seeds):
             dist.send(torch.tensor(seed, dtype=torch.long), rank, group=group)
         dist.barrier(group=group)
-        return [torch.Generator().manual_seed(seed) for seed in seeds]
+        return [torch.Generator().manual_seed(seed) for seed in seeds], seeds
     seed = torch.empty((), dtype=torch.long)
     dist.recv(seed, world_size, group=group)
     dist.barrier(group=group)
-    _BULK_GENERATOR["cpu"] = torch.Generator().manual_seed(int(seed.item()))
+    _BULK_SEED["cpu"] = int(seed.item())
+    _BULK_GENERATOR["cpu"] = torch.Generator().manual_seed(_BULK_SEED["cpu"])
     return _BULK_GENERATOR["cpu"]
 
 
@@ -104,40 +116,85 @@ class DealerTriples:
     dealer for ALL of them in one round trip at :meth:`begin` and consumes them in order.
     Every party issues the same requests in the same order (same code, public shapes), so the
     plan is the same at every party; a mismatch is a bug and raises.
+
+    Prefetch: ``begin(key, next_key)`` with the next step's (public) key also asks the dealer,
+    right away, for the next step's plan; the dealer computes it while the parties run this
+    step (measured at W1: party 0 waited 0.17-0.19 s of a 0.8 s step for the dealer at every
+    step start).  Each replayed plan draws from its own stream (:func:`plan_generator`, by a
+    plan index every party counts alike), so prefetching never reorders anybody's draws; a
+    prefetched plan that is not used (the next key differs) is dropped and its index never
+    reused.
     """
 
     def __init__(self, stats) -> None:
         self.stats = stats
         self.gen = _BULK_GENERATOR["cpu"]
+        self.seed = _BULK_SEED["cpu"]
         self._plans: dict = {}
         self._recording: list | None = None
         self._key = None
         self._queue: deque | None = None
+        self._plan_gen: torch.Generator | None = None
+        self._n_plans = 0  # plan indices handed out (public: every party counts alike)
+        self._pending: tuple | None = None  # (key, index, party 0: (work, flat, sizes) or None)
 
-    def begin(self, key) -> None:
+    def begin(self, key, next_key=None) -> None:
         import crypten.communicator as comm
 
         self._key = key
         plan = self._plans.get(key)
         if plan is None:
+            self._drop_pending()
             self._recording = []
             return
-        if comm.get().get_rank() == 0:
-            flat_reqs = [r for group in plan for r in group]
-            c0s = iter(self._round_trip(flat_reqs))
+        rank0 = comm.get().get_rank() == 0
+        if self._pending is not None and self._pending[0] == key:
+            _, index, ticket = self._pending
+            self._pending = None
+        else:
+            self._drop_pending()
+            index, ticket = self._request_plan(plan)
+        self._plan_gen = plan_generator(self.seed, index)
+        if rank0:
+            c0s = iter(self._collect(ticket))
             self._queue = deque((group, [next(c0s) for _ in group]) for group in plan)
         else:
             self._queue = deque((group, None) for group in plan)
+        if next_key is not None and next_key in self._plans:
+            index, ticket = self._request_plan(self._plans[next_key])
+            self._pending = (next_key, index, ticket)
+
+    def _request_plan(self, plan) -> tuple[int, tuple | None]:
+        """A fresh plan index; party 0 asks the dealer for that plan's c0s (not waiting)."""
+        import crypten.communicator as comm
+
+        index = self._n_plans
+        self._n_plans += 1
+        if comm.get().get_rank() != 0:
+            return index, None
+        return index, self._send_request([r for group in plan for r in group], plan_index=index)
+
+    def _drop_pending(self) -> None:
+        if self._pending is not None:
+            _, _, ticket = self._pending
+            if ticket is not None:
+                self._collect(ticket)  # the dealer's answer must still be received, then forgotten
+            self._pending = None
 
     def end(self) -> None:
         if self._recording is not None:
             self._plans[self._key] = self._recording
         if self._queue:
             raise RuntimeError(f"internal: {len(self._queue)} prefetched triple groups were not used")
-        self._recording, self._queue = None, None
+        self._recording, self._queue, self._plan_gen = None, None, None
 
     def _round_trip(self, requests: list) -> list[torch.Tensor]:
         """Rank 0 only: party 0's share of every c (or theta_r), in one dealer round trip."""
+        return self._collect(self._send_request(requests, plan_index=None))
+
+    def _send_request(self, requests: list, plan_index: int | None) -> tuple:
+        """Rank 0: send one bulk request (drawn from the bulk stream, or from plan ``plan_index``'s
+        streams) and post the receive of its answer; returns the ticket for :meth:`_collect`."""
         import crypten.communicator as comm
         import torch.distributed as dist
         from crypten.mpc.provider.ttp_provider import TTPClient
@@ -145,10 +202,16 @@ class DealerTriples:
         client = TTPClient.get()
         sizes = [output_size(r) for r in requests]
         total = sum(int(torch.Size(s).numel()) for s in sizes)
-        msg = {"function": BULK_FUNCTION, "device": None, "args": (tuple(map(_plain, requests)),), "kwargs": {}}
+        msg = {"function": BULK_FUNCTION, "device": None, "args": (tuple(map(_plain, requests)),),
+               "kwargs": {"plan": plan_index}}
         comm.get().send_obj(msg, comm.get().get_ttp_rank(), client.ttp_group)
         flat = torch.empty(total, dtype=torch.long)
-        dist.broadcast(flat, comm.get().get_ttp_rank(), group=client.comm_group)
+        work = dist.broadcast(flat, comm.get().get_ttp_rank(), group=client.comm_group, async_op=True)
+        return work, flat, sizes
+
+    def _collect(self, ticket: tuple) -> list[torch.Tensor]:
+        work, flat, sizes = ticket
+        work.wait()
         self.stats.add("dealer", 0)  # party 0 sends only the request; it receives 8 * total bytes
         out, pos = [], 0
         for size in sizes:
@@ -160,7 +223,7 @@ class DealerTriples:
     def fetch(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
         import crypten.communicator as comm
 
-        gen = self.gen
+        gen = self._plan_gen if self._queue is not None else self.gen
         rank = comm.get().get_rank()
         if self._recording is not None:
             self._recording.append(tuple(requests))
@@ -199,7 +262,7 @@ def _plain(req: Request) -> tuple:
 class FirstPartyTriples:
     """TFP source (simulation only): CrypTen's TrustedFirstParty, one request at a time."""
 
-    def begin(self, key) -> None:  # no dealer: nothing to prefetch
+    def begin(self, key, next_key=None) -> None:  # no dealer: nothing to prefetch
         pass
 
     def end(self) -> None:
