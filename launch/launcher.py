@@ -20,6 +20,10 @@ def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_
                  timeout_s: float = 60.0, show_progress: bool = True, on_start=None, resume: bool = False) -> list[dict]:
     ctx = mp.get_context("spawn")
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        # children inherit it before numpy loads: BLAS threads spin-wait, and 3 parties + the
+        # dealer on 2 cores made the polynomial fit at start-up 20-50x slower than alone
+        os.environ.setdefault(var, "1")
     n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
     tmp = tempfile.mkdtemp(prefix="mpcrnn-run-")
     rendezvous = f"file://{tmp}/rendezvous"

@@ -61,6 +61,8 @@ def run_parties(
     except the ranks in ``may_die`` that exit without a result (their entry is None).
     """
     ctx = mp.get_context("spawn")
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")  # one BLAS thread per party process, as the launcher does
     results = ctx.Queue()
     n_procs = world_size + (1 if provider == "TTP" else 0)
     with tempfile.TemporaryDirectory(prefix="mpcrnn-rdv-") as tmp:
