@@ -9,7 +9,8 @@ GRU (batch 20) through `mpcrnn party` / `mpcrnn dealer`:
 * delay: `tc netem` is not in this kernel, so the hosts are linked through a user-space relay
   (:class:`netns.DelayRelay`, TUN devices) that holds every packet for d/2; once with d = 0 and
   once with d = 10 ms added round trip; the steady-state step's slowdown is compared with
-  (CrypTen rounds of that step, on party 0, dealer round trips included) x d.
+  (CrypTen rounds of that step, on party 0, dealer round trips included) x d/2: an opening
+  costs one one-way latency (every party sends at once), a gather one hop.
 
     .venv/bin/python benchmarks/wan_check.py [--only bandwidth|delay]
 """
@@ -71,9 +72,9 @@ def delay(rtt_ms: float = 10.0) -> dict:
         steps[d] = report["step_seconds"][-1]
         rounds = report["step_rounds"][-1]
     measured = steps[rtt_ms] - steps[0.0]
-    projected = rounds * rtt_ms / 1e3
+    projected = rounds * rtt_ms / 2 / 1e3  # the harness's model: one one-way latency per counted round
     print(f"delay: steady-state step {steps[0.0]:.2f} s through the relay, {steps[rtt_ms]:.2f} s with +{rtt_ms:g} ms round trip: "
-          f"+{measured:.2f} s measured, +{projected:.2f} s projected from {rounds} rounds x {rtt_ms:g} ms "
+          f"+{measured:.2f} s measured, +{projected:.2f} s projected from {rounds} rounds x {rtt_ms / 2:g} ms (RTT/2) "
           f"(ratio {measured / projected:.2f}: {measured / rounds * 1e3:.1f} ms per counted round)")
     return {"rtt_ms": rtt_ms, "rounds": rounds, "measured_s": measured, "projected_s": projected, "ratio": measured / projected}
 

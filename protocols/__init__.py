@@ -9,6 +9,7 @@ Layering (lower never imports higher)::
         runtime       the one door to CrypTen: torch-2.x shim, fast config, version checks
         fixed_point   encoding and the ring's safe range
         stats         rounds/bytes counters
+        links         direct TCP links between data parties (the transport of masked openings)
         reveal        the only place values are opened; the reveal ledger
         triples       dealer (TTP, bulk) and first-party (TFP) randomness
         dealer        the dealer process loop
@@ -16,7 +17,8 @@ Layering (lower never imports higher)::
         multiply      batched Beaver multiplication (one round for many products)
         sharing       secret-sharing a party's own values
         polynomial    odd polynomial tanh/sigmoid, fitted and evaluated on shares
-        comparison    clipping, bucket bits and the softmax max through CrypTen's comparison circuits
+        sign_bit      [x < 0] on shares: carry-save + Kogge-Stone adder on XOR shares, B2A
+        comparison    ReLU (value clipping), bucket bits and the row max, on the sign-bit circuit
         softmax       row-wise softmax: batched exp and bounded reciprocal
         norm_clip     each row scaled to norm <= c (wide-range inverse square root)
         secure_average  weighted mean of one vector per party (FedAvg's secure aggregation)
