@@ -89,11 +89,10 @@ def open_masked(session, masked: list[torch.Tensor], kind: str, combine: str = "
     share straight to every other party (point to point, all sends in flight at once) and sums
     them (``combine="add"``, arithmetic shares mod 2^64) or XORs them (``"xor"``, binary shares).
 
-    Transport: the session's direct links (:mod:`protocols.links`), else torch.distributed
-    point to point.  Why not CrypTen's ``all_reduce``: gloo's ring all-reduce takes 2(p-1)
-    sequential hops and thread hand-offs per call; measured for 3 parties on this machine (87 KB,
-    the W1 mean message): 1.05 ms per all-reduce, 0.36 ms gloo point to point, 0.11 ms over the
-    links.  Bytes per party: (p-1) * 8 * n, counted once as one round in CrypTen's communicator
+    Transport: the session's direct links (:mod:`protocols.links`).  Why not CrypTen's
+    ``all_reduce``: gloo's ring all-reduce takes 2(p-1) sequential hops and thread hand-offs per
+    call; measured for 3 parties on this machine (87 KB, the W1 mean message): 1.05 ms per
+    all-reduce, 0.36 ms gloo point to point, 0.11 ms over the links.  Bytes per party: (p-1) * 8 * n, counted once as one round in CrypTen's communicator
     statistics too."""
     if session.world_size == 1:
         return masked
@@ -109,53 +108,34 @@ def open_masked(session, masked: list[torch.Tensor], kind: str, combine: str = "
 
 
 def gather_masked(session, masked: torch.Tensor, kind: str) -> list[torch.Tensor] | None:
-    """Send a uniformly masked flat tensor to rank 0 (ONE round, point to point); rank 0 gets
-    every share (in rank order, its own included)."""
-    import torch.distributed as dist
-
+    """Send a uniformly masked flat tensor to rank 0 (ONE round, over the direct links); rank 0
+    gets every share (in rank order, its own included)."""
     import crypten.communicator as comm
 
-    c = comm.get()
+    links = _links(session)
     session.stats.add(kind, 8 * masked.numel())
-    _count(c, masked.numel() * (session.world_size - 1 if session.rank == 0 else 1))
-    if session.links is not None:
-        if session.rank != 0:
-            session.links.send(0, masked)
-            return None
-        return [masked] + session.links.recv_from(list(range(1, session.world_size)), masked)
+    _count(comm.get(), masked.numel() * (session.world_size - 1 if session.rank == 0 else 1))
     if session.rank != 0:
-        dist.isend(masked, 0, group=c.main_group).wait()
+        links.send(0, masked)
         return None
-    out = [masked] + [torch.empty_like(masked) for _ in range(1, session.world_size)]
-    reqs = []
-    for p in range(1, session.world_size):
-        reqs.append(dist.irecv(out[p], p, group=c.main_group))
-    for r in reqs:
-        r.wait()
-    return out
+    return [masked] + links.recv_from(list(range(1, session.world_size)), masked)
 
 
 def _exchange(session, flat: torch.Tensor) -> list[torch.Tensor]:
     """Send ``flat`` to every other data party and receive theirs (one round, all messages in
-    flight at once).  Waits inherit the process group's timeout: a dead peer raises, never hangs."""
-    import torch.distributed as dist
-
+    flight at once, over the direct links).  Every wait has the run's timeout: a dead or silent
+    peer raises :class:`PartyError` naming it, never hangs."""
     import crypten.communicator as comm
 
-    c = comm.get()
-    if session.links is not None:
-        _count(c, flat.numel() * (session.world_size - 1))
-        return session.links.exchange(flat)
-    others = [p for p in range(session.world_size) if p != session.rank]
-    bufs = [torch.empty_like(flat) for _ in others]
-    reqs = []
-    for p, buf in zip(others, bufs):  # plain loops: the security test attributes calls by frame
-        reqs.append(dist.isend(flat, p, group=c.main_group))
-        reqs.append(dist.irecv(buf, p, group=c.main_group))
-    for r in reqs:
-        r.wait()
-    _count(c, flat.numel() * len(others))
-    return bufs
+    links = _links(session)
+    _count(comm.get(), flat.numel() * (session.world_size - 1))
+    return links.exchange(flat)
+
+
+def _links(session):
+    if session.links is None:  # MpcSession.current() attaches them in every multi-party run
+        raise RuntimeError("internal: a multi-party session without its direct links (protocols.links)")
+    return session.links
 
 
 def _count(communicator, n_elements: int) -> None:

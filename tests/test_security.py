@@ -66,7 +66,7 @@ def instrument():
         setattr(inst, name, collective)
     import torch.distributed as dist
 
-    for name in ("isend", "irecv"):  # point to point: our masked openings
+    for name in ("isend", "irecv"):  # torch.distributed point to point (CrypTen uses it too)
         fn = getattr(dist, name)
 
         def p2p(*a, _f=fn, _n=name, **k):
