@@ -96,10 +96,10 @@ def train(
     """Run the schedule; returns (params, velocity).  ``progress`` gets public facts only."""
     velocity = velocity if velocity is not None else {k: B.const(0.0, v) for k, v in params.items()}
     T = data.x.shape[1]
-    keys = [(len(idx), T) for epoch in range(start_epoch, tcfg.epochs) for idx in schedule(data.n_rows, tcfg, epoch)]
+    epochs = {epoch: schedule(data.n_rows, tcfg, epoch) for epoch in range(start_epoch, tcfg.epochs)}
+    keys = [(len(idx), T) for batches in epochs.values() for idx in batches]  # public: lets the dealer work ahead
     n_step = 0
-    for epoch in range(start_epoch, tcfg.epochs):
-        batches = schedule(data.n_rows, tcfg, epoch)
+    for epoch, batches in epochs.items():
         for step, idx in enumerate(batches):
             t0 = time.perf_counter()
             index = torch.as_tensor(idx)

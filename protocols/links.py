@@ -23,11 +23,12 @@ so a stray connection cannot take a party's place (the same trust as the rendezv
 there is no encryption, as with gloo; the README's threat model).
 
 Messages: an 8-byte length header, then the payload; both sides know what they expect, so a
-length mismatch (a protocol desynchronization) raises instead of returning garbage.  Transfers
-run through one ``selectors`` loop (all sends and receives of a round in flight at once, so two
-parties sending each other megabytes cannot deadlock on full socket buffers).  Every wait has
-the run's ``timeout_s``; a closed connection or a timeout raises :class:`PartyError` naming the
-peer ("lost contact with party k").
+length mismatch (a protocol desynchronization) raises instead of returning garbage.  A message
+that fits twice in the kernel's send buffer goes out with one blocking ``sendall`` (why that
+cannot deadlock: :class:`Links`); larger ones run through one ``selectors`` loop (all sends
+and receives of a round in flight at once, so two parties sending each other megabytes cannot
+deadlock on full socket buffers).  Every wait has the run's ``timeout_s``; a closed connection
+or a timeout raises :class:`PartyError` naming the peer ("lost contact with party k").
 """
 
 from __future__ import annotations
@@ -93,9 +94,9 @@ class Links:
         try:
             self.peers[p].sendall(message)
         except socket.timeout:
-            raise PartyError(f"party {self.rank}: lost contact with party {p} (not reading for {self.timeout_s:g} s)") from None
+            raise _lost(self.rank, p, f"not reading for {self.timeout_s:g} s") from None
         except OSError as exc:
-            raise PartyError(f"party {self.rank}: lost contact with party {p} ({exc})") from None
+            raise _lost(self.rank, p, exc) from None
 
     def _recv(self, p: int, n: int) -> bytearray:
         buf = bytearray(HEADER.size + n)
@@ -104,12 +105,12 @@ class Links:
             while got < len(buf):
                 k = sock.recv_into(view[got:])
                 if k == 0:
-                    raise PartyError(f"party {self.rank}: lost contact with party {p} (connection closed)")
+                    raise _lost(self.rank, p, "connection closed")
                 got += k
         except socket.timeout:
-            raise PartyError(f"party {self.rank}: lost contact with party {p} (no data for {self.timeout_s:g} s)") from None
+            raise _lost(self.rank, p, f"no data for {self.timeout_s:g} s") from None
         except OSError as exc:
-            raise PartyError(f"party {self.rank}: lost contact with party {p} ({exc})") from None
+            raise _lost(self.rank, p, exc) from None
         _check_length(self.rank, p, buf)
         return buf[HEADER.size:]
 
@@ -128,8 +129,7 @@ class Links:
                 events = sel.select(max(deadline - time.monotonic(), 0.0))
                 if not events:
                     waiting = sorted(p for p in set(out) | set(inbox) if self.peers[p] in sel.get_map())
-                    raise PartyError(f"party {self.rank}: lost contact with party {waiting[0]} "
-                                     f"(no data for {self.timeout_s:g} s)")
+                    raise _lost(self.rank, waiting[0], f"no data for {self.timeout_s:g} s")
                 for key, mask in events:
                     p, sock = key.data, key.fileobj
                     try:
@@ -138,12 +138,12 @@ class Links:
                         if mask & selectors.EVENT_READ and p in inbox and got[p] < len(inbox[p]):
                             n = sock.recv_into(views[p][got[p]:])
                             if n == 0:
-                                raise PartyError(f"party {self.rank}: lost contact with party {p} (connection closed)")
+                                raise _lost(self.rank, p, "connection closed")
                             got[p] += n
                     except (BlockingIOError, InterruptedError):
                         continue
                     except OSError as exc:
-                        raise PartyError(f"party {self.rank}: lost contact with party {p} ({exc})") from None
+                        raise _lost(self.rank, p, exc) from None
                     events_left = (selectors.EVENT_WRITE if p in out and sent[p] < len(out[p]) else 0) | (
                         selectors.EVENT_READ if p in inbox and got[p] < len(inbox[p]) else 0)
                     if not events_left:
@@ -165,6 +165,10 @@ class Links:
             except OSError:
                 pass
         self.peers = {}
+
+
+def _lost(rank: int, p: int, why: object) -> PartyError:
+    return PartyError(f"party {rank}: lost contact with party {p} ({why})")
 
 
 def _check_length(rank: int, p: int, buf: bytearray) -> None:

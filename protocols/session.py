@@ -21,7 +21,7 @@ class MpcSession:
     triples: object  # protocols.triples.TripleSource
     ledger: RevealLedger = field(default_factory=RevealLedger)
     stats: CommStats = field(default_factory=CommStats)
-    links: object = None  # protocols.links.Links, the transport of masked openings (None: torch.distributed)
+    links: object = None  # protocols.links.Links, the transport of masked openings (None: a one-party session)
 
     @classmethod
     def current(cls, fp: FixedPoint | None = None, ledger: RevealLedger | None = None) -> "MpcSession":
