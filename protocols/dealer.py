@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from protocols.errors import PartyError
+from protocols.truncation import count_wraps
 from protocols.triples import BULK_FUNCTION, output_size, plan_generator
 
 
@@ -21,7 +22,6 @@ def serve() -> int:
     """Run the dealer loop until party 0 sends ``terminate``; returns the number of requests."""
     import crypten.communicator as comm
     import torch.distributed as dist
-    from crypten.common.util import count_wraps
     from crypten.mpc.provider.ttp_provider import TTPServer
 
     server = TTPServer.__new__(TTPServer)
