@@ -15,7 +15,7 @@ import torch
 
 from protocols.errors import PartyError
 from protocols.truncation import count_wraps
-from protocols.triples import BULK_FUNCTION, output_size, plan_generator
+from protocols.triples import BULK_FUNCTION, output_size, plan_stream
 
 
 def serve() -> int:
@@ -44,7 +44,7 @@ def serve() -> int:
         served += 1
         if message["function"] == BULK_FUNCTION:
             plan = message["kwargs"].get("plan")
-            bulk = bulk_streams if plan is None else [plan_generator(seed, plan) for seed in seeds]
+            bulk = bulk_streams if plan is None else [plan_stream(seed, plan) for seed in seeds]
             parts = []
             for req in message["args"][0]:
                 if req[0] == "wraps":
@@ -89,28 +89,26 @@ def stop_dealer() -> None:
         comm.get().send_obj("terminate", comm.get().get_ttp_rank(), TTPClient.get().ttp_group)
 
 
-def _sum_draws(size, generators) -> torch.Tensor:
-    """Sum over the given parties' generators of their next draw of ``size`` (in party order)."""
+def _sum_draws(size, streams) -> torch.Tensor:
+    """Sum over the given parties' streams of their next draw of ``size`` (in party order)."""
     out = None
-    for g in generators:
+    for g in streams:
         d = _draw(size, g)
         out = d if out is None else out + d
     return out
 
 
-def _xor_draws(size, generators, mask: int = -1) -> torch.Tensor:
-    """XOR over the given parties' generators of their next draw of ``size`` (``& mask``)."""
+def _xor_draws(size, streams, mask: int = -1) -> torch.Tensor:
+    """XOR over the given parties' streams of their next draw of ``size`` (``& mask``)."""
     out = None
-    for g in generators:
+    for g in streams:
         d = _draw(size, g) & mask
         out = d if out is None else out ^ d
     return out
 
 
-def _draw(size, generator) -> torch.Tensor:
-    from crypten.common.rng import generate_random_ring_element
-
-    return generate_random_ring_element(tuple(size), generator=generator)
+def _draw(size, stream) -> torch.Tensor:
+    return stream.draw(size)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -64,24 +64,43 @@ def output_size(req: Request) -> tuple[int, ...]:
     return batch + (a[-2], b[-1])
 
 
-def _rand(size, generator) -> torch.Tensor:
-    from crypten.common.rng import generate_random_ring_element
+class RingStream:
+    """A party's stream of uniform ring elements (Z_2^64 as int64), shared with the dealer.
 
-    return generate_random_ring_element(tuple(size), generator=generator)
+    numpy's PCG64, 64 raw bits per element: measured 1.7-1.9x faster than torch's Mersenne
+    Twister ``randint`` over the full int64 range at W1's request sizes (1.7 vs 3.1 ns per
+    element at 9216 elements); drawing randomness was the dealer's largest cost.  Like CrypTen's
+    generators it is a statistical PRG, not a cryptographic one; the seeds come from
+    ``os.urandom`` at the dealer (README, threat model).
+    """
+
+    def __init__(self, seed: int) -> None:
+        import numpy as np
+
+        self._bits = np.random.PCG64(seed)
+
+    def draw(self, size) -> torch.Tensor:
+        import numpy as np
+
+        size = tuple(int(d) for d in size)
+        n = 1
+        for d in size:
+            n *= d
+        return torch.from_numpy(self._bits.random_raw(n).view(np.int64)).view(size)
 
 
-_BULK_GENERATOR: dict = {}
+_BULK_STREAM: dict = {}
 _BULK_SEED: dict = {}
 
 
-def plan_generator(seed: int, index: int) -> torch.Generator:
+def plan_stream(seed: int, index: int) -> RingStream:
     """The stream of the ``index``-th replayed step plan for the party whose bulk seed is
     ``seed``: SHA-256(seed, index), so the dealer can compute a plan's randomness ahead of time
     (while the parties run the step before) without the order of other requests mattering."""
     import hashlib
 
     digest = hashlib.sha256(f"mpcrnn-plan:{seed}:{index}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+    return RingStream(int.from_bytes(digest[:16], "little"))
 
 
 def setup_bulk_stream(is_dealer: bool, world_size: int):
@@ -89,7 +108,7 @@ def setup_bulk_stream(is_dealer: bool, world_size: int):
     seed for mpcrnn's bulk stream, separate from CrypTen's TTP stream, so that bulk requests
     fetched ahead of use never desynchronize from CrypTen's on-demand requests.
 
-    Returns the dealer's list of per-party generators (dealer) or this party's generator."""
+    Returns the dealer's list of per-party streams and seeds (dealer) or this party's stream."""
     import crypten.communicator as comm
     import torch.distributed as dist
 
@@ -99,13 +118,13 @@ def setup_bulk_stream(is_dealer: bool, world_size: int):
         for rank, seed in enumerate(seeds):
             dist.send(torch.tensor(seed, dtype=torch.long), rank, group=group)
         dist.barrier(group=group)
-        return [torch.Generator().manual_seed(seed) for seed in seeds], seeds
+        return [RingStream(seed) for seed in seeds], seeds
     seed = torch.empty((), dtype=torch.long)
     dist.recv(seed, world_size, group=group)
     dist.barrier(group=group)
     _BULK_SEED["cpu"] = int(seed.item())
-    _BULK_GENERATOR["cpu"] = torch.Generator().manual_seed(_BULK_SEED["cpu"])
-    return _BULK_GENERATOR["cpu"]
+    _BULK_STREAM["cpu"] = RingStream(_BULK_SEED["cpu"])
+    return _BULK_STREAM["cpu"]
 
 
 class DealerTriples:
@@ -120,7 +139,7 @@ class DealerTriples:
     Prefetch: ``begin(key, next_key)`` with the next step's (public) key also asks the dealer,
     right away, for the next step's plan; the dealer computes it while the parties run this
     step (measured at W1: party 0 waited 0.17-0.19 s of a 0.8 s step for the dealer at every
-    step start).  Each replayed plan draws from its own stream (:func:`plan_generator`, by a
+    step start).  Each replayed plan draws from its own stream (:func:`plan_stream`, by a
     plan index every party counts alike), so prefetching never reorders anybody's draws; a
     prefetched plan that is not used (the next key differs) is dropped and its index never
     reused.
@@ -128,13 +147,13 @@ class DealerTriples:
 
     def __init__(self, stats) -> None:
         self.stats = stats
-        self.gen = _BULK_GENERATOR["cpu"]
+        self.stream = _BULK_STREAM["cpu"]
         self.seed = _BULK_SEED["cpu"]
         self._plans: dict = {}
         self._recording: list | None = None
         self._key = None
         self._queue: deque | None = None
-        self._plan_gen: torch.Generator | None = None
+        self._plan_stream: RingStream | None = None
         self._n_plans = 0  # plan indices handed out (public: every party counts alike)
         self._pending: tuple | None = None  # (key, index, party 0: (work, flat, sizes) or None)
 
@@ -154,7 +173,7 @@ class DealerTriples:
         else:
             self._drop_pending()
             index, ticket = self._request_plan(plan)
-        self._plan_gen = plan_generator(self.seed, index)
+        self._plan_stream = plan_stream(self.seed, index)
         if rank0:
             c0s = iter(self._collect(ticket))
             self._queue = deque((group, [next(c0s) for _ in group]) for group in plan)
@@ -186,7 +205,7 @@ class DealerTriples:
             self._plans[self._key] = self._recording
         if self._queue:
             raise RuntimeError(f"internal: {len(self._queue)} prefetched triple groups were not used")
-        self._recording, self._queue, self._plan_gen = None, None, None
+        self._recording, self._queue, self._plan_stream = None, None, None
 
     def _round_trip(self, requests: list) -> list[torch.Tensor]:
         """Rank 0 only: party 0's share of every c (or theta_r), in one dealer round trip."""
@@ -223,7 +242,7 @@ class DealerTriples:
     def fetch(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
         import crypten.communicator as comm
 
-        gen = self._plan_gen if self._queue is not None else self.gen
+        stream = self._plan_stream if self._queue is not None else self.stream
         rank = comm.get().get_rank()
         if self._recording is not None:
             self._recording.append(tuple(requests))
@@ -237,16 +256,16 @@ class DealerTriples:
         drawn = []
         for req in requests:
             if req[0] == "wraps":
-                r = _rand(req[1], gen)
-                theta = None if rank == 0 else _rand(req[1], gen)
+                r = stream.draw(req[1])
+                theta = None if rank == 0 else stream.draw(req[1])
                 drawn.append([r, theta])
             elif req[0] == "bit":  # (r XOR share in {0, 1}, r arithmetic share at scale 1)
-                r_bin = _rand(req[1], gen) & 1
-                r_arith = None if rank == 0 else _rand(req[1], gen)
+                r_bin = stream.draw(req[1]) & 1
+                r_arith = None if rank == 0 else stream.draw(req[1])
                 drawn.append([r_bin, r_arith])
             else:  # mul / matmul (arithmetic) or and (XOR shares, c = a & b): same draws
-                a, b = _rand(req[1], gen), _rand(req[2], gen)
-                c = None if rank == 0 else _rand(output_size(req), gen)
+                a, b = stream.draw(req[1]), stream.draw(req[2])
+                c = None if rank == 0 else stream.draw(output_size(req))
                 drawn.append([a, b, c])
         if rank == 0 and requests:
             c0s = prefetched if prefetched is not None else self._round_trip(list(requests))
