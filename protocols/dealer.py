@@ -15,7 +15,7 @@ import torch
 
 from protocols.errors import PartyError
 from protocols.truncation import count_wraps
-from protocols.triples import BULK_FUNCTION, output_size, plan_stream
+from protocols.triples import BULK_FUNCTION, mask_references, output_size, plan_stream
 
 
 def serve() -> int:
@@ -45,9 +45,16 @@ def serve() -> int:
         if message["function"] == BULK_FUNCTION:
             plan = message["kwargs"].get("plan")
             bulk = bulk_streams if plan is None else [plan_stream(seed, plan) for seed in seeds]
-            parts = []
-            for req in message["args"][0]:
-                if req[0] == "wraps":
+            mask_references(message["args"][0])
+            parts, masks = [], {}  # masks: position in this request list -> the summed mask
+            for pos, req in enumerate(message["args"][0]):
+                if req[0] == "mask":
+                    masks[pos] = _sum_draws(req[1], bulk)
+                    parts.append(torch.empty(0, dtype=torch.long))
+                elif req[0] == "maskmul":
+                    c = masks[pos - req[3]] * masks[pos - req[4]]
+                    parts.append((c - _sum_draws(output_size(req), bulk[1:])).reshape(-1))
+                elif req[0] == "wraps":
                     r = [_draw(req[1], g) for g in bulk]
                     theta = count_wraps(r)
                     parts.append((theta - _sum_draws(req[1], bulk[1:])).reshape(-1))

@@ -20,7 +20,8 @@ step, sigmoid and tanh alike, shares ONE tree):
    ``T_2 = 2 u^2 - 1``.  Level j: ``T_k = 2 T_i T_j - T_(j-i)`` with j the largest power of two
    below k (``T_(2j) = 2 T_j^2 - 1``); the factor 2 and the 1/B of each ``u`` operand are folded
    into the product's truncation shift.  Degree D needs ceil(log2 D) levels; each level is ONE
-   batched :func:`multiply_many` call over all inputs.
+   opening of the operands it uses first (each operand is opened once, under its own mask, and
+   reused by every product it enters: :func:`evaluate_many`) and ONE batched truncation.
 2. ``offset + sum_k c_k T_k`` is a local product with public coefficients at scale 2^(2f),
    followed by ONE batched truncation; the offset is added by party 0.
 
@@ -37,8 +38,8 @@ import numpy as np
 import torch
 
 from protocols.errors import ConfigError, expected_got
-from protocols.multiply import multiply_many
-from protocols.truncation import truncate_many
+from protocols.reveal import open_masked
+from protocols.truncation import needs_wraps, truncate_many
 
 
 @dataclass(frozen=True)
@@ -145,31 +146,80 @@ def evaluate_many(session, xs: Sequence[torch.Tensor], coeffs: Sequence[torch.Te
         coeffs: per input, float64 (K, G): Chebyshev coefficients per column.
         offsets: per input, float64 (G,).
         bounds: per input, float64 (G,): each column's interval bound (a power of two).
+
+    Every operand of the power tree (``x`` for T_1, then T_2, T_3, T_4, T_5, T_7, T_8 for
+    degree 15) is opened ONCE, masked by its own random ``a``, at the first level that uses it;
+    each product ``T_i T_j`` then needs only ``c = a_i a_j`` from the dealer::
+
+        [T_i T_j] = [c] + e_i [a_j] + [a_i] e_j + e_i e_j     (e = T - a, public; e_i e_j: party 0)
+
+    Degree 15 opens 7 operands instead of the 20 (two per product) of independent Beaver triples,
+    in the same rounds.  Each ``e`` is a different value under a fresh uniform mask, so the
+    openings reveal nothing.  All the randomness (masks, products, every level's truncation
+    masks) is ONE request list.
     """
     plans = [power_plan(2 * c.shape[0] - 1) for c in coeffs]
     f = session.fp.frac_bits
     shifts = [torch.log2(torch.as_tensor(b, dtype=torch.float64)).round().to(torch.int64) for b in bounds]
+    depth = max((len(p) for p in plans), default=0)
+    levels = max(depth, 1)  # degree 1 has no products, but u = x / B is still truncated
+    first_use: dict[tuple[int, int], int] = {}  # (input n, k) -> the level that first uses T_k
+    products = []  # (level, n, k, i, j): T_k from T_i T_j
+    for n, plan in enumerate(plans):
+        for level, prods in enumerate(plan):
+            for k, i, j in prods:
+                products.append((level, n, k, i, j))
+                for m in (i, j):
+                    first_use.setdefault((n, m), level)
+    operands = sorted(first_use, key=lambda nk: (first_use[nk], nk))
+    at = {nk: pos for pos, nk in enumerate(operands)}
+    requests = [("mask", tuple(xs[n].shape)) for n, _ in operands]
+    for pos, (_, n, k, i, j) in enumerate(products, start=len(operands)):
+        shape = tuple(xs[n].shape)
+        requests.append(("maskmul", shape, shape, pos - at[(n, i)], pos - at[(n, j)]))
+    level_sizes = [sum(xs[n].numel() for lv, n, *_ in products if lv == level) for level in range(levels)]
+    level_sizes[0] += sum(x.numel() for x in xs)  # u = x / B, truncated with level 1's products
+    sums_size = sum(x.numel() for x in xs)
+    wrapped = needs_wraps(session)
+    if wrapped:
+        requests += [("wraps", (n,)) for n in level_sizes + [sums_size]]
+    fetched = session.triples.fetch(requests)
+    masks = {nk: fetched[at[nk]][0] for nk in operands}
+    cs = [fetched[len(operands) + p][0] for p in range(len(products))]
+    wraps = fetched[len(operands) + len(products):] if wrapped else [None] * (levels + 1)
+
+    value = [{1: x} for x in xs]  # the operand share of T_k; T_1 = u is represented by x (scale 2^f * B)
     cheb: list[dict] = [{} for _ in xs]  # cheb[n][k] = share of T_k(u) at scale 2^f (k >= 1)
-    for depth in range(max((len(p) for p in plans), default=0)):
-        pairs, where = [], []
-        for n, x in enumerate(xs):
-            for k, i, j in plans[n][depth] if depth < len(plans[n]) else []:
-                # operands: T_1 = u is represented by x (scale 2^f * B): shift log2 B more
-                a = x if i == 1 else cheb[n][i]
-                b = x if j == 1 else cheb[n][j]
-                pairs.append(("mul", a, b, f - 1 + shifts[n] * ((i == 1) + (j == 1))))
-                where.append((n, k, i, j))
-        extra = []
-        if depth == 0:  # u = x / B, needed for T_1 terms: truncated with level 1's products
-            extra = [(x, shifts[n]) for n, x in enumerate(xs)]
+    opened: dict[tuple[int, int], torch.Tensor] = {}
+    for level in range(levels):
+        new = [nk for nk in operands if first_use[nk] == level]
+        if new:
+            opened.update(zip(new, open_masked(session, [value[n][k] - masks[(n, k)] for n, k in new], "beaver")))
+        zs, bits, where = [], [], []
+        for p, (lv, n, k, i, j) in enumerate(products):
+            if lv != level:
+                continue
+            ei, ej, ai, aj = opened[(n, i)], opened[(n, j)], masks[(n, i)], masks[(n, j)]
+            z = cs[p] + ei * aj + ai * ej
+            if session.rank == 0:
+                z = z + ei * ej
+            zs.append(z)
+            # operands: an x operand carries scale 2^f * B: shift log2 B more; 2 T_i T_j: one bit less
+            bits.append(f - 1 + shifts[n] * ((i == 1) + (j == 1)))
+            where.append((n, k, i, j))
+        if level == 0:
+            zs += list(xs)
+            bits += list(shifts)
             where += [(n, 1, 0, 0) for n in range(len(xs))]
-        for (n, k, i, j), z in zip(where, multiply_many(session, pairs, also_truncate=extra)):
+        for (n, k, i, j), z in zip(where, truncate_many(session, zs, wraps=wraps[level], bits=bits)):
             if k == 1:
                 cheb[n][1] = z
             elif i == j:  # T_2j = 2 T_j^2 - 1
                 cheb[n][k] = z - session_one(session, z)
             else:  # T_(i+j) = 2 T_i T_j - T_(j-i)
                 cheb[n][k] = z - cheb[n][j - i]
+            if k > 1:
+                value[n][k] = cheb[n][k]
     sums = []
     for n, x in enumerate(xs):
         c_enc = session.fp.encode(coeffs[n])
@@ -178,7 +228,7 @@ def evaluate_many(session, xs: Sequence[torch.Tensor], coeffs: Sequence[torch.Te
             term = cheb[n][2 * k + 1] * c_enc[k]
             acc = term if acc is None else acc + term
         sums.append(acc)
-    out = truncate_many(session, sums)
+    out = truncate_many(session, sums, wraps=wraps[levels])
     result = []
     for y, off in zip(out, offsets):
         result.append(y + session.fp.encode(off) if session.rank == 0 else y)
@@ -192,6 +242,7 @@ def session_one(session, like: torch.Tensor) -> torch.Tensor:
 
 
 def rounds(degree: int, world_size: int) -> int:
-    """Communication rounds of one :func:`evaluate_many` call (dealer round trips excluded)."""
+    """Communication rounds of one :func:`evaluate_many` call (dealer round trips excluded):
+    one opening per level, and (world size > 2) one truncation per level plus the final one."""
     depth = math.ceil(math.log2(degree)) if degree > 1 else 0
-    return 2 * depth + 1 if world_size > 2 else depth
+    return depth + max(depth, 1) + 1 if world_size > 2 else depth

@@ -8,6 +8,11 @@ Request kinds (all sizes public):
 * ``("and", size, size)``: XOR shares of ``a``, ``b`` and ``c = a & b`` (binary AND gates).
 * ``("bit", size)``: XOR shares (0/1) of a random bit ``r`` and arithmetic shares of the same
   ``r`` at scale 1 (B2A conversion).
+* ``("mask", size)``: shares of a random ``a``, the one mask of an operand that is opened once
+  and multiplied several times (the polynomial evaluator's powers).  Nothing from the dealer.
+* ``("maskmul", size_a, size_b, back_a, back_b)``: shares of ``c = a * b`` (broadcasting) where
+  ``a`` and ``b`` are the masks of the ``("mask", ..)`` requests ``back_a`` and ``back_b``
+  positions earlier in the same request list (equal for a square).
 
 Two sources:
 
@@ -36,7 +41,20 @@ import torch
 
 BULK_FUNCTION = "mpcrnn_bulk"
 
-Request = tuple  # ("mul"|"matmul"|"and", size_a, size_b) or ("wraps"|"bit", size)
+Request = tuple  # ("mul"|"matmul"|"and", size_a, size_b), ("wraps"|"bit"|"mask", size) or
+#                  ("maskmul", size_a, size_b, back_a, back_b)
+
+
+def mask_references(requests: Sequence[Request]) -> None:
+    """Check that every ``maskmul`` names two ``mask`` requests earlier in the same list, of its
+    operand sizes (raises ``ValueError``: a bug in the caller, never data-dependent)."""
+    for pos, req in enumerate(requests):
+        if req[0] != "maskmul":
+            continue
+        for size, back in ((req[1], req[3]), (req[2], req[4])):
+            ref = pos - int(back)
+            if not (0 < int(back) <= pos) or requests[ref][0] != "mask" or tuple(requests[ref][1]) != tuple(size):
+                raise ValueError(f"maskmul at {pos}: expected a mask of size {tuple(size)} {back} requests back")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -51,11 +69,13 @@ def output_size(req: Request) -> tuple[int, ...]:
     -> (.., n, m) for matmul of 2-D (or batched) operands."""
     if req[0] in ("wraps", "bit"):
         return tuple(req[1])
+    if req[0] == "mask":  # the dealer sends nothing for a mask
+        return (0,)
     if req[0] == "and":
         if tuple(req[1]) != tuple(req[2]):
             raise ValueError(f"and triple: shapes {req[1]} and {req[2]} differ")
         return tuple(req[1])
-    if req[0] == "mul":
+    if req[0] in ("mul", "maskmul"):
         return broadcast(tuple(req[1]), tuple(req[2]))
     a, b = tuple(req[1]), tuple(req[2])
     if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
@@ -253,9 +273,14 @@ class DealerTriples:
             group, prefetched = self._queue.popleft()
             if tuple(group) != tuple(requests):
                 raise RuntimeError("internal: triple requests differ from the recorded step plan")
+        mask_references(requests)
         drawn = []
         for req in requests:
-            if req[0] == "wraps":
+            if req[0] == "mask":
+                drawn.append([stream.draw(req[1])])
+            elif req[0] == "maskmul":  # c only; a and b are the referenced masks
+                drawn.append([None if rank == 0 else stream.draw(output_size(req))])
+            elif req[0] == "wraps":
                 r = stream.draw(req[1])
                 theta = None if rank == 0 else stream.draw(req[1])
                 drawn.append([r, theta])
@@ -269,13 +294,14 @@ class DealerTriples:
                 drawn.append([a, b, c])
         if rank == 0 and requests:
             c0s = prefetched if prefetched is not None else self._round_trip(list(requests))
-            for item, c0 in zip(drawn, c0s):
-                item[-1] = c0
+            for req, item, c0 in zip(requests, drawn, c0s):
+                if req[0] != "mask":
+                    item[-1] = c0
         return [tuple(d) for d in drawn]
 
 
 def _plain(req: Request) -> tuple:
-    return tuple(tuple(int(v) for v in x) if not isinstance(x, str) else x for x in req)
+    return tuple(x if isinstance(x, str) else int(x) if isinstance(x, int) else tuple(int(v) for v in x) for x in req)
 
 
 class FirstPartyTriples:
@@ -290,10 +316,20 @@ class FirstPartyTriples:
     def fetch(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
         from crypten.mpc.provider.tfp_provider import TrustedFirstParty
 
+        from crypten.common.rng import generate_random_ring_element
+        from crypten.mpc.primitives import ArithmeticSharedTensor
+
         tfp = TrustedFirstParty()
-        out = []
-        for req in requests:
-            if req[0] == "wraps":
+        mask_references(requests)
+        out, plain = [], {}  # plain: party 0's masks in the clear (TFP: party 0 makes every triple)
+        for pos, req in enumerate(requests):
+            if req[0] == "mask":
+                plain[pos] = generate_random_ring_element(torch.Size(req[1]))
+                out.append((ArithmeticSharedTensor(plain[pos], precision=0, src=0).share,))
+            elif req[0] == "maskmul":
+                c = plain[pos - req[3]] * plain[pos - req[4]]
+                out.append((ArithmeticSharedTensor(c, precision=0, src=0).share,))
+            elif req[0] == "wraps":
                 r, theta = tfp.wrap_rng(torch.Size(req[1]))
                 out.append((r.share, theta.share))
             elif req[0] == "and":

@@ -53,20 +53,20 @@ def test_chebyshev_coefficients_are_small():
     assert max(abs(c) for c in fit_tanh(15, 8.0).coeffs) < 1.5
 
 
-def poly_party(rank):
+def poly_party(rank, degree=15):
     from protocols.polynomial import evaluate_many
     from protocols.reveal import reveal
     from protocols.session import MpcSession
     from protocols.sharing import share
 
     s = MpcSession.current()
-    t = fit_tanh(15, 8.0)
+    t = fit_tanh(degree, 8.0)
     sg = sigmoid_from_tanh(t)
     u = torch.linspace(-8, 8, 64, dtype=torch.float64).reshape(32, 2)
     x = share(s, u if rank == 1 else None, src=1, shape=(32, 2))
     coeffs = torch.tensor([sg.coeffs, t.coeffs], dtype=torch.float64).T
     (y,) = evaluate_many(s, [x], [coeffs], [torch.tensor([0.5, 0.0])], [torch.tensor([16.0, 8.0])])
-    return reveal(s, y, to=(0, 1, 2), what="y", why="test"), dict(s.stats.rounds)
+    return reveal(s, y, to=tuple(range(s.world_size)), what="y", why="test"), dict(s.stats.rounds), dict(s.stats.bytes_sent)
 
 
 def test_polynomial_on_three_parties():
@@ -75,7 +75,28 @@ def test_polynomial_on_three_parties():
     sg = sigmoid_from_tanh(t)
     u = torch.linspace(-8, 8, 64, dtype=torch.float64).reshape(32, 2)
     want = torch.stack([sg(u[:, 0]), t(u[:, 1])], 1)
-    y, rounds = outs[0]
+    y, rounds, _ = outs[0]
     torch.testing.assert_close(y, want, atol=3e-4, rtol=0)
     # degree 15: 4 levels, each one opening + one truncation, plus the final truncation
     assert rounds["beaver"] == 4 and rounds["truncate"] == 5
+
+
+# degree -> operands opened once each (x and the powers some product reuses), rounds (3 parties)
+OPERANDS = {1: 0, 3: 2, 7: 4, 15: 7}
+
+
+@pytest.mark.parametrize("degree,world_size,provider", [(1, 3, "TTP"), (3, 3, "TTP"), (7, 3, "TFP"), (15, 2, "TTP")])
+def test_polynomial_degrees_parties_providers(degree, world_size, provider):
+    """Every degree's power tree against the plaintext polynomial; each operand is opened ONCE
+    (its mask reused by every product it enters): bytes = 8 x operands x numel per party."""
+    from protocols.polynomial import rounds
+
+    outs = run_parties(poly_party, world_size=world_size, provider=provider, args=(degree,))
+    t = fit_tanh(degree, 8.0)
+    sg = sigmoid_from_tanh(t)
+    u = torch.linspace(-8, 8, 64, dtype=torch.float64).reshape(32, 2)
+    want = torch.stack([sg(u[:, 0]), t(u[:, 1])], 1)
+    for y, got_rounds, sent in outs:
+        torch.testing.assert_close(y, want, atol=3e-4, rtol=0)
+        assert sent.get("beaver", 0) == 8 * OPERANDS[degree] * 64
+        assert got_rounds.get("beaver", 0) + got_rounds.get("truncate", 0) == rounds(degree, world_size)
