@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import queue
 import tempfile
 import time
@@ -34,17 +35,24 @@ def _party_main(fn, rank, world_size, rendezvous, provider, timeout_s, args, res
         if spec.is_dealer:
             from protocols.dealer import serve
 
-            results.put((rank, "ok", serve()))
+            results.put((rank, "ok", _bytes(serve())))
         else:
             out = fn(rank, *args)
             if rank == 0 and spec.has_dealer:
                 from protocols.dealer import stop_dealer
 
                 stop_dealer()
-            results.put((rank, "ok", out))
+            results.put((rank, "ok", _bytes(out)))
         shutdown()
     except BaseException:  # noqa: BLE001 - report everything to the parent
         results.put((rank, "error", traceback.format_exc()))
+
+
+def _bytes(result: Any) -> bytes:
+    """A party's result as self-contained bytes: the queue's own pickler would pass tensors as
+    file descriptors that the parent fetches from the child later, and a child that has exited
+    by then fails the run with ConnectionResetError (seen once in ~30 runs)."""
+    return pickle.dumps(result)
 
 
 def run_parties(
@@ -102,6 +110,8 @@ def run_parties(
             errors.append(f"{who}: no result (exit code {procs[rank].exitcode}; timed out or crashed)")
         elif got[rank][0] == "error":
             errors.append(f"{who} raised:\n{got[rank][1]}")
+        else:
+            got[rank] = ("ok", pickle.loads(got[rank][1]))
     if errors:
         raise AssertionError("MPC run failed:\n" + "\n".join(errors))
     return [got[r][1] if r in got else None for r in range(world_size)]
