@@ -25,8 +25,8 @@ import torch
 from protocols.reveal import _split_like, gather_masked
 
 
-def count_wraps(shares: list[torch.Tensor]) -> torch.Tensor:
-    """Wraps of a sum of int64 shares (all of one shape), elementwise:
+def count_wraps(shares: list):
+    """Wraps of a sum of int64 shares (all of one shape; torch tensors or numpy arrays), elementwise:
     ``theta = (sum_i s_i over the integers - (sum_i s_i mod 2^64, as signed int64)) / 2^64``.
 
     Adding the shares in order, ``prev + cur`` overflows iff ``prev`` and ``cur`` have one sign
@@ -40,9 +40,12 @@ def count_wraps(shares: list[torch.Tensor]) -> torch.Tensor:
     for cur in shares[1:]:
         nxt = prev + cur
         step = (((prev ^ nxt) & (cur ^ nxt)) >> 63) & ((prev >> 63) | 1)  # 0, or +1 / -1
-        theta = step if theta is None else theta.add_(step)
+        if theta is None:
+            theta = step
+        else:
+            theta += step
         prev = nxt
-    return theta if theta is not None else torch.zeros_like(prev)
+    return theta if theta is not None else prev ^ prev
 
 
 def needs_wraps(session) -> bool:
@@ -66,21 +69,27 @@ def truncate_many(session, xs: list[torch.Tensor], wraps=None, bits=None) -> lis
         shift = bits[0]
     else:  # per-element shifts, flattened like ``flat``
         shift = torch.cat([torch.as_tensor(b, dtype=torch.int64).expand(x.shape).reshape(-1) for x, b in zip(xs, bits)])
+        shift = shift.numpy()
     if wraps is None:
         (wraps,) = session.triples.fetch([("wraps", (flat.numel(),))])
-    r, theta_r = wraps
-    beta = count_wraps([flat, r])
-    gathered = gather_masked(session, flat + r, "truncate")
-    theta_x = beta - theta_r
+    # the ring arithmetic on numpy views of the same memory: numpy's int64 operations wrap like
+    # torch's and cost half as much at these sizes (measured: 14 vs 32 us for a 3-share wrap count
+    # of 3900 elements, torch's per-operation dispatch dominating)
+    x, r, theta_r = flat.numpy(), wraps[0].numpy(), wraps[1].numpy()
+    z = x + r
+    gathered = gather_masked(session, torch.from_numpy(z), "truncate")
+    theta_x = count_wraps([x, r]) - theta_r
     if session.rank == 0:
-        theta_x = theta_x + count_wraps(gathered)
-    out = shift_right_trunc(flat, shift) - (theta_x << (64 - shift))  # theta_x * 2^64 / 2^shift
-    return _split_like(out, xs)
+        theta_x += count_wraps([g.numpy() for g in gathered])
+    # theta_x * 2^64 / 2^shift, in two shifts so that shift = 0 gives 0 (a shift by 64 is not)
+    out = shift_right_trunc(x, shift) - ((theta_x << (63 - shift)) << 1)
+    return _split_like(torch.from_numpy(out), xs)
 
 
-def shift_right_trunc(x: torch.Tensor, k) -> torch.Tensor:
+def shift_right_trunc(x, k):
     """``x / 2^k`` rounded toward zero, as ``torch.div(x, 2**k, rounding_mode="trunc")``, for
-    int64 ``x`` and ``k`` an int in [0, 63] or an int64 tensor of such (broadcasting): ``>>``
+    int64 ``x`` (a torch tensor or numpy array) and ``k`` an int in [0, 63] or an int64 tensor /
+    array of such (broadcasting): ``>>``
     floors, so negative ``x`` get ``2^k - 1`` added first.  Measured 2x cheaper than ``div``
     (10.7 vs 21.6 us for 9216 elements)."""
     return (x + ((x >> 63) & ((1 << k) - 1))) >> k

@@ -98,8 +98,9 @@ def _edge_ring_values(n: int = 4000) -> torch.Tensor:
     return torch.cat([edges, torch.randint(-(2**63), 2**63 - 1, (n,), generator=g, dtype=torch.int64)])
 
 
+@pytest.mark.parametrize("as_numpy", [False, True])
 @pytest.mark.parametrize("n_shares", [2, 3, 4])
-def test_count_wraps_is_exact_over_the_integers(n_shares):
+def test_count_wraps_is_exact_over_the_integers(n_shares, as_numpy):
     """theta = (sum over the integers - wrapped sum) / 2^64, checked with Python's exact ints on
     random shares plus every pairing of the edge values (-2^63 + -2^63 wraps down once)."""
     from protocols.truncation import count_wraps
@@ -110,7 +111,7 @@ def test_count_wraps_is_exact_over_the_integers(n_shares):
     shares[0] = torch.cat([shares[0], edges.repeat_interleave(9)])
     for i in range(1, n_shares):
         shares[i] = torch.cat([shares[i], edges.repeat(9)])
-    got = count_wraps(shares).tolist()
+    got = count_wraps([s.numpy() for s in shares] if as_numpy else shares).tolist()
     rows = zip(*[s.tolist() for s in shares])
     want = []
     for row in rows:
@@ -130,3 +131,5 @@ def test_shift_right_trunc_matches_division_toward_zero(k):
     assert shift_right_trunc(x, k).tolist() == want
     ks = torch.full_like(x, k)
     assert shift_right_trunc(x, ks).tolist() == want
+    assert shift_right_trunc(x.numpy(), k).tolist() == want
+    assert shift_right_trunc(x.numpy(), ks.numpy()).tolist() == want
