@@ -190,8 +190,12 @@ def layer_backward(B, cell: str, p: dict, saved: dict, factors, x, dh_ext, H: in
     dgi, dgh = [None] * T, [None] * T
     for t in reversed(range(T)):
         dh = dh + dh_ext[t]
+        # dh (N, 1, H) against the factor blocks (N, k, H): broadcasting, so dh is opened once,
+        # not once per block as dh.repeat(1, k) would be (GRU: 6 H instead of 10 H per row)
         if cell == "lstm":
-            ph, pc = B.mul_many([("mul", dh.repeat(1, nh), Fh[t]), ("mul", dc.repeat(1, 4), Fc[t])])
+            ph, pc = B.mul_many([("mul", dh.unsqueeze(1), Fh[t].reshape(N, nh, H)),
+                                 ("mul", dc.unsqueeze(1), Fc[t].reshape(N, 4, H))])
+            ph, pc = ph.reshape(N, nh * H), pc.reshape(N, 4 * H)
             hk = [ph[:, k * H : (k + 1) * H] for k in range(6)]
             ck = [pc[:, k * H : (k + 1) * H] for k in range(4)]
             da = torch.cat([hk[0] + ck[0], hk[1] + ck[1], hk[2] + ck[2], hk[3]], -1)
@@ -199,7 +203,8 @@ def layer_backward(B, cell: str, p: dict, saved: dict, factors, x, dh_ext, H: in
             dc = ck[3] + hk[4]
             direct = hk[5]
         else:
-            (ph,) = B.mul_many([("mul", dh.repeat(1, nh), Fh[t])])
+            (ph,) = B.mul_many([("mul", dh.unsqueeze(1), Fh[t].reshape(N, nh, H))])
+            ph = ph.reshape(N, nh * H)
             if cell == "rnn":
                 dgi[t] = dgh[t] = ph[:, :H]
                 direct = ph[:, H:]

@@ -12,8 +12,12 @@ For each pair ``([x], [y])`` and op in {``mul`` (elementwise, broadcasting), ``m
    two parties, none for two).  Operands marked integer-scale (e.g. a 0/1 mask shared at scale
    1) skip truncation.
 
+A square (``x`` and ``y`` the same tensor object) opens ``x`` once under one mask ``a``, with
+``c = a * a`` from the dealer (:mod:`protocols.triples` kinds ``mask`` / ``maskmul``).
+
 Rounds per call: 1 dealer round trip (party 0 only; TTP), 1 opening, 1 truncation gather
-(world size > 2).  Bytes per party: 8 * (|x| + |y|) for the opening + 8 * |z| for truncation.
+(world size > 2).  Bytes per party: 8 * (|x| + |y|) for the opening (8 * |x| for a square)
++ 8 * |z| for truncation.
 """
 
 from __future__ import annotations
@@ -42,22 +46,38 @@ def multiply_many(session, pairs: Sequence[Pair], also_truncate: Sequence[tuple]
     ops = [p[0] for p in pairs]
     shifts = [session.fp.frac_bits if len(p) < 4 or p[3] is None else p[3] for p in pairs]
     trunc = [not (isinstance(b, int) and b == 0) for b in shifts]
-    requests = [(op, tuple(p[1].shape), tuple(p[2].shape)) for op, p in zip(ops, pairs)]
-    out_sizes = [output_size(r) for r in requests]
+    # a square (x * x, the same tensor twice) opens x once: one mask a and c = a * a
+    square = [op == "mul" and p[1] is p[2] for op, p in zip(ops, pairs)]
+    requests, out_sizes = [], []
+    for op, p, sq in zip(ops, pairs, square):
+        shape = tuple(p[1].shape)
+        if sq:
+            requests += [("mask", shape), ("maskmul", shape, shape, 1, 1)]
+        else:
+            requests.append((op, shape, tuple(p[2].shape)))
+        out_sizes.append(output_size(requests[-1]))
     n_trunc = sum(int(torch.Size(s).numel()) for s, t in zip(out_sizes, trunc) if t)
     n_trunc += sum(x.numel() for x, _ in also_truncate)
     if n_trunc and needs_wraps(session):
         requests.append(("wraps", (n_trunc,)))
-    fetched = session.triples.fetch(requests)
-    triples, wraps = (fetched[:-1], fetched[-1]) if n_trunc and needs_wraps(session) else (fetched, None)
+    fetched = iter(session.triples.fetch(requests))
+    triples = []
+    for sq in square:
+        if sq:
+            (a,), (c,) = next(fetched), next(fetched)
+            triples.append((a, a, c))
+        else:
+            triples.append(next(fetched))
+    wraps = next(fetched) if n_trunc and needs_wraps(session) else None
 
-    masked = []
-    for (op, x, y, *_), (a, b, _c) in zip(pairs, triples):
-        masked += [x - a, y - b]
+    masked, at = [], []  # at[i]: positions of pair i's eps and delta in ``masked``
+    for (op, x, y, *_), (a, b, _c), sq in zip(pairs, triples, square):
+        at.append((len(masked), len(masked)) if sq else (len(masked), len(masked) + 1))
+        masked += [x - a] if sq else [x - a, y - b]
     opened = open_masked(session, masked, "beaver") if masked else []
     products = []
     for i, ((op, *_), (a, b, c)) in enumerate(zip(pairs, triples)):
-        eps, delta = opened[2 * i], opened[2 * i + 1]
+        eps, delta = opened[at[i][0]], opened[at[i][1]]
         f = getattr(torch, op)
         z = c + f(eps, b) + f(a, delta)
         if session.rank == 0:

@@ -70,6 +70,8 @@ def test_arithmetic_multiprocess(world_size, provider):
     # the three products were batched: one opening round for all of them
     assert outs[0]["rounds"]["rounds"]["beaver"] == 1
     assert outs[0]["rounds"]["rounds"].get("truncate", 0) == (1 if world_size > 2 else 0)
+    # opened elements: x and w (mul), x (4x5) and y (5x3) (matmul), and x ONCE for the square
+    assert outs[0]["rounds"]["bytes_sent"]["beaver"] == 8 * (20 + 20 + 20 + 15 + 20)
 
 
 def shares_party(rank: int):
