@@ -16,10 +16,16 @@ import datetime
 import os
 from dataclasses import dataclass
 
-from protocols.errors import ConfigError, PartyError, expected_got
+from protocols.errors import AgreementError, ConfigError, PartyError, expected_got
 from protocols.runtime import load_crypten
 
 PROVIDERS = ("TTP", "TFP")
+
+# What the bytes between parties and the dealer mean; bumped whenever that changes (2: the
+# triple streams moved to numpy's PCG64, and the mask / maskmul requests arrived).  Hosts on
+# different releases would otherwise compute garbage silently (their triple shares no longer
+# match), so every process compares it right after joining, before anything is shared.
+WIRE_PROTOCOL = 2
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,12 @@ def init_party(spec: PartySpec) -> None:
             rank=spec.rank,
             timeout=timeout,
         )
+        versions: list = [None] * total
+        dist.all_gather_object(versions, WIRE_PROTOCOL)
+        mismatch = check_wire_protocol(versions, spec.world_size)
+        if mismatch:
+            _teardown()
+            raise AgreementError(mismatch)
         inst = DistributedCommunicator.__new__(DistributedCommunicator)
         inst.distributed_backend = "gloo"
         inst.rendezvous = spec.rendezvous
@@ -173,6 +185,17 @@ def init_in_process() -> None:
 def shutdown() -> None:
     """Leave the run; safe to call twice or after a failed init."""
     _teardown()
+
+
+def check_wire_protocol(versions: list, world_size: int) -> str | None:
+    """The error message if any process (rank order; rank ``world_size`` is the dealer) runs
+    another wire protocol than rank 0, else None."""
+    for rank, version in enumerate(versions):
+        if version != versions[0]:
+            who = "the dealer" if rank == world_size else f"party {rank}"
+            return expected_got(f"{who}'s mpcrnn wire protocol", f"{versions[0]} (party 0's)", version,
+                                "every party and the dealer must run the same mpcrnn release")
+    return None
 
 
 def _teardown() -> None:

@@ -62,11 +62,14 @@ def run_parties(
     args: tuple = (),
     timeout_s: float = 120.0,
     may_die: tuple[int, ...] = (),
+    entry: Callable[..., None] | None = None,
 ) -> list[Any]:
     """Run ``fn(rank, *args)`` in ``world_size`` party processes; return results by rank.
 
     ``fn`` must be importable (module level).  Raises AssertionError naming every failed party,
     except the ranks in ``may_die`` that exit without a result (their entry is None).
+    ``entry``: a module-level replacement for the process body (it calls ``_party_main``), for
+    tests that alter one process before it joins.
     """
     ctx = mp.get_context("spawn")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -77,7 +80,7 @@ def run_parties(
         rendezvous = f"file://{tmp}/rendezvous"
         procs = [
             ctx.Process(
-                target=_party_main,
+                target=entry or _party_main,
                 args=(fn, rank, world_size, rendezvous, provider, timeout_s / 2, args, results),
                 daemon=True,
             )
