@@ -7,6 +7,8 @@ one unit (2^-16 = 1.5e-5), so a product of values below 8 in magnitude is within
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -165,3 +167,19 @@ def test_shift_right_trunc_matches_division_toward_zero(k):
     assert shift_right_trunc(x, ks).tolist() == want
     assert shift_right_trunc(x.numpy(), k).tolist() == want
     assert shift_right_trunc(x.numpy(), ks.numpy()).tolist() == want
+
+
+@pytest.mark.parametrize("requests,message", [
+    ([("maskmul", (2, 3), (2, 3), 1, 1)], "maskmul at 0: expected a mask of size (2, 3) 1 requests back"),
+    ([("mask", (2, 3)), ("maskmul", (2, 3), (2, 3), 1, 2)], "maskmul at 1: expected a mask of size (2, 3) 2 requests back"),
+    ([("mask", (2, 4)), ("maskmul", (2, 3), (2, 3), 1, 1)], "maskmul at 1: expected a mask of size (2, 3) 1 requests back"),
+    ([("mul", (2, 3), (2, 3)), ("maskmul", (2, 3), (2, 3), 1, 1)], "maskmul at 1: expected a mask of size (2, 3) 1 requests back"),
+])
+def test_mask_references_are_checked(requests, message):
+    """A maskmul must name masks of its operand sizes earlier in the same list: the parties and
+    the dealer both refuse anything else before drawing a single value."""
+    from protocols.triples import mask_references
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        mask_references(requests)
+    mask_references([("mask", (2, 3)), ("mul", (1,), (1,)), ("maskmul", (2, 3), (2, 3), 2, 2)])
