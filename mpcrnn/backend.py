@@ -63,6 +63,12 @@ class PlainBackend:
     def mul_many(self, pairs: Sequence[tuple]) -> list[torch.Tensor]:
         return [getattr(torch, op)(x, y) for op, x, y in pairs]
 
+    def fixed_operand(self, w: torch.Tensor, uses) -> torch.Tensor:
+        return w
+
+    def matmul_fixed(self, x: torch.Tensor, w: torch.Tensor, transpose: bool) -> torch.Tensor:
+        return x @ (w.t() if transpose else w)
+
     def act_many(self, items: Sequence[tuple[torch.Tensor, str, int]]) -> list[torch.Tensor]:
         out = []
         for x, layout, hidden in items:
@@ -134,6 +140,19 @@ class SharedBackend:
         from protocols.multiply import multiply_many
 
         return multiply_many(self.s, list(pairs))
+
+    def fixed_operand(self, w: torch.Tensor, uses):
+        """``w`` as the right operand of the products ``uses`` ((shape, transpose) in order):
+        opened once for all of them (:class:`protocols.multiply.FixedOperand`)."""
+        from protocols.multiply import FixedOperand
+
+        return FixedOperand(self.s, w, uses)
+
+    def matmul_fixed(self, x: torch.Tensor, fixed, transpose: bool) -> torch.Tensor:
+        """``x @ W^T`` or ``x @ W``: 1 opening (+1 truncation gather for > 2 parties)."""
+        from protocols.multiply import multiply_fixed
+
+        return multiply_fixed(self.s, x, fixed, transpose)
 
     def act_many(self, items: Sequence[tuple[torch.Tensor, str, int]]) -> list[torch.Tensor]:
         """One shared power tree for all items: 2*ceil(log2 degree)+1 rounds (> 2 parties)."""

@@ -40,10 +40,17 @@ def _one_minus(B, x):
     return B.add_const(-x, 1.0)
 
 
-def layer_forward(B, cell: str, p: dict, x, m, H: int):
-    """Run one layer over T steps.  Returns (hs (T, N, H), saved dict of (T, N, H) stacks)."""
+def layer_forward(B, cell: str, p: dict, x, m, H: int, with_backward: bool = False):
+    """Run one layer over T steps.  Returns (hs (T, N, H), saved dict of (T, N, H) stacks).
+
+    W_hh is the right operand of T-1 matmuls here and (``with_backward``) T-1 more in
+    :func:`layer_backward`: it is opened once for all of them (``B.fixed_operand``), and
+    ``saved["W_hh_fixed"]`` carries it to the backward pass."""
     T, N, I = x.shape
     W_ih, W_hh, b_ih, b_hh = p["W_ih"], p["W_hh"], p["b_ih"], p["b_hh"]
+    G = W_hh.shape[0]  # gates x H
+    uses = [((N, H), True)] * (T - 1) + ([((N, G), False)] * (T - 1) if with_backward else [])
+    W_fixed = B.fixed_operand(W_hh, uses) if uses else None
     (gi,) = B.mul_many([("matmul", x.reshape(T * N, I), W_ih.t())])
     gi = gi.reshape(T, N, -1) + b_ih  # (T, N, G*H)
     h = B.const(0.0, gi[0, :, :H])
@@ -53,8 +60,7 @@ def layer_forward(B, cell: str, p: dict, x, m, H: int):
         if t == 0:
             gh = B.const(0.0, gi[0]) + b_hh  # h_0 = 0: no matmul needed
         else:
-            (gh,) = B.mul_many([("matmul", h, W_hh.t())])
-            gh = gh + b_hh
+            gh = B.matmul_fixed(h, W_fixed, transpose=True) + b_hh
         saved["h_prev"].append(h)
         if cell == "rnn":
             (hh,) = B.act_many([(gi[t] + gh, "t", H)])
@@ -84,7 +90,10 @@ def layer_forward(B, cell: str, p: dict, x, m, H: int):
                 saved[k].append(v)
             c, h = c + dc, h + dh
         hs.append(h)
-    return torch.stack(hs), {k: torch.stack(v) for k, v in saved.items() if v}
+    saved = {k: torch.stack(v) for k, v in saved.items() if v}
+    if with_backward:
+        saved["W_hh_fixed"] = W_fixed
+    return torch.stack(hs), saved
 
 
 def backward_factors(B, items):
@@ -213,8 +222,7 @@ def layer_backward(B, cell: str, p: dict, saved: dict, factors, x, dh_ext, H: in
                 dgi[t] = torch.cat([da_r, da_z, da_n], -1)
                 dgh[t] = torch.cat([da_r, da_z, dgh_n], -1)
         if t > 0:
-            (back,) = B.mul_many([("matmul", dgh[t], p["W_hh"])])
-            dh = direct + back
+            dh = direct + B.matmul_fixed(dgh[t], saved["W_hh_fixed"], transpose=False)
     dgi_all = torch.stack(dgi).reshape(T * N, -1)
     dgh_all = torch.stack(dgh).reshape(T * N, -1)
     h_prev = saved["h_prev"].reshape(T * N, H)

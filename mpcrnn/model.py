@@ -68,12 +68,14 @@ def _layer(params: dict, k: int) -> dict:
     }
 
 
-def forward(B, cfg: ModelConfig, params: dict, x, m):
+def forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool = False):
     """x (T, N, I), m (T, N, 1) -> (head output, per-layer (inputs, hs, saved)).
-    Head output: logits (N, C) from the last layer's h_T, or (T, N, O) for regression."""
+    Head output: logits (N, C) from the last layer's h_T, or (T, N, O) for regression.
+    ``with_backward``: the randomness of :func:`forward_backward`'s backward products with
+    W_hh is prepared with the forward's (see :func:`mpcrnn.cells.layer_forward`)."""
     inp, trace = x, []
     for k in range(cfg.num_layers):
-        hs, saved = layer_forward(B, cfg.cell, _layer(params, k), inp, m, cfg.hidden_size)
+        hs, saved = layer_forward(B, cfg.cell, _layer(params, k), inp, m, cfg.hidden_size, with_backward)
         trace.append((inp, hs, saved))
         inp = hs
     hs = trace[-1][1]
@@ -95,7 +97,7 @@ def forward_backward(B, cfg: ModelConfig, params: dict, x, m, target, per_exampl
     regress:  target (T, N, O); loss = sum over valid steps of ||y - target||^2 / 2;
               d y_t = m_t (y_t - target_t).
     """
-    out, trace = forward(B, cfg, params, x, m)
+    out, trace = forward(B, cfg, params, x, m, with_backward=True)
     T, N, H = trace[-1][1].shape
     hs = trace[-1][1]
     if cfg.task == "classify":

@@ -15,7 +15,7 @@ import torch
 
 from protocols.errors import PartyError
 from protocols.truncation import count_wraps
-from protocols.triples import BULK_FUNCTION, mask_references, output_size, plan_stream
+from protocols.triples import BULK_FUNCTION, MASK_PRODUCTS, mask_product, mask_references, output_size, plan_stream
 
 
 def serve() -> int:
@@ -51,8 +51,8 @@ def serve() -> int:
                 if req[0] == "mask":
                     masks[pos] = _sum_draws(req[1], bulk)
                     parts.append(torch.empty(0, dtype=torch.long))
-                elif req[0] == "maskmul":
-                    c = masks[pos - req[3]] * masks[pos - req[4]]
+                elif req[0] in MASK_PRODUCTS:
+                    c = mask_product(req, masks[pos - req[3]], masks[pos - req[4]])
                     parts.append((c - _sum_draws(output_size(req), bulk[1:])).reshape(-1))
                 elif req[0] == "wraps":
                     r = [_draw(req[1], g) for g in bulk]

@@ -90,3 +90,57 @@ def multiply_many(session, pairs: Sequence[Pair], also_truncate: Sequence[tuple]
         products = [next(done) if t else z for z, t in zip(products, trunc)]
         products += list(done)
     return products
+
+
+class FixedOperand:
+    """A shared matrix ``W`` that is the right operand of many matmuls in one step: the
+    recurrent weight, in ``h_(t-1) @ W^T`` at every forward time step and ``g_t @ W`` at every
+    backward one.  ``W`` is opened ONCE, as ``E = W - A`` under one mask ``A``; each product
+    ``X @ W'`` (``W'`` = ``W`` or ``W^T``) opens only ``X - A_X`` and takes ``c = A_X @ A'`` from
+    the dealer::
+
+        [X @ W'] = [c] + e @ [A'] + [A_X] @ E' + e @ E'      (e = X - A_X; e @ E': party 0)
+
+    At W1 (GRU, H = 32, T = 29) that opens W_hh's 3072 elements once instead of 56 times a step.
+    Every use's shape is public and known in advance, so all masks and products are ONE request
+    list, fetched here; :func:`multiply_fixed` consumes the uses in the order given.
+
+    uses: ``(shape of X, transpose)`` per product, in the order they will be made.
+    """
+
+    def __init__(self, session, w: torch.Tensor, uses: Sequence[tuple[tuple[int, ...], bool]]) -> None:
+        from collections import deque
+
+        self.w = w
+        requests: list[tuple] = [("mask", tuple(w.shape))]
+        for shape, transpose in uses:
+            pos = len(requests)
+            requests += [("mask", tuple(shape)), ("maskmatmul", tuple(shape), tuple(w.shape), 1, pos + 1, int(transpose))]
+        fetched = session.triples.fetch(requests)
+        self.mask = fetched[0][0]
+        self.opened: torch.Tensor | None = None  # E = W - A, once the first product opened it
+        self._uses = deque((tuple(shape), bool(tr), fetched[1 + 2 * i][0], fetched[2 + 2 * i][0])
+                           for i, (shape, tr) in enumerate(uses))
+
+
+def multiply_fixed(session, x: torch.Tensor, fixed: FixedOperand, transpose: bool) -> torch.Tensor:
+    """``[x @ W^T]`` (``transpose``) or ``[x @ W]`` with the next prepared use of ``fixed``
+    (truncated); 1 opening (``x``'s, plus ``W``'s the first time) + 1 truncation gather."""
+    if not fixed._uses:
+        raise RuntimeError("internal: more products with a fixed operand than it was prepared for")
+    shape, tr, a_x, c = fixed._uses.popleft()
+    if shape != tuple(x.shape) or tr != bool(transpose):
+        raise RuntimeError(f"internal: fixed-operand use {tuple(x.shape)}, transpose={transpose} "
+                           f"where {shape}, transpose={tr} was prepared")
+    first = fixed.opened is None
+    masked = [x - a_x] + ([fixed.w - fixed.mask] if first else [])
+    opened = open_masked(session, masked, "beaver")
+    if first:
+        fixed.opened = opened[1]
+    e = opened[0]
+    A, E = (fixed.mask.t(), fixed.opened.t()) if tr else (fixed.mask, fixed.opened)
+    z = c + e @ A + a_x @ E
+    if session.rank == 0:
+        z = z + e @ E
+    (z,) = truncate_many(session, [z])
+    return z

@@ -13,6 +13,9 @@ Request kinds (all sizes public):
 * ``("maskmul", size_a, size_b, back_a, back_b)``: shares of ``c = a * b`` (broadcasting) where
   ``a`` and ``b`` are the masks of the ``("mask", ..)`` requests ``back_a`` and ``back_b``
   positions earlier in the same request list (equal for a square).
+* ``("maskmatmul", size_a, size_b, back_a, back_b, transpose_b)``: the same for ``c = a @ b``
+  (``a @ b^T`` when ``transpose_b`` is 1): a recurrent weight opened once per step and used by
+  every time step's matmul (:class:`protocols.multiply.FixedOperand`).
 
 Two sources:
 
@@ -41,20 +44,31 @@ import torch
 
 BULK_FUNCTION = "mpcrnn_bulk"
 
-Request = tuple  # ("mul"|"matmul"|"and", size_a, size_b), ("wraps"|"bit"|"mask", size) or
-#                  ("maskmul", size_a, size_b, back_a, back_b)
+Request = tuple  # ("mul"|"matmul"|"and", size_a, size_b), ("wraps"|"bit"|"mask", size),
+#                  ("maskmul", size_a, size_b, back_a, back_b) or
+#                  ("maskmatmul", size_a, size_b, back_a, back_b, transpose_b)
+
+MASK_PRODUCTS = ("maskmul", "maskmatmul")
 
 
 def mask_references(requests: Sequence[Request]) -> None:
-    """Check that every ``maskmul`` names two ``mask`` requests earlier in the same list, of its
-    operand sizes (raises ``ValueError``: a bug in the caller, never data-dependent)."""
+    """Check that every ``maskmul`` / ``maskmatmul`` names two ``mask`` requests earlier in the
+    same list, of its operand sizes (raises ``ValueError``: a bug in the caller, never
+    data-dependent)."""
     for pos, req in enumerate(requests):
-        if req[0] != "maskmul":
+        if req[0] not in MASK_PRODUCTS:
             continue
         for size, back in ((req[1], req[3]), (req[2], req[4])):
             ref = pos - int(back)
             if not (0 < int(back) <= pos) or requests[ref][0] != "mask" or tuple(requests[ref][1]) != tuple(size):
-                raise ValueError(f"maskmul at {pos}: expected a mask of size {tuple(size)} {back} requests back")
+                raise ValueError(f"{req[0]} at {pos}: expected a mask of size {tuple(size)} {back} requests back")
+
+
+def mask_product(req: Request, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``c`` of a ``maskmul`` / ``maskmatmul`` request from its two masks (the dealer's side)."""
+    if req[0] == "maskmul":
+        return a * b
+    return a @ (b.transpose(-2, -1) if req[5] else b)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -78,6 +92,8 @@ def output_size(req: Request) -> tuple[int, ...]:
     if req[0] in ("mul", "maskmul"):
         return broadcast(tuple(req[1]), tuple(req[2]))
     a, b = tuple(req[1]), tuple(req[2])
+    if req[0] == "maskmatmul" and req[5] and len(b) >= 2:
+        b = b[:-2] + (b[-1], b[-2])
     if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
         raise ValueError(f"matmul triple: shapes {a} and {b} do not chain")
     batch = broadcast(a[:-2], b[:-2])
@@ -278,7 +294,7 @@ class DealerTriples:
         for req in requests:
             if req[0] == "mask":
                 drawn.append([stream.draw(req[1])])
-            elif req[0] == "maskmul":  # c only; a and b are the referenced masks
+            elif req[0] in MASK_PRODUCTS:  # c only; a and b are the referenced masks
                 drawn.append([None if rank == 0 else stream.draw(output_size(req))])
             elif req[0] == "wraps":
                 r = stream.draw(req[1])
@@ -326,8 +342,8 @@ class FirstPartyTriples:
             if req[0] == "mask":
                 plain[pos] = generate_random_ring_element(torch.Size(req[1]))
                 out.append((ArithmeticSharedTensor(plain[pos], precision=0, src=0).share,))
-            elif req[0] == "maskmul":
-                c = plain[pos - req[3]] * plain[pos - req[4]]
+            elif req[0] in MASK_PRODUCTS:
+                c = mask_product(req, plain[pos - req[3]], plain[pos - req[4]])
                 out.append((ArithmeticSharedTensor(c, precision=0, src=0).share,))
             elif req[0] == "wraps":
                 r, theta = tfp.wrap_rng(torch.Size(req[1]))

@@ -183,3 +183,42 @@ def test_mask_references_are_checked(requests, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         mask_references(requests)
     mask_references([("mask", (2, 3)), ("mul", (1,), (1,)), ("maskmul", (2, 3), (2, 3), 2, 2)])
+
+
+def fixed_operand_party(rank: int):
+    """W (6x4, party 0's) opened once for three products: x1 @ W^T, x2 @ W^T, g @ W."""
+    from protocols.multiply import FixedOperand, multiply_fixed
+    from protocols.reveal import reveal
+    from protocols.session import MpcSession
+    from protocols.sharing import share
+
+    s = MpcSession.current()
+    w, x1, x2, g = _fixed_inputs()
+    own = lambda v, src: share(s, v if rank == src else None, src=src, shape=tuple(v.shape))  # noqa: E731
+    ws, x1s, x2s, gs = own(w, 0), own(x1, 1 % s.world_size), own(x2, 0), own(g, s.world_size - 1)
+    fixed = FixedOperand(s, ws, [((5, 4), True), ((5, 4), True), ((5, 6), False)])
+    everyone = tuple(range(s.world_size))
+    out = {}
+    for name, x, tr in (("x1 W^T", x1s, True), ("x2 W^T", x2s, True), ("g W", gs, False)):
+        out[name] = reveal(s, multiply_fixed(s, x, fixed, tr), to=everyone, what=name, why="test")
+    with pytest.raises(RuntimeError, match="more products with a fixed operand than it was prepared for"):
+        multiply_fixed(s, x1s, fixed, True)
+    out["stats"] = s.stats.snapshot()
+    return out
+
+
+def _fixed_inputs():
+    g = torch.Generator().manual_seed(3)
+    return tuple(torch.rand(*shape, generator=g, dtype=torch.float64) * 4 - 2 for shape in ((6, 4), (5, 4), (5, 4), (5, 6)))
+
+
+@pytest.mark.parametrize("world_size,provider", [(3, "TTP"), (2, "TTP"), (3, "TFP")])
+def test_fixed_operand_is_opened_once_for_all_its_products(world_size, provider):
+    w, x1, x2, g = _fixed_inputs()
+    for out in run_parties(fixed_operand_party, world_size=world_size, provider=provider):
+        torch.testing.assert_close(out["x1 W^T"], x1 @ w.T, atol=TOL, rtol=0)
+        torch.testing.assert_close(out["x2 W^T"], x2 @ w.T, atol=TOL, rtol=0)
+        torch.testing.assert_close(out["g W"], g @ w, atol=TOL, rtol=0)
+        # opened: W (24 elements) once, then each left operand (20, 20, 30) once
+        assert out["stats"]["bytes_sent"]["beaver"] == 8 * (24 + 20 + 20 + 30)
+        assert out["stats"]["rounds"]["beaver"] == 3
