@@ -14,7 +14,8 @@ Layering (lower never imports higher)::
         triples       dealer (TTP, bulk) and first-party (TFP) randomness
         dealer        the dealer process loop
         truncation    batched truncation after products
-        multiply      batched Beaver multiplication (one round for many products)
+        multiply      batched Beaver multiplication (one round for many products); a fixed
+                      operand (the recurrent weight) opened once for all its products
         sharing       secret-sharing a party's own values
         polynomial    odd polynomial tanh/sigmoid, fitted and evaluated on shares
         sign_bit      [x < 0] on shares: carry-save + Kogge-Stone adder on XOR shares, B2A
