@@ -55,7 +55,7 @@ def serve() -> int:
                     c = mask_product(req, masks[pos - req[3]], masks[pos - req[4]])
                     parts.append((c - _sum_draws(output_size(req), bulk[1:])).reshape(-1))
                 elif req[0] == "wraps":
-                    r = [_draw(req[1], g) for g in bulk]
+                    r = [g.draw(req[1]) for g in bulk]
                     theta = count_wraps(r)
                     parts.append((theta - _sum_draws(req[1], bulk[1:])).reshape(-1))
                 elif req[0] == "bit":  # every party draws its XOR share bit, then (rank > 0) its arithmetic share
@@ -100,7 +100,7 @@ def _sum_draws(size, streams) -> torch.Tensor:
     """Sum over the given parties' streams of their next draw of ``size`` (in party order)."""
     out = None
     for g in streams:
-        d = _draw(size, g)
+        d = g.draw(size)
         out = d if out is None else out + d
     return out
 
@@ -109,13 +109,9 @@ def _xor_draws(size, streams, mask: int = -1) -> torch.Tensor:
     """XOR over the given parties' streams of their next draw of ``size`` (``& mask``)."""
     out = None
     for g in streams:
-        d = _draw(size, g) & mask
+        d = g.draw(size) & mask
         out = d if out is None else out ^ d
     return out
-
-
-def _draw(size, stream) -> torch.Tensor:
-    return stream.draw(size)
 
 
 def _first_line(exc: BaseException) -> str:

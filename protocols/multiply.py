@@ -77,12 +77,7 @@ def multiply_many(session, pairs: Sequence[Pair], also_truncate: Sequence[tuple]
     opened = open_masked(session, masked, "beaver") if masked else []
     products = []
     for i, ((op, *_), (a, b, c)) in enumerate(zip(pairs, triples)):
-        eps, delta = opened[at[i][0]], opened[at[i][1]]
-        f = getattr(torch, op)
-        z = c + f(eps, b) + f(a, delta)
-        if session.rank == 0:
-            z = z + f(eps, delta)
-        products.append(z)
+        products.append(beaver_combine(session, getattr(torch, op), c, opened[at[i][0]], b, a, opened[at[i][1]]))
     to_trunc = [z for z, t in zip(products, trunc) if t] + [x for x, _ in also_truncate]
     if to_trunc:
         bits = [b for b, t in zip(shifts, trunc) if t] + [b for _, b in also_truncate]
@@ -122,25 +117,35 @@ class FixedOperand:
         self._uses = deque((tuple(shape), bool(tr), fetched[1 + 2 * i][0], fetched[2 + 2 * i][0])
                            for i, (shape, tr) in enumerate(uses))
 
+    def take(self, shape: tuple[int, ...], transpose: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next prepared use's ``(A_X, c)``; it must be the ``(shape, transpose)`` prepared."""
+        if not self._uses:
+            raise RuntimeError("internal: more products with a fixed operand than it was prepared for")
+        want_shape, want_tr, a_x, c = self._uses.popleft()
+        if (want_shape, want_tr) != (shape, transpose):
+            raise RuntimeError(f"internal: fixed-operand use {shape}, transpose={transpose} "
+                               f"where {want_shape}, transpose={want_tr} was prepared")
+        return a_x, c
+
+
+def beaver_combine(session, f, c, eps, b, a, delta) -> torch.Tensor:
+    """``[f(x, y)] = [c] + f(eps, [b]) + f([a], delta) + f(eps, delta)`` (the public term at
+    party 0 only), for ``eps = x - a`` and ``delta = y - b`` opened and ``c = f(a, b)``;
+    ``f`` is ``torch.mul`` or ``torch.matmul`` (bilinear)."""
+    z = c + f(eps, b) + f(a, delta)
+    return z + f(eps, delta) if session.rank == 0 else z
+
 
 def multiply_fixed(session, x: torch.Tensor, fixed: FixedOperand, transpose: bool) -> torch.Tensor:
     """``[x @ W^T]`` (``transpose``) or ``[x @ W]`` with the next prepared use of ``fixed``
     (truncated); 1 opening (``x``'s, plus ``W``'s the first time) + 1 truncation gather."""
-    if not fixed._uses:
-        raise RuntimeError("internal: more products with a fixed operand than it was prepared for")
-    shape, tr, a_x, c = fixed._uses.popleft()
-    if shape != tuple(x.shape) or tr != bool(transpose):
-        raise RuntimeError(f"internal: fixed-operand use {tuple(x.shape)}, transpose={transpose} "
-                           f"where {shape}, transpose={tr} was prepared")
+    a_x, c = fixed.take(tuple(x.shape), bool(transpose))
     first = fixed.opened is None
     masked = [x - a_x] + ([fixed.w - fixed.mask] if first else [])
     opened = open_masked(session, masked, "beaver")
     if first:
         fixed.opened = opened[1]
     e = opened[0]
-    A, E = (fixed.mask.t(), fixed.opened.t()) if tr else (fixed.mask, fixed.opened)
-    z = c + e @ A + a_x @ E
-    if session.rank == 0:
-        z = z + e @ E
-    (z,) = truncate_many(session, [z])
+    A, E = (fixed.mask.t(), fixed.opened.t()) if transpose else (fixed.mask, fixed.opened)
+    (z,) = truncate_many(session, [beaver_combine(session, torch.matmul, c, e, A, a_x, E)])
     return z

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from protocols.errors import ConfigError, expected_got
+from protocols.multiply import beaver_combine
 from protocols.reveal import open_masked
 from protocols.truncation import needs_wraps, truncate_many
 
@@ -199,11 +200,7 @@ def evaluate_many(session, xs: Sequence[torch.Tensor], coeffs: Sequence[torch.Te
         for p, (lv, n, k, i, j) in enumerate(products):
             if lv != level:
                 continue
-            ei, ej, ai, aj = opened[(n, i)], opened[(n, j)], masks[(n, i)], masks[(n, j)]
-            z = cs[p] + ei * aj + ai * ej
-            if session.rank == 0:
-                z = z + ei * ej
-            zs.append(z)
+            zs.append(beaver_combine(session, torch.mul, cs[p], opened[(n, i)], masks[(n, j)], masks[(n, i)], opened[(n, j)]))
             # operands: an x operand carries scale 2^f * B: shift log2 B more; 2 T_i T_j: one bit less
             bits.append(f - 1 + shifts[n] * ((i == 1) + (j == 1)))
             where.append((n, k, i, j))
