@@ -45,13 +45,9 @@ def latest_epoch(directory: str | Path, rank: int) -> int:
 
 def agree_epoch(session, directory: str | Path) -> int:
     """All parties: the newest epoch every party has (0: start from scratch)."""
-    import torch.distributed as dist
-    from crypten import communicator as comm
+    from protocols.public_exchange import exchange_public
 
-    mine = latest_epoch(directory, session.rank)
-    everyone: list = [None] * session.world_size
-    dist.all_gather_object(everyone, mine, group=comm.get().main_group)
-    return min(everyone)
+    return min(int(e) for e in exchange_public(latest_epoch(directory, session.rank)))
 
 
 def load(directory: str | Path, rank: int, epoch: int, digest: str) -> tuple[dict, dict]:

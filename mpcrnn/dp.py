@@ -139,12 +139,9 @@ def agree_schedule_seed(session) -> int:
     mine = int.from_bytes(os.urandom(8), "little")
     if session.world_size == 1:
         return mine % 2**63
-    import torch.distributed as dist
-    from crypten import communicator as comm
+    from protocols.public_exchange import exchange_public
 
-    everyone: list = [None] * session.world_size
-    dist.all_gather_object(everyone, mine, group=comm.get().main_group)
-    return sum(int(v) for v in everyone) % 2**63
+    return sum(int(v) for v in exchange_public(mine)) % 2**63
 
 
 # ---------------------------------------------------------------- accounting (Opacus)

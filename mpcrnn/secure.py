@@ -77,8 +77,7 @@ class RunConfig:
 
 def agree(session, cfg: RunConfig, local: SequenceData) -> list[dict]:
     """Exchange public metadata; raise AgreementError naming the first mismatch."""
-    import torch.distributed as dist
-    from crypten import communicator as comm
+    from protocols.public_exchange import exchange_public
 
     mine = {
         "digest": cfg.digest(),
@@ -87,8 +86,7 @@ def agree(session, cfg: RunConfig, local: SequenceData) -> list[dict]:
         "classes": list(local.classes),
         "n_rows": int(local.x.shape[0]),
     }
-    everyone: list = [None] * session.world_size
-    dist.all_gather_object(everyone, mine, group=comm.get().main_group)
+    everyone = exchange_public(mine)
     for rank, theirs in enumerate(everyone):
         for key in ("digest", "n_features", "max_len", "classes"):
             if theirs[key] != mine[key]:

@@ -21,17 +21,17 @@ from protocols.triples import BULK_FUNCTION, MASK_PRODUCTS, mask_product, mask_r
 def serve() -> int:
     """Run the dealer loop until party 0 sends ``terminate``; returns the number of requests."""
     import crypten.communicator as comm
-    import torch.distributed as dist
     from crypten.mpc.provider.ttp_provider import TTPServer
 
-    server = TTPServer.__new__(TTPServer)
+    from protocols.triples import send_dealer_seeds
+
+    server = TTPServer.__new__(TTPServer)  # CrypTen's request handlers, without its torch.distributed set-up
     server.ttp_group = comm.get().ttp_group
     server.comm_group = comm.get().ttp_comm_group
     server.device = "cpu"
-    server._setup_generators()
-    from protocols.triples import setup_bulk_stream
-
-    bulk_streams, seeds = setup_bulk_stream(True, comm.get().get_world_size())
+    server.generators, bulk_streams, seeds = send_dealer_seeds(comm.get().get_world_size())
+    server.generators_cuda = [None] * len(server.generators)
+    links = comm.get().links
     ttp_rank = comm.get().get_ttp_rank()
     served = 0
     while True:
@@ -72,10 +72,7 @@ def serve() -> int:
                     c0 = c - _sum_draws(output_size(req), bulk[1:])
                     parts.append(c0.reshape(-1))
             result = torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
-            try:
-                dist.broadcast(result, ttp_rank, group=server.comm_group)
-            except RuntimeError as exc:
-                raise PartyError(f"dealer: lost contact with party 0 ({_first_line(exc)})") from None
+            links.send_bytes(0, result.contiguous().numpy().tobytes())  # PartyError names party 0 if it is gone
             continue
         # CrypTen's own request format (TTPServer loop body)
         server.device = message["device"]

@@ -15,6 +15,7 @@ Hierarchy::
     ├── AgreementError      parties disagree on public metadata before sharing
     ├── PartyError          a peer (party or dealer) died, timed out or could not be reached
     └── SecurityError       an operation would reveal something the run did not authorize
+        └── IntegrityError  bytes on a link failed TLS authentication (tampered in transit)
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ class SecurityError(MpcrnnError):
     """An opening or output that the run's reveal policy does not allow."""
 
     exit_code = 5
+
+
+class IntegrityError(SecurityError):
+    """A record on a link failed TLS authentication: someone changed bytes in transit.  The
+    run stops; nothing received on that link afterwards is used."""
+
+    exit_code = 6
 
 
 def expected_got(what: str, expected: object, got: object, fix: str | None = None) -> str:

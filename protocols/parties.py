@@ -1,31 +1,35 @@
-"""Bringing parties up and down: in-process (one party, unit tests) or N processes over gloo.
+"""Bringing parties up and down: in-process (one party, unit tests) or N processes over the
+run's own authenticated links.
 
 Ranks: data parties are ``0..world_size-1``; the dealer (TTP), when present, is rank
-``world_size`` (CrypTen's convention).  Every blocking wait on a peer inherits ``timeout_s``
-from the process group, so a dead or silent peer turns into a :class:`PartyError`, never a hang.
+``world_size`` (CrypTen's convention).  Every blocking wait on a peer has ``timeout_s``, so a
+dead or silent peer turns into a :class:`PartyError`, never a hang.
 
-Rendezvous is a torch.distributed init method: ``tcp://host:port`` for several hosts, or
-``file:///path`` (one fresh file per run, so concurrent runs on one machine never collide on a
-port).  ``GLOO_SOCKET_IFNAME`` in the environment picks the interface gloo binds to; we leave it
-to torch, which reads it.
+The network is :mod:`protocols.channels` (mutual TLS 1.3 between every two processes, each
+certificate pinned by the run file, or ``--insecure-plaintext-transport``); CrypTen's
+communicator runs over it (:mod:`protocols.communicator`); torch.distributed is not used.
+Rendezvous: ``tcp://host:port`` (rank 0 listens on exactly that address) for several hosts, or
+``file:///path`` on one machine (rank 0 writes its 127.0.0.1 port into that fresh file).
+``MPCRNN_LINK_IFNAME`` (or ``GLOO_SOCKET_IFNAME``, still read) names the interface whose
+address this process listens on for links.
 """
 
 from __future__ import annotations
 
-import datetime
 import os
 from dataclasses import dataclass
 
-from protocols.errors import AgreementError, ConfigError, PartyError, expected_got
+from protocols.errors import AgreementError, ConfigError, MpcrnnError, PartyError, expected_got
 from protocols.runtime import load_crypten
 
 PROVIDERS = ("TTP", "TFP")
 
 # What the bytes between parties and the dealer mean; bumped whenever that changes (2: the
-# triple streams moved to numpy's PCG64, and the mask / maskmul requests arrived).  Hosts on
+# triple streams moved to numpy's PCG64, and the mask / maskmul requests arrived; 3: every
+# process on one authenticated mesh, CrypTen's traffic and the dealer's on it, no gloo).  Hosts on
 # different releases would otherwise compute garbage silently (their triple shares no longer
 # match), so every process compares it right after joining, before anything is shared.
-WIRE_PROTOCOL = 2
+WIRE_PROTOCOL = 3
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,10 @@ class PartySpec:
     rendezvous: torch.distributed init method, e.g. ``tcp://10.0.0.1:29500`` or ``file:///tmp/x``.
     provider: ``TTP`` (dealer process, secure) or ``TFP`` (party 0 makes all triples: simulation).
     timeout_s: limit on every wait for a peer, including the rendezvous itself.
+    identity: this process's key and certificate (:func:`protocols.identity.load_identity`).
+    pins: every rank's certificate fingerprint, rank order, the dealer last (the run file's
+        ``[identities]``).
+    insecure: ``--insecure-plaintext-transport``: no identities, no encryption.
     """
 
     rank: int
@@ -44,6 +52,16 @@ class PartySpec:
     rendezvous: str
     provider: str = "TTP"
     timeout_s: float = 60.0
+    identity: object = None  # protocols.identity.Identity
+    pins: tuple = ()
+    insecure: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.world_size + (1 if self.has_dealer else 0)
+
+    def names(self) -> list[str]:
+        return [f"party {r}" for r in range(self.world_size)] + (["dealer"] if self.has_dealer else [])
 
     @property
     def has_dealer(self) -> bool:
@@ -67,92 +85,80 @@ class PartySpec:
             )
         if self.timeout_s <= 0:
             raise ConfigError(expected_got("timeout_s", "> 0", self.timeout_s))
+        if self.insecure or self.total == 1:
+            return
+        from protocols.identity import check_fingerprint
+
+        if len(self.pins) != self.total:
+            raise ConfigError(expected_got("[identities] in the run file", f"a fingerprint for each of the {self.total} "
+                                           "processes (party0.., dealer; mpcrnn keygen prints them)", f"{len(self.pins)}",
+                                           "or run with --insecure-plaintext-transport (no authentication, no encryption)"))
+        pins = [check_fingerprint(p, f"fingerprint of {n}") for p, n in zip(self.pins, self.names())]
+        if len(set(pins)) != len(pins):
+            raise ConfigError(expected_got("[identities]", "a different certificate for every process", "a fingerprint listed twice"))
+        if self.identity is None:
+            raise ConfigError(expected_got(f"{self.names()[self.rank]}'s identity", "--key DIR (from mpcrnn keygen)", "none",
+                                           "or run with --insecure-plaintext-transport (no authentication, no encryption)"))
+        mine = self.identity.fingerprint
+        if mine != pins[self.rank]:
+            raise ConfigError(expected_got(f"this process's certificate ({self.names()[self.rank]})",
+                                           f"{pins[self.rank]} (pinned in the run file)", mine,
+                                           "use this rank's own --key, or fix [identities]"))
 
 
 def init_party(spec: PartySpec) -> None:
-    """Join the run as a data party or the dealer: process group, CrypTen communicator, PRNGs.
+    """Join the run as a data party or the dealer: the mesh, CrypTen's communicator, PRNGs and
+    (with a dealer) the seeds it shares with each party, all received over the mesh.
 
     Raises:
-        PartyError: the rendezvous did not complete within ``timeout_s``.
+        PartyError: the mesh was not complete within ``timeout_s`` (naming who is missing and
+            any refused connection), or a peer died while the seeds were exchanged.
+        AgreementError: a process runs another release (wire protocol).
     """
     spec.validate()
     crypten = load_crypten()
     import torch
-    import torch.distributed as dist
-    from crypten import communicator as comm_pkg
-    from crypten.communicator import DistributedCommunicator
     from crypten.config import cfg
+
+    from protocols.channels import Trust, local_address, open_mesh
+    from protocols.communicator import MeshCommunicator, install
+    from protocols.links import Links
 
     torch.set_num_threads(1)
     cfg.mpc.provider = spec.provider
-    total = spec.world_size + (1 if spec.has_dealer else 0)
-    timeout = datetime.timedelta(seconds=spec.timeout_s)
-    try:
-        dist.init_process_group(
-            backend="gloo",
-            init_method=spec.rendezvous,
-            world_size=total,
-            rank=spec.rank,
-            timeout=timeout,
-        )
-        versions: list = [None] * total
-        dist.all_gather_object(versions, WIRE_PROTOCOL)
-        mismatch = check_wire_protocol(versions, spec.world_size)
+    names = spec.names()
+    secure = not spec.insecure and spec.total > 1
+    if spec.total == 1:
+        links = Links(0, 1, {}, spec.timeout_s, names, secure)
+    else:
+        trust = Trust(spec.identity, tuple(spec.pins), spec.insecure)
+        mesh = open_mesh(spec.rank, names, spec.rendezvous, spec.timeout_s, trust, WIRE_PROTOCOL,
+                         local_address(spec.rendezvous))
+        links = Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure)
+        mismatch = check_wire_protocol(mesh.versions, spec.world_size)
         if mismatch:
-            _teardown()
+            links.close()
             raise AgreementError(mismatch)
-        inst = DistributedCommunicator.__new__(DistributedCommunicator)
-        inst.distributed_backend = "gloo"
-        inst.rendezvous = spec.rendezvous
-        inst.world_size = spec.world_size
-        inst.rank = spec.rank
-        inst.reset_communication_stats()
-        inst._name = f"rank{spec.rank}"
-        inst.ttp_group = dist.new_group(list(range(total)), timeout=timeout)
-        if total > 1:
-            inst.ttp_comm_group = dist.new_group([0, total - 1], timeout=timeout)
-        inst.main_group = dist.new_group(list(range(spec.world_size)), timeout=timeout)
-        inst.ttp_initialized = spec.has_dealer
-        DistributedCommunicator.instance = inst
-        setattr(comm_pkg, "__use_threads", False)
+    install(MeshCommunicator(spec.rank, spec.world_size, links, spec.has_dealer, spec.rendezvous, secure))
+    try:
         if not spec.is_dealer:
-            crypten._setup_prng()
+            crypten._setup_prng()  # PRZS seeds: over the mesh (inside TLS)
             if spec.has_dealer:
-                from protocols.triples import setup_bulk_stream
+                from protocols.triples import receive_dealer_seeds
 
-                crypten.mpc.provider.ttp_provider.TTPClient._init()
-                setup_bulk_stream(False, spec.world_size)
-            if spec.world_size > 1:
-                from protocols import links
-
-                _LINKS["current"] = links.connect(spec.rank, spec.world_size, _rendezvous_store(),
-                                                  links.local_address(spec.rendezvous), spec.timeout_s)
-    except (RuntimeError, ValueError) as exc:  # gloo reports timeouts/refusals as RuntimeError
+                receive_dealer_seeds()
+    except MpcrnnError:
         _teardown()
-        raise PartyError(
-            f"rank {spec.rank}: could not join the run at {spec.rendezvous} within "
-            f"{spec.timeout_s:g} s ({_first_line(exc)}). Check that every party and the dealer "
-            f"use the same rendezvous and world size and are running"
-        ) from None
+        raise
     _seed_local_generator()
 
 
-_LINKS: dict = {}  # this process's protocols.links.Links (a data party of a multi-party run), like CrypTen's communicator
-
-
 def current_links():
-    """This process's direct links to the other data parties, or None (one party, the dealer)."""
-    return _LINKS.get("current")
+    """This process's links to every other process (None before joining)."""
+    from crypten.communicator import DistributedCommunicator
 
-
-def _rendezvous_store():
-    from protocols.errors import InstallError
-
-    try:
-        from torch.distributed.distributed_c10d import _get_default_store
-    except ImportError:  # pragma: no cover - a torch version change
-        raise InstallError("torch.distributed has no _get_default_store (torch version change?)") from None
-    return _get_default_store()
+    inst = DistributedCommunicator.instance
+    return getattr(inst, "links", None)
 
 
 def _seed_local_generator() -> None:
@@ -168,18 +174,15 @@ def _seed_local_generator() -> None:
 def init_in_process() -> None:
     """A single party in this process (world size 1, TFP): the fast path for unit tests.
 
-    It uses the same gloo communicator as real runs (a process group of one over a fresh
-    ``file://`` rendezvous), so every CrypTen code path is the one used with N parties.  Shares
-    equal plaintext here: this checks the arithmetic of every protocol (fixed point, truncation,
-    polynomial trees, BPTT), not the secrecy; the multi-process tests do that.
+    The same communicator class as real runs, with no peers (its collectives are identities),
+    so every CrypTen code path is the one used with N parties.  Shares equal plaintext here:
+    this checks the arithmetic of every protocol (fixed point, truncation, polynomial trees,
+    BPTT), not the secrecy; the multi-process tests do that.
     """
-    import tempfile
-
     crypten = load_crypten()
     if crypten.is_initialized():
         return
-    path = tempfile.mkdtemp(prefix="mpcrnn-inproc-")
-    init_party(PartySpec(0, 1, f"file://{path}/rendezvous", "TFP", 30.0))
+    init_party(PartySpec(0, 1, "file:///nonexistent-in-process", "TFP", 30.0))
 
 
 def shutdown() -> None:
@@ -199,16 +202,10 @@ def check_wire_protocol(versions: list, world_size: int) -> str | None:
 
 
 def _teardown() -> None:
-    links = _LINKS.pop("current", None)
-    if links is not None:
-        links.close()
     try:
-        import torch.distributed as dist
-        from crypten.communicator import DistributedCommunicator
+        from protocols.communicator import MeshCommunicator
 
-        DistributedCommunicator.instance = None
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        MeshCommunicator.shutdown()
     except Exception:  # noqa: BLE001 - best effort on the way out
         pass
 

@@ -36,7 +36,7 @@ triple and could therefore decrypt everything.  A simulation mode; the CLI says 
 from __future__ import annotations
 
 import functools
-
+import struct
 from collections import deque
 from typing import Sequence
 
@@ -125,10 +125,6 @@ class RingStream:
         return torch.from_numpy(self._bits.random_raw(n).view(np.int64)).view(size)
 
 
-_BULK_STREAM: dict = {}
-_BULK_SEED: dict = {}
-
-
 def plan_stream(seed: int, index: int) -> RingStream:
     """The stream of the ``index``-th replayed step plan for the party whose bulk seed is
     ``seed``: SHA-256(seed, index), so the dealer can compute a plan's randomness ahead of time
@@ -139,28 +135,52 @@ def plan_stream(seed: int, index: int) -> RingStream:
     return RingStream(int.from_bytes(digest[:16], "little"))
 
 
-def setup_bulk_stream(is_dealer: bool, world_size: int):
-    """Once per process, right after CrypTen's TTP set-up: the dealer sends each party a fresh
-    seed for mpcrnn's bulk stream, separate from CrypTen's TTP stream, so that bulk requests
-    fetched ahead of use never desynchronize from CrypTen's on-demand requests.
+SEED = struct.Struct("<q")
 
-    Returns the dealer's list of per-party streams and seeds (dealer) or this party's stream."""
+
+def send_dealer_seeds(world_size: int) -> tuple[list[torch.Generator], list[RingStream], list[int]]:
+    """The dealer, once at start-up: a fresh seed per party for CrypTen's TTP generator and one
+    for mpcrnn's bulk stream (separate, so that bulk requests fetched ahead of use never
+    desynchronize from CrypTen's on-demand requests), each sent only to its party over the
+    dealer's authenticated link.  Returns CrypTen's per-party generators, the bulk streams and
+    the bulk seeds."""
+    import os
+
     import crypten.communicator as comm
-    import torch.distributed as dist
 
-    group = comm.get().ttp_group
-    if is_dealer:
-        seeds = [int.from_bytes(__import__("os").urandom(8), "little") >> 1 for _ in range(world_size)]
-        for rank, seed in enumerate(seeds):
-            dist.send(torch.tensor(seed, dtype=torch.long), rank, group=group)
-        dist.barrier(group=group)
-        return [RingStream(seed) for seed in seeds], seeds
-    seed = torch.empty((), dtype=torch.long)
-    dist.recv(seed, world_size, group=group)
-    dist.barrier(group=group)
-    _BULK_SEED["cpu"] = int(seed.item())
-    _BULK_STREAM["cpu"] = RingStream(_BULK_SEED["cpu"])
-    return _BULK_STREAM["cpu"]
+    links = comm.get().links
+    crypten_seeds = [SEED.unpack(os.urandom(8))[0] for _ in range(world_size)]
+    bulk_seeds = [int.from_bytes(os.urandom(8), "little") >> 1 for _ in range(world_size)]
+    for rank in range(world_size):
+        links.send_bytes(rank, SEED.pack(crypten_seeds[rank]) + SEED.pack(bulk_seeds[rank]))
+    generators = []
+    for seed in crypten_seeds:
+        g = torch.Generator(device="cpu")
+        g.manual_seed(seed)
+        generators.append(g)
+    return generators, [RingStream(seed) for seed in bulk_seeds], bulk_seeds
+
+
+def receive_dealer_seeds() -> None:
+    """A data party, once at start-up: the dealer's two seeds (see :func:`send_dealer_seeds`).
+    CrypTen's TTP client gets its generator (built here: CrypTen's own set-up would receive
+    its seed over torch.distributed); the bulk stream goes on the communicator, which every
+    session of this process shares."""
+    import crypten.communicator as comm
+    from crypten.mpc.provider.ttp_provider import TTPClient
+
+    c = comm.get()
+    data = c.links.recv_bytes(c.get_ttp_rank(), 2 * SEED.size)
+    crypten_seed, bulk_seed = SEED.unpack_from(data, 0)[0], SEED.unpack_from(data, SEED.size)[0]
+    inner = TTPClient._TTPClient__TTPClient  # CrypTen's singleton class (name-mangled)
+    client = inner.__new__(inner)
+    client.ttp_group, client.comm_group = c.ttp_group, c.ttp_comm_group
+    client.generator = torch.Generator(device="cpu")
+    client.generator.manual_seed(crypten_seed)
+    client.generator_cuda = None
+    TTPClient._TTPClient__instance = client
+    c.bulk_seed = bulk_seed
+    c.bulk_stream = RingStream(bulk_seed)
 
 
 class DealerTriples:
@@ -182,9 +202,11 @@ class DealerTriples:
     """
 
     def __init__(self, stats) -> None:
+        import crypten.communicator as comm
+
         self.stats = stats
-        self.stream = _BULK_STREAM["cpu"]
-        self.seed = _BULK_SEED["cpu"]
+        self.stream = comm.get().bulk_stream  # one per process, on the transport, shared by its sessions
+        self.seed = comm.get().bulk_seed
         self._plans: dict = {}
         self._recording: list | None = None
         self._key = None
@@ -249,9 +271,10 @@ class DealerTriples:
 
     def _send_request(self, requests: list, plan_index: int | None) -> tuple:
         """Rank 0: send one bulk request (drawn from the bulk stream, or from plan ``plan_index``'s
-        streams) and post the receive of its answer; returns the ticket for :meth:`_collect`."""
+        streams) and post the receive of its answer; returns the ticket for :meth:`_collect`.
+        Answers come back in request order on the one dealer link, so a posted receive is
+        completed (in order) by the next read from the dealer: no reader thread."""
         import crypten.communicator as comm
-        import torch.distributed as dist
         from crypten.mpc.provider.ttp_provider import TTPClient
 
         client = TTPClient.get()
@@ -259,14 +282,16 @@ class DealerTriples:
         total = sum(int(torch.Size(s).numel()) for s in sizes)
         msg = {"function": BULK_FUNCTION, "device": None, "args": (tuple(map(_plain, requests)),),
                "kwargs": {"plan": plan_index}}
-        comm.get().send_obj(msg, comm.get().get_ttp_rank(), client.ttp_group)
-        flat = torch.empty(total, dtype=torch.long)
-        work = dist.broadcast(flat, comm.get().get_ttp_rank(), group=client.comm_group, async_op=True)
-        return work, flat, sizes
+        c = comm.get()
+        c.send_obj(msg, c.get_ttp_rank(), client.ttp_group)
+        return c.links.post_recv(c.get_ttp_rank(), 8 * total), sizes
 
     def _collect(self, ticket: tuple) -> list[torch.Tensor]:
-        work, flat, sizes = ticket
-        work.wait()
+        import crypten.communicator as comm
+
+        posted, sizes = ticket
+        data = comm.get().links.wait(posted)
+        flat = torch.frombuffer(data, dtype=torch.long) if len(data) else torch.empty(0, dtype=torch.long)
         self.stats.add("dealer", 0)  # party 0 sends only the request; it receives 8 * total bytes
         out, pos = [], 0
         for size in sizes:

@@ -22,15 +22,17 @@ import traceback
 from typing import Any, Callable
 
 
-def _party_main(fn, rank, world_size, rendezvous, provider, timeout_s, args, results):
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+def _party_main(fn, rank, world_size, rendezvous, provider, timeout_s, args, results, transport=None):
     try:
         import torch
 
         torch.set_num_threads(1)
+        from protocols.identity import load_identity
         from protocols.parties import PartySpec, init_party, shutdown
 
-        spec = PartySpec(rank, world_size, rendezvous, provider, timeout_s)
+        key_dirs, pins, insecure = transport or ((), (), True)
+        identity = None if insecure else load_identity(key_dirs[rank])
+        spec = PartySpec(rank, world_size, rendezvous, provider, timeout_s, identity, tuple(pins), insecure)
         init_party(spec)
         if spec.is_dealer:
             from protocols.dealer import serve
@@ -48,6 +50,17 @@ def _party_main(fn, rank, world_size, rendezvous, provider, timeout_s, args, res
         results.put((rank, "error", traceback.format_exc()))
 
 
+def make_identities(folder, n_procs: int, insecure: bool = False) -> tuple:
+    """(key folders, pinned fingerprints, insecure) for ``n_procs`` processes: fresh keys under
+    ``folder`` (or nothing with ``insecure``)."""
+    if insecure:
+        return (), (), True
+    from protocols.identity import keygen
+
+    dirs = [os.path.join(str(folder), f"id{rank}") for rank in range(n_procs)]
+    return dirs, tuple(keygen(d) for d in dirs), False
+
+
 def _bytes(result: Any) -> bytes:
     """A party's result as self-contained bytes: the queue's own pickler would pass tensors as
     file descriptors that the parent fetches from the child later, and a child that has exited
@@ -63,6 +76,7 @@ def run_parties(
     timeout_s: float = 120.0,
     may_die: tuple[int, ...] = (),
     entry: Callable[..., None] | None = None,
+    insecure: bool = False,
 ) -> list[Any]:
     """Run ``fn(rank, *args)`` in ``world_size`` party processes; return results by rank.
 
@@ -70,6 +84,8 @@ def run_parties(
     except the ranks in ``may_die`` that exit without a result (their entry is None).
     ``entry``: a module-level replacement for the process body (it calls ``_party_main``), for
     tests that alter one process before it joins.
+    ``insecure``: ``--insecure-plaintext-transport``; by default every process gets a fresh
+    throw-away identity (keygen in the run's temporary folder) and all are pinned.
     """
     ctx = mp.get_context("spawn")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -78,10 +94,11 @@ def run_parties(
     n_procs = world_size + (1 if provider == "TTP" else 0)
     with tempfile.TemporaryDirectory(prefix="mpcrnn-rdv-") as tmp:
         rendezvous = f"file://{tmp}/rendezvous"
+        transport = make_identities(tmp, n_procs, insecure)
         procs = [
             ctx.Process(
                 target=entry or _party_main,
-                args=(fn, rank, world_size, rendezvous, provider, timeout_s / 2, args, results),
+                args=(fn, rank, world_size, rendezvous, provider, timeout_s / 2, args, results, transport),
                 daemon=True,
             )
             for rank in range(n_procs)
