@@ -15,6 +15,9 @@ import click
 
 from mpcrnn import __version__
 
+INSECURE_TRANSPORT = ("WARNING: --insecure-plaintext-transport: every share, seed and model byte crosses the network "
+                      "in CLEAR and anyone who reaches the rendezvous can take a rank. Tests and single-machine demos "
+                      "only; real runs use the default (mutual TLS 1.3 with the run file's pinned certificates).")
 INSECURE_TFP = ("WARNING: --provider tfp is a SIMULATION: party 0 generates every Beaver triple and "
                 "could decrypt every value. Use the default TTP dealer for real data.")
 
@@ -40,6 +43,30 @@ def _dp_options(f):
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def _transport_options(with_key: bool):
+    """--insecure-plaintext-transport (every command that runs processes) and --key DIR (one process)."""
+    def deco(f):
+        f = click.option("--insecure-plaintext-transport", "insecure", is_flag=True,
+                         help="INSECURE: plain TCP, no identities, no encryption (tests, demos). Hashed into the run config.")(f)
+        if with_key:
+            f = click.option("--key", "key_dir", type=click.Path(),
+                             help="This organization's identity folder (mpcrnn keygen --out DIR); its fingerprint must be "
+                                  "the one [identities] pins for this rank.")(f)
+        return f
+    return deco
+
+
+def _with_transport(cfg, insecure: bool):
+    """The run config with --insecure-plaintext-transport applied (and loudly flagged)."""
+    from dataclasses import replace
+
+    if insecure:
+        cfg = replace(cfg, insecure_transport=True)
+    if cfg.insecure_transport:
+        click.secho(INSECURE_TRANSPORT, fg="red", err=True)
+    return cfg
 
 
 DP_FLAGS = ("dp_epsilon", "dp_noise", "dp_delta", "dp_clip", "dp_accountant")
@@ -81,8 +108,9 @@ def main() -> None:
               help="fedavg: weight each party by its (public) row count, or equally.")
 @click.option("--update-clip", default=0.0, show_default=True, help="fedavg: bound each party's update norm on shares (0: off).")
 @_dp_options
+@_transport_options(with_key=False)
 @click.pass_context
-def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, momentum, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume, config_file, mode, rounds, local_epochs, weighting, update_clip, **dp_flags):
+def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, momentum, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume, config_file, mode, rounds, local_epochs, weighting, update_clip, insecure, **dp_flags):
     """Spawn the parties and the dealer on this machine and train.
 
     With no --data: the built-in demo (Japanese Vowels split 50/30/20 across 3 organizations).
@@ -113,7 +141,7 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, momentum, 
                  if not config_file or ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
         if "reveal_to" in given:
             given["reveal_to"] = list(given["reveal_to"])
-        cfg = build(read_file(config_file), given)
+        cfg = _with_transport(build(read_file(config_file), given), insecure)
         if len(data_files) != cfg.world_size:
             raise click.UsageError(f"--data: expected one file per party ({cfg.world_size}), got {len(data_files)}")
         tests = list(test_files) + [None] * (cfg.world_size - len(test_files))
@@ -154,6 +182,8 @@ def _summarize(cfg, reports, baseline: bool, out_dir: Path, train_files: list[st
     n = sum(t["rows"] for t in tests)
     summary = {"config": cfg.to_json(), "config_sha256": cfg.digest(), "provider": cfg.provider,
                "provider_note": INSECURE_TFP if cfg.provider == "TFP" else "TTP dealer: owns no data, must not collude with any party",
+               "transport": INSECURE_TRANSPORT if cfg.insecure_transport else
+               "mutual TLS 1.3 between every two processes, throw-away identities made and pinned for this run",
                "parties": parties, "dealer": next((r for r in reports if r.get("role") == "dealer"), None)}
     summary["mode"] = cfg.mode
     if cfg.mode == "fedavg":
@@ -231,7 +261,8 @@ def _finish(summary: dict, parties: list[dict]) -> dict:
 @click.option("--timeout", default=120.0, show_default=True)
 @click.option("--resume", is_flag=True)
 @_dp_options
-def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, lr, seed, timeout, resume, **dp_flags):
+@_transport_options(with_key=True)
+def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, lr, seed, timeout, resume, insecure, key_dir, **dp_flags):
     """Run one data party on this host (one organization)."""
     from launch.party import PartyJob, run_party
     from launch.runfile import build, from_environment, read_file
@@ -245,11 +276,11 @@ def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, 
         rank, rendezvous, parties = from_environment(rank, rendezvous, given, cfg.provider)
         from dataclasses import replace
 
-        cfg = replace(cfg, world_size=parties)
+        cfg = _with_transport(replace(cfg, world_size=parties), insecure)
         if cfg.provider == "TFP":
             click.secho(INSECURE_TFP, fg="red", err=True)
         report = run_party(PartyJob(rank, rendezvous, cfg, data_file, test_file, out, timeout,
-                                    show_progress=rank == 0, resume=resume))
+                                    show_progress=rank == 0, resume=resume, key_dir=key_dir))
         click.echo(json.dumps({k: v for k, v in report.items() if k != "ledger"}, indent=2))
     except MpcrnnError as exc:
         _fail(exc)
@@ -260,7 +291,8 @@ def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, 
 @click.option("--world-size", type=int, help="Data parties (or [run] parties, or WORLD_SIZE - 1).")
 @click.option("--rendezvous", help="tcp://host:port (or MASTER_ADDR/MASTER_PORT).")
 @click.option("--timeout", default=120.0, show_default=True)
-def dealer(config_file, world_size, rendezvous, timeout):
+@_transport_options(with_key=True)
+def dealer(config_file, world_size, rendezvous, timeout, insecure, key_dir):
     """Run the dealer (trusted third party: owns no data, must not collude)."""
     from dataclasses import replace
 
@@ -273,8 +305,8 @@ def dealer(config_file, world_size, rendezvous, timeout):
         cfg = build(raw, {"provider": "ttp"})
         parties = world_size if world_size is not None else raw.get("run", {}).get("parties")
         _, rendezvous, parties = from_environment(-1, rendezvous, parties, "ttp")
-        cfg = replace(cfg, world_size=parties)
-        click.echo(json.dumps(run_party(PartyJob(parties, rendezvous, cfg, None, None, ".", timeout))))
+        cfg = _with_transport(replace(cfg, world_size=parties), insecure)
+        click.echo(json.dumps(run_party(PartyJob(parties, rendezvous, cfg, None, None, ".", timeout, key_dir=key_dir))))
     except MpcrnnError as exc:
         _fail(exc)
 
@@ -323,6 +355,28 @@ def predict(model_file, data_file, dp_epsilon):
         click.echo(json.dumps({"rows": int(len(pred)), "accuracy": acc, "predictions": [spec.classes[i] for i in pred], **extra}))
     except MpcrnnError as exc:
         _fail(exc)
+
+
+@main.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="Folder for key.pem (0600, stays on this host) and cert.pem.")
+@click.option("--name", default="mpcrnn", show_default=True, help="Common name written into the certificate (informational).")
+def keygen(out_dir, name):
+    """Make this organization's identity: a key pair and self-signed certificate.
+
+    Prints the certificate's fingerprint: send it (and only it, or cert.pem) to the other
+    organizations; the shared run file pins it under [identities]."""
+    from protocols.errors import MpcrnnError
+    from protocols.identity import keygen as make
+
+    try:
+        fp = make(out_dir, name)
+    except MpcrnnError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(f"cannot write the identity into {out_dir}: {type(exc).__name__}")
+    click.echo(fp)
+    click.echo(f"  wrote {Path(out_dir) / 'key.pem'} (private, 0600: never copy it off this host) and "
+               f"{Path(out_dir) / 'cert.pem'} (public)", err=True)
 
 
 if __name__ == "__main__":

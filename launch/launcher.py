@@ -1,7 +1,8 @@
 """Spawn N parties and the dealer on this machine; watch them; stop everyone if one dies.
 
-Strict and boring: ``get_context("spawn")``; a fresh ``file://`` rendezvous per run; every exit
-code checked; if any process exits non-zero (or is killed) the others are terminated within a
+Strict and boring: ``get_context("spawn")``; a fresh ``file://`` rendezvous per run in a
+private folder (0700) that also holds every process's throw-away identity (keys 0600, pinned
+in the run's configuration, deleted with the folder when the run ends); every exit code checked; if any process exits non-zero (or is killed) the others are terminated within a
 second and :class:`PartyError` names the one that died first; Ctrl-C terminates all children.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
 import tempfile
 import time
 
@@ -19,20 +21,42 @@ from protocols.errors import PartyError
 def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_dir: str,
                  timeout_s: float = 60.0, show_progress: bool = True, on_start=None, resume: bool = False) -> list[dict]:
     ctx = mp.get_context("spawn")
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         # children inherit it before numpy loads: BLAS threads spin-wait, and 3 parties + the
         # dealer on 2 cores made the polynomial fit at start-up 20-50x slower than alone
         os.environ.setdefault(var, "1")
     n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
-    tmp = tempfile.mkdtemp(prefix="mpcrnn-run-")
+    tmp = tempfile.mkdtemp(prefix="mpcrnn-run-")  # 0700
+    try:
+        return _launch(ctx, cfg, n, tmp, train_files, test_files, out_dir, timeout_s, show_progress, on_start, resume)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the throw-away keys go with it
+
+
+def throwaway_identities(cfg, folder: str) -> tuple:
+    """``cfg`` with a fresh identity per process pinned (keys under ``folder``), and the key
+    folders by rank; unchanged (no keys) with the insecure transport."""
+    from dataclasses import replace
+
+    from protocols.identity import keygen
+
+    n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
+    if cfg.insecure_transport:
+        return cfg, [None] * n
+    dirs = [os.path.join(folder, f"identity-{rank}") for rank in range(n)]
+    pins = tuple(keygen(d, name=_name(rank, cfg)) for rank, d in enumerate(dirs))
+    return replace(cfg, identities=pins), dirs
+
+
+def _launch(ctx, cfg, n, tmp, train_files, test_files, out_dir, timeout_s, show_progress, on_start, resume) -> list[dict]:
     rendezvous = f"file://{tmp}/rendezvous"
+    cfg, key_dirs = throwaway_identities(cfg, tmp)
     procs, pipes = [], []
     for rank in range(n):
         is_party = rank < cfg.world_size
         job = PartyJob(rank, rendezvous, cfg, train_files[rank] if is_party else None,
                        test_files[rank] if is_party else None, out_dir, timeout_s,
-                       show_progress=show_progress and rank == 0, resume=resume)
+                       show_progress=show_progress and rank == 0, resume=resume, key_dir=key_dirs[rank])
         recv, send = ctx.Pipe(duplex=False)
         p = ctx.Process(target=party_entry, args=(job, send), name=_name(rank, cfg))
         p.start()

@@ -28,6 +28,7 @@ class PartyJob:
     timeout_s: float = 60.0
     show_progress: bool = False
     resume: bool = False
+    key_dir: str | None = None  # this process's identity (mpcrnn keygen); None with the insecure transport
 
 
 def run_party(job: PartyJob) -> dict:
@@ -36,20 +37,20 @@ def run_party(job: PartyJob) -> dict:
 
     torch.set_num_threads(1)
     from mpcrnn import data as D
-    from protocols.parties import PartySpec, init_party, shutdown
+    from protocols.parties import init_party, shutdown
 
     cfg = job.run_config
-    spec = PartySpec(job.rank, cfg.world_size, job.rendezvous, cfg.provider, job.timeout_s)
-    spec.validate()
+    spec = transport_spec(job)
     if spec.is_dealer:
         from protocols.dealer import serve
 
         init_party(spec)
         try:
+            transport = transport_report()
             served = serve()
         finally:
             shutdown()
-        return {"role": "dealer", "requests_served": served}
+        return {"role": "dealer", "requests_served": served, "transport": transport}
     cfg.validate()
     local = D.scale_features(D.load_party_file(job.train_file, cfg.spec), cfg.spec, job.train_file)
     test = D.scale_features(D.load_party_file(job.test_file, cfg.spec), cfg.spec, job.test_file) if job.test_file else None
@@ -57,8 +58,38 @@ def run_party(job: PartyJob) -> dict:
     try:
         return _run_joined(job, spec, cfg, local, test)
     except BaseException:
-        shutdown()  # leave the process group before reporting, so no gloo thread outlives it
+        shutdown()  # close every link before reporting
         raise
+
+
+def transport_spec(job: PartyJob):
+    """The PartySpec of a job, with its identity and every pinned fingerprint (validated)."""
+    from protocols.identity import load_identity
+    from protocols.parties import PartySpec
+
+    cfg = job.run_config
+    spec = PartySpec(job.rank, cfg.world_size, job.rendezvous, cfg.provider, job.timeout_s,
+                     insecure=cfg.insecure_transport, pins=tuple(cfg.identities))
+    spec.validate_role()
+    identity = None
+    if not cfg.insecure_transport and job.key_dir:
+        identity = load_identity(job.key_dir)
+    from dataclasses import replace
+
+    spec = replace(spec, identity=identity)
+    spec.validate()
+    return spec
+
+
+def transport_report() -> dict:
+    """What the report says about the network: TLS with pinned certificates or INSECURE
+    plaintext, and every connection attempt that was refused (rank claimed, fingerprint)."""
+    import crypten.communicator as comm
+
+    c = comm.get()
+    kind = ("mutual TLS 1.3, every process's certificate pinned by the run file" if c.secure else
+            "INSECURE plaintext TCP (--insecure-plaintext-transport): no authentication, no encryption")
+    return {"kind": kind, "secure": bool(c.secure), "refused_connections": list(getattr(c, "refused", []))}
 
 
 def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
@@ -84,10 +115,6 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
         else:
             result = run_training(session, cfg, local, progress=progress,
                                   checkpoint_dir=str(Path(job.out_dir) / "checkpoints"), resume=job.resume)
-    except RuntimeError as exc:  # gloo: a peer closed its connection or timed out
-        from protocols.errors import PartyError
-
-        raise PartyError(f"party {job.rank}: lost contact with a peer ({str(exc).splitlines()[0][:160]})") from None
     if progress:
         progress.done()
     if job.rank == 0 and spec.has_dealer:
@@ -107,6 +134,7 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
         "ledger": session.ledger.to_json(),
         "received_model": result["params"] is not None,
         "mode": cfg.mode,
+        "transport": transport_report(),
     }
     if cfg.mode == "fedavg":
         report["round_seconds"] = result["round_seconds"]

@@ -10,6 +10,12 @@ folder, rendezvous) are command-line flags.  Example (every key optional; defaul
     reveal_to = []           # ranks receiving the final weights; empty: all
     reveal_metrics = false
     mode = "mpc"             # mpc | fedavg (local training + secure averaging; see [fedavg])
+    insecure_plaintext_transport = false   # true: no identities, no encryption (tests, demos)
+
+    [identities]             # every process's certificate fingerprint (mpcrnn keygen prints it)
+    party0 = "sha256:..."    # one line per data party, party0..party{parties-1}
+    party1 = "sha256:..."
+    dealer = "sha256:..."    # with provider = "ttp"
 
     [model]
     cell = "gru"             # rnn | gru | lstm
@@ -65,7 +71,8 @@ from mpcrnn.secure import RunConfig
 from protocols.errors import ConfigError, expected_got
 
 SECTIONS = {
-    "run": {"parties", "provider", "reveal_to", "reveal_metrics", "mode"},
+    "run": {"parties", "provider", "reveal_to", "reveal_metrics", "mode", "insecure_plaintext_transport"},
+    "identities": None,  # party0.., dealer: checked against the party count in build()
     "model": {"cell", "hidden", "layers"},
     "train": {f.name for f in fields(TrainConfig)},
     "data": {f.name for f in fields(D.DataSpec)},
@@ -87,6 +94,8 @@ def read_file(path: str | None) -> dict:
     for section, body in raw.items():
         if section not in SECTIONS:
             raise ConfigError(expected_got(f"{path}: section", "one of " + ", ".join(f"[{s}]" for s in SECTIONS), f"[{section}]"))
+        if SECTIONS[section] is None:
+            continue
         unknown = set(body) - SECTIONS[section]
         if unknown:
             raise ConfigError(expected_got(f"{path}: keys of [{section}]", ", ".join(sorted(SECTIONS[section])), ", ".join(sorted(unknown))))
@@ -95,7 +104,8 @@ def read_file(path: str | None) -> dict:
 
 def build(raw: dict, overrides: dict) -> RunConfig:
     """RunConfig from the file's sections, then explicit command-line overrides (flat keys)."""
-    run = {"parties": 3, "provider": "ttp", "reveal_to": [], "reveal_metrics": False, "mode": "mpc", **raw.get("run", {})}
+    run = {"parties": 3, "provider": "ttp", "reveal_to": [], "reveal_metrics": False, "mode": "mpc",
+           "insecure_plaintext_transport": False, **raw.get("run", {})}
     model = {"cell": "gru", "hidden": 32, "layers": 1, **raw.get("model", {})}
     train = dict(raw.get("train", {}))
     fedavg = dict(raw.get("fedavg", {}))
@@ -129,7 +139,28 @@ def build(raw: dict, overrides: dict) -> RunConfig:
         activation=ActivationConfig(), train=tc, spec=spec, world_size=int(run["parties"]),
         provider=str(run["provider"]).upper(), reveal_to=tuple(run["reveal_to"]),
         reveal_metrics=bool(run["reveal_metrics"]), mode=str(run["mode"]), fedavg=fa, dp=_dp(dp),
+        identities=identities(raw.get("identities"), int(run["parties"]), str(run["provider"]).upper()),
+        insecure_transport=bool(run["insecure_plaintext_transport"]),
     )
+
+
+def identity_names(world_size: int, provider: str) -> list[str]:
+    """The [identities] keys of a run, in rank order."""
+    return [f"party{r}" for r in range(world_size)] + (["dealer"] if provider.upper() == "TTP" else [])
+
+
+def identities(section: dict | None, world_size: int, provider: str) -> tuple[str, ...]:
+    """[identities] -> every process's pinned fingerprint in rank order (the dealer last); ()
+    when the file has none (then --insecure-plaintext-transport, or `mpcrnn train`'s own)."""
+    from protocols.identity import check_fingerprint
+
+    if not section:
+        return ()
+    names = identity_names(world_size, provider)
+    if set(section) != set(names):
+        raise ConfigError(expected_got("[identities] keys", ", ".join(names), ", ".join(sorted(section)),
+                                       "one fingerprint per process of the run"))
+    return tuple(check_fingerprint(section[n], f"[identities] {n}") for n in names)
 
 
 def _dp(section: dict) -> DPConfig:

@@ -43,6 +43,10 @@ class RunConfig:
     mode: str = "mpc"                     # mpc: train on shares | fedavg: local training + secure averaging
     fedavg: FedAvgConfig = field(default_factory=FedAvgConfig)
     dp: DPConfig = field(default_factory=DPConfig)  # DP-SGD inside MPC (mpcrnn.dp); off by default
+    # the network (protocols.channels): every process's pinned certificate fingerprint, rank
+    # order, the dealer last (the run file's [identities]); or the insecure plaintext transport
+    identities: tuple[str, ...] = ()
+    insecure_transport: bool = False
 
     def receivers(self) -> tuple[int, ...]:
         return self.reveal_to or tuple(range(self.world_size))
@@ -72,7 +76,16 @@ class RunConfig:
         return json.loads(json.dumps(asdict(self), default=list))
 
     def digest(self) -> str:
+        """SHA-256 of everything agreed, the pinned identities and the transport included."""
         return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
+
+    def checkpoint_digest(self) -> str:
+        """SHA-256 of what a checkpoint depends on: the agreed configuration without the
+        network (``mpcrnn train`` makes fresh throw-away identities for every run, resume too)."""
+        body = self.to_json()
+        body.pop("identities", None)
+        body.pop("insecure_transport", None)
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def agree(session, cfg: RunConfig, local: SequenceData) -> list[dict]:
@@ -145,11 +158,11 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
     if resume and checkpoint_dir:
         start = checkpoint.agree_epoch(session, checkpoint_dir)
         if start:
-            params, velocity = checkpoint.load(checkpoint_dir, session.rank, start, cfg.digest())
+            params, velocity = checkpoint.load(checkpoint_dir, session.rank, start, cfg.checkpoint_digest())
     save = None
     if checkpoint_dir:
         def save(epoch, p, v):
-            checkpoint.save(checkpoint_dir, session.rank, epoch, cfg.digest(), p, v)
+            checkpoint.save(checkpoint_dir, session.rank, epoch, cfg.checkpoint_digest(), p, v)
     step_seconds: list[float] = []
     step_rounds: list[int] = []  # CrypTen's round counter (dealer round trips included) per step
     import crypten.communicator as crypten_comm

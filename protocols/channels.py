@@ -89,6 +89,10 @@ class _Refused(Exception):
     """A connection that is not the pinned peer it claims to be (or no peer at all)."""
 
 
+class _Late(Exception):
+    """The run's timeout passed while waiting for a peer (the detail names whom)."""
+
+
 def open_mesh(rank: int, names: list[str], rendezvous: str, timeout_s: float, trust: Trust,
               wire_protocol: int, host: str) -> Mesh:
     """Connect this process to every other process of the run (see the module docstring).
@@ -161,15 +165,12 @@ def open_mesh(rank: int, names: list[str], rendezvous: str, timeout_s: float, tr
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             s.settimeout(timeout_s)
         return Mesh(rank, names, socks, versions, refused, not trust.insecure)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, _Late) as exc:
         for s in socks.values():
             _close(s)
-        raise PartyError(f"{me}: could not join the run at {rendezvous} within {timeout_s:g} s ({_brief(exc)})"
-                         + _refusals(refused)) from None
-    except PartyError as exc:
-        for s in socks.values():
-            _close(s)
-        raise PartyError(f"{exc}{_refusals(refused)}") from None
+        raise PartyError(f"rank {rank}: could not join the run at {rendezvous} within {timeout_s:g} s as {me} "
+                         f"({_brief(exc)}). Check that every party and the dealer use the same rendezvous, run file "
+                         "and world size and are running" + _refusals(refused)) from None
     finally:
         if listener is not None:
             listener.close()
@@ -213,7 +214,7 @@ def _resolve_rendezvous(rendezvous: str, deadline: float, me: str) -> tuple[str,
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise PartyError(f"{me}: no process took rank 0 (the rendezvous file {path} stayed empty)")
+            raise _Late(f"no process took rank 0 (the rendezvous file {path} stayed empty)")
         time.sleep(RETRY_S)
 
 
@@ -227,12 +228,12 @@ def _parse_addr(text: str) -> tuple[str, int]:
 def _accept(listener, deadline: float, me: str, missing, refused: list[str]) -> socket.socket:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise PartyError(f"{me}: could not join the run: {missing()} did not connect in time")
+        raise _Late(f"waiting for {missing()}")
     listener.settimeout(left)
     try:
         conn, _ = listener.accept()
     except socket.timeout:
-        raise PartyError(f"{me}: could not join the run: {missing()} did not connect in time") from None
+        raise _Late(f"waiting for {missing()}") from None
     return conn
 
 
@@ -295,7 +296,7 @@ def _connect(target: int, addr: tuple[str, int], rank: int, names: list[str], tr
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise PartyError(f"{me}: could not reach {who} at {addr[0]}:{addr[1]} in time ({last})")
+            raise _Late(f"could not reach {who} at {addr[0]}:{addr[1]}: {last}")
         try:
             conn = socket.create_connection(addr, timeout=max(min(left, HANDSHAKE_S), 0.1))
         except OSError as exc:

@@ -72,6 +72,11 @@ class PartySpec:
         return self.has_dealer and self.rank == self.world_size
 
     def validate(self) -> None:
+        self.validate_role()
+        self.validate_identity()
+
+    def validate_role(self) -> None:
+        """Provider, world size, rank, rendezvous and timeout (no identity yet)."""
         if self.provider not in PROVIDERS:
             raise ConfigError(expected_got("provider", " or ".join(PROVIDERS), self.provider))
         if self.world_size < 1:
@@ -85,6 +90,9 @@ class PartySpec:
             )
         if self.timeout_s <= 0:
             raise ConfigError(expected_got("timeout_s", "> 0", self.timeout_s))
+
+    def validate_identity(self) -> None:
+        """The pinned fingerprints and this process's own certificate among them."""
         if self.insecure or self.total == 1:
             return
         from protocols.identity import check_fingerprint
@@ -135,11 +143,14 @@ def init_party(spec: PartySpec) -> None:
         mesh = open_mesh(spec.rank, names, spec.rendezvous, spec.timeout_s, trust, WIRE_PROTOCOL,
                          local_address(spec.rendezvous))
         links = Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure)
+        links.refused = list(mesh.refused)
         mismatch = check_wire_protocol(mesh.versions, spec.world_size)
         if mismatch:
             links.close()
             raise AgreementError(mismatch)
-    install(MeshCommunicator(spec.rank, spec.world_size, links, spec.has_dealer, spec.rendezvous, secure))
+    inst = MeshCommunicator(spec.rank, spec.world_size, links, spec.has_dealer, spec.rendezvous, secure)
+    inst.refused = getattr(links, "refused", [])  # connection attempts refused while joining (for the report)
+    install(inst)
     try:
         if not spec.is_dealer:
             crypten._setup_prng()  # PRZS seeds: over the mesh (inside TLS)

@@ -54,7 +54,7 @@ def silent_party(rank: int):
 
 
 def test_silent_peer_times_out_naming_it():
-    out = run_parties(silent_party, world_size=2, provider="TFP", timeout_s=16)[0]
+    out = run_parties(silent_party, world_size=2, provider="TFP", timeout_s=24)[0]  # slack for start-up on a busy machine
     msg, waited, limit = out
     assert "party 0: lost contact with party 1" in msg and f"no data for {limit:g} s" in msg
     assert limit <= waited < limit + 3

@@ -2,9 +2,10 @@
 
 Instrumentation (inside each party process): every CrypTen opening function
 (``reveal``/``reveal_batch``/``get_plain_text`` of arithmetic and binary shares, and
-``MPCTensor.get_plain_text``) and every communicator collective (and torch.distributed's point-to-point calls, and the
-direct links of :mod:`protocols.links`) is wrapped to record its
-caller.  Asserted: plaintext openings happen only through ``protocols/reveal.py``'s ``reveal``
+``MPCTensor.get_plain_text``), every method of CrypTen's communicator (ours,
+:mod:`protocols.communicator`) and every send/receive of the links of :mod:`protocols.links`
+(which carry every byte between processes: torch.distributed is not used) is wrapped to record
+its caller outside the transport.  Asserted: plaintext openings happen only through ``protocols/reveal.py``'s ``reveal``
 (and only for the final weights, all in the ledger); CrypTen's own openings happen only inside
 its masked-opening protocol steps; our collectives come only from the reveal module.
 """
@@ -53,40 +54,36 @@ def instrument():
             if hasattr(cls, name):
                 wrap(cls, name, crypten_open, lambda c, cls=cls, name=name: (cls.__name__, name, c.function))
     inst = comm.get()
-    for name in ("all_reduce", "reduce", "gather", "all_gather", "broadcast"):
+
+    def origin():
+        """The first caller outside the transport (CrypTen's and ours) and these wrappers."""
+        skip = ("crypten/communicator/", "protocols/communicator.py", "protocols/links.py", "test_security.py")
+        frame = next(f for f in inspect.stack()[1:] if not any(k in f.filename.replace("\\", "/") for k in skip))
+        file = frame.filename.replace("\\", "/")
+        if file.endswith("protocols/reveal.py"):
+            return frame.function
+        if "/protocols/" in file:
+            return "protocols/" + file.split("/protocols/")[-1]
+        return file.split("site-packages/")[-1]
+
+    # every method of CrypTen's communicator (ours: protocols.communicator, over the links)
+    for name in ("all_reduce", "reduce", "gather", "all_gather", "broadcast", "send", "recv", "isend", "irecv",
+                 "scatter", "barrier", "send_obj", "recv_obj", "broadcast_obj"):
         bound = getattr(inst, name)
 
         def collective(*a, _b=bound, _n=name, **k):
-            caller = inspect.stack()[1]
-            file = caller.filename.replace("\\\\", "/")
-            where = caller.function if file.endswith("protocols/reveal.py") else file.split("site-packages/")[-1]
-            ours[(_n, where)] += 1
+            ours[(_n, origin())] += 1
             return _b(*a, **k)
 
         setattr(inst, name, collective)
-    import torch.distributed as dist
-
-    for name in ("isend", "irecv"):  # torch.distributed point to point (CrypTen uses it too)
-        fn = getattr(dist, name)
-
-        def p2p(*a, _f=fn, _n=name, **k):
-            # through CrypTen's communicator wrappers: attribute the call to who called them
-            caller = next(f for f in inspect.stack()[1:] if "crypten/communicator/" not in f.filename)
-            file = caller.filename.replace("\\\\", "/")
-            where = caller.function if file.endswith("protocols/reveal.py") else file.split("site-packages/")[-1]
-            where = "protocols/triples.py" if file.endswith("protocols/triples.py") else where
-            ours[(_n, where)] += 1
-            return _f(*a, **k)
-
-        setattr(dist, name, p2p)
     from protocols.links import Links
 
-    for name in ("exchange", "send", "recv_from"):  # the direct links: our masked openings
+    # the links themselves: every byte any process sends or receives passes one of these
+    for name in ("exchange", "send", "recv_from", "send_bytes", "recv_bytes", "recv_message", "post_recv", "transfer"):
         fn = getattr(Links, name)
 
         def link(self, *a, _f=fn, _n=name, **k):
-            caller = inspect.stack()[1]
-            ours[(f"links.{_n}", caller.function if caller.filename.endswith("protocols/reveal.py") else caller.filename)] += 1
+            ours[(f"links.{_n}", origin())] += 1
             return _f(self, *a, **k)
 
         setattr(Links, name, link)
@@ -115,13 +112,14 @@ def _only_masked_openings_and_ledgered_reveals(crypten_open, ours):
     # CrypTen opened nothing in plaintext, only masked values inside its protocol steps
     assert set(crypten_open) <= CRYPTEN_MASKED_OPENINGS, crypten_open
     assert not any(k[1] == "get_plain_text" for k in crypten_open)
-    # our collectives: masked openings and the ledgered reveal; CrypTen's from its primitives
+    # who moved bytes: masked openings and the ledgered reveal; CrypTen's from its primitives;
+    # dealer requests and answers; the public metadata exchange (digest, row counts)
     for (name, where), n in ours.items():
         assert (
             where in OUR_COLLECTIVE_CALLERS
             or where.startswith("crypten/mpc/primitives/")  # CrypTen's masked openings (above)
-            or (name, where) == ("broadcast", "crypten/mpc/provider/ttp_provider.py")  # dealer randomness
-            or where in ("crypten/mpc/provider/ttp_provider.py", "protocols/triples.py")  # dealer requests (public shapes)
+            or where in ("crypten/mpc/provider/ttp_provider.py", "protocols/triples.py")  # dealer requests (public shapes) and randomness
+            or (where == "protocols/public_exchange.py" and name in ("links.send_bytes", "links.recv_message"))
         ), (name, where)
 
 
