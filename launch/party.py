@@ -102,19 +102,18 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
     session = MpcSession.current(fixed_point(cfg))
     progress = _Progress(session) if job.show_progress else None
     by_round: list[dict] = []
-    try:
-        if cfg.mode == "fedavg":
-            from mpcrnn.fedavg import run_fedavg
+    if cfg.mode == "fedavg":
+        from mpcrnn.fedavg import run_fedavg
 
-            def on_round(r, params):  # this party's own test rows, in plaintext; nothing is sent
-                if test is not None:
-                    by_round.append({"round": r, **evaluate_local(cfg, params, test, polynomial=False)})
+        def on_round(r, params):  # this party's own test rows, in plaintext; nothing is sent
+            if test is not None:
+                by_round.append({"round": r, **evaluate_local(cfg, params, test, polynomial=False)})
 
-            result = run_fedavg(session, cfg, local, progress=progress, checkpoint_dir=str(Path(job.out_dir) / "checkpoints"),
-                                resume=job.resume, on_round=on_round)
-        else:
-            result = run_training(session, cfg, local, progress=progress,
-                                  checkpoint_dir=str(Path(job.out_dir) / "checkpoints"), resume=job.resume)
+        result = run_fedavg(session, cfg, local, progress=progress, checkpoint_dir=str(Path(job.out_dir) / "checkpoints"),
+                            resume=job.resume, on_round=on_round)
+    else:
+        result = run_training(session, cfg, local, progress=progress,
+                              checkpoint_dir=str(Path(job.out_dir) / "checkpoints"), resume=job.resume)
     if progress:
         progress.done()
     if job.rank == 0 and spec.has_dealer:

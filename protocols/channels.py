@@ -324,7 +324,7 @@ def _connect(target: int, addr: tuple[str, int], rank: int, names: list[str], tr
         except (OSError, ValueError, struct.error) as exc:  # closed: the other side refused us, or is not up yet
             _close(conn)
             last = f"{who} closed the connection during the handshake ({_brief(exc)})"
-        time.sleep(RETRY_S)
+        time.sleep(5 * RETRY_S)  # refused: the other side may be waiting for the real peer
 
 
 def _tls_context(protocol, trust: Trust, peer_pem: bytes) -> ssl.SSLContext:

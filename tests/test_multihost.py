@@ -1,9 +1,11 @@
 """One party per host: `mpcrnn party` / `mpcrnn dealer` with a shared run-config file and the
-torch.distributed environment (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE).
+torchrun-style environment (MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE), as the README's
+walkthrough: every host runs `mpcrnn keygen`, the fingerprints go into the shared run file's
+[identities], and each process gets its own `--key`.
 
 The multi-host test puts the dealer and each party in its own network namespace (``ip netns``
 + veth pairs on a bridge in a fourth namespace; addresses 10.231.x.0/24 exist only inside these
-namespaces), with GLOO_SOCKET_IFNAME naming each host's interface.  It skips, saying why,
+namespaces), with MPCRNN_LINK_IFNAME naming each host's interface.  It skips, saying why,
 where namespaces cannot be made (not root, no CAP_SYS_ADMIN).  The loopback variant runs the
 same commands on one host everywhere.
 """
@@ -34,8 +36,17 @@ batch_size = 20
 """
 
 
+def _keygen(folder: Path) -> str:
+    """`mpcrnn keygen --out folder` as an organization runs it; returns the printed fingerprint."""
+    res = subprocess.run([MPCRNN, "keygen", "--out", str(folder)], capture_output=True, text=True, timeout=120, check=True)
+    return res.stdout.strip().splitlines()[0]
+
+
 def _setup_files(tmp: Path) -> list[str]:
-    (tmp / "run.toml").write_text(RUN_TOML)
+    # each host makes its identity; only the fingerprints travel, into the shared run file
+    pins = {name: _keygen(tmp / f"key-{name}") for name in ("dealer", "party0", "party1")}
+    assert (tmp / "key-party0" / "key.pem").stat().st_mode & 0o777 == 0o600
+    (tmp / "run.toml").write_text(RUN_TOML + "[identities]\n" + "".join(f'{k} = "{v}"\n' for k, v in pins.items()))
     files = []
     for r, part in enumerate(D.split_rows(D.japanese_vowels("train"), [20, 20], 3)):
         D.write_npz(part, tmp / f"p{r}.npz")
@@ -61,9 +72,11 @@ def _run_hosts(cmds: list[list[str]], envs: list[dict], timeout: float = 240) ->
 def _commands(tmp: Path, files: list[str], prefix: list[list[str]]) -> list[list[str]]:
     cfg = str(tmp / "run.toml")
     return [
-        prefix[0] + [MPCRNN, "dealer", "--config", cfg, "--timeout", "60"],
-        prefix[1] + [MPCRNN, "party", "--config", cfg, "--data", files[0], "--out", str(tmp / "out0"), "--timeout", "60"],
-        prefix[2] + [MPCRNN, "party", "--config", cfg, "--data", files[1], "--out", str(tmp / "out1"), "--timeout", "60"],
+        prefix[0] + [MPCRNN, "dealer", "--config", cfg, "--timeout", "60", "--key", str(tmp / "key-dealer")],
+        prefix[1] + [MPCRNN, "party", "--config", cfg, "--data", files[0], "--out", str(tmp / "out0"), "--timeout", "60",
+                     "--key", str(tmp / "key-party0")],
+        prefix[2] + [MPCRNN, "party", "--config", cfg, "--data", files[1], "--out", str(tmp / "out1"), "--timeout", "60",
+                     "--key", str(tmp / "key-party1")],
     ]
 
 
@@ -72,6 +85,7 @@ def _assert_trained(results, tmp: Path):
         assert code == 0, err[-3000:]
     reports = [json.loads(results[i][1]) for i in (1, 2)]
     assert [r["rank"] for r in reports] == [0, 1] and all(r["received_model"] for r in reports)
+    assert all(r["transport"]["secure"] and not r["transport"]["refused_connections"] for r in reports)
     assert (tmp / "out0" / "model-party0.pt").exists() and (tmp / "out1" / "model-party1.pt").exists()
 
 
@@ -84,7 +98,7 @@ def _free_port() -> int:
 def test_config_file_and_environment_rendezvous_on_loopback(tmp_path):
     files = _setup_files(tmp_path)
     port = str(_free_port())
-    base = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": "3", "GLOO_SOCKET_IFNAME": "lo"}
+    base = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": "3", "MPCRNN_LINK_IFNAME": "lo"}
     envs = [{**base, "RANK": "2"}, {**base, "RANK": "0"}, {**base, "RANK": "1"}]
     _assert_trained(_run_hosts(_commands(tmp_path, files, [[], [], []]), envs), tmp_path)
 
@@ -103,8 +117,8 @@ def three_hosts():
 def test_parties_in_separate_network_namespaces(tmp_path, three_hosts):
     hosts, addrs = three_hosts
     files = _setup_files(tmp_path)
-    # party 0 hosts the rendezvous on its own address; gloo binds to each host's eth0
-    base = {"MASTER_ADDR": addrs[1], "MASTER_PORT": "29517", "WORLD_SIZE": "3", "GLOO_SOCKET_IFNAME": "eth0"}
+    # party 0 hosts the rendezvous on its own address; every process listens for links on its eth0
+    base = {"MASTER_ADDR": addrs[1], "MASTER_PORT": "29517", "WORLD_SIZE": "3", "MPCRNN_LINK_IFNAME": "eth0"}
     envs = [{**base, "RANK": "2"}, {**base, "RANK": "0"}, {**base, "RANK": "1"}]
     prefix = [["ip", "netns", "exec", hosts[0]], ["ip", "netns", "exec", hosts[1]], ["ip", "netns", "exec", hosts[2]]]
     _assert_trained(_run_hosts(_commands(tmp_path, files, prefix), envs), tmp_path)

@@ -1,0 +1,201 @@
+"""A passive eavesdropper on every link of a 3-party + dealer training run.
+
+The capture is an ``AF_PACKET`` raw socket on ``lo`` (root only; skipped otherwise, saying
+why): every TCP segment between every two processes, reassembled per direction by sequence
+number.  :func:`eavesdrop` sees ONLY those bytes plus public knowledge (the code's framing: the
+clear hello, 4-byte-length JSON on connections to rank 0, then 8-byte-length messages; the model
+shapes of the public run configuration).  How far it gets:
+
+* **Plaintext transport** (``--insecure-plaintext-transport``): every seed of the run, checked
+  against the values the processes actually used (each party's PRZS ``next``/``prev`` seeds and
+  the ``global`` one, CrypTen's TTP seeds and the dealer's bulk-stream seeds: every 8-byte
+  field of every message of at most 16 bytes is a candidate, and all true seeds are among them),
+  and the released model: the last six messages each party sent to another party are its
+  shares of the six weight tensors (the final reveal), their sum decodes to the model, equal to
+  the parties' opened weights within fixed-point rounding.  With those seeds and the dealer's
+  answers (also in clear), re-running the public dealer code gives every Beaver mask and so every
+  secret behind every masked opening (the issue's attack decoded all training rows this way);
+  this test stops at the seeds and the model.
+* **Default transport** (mutual TLS 1.3): the same script recovers no model, and none of the
+  true seeds' 8-byte encodings appears anywhere in the capture (all streams, all bytes).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+import time
+
+import pytest
+import torch
+
+from mpc_harness import run_parties
+from protocols.channels import HELLO, MAGIC
+
+WEIGHTS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")
+SO_RCVBUFFORCE = 33
+
+
+class Capture:
+    """Every TCP segment on ``lo`` while running, reassembled per direction (src, dst) by sequence number."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 256 << 20)
+        self.sock.bind(("lo", 0))
+        self.sock.settimeout(0.2)
+        self.flows: dict[tuple, dict] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                frame = self.sock.recv(1 << 18)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+                continue
+            ip = frame[14:]
+            ihl, total = (ip[0] & 15) * 4, struct.unpack("!H", ip[2:4])[0]
+            if ip[9] != 6:
+                continue
+            tcp = ip[ihl:total]
+            sport, dport, seq = struct.unpack("!HHI", tcp[:8])
+            off, flags = (tcp[12] >> 4) * 4, tcp[13]
+            flow = self.flows.setdefault((ip[12:16], sport, ip[16:20], dport), {"isn": None, "segs": {}})
+            if flags & 0x02:  # SYN
+                flow["isn"] = seq
+            payload = bytes(tcp[off:])
+            if payload:
+                flow["segs"][seq] = payload
+
+    def stop(self) -> dict[tuple, bytes]:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+        streams = {}
+        for key, flow in self.flows.items():
+            if flow["isn"] is None:
+                continue
+            data, start = bytearray(), (flow["isn"] + 1) & 0xFFFFFFFF
+            for seq in sorted(flow["segs"], key=lambda s: (s - start) & 0xFFFFFFFF):
+                pos = (seq - start) & 0xFFFFFFFF
+                seg = flow["segs"][seq]
+                if pos > len(data):
+                    break  # a segment the capture missed: stop this stream here
+                data[pos:pos + len(seg)] = seg
+            streams[(key[1], key[3])] = bytes(data)
+        return streams
+
+
+def _frames(data: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos + 8 <= len(data):
+        (n,) = struct.unpack_from("<q", data, pos)
+        if not 0 <= n <= len(data) - pos - 8:
+            break
+        out.append(data[pos + 8:pos + 8 + n])
+        pos += 8 + n
+    return out
+
+
+def eavesdrop(streams: dict[tuple, bytes], shapes: dict[str, tuple]) -> dict:
+    """The attacker: only the captured bytes, the code's framing and the public model shapes."""
+    hellos = {}  # (sport, dport) -> (rank of the sender, mode, where its messages start)
+    for key, data in streams.items():
+        if len(data) >= HELLO.size and data.startswith(MAGIC):
+            _, rank, _, mode, n_cert = HELLO.unpack_from(data)
+            hellos[key] = (rank, mode, HELLO.size + n_cert)
+    messages = {}  # (sender rank, receiver rank) -> list of payloads
+    for (a, b), (rank, mode, pos) in hellos.items():
+        back = hellos.get((b, a))
+        if back is None:
+            continue
+        data = streams[(a, b)]
+        if 0 in (rank, back[0]):  # the connection to rank 0 starts with a 4-byte-length JSON
+            if pos + 4 > len(data):
+                continue
+            pos += 4 + struct.unpack_from("<I", data, pos)[0]
+        messages[(rank, back[0])] = _frames(data[pos:])
+    seeds = set()
+    for frames in messages.values():
+        for f in frames:
+            if len(f) in (8, 16):
+                seeds.update(f[i:i + 8] for i in range(0, len(f), 8))
+    model = None
+    parties = sorted({s for s, _ in messages if (s, (s + 1) % 3) in messages and s < 3})
+    if len(parties) == 3:
+        tails = [messages[(p, (p + 1) % 3)][-len(WEIGHTS):] for p in parties]
+        try:
+            model = {}
+            for k, name in enumerate(WEIGHTS):
+                total = sum(torch.frombuffer(bytearray(t[k]), dtype=torch.int64) for t in tails)
+                model[name] = (total.double() / 2**16).reshape(shapes[name])
+        except (RuntimeError, ValueError, IndexError):
+            model = None
+    return {"seed_candidates": seeds, "model": model, "links_read": len(messages)}
+
+
+def run_and_leak(rank):
+    """A small training run that also reports, from inside, the seeds it used (ground truth)."""
+    import crypten
+    import crypten.communicator as comm
+    from crypten.mpc.provider.ttp_provider import TTPClient
+
+    from mpcrnn import data as D
+    from mpcrnn.config import ModelConfig, TrainConfig
+    from mpcrnn.secure import RunConfig, run_training
+    from protocols.session import MpcSession
+
+    spec = D.JAPANESE_VOWELS_SPEC
+    part = D.scale_features(D.split_rows(D.japanese_vowels("train"), [12, 12, 12], 0)[rank], spec)
+    cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=12), spec=spec)
+    seeds = [crypten.generators[k]["cpu"].initial_seed() for k in ("prev", "next", "global")]
+    seeds += [TTPClient.get().generator.initial_seed(), comm.get().bulk_seed]
+    s = MpcSession.current()
+    result = run_training(s, cfg, part)
+    return seeds, {k: v.clone() for k, v in result["params"].items()}
+
+
+def _capture_run(insecure: bool):
+    cap = Capture()
+    time.sleep(0.2)
+    try:
+        outs = run_parties(run_and_leak, world_size=3, provider="TTP", timeout_s=600, insecure=insecure)
+    finally:
+        streams = cap.stop()
+    truth = {(int(v) % 2**64).to_bytes(8, "little") for seeds, _ in outs for v in seeds}
+    params = outs[0][1]
+    shapes = {k: tuple(v.shape) for k, v in params.items()}
+    return streams, truth, params, eavesdrop(streams, shapes)
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="capturing loopback packets (AF_PACKET) needs root")
+
+
+@needs_root
+def test_eavesdropper_recovers_seeds_and_model_from_the_plaintext_transport():
+    streams, truth, params, found = _capture_run(insecure=True)
+    assert len(truth) == 10  # 3 PRZS next seeds (= the next party's prev), 1 global, 3 TTP, 3 bulk
+    assert truth <= found["seed_candidates"], "the eavesdropper missed a seed"
+    assert found["model"] is not None
+    for k in WEIGHTS:
+        torch.testing.assert_close(found["model"][k], params[k], atol=2**-14, rtol=0, msg=k)
+
+
+@needs_root
+def test_eavesdropper_recovers_nothing_from_the_tls_transport():
+    streams, truth, params, found = _capture_run(insecure=False)
+    assert found["links_read"] >= 6  # it did see the run's connections (the clear hellos)
+    everything = b"".join(streams.values())
+    assert len(everything) > 100_000
+    assert not any(seed in everything for seed in truth), "a seed crossed the network in clear"
+    assert not (truth & found["seed_candidates"])
+    assert found["model"] is None or not all(
+        torch.allclose(found["model"][k], params[k], atol=1e-3) for k in WEIGHTS)
