@@ -156,7 +156,9 @@ def run_and_leak(rank):
     spec = D.JAPANESE_VOWELS_SPEC
     part = D.scale_features(D.split_rows(D.japanese_vowels("train"), [12, 12, 12], 0)[rank], spec)
     cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=12), spec=spec)
-    seeds = [crypten.generators[k]["cpu"].initial_seed() for k in ("prev", "next", "global")]
+    import torch
+
+    seeds = [crypten.generators[k][torch.device("cpu")].initial_seed() for k in ("prev", "next", "global")]
     seeds += [TTPClient.get().generator.initial_seed(), comm.get().bulk_seed]
     s = MpcSession.current()
     result = run_training(s, cfg, part)
