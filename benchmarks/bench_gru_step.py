@@ -130,7 +130,7 @@ def main() -> None:
     args = ap.parse_args()
     T, rep = (8, 1) if args.quick else (args.T, args.repeats)
     B, H = 32, 32
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    os.environ.setdefault("MPCRNN_LINK_IFNAME", "lo")
     from mpc_harness import run_parties
 
     rows = []

@@ -132,7 +132,7 @@ def opacus_row(parts, tests, cfg, epsilon: float, seed: int = 0) -> dict:
 
 def dp_rows(quick: bool, *, smoke: bool = False, epsilons: tuple[float, ...] | None = None) -> list[dict]:
     """Rows (dicts) for epsilon in ``epsilons`` (default 1, 3, 8; smoke: 8): Opacus, then mpcrnn-DP."""
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    os.environ.setdefault("MPCRNN_LINK_IFNAME", "lo")
     import torch
 
     torch.set_num_threads(1)

@@ -342,7 +342,7 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="tiny: for the test that keeps this harness alive")
     ap.add_argument("--out", default="bench-out")
     args = ap.parse_args()
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    os.environ.setdefault("MPCRNN_LINK_IFNAME", "lo")
     import torch
 
     torch.set_num_threads(1)

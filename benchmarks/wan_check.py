@@ -32,8 +32,9 @@ def _train(hosts, addrs, ifname: str, port: int) -> dict:
 
     tmp = Path(tempfile.mkdtemp())
     files = M._setup_files(tmp)
-    (tmp / "run.toml").write_text(M.RUN_TOML.replace("hidden = 4", "hidden = 32"))
-    base = {"MASTER_ADDR": addrs[1], "MASTER_PORT": str(port), "WORLD_SIZE": "3", "GLOO_SOCKET_IFNAME": ifname}
+    run_file = tmp / "run.toml"  # with every host's pinned identity (keygen'd by _setup_files)
+    run_file.write_text(run_file.read_text().replace("hidden = 4", "hidden = 32"))
+    base = {"MASTER_ADDR": addrs[1], "MASTER_PORT": str(port), "WORLD_SIZE": "3", "MPCRNN_LINK_IFNAME": ifname}
     envs = [{**base, "RANK": "2"}, {**base, "RANK": "0"}, {**base, "RANK": "1"}]
     res = M._run_hosts(M._commands(tmp, files, [["ip", "netns", "exec", h] for h in hosts]), envs, timeout=900)
     if any(code != 0 for code, _, _ in res):

@@ -9,7 +9,12 @@ Layering (lower never imports higher)::
         runtime       the one door to CrypTen: torch-2.x shim, fast config, version checks
         fixed_point   encoding and the ring's safe range
         stats         rounds/bytes counters
-        links         direct TCP links between data parties (the transport of masked openings)
+        identity      keys, self-signed certificates and their pinned fingerprints (keygen)
+        channels      the run's network: one mutual-TLS 1.3 connection per pair of processes,
+                      pinned certificates, rendezvous and membership (which bytes go where)
+        links         framed messages over those connections (masked openings, everything else)
+        communicator  CrypTen's communicator over the links (no torch.distributed)
+        public_exchange  public metadata between the data parties (digest, counts, epochs)
         reveal        the only place values are opened; the reveal ledger
         triples       dealer (TTP, bulk) and first-party (TFP) randomness
         dealer        the dealer process loop
@@ -24,7 +29,7 @@ Layering (lower never imports higher)::
         norm_clip     each row scaled to norm <= c (wide-range inverse square root)
         secure_average  weighted mean of one vector per party (FedAvg's secure aggregation)
         joint_noise   Gaussian noise summed from every party's own draw (DP-SGD)
-        parties       process-group set-up with timeouts
+        parties       joining a run (the mesh, CrypTen's communicator, seeds) with timeouts
         session       the per-party state passed to every protocol
 
 Nothing runs at import time.

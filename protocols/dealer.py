@@ -5,8 +5,9 @@ gradient clipping and softmax) and mpcrnn's bulk requests (:mod:`protocols.tripl
 message with a list of requests, answered by one tensor holding party 0's share of every ``c``
 (or ``theta_r``) in order.
 
-Every wait has the process group's timeout: if party 0 stops talking for ``timeout_s`` or any
-party dies, :func:`serve` raises :class:`PartyError` instead of waiting forever.
+Every wait has the run's timeout: if party 0 stops talking for ``timeout_s`` or any party
+dies, :func:`serve` raises :class:`PartyError` instead of waiting forever.  Its seeds, the
+requests and the answers travel only on its authenticated links (:mod:`protocols.channels`).
 """
 
 from __future__ import annotations

@@ -164,14 +164,6 @@ def init_party(spec: PartySpec) -> None:
     _seed_local_generator()
 
 
-def current_links():
-    """This process's links to every other process (None before joining)."""
-    from crypten.communicator import DistributedCommunicator
-
-    inst = DistributedCommunicator.instance
-    return getattr(inst, "links", None)
-
-
 def _seed_local_generator() -> None:
     """CrypTen seeds its generators from torch's global RNG; re-seed the local one from the OS."""
     import crypten

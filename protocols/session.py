@@ -21,7 +21,7 @@ class MpcSession:
     triples: object  # protocols.triples.TripleSource
     ledger: RevealLedger = field(default_factory=RevealLedger)
     stats: CommStats = field(default_factory=CommStats)
-    links: object = None  # protocols.links.Links, the transport of masked openings (None: a one-party session)
+    links: object = None  # protocols.links.Links, the transport (owned by the communicator of this process; None: one party)
 
     @classmethod
     def current(cls, fp: FixedPoint | None = None, ledger: RevealLedger | None = None) -> "MpcSession":
@@ -35,6 +35,5 @@ class MpcSession:
         stats = CommStats()
         rank, ws = comm.get().get_rank(), comm.get().get_world_size()
         source = DealerTriples(stats) if cfg.mpc.provider == "TTP" else FirstPartyTriples()
-        from protocols.parties import current_links
-
-        return cls(rank, ws, fp, source, ledger or RevealLedger(), stats, current_links())
+        links = comm.get().links if ws > 1 else None  # the process's transport (protocols.communicator)
+        return cls(rank, ws, fp, source, ledger or RevealLedger(), stats, links)

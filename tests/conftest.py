@@ -2,7 +2,7 @@
 
 import os
 
-os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+os.environ.setdefault("MPCRNN_LINK_IFNAME", "lo")
 
 
 def pytest_configure(config):

@@ -1,0 +1,56 @@
+"""The cost of the secure transport: the W1 training step (GRU H=32, batch 32, T=29, 3 parties
++ TTP dealer; :func:`bench_gru_step.mpcrnn_step`) over mutual TLS 1.3 vs
+``--insecure-plaintext-transport``, in interleaved pairs of runs (plaintext, TLS, plaintext,
+TLS, ...) so that a load change on the machine hits both alike.  Prints each run's median
+s/step, the medians of both, their ratio, and party 0's rounds and bytes (CrypTen's counters:
+they must be equal).
+
+Run as a file: ``.venv/bin/python benchmarks/bench_transport.py [--pairs 3] [--repeats 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the party harness
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--T", type=int, default=29)
+    args = ap.parse_args()
+    from bench_gru_step import mpcrnn_step
+    from mpc_harness import run_parties
+
+    B, H = 32, 32
+    rows = {"plaintext": [], "tls": []}
+    for pair in range(args.pairs):
+        for name, insecure in (("plaintext", True), ("tls", False)):
+            out = run_parties(mpcrnn_step, world_size=3, provider="TTP", args=(B, args.T, H, args.repeats),
+                              timeout_s=1800, insecure=insecure)[0]
+            med = statistics.median(out["times"])
+            rows[name].append((med, out["rounds"], out["bytes"]))
+            print(f"pair {pair + 1} {name:9s}: {med:.3f} s/step (median of {args.repeats}), "
+                  f"rounds {out['rounds']}, bytes {out['bytes']}", flush=True)
+    plain = statistics.median(r[0] for r in rows["plaintext"])
+    tls = statistics.median(r[0] for r in rows["tls"])
+    same = {r[1:] for r in rows["plaintext"]} == {r[1:] for r in rows["tls"]}
+    print(f"\nW1 step (GRU H={H}, batch {B}, T={args.T}, 3 parties + dealer, loopback, torch threads=1), "
+          f"{args.pairs} interleaved pairs x {args.repeats} steps")
+    print("| transport | s/step (median of run medians) | rounds/step | bytes/step (party 0) |")
+    print("|---|---:|---:|---:|")
+    print(f"| plaintext (--insecure-plaintext-transport) | {plain:.3f} | {rows['plaintext'][0][1]} | {rows['plaintext'][0][2]} |")
+    print(f"| mutual TLS 1.3, pinned (default) | {tls:.3f} | {rows['tls'][0][1]} | {rows['tls'][0][2]} |")
+    print(f"TLS / plaintext: {tls / plain:.3f}; per pair: "
+          + ", ".join(f"{t[0] / p[0]:.3f}" for p, t in zip(rows["plaintext"], rows["tls"]))
+          + f"; rounds and bytes identical: {same}")
+
+
+if __name__ == "__main__":
+    main()
