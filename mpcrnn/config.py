@@ -45,26 +45,65 @@ class ActivationConfig:
     exact: bool = False        # plaintext only: torch's exact sigmoid/tanh (for parity tests)
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "warmup", "cosine")
+DEFAULT_LR = {"adam": 0.01, "adamw": 0.01, "sgd": 0.2}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 6            # the demo schedule (Japanese Vowels: ~94% test accuracy)
     batch_size: int = 32
-    lr: float = 0.2            # SGD step on the batch-mean gradient (0.5 diverges with polynomials)
-    momentum: float = 0.9
-    weight_decay: float = 0.0
+    optimizer: str = "adam"    # adam | adamw (decoupled weight decay) | sgd (with momentum), all on shares
+    lr: float | None = None    # None: the optimizer's default (DEFAULT_LR: adam 0.01, sgd 0.2)
+    momentum: float = 0.9      # sgd only
+    beta1: float = 0.9         # adam: first-moment decay
+    beta2: float = 0.999       # adam: second-moment decay
+    eps: float = 1e-3          # adam: m / (sqrt(v) + eps); >= 2^-13 on shares (protocols.adam.MIN_EPS)
+    weight_decay: float = 0.0  # sgd/adam: + wd theta in the gradient; adamw: theta *= 1 - lr_t wd
     clip_value: float = 1.0    # clip every gradient entry to [-c, c] on shares (0: off)
     clip_norm: float = 0.0     # then rescale the whole gradient to norm <= c on shares (0: off)
+    schedule: str = "constant" # public lr schedule: constant | warmup (linear) | cosine (warm-up, then cosine to 0)
+    warmup_steps: int = 0      # linear warm-up steps for "warmup" and "cosine"
     seed: int = 0              # public: initialization and the batch schedule
+
+    @property
+    def step_lr(self) -> float:
+        """The base learning rate: ``lr``, or the optimizer's default."""
+        return DEFAULT_LR.get(self.optimizer, 0.01) if self.lr is None else self.lr
+
+    def grad_bound(self) -> float:
+        """A public bound on every entry of the clipped gradient (Adam on shares needs one)."""
+        return self.clip_value if self.clip_value > 0 else self.clip_norm
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(expected_got("epochs and batch_size", ">= 1", (self.epochs, self.batch_size)))
-        if not 0 < self.lr <= 10:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(expected_got("optimizer", " | ".join(OPTIMIZERS), self.optimizer))
+        if not 0 < self.step_lr <= 10:
             raise ConfigError(expected_got("learning rate", "in (0, 10]", self.lr))
         if not 0 <= self.momentum < 1:
             raise ConfigError(expected_got("momentum", "in [0, 1)", self.momentum))
         if self.clip_value < 0 or self.clip_norm < 0:
             raise ConfigError(expected_got("clip_value and clip_norm", ">= 0", (self.clip_value, self.clip_norm)))
+        if self.weight_decay < 0:
+            raise ConfigError(expected_got("weight_decay", ">= 0", self.weight_decay))
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(expected_got("schedule", " | ".join(SCHEDULES), self.schedule))
+        if self.warmup_steps < 0:
+            raise ConfigError(expected_got("warmup_steps", ">= 0", self.warmup_steps))
+        if self.optimizer in ("adam", "adamw"):
+            from protocols.adam import MIN_EPS
+
+            if not (0 < self.beta1 < 1 and 0 < self.beta2 < 1):
+                raise ConfigError(expected_got("beta1 and beta2", "in (0, 1)", (self.beta1, self.beta2)))
+            if not MIN_EPS <= self.eps <= 1:
+                raise ConfigError(expected_got("adam eps", f"in [{MIN_EPS:.3g}, 1] (fixed point: 2^-16 resolution)", self.eps))
+            if not 0 < self.grad_bound() <= 64:
+                raise ConfigError(expected_got("clip_value or clip_norm with optimizer " + self.optimizer,
+                                               "in (0, 64] (Adam on shares needs a public bound on the gradient)",
+                                               (self.clip_value, self.clip_norm)))
 
 
 ACCOUNTANTS = ("rdp", "prv")  # opacus.accountants.RDPAccountant / PRVAccountant
