@@ -153,7 +153,7 @@ class FedAvgConfig:
     """``--mode fedavg`` (:mod:`mpcrnn.fedavg`): R rounds; in each, every party trains locally in
     plain torch for E epochs from the global model, and the weighted mean of the models is
     computed on shares and opened to all parties.  Local training uses TrainConfig's batch size,
-    learning rate, momentum, weight decay and clip_value.  Public: in the run file and its digest."""
+    optimizer (Adam by default, as in --mode mpc), learning rate, weight decay and clipping.  Public: in the run file and its digest."""
 
     rounds: int = 10             # R: opened global models, one per round (Japanese Vowels: ~95% with E = 2)
     local_epochs: int = 2        # E: local passes over a party's own rows per round
