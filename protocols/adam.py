@@ -14,7 +14,8 @@ Precision (f = 16 fractional bits, the ring Z_2^64):
 - ``g``, ``m^``: scale 2^f.  ``v^``: scale 2^(2f) = 2^32 (resolution 2.3e-10 in v, i.e. sqrt(v)
   is resolved to 1.5e-5 near 0 and to ~1e-5 relative above 2^-16): ``g^2`` is a Beaver square
   kept at 2^(2f) without truncation.  At 2^-16, v of typical gradients (1e-6..1e-10) would vanish.
-- The moving-average weights ``c_t`` are encoded with ~16 significant bits (at 2^(f+s),
+- The moving-average weights ``c_t`` (1 at t = 1, where the moments become g and g^2 exactly)
+  are encoded with ~16 significant bits (at 2^(f+s),
   s = min(6, floor(log2 1/c))): relative error <= 2^-13 per weight; the average stays an exact
   convex combination (``v + c (g^2 - v)``), so v^ is off by at most that relative amount.
   A truncation of ``c (g^2 - v^)`` at 2^(2f+f+s) fails (CrypTen's ignored wrap) with probability
@@ -33,17 +34,17 @@ Reciprocal ``1 / (sqrt(v) + eps)`` over v in [0, v_top) (v_top = 4^P > bound on 
 3. ``s ~ sqrt(t)`` by Goldschmidt from the linear guess ``y0 = 2.94 - 2.24 t`` (relative error
    0.30 on [1/16, 1]): ``g = t y0, h = y0 / 2; r = 1/2 - g h; g += g r; h += h r`` (2 products
    per iteration), 4 iterations: relative error 2.7e-6.  The tail bucket (t < 1/16) is off by
-   at most 0.012 in these units, against ``E_K >= 2^J``: < 0.3% of the denominator, only
-   where sqrt(v) < eps.
+   at most ~0.02 in these units (measured on shares), against ``E_K >= 2^J = 1``: < 2% of the
+   denominator, only in that bucket (v < eps^2, where the step is about lr |m| / eps).
 4. ``1 / (sqrt(v) + eps) = R_n / (s + E_n)``, ``R_n = 4^(n-1) / sqrt(v_top)``, ``E_n = eps R_n``.
    With ``z_n = 1 / (0.625 + E_n)`` (public, linear in the bits) ``d = (s + E_n) z_n`` lies in
    [0.4, 1.6]; the step is ``N / d`` with ``N = lr R_n z_n m``, by Goldschmidt division
-   (``f = 2 - d; N *= f; d *= f``, ONE product round per iteration, 5 iterations: relative
-   error 0.6^32 = 8e-8).  N is carried at 2^(f+8).
+   (``f = 2 - d; N *= f; d *= f``, ONE product round per iteration, 4 iterations: relative
+   error 0.6^16 = 2.8e-4).  N is carried at 2^(f+8).
 
 Error of the computed step against ``lr m / (sqrt(v) + eps)`` (exact v, m as shared): relative
-below ``ADAM_RELATIVE_ERROR`` = 1e-3 (Goldschmidt 3e-6, the public constants' encoding ~2e-5,
-a few units of 2^-16 in t, s, d: ~1e-4; measured in tests/test_adam.py) plus a few units of
+below ``ADAM_RELATIVE_ERROR`` = 1e-3 (``ADAM_TAIL_RELATIVE_ERROR`` = 2% where v < eps^2) (Goldschmidt 3e-6 and 2.8e-4, the public constants'
+encoding ~2e-5, a few units of 2^-16 in t, s, d: ~4e-4; measured in tests/test_adam.py) plus a few units of
 2^-16 absolute (the update lands on theta at 2^-16), and up to ~2^-16 / eps relative where v is
 within a few units of 2^-32 of 0 (its resolution).
 
@@ -58,19 +59,21 @@ import math
 
 import torch
 
-TAIL_BITS = 2            # J: E_K >= 2^J in the lowest bucket
+TAIL_BITS = 0            # J: E_K >= 2^J in the lowest bucket (its sqrt is off by <= 0.012: 1.2% of E_K)
 SQRT_ITERATIONS = 4      # Goldschmidt sqrt on [1/16, 1): 2.7e-6 relative
-DIVISION_ITERATIONS = 5  # Goldschmidt division on [0.4, 1.6]: 8e-8 relative
+DIVISION_ITERATIONS = 4  # Goldschmidt division on [0.4, 1.6]: 0.6^16 = 2.8e-4 relative
 Y0 = (2.94, 2.24)        # 1/sqrt(t) ~ 2.94 - 2.24 t on [1/16, 1]: max relative error 0.30
 Z_CENTER = 0.625         # z_n = 1 / (0.625 + E_n): d in [0.4, 1.6]
 N_EXTRA_BITS = 8         # the numerator N is carried at 2^(f + 8)
 ADAM_RELATIVE_ERROR = 1e-3
+ADAM_TAIL_RELATIVE_ERROR = 0.02  # in the lowest bucket (v < eps^2)
 MIN_EPS = 2.0**-13       # smaller eps: 1/eps steps on values at the 2^-16 resolution
 
 
 def v_top_for(grad_bound: float) -> float:
-    """The smallest power of 4 strictly above ``grad_bound^2`` (v = E[g^2] <= grad_bound^2)."""
-    return 4.0 ** (math.floor(math.log(max(grad_bound, 2.0**-8) ** 2, 4)) + 1)
+    """The smallest power of 4 >= ``grad_bound^2`` (v = E[g^2] <= grad_bound^2; v = v_top gives
+    t = 1, inside the Goldschmidt range, and rounding adds only units of 2^-32)."""
+    return 4.0 ** math.ceil(math.log(max(grad_bound, 2.0**-8) ** 2, 4) - 1e-9)
 
 
 def n_thresholds(eps: float, v_top: float) -> int:
@@ -86,23 +89,17 @@ def effective_weight(c: float, frac_bits: int) -> tuple[int, int]:
 
 
 def moments(session, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, c1: float, c2: float):
-    """``(m + c1 (g - m), v + c2 (g^2 - v))``; g, m at 2^f, v at 2^(2f).  c = 1 replaces the
-    moment by g (g^2) exactly.  1 opening (the square) + 1 truncation gather."""
+    """``(m + c1 (g - m), v + c2 (g^2 - v))``; g, m at 2^f, v at 2^(2f).  1 opening (the square)
+    + 1 truncation gather.  The same requests every step (c = 1 at t = 1 included): a training
+    step's randomness plan is recorded once per batch shape and replayed."""
     from protocols.multiply import multiply_many
     from protocols.truncation import truncate_many
 
     f = session.fp.frac_bits
     (sq,) = multiply_many(session, [("mul", g, g, 0)])  # g^2 at 2^(2f), exact
-    xs, bits = [], []
-    for c, diff in ((c1, g - m), (c2, sq - v)):
-        if c != 1.0:
-            k, b = effective_weight(c, f)
-            xs.append(diff * k)
-            bits.append(b)
-    done = iter(truncate_many(session, xs, bits=bits)) if xs else iter(())
-    m_new = g.clone() if c1 == 1.0 else m + next(done)
-    v_new = sq if c2 == 1.0 else v + next(done)
-    return m_new, v_new
+    (k1, b1), (k2, b2) = effective_weight(c1, f), effective_weight(c2, f)
+    dm, dv = truncate_many(session, [(g - m) * k1, (sq - v) * k2], bits=[b1, b2])
+    return m + dm, v + dv
 
 
 def moments_plain(g, m, v, c1: float, c2: float):
