@@ -73,6 +73,53 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
     return total
 
 
+def optimizer_pairs(rank, B, T, H, repeats, cell="gru"):
+    """The W1 step with SGD (momentum 0.9, lr 0.2, the previous default) and with Adam (the new
+    default), interleaved step by step in ONE run (sgd, adam, sgd, adam, ...) from the same
+    weights, so machine drift hits both alike.  Per optimizer: seconds, CrypTen-counted rounds
+    and bytes (party 0) of every steady-state step (each optimizer's first two steps record and
+    warm its triple plan)."""
+    import torch
+    from crypten import communicator as comm
+    from crypten.config import cfg as ccfg
+
+    from mpcrnn.backend import SharedBackend
+    from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
+    from mpcrnn.model import forward_backward, init_params
+    from mpcrnn.train import init_state, masks, sgd_step
+    from protocols.session import MpcSession
+    from protocols.sharing import public, share
+
+    ccfg.communicator.verbose = True
+    s = MpcSession.current()
+    mc = ModelConfig(cell=cell, hidden_size=H)
+    x, lengths, y = _data(B, T, 12, 9)
+    own = rank == 0
+    xs = share(s, x if own else None, src=0, shape=(B, T, 12)).transpose(0, 1)
+    ms = share(s, masks(lengths, T) if own else None, src=0, shape=(B, T, 1)).transpose(0, 1)
+    ys = share(s, torch.nn.functional.one_hot(y, 9).double() if own else None, src=0, shape=(B, 9))
+    Bk = SharedBackend(s, ActivationConfig())
+    cfgs = {"sgd": TrainConfig(optimizer="sgd"), "adam": TrainConfig()}
+    params = {k: {n: public(s, v) for n, v in init_params(mc, 0).items()} for k in cfgs}
+    state = {k: init_state(Bk, params[k], c) for k, c in cfgs.items()}
+    out = {k: {"times": [], "rounds": [], "bytes": []} for k in cfgs}
+    order = [k for _ in range(repeats + 2) for k in cfgs]
+    for i, k in enumerate(order):
+        comm.get().reset_communication_stats()
+        t0 = time.perf_counter()
+        nxt = (order[i + 1], B, T) if i + 1 < len(order) else None
+        Bk.begin_step((k, B, T), nxt)
+        grads, _ = forward_backward(Bk, mc, params[k], xs, ms, ys)
+        params[k], state[k] = sgd_step(Bk, params[k], grads, state[k], cfgs[k], B, i // 2 + 1, repeats + 2)
+        Bk.end_step()
+        if i >= 2 * len(cfgs):
+            st = comm.get()
+            out[k]["times"].append(time.perf_counter() - t0)
+            out[k]["rounds"].append(st.comm_rounds)
+            out[k]["bytes"].append(st.comm_bytes)
+    return out
+
+
 def _naive_gru(crypten, torch, xe, me, W_ih, W_hh, b_ih, b_hh, B, T, H):
     """torch's GRU equations on CrypTen autograd with CrypTen's sigmoid/tanh; masked freeze."""
     h = crypten.cryptensor(torch.zeros(B, H))
@@ -127,7 +174,10 @@ def main() -> None:
     ap.add_argument("--T", type=int, default=29)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--parties", type=int, default=3)
+    ap.add_argument("--optimizers", action="store_true", help="only the Adam vs SGD cost of the W1 step")
     args = ap.parse_args()
+    if args.optimizers:
+        return optimizer_table(args)
     T, rep = (8, 1) if args.quick else (args.T, args.repeats)
     B, H = 32, 32
     os.environ.setdefault("MPCRNN_LINK_IFNAME", "lo")
@@ -146,6 +196,25 @@ def main() -> None:
     mine = rows[0][6]
     if mine:
         print(f"mpcrnn by kind (party 0's own counters): {mine['rounds']} (dealer entries = dealer round trips)")
+
+
+def optimizer_table(args) -> None:
+    from mpc_harness import run_parties
+
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    T, rep = (8, 2) if args.quick else (args.T, max(args.repeats, 8))
+    out = run_parties(optimizer_pairs, world_size=args.parties, provider="TTP", args=(32, T, 32, rep), timeout_s=3000)[0]
+    sgd, adam = out["sgd"], out["adam"]
+    med = statistics.median
+    print(f"\nW1 step (GRU H=32, batch 32, T={T}, {args.parties} parties + TTP dealer), SGD vs Adam interleaved in one run; "
+          f"median of {len(sgd['times'])} pairs")
+    print("| optimizer | s/step | rounds/step | MB/step (party 0) |")
+    print("|---|---:|---:|---:|")
+    for name, r in (("sgd (momentum)", sgd), ("adam", adam)):
+        print(f"| {name} | {med(r['times']):.3f} | {med(r['rounds']):.0f} | {med(r['bytes']) / 1e6:.1f} |")
+    ratios = [a / b for a, b in zip(adam["times"], sgd["times"])]
+    print(f"| adam / sgd | {med(ratios):.3f} (pairs: {', '.join(f'{r:.2f}' for r in ratios)}) | "
+          f"{med(adam['rounds']) / med(sgd['rounds']):.3f} | {med(adam['bytes']) / med(sgd['bytes']):.3f} |")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ def _fail(exc) -> None:
     """One line on stderr, then exit at once: a live gloo process group's threads must not run
     C++ teardown after a peer is gone (it aborts with 'terminate called ...')."""
     click.echo(f"error: {exc}", err=True)
+    if getattr(exc, "template", None):  # e.g. the [data] section a run file lacks
+        click.echo(exc.template, err=True)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(getattr(exc, "exit_code", 2))
@@ -85,7 +87,12 @@ def main() -> None:
 @click.option("--layers", default=1, show_default=True)
 @click.option("--epochs", default=6, show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
-@click.option("--lr", default=0.2, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True,
+              help="Optimizer on shares (adam: the default; sgd: SGD with --momentum).")
+@click.option("--lr", type=float, default=None, help="Learning rate (default: adam/adamw 0.01, sgd 0.2).")
+@click.option("--schedule", type=click.Choice(["constant", "warmup", "cosine"]), default="constant", show_default=True,
+              help="Public learning-rate schedule.")
+@click.option("--warmup-steps", default=0, show_default=True, help="Linear warm-up steps (warmup, cosine).")
 @click.option("--momentum", default=0.9, show_default=True, help="SGD momentum (with --dp-*: 0.5 is safer, see README).")
 @click.option("--seed", default=0, show_default=True, help="Public seed: initialization and batch schedule.")
 @click.option("--provider", type=click.Choice(["ttp", "tfp"], case_sensitive=False), default="ttp", show_default=True,
@@ -110,7 +117,7 @@ def main() -> None:
 @_dp_options
 @_transport_options(with_key=False)
 @click.pass_context
-def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, momentum, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume, config_file, mode, rounds, local_epochs, weighting, update_clip, insecure, **dp_flags):
+def train(ctx, parties, cell, hidden, layers, epochs, batch_size, optimizer, lr, schedule, warmup_steps, momentum, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume, config_file, mode, rounds, local_epochs, weighting, update_clip, insecure, **dp_flags):
     """Spawn the parties and the dealer on this machine and train.
 
     With no --data: the built-in demo (Japanese Vowels split 50/30/20 across 3 organizations).
@@ -132,10 +139,14 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, momentum, 
             te_parts = D.split_rows(D.japanese_vowels("test"), fractions, seed + 1)
             data_files, test_files = D.write_party_files(tr_parts, te_parts, out_dir)
             click.echo("  rows per organization (public): " + ", ".join(f"party {r}: {p.n_rows}" for r, p in enumerate(tr_parts)))
-        from launch.runfile import build, read_file
+        from launch.runfile import build, read_file, require_data_declaration
 
+        if not demo:
+            for f in data_files:
+                require_data_declaration(read_file(config_file), config_file, f)
         # with a run file, only the flags given on the command line override it; without, all flags count
-        names = ("parties", "cell", "hidden", "layers", "epochs", "batch_size", "lr", "momentum", "seed", "provider",
+        names = ("parties", "cell", "hidden", "layers", "epochs", "batch_size", "optimizer", "lr", "schedule", "warmup_steps",
+                 "momentum", "seed", "provider",
                  "reveal_to", "reveal_metrics", "mode", "rounds", "local_epochs", "weighting", "update_clip", *DP_FLAGS)
         given = {name: ctx.params[name] for name in names
                  if not config_file or ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
@@ -149,7 +160,7 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, momentum, 
             click.secho(INSECURE_TFP, fg="red", err=True)
         if cfg.mode == "fedavg":
             click.echo(_fedavg_notice(cfg))
-        if cfg.dp.enabled and cfg.train.momentum > DP_SAFE_MOMENTUM:
+        if cfg.dp.enabled and cfg.train.optimizer == "sgd" and cfg.train.momentum > DP_SAFE_MOMENTUM:
             click.secho(DP_MOMENTUM_WARNING.format(cfg.train.momentum), fg="yellow", err=True)
         reports = launch_local(cfg, list(data_files), tests, str(out_dir), timeout_s=timeout, resume=resume)
         summary = _summarize(cfg, reports, demo and not no_baseline, out_dir, list(data_files))
@@ -256,13 +267,14 @@ def _finish(summary: dict, parties: list[dict]) -> dict:
 @click.option("--epochs", type=int)
 @click.option("--hidden", type=int)
 @click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]))
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]))
 @click.option("--lr", type=float)
 @click.option("--seed", type=int)
 @click.option("--timeout", default=120.0, show_default=True)
 @click.option("--resume", is_flag=True)
 @_dp_options
 @_transport_options(with_key=True)
-def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, lr, seed, timeout, resume, insecure, key_dir, **dp_flags):
+def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, optimizer, lr, seed, timeout, resume, insecure, key_dir, **dp_flags):
     """Run one data party on this host (one organization)."""
     from launch.party import PartyJob, run_party
     from launch.runfile import build, from_environment, read_file
@@ -270,8 +282,11 @@ def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, 
 
     try:
         raw = read_file(config_file)
+        from launch.runfile import require_data_declaration
+
+        require_data_declaration(raw, config_file, data_file)
         cfg = build(raw, {"parties": world_size, "provider": provider, "epochs": epochs, "hidden": hidden,
-                          "cell": cell, "lr": lr, "seed": seed, **dp_flags})
+                          "cell": cell, "optimizer": optimizer, "lr": lr, "seed": seed, **dp_flags})
         given = world_size if world_size is not None else raw.get("run", {}).get("parties")
         rank, rendezvous, parties = from_environment(rank, rendezvous, given, cfg.provider)
         from dataclasses import replace
@@ -307,6 +322,42 @@ def dealer(config_file, world_size, rendezvous, timeout, insecure, key_dir):
         _, rendezvous, parties = from_environment(-1, rendezvous, parties, "ttp")
         cfg = _with_transport(replace(cfg, world_size=parties), insecure)
         click.echo(json.dumps(run_party(PartyJob(parties, rendezvous, cfg, None, None, ".", timeout, key_dir=key_dir))))
+    except MpcrnnError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(), help="The run config file (TOML) of the MPC run to rehearse.")
+@click.option("--data", "data_file", required=True, type=click.Path(), help="This party's own training file.")
+@click.option("--test", "test_file", type=click.Path(), help="Optional: this party's own test file.")
+@click.option("--json", "as_json", is_flag=True, help="Also print the history and warnings as JSON.")
+def rehearse(config_file, data_file, test_file, as_json):
+    """Run the run config in plaintext on this party's own rows only (nothing is shared)."""
+    from mpcrnn import data as D
+    from mpcrnn.rehearse import rehearse as run_rehearsal
+    from launch.runfile import build, read_file, require_data_declaration
+    from protocols.errors import MpcrnnError
+
+    try:
+        raw = read_file(config_file)
+        require_data_declaration(raw, config_file, data_file)
+        cfg = build(raw, {})
+        local = D.scale_features(D.load_party_file(data_file, cfg.spec), cfg.spec, data_file)
+        test = D.scale_features(D.load_party_file(test_file, cfg.spec), cfg.spec, test_file) if test_file else None
+        click.echo(f"mpcrnn rehearse: {local.n_rows} own rows, {cfg.model.cell.upper()} x{cfg.model.num_layers} "
+                   f"H={cfg.model.hidden_size}, {cfg.train.optimizer} lr {cfg.train.step_lr:g} ({cfg.train.schedule}), "
+                   f"{cfg.train.epochs} epochs; plaintext mirror with the run's polynomials, nothing shared")
+        if cfg.dp.enabled:
+            click.echo("  note: DP noise is not simulated here (the DP run adds noise to these gradients)")
+        result = run_rehearsal(cfg, local, test, echo=click.echo)
+        click.echo(f"  largest |pre-activation| / polynomial bound: {result['max_preactivation_over_bound']:.2f} "
+                   f"({'inside' if result['max_preactivation_over_bound'] <= 1 else 'OUTSIDE'} the interval)")
+        for w in result["warnings"]:
+            click.secho(f"WARNING: {w}", fg="yellow", err=True)
+        if not result["warnings"]:
+            click.echo("  training learns on these rows with this configuration")
+        if as_json:
+            click.echo(json.dumps(result))
     except MpcrnnError as exc:
         _fail(exc)
 

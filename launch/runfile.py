@@ -25,11 +25,17 @@ folder, rendezvous) are command-line flags.  Example (every key optional; defaul
     [train]
     epochs = 6
     batch_size = 32
-    lr = 0.2
-    momentum = 0.9
+    optimizer = "adam"       # adam | adamw | sgd
+    lr = 0.01                # default: adam/adamw 0.01, sgd 0.2
+    beta1 = 0.9              # adam
+    beta2 = 0.999            # adam
+    eps = 1e-3               # adam (>= 2^-13 on shares)
+    momentum = 0.9           # sgd
     weight_decay = 0.0
     clip_value = 1.0
     clip_norm = 0.0
+    schedule = "constant"    # constant | warmup | cosine (public, per step)
+    warmup_steps = 0
     seed = 0
 
     [fedavg]                 # only with mode = "fedavg"
@@ -212,3 +218,57 @@ def from_environment(rank: int | None, rendezvous: str | None, world_size: int |
     if missing:
         raise ConfigError(expected_got("process identity", "rank, rendezvous and world size", "missing " + ", ".join(missing)))
     return rank, rendezvous, world_size
+
+
+class MissingDataDeclaration(ConfigError):
+    """``--data`` given but the run file has no ``[data]``: one error line; ``template`` is printed
+    after it (a [data] section to fill in)."""
+
+    def __init__(self, message: str, template: str) -> None:
+        super().__init__(message)
+        self.template = template
+
+
+DATA_KEYS = "n_features, classes, max_len, scaling, feature_low, feature_high"
+
+
+def require_data_declaration(raw: dict, config_file: str | None, data_file: str) -> None:
+    """Raise :class:`MissingDataDeclaration` when the run file has no ``[data]`` and ``data_file``
+    does not fit the built-in demo declaration (Japanese Vowels, which a run without ``[data]``
+    assumes).  A file that cannot be read at all is left to the normal intake error."""
+    if raw.get("data") or not os.path.isfile(data_file):
+        return
+    try:
+        D.load_party_file(data_file, D.JAPANESE_VOWELS_SPEC)
+        return
+    except D.DataError:
+        pass
+    where = f"{config_file} has no [data] section" if config_file else "no run file (--config)"
+    msg = expected_got(f"data declaration for --data {data_file}",
+                       f"a [data] section in the run file (--config) with {DATA_KEYS}, agreed by all parties", where,
+                       "add the section printed below")
+    raise MissingDataDeclaration(msg, data_template(data_file))
+
+
+def data_template(data_file: str) -> str:
+    """A [data] section to paste into the run file: shapes and class names from this party's
+    own file when it is a readable .ts file, bounds as placeholders (they must be PUBLIC)."""
+    n_features, classes, max_len = "<F>", '["<class 1>", "<class 2>"]', "<longest sequence any party may hold>"
+    if str(data_file).lower().endswith(".ts"):
+        try:
+            own = D.read_ts(data_file)
+            n_features, max_len = str(own.n_features), f"{own.max_len}   # your longest; every party's must fit"
+            classes = "[" + ", ".join(f'"{c}"' for c in own.classes) + "]"
+        except Exception:  # noqa: BLE001 - a template is still useful without the file's shapes
+            pass
+    return "\n".join([
+        "[data]                       # the public declaration of every party's data, the same in every party's run file",
+        f"n_features = {n_features}",
+        f"classes = {classes}   # all classes of all parties, in one agreed order",
+        f"max_len = {max_len}",
+        'scaling = "bounds"           # each feature mapped from [low, high] to [-1, 1]',
+        "feature_low = [<low of feature 0>, ...]    # PUBLIC bounds agreed by all parties from domain knowledge",
+        "feature_high = [<high of feature 0>, ...]  # (not your rows' min/max: those would reveal your data's extremes)",
+        "# then check the settings on your own rows, with nothing shared: mpcrnn rehearse --config run.toml --data "
+        + str(data_file),
+    ])

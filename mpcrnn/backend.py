@@ -111,6 +111,21 @@ class PlainBackend:
     def softmax(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=1)
 
+    def adam_zeros(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros_like(flat), torch.zeros_like(flat)
+
+    def adam_moments(self, g, m, v, c1: float, c2: float):
+        """Bias-corrected moments: m + c1 (g - m), v + c2 (g^2 - v) (exact, float64)."""
+        from protocols.adam import moments_plain
+
+        return moments_plain(g, m, v, c1, c2)
+
+    def adam_direction(self, m, v, lr: float, eps: float, grad_bound: float):
+        """lr m / (sqrt(v) + eps): torch.optim.Adam's step on the bias-corrected moments."""
+        from protocols.adam import direction_plain
+
+        return direction_plain(m, v, lr, eps)
+
 
 class SharedBackend:
     """int64 shares; every call is one batched protocol (see each method's round count)."""
@@ -217,3 +232,19 @@ class SharedBackend:
         from protocols.softmax import softmax_rows
 
         return softmax_rows(self.s, logits)
+
+    def adam_zeros(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """m^ at 2^f, v^ at 2^(2f) (protocols.adam): zero shares."""
+        return torch.zeros_like(flat), torch.zeros_like(flat)
+
+    def adam_moments(self, g, m, v, c1: float, c2: float):
+        """1 opening (g^2, kept at 2^(2f)) + 1 truncation gather (protocols.adam.moments)."""
+        from protocols.adam import moments
+
+        return moments(self.s, g, m, v, c1, c2)
+
+    def adam_direction(self, m, v, lr: float, eps: float, grad_bound: float):
+        """[lr m / (sqrt(v) + eps)] on shares, v < v_top(grad_bound) (protocols.adam.direction)."""
+        from protocols.adam import direction, v_top_for
+
+        return direction(self.s, m, v, lr, eps, v_top_for(grad_bound))

@@ -82,7 +82,8 @@ def layer_forward(B, cell: str, p: dict, x, m, H: int, with_backward: bool = Fal
             i, f, g, o = (g4[:, k * H : (k + 1) * H] for k in range(4))
             fc, ig = B.mul_many([("mul", f, c), ("mul", i, g)])
             c_new = fc + ig
-            (tc,) = B.act_many([(c_new, "t", H)])
+            clip = B.acts.cfg.cell_clip  # |c_t| <= t: clamp it into the polynomial's interval
+            (tc,) = B.act_many([(B.clip_value(c_new, clip) if clip else c_new, "t", H)])
             (hn,) = B.mul_many([("mul", o, tc)])
             dc, dh = B.mul_many([("mul", m[t], c_new - c), ("mul", m[t], hn - h)])
             saved["c_prev"].append(c)

@@ -268,7 +268,7 @@ def plain_noise(std: float, generators: list[torch.Generator], frac_bits: int) -
 
 
 def dp_step(B, params: dict, rows_grads: dict | None, velocity: dict, tcfg: TrainConfig, plan: DPPlan,
-            noise: Noise) -> tuple[dict, dict]:
+            noise: Noise, step: int = 1, total: int = 1) -> tuple[dict, dict]:
     """One DP-SGD update.  rows_grads: per-example gradients keyed like params, each (N_t, *shape)
     (None for an empty batch).  Rounds: the norm clip (~40) + 3 batched truncations."""
     names = list(params)
@@ -281,14 +281,20 @@ def dp_step(B, params: dict, rows_grads: dict | None, velocity: dict, tcfg: Trai
         flat = torch.cat([rows_grads[k].reshape(n, -1) for k in names], 1)  # (N_t, D)
         clipped = B.clip_rows(flat, plan.clip_applied, DP_RATIO_BITS)        # (N_t, D), norms <= C; > 64 C: 0
         total = clipped.sum(0) + noise((D,))                                 # (D,)
-    (g,) = B.lincomb_many([[(1.0 / plan.expected_batch, total)]])
-    parts, pos = {}, 0
-    for k, size in zip(names, sizes):
-        parts[k] = g[pos : pos + size].reshape(params[k].shape)
-        pos += size
-    from mpcrnn.train import momentum_update
+    combo = [(1.0 / plan.expected_batch, total)]
+    if tcfg.weight_decay and tcfg.optimizer != "adamw":
+        combo.append((tcfg.weight_decay, torch.cat([params[k].reshape(-1) for k in names])))
+    (g,) = B.lincomb_many([combo])
+    from mpcrnn.train import update
 
-    return momentum_update(B, params, parts, velocity, tcfg)
+    return update(B, params, g, velocity, tcfg, step, total, grad_bound=dp_grad_bound(plan))
+
+
+def dp_grad_bound(plan) -> float:
+    """Public bound on the noisy mean gradient's entries for Adam on shares: 4 C (the clipped
+    rows' mean has norm <= C N_t / qN; Poisson batches rarely exceed 2 qN, and the noise per
+    entry is sigma C sqrt(p/(p-1)) / qN, far below C)."""
+    return 4.0 * plan.clip
 
 
 def train_dp(B, mcfg: ModelConfig, tcfg: TrainConfig, plan: DPPlan, data, params: dict, noise: Noise,
@@ -298,9 +304,12 @@ def train_dp(B, mcfg: ModelConfig, tcfg: TrainConfig, plan: DPPlan, data, params
     ``data``: a :class:`mpcrnn.train.Dataset` (plaintext or shares).  ``progress`` gets public facts."""
     from mpcrnn.model import forward_backward
 
-    velocity = velocity if velocity is not None else {k: B.const(0.0, v) for k, v in params.items()}
+    from mpcrnn.train import init_state
+
+    velocity = velocity if velocity is not None else init_state(B, params, tcfg)
     T = data.x.shape[1]
     every = []
+    total, n_step = plan.steps_per_epoch * tcfg.epochs, plan.steps_per_epoch * start_epoch
     for epoch in range(start_epoch, tcfg.epochs):
         batches = poisson_batches(plan.n_rows, plan.sample_rate, plan.steps_per_epoch, schedule_seed, epoch)
         every += batches
@@ -314,7 +323,8 @@ def train_dp(B, mcfg: ModelConfig, tcfg: TrainConfig, plan: DPPlan, data, params
                 m = data.m[index].transpose(0, 1)  # (T, N_t, 1)
                 tgt = data.target[index] if mcfg.task == "classify" else data.target[index].transpose(0, 1)
                 rows, _ = forward_backward(B, mcfg, params, x, m, tgt, per_example=True)
-            params, velocity = dp_step(B, params, rows, velocity, tcfg, plan, noise)
+            n_step += 1
+            params, velocity = dp_step(B, params, rows, velocity, tcfg, plan, noise, n_step, total)
             B.end_step()
             if progress:
                 progress({"epoch": epoch + 1, "epochs": tcfg.epochs, "step": step + 1, "steps": len(batches),

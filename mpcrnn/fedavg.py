@@ -46,8 +46,11 @@ def unflatten(vec: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, tor
 
 
 def local_train(cfg, params: dict[str, torch.Tensor], data, round_index: int, rank: int) -> dict[str, torch.Tensor]:
-    """E epochs of torch SGD (momentum, weight decay, clip_value / clip_norm as in TrainConfig,
-    batch-mean cross-entropy) on this party's own rows, from ``params``.  Returns float64 params.
+    """E epochs of the run's optimizer in torch (torch.optim.Adam / AdamW with TrainConfig's lr,
+    betas, eps and weight decay -- the MPC mode's defaults -- or SGD with momentum), clip_value /
+    clip_norm as in TrainConfig, batch-mean cross-entropy, on this party's own rows, from
+    ``params``.  The optimizer state starts fresh every round (the global model changes between
+    rounds).  Returns float64 params.
 
     data: this party's :class:`mpcrnn.data.SequenceData` (x (N, T, F) scaled, lengths, y).
     """
@@ -55,7 +58,11 @@ def local_train(cfg, params: dict[str, torch.Tensor], data, round_index: int, ra
 
     tc, fc = cfg.train, cfg.fedavg
     model = export_state_dicts(cfg.model, params)
-    opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    if tc.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=tc.step_lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    else:
+        cls = torch.optim.AdamW if tc.optimizer == "adamw" else torch.optim.Adam
+        opt = cls(model.parameters(), lr=tc.step_lr, betas=(tc.beta1, tc.beta2), eps=tc.eps, weight_decay=tc.weight_decay)
     x = torch.as_tensor(data.x, dtype=torch.float32)
     lengths = torch.as_tensor(data.lengths)
     y = torch.as_tensor(data.y)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -234,7 +234,7 @@ def train_plain_mirror(cfg: RunConfig, data: SequenceData, exact: bool) -> dict:
     """The plaintext mirror (same seed, schedule and math) on the pooled data: the baseline."""
     from mpcrnn.train import plain_dataset
 
-    B = PlainBackend(ActivationConfig(cfg.activation.degree, cfg.activation.bound, exact))
+    B = PlainBackend(replace(cfg.activation, exact=exact))
     params, _ = train(B, cfg.model, cfg.train, plain_dataset(data.x, data.lengths, data.y, cfg.model),
                       init_params(cfg.model, cfg.train.seed))
     return params

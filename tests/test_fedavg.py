@@ -78,7 +78,7 @@ def test_weighted_mean_rejects_bad_input_without_showing_values(vector, weights,
 
 
 def _cfg(rounds=2, local_epochs=1, hidden=4, clip=0.0, lr=0.2, momentum=0.9):
-    return RunConfig(model=ModelConfig(hidden_size=hidden), train=TrainConfig(batch_size=20, lr=lr, momentum=momentum),
+    return RunConfig(model=ModelConfig(hidden_size=hidden), train=TrainConfig(optimizer="sgd", batch_size=20, lr=lr, momentum=momentum),
                      spec=D.JAPANESE_VOWELS_SPEC,
                      mode="fedavg", fedavg=FedAvgConfig(rounds=rounds, local_epochs=local_epochs, update_clip=clip))
 

@@ -1,0 +1,74 @@
+"""``mpcrnn rehearse``: the exact run configuration, in plaintext, on this party's own rows only.
+
+It runs the plaintext mirror (the same code, schedule, optimizer and polynomials as the MPC run;
+MPC follows it to within fixed-point rounding) on the party's own file, so an organization can
+check its hyper-parameters before an MPC run.  Nothing is shared and no network is used.
+
+Reports per epoch: the mean cross-entropy and accuracy on the party's own rows (polynomial
+forward, as trained), test accuracy with ``--test``, and the largest gate pre-activation seen
+so far against the polynomials' interval (|x| / B; above 1 the polynomial is unbounded and
+training breaks down).  Warns when training does not learn: final training accuracy within
+5 points of the majority-class rate, or a final loss above 90% of the first epoch's, or when the
+pre-activations left the interval.
+
+With ``--mode fedavg`` the rehearsal is the same centralized schedule on the party's rows (what
+one party's local training sees); DP noise is not simulated (the DP run adds noise to the same
+gradients).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+LEARN_MARGIN = 0.05   # final train accuracy must beat the majority-class rate by this much
+LOSS_RATIO = 0.9      # final loss must be below this fraction of the first epoch's
+
+
+def rehearse(cfg, local, test=None, echo=print) -> dict:
+    """Train the mirror on ``local`` (scaled SequenceData) with ``cfg`` (RunConfig); return the
+    per-epoch history and warnings.  ``echo`` gets one line per epoch."""
+    from mpcrnn.backend import PlainBackend
+    from mpcrnn.model import init_params
+    from mpcrnn.train import plain_dataset, predict_plain, train
+
+    cfg.validate()
+    B = PlainBackend(cfg.activation)
+    probe = PlainBackend(cfg.activation)  # evaluation without touching the training peak
+    history = []
+
+    def evaluate(data, params):
+        logits = predict_plain(probe, cfg.model, params, data.x, data.lengths)
+        y = torch.as_tensor(data.y)
+        loss = float(torch.nn.functional.cross_entropy(logits, y))
+        return loss, float((logits.argmax(1) == y).double().mean())
+
+    def on_epoch_end(epoch, params, _state):
+        loss, acc = evaluate(local, params)
+        row = {"epoch": epoch, "loss": loss, "train_accuracy": acc, "max_preactivation_over_bound": B.max_abs_preactivation}
+        line = f"epoch {epoch:3d}/{cfg.train.epochs}  loss {loss:.4f}  train acc {100 * acc:5.1f}%"
+        if test is not None:
+            row["test_loss"], row["test_accuracy"] = evaluate(test, params)
+            line += f"  test acc {100 * row['test_accuracy']:5.1f}%"
+        line += f"  max |pre-activation|/B {B.max_abs_preactivation:.2f}"
+        history.append(row)
+        echo(line)
+
+    data = plain_dataset(local.x, local.lengths, local.y, cfg.model)
+    train(B, cfg.model, cfg.train, data, init_params(cfg.model, cfg.train.seed), on_epoch_end=on_epoch_end)
+    majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
+    warnings = []
+    last, first = history[-1], history[0]
+    if last["train_accuracy"] < majority + LEARN_MARGIN:
+        warnings.append(f"training does not learn: final training accuracy {100 * last['train_accuracy']:.1f}% is within "
+                        f"{100 * LEARN_MARGIN:.0f} points of always predicting the most frequent class ({100 * majority:.1f}%); "
+                        "try more epochs, a different lr, or check the data declaration and labels")
+    if len(history) > 1 and last["loss"] > LOSS_RATIO * first["loss"]:
+        warnings.append(f"loss did not decrease: {first['loss']:.4f} after epoch 1, {last['loss']:.4f} at the end "
+                        f"(expected below {100 * LOSS_RATIO:.0f}% of the first); try another lr or more epochs")
+    if B.max_abs_preactivation > 1:
+        warnings.append(f"gate pre-activations left the polynomials' interval: max |x|/B = {B.max_abs_preactivation:.2f} > 1 "
+                        f"(B = {cfg.activation.bound:g}); the polynomial is unbounded there and MPC training would break "
+                        "down: lower the lr, clip harder, or declare tighter feature bounds")
+    return {"history": history, "warnings": warnings, "majority_class_rate": majority,
+            "max_preactivation_over_bound": B.max_abs_preactivation, "rows": int(len(local.y))}

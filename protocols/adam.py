@@ -1,0 +1,194 @@
+"""Adam's per-parameter arithmetic on shares: bias-corrected moments and ``lr m / (sqrt(v) + eps)``.
+
+The optimizer (:func:`mpcrnn.train.adam_update`) keeps the BIAS-CORRECTED moments
+``m^_t = m_t / (1 - b1^t)`` and ``v^_t = v_t / (1 - b2^t)`` (torch's ``m_t``, ``v_t``), which obey
+the same moving averages with public per-step weights (``c_t = (1 - b) / (1 - b^t)``, 1 at t = 1)::
+
+    m^_t = m^_(t-1) + c1_t (g - m^_(t-1))        v^_t = v^_(t-1) + c2_t (g^2 - v^_(t-1))
+    theta_t = theta_(t-1) - lr_t m^_t / (sqrt(v^_t) + eps)
+
+so ``v^`` always has the magnitude of g^2, never the tiny ``(1 - b2) g^2`` of the first steps.
+
+Precision (f = 16 fractional bits, the ring Z_2^64):
+
+- ``g``, ``m^``: scale 2^f.  ``v^``: scale 2^(2f) = 2^32 (resolution 2.3e-10 in v, i.e. sqrt(v)
+  is resolved to 1.5e-5 near 0 and to ~1e-5 relative above 2^-16): ``g^2`` is a Beaver square
+  kept at 2^(2f) without truncation.  At 2^-16, v of typical gradients (1e-6..1e-10) would vanish.
+- The moving-average weights ``c_t`` (1 at t = 1, where the moments become g and g^2 exactly)
+  are encoded with ~16 significant bits (at 2^(f+s),
+  s = min(6, floor(log2 1/c))): relative error <= 2^-13 per weight; the average stays an exact
+  convex combination (``v + c (g^2 - v)``), so v^ is off by at most that relative amount.
+  A truncation of ``c (g^2 - v^)`` at 2^(2f+f+s) fails (CrypTen's ignored wrap) with probability
+  about ``|g^2 - v^| 2^-16`` per element (|g| <= 1: at most 2^-16, typical |g| ~ 1e-2: 2^-29).
+
+Reciprocal ``1 / (sqrt(v) + eps)`` over v in [0, v_top) (v_top = 4^P > bound on g^2):
+
+1. Buckets, ONE sign-bit circuit (:mod:`protocols.sign_bit`, 9 rounds) over ``K - 1`` public
+   thresholds per element: ``b_j = [v >= v_top 16^-j]``, j = 1..K-1; element in bucket n
+   (``v in [v_top 16^-n, v_top 16^-(n-1))``, n = K: everything below).  Any public function
+   of n is linear in the bits (differences of encoded values: exact telescoping, as in
+   :mod:`protocols.norm_clip`).  K - 1 = ceil((J + P + log2(1/eps)) / 2), J = TAIL_BITS, so that
+   ``E_K = eps 4^(K-1) / sqrt(v_top) >= 2^J``.
+2. ``t = v 16^(n-1) / v_top`` in [1/16, 1): an exact integer product (no truncation; the value
+   is <= v_top at 2^32) and one truncation by 2f - f + 2P bits (|value| <= 2^34: failure 2^-30).
+3. ``s ~ sqrt(t)`` by Goldschmidt from the linear guess ``y0 = 2.94 - 2.24 t`` (relative error
+   0.30 on [1/16, 1]): ``g = t y0, h = y0 / 2; r = 1/2 - g h; g += g r; h += h r`` (2 products
+   per iteration), 4 iterations: relative error 2.7e-6.  The tail bucket (t < 1/16) is off by
+   at most ~0.02 in these units (measured on shares), against ``E_K >= 2^J = 1``: < 2% of the
+   denominator, only in that bucket (v < eps^2, where the step is about lr |m| / eps).
+4. ``1 / (sqrt(v) + eps) = R_n / (s + E_n)``, ``R_n = 4^(n-1) / sqrt(v_top)``, ``E_n = eps R_n``.
+   With ``z_n = 1 / (0.625 + E_n)`` (public, linear in the bits) ``d = (s + E_n) z_n`` lies in
+   [0.4, 1.6]; the step is ``N / d`` with ``N = lr R_n z_n m``, by Goldschmidt division
+   (``f = 2 - d; N *= f; d *= f``, ONE product round per iteration, 4 iterations: relative
+   error 0.6^16 = 2.8e-4).  N is carried at 2^(f+8).
+
+Error of the computed step against ``lr m / (sqrt(v) + eps)`` (exact v, m as shared): relative
+below ``ADAM_RELATIVE_ERROR`` = 1e-3 (``ADAM_TAIL_RELATIVE_ERROR`` = 2% where v < eps^2) (Goldschmidt 3e-6 and 2.8e-4, the public constants'
+encoding ~2e-5, a few units of 2^-16 in t, s, d: ~4e-4; measured in tests/test_adam.py) plus a few units of
+2^-16 absolute (the update lands on theta at 2^-16), and up to ~2^-16 / eps relative where v is
+within a few units of 2^-32 of 0 (its resolution).
+
+Rounds (3 parties + dealer, counted): moments 1 opening + 2 truncation gathers; the reciprocal
+and step: 9 (sign bits) + 2 + 1 + 2 x 2 x 4 + 2 x 5 + ... ~= 42.  Bytes per element: the sign-bit
+circuit on K - 1 copies (~136 B each) dominates.  Opens nothing (every opening is masked).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+TAIL_BITS = 0            # J: E_K >= 2^J in the lowest bucket (its sqrt is off by <= 0.012: 1.2% of E_K)
+SQRT_ITERATIONS = 4      # Goldschmidt sqrt on [1/16, 1): 2.7e-6 relative
+DIVISION_ITERATIONS = 4  # Goldschmidt division on [0.4, 1.6]: 0.6^16 = 2.8e-4 relative
+Y0 = (2.94, 2.24)        # 1/sqrt(t) ~ 2.94 - 2.24 t on [1/16, 1]: max relative error 0.30
+Z_CENTER = 0.625         # z_n = 1 / (0.625 + E_n): d in [0.4, 1.6]
+N_EXTRA_BITS = 8         # the numerator N is carried at 2^(f + 8)
+ADAM_RELATIVE_ERROR = 1e-3
+ADAM_TAIL_RELATIVE_ERROR = 0.02  # in the lowest bucket (v < eps^2)
+MIN_EPS = 2.0**-13       # smaller eps: 1/eps steps on values at the 2^-16 resolution
+
+
+def v_top_for(grad_bound: float) -> float:
+    """The smallest power of 4 >= ``grad_bound^2`` (v = E[g^2] <= grad_bound^2; v = v_top gives
+    t = 1, inside the Goldschmidt range, and rounding adds only units of 2^-32)."""
+    return 4.0 ** math.ceil(math.log(max(grad_bound, 2.0**-8) ** 2, 4) - 1e-9)
+
+
+def n_thresholds(eps: float, v_top: float) -> int:
+    """K - 1: bucket thresholds per element (see the module docstring)."""
+    P = round(math.log(v_top, 4))
+    return max(1, math.ceil((TAIL_BITS + P + math.log2(1.0 / eps)) / 2))
+
+
+def effective_weight(c: float, frac_bits: int) -> tuple[int, int]:
+    """``c`` encoded with ~16 significant bits: (integer, scale bits)."""
+    s = 0 if c >= 0.5 else min(6, int(math.floor(math.log2(1.0 / c))))
+    return int(round(c * 2.0 ** (frac_bits + s))), frac_bits + s
+
+
+def moments(session, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, c1: float, c2: float):
+    """``(m + c1 (g - m), v + c2 (g^2 - v))``; g, m at 2^f, v at 2^(2f).  1 opening (the square)
+    + 1 truncation gather.  The same requests every step (c = 1 at t = 1 included): a training
+    step's randomness plan is recorded once per batch shape and replayed."""
+    from protocols.multiply import multiply_many
+    from protocols.truncation import truncate_many
+
+    f = session.fp.frac_bits
+    (sq,) = multiply_many(session, [("mul", g, g, 0)])  # g^2 at 2^(2f), exact
+    (k1, b1), (k2, b2) = effective_weight(c1, f), effective_weight(c2, f)
+    dm, dv = truncate_many(session, [(g - m) * k1, (sq - v) * k2], bits=[b1, b2])
+    return m + dm, v + dv
+
+
+def moments_plain(g, m, v, c1: float, c2: float):
+    return m + c1 * (g - m), v + c2 * (g * g - v)
+
+
+def _linear_in_bits(session, bits: torch.Tensor, values: list[float], scale_bits: int) -> torch.Tensor:
+    """Shares of ``values[n-1]`` (bucket n = 1..K) at 2^scale_bits from thermometer bits (D, K-1)
+    (``b_j = 1`` iff n <= j): ``c_K + sum_j b_j (c_j - c_(j+1))`` on ENCODED values."""
+    enc = torch.tensor([round(v * 2.0**scale_bits) for v in values], dtype=torch.int64)
+    delta = enc[:-1] - enc[1:]
+    out = (bits * delta).sum(-1)
+    if session.rank == 0:
+        out = out + enc[-1]
+    return out
+
+
+def _buckets(eps: float, v_top: float, frac_bits: int):
+    """Public per-bucket constants: thresholds (encoded at 2^(2f)), F_n = 16^(n-1), z_n (as
+    encoded at 2^f), E_n z_n, R_n z_n."""
+    K1 = n_thresholds(eps, v_top)
+    K = K1 + 1
+    thr = torch.tensor([round(v_top * 16.0**-j * 2.0 ** (2 * frac_bits)) for j in range(1, K)], dtype=torch.int64)
+    F = [16.0 ** (n - 1) for n in range(1, K + 1)]
+    R = [4.0 ** (n - 1) / math.sqrt(v_top) for n in range(1, K + 1)]
+    z = [round(2.0**frac_bits / (Z_CENTER + eps * r)) / 2.0**frac_bits for r in R]  # as encoded: cancels exactly
+    return thr, F, R, z
+
+
+def direction(session, m: torch.Tensor, v: torch.Tensor, lr: float, eps: float, v_top: float) -> torch.Tensor:
+    """Shares of ``lr m / (sqrt(v) + eps)`` at 2^f for m at 2^f, v at 2^(2f) in [0, v_top).
+    See the module docstring for the protocol and its error."""
+    from protocols.multiply import multiply_many
+    from protocols.sign_bit import nonnegative_bits
+    from protocols.truncation import truncate_many
+
+    f = session.fp.frac_bits
+    P = round(math.log(v_top, 4))
+    thr, F, R, z = _buckets(eps, v_top, f)
+    D = v.numel()
+    vv = v.reshape(-1)
+    mm = m.reshape(-1)
+    one = thr if session.rank == 0 else torch.zeros_like(thr)
+    bits = nonnegative_bits(session, vv.unsqueeze(1) - one)                         # (D, K-1) at scale 1
+    Fn = _linear_in_bits(session, bits, F, 0)                                       # integer 16^(n-1)
+    zn = _linear_in_bits(session, bits, z, f)                                       # z_n at 2^f
+    Ez = _linear_in_bits(session, bits, [eps * r * zz for r, zz in zip(R, z)], f)   # E_n z_n at 2^f
+    q_bits = 24
+    Qn = _linear_in_bits(session, bits, [lr * r * zz for r, zz in zip(R, z)], q_bits)  # lr R_n z_n at 2^24
+    vF, N = multiply_many(session, [("mul", vv, Fn, 0), ("mul", mm, Qn, q_bits - N_EXTRA_BITS)])
+    (t,) = truncate_many(session, [vF], bits=[f + 2 * P])                           # t = v F / v_top at 2^f
+    a, b = Y0
+    bt, bt2 = truncate_many(session, [t * int(round(b * 2.0**f)), t * int(round(b / 2 * 2.0**f))])
+    y0 = _affine(session, bt, -1.0, a)                                               # y0 = a - b t
+    h = _affine(session, bt2, -1.0, a / 2)                                           # h0 = y0 / 2
+    g, u = multiply_many(session, [("mul", t, y0), ("mul", t, zn)])                 # g0 = t y0, u = t z_n
+    gz = None
+    for it in range(SQRT_ITERATIONS):
+        pairs = [("mul", g, h)] + ([("mul", u, y0)] if gz is None else [])
+        out = multiply_many(session, pairs)
+        gh = out[0]
+        if gz is None:
+            gz = out[1]                                                              # z_n t y0
+        r = _affine(session, gh, -1.0, 0.5)
+        last = it == SQRT_ITERATIONS - 1
+        pairs = [("mul", gz, r)] + ([] if last else [("mul", g, r), ("mul", h, r)])
+        out = multiply_many(session, pairs)
+        gz = gz + out[0]
+        if not last:
+            g, h = g + out[1], h + out[2]
+    d = gz + Ez                                                                      # (s + E_n) z_n in [0.4, 1.6]
+    for it in range(DIVISION_ITERATIONS):
+        fac = _affine(session, d, -1.0, 2.0)
+        last = it == DIVISION_ITERATIONS - 1
+        pairs = [("mul", N, fac, f + (N_EXTRA_BITS if last else 0))] + ([] if last else [("mul", d, fac)])
+        out = multiply_many(session, pairs)
+        N = out[0]
+        if not last:
+            d = out[1]
+    return N.reshape(m.shape)
+
+
+def direction_plain(m, v, lr: float, eps: float):
+    """The definition (torch.optim.Adam's, on the bias-corrected moments)."""
+    return lr * m / (torch.sqrt(v) + eps)
+
+
+def _affine(session, x: torch.Tensor, k: int, c: float) -> torch.Tensor:
+    """``k x + c`` for a public integer k and public c: local."""
+    from protocols.sharing import add_public
+
+    return add_public(session, x * int(k), c)

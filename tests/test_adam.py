@@ -1,0 +1,173 @@
+"""Adam / AdamW and the lr schedule: the mirror against torch.optim (1e-9), shares against the
+mirror within the fixed-point tolerance (in-process and 3 parties + dealer), nothing opened."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mpc_harness import run_parties
+from mpcrnn import data as D
+from mpcrnn.backend import PlainBackend
+from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
+from mpcrnn.model import export_state_dicts, forward_backward, init_params
+from mpcrnn.train import init_state, lr_at, masks, plain_dataset, schedule, train, update
+from protocols.errors import ConfigError
+
+STEPS = 6
+# shares vs mirror, per parameter after STEPS steps of lr 0.01, eps 1e-3: each step's update is
+# within 1e-3 relative (protocols.adam.ADAM_RELATIVE_ERROR) + a few units of 2^-16 absolute, and
+# the gradient itself is shared at 2^-16 (+-1 unit from sharing and the weight-decay truncation),
+# which moves a step by up to lr 2^-16 / eps (the step's sensitivity to g is at most lr / eps)
+SHARE_TOL = STEPS * (0.01 * (1e-3 + 2 * 2.0**-16 / 1e-3) + 4 * 2.0**-16)
+
+
+def _grads(n=300, steps=STEPS, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    scale = torch.exp(torch.empty(n, dtype=torch.float64).uniform_(math.log(1e-4), math.log(0.5), generator=g))
+    return [torch.randn(n, generator=g, dtype=torch.float64) * scale for _ in range(steps)]
+
+
+def _theta0(n=300):
+    return torch.randn(n, generator=torch.Generator().manual_seed(9), dtype=torch.float64) * 0.3
+
+
+@pytest.mark.parametrize("optimizer,wd", [("adam", 0.0), ("adam", 0.05), ("adamw", 0.05)])
+def test_mirror_update_matches_torch_optim(optimizer, wd):
+    cfg = TrainConfig(optimizer=optimizer, lr=0.01, eps=1e-3, weight_decay=wd, clip_value=1.0)
+    B = PlainBackend(ActivationConfig())
+    params = {"w": _theta0()}
+    state = init_state(B, params, cfg)
+    ref = _theta0().clone().requires_grad_(True)
+    opt_cls = torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam
+    opt = opt_cls([ref], lr=0.01, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=wd)
+    for t, g in enumerate(_grads(), start=1):
+        gw = g + wd * params["w"] if optimizer == "adam" else g
+        params, state = update(B, params, gw, state, cfg, t, STEPS)
+        ref.grad = g.clone()
+        opt.step()
+        torch.testing.assert_close(params["w"], ref.detach(), atol=1e-12, rtol=0)
+
+
+def test_mirror_training_matches_torch_gru_with_adam():
+    """The mirror with exact activations, Adam and the public schedule equals torch.nn.GRU +
+    torch.optim.Adam on the same batches (float64) to 1e-9 after 2 epochs."""
+    spec = D.JAPANESE_VOWELS_SPEC
+    tr = D.scale_features(D.japanese_vowels("train"), spec).select(slice(0, 64))
+    mcfg = ModelConfig(hidden_size=8)
+    tcfg = TrainConfig(epochs=2, batch_size=16, lr=0.01, clip_value=50.0)
+    got, _ = train(PlainBackend(ActivationConfig(exact=True)), mcfg, tcfg, plain_dataset(tr.x, tr.lengths, tr.y, mcfg),
+                   init_params(mcfg, 0))
+    model = export_state_dicts(mcfg, init_params(mcfg, 0)).double()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, eps=tcfg.eps)
+    x, n, y = torch.as_tensor(tr.x), torch.as_tensor(tr.lengths), torch.as_tensor(tr.y)
+    for epoch in range(2):
+        for idx in schedule(len(y), tcfg, epoch):
+            idx = torch.as_tensor(idx)
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[idx], n[idx]), y[idx]).backward()
+            opt.step()
+    want = {**{k: v for k, v in model.rnn.state_dict().items()}, **{f"fc.{k}": v for k, v in model.fc.state_dict().items()}}
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], atol=1e-9, rtol=0, msg=k)
+
+
+def test_schedules_are_public_per_step_constants():
+    c = TrainConfig(lr=0.1, schedule="cosine", warmup_steps=4)
+    lrs = [lr_at(c, t, 20) for t in range(1, 21)]
+    assert lrs[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])
+    assert lrs[4] == pytest.approx(0.1) and lrs[-1] < 0.002 and all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+    w = TrainConfig(lr=0.1, schedule="warmup", warmup_steps=2)
+    assert [lr_at(w, t, 10) for t in (1, 2, 3, 10)] == pytest.approx([0.05, 0.1, 0.1, 0.1])
+    assert lr_at(TrainConfig(lr=0.1), 7, 10) == 0.1
+
+
+def _share_steps(s, src: int, optimizer: str):
+    from mpcrnn.backend import SharedBackend
+    from protocols.sharing import public, share
+
+    cfg = TrainConfig(optimizer=optimizer, lr=0.01, eps=1e-3, weight_decay=0.05, clip_value=1.0)
+    B = SharedBackend(s, ActivationConfig())
+    params = {"w": public(s, _theta0())}
+    state = init_state(B, params, cfg)
+    for t, g in enumerate(_grads(), start=1):
+        gs = share(s, g if s.rank == src else None, src=src, shape=g.shape)
+        if optimizer == "adam":
+            (gs,) = B.lincomb_many([[(1.0, gs), (0.05, params["w"])]])
+        params, state = update(B, params, gs, state, cfg, t, STEPS)
+    return params["w"]
+
+
+def _mirror_steps(optimizer: str):
+    cfg = TrainConfig(optimizer=optimizer, lr=0.01, eps=1e-3, weight_decay=0.05, clip_value=1.0)
+    B = PlainBackend(ActivationConfig())
+    params = {"w": _theta0()}
+    state = init_state(B, params, cfg)
+    for t, g in enumerate(_grads(), start=1):
+        gw = g + 0.05 * params["w"] if optimizer == "adam" else g
+        params, state = update(B, params, gw, state, cfg, t, STEPS)
+    return params["w"]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_shares_in_process_match_mirror(optimizer):
+    from protocols.parties import init_in_process
+    from protocols.session import MpcSession
+
+    init_in_process()
+    s = MpcSession.current()
+    got = s.fp.decode(_share_steps(s, 0, optimizer))
+    torch.testing.assert_close(got, _mirror_steps(optimizer), atol=SHARE_TOL, rtol=0)
+
+
+def test_direction_on_shares_over_six_decades_of_v():
+    """The reciprocal square root over v in [0, 4): the step within 1e-3 relative (2% in the lowest
+    bucket, v < eps^2) + 3 units of 2^-16."""
+    from protocols.adam import ADAM_RELATIVE_ERROR, ADAM_TAIL_RELATIVE_ERROR, direction, direction_plain
+    from protocols.parties import init_in_process
+    from protocols.session import MpcSession
+
+    init_in_process()
+    s = MpcSession.current()
+    g = torch.Generator().manual_seed(0)
+    v = torch.exp(torch.empty(4000, dtype=torch.float64).uniform_(math.log(1e-11), math.log(3.9), generator=g))
+    v[:5] = 0.0
+    m = (torch.rand(4000, generator=g, dtype=torch.float64) * 2 - 1) * v.sqrt() * 1.5
+    ms, vs = s.fp.encode(m), torch.round(v * 2.0**32).to(torch.int64)
+    got = s.fp.decode(direction(s, ms, vs, 0.5, 1e-3, 4.0))
+    want = direction_plain(s.fp.decode(ms), vs.double() / 2.0**32, 0.5, 1e-3)
+    rel = torch.where(vs.double() / 2.0**32 < 1e-6, ADAM_TAIL_RELATIVE_ERROR, ADAM_RELATIVE_ERROR)
+    assert ((got - want).abs() <= rel * want.abs() + 3 * 2.0**-16).all()
+    big = (want.abs() > 0.05) & (v >= 1e-6)
+    assert ((got - want).abs()[big] / want.abs()[big]).max() < 1e-3
+
+
+def adam_party(rank, optimizer):
+    from protocols.reveal import reveal
+    from protocols.session import MpcSession
+
+    s = MpcSession.current()
+    w = _share_steps(s, s.world_size - 1, optimizer)
+    everyone = tuple(range(s.world_size))
+    return reveal(s, w, to=everyone, what="w", why="test"), len(s.ledger.entries)
+
+
+def test_three_parties_and_dealer_match_mirror():
+    outs = run_parties(adam_party, world_size=3, provider="TTP", args=("adam",), timeout_s=180)
+    want = _mirror_steps("adam")
+    for w, ledger in outs:
+        torch.testing.assert_close(w, want, atol=SHARE_TOL, rtol=0)
+        assert ledger == 1  # the optimizer opened nothing: the test's own reveal is the only entry
+
+
+@pytest.mark.parametrize("kwargs,pattern", [
+    ({"optimizer": "rmsprop"}, r"optimizer: expected adam \| adamw \| sgd, got rmsprop"),
+    ({"eps": 1e-8}, r"adam eps: expected in \[0.000122, 1\]"),
+    ({"clip_value": 0.0}, r"clip_value or clip_norm with optimizer adam: expected in \(0, 64\]"),
+    ({"schedule": "step"}, r"schedule: expected constant \| warmup \| cosine, got step"),
+])
+def test_bad_optimizer_config(kwargs, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        TrainConfig(**kwargs).validate()

@@ -1,0 +1,90 @@
+"""``mpcrnn rehearse`` and the data-declaration message, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mpcrnn import data as D
+
+MPCRNN = str(Path(sys.executable).with_name("mpcrnn"))
+SPEC_TOML = """
+[model]
+cell = "gru"
+hidden = 8
+[train]
+epochs = {epochs}
+lr = {lr}
+[data]
+n_features = 2
+classes = ["a", "b"]
+max_len = 10
+scaling = "bounds"
+feature_low = [-1.0, -1.0]
+feature_high = [1.0, 1.0]
+"""
+
+
+def _toy(n=64, seed=0, learnable=True):
+    """Two classes: the sign of the first feature's mean (or random labels)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.uniform(-0.4, 0.4, (n, 10, 2))
+    if learnable:
+        x[:, :, 0] += np.where(y == 1, 0.5, -0.5)[:, None]
+    return D.SequenceData(x, np.full(n, 10, dtype=np.int64), y, ("a", "b"))
+
+
+def _run(args, cwd):
+    return subprocess.run([MPCRNN, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_rehearse_prints_epochs_and_learns(tmp_path):
+    (tmp_path / "run.toml").write_text(SPEC_TOML.format(epochs=8, lr=0.03))
+    D.write_npz(_toy(), tmp_path / "mine.npz")
+    D.write_npz(_toy(seed=1), tmp_path / "test.npz")
+    out = _run(["rehearse", "--config", "run.toml", "--data", "mine.npz", "--test", "test.npz", "--json"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("epoch ") == 8 and "max |pre-activation|/B" in out.stdout
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["history"][-1]["train_accuracy"] > 0.8 and result["warnings"] == []
+    assert result["history"][-1]["loss"] < result["history"][0]["loss"]
+    assert 0 < result["max_preactivation_over_bound"] < 1
+
+
+def test_rehearse_warns_when_training_does_not_learn(tmp_path):
+    (tmp_path / "run.toml").write_text(SPEC_TOML.format(epochs=2, lr=0.0002))
+    D.write_npz(_toy(learnable=False), tmp_path / "mine.npz")
+    out = _run(["rehearse", "--config", "run.toml", "--data", "mine.npz"], tmp_path)
+    assert out.returncode == 0
+    assert "WARNING: training does not learn" in out.stderr or "WARNING: loss did not decrease" in out.stderr
+
+
+def test_data_without_declaration_says_what_is_missing(tmp_path):
+    D.write_npz(_toy(), tmp_path / "mine.npz")
+    for args in (["rehearse", "--data", "mine.npz"],
+                 ["train", "--parties", "1", "--data", "mine.npz"],
+                 ["party", "--rank", "0", "--world-size", "1", "--rendezvous", "tcp://127.0.0.1:1", "--data", "mine.npz"]):
+        out = _run(args, tmp_path)
+        assert out.returncode != 0
+        lines = out.stderr.strip().splitlines()
+        assert lines[0].startswith("error: data declaration for --data mine.npz: expected a [data] section"), lines
+        assert "Traceback" not in out.stderr
+        text = "\n".join(lines[1:])
+        for key in ("[data]", "n_features", "classes", "max_len", "feature_low", "feature_high", "PUBLIC"):
+            assert key in text, key
+
+
+def test_rehearse_bad_input_is_one_error_line(tmp_path):
+    (tmp_path / "run.toml").write_text(SPEC_TOML.format(epochs=1, lr=0.01))
+    bad = _toy()
+    bad.x[3, 2, 1] = 123.456  # far outside the declared bounds
+    D.write_npz(bad, tmp_path / "mine.npz")
+    out = _run(["rehearse", "--config", "run.toml", "--data", "mine.npz"], tmp_path)
+    assert out.returncode != 0
+    assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
+    assert "123.456" not in out.stderr
