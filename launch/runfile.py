@@ -74,17 +74,27 @@ SECTIONS = {
 }
 
 
+MAX_RUN_FILE_BYTES = 1 << 20  # a run file is a few hundred bytes; bounds what a stray path reads
+
+
 def read_file(path: str | None) -> dict:
     if not path:
         return {}
     try:
         with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
+            text = fh.read(MAX_RUN_FILE_BYTES + 1)
+        if len(text) > MAX_RUN_FILE_BYTES:
+            raise ConfigError(expected_got(f"{path}: size", f"at most {MAX_RUN_FILE_BYTES} bytes (a run config file)", "more"))
+        raw = tomllib.loads(text.decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: expected a readable run config file, got {type(exc).__name__}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(expected_got(path, "UTF-8 TOML text", f"undecodable bytes at byte offset {exc.start}")) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: expected valid TOML, got {str(exc).splitlines()[0]}") from None
     for section, body in raw.items():
+        if not isinstance(body, dict):
+            raise ConfigError(expected_got(f"{path}: '{section}'", "a [section] table", "a top-level value"))
         if section not in SECTIONS:
             raise ConfigError(expected_got(f"{path}: section", "one of " + ", ".join(f"[{s}]" for s in SECTIONS), f"[{section}]"))
         unknown = set(body) - SECTIONS[section]
