@@ -289,26 +289,17 @@ def predict(model_file, data_file, dp_epsilon):
     import torch
 
     from mpcrnn import data as D
-    from mpcrnn.config import ModelConfig
-    from mpcrnn.model import export_state_dicts
-    from protocols.errors import DataError, MpcrnnError
+    from protocols.errors import MpcrnnError
 
     try:
         if dp_epsilon is not None:
             from mpcrnn.dp import check_predict_epsilon
 
             check_predict_epsilon(dp_epsilon)
-        try:
-            blob = torch.load(model_file, weights_only=True)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise DataError(f"cannot read model file {model_file}: {type(exc).__name__}") from None
-        spec_d = dict(blob["spec"])
-        for k in ("classes", "feature_low", "feature_high"):
-            if spec_d.get(k) is not None:
-                spec_d[k] = tuple(spec_d[k])
-        spec = D.DataSpec(**spec_d)
+        from mpcrnn.model_file import read_model_file
+
+        _, spec, model = read_model_file(model_file)
         data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
-        model = export_state_dicts(ModelConfig(**blob["model_config"]), blob["state_dict"]).double()
         with torch.no_grad():
             logits = model(torch.as_tensor(data.x, dtype=torch.float64), torch.as_tensor(data.lengths))
         extra = {}

@@ -121,14 +121,10 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
     out = Path(job.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if result["params"] is not None:
-        import torch as _t
-        from dataclasses import asdict
+        from mpcrnn.model_file import write_model_file
 
         model_path = out / f"model-party{job.rank}.pt"
-        tmp = model_path.with_suffix(".tmp")
-        _t.save({"model_config": asdict(cfg.model), "activation": asdict(cfg.activation),
-                 "spec": asdict(cfg.spec), "state_dict": {k: v.float() for k, v in result["params"].items()}}, tmp)
-        os.replace(tmp, model_path)  # atomic: no partial model is ever taken as final
+        write_model_file(model_path, cfg.model, cfg.activation, cfg.spec, result["params"])
         report["model_file"] = str(model_path)
         if test is not None:  # evaluate exactly the weights saved (float32), as `predict` will
             saved = {k: v.float().double() for k, v in result["params"].items()}
