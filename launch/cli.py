@@ -42,6 +42,14 @@ def _dp_options(f):
     return f
 
 
+def _intake_options(f):
+    """--strict / --max-file-bytes: how a party treats its own files, shared by ``train`` and ``party``."""
+    f = click.option("--max-file-bytes", type=click.IntRange(min=1), default=512 << 20, show_default=True,
+                     help="Refuse a data file larger than this, unread (an .npz: its unpacked size).")(f)
+    return click.option("--strict", is_flag=True,
+                        help="Refuse, not just warn, a party below the declared [data] min_rows.")(f)
+
+
 DP_FLAGS = ("dp_epsilon", "dp_noise", "dp_delta", "dp_clip", "dp_accountant")
 
 
@@ -81,8 +89,9 @@ def main() -> None:
               help="fedavg: weight each party by its (public) row count, or equally.")
 @click.option("--update-clip", default=0.0, show_default=True, help="fedavg: bound each party's update norm on shares (0: off).")
 @_dp_options
+@_intake_options
 @click.pass_context
-def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, momentum, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume, config_file, mode, rounds, local_epochs, weighting, update_clip, **dp_flags):
+def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, momentum, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume, config_file, mode, rounds, local_epochs, weighting, update_clip, strict, max_file_bytes, **dp_flags):
     """Spawn the parties and the dealer on this machine and train.
 
     With no --data: the built-in demo (Japanese Vowels split 50/30/20 across 3 organizations).
@@ -92,18 +101,6 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, momentum, 
     from protocols.errors import MpcrnnError
 
     try:
-        out_dir = Path(out)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        demo = not data_files
-        if demo:
-            schedule = f"{epochs} epochs" if mode == "mpc" else f"fedavg: {rounds} rounds x {local_epochs} local epochs"
-            click.echo(f"mpcrnn demo: Japanese Vowels (UCI), {parties} organizations, {cell.upper()} H={hidden}, "
-                       f"{schedule}, provider {provider.upper()}")
-            fractions = [0.5, 0.3, 0.2] if parties == 3 else [1.0 / parties] * parties
-            tr_parts = D.split_rows(D.japanese_vowels("train"), fractions, seed)
-            te_parts = D.split_rows(D.japanese_vowels("test"), fractions, seed + 1)
-            data_files, test_files = D.write_party_files(tr_parts, te_parts, out_dir)
-            click.echo("  rows per organization (public): " + ", ".join(f"party {r}: {p.n_rows}" for r, p in enumerate(tr_parts)))
         from launch.runfile import build, read_file
 
         # with a run file, only the flags given on the command line override it; without, all flags count
@@ -113,7 +110,19 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, momentum, 
                  if not config_file or ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
         if "reveal_to" in given:
             given["reveal_to"] = list(given["reveal_to"])
-        cfg = build(read_file(config_file), given)
+        cfg = build(read_file(config_file), given)  # validated: nothing is written or spawned on a bad config
+        out_dir = _writable_dir(out)
+        demo = not data_files
+        if demo:
+            parties = cfg.world_size
+            schedule = f"{cfg.train.epochs} epochs" if cfg.mode == "mpc" else f"fedavg: {cfg.fedavg.rounds} rounds x {cfg.fedavg.local_epochs} local epochs"
+            click.echo(f"mpcrnn demo: Japanese Vowels (UCI), {parties} organizations, {cfg.model.cell.upper()} H={cfg.model.hidden_size}, "
+                       f"{schedule}, provider {cfg.provider}")
+            fractions = [0.5, 0.3, 0.2] if parties == 3 else [1.0 / parties] * parties
+            tr_parts = D.split_rows(D.japanese_vowels("train"), fractions, cfg.train.seed)
+            te_parts = D.split_rows(D.japanese_vowels("test"), fractions, cfg.train.seed + 1)
+            data_files, test_files = D.write_party_files(tr_parts, te_parts, out_dir)
+            click.echo("  rows per organization (public): " + ", ".join(f"party {r}: {p.n_rows}" for r, p in enumerate(tr_parts)))
         if len(data_files) != cfg.world_size:
             raise click.UsageError(f"--data: expected one file per party ({cfg.world_size}), got {len(data_files)}")
         tests = list(test_files) + [None] * (cfg.world_size - len(test_files))
@@ -123,7 +132,8 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, momentum, 
             click.echo(_fedavg_notice(cfg))
         if cfg.dp.enabled and cfg.train.momentum > DP_SAFE_MOMENTUM:
             click.secho(DP_MOMENTUM_WARNING.format(cfg.train.momentum), fg="yellow", err=True)
-        reports = launch_local(cfg, list(data_files), tests, str(out_dir), timeout_s=timeout, resume=resume)
+        reports = launch_local(cfg, list(data_files), tests, str(out_dir), timeout_s=timeout, resume=resume,
+                               strict=strict, max_file_bytes=max_file_bytes)
         summary = _summarize(cfg, reports, demo and not no_baseline, out_dir, list(data_files))
         (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
         click.echo(f"  report: {out_dir / 'report.json'}")
@@ -135,6 +145,21 @@ DP_SAFE_MOMENTUM = 0.5
 DP_MOMENTUM_WARNING = ("WARNING: DP-SGD noise with momentum {} can push gate pre-activations outside the polynomials' "
                        "interval, after which training collapses (Japanese Vowels, epsilon <= 3, momentum 0.9: chance "
                        "accuracy). Measured safe there: --momentum 0.5 (see README, Differential privacy).")
+
+
+def _writable_dir(out: str) -> Path:
+    """``--out``, created if needed and checked writable up front (not after an epoch of MPC)."""
+    from protocols.errors import ConfigError, expected_got
+
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".mpcrnn-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(expected_got(f"--out {out}", "a writable folder", f"{type(exc).__name__} ({exc.strerror})")) from None
+    return path
 
 
 def _fedavg_notice(cfg) -> str:
@@ -231,7 +256,8 @@ def _finish(summary: dict, parties: list[dict]) -> dict:
 @click.option("--timeout", default=120.0, show_default=True)
 @click.option("--resume", is_flag=True)
 @_dp_options
-def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, lr, seed, timeout, resume, **dp_flags):
+@_intake_options
+def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, lr, seed, timeout, resume, strict, max_file_bytes, **dp_flags):
     """Run one data party on this host (one organization)."""
     from launch.party import PartyJob, run_party
     from launch.runfile import build, from_environment, read_file
@@ -249,7 +275,8 @@ def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, 
         if cfg.provider == "TFP":
             click.secho(INSECURE_TFP, fg="red", err=True)
         report = run_party(PartyJob(rank, rendezvous, cfg, data_file, test_file, out, timeout,
-                                    show_progress=rank == 0, resume=resume))
+                                    show_progress=rank == 0, resume=resume, strict=strict,
+                                    max_file_bytes=max_file_bytes))
         click.echo(json.dumps({k: v for k, v in report.items() if k != "ledger"}, indent=2))
     except MpcrnnError as exc:
         _fail(exc)

@@ -17,7 +17,8 @@ from protocols.errors import PartyError
 
 
 def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_dir: str,
-                 timeout_s: float = 60.0, show_progress: bool = True, on_start=None, resume: bool = False) -> list[dict]:
+                 timeout_s: float = 60.0, show_progress: bool = True, on_start=None, resume: bool = False,
+                 strict: bool = False, max_file_bytes: int = 512 << 20) -> list[dict]:
     ctx = mp.get_context("spawn")
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -32,7 +33,8 @@ def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_
         is_party = rank < cfg.world_size
         job = PartyJob(rank, rendezvous, cfg, train_files[rank] if is_party else None,
                        test_files[rank] if is_party else None, out_dir, timeout_s,
-                       show_progress=show_progress and rank == 0, resume=resume)
+                       show_progress=show_progress and rank == 0, resume=resume, strict=strict,
+                       max_file_bytes=max_file_bytes)
         recv, send = ctx.Pipe(duplex=False)
         p = ctx.Process(target=party_entry, args=(job, send), name=_name(rank, cfg))
         p.start()

@@ -28,6 +28,8 @@ class PartyJob:
     timeout_s: float = 60.0
     show_progress: bool = False
     resume: bool = False
+    strict: bool = False        # refuse (not just warn) when this party is below [data] min_rows
+    max_file_bytes: int = 512 << 20  # mpcrnn.data.MAX_FILE_BYTES: larger files are refused unread
 
 
 def run_party(job: PartyJob) -> dict:
@@ -51,8 +53,12 @@ def run_party(job: PartyJob) -> dict:
             shutdown()
         return {"role": "dealer", "requests_served": served}
     cfg.validate()
-    local = D.scale_features(D.load_party_file(job.train_file, cfg.spec), cfg.spec, job.train_file)
-    test = D.scale_features(D.load_party_file(job.test_file, cfg.spec), cfg.spec, job.test_file) if job.test_file else None
+    local = D.scale_features(D.load_party_file(job.train_file, cfg.spec, job.max_file_bytes), cfg.spec, job.train_file)
+    test = (D.scale_features(D.load_party_file(job.test_file, cfg.spec, job.max_file_bytes), cfg.spec, job.test_file)
+            if job.test_file else None)
+    warning = D.check_min_rows(local, cfg.spec, job.train_file, job.strict)
+    if warning:
+        sys.stderr.write(f"\nwarning: party {job.rank}: {warning}\n")
     init_party(spec)
     try:
         return _run_joined(job, spec, cfg, local, test)

@@ -133,13 +133,23 @@ def build(raw: dict, overrides: dict) -> RunConfig:
         fa = FedAvgConfig(**fedavg)
     except TypeError as exc:
         raise ConfigError(f"[fedavg]: {exc}") from None
-    return RunConfig(
-        model=ModelConfig(cell=model["cell"], input_size=spec.n_features, hidden_size=int(model["hidden"]),
-                          num_layers=int(model["layers"]), num_classes=len(spec.classes)),
-        activation=ActivationConfig(), train=tc, spec=spec, world_size=int(run["parties"]),
-        provider=str(run["provider"]).upper(), reveal_to=tuple(run["reveal_to"]),
-        reveal_metrics=bool(run["reveal_metrics"]), mode=str(run["mode"]), fedavg=fa, dp=_dp(dp),
-    )
+    try:
+        cfg = RunConfig(
+            model=ModelConfig(cell=model["cell"], input_size=spec.n_features, hidden_size=int(model["hidden"]),
+                              num_layers=int(model["layers"]), num_classes=len(spec.classes)),
+            activation=ActivationConfig(), train=tc, spec=spec, world_size=int(run["parties"]),
+            provider=str(run["provider"]).upper(), reveal_to=tuple(run["reveal_to"]),
+            reveal_metrics=bool(run["reveal_metrics"]), mode=str(run["mode"]), fedavg=fa, dp=_dp(dp),
+        )
+        cfg.validate()  # here, in the launcher, before any process starts
+    except (TypeError, ValueError) as exc:  # a value of the wrong type in the run file
+        raise ConfigError(f"run settings: expected values of the documented types, got {_first_line(exc)}") from None
+    return cfg
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def _dp(section: dict) -> DPConfig:

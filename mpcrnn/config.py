@@ -65,6 +65,8 @@ class TrainConfig:
             raise ConfigError(expected_got("momentum", "in [0, 1)", self.momentum))
         if self.clip_value < 0 or self.clip_norm < 0:
             raise ConfigError(expected_got("clip_value and clip_norm", ">= 0", (self.clip_value, self.clip_norm)))
+        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63):
+            raise ConfigError(expected_got("seed (--seed / [train] seed)", "an integer in [0, 2^63)", self.seed))
 
 
 ACCOUNTANTS = ("rdp", "prv")  # opacus.accountants.RDPAccountant / PRVAccountant

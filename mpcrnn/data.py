@@ -86,13 +86,18 @@ class DataSpec:
     scaling: str = "none"  # "bounds" (the declared per-feature bounds below) or "none"
     feature_low: tuple[float, ...] | None = None  # public per-feature bounds, only for "bounds"
     feature_high: tuple[float, ...] | None = None
+    # Public floor on each party's row count.  A released model carries information about every
+    # training row, and the fewer rows a party brings, the more of it is about each of them (one
+    # row and a one-step schedule: a receiver read that row's label off the weights).  Below it
+    # a party is warned, or refused with --strict; DP-SGD (--dp-epsilon) is what bounds the leak.
+    min_rows: int = 10
 
     def __post_init__(self) -> None:
         def bad(what: str, expected: object) -> NoReturn:
             raise ConfigError(expected_got(f"DataSpec.{what}", expected, repr(getattr(self, what))))
 
         object.__setattr__(self, "classes", tuple(self.classes))
-        for what in ("n_features", "max_len"):
+        for what in ("n_features", "max_len", "min_rows"):
             if not isinstance(getattr(self, what), int) or getattr(self, what) < 1:
                 bad(what, "an integer >= 1")
         names = self.classes
@@ -194,6 +199,19 @@ def _scaled(x: np.ndarray, valid: np.ndarray, spec: DataSpec, source: str) -> np
         _first_cell(~(np.abs(x) <= spec.value_bound) & valid, source, expected,
                     "a value outside the declared bounds")
     return np.array(x, dtype=np.float64)
+
+
+def check_min_rows(data: SequenceData, spec: DataSpec, source: str, strict: bool) -> str | None:
+    """The warning for a party below the declared ``min_rows`` (None if it has enough); with
+    ``strict`` a DataError instead.  Row counts are public anyway; values are never named."""
+    if data.n_rows >= spec.min_rows:
+        return None
+    msg = expected_got(f"{source}: rows", f"at least {spec.min_rows} ([data] min_rows)", data.n_rows,
+                       "The released model reveals more about each row the fewer rows a party "
+                       "brings: add rows, or bound the leak with --dp-epsilon")
+    if strict:
+        raise DataError(msg)
+    return msg
 
 
 def scale_features(data: SequenceData, spec: DataSpec, source: str = "data") -> SequenceData:

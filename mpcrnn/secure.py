@@ -50,6 +50,10 @@ class RunConfig:
     def validate(self) -> None:
         self.model.validate()
         self.train.validate()
+        if not isinstance(self.world_size, int) or self.world_size < 2:
+            raise ConfigError(expected_got("data parties (--parties / [run] parties)", ">= 2", self.world_size,
+                                           "One organization alone can train on its own rows in plaintext "
+                                           "(mpcrnn rehearse); MPC needs at least two"))
         if any(not 0 <= r < self.world_size for r in self.reveal_to):
             raise ConfigError(expected_got("--reveal-to ranks", f"in 0..{self.world_size - 1}", self.reveal_to))
         if self.mode not in MODES:
