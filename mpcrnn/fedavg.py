@@ -107,7 +107,7 @@ def run_fedavg(session, cfg, local, progress: Callable[[dict], None] | None = No
     if resume and checkpoint_dir:
         start = checkpoint.agree_epoch(session, checkpoint_dir)
         if start:
-            theta, _ = checkpoint.load(checkpoint_dir, session.rank, start, cfg.digest())
+            theta, _ = checkpoint.load(checkpoint_dir, session.rank, start, cfg.digest(), fc.rounds)
     t0 = time.perf_counter()
     round_seconds, local_seconds = [], []
     for r in range(start, fc.rounds):
@@ -121,7 +121,7 @@ def run_fedavg(session, cfg, local, progress: Callable[[dict], None] | None = No
         theta = unflatten(opened, theta)
         round_seconds.append(time.perf_counter() - t_round)
         if checkpoint_dir:
-            checkpoint.save(checkpoint_dir, session.rank, r + 1, cfg.digest(), theta, {})
+            checkpoint.save(checkpoint_dir, session.rank, r + 1, cfg.digest(), theta, {}, fc.rounds)
         if on_round:
             on_round(r + 1, theta)
         if progress:

@@ -151,11 +151,11 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
     if resume and checkpoint_dir:
         start = checkpoint.agree_epoch(session, checkpoint_dir)
         if start:
-            params, velocity = checkpoint.load(checkpoint_dir, session.rank, start, cfg.digest())
+            params, velocity = checkpoint.load(checkpoint_dir, session.rank, start, cfg.digest(), cfg.train.epochs)
     save = None
     if checkpoint_dir:
         def save(epoch, p, v):
-            checkpoint.save(checkpoint_dir, session.rank, epoch, cfg.digest(), p, v)
+            checkpoint.save(checkpoint_dir, session.rank, epoch, cfg.digest(), p, v, cfg.train.epochs)
     step_seconds: list[float] = []
     step_rounds: list[int] = []  # CrypTen's round counter (dealer round trips included) per step
     import crypten.communicator as crypten_comm
