@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import shutil
+import sys
 import tempfile
 import time
 
@@ -44,6 +46,7 @@ def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_
     if on_start:
         on_start([p.pid for p in procs])
     messages: dict[int, tuple] = {}
+    stopped_since: dict[int, float] = {}
     try:
         while True:
             for rank, (p, r) in enumerate(zip(procs, pipes)):
@@ -63,14 +66,47 @@ def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_
                                  f"All other processes were stopped; no model was written as final")
             if all(p.exitcode == 0 for p in procs):
                 break
+            stopped = _stopped(procs, stopped_since)
+            if stopped is not None:
+                _stop_all(procs)
+                raise PartyError(f"{_name(stopped, cfg)} was stopped (not running for {STOPPED_LIMIT_S:g} s, e.g. "
+                                 "SIGSTOP or a debugger). All other processes were stopped; no model was written as final")
             time.sleep(0.1)
     except KeyboardInterrupt:
         _stop_all(procs)
         raise
+    except PartyError:
+        if show_progress:
+            sys.stderr.write("\n")  # the progress line ends with a carriage return, not a newline
+        raise
     finally:
         for r in pipes:
             r.close()
+        shutil.rmtree(tmp, ignore_errors=True)  # the rendezvous folder, on every exit path
     return [messages.get(rank, ("ok", {}))[1] for rank in range(n)]
+
+
+# A process that is stopped (state T: SIGSTOP, SIGTSTP, a debugger) this long stops the run and is
+# named: its peers would only notice after --timeout, and would blame each other.
+STOPPED_LIMIT_S = 10.0
+
+
+def _stopped(procs, since: dict[int, float]) -> int | None:
+    """The rank of a child stopped for STOPPED_LIMIT_S (from /proc/<pid>/stat), else None."""
+    now = time.monotonic()
+    for rank, p in enumerate(procs):
+        try:
+            with open(f"/proc/{p.pid}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            since.pop(rank, None)
+            continue
+        if state in (b"T", b"t"):
+            if now - since.setdefault(rank, now) >= STOPPED_LIMIT_S:
+                return rank
+        else:
+            since.pop(rank, None)
+    return None
 
 
 def _drain(pipes, messages) -> None:
