@@ -41,8 +41,27 @@ MPCRNN = str(Path(sys.executable).with_name("mpcrnn"))
 
 
 def _cli(*args, timeout=120):
-    r = subprocess.run([MPCRNN, *args], capture_output=True, text=True, timeout=timeout)
+    """Run the CLI; also assert that no process it started outlives it (children inherit a
+    unique marker in their environment, looked for in /proc afterwards)."""
+    import os
+    import uuid
+
+    mark = uuid.uuid4().hex
+    r = subprocess.run([MPCRNN, *args], capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, "MPCRNN_TEST_MARK": mark})
+    assert _marked(mark) == [], "orphan processes"
     return r.returncode, r.stdout, r.stderr
+
+
+def _marked(mark: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and f"MPCRNN_TEST_MARK={mark}".encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
 
 
 CLI_CASES = [  # (id, args after `train`, pattern); {tmp} is the test's folder
