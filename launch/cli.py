@@ -50,6 +50,22 @@ def _intake_options(f):
                         help="Refuse, not just warn, a party below the declared [data] min_rows.")(f)
 
 
+def _adversarial_options(f):
+    """--adversarial and --adv-* (adversarial training on shares, mpcrnn.adversarial), shared by ``train`` and ``party``."""
+    opts = [
+        click.option("--adversarial", type=click.Choice(["none", "fgsm", "pgd"]),
+                     help="Adversarial training on shares: FGSM or PGD perturbations (default none)."),
+        click.option("--adv-eps", type=float, help="Perturbation radius, L-infinity, scaled feature units (default 0.1)."),
+        click.option("--adv-steps", type=int, help="PGD steps (default 10)."),
+        click.option("--adv-alpha", type=float, help="PGD step size (default 0.025)."),
+        click.option("--adv-mix", type=float, help="Share of the loss on perturbed rows (default 0.5)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+ADV_FLAGS = ("adversarial", "adv_eps", "adv_steps", "adv_alpha", "adv_mix")
 DP_FLAGS = ("dp_epsilon", "dp_noise", "dp_delta", "dp_clip", "dp_accountant")
 
 
@@ -89,6 +105,7 @@ def main() -> None:
               help="fedavg: weight each party by its (public) row count, or equally.")
 @click.option("--update-clip", default=0.0, show_default=True, help="fedavg: bound each party's update norm on shares (0: off).")
 @_dp_options
+@_adversarial_options
 @_intake_options
 @click.pass_context
 def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, momentum, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume, config_file, mode, rounds, local_epochs, weighting, update_clip, strict, max_file_bytes, **dp_flags):
@@ -105,7 +122,8 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, lr, momentum, 
 
         # with a run file, only the flags given on the command line override it; without, all flags count
         names = ("parties", "cell", "hidden", "layers", "epochs", "batch_size", "lr", "momentum", "seed", "provider",
-                 "reveal_to", "reveal_metrics", "mode", "rounds", "local_epochs", "weighting", "update_clip", *DP_FLAGS)
+                 "reveal_to", "reveal_metrics", "mode", "rounds", "local_epochs", "weighting", "update_clip", *DP_FLAGS,
+                 *ADV_FLAGS)
         given = {name: ctx.params[name] for name in names
                  if not config_file or ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
         if "reveal_to" in given:
@@ -256,6 +274,7 @@ def _finish(summary: dict, parties: list[dict]) -> dict:
 @click.option("--timeout", default=120.0, show_default=True)
 @click.option("--resume", is_flag=True)
 @_dp_options
+@_adversarial_options
 @_intake_options
 def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, lr, seed, timeout, resume, strict, max_file_bytes, **dp_flags):
     """Run one data party on this host (one organization)."""

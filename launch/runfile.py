@@ -60,7 +60,7 @@ import tomllib
 from dataclasses import fields
 
 from mpcrnn import data as D
-from mpcrnn.config import ActivationConfig, DPConfig, FedAvgConfig, ModelConfig, TrainConfig
+from mpcrnn.config import ActivationConfig, AdversarialConfig, DPConfig, FedAvgConfig, ModelConfig, TrainConfig
 from mpcrnn.secure import RunConfig
 from protocols.errors import ConfigError, expected_got
 
@@ -71,7 +71,9 @@ SECTIONS = {
     "data": {f.name for f in fields(D.DataSpec)},
     "fedavg": {f.name for f in fields(FedAvgConfig)},
     "dp": {"epsilon", "noise", "delta", "clip", "accountant"},
+    "adversarial": {f.name for f in fields(AdversarialConfig)},
 }
+ADV_FLAGS = {"adversarial": "method", "adv_eps": "eps", "adv_steps": "steps", "adv_alpha": "alpha", "adv_mix": "mix"}
 
 
 MAX_RUN_FILE_BYTES = 1 << 20  # a run file is a few hundred bytes; bounds what a stray path reads
@@ -110,8 +112,12 @@ def build(raw: dict, overrides: dict) -> RunConfig:
     train = dict(raw.get("train", {}))
     fedavg = dict(raw.get("fedavg", {}))
     dp = dict(raw.get("dp", {}))
+    adversarial = dict(raw.get("adversarial", {}))
     for key, value in overrides.items():
         if value is None:
+            continue
+        if key in ADV_FLAGS:  # --adversarial, --adv-eps, --adv-steps, --adv-alpha, --adv-mix
+            adversarial[ADV_FLAGS[key]] = value
             continue
         if key.startswith("dp_"):  # --dp-epsilon, --dp-noise, --dp-delta, --dp-clip
             dp[key[3:]] = value
@@ -140,6 +146,7 @@ def build(raw: dict, overrides: dict) -> RunConfig:
             activation=ActivationConfig(), train=tc, spec=spec, world_size=int(run["parties"]),
             provider=str(run["provider"]).upper(), reveal_to=tuple(run["reveal_to"]),
             reveal_metrics=bool(run["reveal_metrics"]), mode=str(run["mode"]), fedavg=fa, dp=_dp(dp),
+            adversarial=AdversarialConfig(**adversarial),
         )
         cfg.validate()  # here, in the launcher, before any process starts
     except (TypeError, ValueError) as exc:  # a value of the wrong type in the run file

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from mpcrnn.backend import PlainBackend, SharedBackend
-from mpcrnn.config import MODES, ActivationConfig, DPConfig, FedAvgConfig, ModelConfig, TrainConfig
+from mpcrnn.config import MODES, ActivationConfig, AdversarialConfig, DPConfig, FedAvgConfig, ModelConfig, TrainConfig
 from mpcrnn.data import DataSpec, SequenceData
 from mpcrnn.model import export_state_dicts, init_params
 from mpcrnn.train import Dataset, masks, predict_plain, train
@@ -43,6 +43,7 @@ class RunConfig:
     mode: str = "mpc"                     # mpc: train on shares | fedavg: local training + secure averaging
     fedavg: FedAvgConfig = field(default_factory=FedAvgConfig)
     dp: DPConfig = field(default_factory=DPConfig)  # DP-SGD inside MPC (mpcrnn.dp); off by default
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)  # mpcrnn.adversarial; off by default
 
     def receivers(self) -> tuple[int, ...]:
         return self.reveal_to or tuple(range(self.world_size))
@@ -64,6 +65,10 @@ class RunConfig:
                 raise ConfigError(expected_got("--reveal-to with --mode fedavg", "all parties (every party trains "
                                                "from each round's opened average)", self.reveal_to))
         self.dp.validate()
+        self.adversarial.validate()
+        if self.adversarial.enabled and (self.mode != "mpc" or self.dp.enabled):
+            raise ConfigError(expected_got("--adversarial", "--mode mpc without --dp-* (adversarial training runs on "
+                                           "shares, with summed gradients)", f"mode {self.mode}" + (" with DP" if self.dp.enabled else "")))
         if self.dp.enabled and self.mode != "mpc":
             raise ConfigError(expected_got("mode with --dp-*", "mpc (DP-SGD runs on shares)", self.mode))
         # gate pre-activations up to 2B (sigmoid columns) multiply each other at scale 2^(2f)
@@ -176,6 +181,7 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
         params, dp_report = run_dp(session, B, cfg, data, params, sum(counts), progress=on_step)
     else:
         params, _ = train(B, cfg.model, cfg.train, data, params, progress=on_step, start_epoch=start,
+                          adversarial=cfg.adversarial, value_range=value_range(cfg),
                           velocity=velocity, on_epoch_end=save)
     seconds = time.perf_counter() - t0
     receivers = cfg.receivers()
@@ -229,8 +235,14 @@ def train_plain_mirror(cfg: RunConfig, data: SequenceData, exact: bool) -> dict:
 
     B = PlainBackend(ActivationConfig(cfg.activation.degree, cfg.activation.bound, exact))
     params, _ = train(B, cfg.model, cfg.train, plain_dataset(data.x, data.lengths, data.y, cfg.model),
-                      init_params(cfg.model, cfg.train.seed))
+                      init_params(cfg.model, cfg.train.seed), adversarial=cfg.adversarial, value_range=value_range(cfg))
     return params
+
+
+def value_range(cfg: RunConfig) -> float:
+    """R: every admitted scaled input has |x| <= R (the declaration's value_bound); perturbed
+    inputs are clamped to it."""
+    return float(cfg.spec.value_bound) if cfg.spec is not None else 8.0
 
 
 def fixed_point(cfg: RunConfig) -> FixedPoint:
