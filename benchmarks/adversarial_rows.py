@@ -83,7 +83,7 @@ def _eval(cfg, params, test_scaled) -> dict:
     model = export_state_dicts(cfg.model, {k: torch.as_tensor(v) for k, v in params.items()}).double()
     x, ln, y = test_scaled.x, test_scaled.lengths, test_scaled.y
     R = value_range(cfg)
-    row = {"clean": robust_accuracy(model, x, ln, y, "fgsm", 1e-12, R)}
+    row = {"clean": robust_accuracy(model, x, ln, y, "none", 0.0, R)}
     for eps in EPS:
         row[f"fgsm {eps:g}"] = robust_accuracy(model, x, ln, y, "fgsm", eps, R)
         row[f"pgd10 {eps:g}"] = robust_accuracy(model, x, ln, y, "pgd", eps, R, steps=10)

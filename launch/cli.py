@@ -362,5 +362,34 @@ def predict(model_file, data_file, dp_epsilon):
         _fail(exc)
 
 
+@main.command()
+@click.option("--model", "model_file", required=True, type=click.Path())
+@click.option("--data", "data_file", required=True, type=click.Path(), help="This party's own labelled rows.")
+@click.option("--eps", "eps_list", multiple=True, type=float, help="Perturbation radii, scaled feature units (repeatable; default 0.05 0.1 0.2).")
+@click.option("--method", "methods", multiple=True, type=click.Choice(["fgsm", "pgd"]), help="Attacks (repeatable; default both).")
+@click.option("--pgd-steps", default=10, show_default=True, type=click.IntRange(1, 1000))
+def attack(model_file, data_file, eps_list, methods, pgd_steps):
+    """Robust accuracy of a released model under FGSM / PGD on this party's own rows (plain torch)."""
+    from mpcrnn import data as D
+    from mpcrnn.attacks import robust_accuracy
+    from mpcrnn.model_file import read_model_file
+    from protocols.errors import ConfigError, MpcrnnError, expected_got
+
+    try:
+        for eps in eps_list:
+            if not 0 < eps <= 1:
+                raise ConfigError(expected_got("--eps", "in (0, 1] (scaled feature units)", eps))
+        _, spec, model = read_model_file(model_file)
+        data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
+        out = {"rows": data.n_rows, "clean": robust_accuracy(model, data.x, data.lengths, data.y, "none", 0.0, spec.value_bound)}
+        for method in methods or ("fgsm", "pgd"):
+            for eps in eps_list or (0.05, 0.1, 0.2):
+                out[f"{method} {eps:g}"] = robust_accuracy(model, data.x, data.lengths, data.y, method, eps,
+                                                           spec.value_bound, steps=pgd_steps)
+        click.echo(json.dumps(out))
+    except MpcrnnError as exc:
+        _fail(exc)
+
+
 if __name__ == "__main__":
     main()

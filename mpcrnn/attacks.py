@@ -43,15 +43,18 @@ def pgd(model, x, lengths, y, eps: float, alpha: float, steps: int, value_range:
 
 def robust_accuracy(model, x, lengths, y, method: str, eps: float, value_range: float, steps: int = 10,
                     alpha: float | None = None) -> float:
-    """Accuracy on the attacked rows (method "fgsm" or "pgd"; PGD's alpha defaults to 2.5 eps / steps)."""
+    """Accuracy on the attacked rows (method "fgsm" or "pgd"; PGD's alpha defaults to 2.5 eps / steps;
+    "none": the clean rows)."""
     model = model.double().eval()
     x = torch.as_tensor(x, dtype=torch.float64)
     lengths, y = torch.as_tensor(lengths), torch.as_tensor(y)
-    if method == "fgsm":
+    if method == "none":
+        adv = x
+    elif method == "fgsm":
         adv = fgsm(model, x, lengths, y, eps, value_range)
     elif method == "pgd":
         adv = pgd(model, x, lengths, y, eps, alpha or 2.5 * eps / steps, steps, value_range)
     else:
-        raise ConfigError(expected_got("attack method", "fgsm or pgd", method))
+        raise ConfigError(expected_got("attack method", "none, fgsm or pgd", method))
     with torch.no_grad():
         return float((model(adv, lengths).argmax(1) == y).double().mean())

@@ -153,3 +153,30 @@ def test_config_is_validated():
                 dict(method="pgd", steps=0), dict(method="fgsm", mix=0)):
         with pytest.raises(ConfigError):
             AdversarialConfig(**bad).validate()
+
+
+def test_attack_command_on_a_released_model(tmp_path):
+    """`mpcrnn attack` loads a model file and prints clean and robust accuracy (plain torch)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mpcrnn import data as D
+    from mpcrnn.model_file import write_model_file
+
+    cfg = ModelConfig(cell="gru", input_size=12, hidden_size=4, num_classes=9)
+    write_model_file(tmp_path / "m.pt", cfg, ActivationConfig(), D.JAPANESE_VOWELS_SPEC, init_params(cfg, 0))
+    rows = D.split_rows(D.japanese_vowels("test"), [20], 0)[0]
+    D.write_npz(rows, tmp_path / "t.npz")
+    mpcrnn = str(Path(sys.executable).with_name("mpcrnn"))
+    r = subprocess.run([mpcrnn, "attack", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path / "t.npz"),
+                        "--eps", "0.1", "--pgd-steps", "3"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["rows"] == 20 and set(got) == {"rows", "clean", "fgsm 0.1", "pgd 0.1"}
+    assert got["pgd 0.1"] <= got["clean"] + 1e-9
+    bad = subprocess.run([mpcrnn, "attack", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path / "t.npz"),
+                          "--eps", "3"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: --eps: expected in (0, 1] (scaled feature units), got 3.0"]
