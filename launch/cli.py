@@ -71,6 +71,30 @@ def _with_transport(cfg, insecure: bool):
     return cfg
 
 
+def _intake_options(f):
+    """--strict / --max-file-bytes: how a party treats its own files, shared by ``train`` and ``party``."""
+    f = click.option("--max-file-bytes", type=click.IntRange(min=1), default=512 << 20, show_default=True,
+                     help="Refuse a data file larger than this, unread (an .npz: its unpacked size).")(f)
+    return click.option("--strict", is_flag=True,
+                        help="Refuse, not just warn, a party below the declared [data] min_rows.")(f)
+
+
+def _adversarial_options(f):
+    """--adversarial and --adv-* (adversarial training on shares, mpcrnn.adversarial), shared by ``train`` and ``party``."""
+    opts = [
+        click.option("--adversarial", type=click.Choice(["none", "fgsm", "pgd"]),
+                     help="Adversarial training on shares: FGSM or PGD perturbations (default none)."),
+        click.option("--adv-eps", type=float, help="Perturbation radius, L-infinity, scaled feature units (default 0.1)."),
+        click.option("--adv-steps", type=int, help="PGD steps (default 10)."),
+        click.option("--adv-alpha", type=float, help="PGD step size (default 0.025)."),
+        click.option("--adv-mix", type=float, help="Share of the loss on perturbed rows (default 0.5)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+ADV_FLAGS = ("adversarial", "adv_eps", "adv_steps", "adv_alpha", "adv_mix")
 DP_FLAGS = ("dp_epsilon", "dp_noise", "dp_delta", "dp_clip", "dp_accountant")
 
 
@@ -116,8 +140,10 @@ def main() -> None:
 @click.option("--update-clip", default=0.0, show_default=True, help="fedavg: bound each party's update norm on shares (0: off).")
 @_dp_options
 @_transport_options(with_key=False)
+@_adversarial_options
+@_intake_options
 @click.pass_context
-def train(ctx, parties, cell, hidden, layers, epochs, batch_size, optimizer, lr, schedule, warmup_steps, momentum, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume, config_file, mode, rounds, local_epochs, weighting, update_clip, insecure, **dp_flags):
+def train(ctx, parties, cell, hidden, layers, epochs, batch_size, optimizer, lr, schedule, warmup_steps, momentum, seed, provider, reveal_to, data_files, test_files, out, timeout, no_baseline, reveal_metrics, resume, config_file, mode, rounds, local_epochs, weighting, update_clip, insecure, strict, max_file_bytes, **dp_flags):
     """Spawn the parties and the dealer on this machine and train.
 
     With no --data: the built-in demo (Japanese Vowels split 50/30/20 across 3 organizations).
@@ -127,19 +153,9 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, optimizer, lr,
     from protocols.errors import MpcrnnError
 
     try:
-        out_dir = Path(out)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        demo = not data_files
-        if demo:
-            schedule = f"{epochs} epochs" if mode == "mpc" else f"fedavg: {rounds} rounds x {local_epochs} local epochs"
-            click.echo(f"mpcrnn demo: Japanese Vowels (UCI), {parties} organizations, {cell.upper()} H={hidden}, "
-                       f"{schedule}, provider {provider.upper()}")
-            fractions = [0.5, 0.3, 0.2] if parties == 3 else [1.0 / parties] * parties
-            tr_parts = D.split_rows(D.japanese_vowels("train"), fractions, seed)
-            te_parts = D.split_rows(D.japanese_vowels("test"), fractions, seed + 1)
-            data_files, test_files = D.write_party_files(tr_parts, te_parts, out_dir)
-            click.echo("  rows per organization (public): " + ", ".join(f"party {r}: {p.n_rows}" for r, p in enumerate(tr_parts)))
         from launch.runfile import build, read_file, require_data_declaration
+
+        demo = not data_files
 
         if not demo:
             for f in data_files:
@@ -147,12 +163,24 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, optimizer, lr,
         # with a run file, only the flags given on the command line override it; without, all flags count
         names = ("parties", "cell", "hidden", "layers", "epochs", "batch_size", "optimizer", "lr", "schedule", "warmup_steps",
                  "momentum", "seed", "provider",
-                 "reveal_to", "reveal_metrics", "mode", "rounds", "local_epochs", "weighting", "update_clip", *DP_FLAGS)
+                 "reveal_to", "reveal_metrics", "mode", "rounds", "local_epochs", "weighting", "update_clip", *DP_FLAGS,
+                 *ADV_FLAGS)
         given = {name: ctx.params[name] for name in names
                  if not config_file or ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
         if "reveal_to" in given:
             given["reveal_to"] = list(given["reveal_to"])
-        cfg = _with_transport(build(read_file(config_file), given), insecure)
+        cfg = _with_transport(build(read_file(config_file), given), insecure)  # validated: nothing written or spawned yet
+        out_dir = _writable_dir(out)
+        if demo:
+            parties = cfg.world_size
+            plan = f"{cfg.train.epochs} epochs" if cfg.mode == "mpc" else f"fedavg: {cfg.fedavg.rounds} rounds x {cfg.fedavg.local_epochs} local epochs"
+            click.echo(f"mpcrnn demo: Japanese Vowels (UCI), {parties} organizations, {cfg.model.cell.upper()} H={cfg.model.hidden_size}, "
+                       f"{plan}, provider {cfg.provider}")
+            fractions = [0.5, 0.3, 0.2] if parties == 3 else [1.0 / parties] * parties
+            tr_parts = D.split_rows(D.japanese_vowels("train"), fractions, cfg.train.seed)
+            te_parts = D.split_rows(D.japanese_vowels("test"), fractions, cfg.train.seed + 1)
+            data_files, test_files = D.write_party_files(tr_parts, te_parts, out_dir)
+            click.echo("  rows per organization (public): " + ", ".join(f"party {r}: {p.n_rows}" for r, p in enumerate(tr_parts)))
         if len(data_files) != cfg.world_size:
             raise click.UsageError(f"--data: expected one file per party ({cfg.world_size}), got {len(data_files)}")
         tests = list(test_files) + [None] * (cfg.world_size - len(test_files))
@@ -162,7 +190,8 @@ def train(ctx, parties, cell, hidden, layers, epochs, batch_size, optimizer, lr,
             click.echo(_fedavg_notice(cfg))
         if cfg.dp.enabled and cfg.train.optimizer == "sgd" and cfg.train.momentum > DP_SAFE_MOMENTUM:
             click.secho(DP_MOMENTUM_WARNING.format(cfg.train.momentum), fg="yellow", err=True)
-        reports = launch_local(cfg, list(data_files), tests, str(out_dir), timeout_s=timeout, resume=resume)
+        reports = launch_local(cfg, list(data_files), tests, str(out_dir), timeout_s=timeout, resume=resume,
+                               strict=strict, max_file_bytes=max_file_bytes)
         summary = _summarize(cfg, reports, demo and not no_baseline, out_dir, list(data_files))
         (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
         click.echo(f"  report: {out_dir / 'report.json'}")
@@ -174,6 +203,21 @@ DP_SAFE_MOMENTUM = 0.5
 DP_MOMENTUM_WARNING = ("WARNING: DP-SGD noise with momentum {} can push gate pre-activations outside the polynomials' "
                        "interval, after which training collapses (Japanese Vowels, epsilon <= 3, momentum 0.9: chance "
                        "accuracy). Measured safe there: --momentum 0.5 (see README, Differential privacy).")
+
+
+def _writable_dir(out: str) -> Path:
+    """``--out``, created if needed and checked writable up front (not after an epoch of MPC)."""
+    from protocols.errors import ConfigError, expected_got
+
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".mpcrnn-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(expected_got(f"--out {out}", "a writable folder", f"{type(exc).__name__} ({exc.strerror})")) from None
+    return path
 
 
 def _fedavg_notice(cfg) -> str:
@@ -274,7 +318,9 @@ def _finish(summary: dict, parties: list[dict]) -> dict:
 @click.option("--resume", is_flag=True)
 @_dp_options
 @_transport_options(with_key=True)
-def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, optimizer, lr, seed, timeout, resume, insecure, key_dir, **dp_flags):
+@_adversarial_options
+@_intake_options
+def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, provider, epochs, hidden, cell, optimizer, lr, seed, timeout, resume, insecure, key_dir, strict, max_file_bytes, **dp_flags):
     """Run one data party on this host (one organization)."""
     from launch.party import PartyJob, run_party
     from launch.runfile import build, from_environment, read_file
@@ -295,7 +341,8 @@ def party(config_file, rank, world_size, rendezvous, data_file, test_file, out, 
         if cfg.provider == "TFP":
             click.secho(INSECURE_TFP, fg="red", err=True)
         report = run_party(PartyJob(rank, rendezvous, cfg, data_file, test_file, out, timeout,
-                                    show_progress=rank == 0, resume=resume, key_dir=key_dir))
+                                    show_progress=rank == 0, resume=resume, key_dir=key_dir, strict=strict,
+                                    max_file_bytes=max_file_bytes))
         click.echo(json.dumps({k: v for k, v in report.items() if k != "ledger"}, indent=2))
     except MpcrnnError as exc:
         _fail(exc)
@@ -372,26 +419,17 @@ def predict(model_file, data_file, dp_epsilon):
     import torch
 
     from mpcrnn import data as D
-    from mpcrnn.config import ModelConfig
-    from mpcrnn.model import export_state_dicts
-    from protocols.errors import DataError, MpcrnnError
+    from protocols.errors import MpcrnnError
 
     try:
         if dp_epsilon is not None:
             from mpcrnn.dp import check_predict_epsilon
 
             check_predict_epsilon(dp_epsilon)
-        try:
-            blob = torch.load(model_file, weights_only=True)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise DataError(f"cannot read model file {model_file}: {type(exc).__name__}") from None
-        spec_d = dict(blob["spec"])
-        for k in ("classes", "feature_low", "feature_high"):
-            if spec_d.get(k) is not None:
-                spec_d[k] = tuple(spec_d[k])
-        spec = D.DataSpec(**spec_d)
+        from mpcrnn.model_file import read_model_file
+
+        _, spec, model = read_model_file(model_file)
         data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
-        model = export_state_dicts(ModelConfig(**blob["model_config"]), blob["state_dict"]).double()
         with torch.no_grad():
             logits = model(torch.as_tensor(data.x, dtype=torch.float64), torch.as_tensor(data.lengths))
         extra = {}
@@ -428,6 +466,35 @@ def keygen(out_dir, name):
     click.echo(fp)
     click.echo(f"  wrote {Path(out_dir) / 'key.pem'} (private, 0600: never copy it off this host) and "
                f"{Path(out_dir) / 'cert.pem'} (public)", err=True)
+
+
+@main.command()
+@click.option("--model", "model_file", required=True, type=click.Path())
+@click.option("--data", "data_file", required=True, type=click.Path(), help="This party's own labelled rows.")
+@click.option("--eps", "eps_list", multiple=True, type=float, help="Perturbation radii, scaled feature units (repeatable; default 0.05 0.1 0.2).")
+@click.option("--method", "methods", multiple=True, type=click.Choice(["fgsm", "pgd"]), help="Attacks (repeatable; default both).")
+@click.option("--pgd-steps", default=10, show_default=True, type=click.IntRange(1, 1000))
+def attack(model_file, data_file, eps_list, methods, pgd_steps):
+    """Robust accuracy of a released model under FGSM / PGD on this party's own rows (plain torch)."""
+    from mpcrnn import data as D
+    from mpcrnn.attacks import robust_accuracy
+    from mpcrnn.model_file import read_model_file
+    from protocols.errors import ConfigError, MpcrnnError, expected_got
+
+    try:
+        for eps in eps_list:
+            if not 0 < eps <= 1:
+                raise ConfigError(expected_got("--eps", "in (0, 1] (scaled feature units)", eps))
+        _, spec, model = read_model_file(model_file)
+        data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
+        out = {"rows": data.n_rows, "clean": robust_accuracy(model, data.x, data.lengths, data.y, "none", 0.0, spec.value_bound)}
+        for method in methods or ("fgsm", "pgd"):
+            for eps in eps_list or (0.05, 0.1, 0.2):
+                out[f"{method} {eps:g}"] = robust_accuracy(model, data.x, data.lengths, data.y, method, eps,
+                                                           spec.value_bound, steps=pgd_steps)
+        click.echo(json.dumps(out))
+    except MpcrnnError as exc:
+        _fail(exc)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -19,7 +20,8 @@ from protocols.errors import PartyError
 
 
 def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_dir: str,
-                 timeout_s: float = 60.0, show_progress: bool = True, on_start=None, resume: bool = False) -> list[dict]:
+                 timeout_s: float = 60.0, show_progress: bool = True, on_start=None, resume: bool = False,
+                 strict: bool = False, max_file_bytes: int = 512 << 20) -> list[dict]:
     ctx = mp.get_context("spawn")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         # children inherit it before numpy loads: BLAS threads spin-wait, and 3 parties + the
@@ -28,7 +30,8 @@ def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_
     n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
     tmp = tempfile.mkdtemp(prefix="mpcrnn-run-")  # 0700
     try:
-        return _launch(ctx, cfg, n, tmp, train_files, test_files, out_dir, timeout_s, show_progress, on_start, resume)
+        return _launch(ctx, cfg, n, tmp, train_files, test_files, out_dir, timeout_s, show_progress, on_start, resume,
+                       strict, max_file_bytes)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # the throw-away keys go with it
 
@@ -48,7 +51,8 @@ def throwaway_identities(cfg, folder: str) -> tuple:
     return replace(cfg, identities=pins), dirs
 
 
-def _launch(ctx, cfg, n, tmp, train_files, test_files, out_dir, timeout_s, show_progress, on_start, resume) -> list[dict]:
+def _launch(ctx, cfg, n, tmp, train_files, test_files, out_dir, timeout_s, show_progress, on_start, resume,
+            strict, max_file_bytes) -> list[dict]:
     rendezvous = f"file://{tmp}/rendezvous"
     cfg, key_dirs = throwaway_identities(cfg, tmp)
     procs, pipes = [], []
@@ -56,7 +60,8 @@ def _launch(ctx, cfg, n, tmp, train_files, test_files, out_dir, timeout_s, show_
         is_party = rank < cfg.world_size
         job = PartyJob(rank, rendezvous, cfg, train_files[rank] if is_party else None,
                        test_files[rank] if is_party else None, out_dir, timeout_s,
-                       show_progress=show_progress and rank == 0, resume=resume, key_dir=key_dirs[rank])
+                       show_progress=show_progress and rank == 0, resume=resume, key_dir=key_dirs[rank],
+                       strict=strict, max_file_bytes=max_file_bytes)
         recv, send = ctx.Pipe(duplex=False)
         p = ctx.Process(target=party_entry, args=(job, send), name=_name(rank, cfg))
         p.start()
@@ -66,6 +71,7 @@ def _launch(ctx, cfg, n, tmp, train_files, test_files, out_dir, timeout_s, show_
     if on_start:
         on_start([p.pid for p in procs])
     messages: dict[int, tuple] = {}
+    stopped_since: dict[int, float] = {}
     try:
         while True:
             for rank, (p, r) in enumerate(zip(procs, pipes)):
@@ -85,14 +91,46 @@ def _launch(ctx, cfg, n, tmp, train_files, test_files, out_dir, timeout_s, show_
                                  f"All other processes were stopped; no model was written as final")
             if all(p.exitcode == 0 for p in procs):
                 break
+            stopped = _stopped(procs, stopped_since)
+            if stopped is not None:
+                _stop_all(procs)
+                raise PartyError(f"{_name(stopped, cfg)} was stopped (not running for {STOPPED_LIMIT_S:g} s, e.g. "
+                                 "SIGSTOP or a debugger). All other processes were stopped; no model was written as final")
             time.sleep(0.1)
     except KeyboardInterrupt:
         _stop_all(procs)
+        raise
+    except PartyError:
+        if show_progress:
+            sys.stderr.write("\n")  # the progress line ends with a carriage return, not a newline
         raise
     finally:
         for r in pipes:
             r.close()
     return [messages.get(rank, ("ok", {}))[1] for rank in range(n)]
+
+
+# A process that is stopped (state T: SIGSTOP, SIGTSTP, a debugger) this long stops the run and is
+# named: its peers would only notice after --timeout, and would blame each other.
+STOPPED_LIMIT_S = 10.0
+
+
+def _stopped(procs, since: dict[int, float]) -> int | None:
+    """The rank of a child stopped for STOPPED_LIMIT_S (from /proc/<pid>/stat), else None."""
+    now = time.monotonic()
+    for rank, p in enumerate(procs):
+        try:
+            with open(f"/proc/{p.pid}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            since.pop(rank, None)
+            continue
+        if state in (b"T", b"t"):
+            if now - since.setdefault(rank, now) >= STOPPED_LIMIT_S:
+                return rank
+        else:
+            since.pop(rank, None)
+    return None
 
 
 def _drain(pipes, messages) -> None:

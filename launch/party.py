@@ -29,6 +29,8 @@ class PartyJob:
     show_progress: bool = False
     resume: bool = False
     key_dir: str | None = None  # this process's identity (mpcrnn keygen); None with the insecure transport
+    strict: bool = False        # refuse (not just warn) when this party is below [data] min_rows
+    max_file_bytes: int = 512 << 20  # mpcrnn.data.MAX_FILE_BYTES: larger files are refused unread
 
 
 def run_party(job: PartyJob) -> dict:
@@ -52,8 +54,12 @@ def run_party(job: PartyJob) -> dict:
             shutdown()
         return {"role": "dealer", "requests_served": served, "transport": transport}
     cfg.validate()
-    local = D.scale_features(D.load_party_file(job.train_file, cfg.spec), cfg.spec, job.train_file)
-    test = D.scale_features(D.load_party_file(job.test_file, cfg.spec), cfg.spec, job.test_file) if job.test_file else None
+    local = D.scale_features(D.load_party_file(job.train_file, cfg.spec, job.max_file_bytes), cfg.spec, job.train_file)
+    test = (D.scale_features(D.load_party_file(job.test_file, cfg.spec, job.max_file_bytes), cfg.spec, job.test_file)
+            if job.test_file else None)
+    warning = D.check_min_rows(local, cfg.spec, job.train_file, job.strict)
+    if warning:
+        sys.stderr.write(f"\nwarning: party {job.rank}: {warning}\n")
     init_party(spec)
     try:
         return _run_joined(job, spec, cfg, local, test)
@@ -148,14 +154,10 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
     out = Path(job.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if result["params"] is not None:
-        import torch as _t
-        from dataclasses import asdict
+        from mpcrnn.model_file import write_model_file
 
         model_path = out / f"model-party{job.rank}.pt"
-        tmp = model_path.with_suffix(".tmp")
-        _t.save({"model_config": asdict(cfg.model), "activation": asdict(cfg.activation),
-                 "spec": asdict(cfg.spec), "state_dict": {k: v.float() for k, v in result["params"].items()}}, tmp)
-        os.replace(tmp, model_path)  # atomic: no partial model is ever taken as final
+        write_model_file(model_path, cfg.model, cfg.activation, cfg.spec, result["params"])
         report["model_file"] = str(model_path)
         if test is not None:  # evaluate exactly the weights saved (float32), as `predict` will
             saved = {k: v.float().double() for k, v in result["params"].items()}

@@ -72,7 +72,7 @@ import tomllib
 from dataclasses import fields
 
 from mpcrnn import data as D
-from mpcrnn.config import ActivationConfig, DPConfig, FedAvgConfig, ModelConfig, TrainConfig
+from mpcrnn.config import ActivationConfig, AdversarialConfig, DPConfig, FedAvgConfig, ModelConfig, TrainConfig
 from mpcrnn.secure import RunConfig
 from protocols.errors import ConfigError, expected_got
 
@@ -84,7 +84,12 @@ SECTIONS = {
     "data": {f.name for f in fields(D.DataSpec)},
     "fedavg": {f.name for f in fields(FedAvgConfig)},
     "dp": {"epsilon", "noise", "delta", "clip", "accountant"},
+    "adversarial": {f.name for f in fields(AdversarialConfig)},
 }
+ADV_FLAGS = {"adversarial": "method", "adv_eps": "eps", "adv_steps": "steps", "adv_alpha": "alpha", "adv_mix": "mix"}
+
+
+MAX_RUN_FILE_BYTES = 1 << 20  # a run file is a few hundred bytes; bounds what a stray path reads
 
 
 def read_file(path: str | None) -> dict:
@@ -92,12 +97,19 @@ def read_file(path: str | None) -> dict:
         return {}
     try:
         with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
+            text = fh.read(MAX_RUN_FILE_BYTES + 1)
+        if len(text) > MAX_RUN_FILE_BYTES:
+            raise ConfigError(expected_got(f"{path}: size", f"at most {MAX_RUN_FILE_BYTES} bytes (a run config file)", "more"))
+        raw = tomllib.loads(text.decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: expected a readable run config file, got {type(exc).__name__}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(expected_got(path, "UTF-8 TOML text", f"undecodable bytes at byte offset {exc.start}")) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: expected valid TOML, got {str(exc).splitlines()[0]}") from None
     for section, body in raw.items():
+        if not isinstance(body, dict):
+            raise ConfigError(expected_got(f"{path}: '{section}'", "a [section] table", "a top-level value"))
         if section not in SECTIONS:
             raise ConfigError(expected_got(f"{path}: section", "one of " + ", ".join(f"[{s}]" for s in SECTIONS), f"[{section}]"))
         if SECTIONS[section] is None:
@@ -116,8 +128,12 @@ def build(raw: dict, overrides: dict) -> RunConfig:
     train = dict(raw.get("train", {}))
     fedavg = dict(raw.get("fedavg", {}))
     dp = dict(raw.get("dp", {}))
+    adversarial = dict(raw.get("adversarial", {}))
     for key, value in overrides.items():
         if value is None:
+            continue
+        if key in ADV_FLAGS:  # --adversarial, --adv-eps, --adv-steps, --adv-alpha, --adv-mix
+            adversarial[ADV_FLAGS[key]] = value
             continue
         if key.startswith("dp_"):  # --dp-epsilon, --dp-noise, --dp-delta, --dp-clip
             dp[key[3:]] = value
@@ -139,15 +155,26 @@ def build(raw: dict, overrides: dict) -> RunConfig:
         fa = FedAvgConfig(**fedavg)
     except TypeError as exc:
         raise ConfigError(f"[fedavg]: {exc}") from None
-    return RunConfig(
-        model=ModelConfig(cell=model["cell"], input_size=spec.n_features, hidden_size=int(model["hidden"]),
-                          num_layers=int(model["layers"]), num_classes=len(spec.classes)),
-        activation=ActivationConfig(), train=tc, spec=spec, world_size=int(run["parties"]),
-        provider=str(run["provider"]).upper(), reveal_to=tuple(run["reveal_to"]),
-        reveal_metrics=bool(run["reveal_metrics"]), mode=str(run["mode"]), fedavg=fa, dp=_dp(dp),
-        identities=identities(raw.get("identities"), int(run["parties"]), str(run["provider"]).upper()),
-        insecure_transport=bool(run["insecure_plaintext_transport"]),
-    )
+    try:
+        cfg = RunConfig(
+            model=ModelConfig(cell=model["cell"], input_size=spec.n_features, hidden_size=int(model["hidden"]),
+                              num_layers=int(model["layers"]), num_classes=len(spec.classes)),
+            activation=ActivationConfig(), train=tc, spec=spec, world_size=int(run["parties"]),
+            provider=str(run["provider"]).upper(), reveal_to=tuple(run["reveal_to"]),
+            reveal_metrics=bool(run["reveal_metrics"]), mode=str(run["mode"]), fedavg=fa, dp=_dp(dp),
+            identities=identities(raw.get("identities"), int(run["parties"]), str(run["provider"]).upper()),
+            insecure_transport=bool(run["insecure_plaintext_transport"]),
+            adversarial=AdversarialConfig(**adversarial),
+        )
+        cfg.validate()  # here, in the launcher, before any process starts
+    except (TypeError, ValueError) as exc:  # a value of the wrong type in the run file
+        raise ConfigError(f"run settings: expected values of the documented types, got {_first_line(exc)}") from None
+    return cfg
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def identity_names(world_size: int, provider: str) -> list[str]:

@@ -100,6 +100,10 @@ class PlainBackend:
     def clip_value(self, x: torch.Tensor, c: float) -> torch.Tensor:
         return x.clamp(-c, c)
 
+    def masked_sign(self, g: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """m * (2 [g >= 0] - 1): +-1 where the 0/1 mask m is 1 (sign(0) = +1, as on shares), 0 elsewhere."""
+        return m * torch.where(g >= 0, 1.0, -1.0).to(g.dtype)
+
     def clip_norm(self, x: torch.Tensor, c: float) -> torch.Tensor:
         return self.clip_rows(x.reshape(1, -1), c).reshape(x.shape)
 
@@ -214,6 +218,18 @@ class SharedBackend:
         r = relu_shares(self.s, lo_hi)
         n = x.shape[0]
         return x - r[:n] + r[n:]
+
+    def masked_sign(self, g: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """m * (2 [g >= 0] - 1) at scale 2^f: one sign-bit circuit over g (9 rounds for 3 parties),
+        then one product with the mask (the bit at scale 1: no truncation).  Exact for every g
+        as shared; a g whose true value is within a few 2^-16 of 0 may have been rounded across
+        0 by the fixed-point arithmetic before it got here."""
+        from protocols.multiply import multiply_many
+        from protocols.sign_bit import nonnegative_bits
+
+        bits = nonnegative_bits(self.s, g)
+        (mb,) = multiply_many(self.s, [("mul", m, bits, 0)])
+        return 2 * mb - m
 
     def clip_norm(self, x: torch.Tensor, c: float) -> torch.Tensor:
         """x * min(1, c / ||x||) for the whole tensor (torch's clip_grad_norm_ without its 1e-6):

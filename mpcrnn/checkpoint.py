@@ -1,17 +1,34 @@
-"""Per-party checkpoints of shares, written atomically every epoch, and agreed resume.
+"""Per-party checkpoints of shares, bound to their owner and run, and agreed resume.
 
-Each party writes ONLY its own shares (``party{r}-epoch{e}.pt``: weights and momenta as int64
-shares, the epoch, the run configuration's SHA-256): a checkpoint alone reveals nothing.  The
-last two epochs are kept, so a party that died while writing epoch e still shares epoch e-1
-with the others.  Resume: every party announces its newest complete epoch, all load the newest
-epoch that every party has (public: epoch numbers).  The batch schedule is a function of
-(seed, epoch), and fresh randomness after a restart is fine (any masks work), so nothing else
-needs saving.
+Each party writes ONLY its own shares, after every epoch (FedAvg: every round), into its own
+folder ``<checkpoints>/party<r>/`` (0700), one file per epoch ``epoch-<eeeeee>.ckpt`` (0600).
+A file is sealed with AES-256-GCM (``cryptography``'s AESGCM: an authenticated cipher, not
+ours) under a 256-bit key that only this party holds (``<its folder>/key``, 0600, created on
+the first save); the associated data binds the file to its rank, epoch, run digest and
+schedule length::
+
+    file = MAGIC | header length (4 bytes LE) | header (JSON: rank, epoch, digest, epochs)
+           | nonce (12 bytes) | AESGCM(key, nonce, torch.save({"params", "velocity"}), header)
+
+So another party's file, another run's file, a truncated or corrupted file, a file of the
+right party renamed to another epoch: each fails to open, and the error names the file and
+what was expected.  Shares are also encrypted at rest: summing several parties' checkpoint
+folders gives nothing without each party's key.  Names that do not match the pattern
+(``party0-epochold.pt``, editor back-ups) are never read.
+
+The last two epochs are kept, so a party that died while writing epoch e still shares epoch
+e-1 with the others.  Resume: every party announces its newest epoch (public), all load the
+newest epoch that every party has.  The batch schedule is a function of (seed, epoch), and fresh
+randomness after a restart is fine (any masks work), so nothing else needs saving.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import re
+import struct
 from pathlib import Path
 
 import torch
@@ -19,28 +36,80 @@ import torch
 from protocols.errors import AgreementError, DataError, expected_got
 
 KEEP = 2
+MAGIC = b"mpcrnn-checkpoint-1\n"
+NAME = re.compile(r"^epoch-(\d{6})\.ckpt$")
+KEY_BYTES = 32
+NONCE_BYTES = 12
 
 
-def _path(directory: Path, rank: int, epoch: int) -> Path:
-    return directory / f"party{rank}-epoch{epoch}.pt"
+def party_dir(directory: str | Path, rank: int) -> Path:
+    return Path(directory) / f"party{rank}"
 
 
-def save(directory: str | Path, rank: int, epoch: int, digest: str, params: dict, velocity: dict) -> Path:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+def _path(directory: str | Path, rank: int, epoch: int) -> Path:
+    return party_dir(directory, rank) / f"epoch-{epoch:06d}.ckpt"
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _key(directory: str | Path, rank: int, create: bool) -> bytes:
+    """This party's checkpoint key (created 0600 on first use when ``create``)."""
+    path = party_dir(directory, rank) / "key"
+    if not path.exists() and create:
+        _private_dir(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(KEY_BYTES))
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise DataError(expected_got(str(path), "this party's checkpoint key (written with its first checkpoint)",
+                                     type(exc).__name__)) from None
+    if len(key) != KEY_BYTES:
+        raise DataError(expected_got(str(path), f"a {KEY_BYTES}-byte checkpoint key", f"{len(key)} bytes"))
+    return key
+
+
+def _header(rank: int, epoch: int, digest: str, epochs: int) -> bytes:
+    return json.dumps({"rank": rank, "epoch": epoch, "digest": digest, "epochs": epochs}, sort_keys=True).encode()
+
+
+def save(directory: str | Path, rank: int, epoch: int, digest: str, params: dict, velocity: dict,
+         epochs: int = 0) -> Path:
+    """Seal and write this party's shares for ``epoch`` atomically; keep the newest ``KEEP``."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key = _key(directory, rank, create=True)
     target = _path(directory, rank, epoch)
-    tmp = target.with_suffix(".tmp")
-    torch.save({"rank": rank, "epoch": epoch, "digest": digest, "params": params, "velocity": velocity}, tmp)
+    buf = io.BytesIO()
+    torch.save({"params": params, "velocity": velocity}, buf)
+    header = _header(rank, epoch, digest, epochs)
+    nonce = os.urandom(NONCE_BYTES)
+    blob = MAGIC + struct.pack("<I", len(header)) + header + nonce + AESGCM(key).encrypt(nonce, buf.getvalue(), header)
+    tmp = target.with_name(f".{target.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(blob)
     os.replace(tmp, target)  # atomic: a checkpoint file is complete or absent
-    for old in sorted(directory.glob(f"party{rank}-epoch*.pt"), key=lambda p: int(p.stem.split("epoch")[1]))[:-KEEP]:
-        old.unlink()
+    for old in sorted(_epochs(directory, rank))[:-KEEP]:
+        _path(directory, rank, old).unlink()
     return target
 
 
+def _epochs(directory: str | Path, rank: int) -> list[int]:
+    folder = party_dir(directory, rank)
+    if not folder.is_dir():
+        return []
+    return [int(m.group(1)) for p in folder.iterdir() if (m := NAME.match(p.name))]
+
+
 def latest_epoch(directory: str | Path, rank: int) -> int:
-    """Newest complete epoch this party has on disk (0 if none)."""
-    epochs = [int(p.stem.split("epoch")[1]) for p in Path(directory).glob(f"party{rank}-epoch*.pt")]
-    return max(epochs, default=0)
+    """Newest epoch this party has a checkpoint file for (0 if none)."""
+    return max(_epochs(directory, rank), default=0)
 
 
 def agree_epoch(session, directory: str | Path) -> int:
@@ -50,13 +119,47 @@ def agree_epoch(session, directory: str | Path) -> int:
     return min(int(e) for e in exchange_public(latest_epoch(directory, session.rank)))
 
 
-def load(directory: str | Path, rank: int, epoch: int, digest: str) -> tuple[dict, dict]:
-    path = _path(Path(directory), rank, epoch)
+def load(directory: str | Path, rank: int, epoch: int, digest: str, epochs: int = 0) -> tuple[dict, dict]:
+    """This party's shares of ``epoch``, after checking the file is its own, of this run."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    path = _path(directory, rank, epoch)
+    where = f"checkpoint {path}"
     try:
-        blob = torch.load(path, weights_only=True)
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise DataError(f"cannot read checkpoint {path}: {type(exc).__name__}") from None
-    if blob.get("digest") != digest:
-        raise AgreementError(expected_got(f"run configuration of checkpoint {path.name}", digest[:16] + "...",
-                                          str(blob.get("digest"))[:16] + "...", "resume with the same options"))
-    return blob["params"], blob["velocity"]
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise DataError(expected_got(where, "a readable file", type(exc).__name__)) from None
+    if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
+        raise DataError(expected_got(where, "an mpcrnn checkpoint", "another kind of file"))
+    (n,) = struct.unpack_from("<I", blob, len(MAGIC))
+    start = len(MAGIC) + 4
+    try:
+        header = blob[start:start + n]
+        meta = json.loads(header)
+        if set(meta) != {"rank", "epoch", "digest", "epochs"}:
+            raise ValueError("fields")
+    except ValueError:
+        raise DataError(expected_got(where, "an mpcrnn checkpoint header", "a damaged one")) from None
+    if meta["rank"] != rank:
+        raise DataError(expected_got(where, f"a checkpoint of party {rank}", f"one of party {meta['rank']}",
+                                     "each party resumes from its own files only"))
+    if meta["epoch"] != epoch:
+        raise DataError(expected_got(where, f"epoch {epoch} (its name)", f"epoch {meta['epoch']} inside"))
+    if meta["digest"] != digest:
+        if epochs and meta["epochs"] and meta["epochs"] != epochs:
+            raise AgreementError(expected_got(f"{where}: schedule", f"{epochs} epochs (this run)",
+                                              f"{meta['epochs']} epochs (the checkpointed run)",
+                                              "the schedule cannot be extended or shortened on --resume: "
+                                              "resume with the same --epochs, or start a new run"))
+        raise AgreementError(expected_got(f"{where}: run configuration", digest[:16] + "...",
+                                          str(meta["digest"])[:16] + "...", "resume with the same options"))
+    body = blob[start + n:]
+    try:
+        plain = AESGCM(_key(directory, rank, create=False)).decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], header)
+    except (InvalidTag, ValueError):
+        raise DataError(expected_got(where, f"a file sealed by party {rank} of this run",
+                                     "one that fails authentication (corrupted, truncated, or another "
+                                     "party's or run's)")) from None
+    state = torch.load(io.BytesIO(plain), weights_only=True)
+    return state["params"], state["velocity"]

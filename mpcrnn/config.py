@@ -109,6 +109,8 @@ class TrainConfig:
                 raise ConfigError(expected_got("clip_value or clip_norm with optimizer " + self.optimizer,
                                                "in (0, 64] (Adam on shares needs a public bound on the gradient)",
                                                (self.clip_value, self.clip_norm)))
+        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63):
+            raise ConfigError(expected_got("seed (--seed / [train] seed)", "an integer in [0, 2^63)", self.seed))
 
 
 ACCOUNTANTS = ("rdp", "prv")  # opacus.accountants.RDPAccountant / PRVAccountant
@@ -176,3 +178,35 @@ class FedAvgConfig:
 
 def to_dict(*configs) -> dict:
     return {type(c).__name__: asdict(c) for c in configs}
+
+
+ADVERSARIAL = ("none", "fgsm", "pgd")
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """Adversarial training on shares (:mod:`mpcrnn.adversarial`).  Public: in the run file and
+    its digest.  Perturbations are L-infinity, in scaled feature units (the declared bounds map
+    to [-1, 1]), on valid time steps only."""
+
+    method: str = "none"       # none | fgsm | pgd
+    eps: float = 0.1           # radius of the perturbation ball
+    steps: int = 10            # pgd: gradient steps
+    alpha: float = 0.025       # pgd: step size (eps / 4 at the default eps)
+    mix: float = 0.5           # share of the loss on perturbed rows: (1 - mix) L(x) + mix L(x_adv)
+
+    @property
+    def enabled(self) -> bool:
+        return self.method != "none"
+
+    def validate(self) -> None:
+        if self.method not in ADVERSARIAL:
+            raise ConfigError(expected_got("adversarial method (--adversarial)", " | ".join(ADVERSARIAL), self.method))
+        if not (isinstance(self.eps, (int, float)) and 0 < self.eps <= 1):
+            raise ConfigError(expected_got("--adv-eps (scaled feature units)", "in (0, 1]", self.eps))
+        if not (isinstance(self.steps, int) and 1 <= self.steps <= 100):
+            raise ConfigError(expected_got("--adv-steps", "an integer in 1..100", self.steps))
+        if not (isinstance(self.alpha, (int, float)) and 0 < self.alpha <= self.eps):
+            raise ConfigError(expected_got("--adv-alpha", f"in (0, eps = {self.eps:g}]", self.alpha))
+        if not (isinstance(self.mix, (int, float)) and 0 < self.mix <= 1):
+            raise ConfigError(expected_got("--adv-mix", "in (0, 1]", self.mix))

@@ -16,13 +16,12 @@ Demo data: :func:`japanese_vowels`, :data:`JAPANESE_VOWELS_SPEC`.  CSV layout: :
 from __future__ import annotations
 
 import csv
-import io
 import math
 import sys
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import Callable, Iterator, NoReturn, Sequence
 
 import numpy as np
 
@@ -87,13 +86,18 @@ class DataSpec:
     scaling: str = "none"  # "bounds" (the declared per-feature bounds below) or "none"
     feature_low: tuple[float, ...] | None = None  # public per-feature bounds, only for "bounds"
     feature_high: tuple[float, ...] | None = None
+    # Public floor on each party's row count.  A released model carries information about every
+    # training row, and the fewer rows a party brings, the more of it is about each of them (one
+    # row and a one-step schedule: a receiver read that row's label off the weights).  Below it
+    # a party is warned, or refused with --strict; DP-SGD (--dp-epsilon) is what bounds the leak.
+    min_rows: int = 10
 
     def __post_init__(self) -> None:
         def bad(what: str, expected: object) -> NoReturn:
             raise ConfigError(expected_got(f"DataSpec.{what}", expected, repr(getattr(self, what))))
 
         object.__setattr__(self, "classes", tuple(self.classes))
-        for what in ("n_features", "max_len"):
+        for what in ("n_features", "max_len", "min_rows"):
             if not isinstance(getattr(self, what), int) or getattr(self, what) < 1:
                 bad(what, "an integer >= 1")
         names = self.classes
@@ -197,6 +201,19 @@ def _scaled(x: np.ndarray, valid: np.ndarray, spec: DataSpec, source: str) -> np
     return np.array(x, dtype=np.float64)
 
 
+def check_min_rows(data: SequenceData, spec: DataSpec, source: str, strict: bool) -> str | None:
+    """The warning for a party below the declared ``min_rows`` (None if it has enough); with
+    ``strict`` a DataError instead.  Row counts are public anyway; values are never named."""
+    if data.n_rows >= spec.min_rows:
+        return None
+    msg = expected_got(f"{source}: rows", f"at least {spec.min_rows} ([data] min_rows)", data.n_rows,
+                       "The released model reveals more about each row the fewer rows a party "
+                       "brings: add rows, or bound the leak with --dp-epsilon")
+    if strict:
+        raise DataError(msg)
+    return msg
+
+
 def scale_features(data: SequenceData, spec: DataSpec, source: str = "data") -> SequenceData:
     """x (N, T, F) mapped by the declared bounds to [-1, 1]; padding stays 0; never clipped."""
     return replace(data, x=_scaled(data.x, data.mask()[:, :, None], spec, source))
@@ -224,13 +241,36 @@ def _io_fail(e: OSError, source: str) -> NoReturn:
           "Check the path and its permissions")
 
 
-def _read_text(path: str | Path, source: str) -> str:
+# Largest data file a party reads, by default (``--max-file-bytes`` changes it).  Sized for real
+# sequence data sets (the largest UEA/UCR .ts files are a few hundred MB; Japanese Vowels is
+# 0.4 MB) while keeping a party's peak memory bounded: files are read line by line, and the
+# parsed float64 arrays are at most a few times the file's size.  A larger file is refused
+# before a byte of it is read.
+MAX_FILE_BYTES = 512 << 20
+
+
+def _check_size(path: str | Path, source: str, max_bytes: int) -> None:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        size = Path(path).stat().st_size
     except OSError as e:
         _io_fail(e, source)
-    except UnicodeDecodeError as e:
-        _fail(source, "UTF-8 text", f"undecodable bytes at byte offset {e.start}")
+    if size > max_bytes:
+        _fail(f"{source}: size", f"at most {max_bytes} bytes (--max-file-bytes)", f"{size} bytes",
+              "Split the rows across files or raise --max-file-bytes")
+
+
+def _lines(path: str | Path, source: str) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its end) of a UTF-8 text file, read line by line
+    (decoded one line at a time, so an undecodable byte is reported at its line)."""
+    try:
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, start=1):
+                try:
+                    yield n, raw.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError:
+                    _fail(f"{source}: line {n}", "UTF-8 text", "undecodable bytes")
+    except OSError as e:
+        _io_fail(e, source)
 
 
 def _floats(cells: list[str], where: Callable[[int], str]) -> np.ndarray:
@@ -264,29 +304,33 @@ def _assemble(seqs: list[np.ndarray], names: list[str], spec: DataSpec,
     return data
 
 
-def read_ts(path: str | Path, spec: DataSpec | None = None) -> SequenceData:
+def read_ts(path: str | Path, spec: DataSpec | None = None,
+            max_bytes: int = MAX_FILE_BYTES) -> SequenceData:
     """Read a UEA/UCR ``.ts`` classification file into raw SequenceData x: (N, T, F).
 
     Header: ``#`` comments and ``@`` lines (``@dimensions 12``, ``@classLabel true a b``, ...)
     up to ``@data``; then rows ``dim1:dim2:...:label``, each dimension comma-separated values of
     one common length.  ``?`` (missing) and timestamps are unsupported.  With ``spec``: padded
     to spec.max_len and validated; without: shape and classes from the file, no value bound.
+    Read line by line; a file over ``max_bytes`` is refused unread.
     """
-    source, meta, start = str(path), {}, None
-    lines = _read_text(path, source).splitlines()
-    if not any(line.strip() for line in lines):
-        _fail(source, "a .ts header and @data", "an empty file")
-    for n, line in enumerate(lines):
+    source, meta, started, blank = str(path), {}, False, True
+    _check_size(path, source, max_bytes)
+    lines = _lines(path, source)
+    for n, line in lines:
         tok = line.split() or [""]
+        blank = blank and not line.strip()
         if tok[0].lower() == "@data":
-            start = n + 1
+            started = True
             break
         if tok[0] and not tok[0].startswith(("@", "#")):
-            _fail(f"{source}: line {n + 1}", "only '@' and '#' lines before @data", "a data line")
+            _fail(f"{source}: line {n}", "only '@' and '#' lines before @data", "a data line")
         if tok[0].startswith("@"):
             meta[tok[0].lower()] = [t.lower() for t in tok[1:2]] + tok[2:]
+    if blank and not started:
+        _fail(source, "a .ts header and @data", "an empty file")
     declared = tuple(meta.get("@classlabel", [""])[1:])
-    if start is None or not declared or meta["@classlabel"][0] != "true" or len(
+    if not started or not declared or meta["@classlabel"][0] != "true" or len(
             set(declared)) < len(declared):
         _fail(source, "'@classLabel true <distinct names>' and '@data' header lines", "others",
               "Only classification .ts files are supported")
@@ -301,12 +345,13 @@ def read_ts(path: str | Path, spec: DataSpec | None = None) -> SequenceData:
               "other names")
     if spec is not None and dims is not None and dims != spec.n_features:
         _fail(f"{source}: number of features", spec.n_features, f"{dims} (@dimensions)")
+    longest = spec.max_len if spec is not None else None
     seqs, names = [], []
-    for n in range(start, len(lines)):
-        parts = lines[n].strip().split(":")
+    for n, line in lines:
+        parts = line.strip().split(":")
         if parts == [""]:
             continue
-        where = f"{source}: line {n + 1} (sequence {len(seqs)})"
+        where = f"{source}: line {n} (sequence {len(seqs)})"
         if dims is None:
             dims = len(parts) - 1
             if spec is not None and dims != spec.n_features:
@@ -317,6 +362,9 @@ def read_ts(path: str | Path, spec: DataSpec | None = None) -> SequenceData:
                 for d, p in enumerate(parts[:-1])]
         if any(len(c) != len(cols[0]) for c in cols):
             _fail(f"{where}: dimension lengths", "one common length", "different lengths")
+        if longest is not None and len(cols[0]) > longest:  # stop early: no need to read on
+            _fail(f"{source}: length of sequence {len(seqs)}", f"1..{longest} time steps",
+                  f"more than {longest}")
         names.append(parts[-1].strip())
         seqs.append(np.stack(cols, axis=1))
     _check_labels(np.flatnonzero([name not in declared for name in names]), len(declared),
@@ -327,16 +375,29 @@ def read_ts(path: str | Path, spec: DataSpec | None = None) -> SequenceData:
     return _assemble(seqs, names, spec, source)
 
 
-def read_csv(path: str | Path, spec: DataSpec) -> SequenceData:
+def read_csv(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) -> SequenceData:
     """Read the long-format CSV: one row per time step, header ``seq_id,t,f0,...,f{F-1},label``.
 
     Rows of one sequence are contiguous and share ``seq_id`` (any non-empty string, kept local);
     ``t`` runs 0, 1, ..., len-1 in order; ``label`` (a class name from ``spec.classes``) is the
     same on every row of a sequence.  Sequence index = order of first appearance.  Blank lines
-    are skipped.  Returns raw SequenceData x: (N, spec.max_len, F), validated.
+    are skipped.  Returns raw SequenceData x: (N, spec.max_len, F), validated.  Read row by row
+    (a cell over ``csv.field_size_limit()`` characters is refused); a file over ``max_bytes`` is
+    refused unread.
     """
     source = str(path)
-    reader = csv.reader(io.StringIO(_read_text(path, source), newline=""))
+    _check_size(path, source, max_bytes)
+    reader = csv.reader(line for _, line in _lines(path, source))
+    try:
+        seqs, names = _csv_rows(reader, spec, source)
+    except csv.Error:
+        _fail(f"{source}: line {reader.line_num}",
+              f"CSV cells of at most {csv.field_size_limit()} characters and no NUL bytes",
+              "a malformed or over-long cell")
+    return _assemble([np.array(rows) for _, rows in seqs], names, spec, source)
+
+
+def _csv_rows(reader, spec: DataSpec, source: str) -> tuple[list, list]:
     header = [h.strip() for h in next(reader, [])]
     if not header:
         _fail(source, "a header 'seq_id,t,f0,...,label'", "an empty file")
@@ -365,14 +426,17 @@ def read_csv(path: str | Path, spec: DataSpec) -> SequenceData:
         if not cells[1].strip().isdigit() or int(cells[1]) != len(cur):
             _fail(f"{where}, column 't'", f"{len(cur)} (consecutive integer time steps 0, 1, "
                   "2, ... in order)", "another value")
+        if len(cur) >= spec.max_len:  # stop early: no need to read on
+            _fail(f"{source}: length of sequence {len(seqs) - 1}", f"1..{spec.max_len} time steps",
+                  f"more than {spec.max_len}")
         if label != names[-1]:
             _fail(f"{where}, column 'label'", "the same label on every row of a sequence",
                   "a change")
         cur.append(_floats(cells[2:-1], lambda j: f"{where}, column 'f{j}'"))
-    return _assemble([np.array(rows) for _, rows in seqs], names, spec, source)
+    return seqs, names
 
 
-def read_npz(path: str | Path, spec: DataSpec) -> SequenceData:
+def read_npz(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) -> SequenceData:
     """Read a numpy ``.npz`` with arrays ``x`` (N, T, F) numeric, ``lengths`` (N,) int, ``y`` (N,).
 
     ``y``: str class names, or int indices into the file's optional ``classes`` array if present,
@@ -380,6 +444,8 @@ def read_npz(path: str | Path, spec: DataSpec) -> SequenceData:
     (object) arrays are refused.  Returns raw SequenceData x: (N, spec.max_len, F), validated.
     """
     source = str(path)
+    _check_size(path, source, max_bytes)
+    _check_unpacked(path, source, max_bytes)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -407,11 +473,27 @@ def read_npz(path: str | Path, spec: DataSpec) -> SequenceData:
     return _assemble(seqs, [str(v).strip() for v in labels], spec, source)
 
 
+def _check_unpacked(path: str | Path, source: str, max_bytes: int) -> None:
+    """A .npz is a zip: bound what it unpacks to (a small file may inflate to gigabytes)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            size = sum(info.file_size for info in z.infolist())
+    except OSError as e:
+        _io_fail(e, source)
+    except (zipfile.BadZipFile, ValueError, EOFError):
+        _fail(source, "a .npz archive of plain numpy arrays", "a file numpy cannot read as one")
+    if size > max_bytes:
+        _fail(f"{source}: unpacked size", f"at most {max_bytes} bytes (--max-file-bytes)",
+              f"{size} bytes", "Split the rows across files or raise --max-file-bytes")
+
+
 _READERS = {".ts": read_ts, ".csv": read_csv, ".npz": read_npz}
 
 
-def load_party_file(path: str | Path, spec: DataSpec) -> SequenceData:
+def load_party_file(path: str | Path, spec: DataSpec,
+                    max_bytes: int = MAX_FILE_BYTES) -> SequenceData:
     """Read + validate one party's own file by suffix (.ts/.csv/.npz): raw x (N, max_len, F).
+    A file over ``max_bytes`` (an .npz: unpacked) is refused before it is read.
 
     Call :func:`scale_features` next, before sharing.
     """
@@ -419,7 +501,7 @@ def load_party_file(path: str | Path, spec: DataSpec) -> SequenceData:
     if reader is None:
         _fail(f"{path}: file type", "a .ts, .csv or .npz file",
               f"suffix '{Path(path).suffix}' (unknown)")
-    return reader(path, spec)
+    return reader(path, spec, max_bytes)
 
 
 def japanese_vowels(split: str) -> SequenceData:

@@ -114,7 +114,7 @@ def run_fedavg(session, cfg, local, progress: Callable[[dict], None] | None = No
     if resume and checkpoint_dir:
         start = checkpoint.agree_epoch(session, checkpoint_dir)
         if start:
-            theta, _ = checkpoint.load(checkpoint_dir, session.rank, start, cfg.checkpoint_digest())
+            theta, _ = checkpoint.load(checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), fc.rounds)
     t0 = time.perf_counter()
     round_seconds, local_seconds = [], []
     for r in range(start, fc.rounds):
@@ -128,7 +128,7 @@ def run_fedavg(session, cfg, local, progress: Callable[[dict], None] | None = No
         theta = unflatten(opened, theta)
         round_seconds.append(time.perf_counter() - t_round)
         if checkpoint_dir:
-            checkpoint.save(checkpoint_dir, session.rank, r + 1, cfg.checkpoint_digest(), theta, {})
+            checkpoint.save(checkpoint_dir, session.rank, r + 1, cfg.checkpoint_digest(), theta, {}, fc.rounds)
         if on_round:
             on_round(r + 1, theta)
         if progress:

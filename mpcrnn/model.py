@@ -87,8 +87,11 @@ def forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool = False
     return out.reshape(T, N, -1) + params["fc.bias"], trace
 
 
-def forward_backward(B, cfg: ModelConfig, params: dict, x, m, target, per_example: bool = False):
-    """One batch: returns (grads keyed like params, summed over the batch; head output).
+def forward_backward(B, cfg: ModelConfig, params: dict, x, m, target, per_example: bool = False,
+                     input_grad: bool = False):
+    """One batch: returns (grads keyed like params, summed over the batch; head output), and with
+    ``input_grad`` also dL/dx (T, N, I), the loss's gradient with respect to the input (zero at
+    padding steps; its product ``da @ W_ih`` rides in the weight gradients' round).
 
     per_example: each gradient gets a leading row dimension N instead (for DP-SGD): grads[k]
     has shape (N, *params[k].shape) and sums over rows to the batch gradient.
@@ -124,7 +127,7 @@ def forward_backward(B, cfg: ModelConfig, params: dict, x, m, target, per_exampl
     for k in reversed(range(cfg.num_layers)):
         inp, _, saved = trace[k]
         g, dx = layer_backward(B, cfg.cell, _layer(params, k), saved, factors[k], inp, dh_ext, cfg.hidden_size,
-                               need_dx=k > 0, per_example=per_example)
+                               need_dx=k > 0 or input_grad, per_example=per_example)
         grads.update({f"weight_ih_l{k}": g["W_ih"], f"weight_hh_l{k}": g["W_hh"], f"bias_ih_l{k}": g["b_ih"], f"bias_hh_l{k}": g["b_hh"]})
         dh_ext = dx
-    return grads, out
+    return (grads, out, dh_ext) if input_grad else (grads, out)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from mpcrnn.backend import PlainBackend, SharedBackend
-from mpcrnn.config import MODES, ActivationConfig, DPConfig, FedAvgConfig, ModelConfig, TrainConfig
+from mpcrnn.config import MODES, ActivationConfig, AdversarialConfig, DPConfig, FedAvgConfig, ModelConfig, TrainConfig
 from mpcrnn.data import DataSpec, SequenceData
 from mpcrnn.model import export_state_dicts, init_params
 from mpcrnn.train import Dataset, masks, predict_plain, train
@@ -47,6 +47,7 @@ class RunConfig:
     # order, the dealer last (the run file's [identities]); or the insecure plaintext transport
     identities: tuple[str, ...] = ()
     insecure_transport: bool = False
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)  # mpcrnn.adversarial; off by default
 
     def receivers(self) -> tuple[int, ...]:
         return self.reveal_to or tuple(range(self.world_size))
@@ -54,6 +55,10 @@ class RunConfig:
     def validate(self) -> None:
         self.model.validate()
         self.train.validate()
+        if not isinstance(self.world_size, int) or self.world_size < 2:
+            raise ConfigError(expected_got("data parties (--parties / [run] parties)", ">= 2", self.world_size,
+                                           "One organization alone can train on its own rows in plaintext "
+                                           "(mpcrnn rehearse); MPC needs at least two"))
         if any(not 0 <= r < self.world_size for r in self.reveal_to):
             raise ConfigError(expected_got("--reveal-to ranks", f"in 0..{self.world_size - 1}", self.reveal_to))
         if self.mode not in MODES:
@@ -64,6 +69,10 @@ class RunConfig:
                 raise ConfigError(expected_got("--reveal-to with --mode fedavg", "all parties (every party trains "
                                                "from each round's opened average)", self.reveal_to))
         self.dp.validate()
+        self.adversarial.validate()
+        if self.adversarial.enabled and (self.mode != "mpc" or self.dp.enabled):
+            raise ConfigError(expected_got("--adversarial", "--mode mpc without --dp-* (adversarial training runs on "
+                                           "shares, with summed gradients)", f"mode {self.mode}" + (" with DP" if self.dp.enabled else "")))
         if self.dp.enabled and self.mode != "mpc":
             raise ConfigError(expected_got("mode with --dp-*", "mpc (DP-SGD runs on shares)", self.mode))
         # gate pre-activations up to 2B (sigmoid columns) multiply each other at scale 2^(2f)
@@ -158,11 +167,12 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
     if resume and checkpoint_dir:
         start = checkpoint.agree_epoch(session, checkpoint_dir)
         if start:
-            params, velocity = checkpoint.load(checkpoint_dir, session.rank, start, cfg.checkpoint_digest())
+            params, velocity = checkpoint.load(checkpoint_dir, session.rank, start, cfg.checkpoint_digest(),
+                                               cfg.train.epochs)
     save = None
     if checkpoint_dir:
         def save(epoch, p, v):
-            checkpoint.save(checkpoint_dir, session.rank, epoch, cfg.checkpoint_digest(), p, v)
+            checkpoint.save(checkpoint_dir, session.rank, epoch, cfg.checkpoint_digest(), p, v, cfg.train.epochs)
     step_seconds: list[float] = []
     step_rounds: list[int] = []  # CrypTen's round counter (dealer round trips included) per step
     import crypten.communicator as crypten_comm
@@ -183,6 +193,7 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
         params, dp_report = run_dp(session, B, cfg, data, params, sum(counts), progress=on_step)
     else:
         params, _ = train(B, cfg.model, cfg.train, data, params, progress=on_step, start_epoch=start,
+                          adversarial=cfg.adversarial, value_range=value_range(cfg),
                           velocity=velocity, on_epoch_end=save)
     seconds = time.perf_counter() - t0
     receivers = cfg.receivers()
@@ -236,8 +247,14 @@ def train_plain_mirror(cfg: RunConfig, data: SequenceData, exact: bool) -> dict:
 
     B = PlainBackend(replace(cfg.activation, exact=exact))
     params, _ = train(B, cfg.model, cfg.train, plain_dataset(data.x, data.lengths, data.y, cfg.model),
-                      init_params(cfg.model, cfg.train.seed))
+                      init_params(cfg.model, cfg.train.seed), adversarial=cfg.adversarial, value_range=value_range(cfg))
     return params
+
+
+def value_range(cfg: RunConfig) -> float:
+    """R: every admitted scaled input has |x| <= R (the declaration's value_bound); perturbed
+    inputs are clamped to it."""
+    return float(cfg.spec.value_bound) if cfg.spec is not None else 8.0
 
 
 def fixed_point(cfg: RunConfig) -> FixedPoint:

@@ -165,8 +165,12 @@ def train(
     start_epoch: int = 0,
     velocity: dict | None = None,
     on_epoch_end: Callable[[int, dict, dict], None] | None = None,
+    adversarial=None,
+    value_range: float = 8.0,
 ) -> tuple[dict, dict]:
-    """Run the schedule; returns (params, optimizer state).  ``progress`` gets public facts only."""
+    """Run the schedule; returns (params, optimizer state).  ``progress`` gets public facts only.
+    ``adversarial`` (an enabled AdversarialConfig): each step's gradient mixes clean and
+    perturbed rows (:mod:`mpcrnn.adversarial`), perturbations clamped to [-value_range, value_range]."""
     velocity = velocity if velocity is not None else init_state(B, params, tcfg)
     T = data.x.shape[1]
     epochs = {epoch: schedule(data.n_rows, tcfg, epoch) for epoch in range(start_epoch, tcfg.epochs)}
@@ -183,7 +187,12 @@ def train(
             tgt = data.target[index] if mcfg.task == "classify" else data.target[index].transpose(0, 1)
             n_step += 1
             B.begin_step((len(idx), x.shape[0]), keys[n_step] if n_step < len(keys) else None)
-            grads, _ = forward_backward(B, mcfg, params, x, m, tgt)
+            if adversarial is not None and adversarial.enabled:
+                from mpcrnn.adversarial import adversarial_gradients
+
+                grads = adversarial_gradients(B, mcfg, adversarial, params, x, m, tgt, value_range)
+            else:
+                grads, _ = forward_backward(B, mcfg, params, x, m, tgt)
             params, velocity = sgd_step(B, params, grads, velocity, tcfg, len(idx), done + n_step, total)
             B.end_step()
             if progress:

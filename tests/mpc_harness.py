@@ -175,7 +175,7 @@ def run_kill_resume(cfg, files: list[str], workdir, kill_after: int = 2, rank: i
     workdir = Path(workdir)
     launch_local(cfg, files, [None] * len(files), str(workdir / "ref"), timeout_s=30, show_progress=False)
     run = workdir / "run"
-    kill = kill_when_all_exist([run / "checkpoints" / f"party{r}-epoch{kill_after}.pt" for r in range(len(files))], rank)
+    kill = kill_when_all_exist([run / "checkpoints" / f"party{r}" / f"epoch-{kill_after:06d}.ckpt" for r in range(len(files))], rank)
     error = None
     try:
         launch_local(cfg, files, [None] * len(files), str(run), timeout_s=30, show_progress=False, on_start=kill)

@@ -172,7 +172,7 @@ def test_dealer_missing(tmp_path):
     [
         (["--rank", "5"], r"rank: expected 0\.\.2, got 5"),
         (["--rank", "-1"], r"rank: expected 0\.\.2, got -1"),
-        (["--world-size", "0", "--rank", "0"], r"world size \(data parties\): expected >= 1, got 0"),
+        (["--world-size", "0", "--rank", "0"], r"data parties \(--parties / \[run\] parties\): expected >= 2, got 0"),
     ],
 )
 def test_out_of_range_rank_and_world(args, pattern, tmp_path):

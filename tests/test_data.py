@@ -382,3 +382,58 @@ def test_bad_input_raises_data_error_without_leaking_values(tmp_path, name, cont
     assert msg.startswith(str(path)), msg
     for secret in [PLANT, *secrets]:  # the path itself is ours, not the party's data
         assert secret not in msg.replace(str(path), "<path>"), msg
+
+
+def _sparse(size: int):
+    """A file of ``size`` bytes that takes no disk (a hole): the reader must refuse it unread."""
+    def make(path):
+        with open(path, "wb") as f:
+            f.truncate(size)
+    return make
+
+
+def _bomb(path):  # 64 KB on disk, 8 MB unpacked
+    np.savez_compressed(path, x=np.zeros((1024, 1024)), lengths=np.ones(1, np.int64),
+                        y=np.zeros(1, np.int64))
+
+
+LIMIT = 1 << 20  # the tests' --max-file-bytes
+OVERSIZED = [  # (id, file name, content, pattern): refused before the content is parsed
+    ("csv-over-max-bytes", "p.csv", _sparse(2 << 30),
+     r"p\.csv: size: expected at most 1048576 bytes \(--max-file-bytes\), got 2147483648 bytes"),
+    ("ts-over-max-bytes", "p.ts", _sparse(LIMIT + 1),
+     r"p\.ts: size: expected at most 1048576 bytes \(--max-file-bytes\), got 1048577 bytes"),
+    ("npz-over-max-bytes", "p.npz", _sparse(LIMIT + 1), r"p\.npz: size: expected at most"),
+    ("npz-unpacks-over-max-bytes", "p.npz", _bomb,
+     r"p\.npz: unpacked size: expected at most 1048576 bytes \(--max-file-bytes\), got \d+"),
+    ("csv-200kb-cell", "p.csv", _csv(*ROWS, "s3,0," + "1" * 200_000 + ",1.0,c"),
+     r"p\.csv: line 5: expected CSV cells of at most 131072 characters and no NUL bytes"),
+    ("csv-nul-byte", "p.csv", _csv(*ROWS).encode() + b"s3,0,1.0\x00,1.0,c\n",
+     r"p\.csv: line 5 \(sequence 2\), column 'f0': expected a number, got a non-numeric"),
+    ("ts-undecodable-bytes", "p.ts", b"@classLabel true a b\n@data\n1,2:3,4:a\n\xff\xfe:1:b\n",
+     r"p\.ts: line 4: expected UTF-8 text, got undecodable bytes"),
+]
+
+
+@pytest.mark.parametrize("name, content, pattern", [c[1:] for c in OVERSIZED],
+                         ids=[c[0] for c in OVERSIZED])
+def test_oversized_and_malformed_files_are_refused_with_one_line(tmp_path, name, content,
+                                                                 pattern):
+    path = tmp_path / name
+    if isinstance(content, str):
+        path.write_text(content)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        content(path)
+    with pytest.raises(DataError) as err:
+        D.load_party_file(path, SPEC, max_bytes=LIMIT)
+    msg = str(err.value)
+    assert re.search(pattern, msg) and "\n" not in msg, msg
+    assert "1" * 100 not in msg
+
+
+def test_default_file_bound_is_stated_and_admits_real_data_sets():
+    assert D.MAX_FILE_BYTES == 512 << 20
+    path = D._DATASETS / "japanese_vowels" / "JapaneseVowels_TRAIN.ts"
+    assert path.stat().st_size < D.MAX_FILE_BYTES

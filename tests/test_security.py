@@ -90,9 +90,9 @@ def instrument():
     return crypten_open, ours
 
 
-def instrumented_party(rank, reveal_to, mode="mpc"):
+def instrumented_party(rank, reveal_to, mode="mpc", adversarial="none"):
     from mpcrnn import data as D
-    from mpcrnn.config import FedAvgConfig, ModelConfig, TrainConfig
+    from mpcrnn.config import AdversarialConfig, FedAvgConfig, ModelConfig, TrainConfig
     from mpcrnn.fedavg import run_fedavg
     from mpcrnn.secure import RunConfig, run_training
     from protocols.session import MpcSession
@@ -102,7 +102,8 @@ def instrumented_party(rank, reveal_to, mode="mpc"):
     part = D.scale_features(D.split_rows(D.japanese_vowels("train"), [12, 12, 12], 0)[rank], spec)
     cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=12, clip_norm=1.0),
                     spec=spec, reveal_to=reveal_to, mode=mode,
-                    fedavg=FedAvgConfig(rounds=2, local_epochs=1, update_clip=0.05))
+                    fedavg=FedAvgConfig(rounds=2, local_epochs=1, update_clip=0.05),
+                    adversarial=AdversarialConfig(method=adversarial, steps=2, alpha=0.05))
     s = MpcSession.current()
     result = (run_fedavg if mode == "fedavg" else run_training)(s, cfg, part)
     return dict(crypten_open), dict(ours), s.ledger.to_json(), result["params"] is not None, dict(s.stats.rounds)
@@ -134,6 +135,21 @@ def test_only_final_weights_leave_shares_and_only_to_receivers():
             f"final weight {k}" for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")
         ]
         assert all(tuple(e["to"]) == (0, 2) and e["why"] == "trained model output" for e in ledger)
+
+
+def test_adversarial_training_opens_nothing_new():
+    """Adversarial training (FGSM; PGD repeats the same primitives) adds input gradients,
+    sign-bit circuits and clamps on shares: the ledger is exactly the standard run's (the final
+    weights), every other opening is masked."""
+    outs = run_parties(instrumented_party, world_size=3, provider="TTP", args=((0, 2), "mpc", "fgsm"), timeout_s=600)
+    for rank, (crypten_open, ours, ledger, got_model, kinds) in enumerate(outs):
+        assert got_model == (rank in (0, 2))
+        _only_masked_openings_and_ledgered_reveals(crypten_open, ours)
+        assert kinds["and"] > 0  # the sign-bit circuits ran
+        assert ours.get(("reduce", "reveal"), 0) == 2 * len(ledger)
+        assert [e["what"] for e in ledger] == [
+            f"final weight {k}" for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")
+        ]
 
 
 def test_fedavg_opens_only_each_rounds_average_never_a_party_model():

@@ -1,0 +1,205 @@
+"""Adversarial training rows: what it costs and what it buys, plaintext and on shares.
+
+Run as a file (never imported as a package named ``benchmarks``)::
+
+    .venv/bin/python benchmarks/adversarial_rows.py            # JV GRU, JV LSTM, GunPoint GRU
+    .venv/bin/python benchmarks/adversarial_rows.py --quick    # JV GRU and JV LSTM, fewer epochs
+    .venv/bin/python benchmarks/adversarial_rows.py --smoke    # seconds-scale (H=4, 1 epoch, JV GRU)
+
+For each data set and cell, four models, each evaluated on the test rows: clean accuracy, and
+robust accuracy under FGSM and PGD-10 (step 2.5 eps / 10, start at x) at three eps, in plain
+torch on the exported model (:mod:`mpcrnn.attacks`):
+
+(a) plaintext, standard training     (b) plaintext, adversarial training (the same algorithm)
+(c) mpcrnn, standard (3 parties + dealer, on shares)
+(d) mpcrnn, adversarial (FGSM, eps 0.1, mix 0.5, on shares)
+
+(a) and (b) are the plaintext mirror with exact activations: the same code, optimizer, schedule,
+initialization and adversarial algorithm as (c) and (d), so the columns differ only in MPC's
+polynomials and fixed point.  Plaintext columns: median (min-max) over 3 training seeds; MPC:
+seed 0.  Also per step, from party 0's report: seconds (median), rounds and MB sent, standard
+vs adversarial, side by side (same run of this script).  Every perturbation is in scaled
+feature units (the declared bounds map to [-1, 1]).
+
+Data: Japanese Vowels (UCI; the project's copy) split 50/30/20 across 3 parties; GunPoint from
+the UCR Time Series Classification Archive (Dau et al. 2019; originally Ratanamahatana and Keogh
+2004), read from ``../shared/datasets/gunpoint`` next to the project (skipped, saying so, when
+that folder is absent), split across 3 parties the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))  # harness.py (as a file-level module, never `benchmarks.*`)
+
+EPS = (0.05, 0.1, 0.2)
+TRAIN_EPS = 0.1
+GUNPOINT = HERE.parent.parent / "shared" / "datasets" / "gunpoint"
+
+
+def gunpoint_spec():
+    """GunPoint's public declaration: 1 feature, classes "1"/"2", 150 steps; bounds from the
+    UCR archive's documented z-normalisation (every series has mean 0, std 1; values lie in
+    about [-2.5, 2.5]) rounded outward: [-3, 3]."""
+    from mpcrnn import data as D
+
+    return D.DataSpec(n_features=1, classes=("1", "2"), max_len=150, scaling="bounds",
+                      feature_low=(-3.0,), feature_high=(3.0,))
+
+
+def datasets(which: list[str]):
+    from mpcrnn import data as D
+
+    out = {}
+    if "jv" in which:
+        out["jv"] = (D.JAPANESE_VOWELS_SPEC, D.japanese_vowels("train"), D.japanese_vowels("test"))
+    if "gunpoint" in which:
+        if not (GUNPOINT / "GunPoint_TRAIN.ts").exists():
+            print(f"GunPoint skipped: {GUNPOINT} not found")
+        else:
+            spec = gunpoint_spec()
+            out["gunpoint"] = (spec, D.read_ts(GUNPOINT / "GunPoint_TRAIN.ts", spec),
+                               D.read_ts(GUNPOINT / "GunPoint_TEST.ts", spec))
+    return out
+
+
+def _eval(cfg, params, test_scaled) -> dict:
+    import torch
+
+    from mpcrnn.attacks import robust_accuracy
+    from mpcrnn.model import export_state_dicts
+    from mpcrnn.secure import value_range
+
+    model = export_state_dicts(cfg.model, {k: torch.as_tensor(v) for k, v in params.items()}).double()
+    x, ln, y = test_scaled.x, test_scaled.lengths, test_scaled.y
+    R = value_range(cfg)
+    row = {"clean": robust_accuracy(model, x, ln, y, "none", 0.0, R)}
+    for eps in EPS:
+        row[f"fgsm {eps:g}"] = robust_accuracy(model, x, ln, y, "fgsm", eps, R)
+        row[f"pgd10 {eps:g}"] = robust_accuracy(model, x, ln, y, "pgd", eps, R, steps=10)
+    return row
+
+
+def plain_column(cfg, train_scaled, test_scaled, seeds) -> dict:
+    """The mirror with exact activations over ``seeds``: {metric: [value per seed]}."""
+    from mpcrnn.secure import train_plain_mirror
+
+    rows = []
+    for seed in seeds:
+        c = replace(cfg, train=replace(cfg.train, seed=seed))
+        rows.append(_eval(c, train_plain_mirror(c, train_scaled, exact=True), test_scaled))
+    return {k: [r[k] for r in rows] for k in rows[0]}
+
+
+def mpc_column(cfg, parts, tests_raw, test_scaled, workdir: Path) -> dict:
+    """One launcher run (3 parties + dealer); the released model attacked in plain torch."""
+    import torch
+    from harness import launch_parties
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    reports, wall = launch_parties(cfg, parts, tests_raw, workdir, timeout_s=600)
+    state = torch.load(workdir / "run" / "model-party0.pt", weights_only=True)["state_dict"]
+    row = {k: [v] for k, v in _eval(cfg, {k: v.double() for k, v in state.items()}, test_scaled).items()}
+    r0 = reports[0]
+    steps = r0["step_seconds"][1:] or r0["step_seconds"]  # the first step records the plan
+    rounds = r0["step_rounds"][1:] or r0["step_rounds"]
+    n_steps = len(r0["step_seconds"])
+    return {"acc": row, "s_per_step": statistics.median(steps), "rounds_per_step": statistics.median(rounds),
+            "mb_per_step": r0["crypten_counted"]["bytes"] / 1e6 / max(n_steps, 1),  # as harness.py's W1 row
+            "wall_s": wall, "steps": n_steps}
+
+
+def run(quick: bool, smoke: bool, out: Path | None) -> dict:
+    from mpcrnn import data as D
+    from mpcrnn.config import AdversarialConfig, ModelConfig
+    from mpcrnn.secure import RunConfig
+
+    which = ["jv"] if smoke else (["jv"] if quick else ["jv", "gunpoint"])
+    cells = ["gru"] if smoke else ["gru", "lstm"]
+    seeds = (0,) if smoke else (0, 1, 2)
+    adv = AdversarialConfig(method="fgsm", eps=TRAIN_EPS, mix=0.5)
+    results = {}
+    for name, (spec, train_raw, test_raw) in datasets(which).items():
+        train_scaled, test_scaled = D.scale_features(train_raw, spec), D.scale_features(test_raw, spec)
+        parts = D.split_rows(train_raw, [0.5, 0.3, 0.2], 0)
+        tests = D.split_rows(test_raw, [0.5, 0.3, 0.2], 1)
+        for cell in (cells if name == "jv" else ["gru"]):
+            base = RunConfig(spec=spec, model=ModelConfig(cell=cell, input_size=spec.n_features,
+                                                          hidden_size=4 if smoke else 32, num_classes=len(spec.classes)))
+            epochs = 1 if smoke else _epochs(name, quick, base)
+            base = replace(base, train=replace(base.train, epochs=epochs))
+            advc = replace(base, adversarial=adv)
+            key = f"{name} {cell}"
+            t0 = time.perf_counter()
+            row = {"epochs": epochs,
+                   "a": plain_column(base, train_scaled, test_scaled, seeds),
+                   "b": plain_column(advc, train_scaled, test_scaled, seeds)}
+            with tempfile.TemporaryDirectory() as tmp:
+                row["c"] = mpc_column(base, parts, tests, test_scaled, Path(tmp) / "c")
+                row["d"] = mpc_column(advc, parts, tests, test_scaled, Path(tmp) / "d")
+            row["seconds"] = time.perf_counter() - t0
+            results[key] = row
+            print(markdown({key: row}), flush=True)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "adversarial.json").write_text(json.dumps(results, indent=2))
+        (out / "adversarial.md").write_text(markdown(results))
+    return results
+
+
+def _epochs(name: str, quick: bool, cfg) -> int:
+    """The data set's epoch count (the learning defaults' per-data-set setting), fewer with --quick."""
+    full = cfg.train.epochs if name == "jv" else 30
+    return max(2, full // 3) if quick else full
+
+
+def _fmt(vals: list[float]) -> str:
+    if len(vals) == 1:
+        return f"{100 * vals[0]:.1f}"
+    return f"{100 * statistics.median(vals):.1f} ({100 * min(vals):.1f}-{100 * max(vals):.1f})"
+
+
+def markdown(results: dict) -> str:
+    lines = []
+    for key, row in results.items():
+        metrics = list(row["a"])
+        lines += [f"**{key}** ({row['epochs']} epochs; plaintext: median (min-max) over seeds; MPC: seed 0)", "",
+                  "| model | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
+        names = {"a": "(a) plaintext standard", "b": "(b) plaintext adversarial", "c": "(c) mpcrnn standard",
+                 "d": "(d) mpcrnn adversarial"}
+        for col in "abcd":
+            acc = row[col] if col in "ab" else row[col]["acc"]
+            lines.append(f"| {names[col]} | " + " | ".join(_fmt(acc[m]) for m in metrics) + " |")
+        c, d = row["c"], row["d"]
+        lines += ["", "| per step (party 0) | s (median) | rounds | MB sent |", "|---|---:|---:|---:|"]
+        for label, v in (("standard", c), ("adversarial (FGSM)", d)):
+            mb = f"{v['mb_per_step']:.1f}"
+            lines.append(f"| {label} | {v['s_per_step']:.3f} | {v['rounds_per_step']:.0f} | {mb} |")
+        lines.append(f"| ratio | {d['s_per_step'] / c['s_per_step']:.2f}x | "
+                     f"{d['rounds_per_step'] / max(c['rounds_per_step'], 1):.2f}x | "
+                     + f"{d['mb_per_step'] / c['mb_per_step']:.2f}x |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args()
+    run(a.quick, a.smoke, a.out)
+
+
+if __name__ == "__main__":
+    main()
