@@ -11,6 +11,7 @@ training breaks down).  Warns when training does not learn: final training accur
 5 points of the majority-class rate, or a final loss above 90% of the first epoch's, or when the
 pre-activations left the interval.
 
+Adversarial training (``[adversarial]``) is rehearsed as it will run, perturbations included.
 With ``--mode fedavg`` the rehearsal is the same centralized schedule on the party's rows (what
 one party's local training sees); DP noise is not simulated (the DP run adds noise to the same
 gradients).
@@ -55,7 +56,10 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
         echo(line)
 
     data = plain_dataset(local.x, local.lengths, local.y, cfg.model)
-    train(B, cfg.model, cfg.train, data, init_params(cfg.model, cfg.train.seed), on_epoch_end=on_epoch_end)
+    from mpcrnn.secure import value_range
+
+    train(B, cfg.model, cfg.train, data, init_params(cfg.model, cfg.train.seed), on_epoch_end=on_epoch_end,
+          adversarial=cfg.adversarial, value_range=value_range(cfg))
     majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
     warnings = []
     last, first = history[-1], history[0]
