@@ -52,19 +52,20 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
     params = {k: public(s, v) for k, v in init_params(mc, 0).items()}
     vel = {k: torch.zeros_like(v) for k, v in params.items()}
     Bk = SharedBackend(s, ActivationConfig())
-    times = []
+    times, cpu = [], []
     for i in range(repeats + 2):  # step 0 records the triple plan, step 1 warms up
         comm.get().reset_communication_stats()
         s.stats.reset()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         Bk.begin_step((B, T), (B, T) if i < repeats + 1 else None)
         grads, _ = forward_backward(Bk, mc, params, xs, ms, ys)
         params, vel = sgd_step(Bk, params, grads, vel, TrainConfig(), B)
         Bk.end_step()
         if i > 1:
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)  # this party's CPU seconds (less sensitive to a busy machine)
     st = comm.get()
-    total = {"times": times, "rounds": st.comm_rounds, "bytes": st.comm_bytes, "mine": s.stats.snapshot()}
+    total = {"times": times, "cpu": cpu, "rounds": st.comm_rounds, "bytes": st.comm_bytes, "mine": s.stats.snapshot()}
     from mpcrnn.model import forward
 
     s.stats.reset()  # forward alone, outside a prefetched step: count openings + truncations only

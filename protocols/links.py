@@ -104,6 +104,8 @@ class Links:
         if HEADER.size + len(payload) <= self.small:
             self._sendall(dst, HEADER.pack(len(payload)) + payload)
         else:
+            # _transfer first reads the answers still posted from dst (party 0 and the dealer,
+            # a prefetched plan outstanding): else both could wait on full socket buffers
             self._transfer({dst: payload}, {})
 
     def recv_from(self, srcs: list[int], like: torch.Tensor) -> list[torch.Tensor]:
@@ -194,7 +196,7 @@ class Links:
         return buf
 
     def _transfer(self, sends: dict[int, bytes], recvs: dict[int, int]) -> dict[int, bytearray]:
-        for p in recvs:
+        for p in set(sends) | set(recvs):  # posted receives first (in order); see send_bytes
             self._drain(p)
         out = {p: memoryview(HEADER.pack(len(b)) + b) for p, b in sends.items()}
         sent = dict.fromkeys(out, 0)

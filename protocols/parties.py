@@ -38,7 +38,7 @@ class PartySpec:
 
     rank: 0..world_size-1 for data parties, world_size for the dealer.
     world_size: number of data parties (the dealer is not counted).
-    rendezvous: torch.distributed init method, e.g. ``tcp://10.0.0.1:29500`` or ``file:///tmp/x``.
+    rendezvous: ``tcp://host:port`` (rank 0 listens there) or ``file:///path`` (one machine).
     provider: ``TTP`` (dealer process, secure) or ``TFP`` (party 0 makes all triples: simulation).
     timeout_s: limit on every wait for a peer, including the rendezvous itself.
     identity: this process's key and certificate (:func:`protocols.identity.load_identity`).

@@ -398,3 +398,67 @@ def test_a_rewritten_byte_stops_the_run_with_an_integrity_error_naming_the_link(
     assert "link party 0 <-> party 1 failed the TLS integrity check" in err0
     assert all(code != 0 for code, _, _ in results.values())
     assert not list(tmp_path.glob("out*/model-*.pt"))
+
+
+# ------------------------------------------------------------------ configuration errors (no network)
+
+
+def test_keygen_key_is_private_and_fingerprint_is_the_certificates(tmp_path):
+    import ssl
+
+    from protocols.identity import fingerprint, load_identity
+
+    fp = _keygen(tmp_path / "id")
+    assert (tmp_path / "id" / "key.pem").stat().st_mode & 0o777 == 0o600
+    der = ssl.PEM_cert_to_DER_cert((tmp_path / "id" / "cert.pem").read_text())
+    assert fp == fingerprint(der) == load_identity(str(tmp_path / "id")).fingerprint
+    again = subprocess.run([MPCRNN, "keygen", "--out", str(tmp_path / "id")], capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "not overwritten" in again.stderr  # an identity is never replaced silently
+
+
+def test_a_readable_key_is_refused(tmp_path):
+    from protocols.errors import ConfigError
+    from protocols.identity import load_identity
+
+    _keygen(tmp_path / "id")
+    os.chmod(tmp_path / "id" / "key.pem", 0o644)
+    with pytest.raises(ConfigError, match=r"permissions of .*key.pem: expected 0600"):
+        load_identity(str(tmp_path / "id"))
+
+
+def test_run_file_identities_must_name_every_process(tmp_path):
+    from launch.runfile import build
+    from protocols.errors import ConfigError
+
+    fp = "sha256:" + "ab" * 32
+    with pytest.raises(ConfigError, match=r"\[identities\] keys: expected party0, party1, dealer, got dealer, party0"):
+        build({"run": {"parties": 2}, "identities": {"party0": fp, "dealer": fp}}, {})
+    with pytest.raises(ConfigError, match=r"\[identities\] party1: expected sha256: and 64 hex digits"):
+        build({"run": {"parties": 2}, "identities": {"party0": fp, "party1": "md5:00", "dealer": fp}}, {})
+    cfg = build({"run": {"parties": 2}, "identities": {"party0": fp, "party1": fp.replace("ab", "cd"), "dealer": fp}}, {})
+    other = build({"run": {"parties": 2}, "identities": {"party0": fp, "party1": fp.replace("ab", "ef"), "dealer": fp}}, {})
+    assert cfg.identities[1] != other.identities[1] and cfg.digest() != other.digest()  # pins are agreed and hashed
+    assert cfg.checkpoint_digest() == other.checkpoint_digest()
+
+
+@pytest.mark.parametrize("case", ["no identities", "no key", "wrong key"])
+def test_party_without_its_pinned_identity_stops_with_one_line(case, tmp_path):
+    run = Run(tmp_path, insecure=False)
+    if case == "no identities":
+        (tmp_path / "run.toml").write_text(RUN_TOML)
+    args = [MPCRNN, "party", "--config", str(tmp_path / "run.toml"), "--rank", "1", "--rendezvous",
+            f"tcp://127.0.0.1:{_free_port()}", "--data", run.files[1], "--timeout", "5"]
+    if case == "wrong key":
+        args += ["--key", str(tmp_path / "key-party0")]
+    elif case == "no identities":
+        args += ["--key", str(tmp_path / "key-party1")]
+    res = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    want = {"no identities": r"\[identities\] in the run file: expected a fingerprint for each of the 3 processes",
+            "no key": r"party 1's identity: expected --key DIR",
+            "wrong key": rf"this process's certificate \(party 1\): expected {run.fp['party1']} \(pinned in the run file\), "
+                         rf"got {run.fp['party0']}"}[case]
+    import re
+
+    assert re.search(want, last), last

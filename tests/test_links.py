@@ -102,3 +102,44 @@ def test_out_of_step_peer_raises_instead_of_garbage():
     outs = run_parties(desync_party, world_size=2, provider="TFP", timeout_s=30)
     assert "party 0: party 1 sent 32 bytes where 24 were expected" in outs[0]
     assert outs[1] and outs[1].startswith("party 1: ")  # waits for 8 more bytes: party 0's close ends it
+
+
+def test_posted_receives_complete_in_order_and_a_large_send_cannot_deadlock_on_them():
+    """Party 0's dealer link without threads in the library: answers are posted receives that
+    complete in posting order (any later read from that peer first fills them), and a large
+    message to a peer whose large answers are still unread reads those first instead of both
+    sides waiting on full socket buffers.  Two Links over a socket pair; the dealer in a thread."""
+    import socket
+    import threading
+
+    from protocols.links import Links
+
+    a_sock, b_sock = socket.socketpair()
+    a = Links(0, 1, {1: a_sock}, 20.0, ["party 0", "dealer"])
+    b = Links(1, 1, {0: b_sock}, 20.0, ["party 0", "dealer"])
+    big = 8 << 20  # far more than the socket buffers hold
+    answers = [bytes([k]) * big for k in (1, 2, 3)]
+    request = b"\x07" * big
+    got = {}
+
+    def dealer():  # answers the two requests party 0 already sent, then reads the next one
+        b.send_bytes(0, answers[0])  # blocks until party 0 reads it
+        b.send_bytes(0, answers[1])
+        got["request"] = b.recv_bytes(0, len(request))
+        b.send_bytes(0, answers[2])
+
+    t = threading.Thread(target=dealer)
+    t.start()
+    first, second = a.post_recv(1, big), a.post_recv(1, big)
+    a.send_bytes(1, request)  # large: reads both posted answers before sending
+    assert first.data == answers[0] and second.data == answers[1]
+    third = a.post_recv(1, big)
+    assert a.wait(third) == answers[2]
+    t.join(timeout=30)
+    assert got["request"] == request
+    fourth, fifth = a.post_recv(1, 8), a.post_recv(1, 8)  # small ones, waited for out of order
+    b.send_bytes(0, b"4" * 8)
+    b.send_bytes(0, b"5" * 8)
+    assert a.wait(fifth) == b"5" * 8 and fourth.data == b"4" * 8
+    a.close()
+    b.close()
