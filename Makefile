@@ -25,9 +25,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_config_fix.py
 	$(BIN)/python benchmarks/harness.py --out bench-out
+	$(BIN)/python benchmarks/learning_rows.py --out bench-out
+	$(BIN)/python benchmarks/bench_gru_step.py --optimizers
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/harness.py --quick --out bench-out
+	$(BIN)/python benchmarks/learning_rows.py --quick --out bench-out
+	$(BIN)/python benchmarks/bench_gru_step.py --optimizers --quick
 
 clean:
 	rm -rf $(VENV) runs bench-out

@@ -36,7 +36,7 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
     from mpcrnn.backend import SharedBackend
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
     from mpcrnn.model import init_params
-    from mpcrnn.train import masks, sgd_step
+    from mpcrnn.train import init_state, masks, sgd_step
     from mpcrnn.model import forward_backward
     from protocols.session import MpcSession
     from protocols.sharing import public, share
@@ -50,8 +50,9 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
     ms = share(s, masks(lengths, T) if own else None, src=0, shape=(B, T, 1)).transpose(0, 1)
     ys = share(s, torch.nn.functional.one_hot(y, 9).double() if own else None, src=0, shape=(B, 9))
     params = {k: public(s, v) for k, v in init_params(mc, 0).items()}
-    vel = {k: torch.zeros_like(v) for k, v in params.items()}
     Bk = SharedBackend(s, ActivationConfig())
+    tcfg = TrainConfig()
+    vel = init_state(Bk, params, tcfg)
     times, cpu = [], []
     for i in range(repeats + 2):  # step 0 records the triple plan, step 1 warms up
         comm.get().reset_communication_stats()
@@ -59,7 +60,7 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
         t0, c0 = time.perf_counter(), time.process_time()
         Bk.begin_step((B, T), (B, T) if i < repeats + 1 else None)
         grads, _ = forward_backward(Bk, mc, params, xs, ms, ys)
-        params, vel = sgd_step(Bk, params, grads, vel, TrainConfig(), B)
+        params, vel = sgd_step(Bk, params, grads, vel, tcfg, B, i + 1, repeats + 2)
         Bk.end_step()
         if i > 1:
             times.append(time.perf_counter() - t0)

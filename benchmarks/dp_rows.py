@@ -51,7 +51,7 @@ def _setup(quick: bool, smoke: bool):
     if smoke:
         parts = D.split_rows(D.japanese_vowels("train"), [16, 8, 8], 0)
         tests = D.split_rows(D.japanese_vowels("test"), [8, 8, 8], 1)
-        cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=16), spec=spec)
+        cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(optimizer="sgd", epochs=1, batch_size=16), spec=spec)
     else:
         parts = D.split_rows(D.japanese_vowels("train"), [0.5, 0.3, 0.2], 0)
         tests = D.split_rows(D.japanese_vowels("test"), [0.5, 0.3, 0.2], 1)
@@ -59,7 +59,7 @@ def _setup(quick: bool, smoke: bool):
         # pre-activations leave the polynomials' interval at epsilon <= 3 (plaintext mirror, exact tanh:
         # max |x|/B 1.29 at epsilon 3) and training collapses to chance; at 0.5 the mirror stays below
         # 0.62 B at epsilon 1, 3 and 8.  Both rows use the same lr and momentum.
-        cfg = RunConfig(spec=spec, train=TrainConfig(epochs=2 if quick else 6, momentum=DP_MOMENTUM))
+        cfg = RunConfig(spec=spec, train=TrainConfig(optimizer="sgd", epochs=2 if quick else 6, momentum=DP_MOMENTUM))
     return parts, tests, replace(cfg, dp=DPConfig(enabled=True, clip=CLIP, target_epsilon=1.0, delta=DELTA))
 
 
@@ -100,7 +100,7 @@ def opacus_row(parts, tests, cfg, epsilon: float, seed: int = 0) -> dict:
     ds = torch.utils.data.TensorDataset(torch.as_tensor(pooled.x, dtype=torch.float32), torch.as_tensor(pooled.lengths),
                                         torch.as_tensor(pooled.y))
     loader = torch.utils.data.DataLoader(ds, batch_size=cfg.train.batch_size)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.train.step_lr, momentum=cfg.train.momentum)
     with warnings.catch_warnings():  # Opacus warns that secure_mode is off: fine for a baseline
         warnings.simplefilter("ignore")
         engine = PrivacyEngine(accountant=cfg.dp.accountant)  # Opacus's default is PRV; match ours

@@ -10,7 +10,7 @@ W1: Japanese Vowels, GRU H=32, 1 layer, batch 32, 3 data parties + TTP dealer, l
 Also: the training modes (mpc, fedavg, plaintext) by time to the W1 accuracy, and DP-SGD rows at
 epsilon 1, 3, 8 (benchmarks/dp_rows.py; --quick: epsilon 3 only).
 Rows, same data, seed and schedule:
-  1. torch.nn.GRU, exact activations, float32, autograd + torch.optim.SGD
+  1. torch.nn.GRU, exact activations, float32, autograd + the run's optimizer in torch (Adam)
   2. the plaintext mirror with mpcrnn's polynomials (float64)
   3. naive CrypTen: the same GRU on CrypTen autograd with CrypTen's sigmoid/tanh/cross-entropy
      (time, rounds and bytes per step measured on a few steps; its accuracy is not trained to
@@ -60,9 +60,14 @@ def plain_rows(parts, test, cfg, epochs):
     torch.set_num_threads(1)
     pooled = concat(parts)
     rows = {}
-    # row 1: torch.nn.GRU with autograd, float32
+    # row 1: torch.nn.GRU with autograd, float32, the run's optimizer in torch
     model = export_state_dicts(cfg.model, init_params(cfg.model, cfg.train.seed))
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum)
+    tc = cfg.train
+    if tc.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=tc.step_lr, momentum=tc.momentum)
+    else:
+        opt = (torch.optim.AdamW if tc.optimizer == "adamw" else torch.optim.Adam)(
+            model.parameters(), lr=tc.step_lr, betas=(tc.beta1, tc.beta2), eps=tc.eps, weight_decay=tc.weight_decay)
     x = torch.as_tensor(pooled.x, dtype=torch.float32)
     lengths = torch.as_tensor(pooled.lengths)
     y = torch.as_tensor(pooled.y)

@@ -179,7 +179,8 @@ def bench(quick: bool, mpc_rows, seeds=(0, 1, 2), out: Path | None = None, **ove
 def sweep(out: Path, seeds=(0, 1, 2)) -> None:
     """The defaults sweep on the mirror: every grid point over every row and seed."""
     grid = [dict(lr=0.01, eps=1e-3), dict(lr=0.02, eps=1e-3), dict(lr=0.01, eps=1e-3, schedule="cosine", warmup_steps=10),
-            dict(lr=0.01, eps=1e-2), dict(lr=0.005, eps=1e-3)]
+            dict(lr=0.005, eps=1e-3), dict(lr=0.01, eps=1e-3, optimizer="adamw", weight_decay=0.01), dict(lr=0.01, eps=1e-2)]
+    grid = grid[int(os.environ.get("SWEEP_FROM", "0")):]
     results = []
     for point in grid:
         rows = bench(False, set(), seeds, **point)
@@ -202,7 +203,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.sweep:
-        sweep(out / "sweep_defaults.json")
+        sweep(out / f"sweep_defaults{os.environ.get('SWEEP_FROM', '')}.json")
         return
     mpc_rows = set() if args.no_mpc else ({("japanese_vowels", "gru", 1), ("gunpoint", "gru", 1)} if args.quick else set(ROWS))
     t0 = time.perf_counter()

@@ -25,9 +25,9 @@ INSECURE_TFP = ("WARNING: --provider tfp is a SIMULATION: party 0 generates ever
 def _fail(exc) -> None:
     """One line on stderr, then exit at once: a live gloo process group's threads must not run
     C++ teardown after a peer is gone (it aborts with 'terminate called ...')."""
-    click.echo(f"error: {exc}", err=True)
-    if getattr(exc, "template", None):  # e.g. the [data] section a run file lacks
+    if getattr(exc, "template", None):  # e.g. the [data] section a run file lacks; the error line stays last
         click.echo(exc.template, err=True)
+    click.echo(f"error: {exc}", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(getattr(exc, "exit_code", 2))

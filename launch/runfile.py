@@ -261,19 +261,21 @@ DATA_KEYS = "n_features, classes, max_len, scaling, feature_low, feature_high"
 
 def require_data_declaration(raw: dict, config_file: str | None, data_file: str) -> None:
     """Raise :class:`MissingDataDeclaration` when the run file has no ``[data]`` and ``data_file``
-    does not fit the built-in demo declaration (Japanese Vowels, which a run without ``[data]``
-    assumes).  A file that cannot be read at all is left to the normal intake error."""
+    does not have the shape of the built-in demo declaration (Japanese Vowels: 12 features,
+    classes "1".."9", which a run without ``[data]`` assumes).  A file that cannot be read, or
+    that has the demo's shape with bad values, gets the normal intake error."""
     if raw.get("data") or not os.path.isfile(data_file):
         return
     try:
         D.load_party_file(data_file, D.JAPANESE_VOWELS_SPEC)
         return
-    except D.DataError:
-        pass
+    except D.DataError as exc:
+        if not any(k in str(exc) for k in ("number of features", "classes", "label of sequence")):
+            return  # the demo's shape: a bad value, length or file, reported as such by the intake
     where = f"{config_file} has no [data] section" if config_file else "no run file (--config)"
     msg = expected_got(f"data declaration for --data {data_file}",
                        f"a [data] section in the run file (--config) with {DATA_KEYS}, agreed by all parties", where,
-                       "add the section printed below")
+                       "add the [data] section printed above")
     raise MissingDataDeclaration(msg, data_template(data_file))
 
 

@@ -171,3 +171,20 @@ def test_three_parties_and_dealer_match_mirror():
 def test_bad_optimizer_config(kwargs, pattern):
     with pytest.raises(ConfigError, match=pattern):
         TrainConfig(**kwargs).validate()
+
+
+def test_resume_continues_the_schedule_and_moments_exactly():
+    """2 epochs, then a restart from the epoch-2 state (what --resume loads), equals 4 epochs:
+    the step count (bias corrections, cosine schedule) continues from the public epoch."""
+    spec = D.JAPANESE_VOWELS_SPEC
+    tr = D.scale_features(D.japanese_vowels("train"), spec)
+    mc = ModelConfig(hidden_size=4)
+    tc = TrainConfig(epochs=4, batch_size=20, schedule="cosine", warmup_steps=5)
+    data = plain_dataset(tr.x, tr.lengths, tr.y, mc)
+    saved = {}
+    full, _ = train(PlainBackend(ActivationConfig()), mc, tc, data, init_params(mc, 0),
+                    on_epoch_end=lambda e, p, v: saved.setdefault(e, (p, v)))
+    p2, v2 = saved[2]
+    resumed, _ = train(PlainBackend(ActivationConfig()), mc, tc, data, p2, start_epoch=2, velocity=v2)
+    for k in full:
+        assert torch.equal(resumed[k], full[k]), k

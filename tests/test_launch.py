@@ -118,7 +118,10 @@ def test_kill_then_resume_reaches_the_uninterrupted_weights(tmp_path):
     import torch
 
     spec = D.JAPANESE_VOWELS_SPEC
-    cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=4, batch_size=20), spec=spec)
+    # SGD: with Adam two MPC runs with fresh masks differ by up to ~7e-3 here (a gradient entry
+    # that is rounding noise moves by lr 2^-16 / eps per step); Adam's resume is exact on the
+    # mirror (tests/test_adam.py::test_resume_continues_the_schedule_and_moments_exactly)
+    cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(optimizer="sgd", epochs=4, batch_size=20), spec=spec)
     out = run_kill_resume(cfg, _files(tmp_path), tmp_path, kill_after=2, rank=1)
     assert out["error"] is not None and "party 1 died" in out["error"]
     assert out["models_after_kill"] == []

@@ -72,9 +72,9 @@ def test_data_without_declaration_says_what_is_missing(tmp_path):
         out = _run(args, tmp_path)
         assert out.returncode != 0
         lines = out.stderr.strip().splitlines()
-        assert lines[0].startswith("error: data declaration for --data mine.npz: expected a [data] section"), lines
-        assert "Traceback" not in out.stderr
-        text = "\n".join(lines[1:])
+        assert lines[-1].startswith("error: data declaration for --data mine.npz: expected a [data] section"), lines
+        assert "Traceback" not in out.stderr and sum(line.startswith("error:") for line in lines) == 1
+        text = "\n".join(lines[:-1])
         for key in ("[data]", "n_features", "classes", "max_len", "feature_low", "feature_high", "PUBLIC"):
             assert key in text, key
 
