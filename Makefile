@@ -27,10 +27,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/harness.py --out bench-out
 	$(BIN)/python benchmarks/learning_rows.py --out bench-out
 	$(BIN)/python benchmarks/bench_gru_step.py --optimizers
+	$(BIN)/python benchmarks/adversarial_rows.py --out bench-out
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/harness.py --quick --out bench-out
 	$(BIN)/python benchmarks/learning_rows.py --quick --out bench-out
+	$(BIN)/python benchmarks/adversarial_rows.py --quick --out bench-out
 	$(BIN)/python benchmarks/bench_gru_step.py --optimizers --quick
 
 clean:
