@@ -3,7 +3,7 @@
 Run as a file (never imported as a package named ``benchmarks``)::
 
     .venv/bin/python benchmarks/adversarial_rows.py            # JV GRU, JV LSTM, GunPoint GRU
-    .venv/bin/python benchmarks/adversarial_rows.py --quick    # JV GRU and JV LSTM, fewer epochs
+    .venv/bin/python benchmarks/adversarial_rows.py --quick    # JV GRU and JV LSTM only
     .venv/bin/python benchmarks/adversarial_rows.py --smoke    # seconds-scale (H=4, 1 epoch, JV GRU)
 
 For each data set and cell, four models, each evaluated on the test rows: clean accuracy, and
@@ -44,32 +44,21 @@ sys.path.insert(0, str(HERE))  # harness.py (as a file-level module, never `benc
 
 EPS = (0.05, 0.1, 0.2)
 TRAIN_EPS = 0.1
-GUNPOINT = HERE.parent.parent / "shared" / "datasets" / "gunpoint"
-
-
-def gunpoint_spec():
-    """GunPoint's public declaration: 1 feature, classes "1"/"2", 150 steps; bounds from the
-    UCR archive's documented z-normalisation (every series has mean 0, std 1; values lie in
-    about [-2.5, 2.5]) rounded outward: [-3, 3]."""
-    from mpcrnn import data as D
-
-    return D.DataSpec(n_features=1, classes=("1", "2"), max_len=150, scaling="bounds",
-                      feature_low=(-3.0,), feature_high=(3.0,))
+# epochs per data set: learning_rows.py's quick schedule for Japanese Vowels (its full 20 would
+# make the adversarial MPC row ~10 min); GunPoint 30 of its 100 (T = 150 makes a step ~5x JV's)
+EPOCHS = {"japanese_vowels": 6, "gunpoint": 30}
 
 
 def datasets(which: list[str]):
-    from mpcrnn import data as D
+    """{name: (spec, raw train, raw test)}: learning_rows.py's loaders (the same declarations)."""
+    from learning_rows import GUNPOINT, load
 
     out = {}
-    if "jv" in which:
-        out["jv"] = (D.JAPANESE_VOWELS_SPEC, D.japanese_vowels("train"), D.japanese_vowels("test"))
-    if "gunpoint" in which:
-        if not (GUNPOINT / "GunPoint_TRAIN.ts").exists():
+    for name in which:
+        if name == "gunpoint" and not (GUNPOINT / "GunPoint_TRAIN.ts").exists():
             print(f"GunPoint skipped: {GUNPOINT} not found")
-        else:
-            spec = gunpoint_spec()
-            out["gunpoint"] = (spec, D.read_ts(GUNPOINT / "GunPoint_TRAIN.ts", spec),
-                               D.read_ts(GUNPOINT / "GunPoint_TEST.ts", spec))
+            continue
+        out[name] = load(name)
     return out
 
 
@@ -124,7 +113,7 @@ def run(quick: bool, smoke: bool, out: Path | None) -> dict:
     from mpcrnn.config import AdversarialConfig, ModelConfig
     from mpcrnn.secure import RunConfig
 
-    which = ["jv"] if smoke else (["jv"] if quick else ["jv", "gunpoint"])
+    which = ["japanese_vowels"] if smoke or quick else ["japanese_vowels", "gunpoint"]
     cells = ["gru"] if smoke else ["gru", "lstm"]
     seeds = (0,) if smoke else (0, 1, 2)
     adv = AdversarialConfig(method="fgsm", eps=TRAIN_EPS, mix=0.5)
@@ -133,10 +122,10 @@ def run(quick: bool, smoke: bool, out: Path | None) -> dict:
         train_scaled, test_scaled = D.scale_features(train_raw, spec), D.scale_features(test_raw, spec)
         parts = D.split_rows(train_raw, [0.5, 0.3, 0.2], 0)
         tests = D.split_rows(test_raw, [0.5, 0.3, 0.2], 1)
-        for cell in (cells if name == "jv" else ["gru"]):
+        for cell in (cells if name == "japanese_vowels" else ["gru"]):
             base = RunConfig(spec=spec, model=ModelConfig(cell=cell, input_size=spec.n_features,
                                                           hidden_size=4 if smoke else 32, num_classes=len(spec.classes)))
-            epochs = 1 if smoke else _epochs(name, quick, base)
+            epochs = 1 if smoke else EPOCHS[name]
             base = replace(base, train=replace(base.train, epochs=epochs))
             advc = replace(base, adversarial=adv)
             key = f"{name} {cell}"
@@ -155,12 +144,6 @@ def run(quick: bool, smoke: bool, out: Path | None) -> dict:
         (out / "adversarial.json").write_text(json.dumps(results, indent=2))
         (out / "adversarial.md").write_text(markdown(results))
     return results
-
-
-def _epochs(name: str, quick: bool, cfg) -> int:
-    """The data set's epoch count (the learning defaults' per-data-set setting), fewer with --quick."""
-    full = cfg.train.epochs if name == "jv" else 30
-    return max(2, full // 3) if quick else full
 
 
 def _fmt(vals: list[float]) -> str:
