@@ -20,7 +20,7 @@ shapes of the public run configuration).  How far it gets:
   all 12 sequences of the first training batch, each equal to one party's true row within
   2^-15 (checked against every party's data).  Decoding the other batches the same way only
   needs more bookkeeping; the test stops at the first.
-* **Default transport** (mutual TLS 1.3): the same script recovers no model, and none of the
+* **Default transport** (mutual TLS 1.3): the same script recovers no model and no row, and none of the
   true seeds' 8-byte encodings appears anywhere in the capture (all streams, all bytes).
 """
 
