@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from protocols.errors import AgreementError, ConfigError, MpcrnnError, PartyError, expected_got
+from protocols.errors import AgreementError, ConfigError, MpcrnnError, expected_got
 from protocols.runtime import load_crypten
 
 PROVIDERS = ("TTP", "TFP")
@@ -129,7 +129,7 @@ def init_party(spec: PartySpec) -> None:
     from crypten.config import cfg
 
     from protocols.channels import Trust, local_address, open_mesh
-    from protocols.communicator import MeshCommunicator, install
+    from protocols.communicator import communicator_class, install
     from protocols.links import Links
 
     torch.set_num_threads(1)
@@ -148,7 +148,7 @@ def init_party(spec: PartySpec) -> None:
         if mismatch:
             links.close()
             raise AgreementError(mismatch)
-    inst = MeshCommunicator(spec.rank, spec.world_size, links, spec.has_dealer, spec.rendezvous, secure)
+    inst = communicator_class()(spec.rank, spec.world_size, links, spec.has_dealer, spec.rendezvous, secure)
     inst.refused = getattr(links, "refused", [])  # connection attempts refused while joining (for the report)
     install(inst)
     try:
@@ -206,9 +206,9 @@ def check_wire_protocol(versions: list, world_size: int) -> str | None:
 
 def _teardown() -> None:
     try:
-        from protocols.communicator import MeshCommunicator
+        from protocols.communicator import shutdown as close_transport
 
-        MeshCommunicator.shutdown()
+        close_transport()
     except Exception:  # noqa: BLE001 - best effort on the way out
         pass
 

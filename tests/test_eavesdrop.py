@@ -12,11 +12,15 @@ shapes of the public run configuration).  How far it gets:
   field of every message of at most 16 bytes is a candidate, and all true seeds are among them),
   and the released model: the last six messages each party sent to another party are its
   shares of the six weight tensors (the final reveal), their sum decodes to the model, equal to
-  the parties' opened weights within fixed-point rounding.  With those seeds and the dealer's
-  answers (also in clear), re-running the public dealer code gives every Beaver mask and so every
-  secret behind every masked opening (the issue's attack decoded all training rows this way);
-  this test stops at the seeds and the model.
-* **Default transport** (mutual TLS 1.3): the same script recovers no model, and none of the
+  the parties' opened weights within fixed-point rounding.  And **training data**: with the
+  bulk seeds and party 0's request lists (pickled, in clear on its link to the dealer), it
+  replays every party's triple stream with the public code (:class:`protocols.triples.RingStream`)
+  exactly as the dealer does, up to the first product whose left operand has the public shape
+  of an input batch; that mask plus the sum of the parties' opened ``x - a`` is the batch:
+  all 12 sequences of the first training batch, each equal to one party's true row within
+  2^-15 (checked against every party's data).  Decoding the other batches the same way only
+  needs more bookkeeping; the test stops at the first.
+* **Default transport** (mutual TLS 1.3): the same script recovers no model and no row, and none of the
   true seeds' 8-byte encodings appears anywhere in the capture (all streams, all bytes).
 """
 
@@ -105,7 +109,7 @@ def _frames(data: bytes) -> list[bytes]:
     return out
 
 
-def eavesdrop(streams: dict[tuple, bytes], shapes: dict[str, tuple]) -> dict:
+def eavesdrop(streams: dict[tuple, bytes], shapes: dict[str, tuple], x_rows: tuple | None = None) -> dict:
     """The attacker: only the captured bytes, the code's framing and the public model shapes."""
     hellos = {}  # (sport, dport) -> (rank of the sender, mode, where its messages start)
     for key, data in streams.items():
@@ -139,7 +143,63 @@ def eavesdrop(streams: dict[tuple, bytes], shapes: dict[str, tuple]) -> dict:
                 model[name] = (total.double() / 2**16).reshape(shapes[name])
         except (RuntimeError, ValueError, IndexError):
             model = None
-    return {"seed_candidates": seeds, "model": model, "links_read": len(messages)}
+    return {"seed_candidates": seeds, "model": model, "links_read": len(messages),
+            "rows": _first_input_batch(messages, x_rows) if x_rows else None}
+
+
+def _first_input_batch(messages: dict, x_rows: tuple) -> torch.Tensor | None:
+    """The dealer's view plus the party links: replay every party's bulk stream (seeds from the
+    dealer's first message to each party; request lists from party 0's pickled requests, public
+    code :class:`protocols.triples.RingStream`) up to the first ``matmul`` whose left operand has
+    the public shape of an input batch ``(T * batch, features)``; that Beaver mask ``a`` plus the
+    sum of the parties' opened ``x - a`` (the opening of that request group: the k-th message of
+    that length on each party's link, the first that decodes within the public value bound) is
+    the batch itself.  None if any step fails (as it must on the TLS transport)."""
+    import pickle
+
+    from protocols.triples import MASK_PRODUCTS, RingStream, output_size
+
+    try:
+        requests = [pickle.loads(f) for f in messages[(0, 3)]]
+        bulk = [m["args"][0] for m in requests
+                if isinstance(m, dict) and m.get("function") == "mpcrnn_bulk" and m["kwargs"].get("plan") is None]
+        streams = [RingStream(struct.unpack_from("<q", messages[(3, i)][0], 8)[0]) for i in range(3)]
+    except Exception:  # noqa: BLE001 - garbage (encrypted) bytes: nothing to replay
+        return None
+
+    def draw(stream, req, rank):
+        if req[0] == "mask":
+            return [stream.draw(req[1])]
+        if req[0] in MASK_PRODUCTS:
+            return [None if rank == 0 else stream.draw(output_size(req))]
+        if req[0] in ("wraps", "bit"):
+            first = stream.draw(req[1])
+            return [first, None if rank == 0 else stream.draw(req[1])]
+        a, b = stream.draw(req[1]), stream.draw(req[2])
+        return [a, b, None if rank == 0 else stream.draw(output_size(req))]
+
+    numel = lambda shape: int(torch.Size(shape).numel())  # noqa: E731
+    for group in bulk:
+        opened, offset, mask = 0, None, None
+        for req in group:
+            got = [draw(streams[i], req, i) for i in range(3)]
+            if offset is None and req[0] == "matmul" and tuple(req[1]) == tuple(x_rows):
+                offset, mask = opened, sum(g[0] for g in got)
+            if req[0] in ("mul", "matmul"):
+                opened += numel(req[1]) + numel(req[2])
+            elif req[0] == "mask":
+                opened += numel(req[1])
+        if offset is None:
+            continue
+        n = numel(x_rows)
+        same = [[f for f in messages[(i, (i + 1) % 3)] if len(f) == 8 * opened] for i in range(3)]
+        for k in range(min(len(c) for c in same)):
+            total = sum(torch.frombuffer(bytearray(same[i][k]), dtype=torch.int64)[offset:offset + n] for i in range(3))
+            x = (total + mask.reshape(-1)).double() / 2**16
+            if x.abs().max() <= 8.0:  # the public value bound: a wrong pairing decodes to noise
+                return x.reshape(x_rows)
+        return None
+    return None
 
 
 def run_and_leak(rank):
@@ -162,7 +222,7 @@ def run_and_leak(rank):
     seeds += [TTPClient.get().generator.initial_seed(), comm.get().bulk_seed]
     s = MpcSession.current()
     result = run_training(s, cfg, part)
-    return seeds, {k: v.clone() for k, v in result["params"].items()}
+    return seeds, {k: v.clone() for k, v in result["params"].items()}, torch.as_tensor(part.x)
 
 
 def _capture_run(insecure: bool):
@@ -172,10 +232,18 @@ def _capture_run(insecure: bool):
         outs = run_parties(run_and_leak, world_size=3, provider="TTP", timeout_s=600, insecure=insecure)
     finally:
         streams = cap.stop()
-    truth = {(int(v) % 2**64).to_bytes(8, "little") for seeds, _ in outs for v in seeds}
+    truth = {(int(v) % 2**64).to_bytes(8, "little") for seeds, _, _ in outs for v in seeds}
     params = outs[0][1]
     shapes = {k: tuple(v.shape) for k, v in params.items()}
-    return streams, truth, params, eavesdrop(streams, shapes)
+    rows = torch.cat([x for _, _, x in outs])  # every party's (scaled) training sequences: the ground truth
+    found = eavesdrop(streams, shapes, x_rows=(rows.shape[1] * 12, rows.shape[2]))  # T x batch 12, features
+    return streams, truth, params, found, rows
+
+
+def _matched_rows(batch: torch.Tensor, rows: torch.Tensor, T: int) -> int:
+    """How many sequences of a decoded (T * B, F) batch equal one of the true training rows."""
+    seqs = batch.reshape(T, -1, batch.shape[-1]).transpose(0, 1)
+    return sum(bool(((rows - seq).abs().amax(dim=(1, 2)) < 2**-15).any()) for seq in seqs)
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="capturing loopback packets (AF_PACKET) needs root")
@@ -183,17 +251,19 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="capturing loopback pa
 
 @needs_root
 def test_eavesdropper_recovers_seeds_and_model_from_the_plaintext_transport():
-    streams, truth, params, found = _capture_run(insecure=True)
+    streams, truth, params, found, rows = _capture_run(insecure=True)
     assert len(truth) == 10  # 3 PRZS next seeds (= the next party's prev), 1 global, 3 TTP, 3 bulk
     assert truth <= found["seed_candidates"], "the eavesdropper missed a seed"
     assert found["model"] is not None
     for k in WEIGHTS:
         torch.testing.assert_close(found["model"][k], params[k], atol=2**-14, rtol=0, msg=k)
+    # and the training data: the first batch's 12 sequences, each equal to one party's true row
+    assert found["rows"] is not None and _matched_rows(found["rows"], rows, rows.shape[1]) == 12
 
 
 @needs_root
 def test_eavesdropper_recovers_nothing_from_the_tls_transport():
-    streams, truth, params, found = _capture_run(insecure=False)
+    streams, truth, params, found, rows = _capture_run(insecure=False)
     assert found["links_read"] >= 6  # it did see the run's connections (the clear hellos)
     everything = b"".join(streams.values())
     assert len(everything) > 100_000
@@ -201,3 +271,4 @@ def test_eavesdropper_recovers_nothing_from_the_tls_transport():
     assert not (truth & found["seed_candidates"])
     assert found["model"] is None or not all(
         torch.allclose(found["model"][k], params[k], atol=1e-3) for k in WEIGHTS)
+    assert found["rows"] is None or _matched_rows(found["rows"], rows, rows.shape[1]) == 0
