@@ -114,9 +114,9 @@ def main() -> None:
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True,
               help="Optimizer on shares (adam: the default; sgd: SGD with --momentum).")
 @click.option("--lr", type=float, default=None, help="Learning rate (default: adam/adamw 0.01, sgd 0.2).")
-@click.option("--schedule", type=click.Choice(["constant", "warmup", "cosine"]), default="constant", show_default=True,
+@click.option("--schedule", type=click.Choice(["constant", "warmup", "cosine"]), default="cosine", show_default=True,
               help="Public learning-rate schedule.")
-@click.option("--warmup-steps", default=0, show_default=True, help="Linear warm-up steps (warmup, cosine).")
+@click.option("--warmup-steps", default=10, show_default=True, help="Linear warm-up steps (warmup, cosine).")
 @click.option("--momentum", default=0.9, show_default=True, help="SGD momentum (with --dp-*: 0.5 is safer, see README).")
 @click.option("--seed", default=0, show_default=True, help="Public seed: initialization and batch schedule.")
 @click.option("--provider", type=click.Choice(["ttp", "tfp"], case_sensitive=False), default="ttp", show_default=True,

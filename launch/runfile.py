@@ -34,8 +34,8 @@ folder, rendezvous) are command-line flags.  Example (every key optional; defaul
     weight_decay = 0.0
     clip_value = 1.0
     clip_norm = 0.0
-    schedule = "constant"    # constant | warmup | cosine (public, per step)
-    warmup_steps = 0
+    schedule = "cosine"      # constant | warmup | cosine (public, per step)
+    warmup_steps = 10
     seed = 0
 
     [fedavg]                 # only with mode = "fedavg"

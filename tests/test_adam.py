@@ -36,7 +36,7 @@ def _theta0(n=300):
 
 @pytest.mark.parametrize("optimizer,wd", [("adam", 0.0), ("adam", 0.05), ("adamw", 0.05)])
 def test_mirror_update_matches_torch_optim(optimizer, wd):
-    cfg = TrainConfig(optimizer=optimizer, lr=0.01, eps=1e-3, weight_decay=wd, clip_value=1.0)
+    cfg = TrainConfig(optimizer=optimizer, lr=0.01, eps=1e-3, weight_decay=wd, clip_value=1.0, schedule="constant")
     B = PlainBackend(ActivationConfig())
     params = {"w": _theta0()}
     state = init_state(B, params, cfg)
@@ -57,7 +57,7 @@ def test_mirror_training_matches_torch_gru_with_adam():
     spec = D.JAPANESE_VOWELS_SPEC
     tr = D.scale_features(D.japanese_vowels("train"), spec).select(slice(0, 64))
     mcfg = ModelConfig(hidden_size=8)
-    tcfg = TrainConfig(epochs=2, batch_size=16, lr=0.01, clip_value=50.0)
+    tcfg = TrainConfig(epochs=2, batch_size=16, lr=0.01, clip_value=50.0, schedule="constant")
     got, _ = train(PlainBackend(ActivationConfig(exact=True)), mcfg, tcfg, plain_dataset(tr.x, tr.lengths, tr.y, mcfg),
                    init_params(mcfg, 0))
     model = export_state_dicts(mcfg, init_params(mcfg, 0)).double()
@@ -81,7 +81,7 @@ def test_schedules_are_public_per_step_constants():
     assert lrs[4] == pytest.approx(0.1) and lrs[-1] < 0.002 and all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
     w = TrainConfig(lr=0.1, schedule="warmup", warmup_steps=2)
     assert [lr_at(w, t, 10) for t in (1, 2, 3, 10)] == pytest.approx([0.05, 0.1, 0.1, 0.1])
-    assert lr_at(TrainConfig(lr=0.1), 7, 10) == 0.1
+    assert lr_at(TrainConfig(lr=0.1, schedule="constant"), 7, 10) == 0.1
 
 
 def _share_steps(s, src: int, optimizer: str):
