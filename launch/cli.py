@@ -109,7 +109,7 @@ def main() -> None:
 @click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), default="gru", show_default=True)
 @click.option("--hidden", default=32, show_default=True)
 @click.option("--layers", default=1, show_default=True)
-@click.option("--epochs", default=6, show_default=True)
+@click.option("--epochs", default=12, show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True,
               help="Optimizer on shares (adam: the default; sgd: SGD with --momentum).")

@@ -23,7 +23,7 @@ folder, rendezvous) are command-line flags.  Example (every key optional; defaul
     layers = 1
 
     [train]
-    epochs = 6
+    epochs = 12
     batch_size = 32
     optimizer = "adam"       # adam | adamw | sgd
     lr = 0.01                # default: adam/adamw 0.01, sgd 0.2
@@ -148,7 +148,7 @@ def build(raw: dict, overrides: dict) -> RunConfig:
             train[key] = value
     spec = _spec(raw.get("data"))
     try:
-        tc = TrainConfig(**{"epochs": 6, **train})
+        tc = TrainConfig(**{"epochs": 12, **train})
     except TypeError as exc:
         raise ConfigError(f"train settings: {exc}") from None
     try:
