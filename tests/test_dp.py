@@ -112,7 +112,7 @@ def test_clipped_sum_matches_opacus_dp_optimizer_without_noise():
     assert (norms < c).any() and (norms > c).any()
     E = 4.0
     plan = DP.DPPlan(E / 12, 2, 1, 12, 0.0, c, c, 3, sum(v.numel() for v in params.values()), 16)
-    tcfg = TrainConfig(optimizer="sgd", lr=1.0, momentum=0.0, clip_value=0.0)
+    tcfg = TrainConfig(optimizer="sgd", lr=1.0, momentum=0.0, clip_value=0.0, schedule="constant")
     B = PlainBackend(ActivationConfig(exact=True))
     new, _ = DP.dp_step(B, params, rows, {k: torch.zeros_like(v) for k, v in params.items()}, tcfg, plan,
                         DP.plain_noise(0.0, [torch.Generator().manual_seed(0)], 16))
