@@ -55,7 +55,7 @@ def plain_rows(parts, test, cfg, epochs):
     from mpcrnn.backend import PlainBackend
     from mpcrnn.model import export_state_dicts, init_params
     from mpcrnn.secure import concat, evaluate_local
-    from mpcrnn.train import plain_dataset, schedule, train
+    from mpcrnn.train import lr_at, plain_dataset, schedule, train
 
     torch.set_num_threads(1)
     pooled = concat(parts)
@@ -72,9 +72,13 @@ def plain_rows(parts, test, cfg, epochs):
     lengths = torch.as_tensor(pooled.lengths)
     y = torch.as_tensor(pooled.y)
     steps, t_epoch = [], []
+    n_step, total = 0, epochs * len(schedule(len(y), cfg.train, 0))
     for epoch in range(epochs):
         t0 = time.perf_counter()
         for idx in schedule(len(y), cfg.train, epoch):
+            n_step += 1
+            for group in opt.param_groups:  # the run's public lr schedule, as the mirror and MPC use it
+                group["lr"] = lr_at(cfg.train, n_step, total)
             ts = time.perf_counter()
             idx = torch.as_tensor(idx)
             opt.zero_grad()
@@ -365,7 +369,7 @@ def main() -> None:
         cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=16), spec=spec)
         grid = [dict(axis="T", parties=2, provider="TTP", B=4, T=3, H=4, cell="gru")]
     else:
-        epochs = 2 if args.quick else 6
+        epochs = 2 if args.quick else 12  # the default schedule (cosine) needs ~12 epochs
         naive_T, naive_rep = 29, 1 if args.quick else 2
         raw_parts = D.split_rows(D.japanese_vowels("train"), [0.5, 0.3, 0.2], 0)
         raw_tests = D.split_rows(D.japanese_vowels("test"), [0.5, 0.3, 0.2], 1)

@@ -3,7 +3,8 @@
   1. the yardstick: plain torch (torch.nn.RNN/GRU/LSTM, exact activations, float32) with
      torch.optim.Adam (lr 0.01, no clipping), the same initial weights and batch schedule;
   2. the plaintext mirror with mpcrnn's defaults (TrainConfig(): Adam on the bias-corrected
-     moments, eps 1e-3, clip_value 1, polynomials) -- median and range over seeds 0, 1, 2;
+     moments, lr 0.01, eps 1e-3, clip_value 1, cosine schedule with 10 warm-up steps,
+     polynomials) -- median and range over seeds 0, 1, 2;
   3. mpcrnn itself: 3 parties + dealer through the launcher (seed 0);
 
 and the largest |pre-activation| / polynomial bound the mirror met (the guard).  Only the data
@@ -36,7 +37,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 GUNPOINT = Path(os.environ.get("MPCRNN_GUNPOINT", HERE.parent.parent / "shared" / "datasets" / "gunpoint"))
 EPOCHS = {"japanese_vowels": 20, "gunpoint": 40}  # GunPoint MPC: 2 steps/epoch of T = 150 (~2.5 s/step GRU)
-QUICK_EPOCHS = {"japanese_vowels": 6, "gunpoint": 20}
+QUICK_EPOCHS = {"japanese_vowels": 12, "gunpoint": 20}
 ROWS = [("japanese_vowels", c, L) for c in ("rnn", "gru", "lstm") for L in (1, 2)] + \
        [("gunpoint", "gru", 1), ("gunpoint", "lstm", 1)]
 
