@@ -186,7 +186,7 @@ def _poisson_data(n=12, T=5):
 
 
 DP_MCFG = ModelConfig(cell="gru", input_size=3, hidden_size=4, num_classes=3)
-DP_TCFG = TrainConfig(optimizer="sgd", epochs=2, batch_size=4, clip_value=0.0, lr=0.2, momentum=0.9)
+DP_TCFG = TrainConfig(optimizer="sgd", epochs=2, batch_size=4, clip_value=0.0, lr=0.2, momentum=0.9, schedule="constant")
 
 
 def _plain_on_batches(B, batches, expected_batch):

@@ -62,7 +62,7 @@ def test_cli_help_and_version():
 @pytest.mark.parametrize(
     "args,pattern",
     [
-        (["predict", "--model", "/nonexistent/model.pt", "--data", "x.npz"], r"cannot read model file"),
+        (["predict", "--model", "/nonexistent/model.pt", "--data", "x.npz"], r"expected a readable model file"),
         (["train", "--data", "/nonexistent/a.npz", "--parties", "1"], r"expected one file per party|cannot read|No such|expected"),
         (["party", "--rank", "7", "--world-size", "3", "--rendezvous", "tcp://127.0.0.1:1", "--data", "x.npz"], r"rank: expected 0\.\.3, got 7"),
         (["party", "--rank", "0", "--world-size", "3", "--rendezvous", "udp://x", "--data", "x.npz"], r"rendezvous: expected tcp://host:port"),
