@@ -25,13 +25,11 @@ SIGN_TOL = 2e-2  # |dx| below this may be rounded across 0 on shares (the dx tol
 
 
 def _batch(cell="gru", layers=1, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    cfg = ModelConfig(cell=cell, input_size=3, hidden_size=4, num_layers=layers, num_classes=3)
-    x = torch.rand(5, 6, 3, generator=g, dtype=torch.float64) * 2 - 1
-    lengths = torch.tensor([6, 3, 1, 5, 6])
-    x = x * masks(lengths, 6)  # zero padding, as the data intake gives
-    y = torch.tensor([0, 2, 1, 1, 0])
-    return cfg, x, lengths, y
+    """test_cells' batch with its padding zeroed, as the data intake gives."""
+    from test_cells import _batch as cells_batch
+
+    cfg, x, lengths, y = cells_batch(cell, layers, seed)
+    return cfg, x * masks(lengths, x.shape[1]), lengths, y
 
 
 def _mirror_dx(cfg, x, lengths, y, exact):
