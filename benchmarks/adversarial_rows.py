@@ -69,7 +69,9 @@ def _eval(cfg, params, test_scaled) -> dict:
     from mpcrnn.model import export_state_dicts
     from mpcrnn.secure import value_range
 
-    model = export_state_dicts(cfg.model, {k: torch.as_tensor(v) for k, v in params.items()}).double()
+    model = export_state_dicts(
+        cfg.model, {k: torch.as_tensor(v) for k, v in params.items()}
+    ).double()
     x, ln, y = test_scaled.x, test_scaled.lengths, test_scaled.y
     R = value_range(cfg)
     row = {"clean": robust_accuracy(model, x, ln, y, "none", 0.0, R)}
@@ -98,14 +100,24 @@ def mpc_column(cfg, parts, tests_raw, test_scaled, workdir: Path) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     reports, wall = launch_parties(cfg, parts, tests_raw, workdir, timeout_s=600)
     state = torch.load(workdir / "run" / "model-party0.pt", weights_only=True)["state_dict"]
-    row = {k: [v] for k, v in _eval(cfg, {k: v.double() for k, v in state.items()}, test_scaled).items()}
+    row = {
+        k: [v]
+        for k, v in _eval(cfg, {k: v.double() for k, v in state.items()}, test_scaled).items()
+    }
     r0 = reports[0]
     steps = r0["step_seconds"][1:] or r0["step_seconds"]  # the first step records the plan
     rounds = r0["step_rounds"][1:] or r0["step_rounds"]
     n_steps = len(r0["step_seconds"])
-    return {"acc": row, "s_per_step": statistics.median(steps), "rounds_per_step": statistics.median(rounds),
-            "mb_per_step": r0["crypten_counted"]["bytes"] / 1e6 / max(n_steps, 1),  # as harness.py's W1 row
-            "wall_s": wall, "steps": n_steps}
+    return {
+        "acc": row,
+        "s_per_step": statistics.median(steps),
+        "rounds_per_step": statistics.median(rounds),
+        "mb_per_step": r0["crypten_counted"]["bytes"]
+        / 1e6
+        / max(n_steps, 1),  # as harness.py's W1 row
+        "wall_s": wall,
+        "steps": n_steps,
+    }
 
 
 def run(quick: bool, smoke: bool, out: Path | None) -> dict:
@@ -119,20 +131,32 @@ def run(quick: bool, smoke: bool, out: Path | None) -> dict:
     adv = AdversarialConfig(method="fgsm", eps=TRAIN_EPS, mix=0.5)
     results = {}
     for name, (spec, train_raw, test_raw) in datasets(which).items():
-        train_scaled, test_scaled = D.scale_features(train_raw, spec), D.scale_features(test_raw, spec)
+        train_scaled, test_scaled = (
+            D.scale_features(train_raw, spec),
+            D.scale_features(test_raw, spec),
+        )
         parts = D.split_rows(train_raw, [0.5, 0.3, 0.2], 0)
         tests = D.split_rows(test_raw, [0.5, 0.3, 0.2], 1)
-        for cell in (cells if name == "japanese_vowels" else ["gru"]):
-            base = RunConfig(spec=spec, model=ModelConfig(cell=cell, input_size=spec.n_features,
-                                                          hidden_size=4 if smoke else 32, num_classes=len(spec.classes)))
+        for cell in cells if name == "japanese_vowels" else ["gru"]:
+            base = RunConfig(
+                spec=spec,
+                model=ModelConfig(
+                    cell=cell,
+                    input_size=spec.n_features,
+                    hidden_size=4 if smoke else 32,
+                    num_classes=len(spec.classes),
+                ),
+            )
             epochs = 1 if smoke else EPOCHS[name]
             base = replace(base, train=replace(base.train, epochs=epochs))
             advc = replace(base, adversarial=adv)
             key = f"{name} {cell}"
             t0 = time.perf_counter()
-            row = {"epochs": epochs,
-                   "a": plain_column(base, train_scaled, test_scaled, seeds),
-                   "b": plain_column(advc, train_scaled, test_scaled, seeds)}
+            row = {
+                "epochs": epochs,
+                "a": plain_column(base, train_scaled, test_scaled, seeds),
+                "b": plain_column(advc, train_scaled, test_scaled, seeds),
+            }
             with tempfile.TemporaryDirectory() as tmp:
                 row["c"] = mpc_column(base, parts, tests, test_scaled, Path(tmp) / "c")
                 row["d"] = mpc_column(advc, parts, tests, test_scaled, Path(tmp) / "d")
@@ -156,21 +180,35 @@ def markdown(results: dict) -> str:
     lines = []
     for key, row in results.items():
         metrics = list(row["a"])
-        lines += [f"**{key}** ({row['epochs']} epochs; plaintext: median (min-max) over seeds; MPC: seed 0)", "",
-                  "| model | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
-        names = {"a": "(a) plaintext standard", "b": "(b) plaintext adversarial", "c": "(c) mpcrnn standard",
-                 "d": "(d) mpcrnn adversarial"}
+        lines += [
+            f"**{key}** ({row['epochs']} epochs; plaintext: median (min-max) over seeds; MPC: seed 0)",
+            "",
+            "| model | " + " | ".join(metrics) + " |",
+            "|---|" + "---:|" * len(metrics),
+        ]
+        names = {
+            "a": "(a) plaintext standard",
+            "b": "(b) plaintext adversarial",
+            "c": "(c) mpcrnn standard",
+            "d": "(d) mpcrnn adversarial",
+        }
         for col in "abcd":
             acc = row[col] if col in "ab" else row[col]["acc"]
             lines.append(f"| {names[col]} | " + " | ".join(_fmt(acc[m]) for m in metrics) + " |")
         c, d = row["c"], row["d"]
-        lines += ["", "| per step (party 0) | s (median) | rounds | MB sent |", "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            "| per step (party 0) | s (median) | rounds | MB sent |",
+            "|---|---:|---:|---:|",
+        ]
         for label, v in (("standard", c), ("adversarial (FGSM)", d)):
             mb = f"{v['mb_per_step']:.1f}"
             lines.append(f"| {label} | {v['s_per_step']:.3f} | {v['rounds_per_step']:.0f} | {mb} |")
-        lines.append(f"| ratio | {d['s_per_step'] / c['s_per_step']:.2f}x | "
-                     f"{d['rounds_per_step'] / max(c['rounds_per_step'], 1):.2f}x | "
-                     + f"{d['mb_per_step'] / c['mb_per_step']:.2f}x |")
+        lines.append(
+            f"| ratio | {d['s_per_step'] / c['s_per_step']:.2f}x | "
+            f"{d['rounds_per_step'] / max(c['rounds_per_step'], 1):.2f}x | "
+            + f"{d['mb_per_step'] / c['mb_per_step']:.2f}x |"
+        )
         lines.append("")
     return "\n".join(lines)
 

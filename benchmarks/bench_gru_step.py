@@ -35,9 +35,8 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
 
     from mpcrnn.backend import SharedBackend
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
-    from mpcrnn.model import init_params
+    from mpcrnn.model import forward_backward, init_params
     from mpcrnn.train import init_state, masks, sgd_step
-    from mpcrnn.model import forward_backward
     from protocols.session import MpcSession
     from protocols.sharing import public, share
 
@@ -64,9 +63,17 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
         Bk.end_step()
         if i > 1:
             times.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)  # this party's CPU seconds (less sensitive to a busy machine)
+            cpu.append(
+                time.process_time() - c0
+            )  # this party's CPU seconds (less sensitive to a busy machine)
     st = comm.get()
-    total = {"times": times, "cpu": cpu, "rounds": st.comm_rounds, "bytes": st.comm_bytes, "mine": s.stats.snapshot()}
+    total = {
+        "times": times,
+        "cpu": cpu,
+        "rounds": st.comm_rounds,
+        "bytes": st.comm_bytes,
+        "mine": s.stats.snapshot(),
+    }
     from mpcrnn.model import forward
 
     s.stats.reset()  # forward alone, outside a prefetched step: count openings + truncations only
@@ -112,7 +119,9 @@ def optimizer_pairs(rank, B, T, H, repeats, cell="gru"):
         nxt = (order[i + 1], B, T) if i + 1 < len(order) else None
         Bk.begin_step((k, B, T), nxt)
         grads, _ = forward_backward(Bk, mc, params[k], xs, ms, ys)
-        params[k], state[k] = sgd_step(Bk, params[k], grads, state[k], cfgs[k], B, i // 2 + 1, repeats + 2)
+        params[k], state[k] = sgd_step(
+            Bk, params[k], grads, state[k], cfgs[k], B, i // 2 + 1, repeats + 2
+        )
         Bk.end_step()
         if i >= 2 * len(cfgs):
             st = comm.get()
@@ -176,7 +185,9 @@ def main() -> None:
     ap.add_argument("--T", type=int, default=29)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--parties", type=int, default=3)
-    ap.add_argument("--optimizers", action="store_true", help="only the Adam vs SGD cost of the W1 step")
+    ap.add_argument(
+        "--optimizers", action="store_true", help="only the Adam vs SGD cost of the W1 step"
+    )
     args = ap.parse_args()
     if args.optimizers:
         return optimizer_table(args)
@@ -187,17 +198,38 @@ def main() -> None:
 
     rows = []
     for name, fn in (("mpcrnn", mpcrnn_step), ("naive CrypTen autograd", naive_step)):
-        out = run_parties(fn, world_size=args.parties, provider="TTP", args=(B, T, H, rep), timeout_s=1800)[0]
-        rows.append((name, statistics.median(out["times"]), min(out["times"]), max(out["times"]), out["rounds"], out["bytes"], out.get("mine"), out["forward_rounds"]))
+        out = run_parties(
+            fn, world_size=args.parties, provider="TTP", args=(B, T, H, rep), timeout_s=1800
+        )[0]
+        rows.append(
+            (
+                name,
+                statistics.median(out["times"]),
+                min(out["times"]),
+                max(out["times"]),
+                out["rounds"],
+                out["bytes"],
+                out.get("mine"),
+                out["forward_rounds"],
+            )
+        )
     base = rows[1][1]
-    print(f"\nGRU H={H}, batch {B}, T={T}, {args.parties} parties + TTP dealer, loopback, torch threads=1; median of {rep}")
-    print("| implementation | s/step (median) | min-max | rounds/step | rounds per time step: forward / backward+update | MB/step (party 0) | speed-up vs naive |")
+    print(
+        f"\nGRU H={H}, batch {B}, T={T}, {args.parties} parties + TTP dealer, loopback, torch threads=1; median of {rep}"
+    )
+    print(
+        "| implementation | s/step (median) | min-max | rounds/step | rounds per time step: forward / backward+update | MB/step (party 0) | speed-up vs naive |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, med, lo, hi, rounds, nbytes, _, fwd in rows:
-        print(f"| {name} | {med:.2f} | {lo:.2f}-{hi:.2f} | {rounds} | {fwd / T:.1f} / {(rounds - fwd) / T:.1f} | {nbytes / 1e6:.1f} | {base / med:.1f}x |")
+        print(
+            f"| {name} | {med:.2f} | {lo:.2f}-{hi:.2f} | {rounds} | {fwd / T:.1f} / {(rounds - fwd) / T:.1f} | {nbytes / 1e6:.1f} | {base / med:.1f}x |"
+        )
     mine = rows[0][6]
     if mine:
-        print(f"mpcrnn by kind (party 0's own counters): {mine['rounds']} (dealer entries = dealer round trips)")
+        print(
+            f"mpcrnn by kind (party 0's own counters): {mine['rounds']} (dealer entries = dealer round trips)"
+        )
 
 
 def optimizer_table(args) -> None:
@@ -205,18 +237,30 @@ def optimizer_table(args) -> None:
 
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     T, rep = (8, 2) if args.quick else (args.T, max(args.repeats, 8))
-    out = run_parties(optimizer_pairs, world_size=args.parties, provider="TTP", args=(32, T, 32, rep), timeout_s=3000)[0]
+    out = run_parties(
+        optimizer_pairs,
+        world_size=args.parties,
+        provider="TTP",
+        args=(32, T, 32, rep),
+        timeout_s=3000,
+    )[0]
     sgd, adam = out["sgd"], out["adam"]
     med = statistics.median
-    print(f"\nW1 step (GRU H=32, batch 32, T={T}, {args.parties} parties + TTP dealer), SGD vs Adam interleaved in one run; "
-          f"median of {len(sgd['times'])} pairs")
+    print(
+        f"\nW1 step (GRU H=32, batch 32, T={T}, {args.parties} parties + TTP dealer), SGD vs Adam interleaved in one run; "
+        f"median of {len(sgd['times'])} pairs"
+    )
     print("| optimizer | s/step | rounds/step | MB/step (party 0) |")
     print("|---|---:|---:|---:|")
     for name, r in (("sgd (momentum)", sgd), ("adam", adam)):
-        print(f"| {name} | {med(r['times']):.3f} | {med(r['rounds']):.0f} | {med(r['bytes']) / 1e6:.1f} |")
+        print(
+            f"| {name} | {med(r['times']):.3f} | {med(r['rounds']):.0f} | {med(r['bytes']) / 1e6:.1f} |"
+        )
     ratios = [a / b for a, b in zip(adam["times"], sgd["times"])]
-    print(f"| adam / sgd | {med(ratios):.3f} (pairs: {', '.join(f'{r:.2f}' for r in ratios)}) | "
-          f"{med(adam['rounds']) / med(sgd['rounds']):.3f} | {med(adam['bytes']) / med(sgd['bytes']):.3f} |")
+    print(
+        f"| adam / sgd | {med(ratios):.3f} (pairs: {', '.join(f'{r:.2f}' for r in ratios)}) | "
+        f"{med(adam['rounds']) / med(sgd['rounds']):.3f} | {med(adam['bytes']) / med(sgd['bytes']):.3f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,11 @@ def _setup(quick: bool, smoke: bool):
     if smoke:
         parts = D.split_rows(D.japanese_vowels("train"), [16, 8, 8], 0)
         tests = D.split_rows(D.japanese_vowels("test"), [8, 8, 8], 1)
-        cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(optimizer="sgd", epochs=1, batch_size=16), spec=spec)
+        cfg = RunConfig(
+            model=ModelConfig(hidden_size=4),
+            train=TrainConfig(optimizer="sgd", epochs=1, batch_size=16),
+            spec=spec,
+        )
     else:
         parts = D.split_rows(D.japanese_vowels("train"), [0.5, 0.3, 0.2], 0)
         tests = D.split_rows(D.japanese_vowels("test"), [0.5, 0.3, 0.2], 1)
@@ -59,8 +63,15 @@ def _setup(quick: bool, smoke: bool):
         # pre-activations leave the polynomials' interval at epsilon <= 3 (plaintext mirror, exact tanh:
         # max |x|/B 1.29 at epsilon 3) and training collapses to chance; at 0.5 the mirror stays below
         # 0.62 B at epsilon 1, 3 and 8.  Both rows use the same lr and momentum.
-        cfg = RunConfig(spec=spec, train=TrainConfig(optimizer="sgd", epochs=2 if quick else 6, momentum=DP_MOMENTUM))
-    return parts, tests, replace(cfg, dp=DPConfig(enabled=True, clip=CLIP, target_epsilon=1.0, delta=DELTA))
+        cfg = RunConfig(
+            spec=spec,
+            train=TrainConfig(optimizer="sgd", epochs=2 if quick else 6, momentum=DP_MOMENTUM),
+        )
+    return (
+        parts,
+        tests,
+        replace(cfg, dp=DPConfig(enabled=True, clip=CLIP, target_epsilon=1.0, delta=DELTA)),
+    )
 
 
 def mpcrnn_dp_row(parts, tests, cfg, epsilon: float, workdir: Path) -> dict:
@@ -71,14 +82,25 @@ def mpcrnn_dp_row(parts, tests, cfg, epsilon: float, workdir: Path) -> dict:
     parties, wall = launch_parties(run_cfg, parts, tests, workdir, timeout_s=300)
     p0, dp = parties[0], parties[0]["dp"]
     acc = pooled_accuracy([p["local_test"] for p in parties])
-    return {"row": "mpcrnn-DP (3 parties + dealer, shares)", "target_epsilon": epsilon, "epsilon": dp["epsilon"],
-            "delta": dp["delta"], "accountant": dp["accountant"], "noise_multiplier": dp["noise_multiplier"],
-            "noise_std_total_over_sigma_C": dp["noise"]["std_total"] / (dp["noise_multiplier"] * dp["clip_norm"]),
-            "clip_norm": dp["clip_norm"], "sample_rate": dp["sampling"]["sample_rate"], "steps": dp["sampling"]["steps"],
-            "expected_batch_size": dp["sampling"]["expected_batch_size"],
-            "epsilon_vs_schedule_aware_party": dp["epsilon_vs_schedule_aware_party"]["epsilon"],
-            "test_accuracy": acc, "train_seconds": p0["train_seconds"], "run_wall_s": wall,
-            "step_s_median": statistics.median(p0["step_seconds"])}
+    return {
+        "row": "mpcrnn-DP (3 parties + dealer, shares)",
+        "target_epsilon": epsilon,
+        "epsilon": dp["epsilon"],
+        "delta": dp["delta"],
+        "accountant": dp["accountant"],
+        "noise_multiplier": dp["noise_multiplier"],
+        "noise_std_total_over_sigma_C": dp["noise"]["std_total"]
+        / (dp["noise_multiplier"] * dp["clip_norm"]),
+        "clip_norm": dp["clip_norm"],
+        "sample_rate": dp["sampling"]["sample_rate"],
+        "steps": dp["sampling"]["steps"],
+        "expected_batch_size": dp["sampling"]["expected_batch_size"],
+        "epsilon_vs_schedule_aware_party": dp["epsilon_vs_schedule_aware_party"]["epsilon"],
+        "test_accuracy": acc,
+        "train_seconds": p0["train_seconds"],
+        "run_wall_s": wall,
+        "step_s_median": statistics.median(p0["step_seconds"]),
+    }
 
 
 def opacus_row(parts, tests, cfg, epsilon: float, seed: int = 0) -> dict:
@@ -92,13 +114,20 @@ def opacus_row(parts, tests, cfg, epsilon: float, seed: int = 0) -> dict:
     from mpcrnn.secure import concat
 
     torch.set_num_threads(1)
-    pooled, test = (D.scale_features(concat(ps), cfg.spec) for ps in (parts, tests))  # raw rows, scaled as the parties do
-    model = export_state_dicts(cfg.model, init_params(cfg.model, cfg.train.seed))  # the same initial weights
+    pooled, test = (
+        D.scale_features(concat(ps), cfg.spec) for ps in (parts, tests)
+    )  # raw rows, scaled as the parties do
+    model = export_state_dicts(
+        cfg.model, init_params(cfg.model, cfg.train.seed)
+    )  # the same initial weights
     rnn = DPGRU(cfg.model.input_size, cfg.model.hidden_size, cfg.model.num_layers, batch_first=True)
     rnn.load_state_dict(model.rnn.state_dict())
     model.rnn = rnn
-    ds = torch.utils.data.TensorDataset(torch.as_tensor(pooled.x, dtype=torch.float32), torch.as_tensor(pooled.lengths),
-                                        torch.as_tensor(pooled.y))
+    ds = torch.utils.data.TensorDataset(
+        torch.as_tensor(pooled.x, dtype=torch.float32),
+        torch.as_tensor(pooled.lengths),
+        torch.as_tensor(pooled.y),
+    )
     loader = torch.utils.data.DataLoader(ds, batch_size=cfg.train.batch_size)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.train.step_lr, momentum=cfg.train.momentum)
     with warnings.catch_warnings():  # Opacus warns that secure_mode is off: fine for a baseline
@@ -106,8 +135,15 @@ def opacus_row(parts, tests, cfg, epsilon: float, seed: int = 0) -> dict:
         engine = PrivacyEngine(accountant=cfg.dp.accountant)  # Opacus's default is PRV; match ours
         torch.manual_seed(seed)
         model, opt, loader = engine.make_private_with_epsilon(
-            module=model, optimizer=opt, data_loader=loader, target_epsilon=epsilon, target_delta=cfg.dp.delta,
-            epochs=cfg.train.epochs, max_grad_norm=cfg.dp.clip, poisson_sampling=True)
+            module=model,
+            optimizer=opt,
+            data_loader=loader,
+            target_epsilon=epsilon,
+            target_delta=cfg.dp.delta,
+            epochs=cfg.train.epochs,
+            max_grad_norm=cfg.dp.clip,
+            poisson_sampling=True,
+        )
         t0 = time.perf_counter()
         steps = []
         for _ in range(cfg.train.epochs):
@@ -122,15 +158,35 @@ def opacus_row(parts, tests, cfg, epsilon: float, seed: int = 0) -> dict:
         eps = engine.get_epsilon(cfg.dp.delta)
     with torch.no_grad():
         model.eval()
-        acc = float((model(torch.as_tensor(test.x, dtype=torch.float32), torch.as_tensor(test.lengths)).argmax(1).numpy() == test.y).mean())
-    return {"row": "Opacus DPGRU (plaintext, float32)", "target_epsilon": epsilon, "epsilon": eps, "delta": cfg.dp.delta,
-            "accountant": type(engine.accountant).__name__, "noise_multiplier": opt.noise_multiplier,
-            "noise_std_total_over_sigma_C": 1.0, "clip_norm": cfg.dp.clip, "sample_rate": 1 / len(loader), "steps": len(steps),
-            "expected_batch_size": opt.expected_batch_size, "test_accuracy": acc, "train_seconds": seconds,
-            "step_s_median": statistics.median(steps)}
+        acc = float(
+            (
+                model(torch.as_tensor(test.x, dtype=torch.float32), torch.as_tensor(test.lengths))
+                .argmax(1)
+                .numpy()
+                == test.y
+            ).mean()
+        )
+    return {
+        "row": "Opacus DPGRU (plaintext, float32)",
+        "target_epsilon": epsilon,
+        "epsilon": eps,
+        "delta": cfg.dp.delta,
+        "accountant": type(engine.accountant).__name__,
+        "noise_multiplier": opt.noise_multiplier,
+        "noise_std_total_over_sigma_C": 1.0,
+        "clip_norm": cfg.dp.clip,
+        "sample_rate": 1 / len(loader),
+        "steps": len(steps),
+        "expected_batch_size": opt.expected_batch_size,
+        "test_accuracy": acc,
+        "train_seconds": seconds,
+        "step_s_median": statistics.median(steps),
+    }
 
 
-def dp_rows(quick: bool, *, smoke: bool = False, epsilons: tuple[float, ...] | None = None) -> list[dict]:
+def dp_rows(
+    quick: bool, *, smoke: bool = False, epsilons: tuple[float, ...] | None = None
+) -> list[dict]:
     """Rows (dicts) for epsilon in ``epsilons`` (default 1, 3, 8; smoke: 8): Opacus, then mpcrnn-DP."""
     os.environ.setdefault("MPCRNN_LINK_IFNAME", "lo")
     import torch
@@ -148,18 +204,31 @@ def dp_rows(quick: bool, *, smoke: bool = False, epsilons: tuple[float, ...] | N
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| target epsilon | row | epsilon spent (delta 1e-5) | sigma | noise std / sigma C | vs a data party | test acc | train s | s/step |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| target epsilon | row | epsilon spent (delta 1e-5) | sigma | noise std / sigma C | vs a data party | test acc | train s | s/step |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         aware = r.get("epsilon_vs_schedule_aware_party", "-")
-        aware = f"{aware:.1f}" if isinstance(aware, float) else ("inf" if aware is None and "epsilon_vs_schedule_aware_party" in r else "-")
-        lines.append(f"| {r['target_epsilon']:g} | {r['row']} | {r['epsilon']:.2f} | {r['noise_multiplier']:.3f} | "
-                     f"{r['noise_std_total_over_sigma_C']:.2f} | {aware} | {100 * r['test_accuracy']:.1f}% | "
-                     f"{r['train_seconds']:.1f} | {r['step_s_median']:.3f} |")
+        aware = (
+            f"{aware:.1f}"
+            if isinstance(aware, float)
+            else ("inf" if aware is None and "epsilon_vs_schedule_aware_party" in r else "-")
+        )
+        lines.append(
+            f"| {r['target_epsilon']:g} | {r['row']} | {r['epsilon']:.2f} | {r['noise_multiplier']:.3f} | "
+            f"{r['noise_std_total_over_sigma_C']:.2f} | {aware} | {100 * r['test_accuracy']:.1f}% | "
+            f"{r['train_seconds']:.1f} | {r['step_s_median']:.3f} |"
+        )
     first = rows[0]
-    lines += ["", (f"Poisson sampling q = {first['sample_rate']:.4f} (expected batch {first['expected_batch_size']:.1f}), "
-                   f"{first['steps']} steps, C = {first['clip_norm']:g}, accountant {first['accountant']}; "
-                   "'vs a data party': epsilon without amplification by sampling (a party knows the schedule).")]
+    lines += [
+        "",
+        (
+            f"Poisson sampling q = {first['sample_rate']:.4f} (expected batch {first['expected_batch_size']:.1f}), "
+            f"{first['steps']} steps, C = {first['clip_norm']:g}, accountant {first['accountant']}; "
+            "'vs a data party': epsilon without amplification by sampling (a party knows the schedule)."
+        ),
+    ]
     return "\n".join(lines)
 
 

@@ -67,7 +67,12 @@ def plain_rows(parts, test, cfg, epochs):
         opt = torch.optim.SGD(model.parameters(), lr=tc.step_lr, momentum=tc.momentum)
     else:
         opt = (torch.optim.AdamW if tc.optimizer == "adamw" else torch.optim.Adam)(
-            model.parameters(), lr=tc.step_lr, betas=(tc.beta1, tc.beta2), eps=tc.eps, weight_decay=tc.weight_decay)
+            model.parameters(),
+            lr=tc.step_lr,
+            betas=(tc.beta1, tc.beta2),
+            eps=tc.eps,
+            weight_decay=tc.weight_decay,
+        )
     x = torch.as_tensor(pooled.x, dtype=torch.float32)
     lengths = torch.as_tensor(pooled.lengths)
     y = torch.as_tensor(pooled.y)
@@ -77,7 +82,9 @@ def plain_rows(parts, test, cfg, epochs):
         t0 = time.perf_counter()
         for idx in schedule(len(y), cfg.train, epoch):
             n_step += 1
-            for group in opt.param_groups:  # the run's public lr schedule, as the mirror and MPC use it
+            for (
+                group
+            ) in opt.param_groups:  # the run's public lr schedule, as the mirror and MPC use it
                 group["lr"] = lr_at(cfg.train, n_step, total)
             ts = time.perf_counter()
             idx = torch.as_tensor(idx)
@@ -89,21 +96,42 @@ def plain_rows(parts, test, cfg, epochs):
             steps.append(time.perf_counter() - ts)
         t_epoch.append(time.perf_counter() - t0)
     with torch.no_grad():
-        acc = float((model(torch.as_tensor(test.x, dtype=torch.float32), torch.as_tensor(test.lengths)).argmax(1).numpy() == test.y).mean())
-    rows["torch GRU (exact, float32)"] = {"step_s": _med(steps), "epoch_s": _med(t_epoch), "test_accuracy": acc,
-                                          "train_s": sum(t_epoch)}
+        acc = float(
+            (
+                model(torch.as_tensor(test.x, dtype=torch.float32), torch.as_tensor(test.lengths))
+                .argmax(1)
+                .numpy()
+                == test.y
+            ).mean()
+        )
+    rows["torch GRU (exact, float32)"] = {
+        "step_s": _med(steps),
+        "epoch_s": _med(t_epoch),
+        "test_accuracy": acc,
+        "train_s": sum(t_epoch),
+    }
     # row 2: the mirror with polynomials
     B = PlainBackend(cfg.activation)
     steps, marks = [], []
     t0 = time.perf_counter()
-    params, _ = train(B, cfg.model, cfg.train.__class__(**{**cfg.train.__dict__, "epochs": epochs}),
-                      plain_dataset(pooled.x, pooled.lengths, pooled.y, cfg.model), init_params(cfg.model, cfg.train.seed),
-                      progress=lambda ev: steps.append(ev["seconds"]), on_epoch_end=lambda e, p, v: marks.append(time.perf_counter()))
+    params, _ = train(
+        B,
+        cfg.model,
+        cfg.train.__class__(**{**cfg.train.__dict__, "epochs": epochs}),
+        plain_dataset(pooled.x, pooled.lengths, pooled.y, cfg.model),
+        init_params(cfg.model, cfg.train.seed),
+        progress=lambda ev: steps.append(ev["seconds"]),
+        on_epoch_end=lambda e, p, v: marks.append(time.perf_counter()),
+    )
     t_epoch = list(np.diff([t0] + marks))
     ev = evaluate_local(cfg, params, test)
-    rows["mirror, polynomials (float64)"] = {"step_s": _med(steps), "epoch_s": _med(t_epoch),
-                                             "test_accuracy": ev["accuracy_exact"], "test_accuracy_polynomial": ev["accuracy_polynomial"],
-                                             "max_preactivation_over_bound": B.max_abs_preactivation}
+    rows["mirror, polynomials (float64)"] = {
+        "step_s": _med(steps),
+        "epoch_s": _med(t_epoch),
+        "test_accuracy": ev["accuracy_exact"],
+        "test_accuracy_polynomial": ev["accuracy_polynomial"],
+        "max_preactivation_over_bound": B.max_abs_preactivation,
+    }
     return rows
 
 
@@ -114,12 +142,20 @@ def naive_row(T, repeats, parties):
     from bench_gru_step import naive_step
     from mpc_harness import run_parties
 
-    out = run_parties(naive_step, world_size=parties, provider="TTP", args=(32, T, 32, repeats), timeout_s=3000)[0]
-    return {"step_s": _med(out["times"]), "rounds_per_step": out["rounds"], "bytes_per_step": out["bytes"],
-            "forward_rounds_per_step": out["forward_rounds"]}
+    out = run_parties(
+        naive_step, world_size=parties, provider="TTP", args=(32, T, 32, repeats), timeout_s=3000
+    )[0]
+    return {
+        "step_s": _med(out["times"]),
+        "rounds_per_step": out["rounds"],
+        "bytes_per_step": out["bytes"],
+        "forward_rounds_per_step": out["forward_rounds"],
+    }
 
 
-def launch_parties(run_cfg, parts, tests, workdir: Path, timeout_s: float = 120) -> tuple[list[dict], float]:
+def launch_parties(
+    run_cfg, parts, tests, workdir: Path, timeout_s: float = 120
+) -> tuple[list[dict], float]:
     """One run through the launcher (party processes + dealer) on party files written to
     ``workdir``; returns (the data parties' reports, wall seconds).  ``parts``/``tests`` are RAW
     rows: every party scales its own file by the declared bounds (launch/party.py), as in a
@@ -129,7 +165,9 @@ def launch_parties(run_cfg, parts, tests, workdir: Path, timeout_s: float = 120)
 
     files, tfiles = D.write_party_files(parts, tests, workdir)
     t0 = time.perf_counter()
-    reports = launch_local(run_cfg, files, tfiles, str(workdir / "run"), timeout_s=timeout_s, show_progress=False)
+    reports = launch_local(
+        run_cfg, files, tfiles, str(workdir / "run"), timeout_s=timeout_s, show_progress=False
+    )
     return [r for r in reports if r.get("role") == "party"], time.perf_counter() - t0
 
 
@@ -141,19 +179,38 @@ def pooled_accuracy(evals: list[dict]) -> float:
 def mpcrnn_row(parts, tests, cfg, epochs, workdir: Path):
     from dataclasses import replace
 
-    parties, wall = launch_parties(replace(cfg, train=replace(cfg.train, epochs=epochs)), parts, tests, workdir)
+    parties, wall = launch_parties(
+        replace(cfg, train=replace(cfg.train, epochs=epochs)), parts, tests, workdir
+    )
     p0 = parties[0]
     n_steps = len(p0["step_seconds"])
     acc = pooled_accuracy([p["local_test"] for p in parties])
-    acc_poly = pooled_accuracy([{**p["local_test"], "accuracy_exact": p["local_test"]["accuracy_polynomial"]} for p in parties])
+    acc_poly = pooled_accuracy(
+        [
+            {**p["local_test"], "accuracy_exact": p["local_test"]["accuracy_polynomial"]}
+            for p in parties
+        ]
+    )
     rss = [p["peak_rss_mb"] for p in parties]
     steps_per_epoch = n_steps // epochs
-    epoch_s = [sum(p0["step_seconds"][i * steps_per_epoch:(i + 1) * steps_per_epoch]) for i in range(epochs)]
-    return {"step_s": _med(p0["step_seconds"]), "epoch_s": _med(epoch_s), "test_accuracy": acc, "test_accuracy_polynomial": acc_poly,
-            "rounds_per_step": p0["crypten_counted"]["rounds"] / n_steps,
-            "bytes_per_step": p0["crypten_counted"]["bytes"] / n_steps,
-            "peak_rss_mb_per_party": rss, "run_wall_s": wall, "steps": n_steps, "train_s": p0["train_seconds"],
-            "total_rounds": p0["crypten_counted"]["rounds"], "total_bytes": p0["crypten_counted"]["bytes"]}
+    epoch_s = [
+        sum(p0["step_seconds"][i * steps_per_epoch : (i + 1) * steps_per_epoch])
+        for i in range(epochs)
+    ]
+    return {
+        "step_s": _med(p0["step_seconds"]),
+        "epoch_s": _med(epoch_s),
+        "test_accuracy": acc,
+        "test_accuracy_polynomial": acc_poly,
+        "rounds_per_step": p0["crypten_counted"]["rounds"] / n_steps,
+        "bytes_per_step": p0["crypten_counted"]["bytes"] / n_steps,
+        "peak_rss_mb_per_party": rss,
+        "run_wall_s": wall,
+        "steps": n_steps,
+        "train_s": p0["train_seconds"],
+        "total_rounds": p0["crypten_counted"]["rounds"],
+        "total_bytes": p0["crypten_counted"]["bytes"],
+    }
 
 
 def fedavg_row(parts, tests, cfg, rounds, workdir: Path, target: float):
@@ -164,19 +221,29 @@ def fedavg_row(parts, tests, cfg, rounds, workdir: Path, target: float):
     run_cfg = replace(cfg, mode="fedavg", fedavg=replace(cfg.fedavg, rounds=rounds))
     parties, _ = launch_parties(run_cfg, parts, tests, workdir)
     p0 = parties[0]
-    acc_by_round = [pooled_accuracy([p["local_test_by_round"][r] for p in parties]) for r in range(rounds)]
+    acc_by_round = [
+        pooled_accuracy([p["local_test_by_round"][r] for p in parties]) for r in range(rounds)
+    ]
     elapsed = [sum(p0["round_seconds"][: r + 1]) for r in range(rounds)]
     reached = next((r for r in range(rounds) if acc_by_round[r] >= target), None)
     per_round_rounds = p0["crypten_counted"]["rounds"] / rounds
     per_round_bytes = p0["crypten_counted"]["bytes"] / rounds
-    return {"rounds": rounds, "local_epochs": run_cfg.fedavg.local_epochs, "accuracy_by_round": acc_by_round,
-            "test_accuracy": acc_by_round[-1], "train_s": elapsed[-1], "target": target,
-            "round_reaching_target": None if reached is None else reached + 1,
-            "time_to_target_s": None if reached is None else elapsed[reached],
-            "comm_rounds_to_target": None if reached is None else per_round_rounds * (reached + 1),
-            "bytes_to_target": None if reached is None else per_round_bytes * (reached + 1),
-            "total_rounds": p0["crypten_counted"]["rounds"], "total_bytes": p0["crypten_counted"]["bytes"],
-            "local_train_s": sum(p0["local_train_seconds"]), "revealed_models": rounds}
+    return {
+        "rounds": rounds,
+        "local_epochs": run_cfg.fedavg.local_epochs,
+        "accuracy_by_round": acc_by_round,
+        "test_accuracy": acc_by_round[-1],
+        "train_s": elapsed[-1],
+        "target": target,
+        "round_reaching_target": None if reached is None else reached + 1,
+        "time_to_target_s": None if reached is None else elapsed[reached],
+        "comm_rounds_to_target": None if reached is None else per_round_rounds * (reached + 1),
+        "bytes_to_target": None if reached is None else per_round_bytes * (reached + 1),
+        "total_rounds": p0["crypten_counted"]["rounds"],
+        "total_bytes": p0["crypten_counted"]["bytes"],
+        "local_train_s": sum(p0["local_train_seconds"]),
+        "revealed_models": rounds,
+    }
 
 
 def pingpong(rank, sizes, repeats):
@@ -195,8 +262,13 @@ def pingpong(rank, sizes, repeats):
     for n in sizes:
         t = torch.zeros(n, dtype=torch.long)
         one = torch.zeros(1, dtype=torch.long)
-        for name, fn in (("open", lambda: open_masked(s, [t], "pingpong")),
-                         ("gather", lambda: (gather_masked(s, t, "pingpong"), open_masked(s, [one], "pingpong")))):
+        for name, fn in (
+            ("open", lambda: open_masked(s, [t], "pingpong")),
+            (
+                "gather",
+                lambda: (gather_masked(s, t, "pingpong"), open_masked(s, [one], "pingpong")),
+            ),
+        ):
             for _ in range(3):
                 fn()
             times = []
@@ -212,17 +284,38 @@ def sweep_point(parties, provider, B, T, H, cell, repeats=1):
     from bench_gru_step import mpcrnn_step
     from mpc_harness import run_parties
 
-    out = run_parties(mpcrnn_step, world_size=parties, provider=provider, args=(B, T, H, repeats, cell), timeout_s=1800)[0]
-    return {"parties": parties, "provider": provider, "B": B, "T": T, "H": H, "cell": cell,
-            "step_s": statistics.median(out["times"]), "rounds": out["rounds"], "bytes": out["bytes"],
-            "forward_rounds": out["forward_rounds"], "gathers": out["mine"]["rounds"].get("truncate", 0)}
+    out = run_parties(
+        mpcrnn_step,
+        world_size=parties,
+        provider=provider,
+        args=(B, T, H, repeats, cell),
+        timeout_s=1800,
+    )[0]
+    return {
+        "parties": parties,
+        "provider": provider,
+        "B": B,
+        "T": T,
+        "H": H,
+        "cell": cell,
+        "step_s": statistics.median(out["times"]),
+        "rounds": out["rounds"],
+        "bytes": out["bytes"],
+        "forward_rounds": out["forward_rounds"],
+        "gathers": out["mine"]["rounds"].get("truncate", 0),
+    }
 
 
 def rounds_per_time_step(sweeps: list[dict], parties: int) -> float | None:
     """Marginal rounds of one more time step (forward + backward): the slope of a step's counted
     rounds over T at the W1 shape, from the T sweep (None without two T points)."""
-    pts = sorted((p["T"], p["rounds"]) for p in sweeps
-                 if p["parties"] == parties and p["provider"] == "TTP" and (p["B"], p["H"], p["cell"]) == (32, 32, "gru"))
+    pts = sorted(
+        (p["T"], p["rounds"])
+        for p in sweeps
+        if p["parties"] == parties
+        and p["provider"] == "TTP"
+        and (p["B"], p["H"], p["cell"]) == (32, 32, "gru")
+    )
     if len(pts) < 2 or pts[0][0] == pts[-1][0]:
         return None
     return (pts[-1][1] - pts[0][1]) / (pts[-1][0] - pts[0][0])
@@ -241,11 +334,17 @@ def wan_seconds(compute_s, rounds, nbytes, rtt_s, mbit):
 
 def markdown(res) -> str:
     w1 = res["w1"]
-    base1, base3 = w1["torch GRU (exact, float32)"]["step_s"][0], w1["naive CrypTen autograd"]["step_s"][0]
-    lines = [f"{res['workload']}, {res['machine']}; {res['epochs']} epochs, median (min-max). "
-             f"mpcrnn rounds/bytes per step: {res['mpcrnn_counts_from']}", "",
-             "| row | s/step | s/epoch | x torch | x naive | rounds/step | MB/step (party 0) | peak RSS/party MB | test acc |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    base1, base3 = (
+        w1["torch GRU (exact, float32)"]["step_s"][0],
+        w1["naive CrypTen autograd"]["step_s"][0],
+    )
+    lines = [
+        f"{res['workload']}, {res['machine']}; {res['epochs']} epochs, median (min-max). "
+        f"mpcrnn rounds/bytes per step: {res['mpcrnn_counts_from']}",
+        "",
+        "| row | s/step | s/epoch | x torch | x naive | rounds/step | MB/step (party 0) | peak RSS/party MB | test acc |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, r in w1.items():
         med, lo, hi = r["step_s"]
         ep = r.get("epoch_s")
@@ -253,31 +352,62 @@ def markdown(res) -> str:
         rounds = f"{r['rounds_per_step']:.0f}" if "rounds_per_step" in r else "-"
         mb = f"{r['bytes_per_step'] / 1e6:.1f}" if "bytes_per_step" in r else "-"
         rss = f"{max(r['peak_rss_mb_per_party']):.0f}" if "peak_rss_mb_per_party" in r else "-"
-        acc = f"{100 * r['test_accuracy']:.1f}%" if "test_accuracy" in r else r.get("accuracy_note", "-")
+        acc = (
+            f"{100 * r['test_accuracy']:.1f}%"
+            if "test_accuracy" in r
+            else r.get("accuracy_note", "-")
+        )
         if "test_accuracy_polynomial" in r:
             acc += f" ({100 * r['test_accuracy_polynomial']:.1f}%)"
-        lines.append(f"| {name} | {med:.4f} ({lo:.4f}-{hi:.4f}) | {ep_s} | {med / base1:.0f}x | {base3 / med:.1f}x | {rounds} | {mb} | {rss} | {acc} |")
-    lines += ["", "Test accuracy: the model evaluated with exact sigmoid/tanh (torch.nn.GRU, as `mpcrnn predict` does); "
-              "in parentheses, with the polynomials it was trained with."]
+        lines.append(
+            f"| {name} | {med:.4f} ({lo:.4f}-{hi:.4f}) | {ep_s} | {med / base1:.0f}x | {base3 / med:.1f}x | {rounds} | {mb} | {rss} | {acc} |"
+        )
+    lines += [
+        "",
+        "Test accuracy: the model evaluated with exact sigmoid/tanh (torch.nn.GRU, as `mpcrnn predict` does); "
+        "in parentheses, with the polynomials it was trained with.",
+    ]
     if res.get("seeds"):
         sd = res["seeds"]
         mean = lambda k: 100 * statistics.mean(x[k] for x in sd)  # noqa: E731
-        lines += ["", "Rows 1 and 2 over training seeds (initial weights and batch order); exact evaluation (polynomial):", "",
-                  "| seed | torch GRU | mirror |", "|---:|---:|---:|"]
-        lines += [f"| {x['seed']} | {100 * x['torch']:.1f}% | {100 * x['mirror']:.1f}% ({100 * x['mirror_polynomial']:.1f}%) |" for x in sd]
-        lines.append(f"| mean | {mean('torch'):.1f}% | {mean('mirror'):.1f}% ({mean('mirror_polynomial'):.1f}%) |")
+        lines += [
+            "",
+            "Rows 1 and 2 over training seeds (initial weights and batch order); exact evaluation (polynomial):",
+            "",
+            "| seed | torch GRU | mirror |",
+            "|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {x['seed']} | {100 * x['torch']:.1f}% | {100 * x['mirror']:.1f}% ({100 * x['mirror_polynomial']:.1f}%) |"
+            for x in sd
+        ]
+        lines.append(
+            f"| mean | {mean('torch'):.1f}% | {mean('mirror'):.1f}% ({mean('mirror_polynomial'):.1f}%) |"
+        )
     f = res["floor"]
     per_t = res.get("rounds_per_time_step", {})
-    lines += ["", "Rounds per time step (GRU forward + backward; the slope of a step's counted rounds over T, party 0, dealer included): "
-              + ", ".join(f"{p} parties {v:.1f}" for p, v in per_t.items() if v is not None)
-              + (f"; all-in (a whole W1 step / 29, softmax, clipping and the update included): {res['rounds_all_in_per_time_step']:.1f}."
-                 if res.get("rounds_all_in_per_time_step") else ".")]
-    lines += ["", f"Round trip (the step's opening: every party sends 8 bytes to every other, 3 parties): {1e3 * f['rtt_s']:.2f} ms; "
-              f"truncation gather (8 bytes to party 0): {1e3 * f['gather_s']:.2f} ms; bandwidth {f['bandwidth_MBps']:.0f} MB/s. "
-              f"mpcrnn step floor = openings x RTT + gathers x gather time + bytes / bandwidth = {f['floor_s']:.2f} s; "
-              f"wall / floor = {f['wall_over_floor']:.2f}.",
-              "", "WAN projection for one mpcrnn step (compute = wall - local floor, plus rounds x RTT/2 + bytes / 100 Mbit/s):", "",
-              "| RTT | projected s/step | x torch |", "|---:|---:|---:|"]
+    lines += [
+        "",
+        "Rounds per time step (GRU forward + backward; the slope of a step's counted rounds over T, party 0, dealer included): "
+        + ", ".join(f"{p} parties {v:.1f}" for p, v in per_t.items() if v is not None)
+        + (
+            f"; all-in (a whole W1 step / 29, softmax, clipping and the update included): {res['rounds_all_in_per_time_step']:.1f}."
+            if res.get("rounds_all_in_per_time_step")
+            else "."
+        ),
+    ]
+    lines += [
+        "",
+        f"Round trip (the step's opening: every party sends 8 bytes to every other, 3 parties): {1e3 * f['rtt_s']:.2f} ms; "
+        f"truncation gather (8 bytes to party 0): {1e3 * f['gather_s']:.2f} ms; bandwidth {f['bandwidth_MBps']:.0f} MB/s. "
+        f"mpcrnn step floor = openings x RTT + gathers x gather time + bytes / bandwidth = {f['floor_s']:.2f} s; "
+        f"wall / floor = {f['wall_over_floor']:.2f}.",
+        "",
+        "WAN projection for one mpcrnn step (compute = wall - local floor, plus rounds x RTT/2 + bytes / 100 Mbit/s):",
+        "",
+        "| RTT | projected s/step | x torch |",
+        "|---:|---:|---:|",
+    ]
     for rtt, secs in res["wan"].items():
         lines.append(f"| {rtt} ms | {secs:.2f} | {secs / base1:.0f}x |")
     if "modes" in res:
@@ -285,35 +415,58 @@ def markdown(res) -> str:
     if res.get("dp"):
         from dp_rows import markdown as dp_markdown
 
-        lines += ["", "DP-SGD (mpcrnn-DP, 3 parties + dealer, on shares; Opacus DPGRU in plaintext; same data, "
-                  f"schedule convention, C and delta; {res['epochs']} epochs):", "",
-                  dp_markdown(res["dp"])]
-    lines += ["", "Sweeps (mpcrnn, one training step, CrypTen-counted rounds on party 0):", "",
-              "| parties | provider | B | T | H | cell | s/step | rounds | fwd rounds / T | MB |", "|---:|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "DP-SGD (mpcrnn-DP, 3 parties + dealer, on shares; Opacus DPGRU in plaintext; same data, "
+            f"schedule convention, C and delta; {res['epochs']} epochs):",
+            "",
+            dp_markdown(res["dp"]),
+        ]
+    lines += [
+        "",
+        "Sweeps (mpcrnn, one training step, CrypTen-counted rounds on party 0):",
+        "",
+        "| parties | provider | B | T | H | cell | s/step | rounds | fwd rounds / T | MB |",
+        "|---:|---|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
     for p in res["sweeps"]:
-        lines.append(f"| {p['parties']} | {p['provider']} | {p['B']} | {p['T']} | {p['H']} | {p['cell']} | {p['step_s']:.2f} | {p['rounds']} | "
-                     f"{p['forward_rounds'] / p['T']:.1f} | {p['bytes'] / 1e6:.1f} |")
+        lines.append(
+            f"| {p['parties']} | {p['provider']} | {p['B']} | {p['T']} | {p['H']} | {p['cell']} | {p['step_s']:.2f} | {p['rounds']} | "
+            f"{p['forward_rounds'] / p['T']:.1f} | {p['bytes'] / 1e6:.1f} |"
+        )
     return "\n".join(lines)
 
 
 def mode_table(modes: dict) -> str:
     t, m, f = modes["torch"], modes["mpc"], modes["fedavg"]
     target = f["target"]
-    lines = [f"Training modes, time to reach the W1 accuracy ({100 * target:.1f}%, torch's, row 1). Communication "
-             "is CrypTen's counter on party 0; seconds are training time (no process start-up).", "",
-             "| mode | opened to the parties | schedule | train s | test acc | reached | comm. rounds | MB sent |",
-             "|---|---|---|---:|---:|---|---:|---:|"]
-    lines.append(f"| plaintext torch (pooled rows: no privacy) | all data | {modes['epochs']} epochs | {t['train_s']:.1f} | "
-                 f"{100 * t['test_accuracy']:.1f}% | by definition | - | - |")
-    lines.append(f"| mpc | final weights only | {modes['epochs']} epochs | {m['train_s']:.1f} | {100 * m['test_accuracy']:.1f}% | "
-                 f"{'yes' if m['test_accuracy'] >= target else 'no'} (end of schedule) | {m['total_rounds']} | {m['total_bytes'] / 1e6:.1f} |")
+    lines = [
+        f"Training modes, time to reach the W1 accuracy ({100 * target:.1f}%, torch's, row 1). Communication "
+        "is CrypTen's counter on party 0; seconds are training time (no process start-up).",
+        "",
+        "| mode | opened to the parties | schedule | train s | test acc | reached | comm. rounds | MB sent |",
+        "|---|---|---|---:|---:|---|---:|---:|",
+    ]
+    lines.append(
+        f"| plaintext torch (pooled rows: no privacy) | all data | {modes['epochs']} epochs | {t['train_s']:.1f} | "
+        f"{100 * t['test_accuracy']:.1f}% | by definition | - | - |"
+    )
+    lines.append(
+        f"| mpc | final weights only | {modes['epochs']} epochs | {m['train_s']:.1f} | {100 * m['test_accuracy']:.1f}% | "
+        f"{'yes' if m['test_accuracy'] >= target else 'no'} (end of schedule) | {m['total_rounds']} | {m['total_bytes'] / 1e6:.1f} |"
+    )
     if f["round_reaching_target"] is not None:
         reach = f"round {f['round_reaching_target']} of {f['rounds']}, after {f['time_to_target_s']:.1f} s"
         comm = f"{f['comm_rounds_to_target']:.0f} | {f['bytes_to_target'] / 1e6:.1f}"
     else:
-        reach, comm = f"not in {f['rounds']} rounds", f"{f['total_rounds']} | {f['total_bytes'] / 1e6:.1f}"
-    lines.append(f"| fedavg | {f['revealed_models']} global models (one per round) | {f['rounds']} rounds x {f['local_epochs']} "
-                 f"local epochs | {f['train_s']:.1f} | {100 * f['test_accuracy']:.1f}% | {reach} | {comm} |")
+        reach, comm = (
+            f"not in {f['rounds']} rounds",
+            f"{f['total_rounds']} | {f['total_bytes'] / 1e6:.1f}",
+        )
+    lines.append(
+        f"| fedavg | {f['revealed_models']} global models (one per round) | {f['rounds']} rounds x {f['local_epochs']} "
+        f"local epochs | {f['train_s']:.1f} | {100 * f['test_accuracy']:.1f}% | {reach} | {comm} |"
+    )
     return "\n".join(lines)
 
 
@@ -324,10 +477,18 @@ def plots(res, out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     made = []
-    for key, label in (("T", "sequence length T"), ("B", "batch size B"), ("parties", "data parties")):
+    for key, label in (
+        ("T", "sequence length T"),
+        ("B", "batch size B"),
+        ("parties", "data parties"),
+    ):
         base = (3, "TTP", 32, 29, 32, "gru")
-        pts = [p for p in res["sweeps"] if p.get("axis") == key
-               or (p["parties"], p["provider"], p["B"], p["T"], p["H"], p["cell"]) == base]
+        pts = [
+            p
+            for p in res["sweeps"]
+            if p.get("axis") == key
+            or (p["parties"], p["provider"], p["B"], p["T"], p["H"], p["cell"]) == base
+        ]
         if len(pts) < 2:
             continue
         pts.sort(key=lambda p: p[key])
@@ -348,7 +509,9 @@ def plots(res, out: Path) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--smoke", action="store_true", help="tiny: for the test that keeps this harness alive")
+    ap.add_argument(
+        "--smoke", action="store_true", help="tiny: for the test that keeps this harness alive"
+    )
     ap.add_argument("--out", default="bench-out")
     args = ap.parse_args()
     os.environ.setdefault("MPCRNN_LINK_IFNAME", "lo")
@@ -366,7 +529,9 @@ def main() -> None:
         epochs, naive_T, naive_rep = 1, 3, 1
         raw_parts = D.split_rows(D.japanese_vowels("train"), [16, 8, 8], 0)
         raw_tests = D.split_rows(D.japanese_vowels("test"), [8, 8, 8], 1)
-        cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=16), spec=spec)
+        cfg = RunConfig(
+            model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=16), spec=spec
+        )
         grid = [dict(axis="T", parties=2, provider="TTP", B=4, T=3, H=4, cell="gru")]
     else:
         epochs = 2 if args.quick else 12  # the default schedule (cosine) needs ~12 epochs
@@ -378,11 +543,18 @@ def main() -> None:
         Ts = (8, 29) if args.quick else (8, 16, 29)
         Bs = (8, 32) if args.quick else (8, 16, 32)
         Ps = (2, 3) if args.quick else (2, 3, 4, 5)
-        grid = [dict(base, axis="T", T=t) for t in Ts] + [dict(base, axis="B", B=b) for b in Bs if b != 32]
+        grid = [dict(base, axis="T", T=t) for t in Ts] + [
+            dict(base, axis="B", B=b) for b in Bs if b != 32
+        ]
         grid += [dict(base, axis="parties", parties=p) for p in Ps if p != 3]
-        grid += [dict(base, axis="provider", provider="TFP"), dict(base, axis="parties", parties=2, T=8)]
+        grid += [
+            dict(base, axis="provider", provider="TFP"),
+            dict(base, axis="parties", parties=2, T=8),
+        ]
         if not args.quick:
-            grid += [dict(base, axis="H", H=h) for h in (16, 64)] + [dict(base, axis="cell", cell=c) for c in ("rnn", "lstm")]
+            grid += [dict(base, axis="H", H=h) for h in (16, 64)] + [
+                dict(base, axis="cell", cell=c) for c in ("rnn", "lstm")
+            ]
     # the plaintext rows scale in-process; the launched parties get raw rows and scale them once
     parts = [D.scale_features(p, spec) for p in raw_parts]
     tests = [D.scale_features(p, spec) for p in raw_tests]
@@ -391,19 +563,32 @@ def main() -> None:
     print("rows 1-2: plaintext ...", flush=True)
     w1 = plain_rows(parts, test_all, cfg, epochs)
     seeds = []
-    if not args.smoke and not args.quick:  # rows 1 and 2 over training seeds (init + schedule): the spread
+    if (
+        not args.smoke and not args.quick
+    ):  # rows 1 and 2 over training seeds (init + schedule): the spread
         from dataclasses import replace
 
         print("rows 1-2 over seeds 0-4 ...", flush=True)
         for seed in range(5):
-            r = plain_rows(parts, test_all, replace(cfg, train=replace(cfg.train, seed=seed)), epochs)
-            seeds.append({"seed": seed, "torch": r["torch GRU (exact, float32)"]["test_accuracy"],
-                          "mirror": r["mirror, polynomials (float64)"]["test_accuracy"],
-                          "mirror_polynomial": r["mirror, polynomials (float64)"]["test_accuracy_polynomial"]})
+            r = plain_rows(
+                parts, test_all, replace(cfg, train=replace(cfg.train, seed=seed)), epochs
+            )
+            seeds.append(
+                {
+                    "seed": seed,
+                    "torch": r["torch GRU (exact, float32)"]["test_accuracy"],
+                    "mirror": r["mirror, polynomials (float64)"]["test_accuracy"],
+                    "mirror_polynomial": r["mirror, polynomials (float64)"][
+                        "test_accuracy_polynomial"
+                    ],
+                }
+            )
     print("row 3: naive CrypTen ...", flush=True)
     naive = naive_row(naive_T, naive_rep, 3)
     steps_total = epochs * -(-sum(p.n_rows for p in parts) // cfg.train.batch_size)
-    naive["accuracy_note"] = f"not trained (projected {naive['step_s'][0] * steps_total / 60:.0f} min)"
+    naive["accuracy_note"] = (
+        f"not trained (projected {naive['step_s'][0] * steps_total / 60:.0f} min)"
+    )
     w1["naive CrypTen autograd"] = naive
     print("row 4: mpcrnn ...", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -412,7 +597,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         target = w1["torch GRU (exact, float32)"]["test_accuracy"]
         fed = fedavg_row(raw_parts, raw_tests, cfg, 2 if args.smoke else 15, Path(tmp), target)
-    modes = {"epochs": epochs, "torch": w1["torch GRU (exact, float32)"], "mpc": w1["mpcrnn"], "fedavg": fed}
+    modes = {
+        "epochs": epochs,
+        "torch": w1["torch GRU (exact, float32)"],
+        "mpc": w1["mpcrnn"],
+        "fedavg": fed,
+    }
     print("DP-SGD rows (mpcrnn-DP on shares vs Opacus DPGRU) ...", flush=True)
     from dp_rows import dp_rows
 
@@ -425,7 +615,12 @@ def main() -> None:
         r["axis"] = axis
         sweeps.append(r)
     m = w1["mpcrnn"]
-    w1_point = [p for p in sweeps if (p["parties"], p["provider"], p["B"], p["T"], p["H"], p["cell"]) == (3, "TTP", cfg.train.batch_size, 29, cfg.model.hidden_size, cfg.model.cell)]
+    w1_point = [
+        p
+        for p in sweeps
+        if (p["parties"], p["provider"], p["B"], p["T"], p["H"], p["cell"])
+        == (3, "TTP", cfg.train.batch_size, 29, cfg.model.hidden_size, cfg.model.cell)
+    ]
     counts_from = "whole training run / steps (includes sharing, the reveal and the plan-recording first step)"
     if w1_point:  # a steady-state step (its triple plan replayed), measured in the sweep
         m["rounds_per_step"], m["bytes_per_step"] = w1_point[0]["rounds"], w1_point[0]["bytes"]
@@ -433,23 +628,43 @@ def main() -> None:
     print("round trip and bandwidth ...", flush=True)
     from mpc_harness import run_parties
 
-    pp = run_parties(pingpong, world_size=3, provider="TTP", args=([1, 1 << 17], 30), timeout_s=300)[0]
+    pp = run_parties(
+        pingpong, world_size=3, provider="TTP", args=([1, 1 << 17], 30), timeout_s=300
+    )[0]
     rtt = pp[("open", 1)]
     gather_s = max(pp[("gather", 1)] - rtt, 0.0)
-    bw = (2 * 8 * (1 << 17)) / max(pp[("open", 1 << 17)] - rtt, 1e-9)  # party 0 sends 2 x 1 MB per open
+    bw = (2 * 8 * (1 << 17)) / max(
+        pp[("open", 1 << 17)] - rtt, 1e-9
+    )  # party 0 sends 2 x 1 MB per open
     gathers = w1_point[0]["gathers"] if w1_point else 0
     floor = (m["rounds_per_step"] - gathers) * rtt + gathers * gather_s + m["bytes_per_step"] / bw
     compute = max(m["step_s"][0] - floor, 0.0)
     per_t = {p: rounds_per_time_step(sweeps, p) for p in (2, 3)}
-    res = {"machine": f"{os.cpu_count()} cores, loopback", "epochs": epochs, "w1": w1, "mpcrnn_counts_from": counts_from,
-           "workload": f"Japanese Vowels, {cfg.model.cell.upper()} H={cfg.model.hidden_size}, batch {cfg.train.batch_size}, T=29, 3 parties + TTP dealer",
-           "floor": {"rtt_s": rtt, "gather_s": gather_s, "gathers_per_step": gathers, "bandwidth_MBps": bw / 1e6,
-                     "floor_s": floor, "wall_over_floor": m["step_s"][0] / floor},
-           "rounds_per_time_step": {str(p): v for p, v in per_t.items()},
-           "rounds_all_in_per_time_step": m["rounds_per_step"] / 29 if w1_point else None,
-           "seeds": seeds,
-           "wan": {r: wan_seconds(compute, m["rounds_per_step"], m["bytes_per_step"], r / 1e3, 100) for r in (1, 10, 50)},
-           "sweeps": sweeps, "modes": modes, "dp": dp}
+    res = {
+        "machine": f"{os.cpu_count()} cores, loopback",
+        "epochs": epochs,
+        "w1": w1,
+        "mpcrnn_counts_from": counts_from,
+        "workload": f"Japanese Vowels, {cfg.model.cell.upper()} H={cfg.model.hidden_size}, batch {cfg.train.batch_size}, T=29, 3 parties + TTP dealer",
+        "floor": {
+            "rtt_s": rtt,
+            "gather_s": gather_s,
+            "gathers_per_step": gathers,
+            "bandwidth_MBps": bw / 1e6,
+            "floor_s": floor,
+            "wall_over_floor": m["step_s"][0] / floor,
+        },
+        "rounds_per_time_step": {str(p): v for p, v in per_t.items()},
+        "rounds_all_in_per_time_step": m["rounds_per_step"] / 29 if w1_point else None,
+        "seeds": seeds,
+        "wan": {
+            r: wan_seconds(compute, m["rounds_per_step"], m["bytes_per_step"], r / 1e3, 100)
+            for r in (1, 10, 50)
+        },
+        "sweeps": sweeps,
+        "modes": modes,
+        "dp": dp,
+    }
     res["seconds"] = time.perf_counter() - t_start
     text = markdown(res)
     (out / "w1.md").write_text(text + "\n")
@@ -457,16 +672,22 @@ def main() -> None:
     res["plots"] = plots(res, out)
     print("\n" + text)
     mp = w1["mpcrnn"]
-    print(f"\nSummary: mpcrnn {w1['naive CrypTen autograd']['step_s'][0] / mp['step_s'][0]:.1f}x faster than naive CrypTen per step, "
-          f"{mp['step_s'][0] / w1['torch GRU (exact, float32)']['step_s'][0]:.0f}x slower than torch; test accuracy "
-          f"{100 * mp['test_accuracy']:.1f}% vs {100 * w1['torch GRU (exact, float32)']['test_accuracy']:.1f}% (torch, exact); "
-          f"peak RSS {max(mp['peak_rss_mb_per_party']):.0f} MB per party; harness ran {res['seconds']:.0f} s. "
-          f"Files: {out}/w1.md, w1.json, " + ", ".join(Path(p).name for p in res["plots"]))
+    print(
+        f"\nSummary: mpcrnn {w1['naive CrypTen autograd']['step_s'][0] / mp['step_s'][0]:.1f}x faster than naive CrypTen per step, "
+        f"{mp['step_s'][0] / w1['torch GRU (exact, float32)']['step_s'][0]:.0f}x slower than torch; test accuracy "
+        f"{100 * mp['test_accuracy']:.1f}% vs {100 * w1['torch GRU (exact, float32)']['test_accuracy']:.1f}% (torch, exact); "
+        f"peak RSS {max(mp['peak_rss_mb_per_party']):.0f} MB per party; harness ran {res['seconds']:.0f} s. "
+        f"Files: {out}/w1.md, w1.json, " + ", ".join(Path(p).name for p in res["plots"])
+    )
     mirror = w1["mirror, polynomials (float64)"]
-    if abs(mp["test_accuracy_polynomial"] - mirror["test_accuracy_polynomial"]) > 0.01:  # same seed, schedule and math
-        print(f"WARNING: mpcrnn ({100 * mp['test_accuracy_polynomial']:.1f}%) and the plaintext mirror "
-              f"({100 * mirror['test_accuracy_polynomial']:.1f}%) differ by more than 1 point with the same polynomials: "
-              "check that both rows train on the same (once-scaled) data")
+    if (
+        abs(mp["test_accuracy_polynomial"] - mirror["test_accuracy_polynomial"]) > 0.01
+    ):  # same seed, schedule and math
+        print(
+            f"WARNING: mpcrnn ({100 * mp['test_accuracy_polynomial']:.1f}%) and the plaintext mirror "
+            f"({100 * mirror['test_accuracy_polynomial']:.1f}%) differ by more than 1 point with the same polynomials: "
+            "check that both rows train on the same (once-scaled) data"
+        )
 
 
 if __name__ == "__main__":

@@ -28,26 +28,38 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-GUNPOINT = Path(os.environ.get("MPCRNN_GUNPOINT", HERE.parent.parent / "shared" / "datasets" / "gunpoint"))
-EPOCHS = {"japanese_vowels": 20, "gunpoint": 40}  # GunPoint MPC: 2 steps/epoch of T = 150 (~2.5 s/step GRU)
+GUNPOINT = Path(
+    os.environ.get("MPCRNN_GUNPOINT", HERE.parent.parent / "shared" / "datasets" / "gunpoint")
+)
+EPOCHS = {
+    "japanese_vowels": 20,
+    "gunpoint": 40,
+}  # GunPoint MPC: 2 steps/epoch of T = 150 (~2.5 s/step GRU)
 QUICK_EPOCHS = {"japanese_vowels": 12, "gunpoint": 20}
-ROWS = [("japanese_vowels", c, L) for c in ("rnn", "gru", "lstm") for L in (1, 2)] + \
-       [("gunpoint", "gru", 1), ("gunpoint", "lstm", 1)]
+ROWS = [("japanese_vowels", c, L) for c in ("rnn", "gru", "lstm") for L in (1, 2)] + [
+    ("gunpoint", "gru", 1),
+    ("gunpoint", "lstm", 1),
+]
 
 
 def gunpoint_spec():
     from mpcrnn import data as D
 
     # z-normalized series (UCR): public bounds [-2.5, 2.5] from that convention, not from the rows
-    return D.DataSpec(n_features=1, classes=("1", "2"), max_len=150, scaling="bounds",
-                      feature_low=(-2.5,), feature_high=(2.5,))
+    return D.DataSpec(
+        n_features=1,
+        classes=("1", "2"),
+        max_len=150,
+        scaling="bounds",
+        feature_low=(-2.5,),
+        feature_high=(2.5,),
+    )
 
 
 def load(name: str):
@@ -57,7 +69,11 @@ def load(name: str):
     if name == "japanese_vowels":
         return D.JAPANESE_VOWELS_SPEC, D.japanese_vowels("train"), D.japanese_vowels("test")
     spec = gunpoint_spec()
-    return spec, D.read_ts(GUNPOINT / "GunPoint_TRAIN.ts", spec), D.read_ts(GUNPOINT / "GunPoint_TEST.ts", spec)
+    return (
+        spec,
+        D.read_ts(GUNPOINT / "GunPoint_TRAIN.ts", spec),
+        D.read_ts(GUNPOINT / "GunPoint_TEST.ts", spec),
+    )
 
 
 def run_config(name: str, cell: str, layers: int, seed: int, epochs: int, **train_overrides):
@@ -65,9 +81,13 @@ def run_config(name: str, cell: str, layers: int, seed: int, epochs: int, **trai
     from mpcrnn.secure import RunConfig
 
     spec, _, _ = load(name)
-    return RunConfig(model=ModelConfig(cell=cell, num_layers=layers, input_size=spec.n_features,
-                                       num_classes=len(spec.classes)),
-                     train=TrainConfig(epochs=epochs, seed=seed, **train_overrides), spec=spec)
+    return RunConfig(
+        model=ModelConfig(
+            cell=cell, num_layers=layers, input_size=spec.n_features, num_classes=len(spec.classes)
+        ),
+        train=TrainConfig(epochs=epochs, seed=seed, **train_overrides),
+        spec=spec,
+    )
 
 
 _YARD: dict = {}
@@ -99,7 +119,11 @@ def _yardstick(cfg, tr, te) -> float:
             torch.nn.functional.cross_entropy(model(x[idx], n[idx]), y[idx]).backward()
             opt.step()
     with torch.no_grad():
-        pred = model(torch.as_tensor(te.x, dtype=torch.float32), torch.as_tensor(te.lengths)).argmax(1).numpy()
+        pred = (
+            model(torch.as_tensor(te.x, dtype=torch.float32), torch.as_tensor(te.lengths))
+            .argmax(1)
+            .numpy()
+        )
     return float((pred == te.y).mean())
 
 
@@ -111,21 +135,33 @@ def mirror(cfg, tr, te) -> tuple[float, float]:
     from mpcrnn.train import plain_dataset, train
 
     B = PlainBackend(cfg.activation)
-    params, _ = train(B, cfg.model, cfg.train, plain_dataset(tr.x, tr.lengths, tr.y, cfg.model),
-                      init_params(cfg.model, cfg.train.seed))
-    return evaluate_local(cfg, params, te, polynomial=False)["accuracy_exact"], B.max_abs_preactivation
+    params, _ = train(
+        B,
+        cfg.model,
+        cfg.train,
+        plain_dataset(tr.x, tr.lengths, tr.y, cfg.model),
+        init_params(cfg.model, cfg.train.seed),
+    )
+    return evaluate_local(cfg, params, te, polynomial=False)[
+        "accuracy_exact"
+    ], B.max_abs_preactivation
 
 
 def mpc(cfg, raw_tr, raw_te, workdir: Path) -> dict:
     from harness import launch_parties, pooled_accuracy
+
     from mpcrnn import data as D
 
     parts = D.split_rows(raw_tr, [0.5, 0.3, 0.2], 0)
     tests = D.split_rows(raw_te, [0.5, 0.3, 0.2], 1)
     parties, wall = launch_parties(cfg, parts, tests, workdir, timeout_s=600)
     p0 = parties[0]
-    return {"test_accuracy": pooled_accuracy([p["local_test"] for p in parties]), "wall_s": wall,
-            "step_s": statistics.median(p0["step_seconds"]), "steps": len(p0["step_seconds"])}
+    return {
+        "test_accuracy": pooled_accuracy([p["local_test"] for p in parties]),
+        "wall_s": wall,
+        "step_s": statistics.median(p0["step_seconds"]),
+        "steps": len(p0["step_seconds"]),
+    }
 
 
 def _stats(xs):
@@ -133,19 +169,25 @@ def _stats(xs):
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| data | model | epochs | torch Adam (exact) median (range) | mirror, defaults median (range) | mirror seed 0 | MPC seed 0 | MPC s/step | max abs(x)/B | mirror - torch (medians) |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| data | model | epochs | torch Adam (exact) median (range) | mirror, defaults median (range) | mirror seed 0 | MPC seed 0 | MPC s/step | max abs(x)/B | mirror - torch (medians) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         t, m = r["torch"], r["mirror"]
         mp = f"{100 * r['mpc']['test_accuracy']:.1f}%" if r.get("mpc") else "not run"
         sp = f"{r['mpc']['step_s']:.2f}" if r.get("mpc") else "-"
-        out.append(f"| {r['data']} | {r['cell'].upper()} x{r['layers']} | {r['epochs']} | {100 * t['median']:.1f}% "
-                   f"({100 * t['min']:.1f}-{100 * t['max']:.1f}) | {100 * m['median']:.1f}% ({100 * m['min']:.1f}-{100 * m['max']:.1f}) | "
-                   f"{100 * m['all'][0]:.1f}% | {mp} | {sp} | {r['max_preact']:.2f} | {100 * (m['median'] - t['median']):+.1f} |")
+        out.append(
+            f"| {r['data']} | {r['cell'].upper()} x{r['layers']} | {r['epochs']} | {100 * t['median']:.1f}% "
+            f"({100 * t['min']:.1f}-{100 * t['max']:.1f}) | {100 * m['median']:.1f}% ({100 * m['min']:.1f}-{100 * m['max']:.1f}) | "
+            f"{100 * m['all'][0]:.1f}% | {mp} | {sp} | {r['max_preact']:.2f} | {100 * (m['median'] - t['median']):+.1f} |"
+        )
     return "\n".join(out)
 
 
-def bench(quick: bool, mpc_rows, seeds=(0, 1, 2), out: Path | None = None, **overrides) -> list[dict]:
+def bench(
+    quick: bool, mpc_rows, seeds=(0, 1, 2), out: Path | None = None, **overrides
+) -> list[dict]:
     """Plaintext columns for every row first, then the MPC runs (in ``mpc_rows`` order)."""
     import torch
 
@@ -166,18 +208,33 @@ def bench(quick: bool, mpc_rows, seeds=(0, 1, 2), out: Path | None = None, **ove
             acc, peak = mirror(cfg, tr, te)
             ms.append(acc)
             peaks.append(peak)
-        row = {"data": name, "cell": cell, "layers": layers, "epochs": epochs, "torch": _stats(ts), "mirror": _stats(ms),
-               "max_preact": max(peaks), "plain_s": time.perf_counter() - t0}
+        row = {
+            "data": name,
+            "cell": cell,
+            "layers": layers,
+            "epochs": epochs,
+            "torch": _stats(ts),
+            "mirror": _stats(ms),
+            "max_preact": max(peaks),
+            "plain_s": time.perf_counter() - t0,
+        }
         rows.append(row)
-        print(json.dumps({k: v for k, v in row.items() if k not in ("torch", "mirror")} |
-                         {"torch": ts, "mirror": ms}), flush=True)
+        print(
+            json.dumps(
+                {k: v for k, v in row.items() if k not in ("torch", "mirror")}
+                | {"torch": ts, "mirror": ms}
+            ),
+            flush=True,
+        )
         if out:
             out.write_text(json.dumps(rows, indent=1))
     for key in mpc_rows:
         row = next(r for r in rows if (r["data"], r["cell"], r["layers"]) == key)
         _, raw_tr, raw_te = load(key[0])
         with tempfile.TemporaryDirectory() as tmp:
-            row["mpc"] = mpc(run_config(*key, 0, row["epochs"], **overrides), raw_tr, raw_te, Path(tmp))
+            row["mpc"] = mpc(
+                run_config(*key, 0, row["epochs"], **overrides), raw_tr, raw_te, Path(tmp)
+            )
         print(json.dumps({"mpc": key, **row["mpc"]}), flush=True)
         if out:
             out.write_text(json.dumps(rows, indent=1))
@@ -187,17 +244,37 @@ def bench(quick: bool, mpc_rows, seeds=(0, 1, 2), out: Path | None = None, **ove
 
 def sweep(out: Path, seeds=(0, 1, 2)) -> None:
     """The defaults sweep on the mirror: every grid point over every row and seed."""
-    grid = [dict(lr=0.01, eps=1e-3), dict(lr=0.02, eps=1e-3), dict(lr=0.01, eps=1e-3, schedule="cosine", warmup_steps=10),
-            dict(lr=0.005, eps=1e-3), dict(lr=0.01, eps=1e-3, optimizer="adamw", weight_decay=0.01), dict(lr=0.01, eps=1e-2)]
-    grid = grid[int(os.environ.get("SWEEP_FROM", "0")):]
+    grid = [
+        dict(lr=0.01, eps=1e-3),
+        dict(lr=0.02, eps=1e-3),
+        dict(lr=0.01, eps=1e-3, schedule="cosine", warmup_steps=10),
+        dict(lr=0.005, eps=1e-3),
+        dict(lr=0.01, eps=1e-3, optimizer="adamw", weight_decay=0.01),
+        dict(lr=0.01, eps=1e-2),
+    ]
+    grid = grid[int(os.environ.get("SWEEP_FROM", "0")) :]
     results = []
     for point in grid:
         rows = bench(False, set(), seeds, **point)
         gaps = [r["mirror"]["median"] - r["torch"]["median"] for r in rows]
-        results.append({"point": point, "rows": rows, "worst_gap": min(gaps), "mean_gap": statistics.mean(gaps),
-                        "worst_mirror_min": min(r["mirror"]["min"] for r in rows)})
-        print("POINT", json.dumps(point), "worst gap", round(100 * min(gaps), 1), "mean gap",
-              round(100 * statistics.mean(gaps), 1), flush=True)
+        results.append(
+            {
+                "point": point,
+                "rows": rows,
+                "worst_gap": min(gaps),
+                "mean_gap": statistics.mean(gaps),
+                "worst_mirror_min": min(r["mirror"]["min"] for r in rows),
+            }
+        )
+        print(
+            "POINT",
+            json.dumps(point),
+            "worst gap",
+            round(100 * min(gaps), 1),
+            "mean gap",
+            round(100 * statistics.mean(gaps), 1),
+            flush=True,
+        )
         out.write_text(json.dumps(results, indent=1))
 
 
@@ -206,7 +283,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--no-mpc", action="store_true")
-    ap.add_argument("--mpc-rows", nargs="*", help="data:cell:layers rows to run in MPC (default: all; --quick: two)")
+    ap.add_argument(
+        "--mpc-rows",
+        nargs="*",
+        help="data:cell:layers rows to run in MPC (default: all; --quick: two)",
+    )
     ap.add_argument("--out", default="bench-out")
     args = ap.parse_args()
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
@@ -215,8 +296,19 @@ def main() -> None:
     if args.sweep:
         sweep(out / f"sweep_defaults{os.environ.get('SWEEP_FROM', '')}.json")
         return
-    ap_rows = [tuple(r.split(":")[:2]) + (int(r.split(":")[2]),) for r in args.mpc_rows] if args.mpc_rows else None
-    mpc_rows = [] if args.no_mpc else (ap_rows or ([("japanese_vowels", "gru", 1), ("gunpoint", "gru", 1)] if args.quick else ROWS))
+    ap_rows = (
+        [tuple(r.split(":")[:2]) + (int(r.split(":")[2]),) for r in args.mpc_rows]
+        if args.mpc_rows
+        else None
+    )
+    mpc_rows = (
+        []
+        if args.no_mpc
+        else (
+            ap_rows
+            or ([("japanese_vowels", "gru", 1), ("gunpoint", "gru", 1)] if args.quick else ROWS)
+        )
+    )
     t0 = time.perf_counter()
     rows = bench(args.quick, mpc_rows, out=out / "learning_rows.json")
     text = table(rows)

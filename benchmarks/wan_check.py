@@ -34,9 +34,16 @@ def _train(hosts, addrs, ifname: str, port: int) -> dict:
     files = M._setup_files(tmp)
     run_file = tmp / "run.toml"  # with every host's pinned identity (keygen'd by _setup_files)
     run_file.write_text(run_file.read_text().replace("hidden = 4", "hidden = 32"))
-    base = {"MASTER_ADDR": addrs[1], "MASTER_PORT": str(port), "WORLD_SIZE": "3", "MPCRNN_LINK_IFNAME": ifname}
+    base = {
+        "MASTER_ADDR": addrs[1],
+        "MASTER_PORT": str(port),
+        "WORLD_SIZE": "3",
+        "MPCRNN_LINK_IFNAME": ifname,
+    }
     envs = [{**base, "RANK": "2"}, {**base, "RANK": "0"}, {**base, "RANK": "1"}]
-    res = M._run_hosts(M._commands(tmp, files, [["ip", "netns", "exec", h] for h in hosts]), envs, timeout=900)
+    res = M._run_hosts(
+        M._commands(tmp, files, [["ip", "netns", "exec", h] for h in hosts]), envs, timeout=900
+    )
     if any(code != 0 for code, _, _ in res):
         raise SystemExit("run failed:\n" + res[1][2][-2000:])
     return json.loads(res[1][1])
@@ -57,10 +64,17 @@ def bandwidth(rate_mbit: int = 100) -> dict:
             sent = report["communication"]["total_bytes"] / len(report["step_seconds"])
     measured = steps[f"{rate_mbit}mbit"] - steps[None]
     projected = sent * 8 / (rate_mbit * 1e6)
-    print(f"bandwidth: steady-state step {steps[None]:.2f} s unthrottled, {steps[f'{rate_mbit}mbit']:.2f} s at {rate_mbit} Mbit/s: "
-          f"+{measured:.2f} s measured, +{projected:.2f} s projected from {sent / 1e6:.1f} MB sent per step "
-          f"(ratio {measured / projected:.2f})")
-    return {"rate_mbit": rate_mbit, "measured_s": measured, "projected_s": projected, "ratio": measured / projected}
+    print(
+        f"bandwidth: steady-state step {steps[None]:.2f} s unthrottled, {steps[f'{rate_mbit}mbit']:.2f} s at {rate_mbit} Mbit/s: "
+        f"+{measured:.2f} s measured, +{projected:.2f} s projected from {sent / 1e6:.1f} MB sent per step "
+        f"(ratio {measured / projected:.2f})"
+    )
+    return {
+        "rate_mbit": rate_mbit,
+        "measured_s": measured,
+        "projected_s": projected,
+        "ratio": measured / projected,
+    }
 
 
 def delay(rtt_ms: float = 10.0) -> dict:
@@ -73,11 +87,21 @@ def delay(rtt_ms: float = 10.0) -> dict:
         steps[d] = report["step_seconds"][-1]
         rounds = report["step_rounds"][-1]
     measured = steps[rtt_ms] - steps[0.0]
-    projected = rounds * rtt_ms / 2 / 1e3  # the harness's model: one one-way latency per counted round
-    print(f"delay: steady-state step {steps[0.0]:.2f} s through the relay, {steps[rtt_ms]:.2f} s with +{rtt_ms:g} ms round trip: "
-          f"+{measured:.2f} s measured, +{projected:.2f} s projected from {rounds} rounds x {rtt_ms / 2:g} ms (RTT/2) "
-          f"(ratio {measured / projected:.2f}: {measured / rounds * 1e3:.1f} ms per counted round)")
-    return {"rtt_ms": rtt_ms, "rounds": rounds, "measured_s": measured, "projected_s": projected, "ratio": measured / projected}
+    projected = (
+        rounds * rtt_ms / 2 / 1e3
+    )  # the harness's model: one one-way latency per counted round
+    print(
+        f"delay: steady-state step {steps[0.0]:.2f} s through the relay, {steps[rtt_ms]:.2f} s with +{rtt_ms:g} ms round trip: "
+        f"+{measured:.2f} s measured, +{projected:.2f} s projected from {rounds} rounds x {rtt_ms / 2:g} ms (RTT/2) "
+        f"(ratio {measured / projected:.2f}: {measured / rounds * 1e3:.1f} ms per counted round)"
+    )
+    return {
+        "rtt_ms": rtt_ms,
+        "rounds": rounds,
+        "measured_s": measured,
+        "projected_s": projected,
+        "ratio": measured / projected,
+    }
 
 
 def main() -> None:

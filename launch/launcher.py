@@ -19,9 +19,18 @@ from launch.party import PartyJob, party_entry
 from protocols.errors import PartyError
 
 
-def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_dir: str,
-                 timeout_s: float = 60.0, show_progress: bool = True, on_start=None, resume: bool = False,
-                 strict: bool = False, max_file_bytes: int = 512 << 20) -> list[dict]:
+def launch_local(
+    cfg,
+    train_files: list[str],
+    test_files: list[str | None],
+    out_dir: str,
+    timeout_s: float = 60.0,
+    show_progress: bool = True,
+    on_start=None,
+    resume: bool = False,
+    strict: bool = False,
+    max_file_bytes: int = 512 << 20,
+) -> list[dict]:
     ctx = mp.get_context("spawn")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         # children inherit it before numpy loads: BLAS threads spin-wait, and 3 parties + the
@@ -30,8 +39,21 @@ def launch_local(cfg, train_files: list[str], test_files: list[str | None], out_
     n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
     tmp = tempfile.mkdtemp(prefix="mpcrnn-run-")  # 0700
     try:
-        return _launch(ctx, cfg, n, tmp, train_files, test_files, out_dir, timeout_s, show_progress, on_start, resume,
-                       strict, max_file_bytes)
+        return _launch(
+            ctx,
+            cfg,
+            n,
+            tmp,
+            train_files,
+            test_files,
+            out_dir,
+            timeout_s,
+            show_progress,
+            on_start,
+            resume,
+            strict,
+            max_file_bytes,
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # the throw-away keys go with it
 
@@ -51,17 +73,40 @@ def throwaway_identities(cfg, folder: str) -> tuple:
     return replace(cfg, identities=pins), dirs
 
 
-def _launch(ctx, cfg, n, tmp, train_files, test_files, out_dir, timeout_s, show_progress, on_start, resume,
-            strict, max_file_bytes) -> list[dict]:
+def _launch(
+    ctx,
+    cfg,
+    n,
+    tmp,
+    train_files,
+    test_files,
+    out_dir,
+    timeout_s,
+    show_progress,
+    on_start,
+    resume,
+    strict,
+    max_file_bytes,
+) -> list[dict]:
     rendezvous = f"file://{tmp}/rendezvous"
     cfg, key_dirs = throwaway_identities(cfg, tmp)
     procs, pipes = [], []
     for rank in range(n):
         is_party = rank < cfg.world_size
-        job = PartyJob(rank, rendezvous, cfg, train_files[rank] if is_party else None,
-                       test_files[rank] if is_party else None, out_dir, timeout_s,
-                       show_progress=show_progress and rank == 0, resume=resume, key_dir=key_dirs[rank],
-                       strict=strict, max_file_bytes=max_file_bytes)
+        job = PartyJob(
+            rank,
+            rendezvous,
+            cfg,
+            train_files[rank] if is_party else None,
+            test_files[rank] if is_party else None,
+            out_dir,
+            timeout_s,
+            show_progress=show_progress and rank == 0,
+            resume=resume,
+            key_dir=key_dirs[rank],
+            strict=strict,
+            max_file_bytes=max_file_bytes,
+        )
         recv, send = ctx.Pipe(duplex=False)
         p = ctx.Process(target=party_entry, args=(job, send), name=_name(rank, cfg))
         p.start()
@@ -87,15 +132,19 @@ def _launch(ctx, cfg, n, tmp, train_files, test_files, out_dir, timeout_s, show_
                 rank, p = _culprit(procs, messages)
                 _stop_all(procs)
                 detail = messages.get(rank, ("error", f"exit code {p.exitcode}"))[1]
-                raise PartyError(f"{_name(rank, cfg)} died (exit code {p.exitcode}): {detail}. "
-                                 f"All other processes were stopped; no model was written as final")
+                raise PartyError(
+                    f"{_name(rank, cfg)} died (exit code {p.exitcode}): {detail}. "
+                    f"All other processes were stopped; no model was written as final"
+                )
             if all(p.exitcode == 0 for p in procs):
                 break
             stopped = _stopped(procs, stopped_since)
             if stopped is not None:
                 _stop_all(procs)
-                raise PartyError(f"{_name(stopped, cfg)} was stopped (not running for {STOPPED_LIMIT_S:g} s, e.g. "
-                                 "SIGSTOP or a debugger). All other processes were stopped; no model was written as final")
+                raise PartyError(
+                    f"{_name(stopped, cfg)} was stopped (not running for {STOPPED_LIMIT_S:g} s, e.g. "
+                    "SIGSTOP or a debugger). All other processes were stopped; no model was written as final"
+                )
             time.sleep(0.1)
     except KeyboardInterrupt:
         _stop_all(procs)

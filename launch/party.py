@@ -21,15 +21,17 @@ from protocols.errors import MpcrnnError
 class PartyJob:
     rank: int
     rendezvous: str
-    run_config: object          # mpcrnn.secure.RunConfig
-    train_file: str | None      # None for the dealer
+    run_config: object  # mpcrnn.secure.RunConfig
+    train_file: str | None  # None for the dealer
     test_file: str | None
     out_dir: str
     timeout_s: float = 60.0
     show_progress: bool = False
     resume: bool = False
-    key_dir: str | None = None  # this process's identity (mpcrnn keygen); None with the insecure transport
-    strict: bool = False        # refuse (not just warn) when this party is below [data] min_rows
+    key_dir: str | None = (
+        None  # this process's identity (mpcrnn keygen); None with the insecure transport
+    )
+    strict: bool = False  # refuse (not just warn) when this party is below [data] min_rows
     max_file_bytes: int = 512 << 20  # mpcrnn.data.MAX_FILE_BYTES: larger files are refused unread
 
 
@@ -54,9 +56,16 @@ def run_party(job: PartyJob) -> dict:
             shutdown()
         return {"role": "dealer", "requests_served": served, "transport": transport}
     cfg.validate()
-    local = D.scale_features(D.load_party_file(job.train_file, cfg.spec, job.max_file_bytes), cfg.spec, job.train_file)
-    test = (D.scale_features(D.load_party_file(job.test_file, cfg.spec, job.max_file_bytes), cfg.spec, job.test_file)
-            if job.test_file else None)
+    local = D.scale_features(
+        D.load_party_file(job.train_file, cfg.spec, job.max_file_bytes), cfg.spec, job.train_file
+    )
+    test = (
+        D.scale_features(
+            D.load_party_file(job.test_file, cfg.spec, job.max_file_bytes), cfg.spec, job.test_file
+        )
+        if job.test_file
+        else None
+    )
     warning = D.check_min_rows(local, cfg.spec, job.train_file, job.strict)
     if warning:
         sys.stderr.write(f"\nwarning: party {job.rank}: {warning}\n")
@@ -74,8 +83,15 @@ def transport_spec(job: PartyJob):
     from protocols.parties import PartySpec
 
     cfg = job.run_config
-    spec = PartySpec(job.rank, cfg.world_size, job.rendezvous, cfg.provider, job.timeout_s,
-                     insecure=cfg.insecure_transport, pins=tuple(cfg.identities))
+    spec = PartySpec(
+        job.rank,
+        cfg.world_size,
+        job.rendezvous,
+        cfg.provider,
+        job.timeout_s,
+        insecure=cfg.insecure_transport,
+        pins=tuple(cfg.identities),
+    )
     spec.validate_role()
     identity = None
     if not cfg.insecure_transport and job.key_dir:
@@ -93,16 +109,24 @@ def transport_report() -> dict:
     import crypten.communicator as comm
 
     c = comm.get()
-    kind = ("mutual TLS 1.3, every process's certificate pinned by the run file" if c.secure else
-            "INSECURE plaintext TCP (--insecure-plaintext-transport): no authentication, no encryption")
-    return {"kind": kind, "secure": bool(c.secure), "refused_connections": list(getattr(c, "refused", []))}
+    kind = (
+        "mutual TLS 1.3, every process's certificate pinned by the run file"
+        if c.secure
+        else "INSECURE plaintext TCP (--insecure-plaintext-transport): no authentication, no encryption"
+    )
+    return {
+        "kind": kind,
+        "secure": bool(c.secure),
+        "refused_connections": list(getattr(c, "refused", [])),
+    }
 
 
 def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
+    from crypten.config import cfg as crypten_cfg
+
     from mpcrnn.secure import evaluate_local, fixed_point, run_training
     from protocols.parties import shutdown
     from protocols.session import MpcSession
-    from crypten.config import cfg as crypten_cfg
 
     crypten_cfg.communicator.verbose = True  # CrypTen's own round/byte counters, for the report
     session = MpcSession.current(fixed_point(cfg))
@@ -115,11 +139,24 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
             if test is not None:
                 by_round.append({"round": r, **evaluate_local(cfg, params, test, polynomial=False)})
 
-        result = run_fedavg(session, cfg, local, progress=progress, checkpoint_dir=str(Path(job.out_dir) / "checkpoints"),
-                            resume=job.resume, on_round=on_round)
+        result = run_fedavg(
+            session,
+            cfg,
+            local,
+            progress=progress,
+            checkpoint_dir=str(Path(job.out_dir) / "checkpoints"),
+            resume=job.resume,
+            on_round=on_round,
+        )
     else:
-        result = run_training(session, cfg, local, progress=progress,
-                              checkpoint_dir=str(Path(job.out_dir) / "checkpoints"), resume=job.resume)
+        result = run_training(
+            session,
+            cfg,
+            local,
+            progress=progress,
+            checkpoint_dir=str(Path(job.out_dir) / "checkpoints"),
+            resume=job.resume,
+        )
     if progress:
         progress.done()
     if job.rank == 0 and spec.has_dealer:
@@ -147,7 +184,9 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
         report["revealed_intermediate_models"] = cfg.fedavg.rounds
         if by_round:
             report["local_test_by_round"] = by_round
-    if "dp" in result:  # DP-SGD: epsilon, delta, accountant, sigma, C, sampling (public values only)
+    if (
+        "dp" in result
+    ):  # DP-SGD: epsilon, delta, accountant, sigma, C, sampling (public values only)
         report["dp"] = result["dp"]
     if "train_accuracy" in result and result["train_accuracy"] is not None:
         report["train_accuracy_revealed"] = result["train_accuracy"]
@@ -210,7 +249,12 @@ def party_entry(job: PartyJob, conn) -> None:
     except BaseException as exc:  # noqa: BLE001 - a bug: report type and first line only
         import traceback
 
-        conn.send(("error", f"internal error {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"))
+        conn.send(
+            (
+                "error",
+                f"internal error {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
+            )
+        )
         if os.environ.get("MPCRNN_DEBUG"):
             traceback.print_exc()
         code = 1

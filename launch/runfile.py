@@ -72,12 +72,26 @@ import tomllib
 from dataclasses import fields
 
 from mpcrnn import data as D
-from mpcrnn.config import ActivationConfig, AdversarialConfig, DPConfig, FedAvgConfig, ModelConfig, TrainConfig
+from mpcrnn.config import (
+    ActivationConfig,
+    AdversarialConfig,
+    DPConfig,
+    FedAvgConfig,
+    ModelConfig,
+    TrainConfig,
+)
 from mpcrnn.secure import RunConfig
 from protocols.errors import ConfigError, expected_got
 
 SECTIONS = {
-    "run": {"parties", "provider", "reveal_to", "reveal_metrics", "mode", "insecure_plaintext_transport"},
+    "run": {
+        "parties",
+        "provider",
+        "reveal_to",
+        "reveal_metrics",
+        "mode",
+        "insecure_plaintext_transport",
+    },
     "identities": None,  # party0.., dealer: checked against the party count in build()
     "model": {"cell", "hidden", "layers"},
     "train": {f.name for f in fields(TrainConfig)},
@@ -86,7 +100,13 @@ SECTIONS = {
     "dp": {"epsilon", "noise", "delta", "clip", "accountant"},
     "adversarial": {f.name for f in fields(AdversarialConfig)},
 }
-ADV_FLAGS = {"adversarial": "method", "adv_eps": "eps", "adv_steps": "steps", "adv_alpha": "alpha", "adv_mix": "mix"}
+ADV_FLAGS = {
+    "adversarial": "method",
+    "adv_eps": "eps",
+    "adv_steps": "steps",
+    "adv_alpha": "alpha",
+    "adv_mix": "mix",
+}
 
 
 MAX_RUN_FILE_BYTES = 1 << 20  # a run file is a few hundred bytes; bounds what a stray path reads
@@ -99,31 +119,62 @@ def read_file(path: str | None) -> dict:
         with open(path, "rb") as fh:
             text = fh.read(MAX_RUN_FILE_BYTES + 1)
         if len(text) > MAX_RUN_FILE_BYTES:
-            raise ConfigError(expected_got(f"{path}: size", f"at most {MAX_RUN_FILE_BYTES} bytes (a run config file)", "more"))
+            raise ConfigError(
+                expected_got(
+                    f"{path}: size",
+                    f"at most {MAX_RUN_FILE_BYTES} bytes (a run config file)",
+                    "more",
+                )
+            )
         raw = tomllib.loads(text.decode("utf-8"))
     except OSError as exc:
-        raise ConfigError(f"{path}: expected a readable run config file, got {type(exc).__name__}") from None
+        raise ConfigError(
+            f"{path}: expected a readable run config file, got {type(exc).__name__}"
+        ) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(expected_got(path, "UTF-8 TOML text", f"undecodable bytes at byte offset {exc.start}")) from None
+        raise ConfigError(
+            expected_got(path, "UTF-8 TOML text", f"undecodable bytes at byte offset {exc.start}")
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: expected valid TOML, got {str(exc).splitlines()[0]}") from None
     for section, body in raw.items():
         if not isinstance(body, dict):
-            raise ConfigError(expected_got(f"{path}: '{section}'", "a [section] table", "a top-level value"))
+            raise ConfigError(
+                expected_got(f"{path}: '{section}'", "a [section] table", "a top-level value")
+            )
         if section not in SECTIONS:
-            raise ConfigError(expected_got(f"{path}: section", "one of " + ", ".join(f"[{s}]" for s in SECTIONS), f"[{section}]"))
+            raise ConfigError(
+                expected_got(
+                    f"{path}: section",
+                    "one of " + ", ".join(f"[{s}]" for s in SECTIONS),
+                    f"[{section}]",
+                )
+            )
         if SECTIONS[section] is None:
             continue
         unknown = set(body) - SECTIONS[section]
         if unknown:
-            raise ConfigError(expected_got(f"{path}: keys of [{section}]", ", ".join(sorted(SECTIONS[section])), ", ".join(sorted(unknown))))
+            raise ConfigError(
+                expected_got(
+                    f"{path}: keys of [{section}]",
+                    ", ".join(sorted(SECTIONS[section])),
+                    ", ".join(sorted(unknown)),
+                )
+            )
     return raw
 
 
 def build(raw: dict, overrides: dict) -> RunConfig:
     """RunConfig from the file's sections, then explicit command-line overrides (flat keys)."""
-    run = {"parties": 3, "provider": "ttp", "reveal_to": [], "reveal_metrics": False, "mode": "mpc",
-           "insecure_plaintext_transport": False, **raw.get("run", {})}
+    run = {
+        "parties": 3,
+        "provider": "ttp",
+        "reveal_to": [],
+        "reveal_metrics": False,
+        "mode": "mpc",
+        "insecure_plaintext_transport": False,
+        **raw.get("run", {}),
+    }
     model = {"cell": "gru", "hidden": 32, "layers": 1, **raw.get("model", {})}
     train = dict(raw.get("train", {}))
     fedavg = dict(raw.get("fedavg", {}))
@@ -157,18 +208,34 @@ def build(raw: dict, overrides: dict) -> RunConfig:
         raise ConfigError(f"[fedavg]: {exc}") from None
     try:
         cfg = RunConfig(
-            model=ModelConfig(cell=model["cell"], input_size=spec.n_features, hidden_size=int(model["hidden"]),
-                              num_layers=int(model["layers"]), num_classes=len(spec.classes)),
-            activation=ActivationConfig(), train=tc, spec=spec, world_size=int(run["parties"]),
-            provider=str(run["provider"]).upper(), reveal_to=tuple(run["reveal_to"]),
-            reveal_metrics=bool(run["reveal_metrics"]), mode=str(run["mode"]), fedavg=fa, dp=_dp(dp),
-            identities=identities(raw.get("identities"), int(run["parties"]), str(run["provider"]).upper()),
+            model=ModelConfig(
+                cell=model["cell"],
+                input_size=spec.n_features,
+                hidden_size=int(model["hidden"]),
+                num_layers=int(model["layers"]),
+                num_classes=len(spec.classes),
+            ),
+            activation=ActivationConfig(),
+            train=tc,
+            spec=spec,
+            world_size=int(run["parties"]),
+            provider=str(run["provider"]).upper(),
+            reveal_to=tuple(run["reveal_to"]),
+            reveal_metrics=bool(run["reveal_metrics"]),
+            mode=str(run["mode"]),
+            fedavg=fa,
+            dp=_dp(dp),
+            identities=identities(
+                raw.get("identities"), int(run["parties"]), str(run["provider"]).upper()
+            ),
             insecure_transport=bool(run["insecure_plaintext_transport"]),
             adversarial=AdversarialConfig(**adversarial),
         )
         cfg.validate()  # here, in the launcher, before any process starts
     except (TypeError, ValueError) as exc:  # a value of the wrong type in the run file
-        raise ConfigError(f"run settings: expected values of the documented types, got {_first_line(exc)}") from None
+        raise ConfigError(
+            f"run settings: expected values of the documented types, got {_first_line(exc)}"
+        ) from None
     return cfg
 
 
@@ -179,7 +246,9 @@ def _first_line(exc: BaseException) -> str:
 
 def identity_names(world_size: int, provider: str) -> list[str]:
     """The [identities] keys of a run, in rank order."""
-    return [f"party{r}" for r in range(world_size)] + (["dealer"] if provider.upper() == "TTP" else [])
+    return [f"party{r}" for r in range(world_size)] + (
+        ["dealer"] if provider.upper() == "TTP" else []
+    )
 
 
 def identities(section: dict | None, world_size: int, provider: str) -> tuple[str, ...]:
@@ -191,29 +260,47 @@ def identities(section: dict | None, world_size: int, provider: str) -> tuple[st
         return ()
     names = identity_names(world_size, provider)
     if set(section) != set(names):
-        raise ConfigError(expected_got("[identities] keys", ", ".join(names), ", ".join(sorted(section)),
-                                       "one fingerprint per process of the run"))
+        raise ConfigError(
+            expected_got(
+                "[identities] keys",
+                ", ".join(names),
+                ", ".join(sorted(section)),
+                "one fingerprint per process of the run",
+            )
+        )
     return tuple(check_fingerprint(section[n], f"[identities] {n}") for n in names)
 
 
 def _dp(section: dict) -> DPConfig:
     """[dp] / --dp-* -> DPConfig (validated here, so a bad value stops the CLI before any launch)."""
+
     def num(key):
         if section.get(key) is None:
             return None
         try:
             return float(section[key])
         except (TypeError, ValueError):
-            raise ConfigError(expected_got(f"[dp] {key}", "a number", type(section[key]).__name__)) from None
+            raise ConfigError(
+                expected_got(f"[dp] {key}", "a number", type(section[key]).__name__)
+            ) from None
 
     enabled = section.get("epsilon") is not None or section.get("noise") is not None
-    cfg = DPConfig(enabled=enabled, clip=num("clip") if section.get("clip") is not None else 1.0,
-                   noise_multiplier=num("noise"), target_epsilon=num("epsilon"),
-                   delta=num("delta") if section.get("delta") is not None else 1e-5,
-                   accountant=str(section.get("accountant", "rdp")))
+    cfg = DPConfig(
+        enabled=enabled,
+        clip=num("clip") if section.get("clip") is not None else 1.0,
+        noise_multiplier=num("noise"),
+        target_epsilon=num("epsilon"),
+        delta=num("delta") if section.get("delta") is not None else 1e-5,
+        accountant=str(section.get("accountant", "rdp")),
+    )
     if not enabled and set(section) - {"accountant"}:
-        raise ConfigError(expected_got("DP settings", "--dp-epsilon or --dp-noise with --dp-delta/--dp-clip",
-                                       ", ".join(sorted(set(section))) + " without either"))
+        raise ConfigError(
+            expected_got(
+                "DP settings",
+                "--dp-epsilon or --dp-noise with --dp-delta/--dp-clip",
+                ", ".join(sorted(set(section))) + " without either",
+            )
+        )
     cfg.validate()
     return cfg
 
@@ -231,7 +318,9 @@ def _spec(section: dict | None) -> D.DataSpec:
         raise ConfigError(f"[data]: {exc}") from None
 
 
-def from_environment(rank: int | None, rendezvous: str | None, world_size: int | None, provider: str) -> tuple[int, str, int]:
+def from_environment(
+    rank: int | None, rendezvous: str | None, world_size: int | None, provider: str
+) -> tuple[int, str, int]:
     """Fill rank / rendezvous / data-party count from torchrun-style variables when not given."""
     env = os.environ
     if rendezvous is None and "MASTER_ADDR" in env and "MASTER_PORT" in env:
@@ -240,10 +329,23 @@ def from_environment(rank: int | None, rendezvous: str | None, world_size: int |
         rank = int(env["RANK"])
     if world_size is None and "WORLD_SIZE" in env:
         world_size = int(env["WORLD_SIZE"]) - (1 if provider.upper() == "TTP" else 0)
-    missing = [n for n, v in (("--rank or RANK", rank), ("--rendezvous or MASTER_ADDR/MASTER_PORT", rendezvous),
-                              ("--world-size, WORLD_SIZE or [run] parties", world_size)) if v is None]
+    missing = [
+        n
+        for n, v in (
+            ("--rank or RANK", rank),
+            ("--rendezvous or MASTER_ADDR/MASTER_PORT", rendezvous),
+            ("--world-size, WORLD_SIZE or [run] parties", world_size),
+        )
+        if v is None
+    ]
     if missing:
-        raise ConfigError(expected_got("process identity", "rank, rendezvous and world size", "missing " + ", ".join(missing)))
+        raise ConfigError(
+            expected_got(
+                "process identity",
+                "rank, rendezvous and world size",
+                "missing " + ", ".join(missing),
+            )
+        )
     return rank, rendezvous, world_size
 
 
@@ -273,31 +375,43 @@ def require_data_declaration(raw: dict, config_file: str | None, data_file: str)
         if not any(k in str(exc) for k in ("number of features", "classes", "label of sequence")):
             return  # the demo's shape: a bad value, length or file, reported as such by the intake
     where = f"{config_file} has no [data] section" if config_file else "no run file (--config)"
-    msg = expected_got(f"data declaration for --data {data_file}",
-                       f"a [data] section in the run file (--config) with {DATA_KEYS}, agreed by all parties", where,
-                       "add the [data] section printed above")
+    msg = expected_got(
+        f"data declaration for --data {data_file}",
+        f"a [data] section in the run file (--config) with {DATA_KEYS}, agreed by all parties",
+        where,
+        "add the [data] section printed above",
+    )
     raise MissingDataDeclaration(msg, data_template(data_file))
 
 
 def data_template(data_file: str) -> str:
     """A [data] section to paste into the run file: shapes and class names from this party's
     own file when it is a readable .ts file, bounds as placeholders (they must be PUBLIC)."""
-    n_features, classes, max_len = "<F>", '["<class 1>", "<class 2>"]', "<longest sequence any party may hold>"
+    n_features, classes, max_len = (
+        "<F>",
+        '["<class 1>", "<class 2>"]',
+        "<longest sequence any party may hold>",
+    )
     if str(data_file).lower().endswith(".ts"):
         try:
             own = D.read_ts(data_file)
-            n_features, max_len = str(own.n_features), f"{own.max_len}   # your longest; every party's must fit"
+            n_features, max_len = (
+                str(own.n_features),
+                f"{own.max_len}   # your longest; every party's must fit",
+            )
             classes = "[" + ", ".join(f'"{c}"' for c in own.classes) + "]"
         except Exception:  # noqa: BLE001 - a template is still useful without the file's shapes
             pass
-    return "\n".join([
-        "[data]                       # the public declaration of every party's data, the same in every party's run file",
-        f"n_features = {n_features}",
-        f"classes = {classes}   # all classes of all parties, in one agreed order",
-        f"max_len = {max_len}",
-        'scaling = "bounds"           # each feature mapped from [low, high] to [-1, 1]',
-        "feature_low = [<low of feature 0>, ...]    # PUBLIC bounds agreed by all parties from domain knowledge",
-        "feature_high = [<high of feature 0>, ...]  # (not your rows' min/max: those would reveal your data's extremes)",
-        "# then check the settings on your own rows, with nothing shared: mpcrnn rehearse --config run.toml --data "
-        + str(data_file),
-    ])
+    return "\n".join(
+        [
+            "[data]                       # the public declaration of every party's data, the same in every party's run file",
+            f"n_features = {n_features}",
+            f"classes = {classes}   # all classes of all parties, in one agreed order",
+            f"max_len = {max_len}",
+            'scaling = "bounds"           # each feature mapped from [low, high] to [-1, 1]',
+            "feature_low = [<low of feature 0>, ...]    # PUBLIC bounds agreed by all parties from domain knowledge",
+            "feature_high = [<high of feature 0>, ...]  # (not your rows' min/max: those would reveal your data's extremes)",
+            "# then check the settings on your own rows, with nothing shared: mpcrnn rehearse --config run.toml --data "
+            + str(data_file),
+        ]
+    )

@@ -26,8 +26,17 @@ from mpcrnn.config import AdversarialConfig, ModelConfig
 from mpcrnn.model import forward_backward
 
 
-def perturb(B, mcfg: ModelConfig, acfg: AdversarialConfig, params: dict, x, m, target, value_range: float,
-            dx=None):
+def perturb(
+    B,
+    mcfg: ModelConfig,
+    acfg: AdversarialConfig,
+    params: dict,
+    x,
+    m,
+    target,
+    value_range: float,
+    dx=None,
+):
     """x_adv (T, N, I) for the batch (see the module docstring).  ``dx``: dL/dx at x if known."""
     if dx is None:
         _, _, dx = forward_backward(B, mcfg, params, x, m, target, input_grad=True)
@@ -43,8 +52,9 @@ def perturb(B, mcfg: ModelConfig, acfg: AdversarialConfig, params: dict, x, m, t
     return x_k
 
 
-def adversarial_gradients(B, mcfg: ModelConfig, acfg: AdversarialConfig, params: dict, x, m, target,
-                          value_range: float) -> dict:
+def adversarial_gradients(
+    B, mcfg: ModelConfig, acfg: AdversarialConfig, params: dict, x, m, target, value_range: float
+) -> dict:
     """The step's gradients (summed over rows): (1 - mix) g(x) + mix g(x_adv), keyed like params."""
     g_clean, _, dx = forward_backward(B, mcfg, params, x, m, target, input_grad=True)
     x_adv = perturb(B, mcfg, acfg, params, x, m, target, value_range, dx=dx)

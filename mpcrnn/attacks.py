@@ -32,7 +32,9 @@ def fgsm(model, x, lengths, y, eps: float, value_range: float) -> torch.Tensor:
     return (x + eps * _signed_grad(model, x, lengths, y)).clamp(-value_range, value_range).detach()
 
 
-def pgd(model, x, lengths, y, eps: float, alpha: float, steps: int, value_range: float) -> torch.Tensor:
+def pgd(
+    model, x, lengths, y, eps: float, alpha: float, steps: int, value_range: float
+) -> torch.Tensor:
     """``steps`` FGSM steps of size alpha, each projected onto the eps-ball around x and [-R, R]."""
     x_k = x
     for _ in range(steps):
@@ -41,8 +43,17 @@ def pgd(model, x, lengths, y, eps: float, alpha: float, steps: int, value_range:
     return x_k
 
 
-def robust_accuracy(model, x, lengths, y, method: str, eps: float, value_range: float, steps: int = 10,
-                    alpha: float | None = None) -> float:
+def robust_accuracy(
+    model,
+    x,
+    lengths,
+    y,
+    method: str,
+    eps: float,
+    value_range: float,
+    steps: int = 10,
+    alpha: float | None = None,
+) -> float:
     """Accuracy on the attacked rows (method "fgsm" or "pgd"; PGD's alpha defaults to 2.5 eps / steps;
     "none": the clean rows)."""
     model = model.double().eval()

@@ -12,7 +12,7 @@ scale 2^f (see :mod:`protocols.fixed_point`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -37,8 +37,12 @@ class Activations:
             polys = [self.sigmoid if c == "s" else self.tanh for c in layout]
             coeffs = torch.tensor([p.coeffs for p in polys], dtype=torch.float64).T  # (K, len)
             coeffs = coeffs.repeat_interleave(hidden, dim=1)
-            offsets = torch.tensor([p.offset for p in polys], dtype=torch.float64).repeat_interleave(hidden)
-            bounds = torch.tensor([p.bound for p in polys], dtype=torch.float64).repeat_interleave(hidden)
+            offsets = torch.tensor(
+                [p.offset for p in polys], dtype=torch.float64
+            ).repeat_interleave(hidden)
+            bounds = torch.tensor([p.bound for p in polys], dtype=torch.float64).repeat_interleave(
+                hidden
+            )
             is_sig = torch.tensor([c == "s" for c in layout]).repeat_interleave(hidden)
             self._cache[key] = (coeffs, offsets, bounds, is_sig)
         return self._cache[key]
@@ -94,7 +98,9 @@ class PlainBackend:
     def add_const(self, x: torch.Tensor, value) -> torch.Tensor:
         return x + value
 
-    def lincomb_many(self, combos: Sequence[Sequence[tuple[float, torch.Tensor]]]) -> list[torch.Tensor]:
+    def lincomb_many(
+        self, combos: Sequence[Sequence[tuple[float, torch.Tensor]]]
+    ) -> list[torch.Tensor]:
         return [sum(c * v for c, v in combo) for combo in combos]
 
     def clip_value(self, x: torch.Tensor, c: float) -> torch.Tensor:
@@ -196,7 +202,9 @@ class SharedBackend:
 
         return add_public(self.s, x, value)
 
-    def lincomb_many(self, combos: Sequence[Sequence[tuple[float, torch.Tensor]]]) -> list[torch.Tensor]:
+    def lincomb_many(
+        self, combos: Sequence[Sequence[tuple[float, torch.Tensor]]]
+    ) -> list[torch.Tensor]:
         """sum_i c_i [v_i] with public c_i: local at scale 2^(2f), then ONE batched truncation."""
         from protocols.truncation import truncate_many
 

@@ -120,7 +120,14 @@ def backward_factors(B, items):
             levels[0] += [("mul", n, n), ("mul", z, z), ("mul", r, r), ("mul", m, n - s["h_prev"])]
         else:
             i, f, g, o, tc = s["a"], s["b"], s["c2"], s["d"], s["e"]
-            levels[0] += [("mul", i, i), ("mul", f, f), ("mul", o, o), ("mul", g, g), ("mul", tc, tc), ("mul", m, f)]
+            levels[0] += [
+                ("mul", i, i),
+                ("mul", f, f),
+                ("mul", o, o),
+                ("mul", g, g),
+                ("mul", tc, tc),
+                ("mul", m, f),
+            ]
     res0 = iter(B.mul_many(levels[0]))
     stage = []
     for cell, s, m in items:
@@ -161,7 +168,13 @@ def backward_factors(B, items):
             keep.append((G_n, -Dz))
         else:
             P, Gi, Gf, Gg, Fo = (next(res1) for _ in range(5))
-            levels[2] += [("mul", m, P), ("mul", m, Gi), ("mul", m, Gf), ("mul", m, Gg), ("mul", m, Fo)]
+            levels[2] += [
+                ("mul", m, P),
+                ("mul", m, Gi),
+                ("mul", m, Gf),
+                ("mul", m, Gg),
+                ("mul", m, Fo),
+            ]
             keep.append((Gi, Gf, Gg, mf))
     res2 = iter(B.mul_many(levels[2]))
     pending = []
@@ -180,12 +193,25 @@ def backward_factors(B, items):
     for k, B_i, B_f, B_g, A_o, mf, m in pending:
         A_i, A_f, A_g, A_cf = (next(res3) for _ in range(4))
         one_m = _one_minus(B, m.expand_as(A_i))
-        out[k] = (torch.cat([A_i, A_f, A_g, A_o, A_cf, one_m], -1), torch.cat([B_i, B_f, B_g, one_m + mf], -1))
+        out[k] = (
+            torch.cat([A_i, A_f, A_g, A_o, A_cf, one_m], -1),
+            torch.cat([B_i, B_f, B_g, one_m + mf], -1),
+        )
     return out
 
 
-def layer_backward(B, cell: str, p: dict, saved: dict, factors, x, dh_ext, H: int, need_dx: bool,
-                   per_example: bool = False):
+def layer_backward(
+    B,
+    cell: str,
+    p: dict,
+    saved: dict,
+    factors,
+    x,
+    dh_ext,
+    H: int,
+    need_dx: bool,
+    per_example: bool = False,
+):
     """BPTT for one layer.  dh_ext (T, N, H): gradient arriving at each h_t from above.
     Returns (grads dict W_ih/W_hh/b_ih/b_hh, dx (T, N, I) or None).
 
@@ -203,8 +229,12 @@ def layer_backward(B, cell: str, p: dict, saved: dict, factors, x, dh_ext, H: in
         # dh (N, 1, H) against the factor blocks (N, k, H): broadcasting, so dh is opened once,
         # not once per block as dh.repeat(1, k) would be (GRU: 6 H instead of 10 H per row)
         if cell == "lstm":
-            ph, pc = B.mul_many([("mul", dh.unsqueeze(1), Fh[t].reshape(N, nh, H)),
-                                 ("mul", dc.unsqueeze(1), Fc[t].reshape(N, 4, H))])
+            ph, pc = B.mul_many(
+                [
+                    ("mul", dh.unsqueeze(1), Fh[t].reshape(N, nh, H)),
+                    ("mul", dc.unsqueeze(1), Fc[t].reshape(N, 4, H)),
+                ]
+            )
             ph, pc = ph.reshape(N, nh * H), pc.reshape(N, 4 * H)
             hk = [ph[:, k * H : (k + 1) * H] for k in range(6)]
             ck = [pc[:, k * H : (k + 1) * H] for k in range(4)]
@@ -230,7 +260,10 @@ def layer_backward(B, cell: str, p: dict, saved: dict, factors, x, dh_ext, H: in
     if per_example:
         dgi_rows = torch.stack(dgi).permute(1, 2, 0)  # (N, G*H, T)
         dgh_rows = torch.stack(dgh).permute(1, 2, 0)  # (N, G*H, T)
-        pairs = [("matmul", dgi_rows, x.transpose(0, 1)), ("matmul", dgh_rows, saved["h_prev"].transpose(0, 1))]
+        pairs = [
+            ("matmul", dgi_rows, x.transpose(0, 1)),
+            ("matmul", dgh_rows, saved["h_prev"].transpose(0, 1)),
+        ]
     else:
         pairs = [("matmul", dgi_all.t(), x.reshape(T * N, I)), ("matmul", dgh_all.t(), h_prev)]
     if need_dx:
@@ -242,4 +275,3 @@ def layer_backward(B, cell: str, p: dict, saved: dict, factors, x, dh_ext, H: in
         grads = {"W_ih": res[0], "W_hh": res[1], "b_ih": dgi_all.sum(0), "b_hh": dgh_all.sum(0)}
     dx = res[2].reshape(T, N, I) if need_dx else None
     return grads, dx
-

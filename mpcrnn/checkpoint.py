@@ -67,19 +67,35 @@ def _key(directory: str | Path, rank: int, create: bool) -> bytes:
     try:
         key = path.read_bytes()
     except OSError as exc:
-        raise DataError(expected_got(str(path), "this party's checkpoint key (written with its first checkpoint)",
-                                     type(exc).__name__)) from None
+        raise DataError(
+            expected_got(
+                str(path),
+                "this party's checkpoint key (written with its first checkpoint)",
+                type(exc).__name__,
+            )
+        ) from None
     if len(key) != KEY_BYTES:
-        raise DataError(expected_got(str(path), f"a {KEY_BYTES}-byte checkpoint key", f"{len(key)} bytes"))
+        raise DataError(
+            expected_got(str(path), f"a {KEY_BYTES}-byte checkpoint key", f"{len(key)} bytes")
+        )
     return key
 
 
 def _header(rank: int, epoch: int, digest: str, epochs: int) -> bytes:
-    return json.dumps({"rank": rank, "epoch": epoch, "digest": digest, "epochs": epochs}, sort_keys=True).encode()
+    return json.dumps(
+        {"rank": rank, "epoch": epoch, "digest": digest, "epochs": epochs}, sort_keys=True
+    ).encode()
 
 
-def save(directory: str | Path, rank: int, epoch: int, digest: str, params: dict, velocity: dict,
-         epochs: int = 0) -> Path:
+def save(
+    directory: str | Path,
+    rank: int,
+    epoch: int,
+    digest: str,
+    params: dict,
+    velocity: dict,
+    epochs: int = 0,
+) -> Path:
     """Seal and write this party's shares for ``epoch`` atomically; keep the newest ``KEEP``."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -89,7 +105,13 @@ def save(directory: str | Path, rank: int, epoch: int, digest: str, params: dict
     torch.save({"params": params, "velocity": velocity}, buf)
     header = _header(rank, epoch, digest, epochs)
     nonce = os.urandom(NONCE_BYTES)
-    blob = MAGIC + struct.pack("<I", len(header)) + header + nonce + AESGCM(key).encrypt(nonce, buf.getvalue(), header)
+    blob = (
+        MAGIC
+        + struct.pack("<I", len(header))
+        + header
+        + nonce
+        + AESGCM(key).encrypt(nonce, buf.getvalue(), header)
+    )
     tmp = target.with_name(f".{target.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -119,7 +141,9 @@ def agree_epoch(session, directory: str | Path) -> int:
     return min(int(e) for e in exchange_public(latest_epoch(directory, session.rank)))
 
 
-def load(directory: str | Path, rank: int, epoch: int, digest: str, epochs: int = 0) -> tuple[dict, dict]:
+def load(
+    directory: str | Path, rank: int, epoch: int, digest: str, epochs: int = 0
+) -> tuple[dict, dict]:
     """This party's shares of ``epoch``, after checking the file is its own, of this run."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -135,31 +159,58 @@ def load(directory: str | Path, rank: int, epoch: int, digest: str, epochs: int 
     (n,) = struct.unpack_from("<I", blob, len(MAGIC))
     start = len(MAGIC) + 4
     try:
-        header = blob[start:start + n]
+        header = blob[start : start + n]
         meta = json.loads(header)
         if set(meta) != {"rank", "epoch", "digest", "epochs"}:
             raise ValueError("fields")
     except ValueError:
-        raise DataError(expected_got(where, "an mpcrnn checkpoint header", "a damaged one")) from None
+        raise DataError(
+            expected_got(where, "an mpcrnn checkpoint header", "a damaged one")
+        ) from None
     if meta["rank"] != rank:
-        raise DataError(expected_got(where, f"a checkpoint of party {rank}", f"one of party {meta['rank']}",
-                                     "each party resumes from its own files only"))
+        raise DataError(
+            expected_got(
+                where,
+                f"a checkpoint of party {rank}",
+                f"one of party {meta['rank']}",
+                "each party resumes from its own files only",
+            )
+        )
     if meta["epoch"] != epoch:
-        raise DataError(expected_got(where, f"epoch {epoch} (its name)", f"epoch {meta['epoch']} inside"))
+        raise DataError(
+            expected_got(where, f"epoch {epoch} (its name)", f"epoch {meta['epoch']} inside")
+        )
     if meta["digest"] != digest:
         if epochs and meta["epochs"] and meta["epochs"] != epochs:
-            raise AgreementError(expected_got(f"{where}: schedule", f"{epochs} epochs (this run)",
-                                              f"{meta['epochs']} epochs (the checkpointed run)",
-                                              "the schedule cannot be extended or shortened on --resume: "
-                                              "resume with the same --epochs, or start a new run"))
-        raise AgreementError(expected_got(f"{where}: run configuration", digest[:16] + "...",
-                                          str(meta["digest"])[:16] + "...", "resume with the same options"))
-    body = blob[start + n:]
+            raise AgreementError(
+                expected_got(
+                    f"{where}: schedule",
+                    f"{epochs} epochs (this run)",
+                    f"{meta['epochs']} epochs (the checkpointed run)",
+                    "the schedule cannot be extended or shortened on --resume: "
+                    "resume with the same --epochs, or start a new run",
+                )
+            )
+        raise AgreementError(
+            expected_got(
+                f"{where}: run configuration",
+                digest[:16] + "...",
+                str(meta["digest"])[:16] + "...",
+                "resume with the same options",
+            )
+        )
+    body = blob[start + n :]
     try:
-        plain = AESGCM(_key(directory, rank, create=False)).decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], header)
+        plain = AESGCM(_key(directory, rank, create=False)).decrypt(
+            body[:NONCE_BYTES], body[NONCE_BYTES:], header
+        )
     except (InvalidTag, ValueError):
-        raise DataError(expected_got(where, f"a file sealed by party {rank} of this run",
-                                     "one that fails authentication (corrupted, truncated, or another "
-                                     "party's or run's)")) from None
+        raise DataError(
+            expected_got(
+                where,
+                f"a file sealed by party {rank} of this run",
+                "one that fails authentication (corrupted, truncated, or another party's or run's)",
+            )
+        ) from None
     state = torch.load(io.BytesIO(plain), weights_only=True)
     return state["params"], state["velocity"]

@@ -12,13 +12,13 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # gate blocks per layer, torch's layout
 
 @dataclass(frozen=True)
 class ModelConfig:
-    cell: str = "gru"          # rnn (Elman, tanh) | gru | lstm, torch's equations and gate order
-    input_size: int = 12       # F, features per time step (Japanese Vowels: 12)
-    hidden_size: int = 32      # H
-    num_layers: int = 1        # stacked layers
-    num_classes: int = 9       # C, classes of the many-to-one head; 0 with task="regress"
-    task: str = "classify"     # classify (many-to-one, softmax cross-entropy) | regress (per-step MSE)
-    output_size: int = 0       # regression outputs per step (task="regress")
+    cell: str = "gru"  # rnn (Elman, tanh) | gru | lstm, torch's equations and gate order
+    input_size: int = 12  # F, features per time step (Japanese Vowels: 12)
+    hidden_size: int = 32  # H
+    num_layers: int = 1  # stacked layers
+    num_classes: int = 9  # C, classes of the many-to-one head; 0 with task="regress"
+    task: str = "classify"  # classify (many-to-one, softmax cross-entropy) | regress (per-step MSE)
+    output_size: int = 0  # regression outputs per step (task="regress")
 
     def validate(self) -> None:
         if self.cell not in CELLS:
@@ -40,9 +40,9 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ActivationConfig:
-    degree: int = 15           # odd degree of the Chebyshev expansion of tanh; 15 -> 4 levels
-    bound: float = 8.0         # power of two: tanh on [-bound, bound], sigmoid on [-2 bound, 2 bound]
-    exact: bool = False        # plaintext only: torch's exact sigmoid/tanh (for parity tests)
+    degree: int = 15  # odd degree of the Chebyshev expansion of tanh; 15 -> 4 levels
+    bound: float = 8.0  # power of two: tanh on [-bound, bound], sigmoid on [-2 bound, 2 bound]
+    exact: bool = False  # plaintext only: torch's exact sigmoid/tanh (for parity tests)
     # LSTM: tanh(clamp(c, -cell_clip, cell_clip)) of the cell state (0: no clamp).  c accumulates
     # i*g over time steps (|c_t| <= t): with Adam it reached 14.6 on Japanese Vowels (T = 29) and
     # diverged a 2-layer LSTM past any interval; the clamp (one sign-bit circuit per time step,
@@ -57,23 +57,25 @@ DEFAULT_LR = {"adam": 0.01, "adamw": 0.01, "sgd": 0.2}
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 12           # the demo schedule (Japanese Vowels, GRU: 93.8-95.4% over seeds 0-2; cosine needs >= ~12)
+    epochs: int = 12  # the demo schedule (Japanese Vowels, GRU: 93.8-95.4% over seeds 0-2; cosine needs >= ~12)
     # Defaults below (adam, lr 0.01, eps 1e-3, clip_value 1, cosine with 10 warm-up steps) were
     # chosen by the sweep in README "Defaults" (benchmarks/learning_rows.py --sweep): RNN, GRU,
     # LSTM x 1, 2 layers on Japanese Vowels and GRU, LSTM on GunPoint, 3 seeds each
     batch_size: int = 32
-    optimizer: str = "adam"    # adam | adamw (decoupled weight decay) | sgd (with momentum), all on shares
-    lr: float | None = None    # None: the optimizer's default (DEFAULT_LR: adam 0.01, sgd 0.2)
-    momentum: float = 0.9      # sgd only
-    beta1: float = 0.9         # adam: first-moment decay
-    beta2: float = 0.999       # adam: second-moment decay
-    eps: float = 1e-3          # adam: m / (sqrt(v) + eps); >= 2^-13 on shares (protocols.adam.MIN_EPS)
+    optimizer: str = (
+        "adam"  # adam | adamw (decoupled weight decay) | sgd (with momentum), all on shares
+    )
+    lr: float | None = None  # None: the optimizer's default (DEFAULT_LR: adam 0.01, sgd 0.2)
+    momentum: float = 0.9  # sgd only
+    beta1: float = 0.9  # adam: first-moment decay
+    beta2: float = 0.999  # adam: second-moment decay
+    eps: float = 1e-3  # adam: m / (sqrt(v) + eps); >= 2^-13 on shares (protocols.adam.MIN_EPS)
     weight_decay: float = 0.0  # sgd/adam: + wd theta in the gradient; adamw: theta *= 1 - lr_t wd
-    clip_value: float = 1.0    # clip every gradient entry to [-c, c] on shares (0: off)
-    clip_norm: float = 0.0     # then rescale the whole gradient to norm <= c on shares (0: off)
-    schedule: str = "cosine"   # public lr schedule: constant | warmup (linear) | cosine (warm-up, then cosine to 0)
-    warmup_steps: int = 10     # linear warm-up steps for "warmup" and "cosine"
-    seed: int = 0              # public: initialization and the batch schedule
+    clip_value: float = 1.0  # clip every gradient entry to [-c, c] on shares (0: off)
+    clip_norm: float = 0.0  # then rescale the whole gradient to norm <= c on shares (0: off)
+    schedule: str = "cosine"  # public lr schedule: constant | warmup (linear) | cosine (warm-up, then cosine to 0)
+    warmup_steps: int = 10  # linear warm-up steps for "warmup" and "cosine"
+    seed: int = 0  # public: initialization and the batch schedule
 
     @property
     def step_lr(self) -> float:
@@ -86,7 +88,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(expected_got("epochs and batch_size", ">= 1", (self.epochs, self.batch_size)))
+            raise ConfigError(
+                expected_got("epochs and batch_size", ">= 1", (self.epochs, self.batch_size))
+            )
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(expected_got("optimizer", " | ".join(OPTIMIZERS), self.optimizer))
         if not 0 < self.step_lr <= 10:
@@ -94,7 +98,9 @@ class TrainConfig:
         if not 0 <= self.momentum < 1:
             raise ConfigError(expected_got("momentum", "in [0, 1)", self.momentum))
         if self.clip_value < 0 or self.clip_norm < 0:
-            raise ConfigError(expected_got("clip_value and clip_norm", ">= 0", (self.clip_value, self.clip_norm)))
+            raise ConfigError(
+                expected_got("clip_value and clip_norm", ">= 0", (self.clip_value, self.clip_norm))
+            )
         if self.weight_decay < 0:
             raise ConfigError(expected_got("weight_decay", ">= 0", self.weight_decay))
         if self.schedule not in SCHEDULES:
@@ -105,15 +111,29 @@ class TrainConfig:
             from protocols.adam import MIN_EPS
 
             if not (0 < self.beta1 < 1 and 0 < self.beta2 < 1):
-                raise ConfigError(expected_got("beta1 and beta2", "in (0, 1)", (self.beta1, self.beta2)))
+                raise ConfigError(
+                    expected_got("beta1 and beta2", "in (0, 1)", (self.beta1, self.beta2))
+                )
             if not MIN_EPS <= self.eps <= 1:
-                raise ConfigError(expected_got("adam eps", f"in [{MIN_EPS:.3g}, 1] (fixed point: 2^-16 resolution)", self.eps))
+                raise ConfigError(
+                    expected_got(
+                        "adam eps",
+                        f"in [{MIN_EPS:.3g}, 1] (fixed point: 2^-16 resolution)",
+                        self.eps,
+                    )
+                )
             if not 0 < self.grad_bound() <= 64:
-                raise ConfigError(expected_got("clip_value or clip_norm with optimizer " + self.optimizer,
-                                               "in (0, 64] (Adam on shares needs a public bound on the gradient)",
-                                               (self.clip_value, self.clip_norm)))
+                raise ConfigError(
+                    expected_got(
+                        "clip_value or clip_norm with optimizer " + self.optimizer,
+                        "in (0, 64] (Adam on shares needs a public bound on the gradient)",
+                        (self.clip_value, self.clip_norm),
+                    )
+                )
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**63):
-            raise ConfigError(expected_got("seed (--seed / [train] seed)", "an integer in [0, 2^63)", self.seed))
+            raise ConfigError(
+                expected_got("seed (--seed / [train] seed)", "an integer in [0, 2^63)", self.seed)
+            )
 
 
 ACCOUNTANTS = ("rdp", "prv")  # opacus.accountants.RDPAccountant / PRVAccountant
@@ -130,28 +150,47 @@ class DPConfig:
     """
 
     enabled: bool = False
-    clip: float = 1.0                        # C: each example's gradient to L2 norm <= C (the sensitivity)
-    noise_multiplier: float | None = None    # sigma: noise N(0, sigma^2 C^2) on the clipped sum
-    target_epsilon: float | None = None      # or: the smallest sigma spending at most this epsilon
-    delta: float = 1e-5                      # the delta of (epsilon, delta); keep it below 1/N
-    accountant: str = "rdp"                  # rdp | prv (opacus.accountants)
+    clip: float = 1.0  # C: each example's gradient to L2 norm <= C (the sensitivity)
+    noise_multiplier: float | None = None  # sigma: noise N(0, sigma^2 C^2) on the clipped sum
+    target_epsilon: float | None = None  # or: the smallest sigma spending at most this epsilon
+    delta: float = 1e-5  # the delta of (epsilon, delta); keep it below 1/N
+    accountant: str = "rdp"  # rdp | prv (opacus.accountants)
 
     def validate(self) -> None:
         if not self.enabled:
             return
         if not (isinstance(self.clip, (int, float)) and self.clip > 0 and self.clip < float("inf")):
-            raise ConfigError(expected_got("DP clipping norm C (--dp-clip)", "a finite number > 0", self.clip))
+            raise ConfigError(
+                expected_got("DP clipping norm C (--dp-clip)", "a finite number > 0", self.clip)
+            )
         if (self.noise_multiplier is None) == (self.target_epsilon is None):
-            raise ConfigError(expected_got("DP noise setting", "exactly one of --dp-noise or --dp-epsilon",
-                                           "both" if self.noise_multiplier is not None else "neither"))
+            raise ConfigError(
+                expected_got(
+                    "DP noise setting",
+                    "exactly one of --dp-noise or --dp-epsilon",
+                    "both" if self.noise_multiplier is not None else "neither",
+                )
+            )
         if self.noise_multiplier is not None and not 0 <= self.noise_multiplier < float("inf"):
-            raise ConfigError(expected_got("DP noise multiplier (--dp-noise)", "a finite number >= 0", self.noise_multiplier))
+            raise ConfigError(
+                expected_got(
+                    "DP noise multiplier (--dp-noise)",
+                    "a finite number >= 0",
+                    self.noise_multiplier,
+                )
+            )
         if self.target_epsilon is not None and not 0 < self.target_epsilon < float("inf"):
-            raise ConfigError(expected_got("DP target epsilon (--dp-epsilon)", "a finite number > 0", self.target_epsilon))
+            raise ConfigError(
+                expected_got(
+                    "DP target epsilon (--dp-epsilon)", "a finite number > 0", self.target_epsilon
+                )
+            )
         if not 0 < self.delta < 1:
             raise ConfigError(expected_got("DP delta (--dp-delta)", "in (0, 1)", self.delta))
         if self.accountant not in ACCOUNTANTS:
-            raise ConfigError(expected_got("DP accountant", " or ".join(ACCOUNTANTS), self.accountant))
+            raise ConfigError(
+                expected_got("DP accountant", " or ".join(ACCOUNTANTS), self.accountant)
+            )
 
 
 MODES = ("mpc", "fedavg")
@@ -165,18 +204,28 @@ class FedAvgConfig:
     computed on shares and opened to all parties.  Local training uses TrainConfig's batch size,
     optimizer (Adam by default, as in --mode mpc), learning rate, weight decay and clipping.  Public: in the run file and its digest."""
 
-    rounds: int = 10             # R: opened global models, one per round (Japanese Vowels: ~95% with E = 2)
-    local_epochs: int = 2        # E: local passes over a party's own rows per round
-    weighting: str = "rows"      # rows: weights = public row counts | equal: 1 per party
-    update_clip: float = 0.0     # bound each party's update norm ||theta_i - theta|| on shares (0: off)
+    rounds: int = 10  # R: opened global models, one per round (Japanese Vowels: ~95% with E = 2)
+    local_epochs: int = 2  # E: local passes over a party's own rows per round
+    weighting: str = "rows"  # rows: weights = public row counts | equal: 1 per party
+    update_clip: float = (
+        0.0  # bound each party's update norm ||theta_i - theta|| on shares (0: off)
+    )
 
     def validate(self) -> None:
         if self.rounds < 1 or self.local_epochs < 1:
-            raise ConfigError(expected_got("fedavg rounds and local_epochs", ">= 1", (self.rounds, self.local_epochs)))
+            raise ConfigError(
+                expected_got(
+                    "fedavg rounds and local_epochs", ">= 1", (self.rounds, self.local_epochs)
+                )
+            )
         if self.weighting not in WEIGHTINGS:
-            raise ConfigError(expected_got("fedavg weighting", " or ".join(WEIGHTINGS), self.weighting))
+            raise ConfigError(
+                expected_got("fedavg weighting", " or ".join(WEIGHTINGS), self.weighting)
+            )
         if not 0 <= self.update_clip < float("inf"):
-            raise ConfigError(expected_got("fedavg update_clip", "a finite number >= 0", self.update_clip))
+            raise ConfigError(
+                expected_got("fedavg update_clip", "a finite number >= 0", self.update_clip)
+            )
 
 
 def to_dict(*configs) -> dict:
@@ -192,11 +241,11 @@ class AdversarialConfig:
     its digest.  Perturbations are L-infinity, in scaled feature units (the declared bounds map
     to [-1, 1]), on valid time steps only."""
 
-    method: str = "none"       # none | fgsm | pgd
-    eps: float = 0.1           # radius of the perturbation ball
-    steps: int = 10            # pgd: gradient steps
-    alpha: float = 0.025       # pgd: step size (eps / 4 at the default eps)
-    mix: float = 0.5           # share of the loss on perturbed rows: (1 - mix) L(x) + mix L(x_adv)
+    method: str = "none"  # none | fgsm | pgd
+    eps: float = 0.1  # radius of the perturbation ball
+    steps: int = 10  # pgd: gradient steps
+    alpha: float = 0.025  # pgd: step size (eps / 4 at the default eps)
+    mix: float = 0.5  # share of the loss on perturbed rows: (1 - mix) L(x) + mix L(x_adv)
 
     @property
     def enabled(self) -> bool:
@@ -204,12 +253,20 @@ class AdversarialConfig:
 
     def validate(self) -> None:
         if self.method not in ADVERSARIAL:
-            raise ConfigError(expected_got("adversarial method (--adversarial)", " | ".join(ADVERSARIAL), self.method))
+            raise ConfigError(
+                expected_got(
+                    "adversarial method (--adversarial)", " | ".join(ADVERSARIAL), self.method
+                )
+            )
         if not (isinstance(self.eps, (int, float)) and 0 < self.eps <= 1):
-            raise ConfigError(expected_got("--adv-eps (scaled feature units)", "in (0, 1]", self.eps))
+            raise ConfigError(
+                expected_got("--adv-eps (scaled feature units)", "in (0, 1]", self.eps)
+            )
         if not (isinstance(self.steps, int) and 1 <= self.steps <= 100):
             raise ConfigError(expected_got("--adv-steps", "an integer in 1..100", self.steps))
         if not (isinstance(self.alpha, (int, float)) and 0 < self.alpha <= self.eps):
-            raise ConfigError(expected_got("--adv-alpha", f"in (0, eps = {self.eps:g}]", self.alpha))
+            raise ConfigError(
+                expected_got("--adv-alpha", f"in (0, eps = {self.eps:g}]", self.alpha)
+            )
         if not (isinstance(self.mix, (int, float)) and 0 < self.mix <= 1):
             raise ConfigError(expected_got("--adv-mix", "in (0, 1]", self.mix))

@@ -19,9 +19,10 @@ import csv
 import math
 import sys
 import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator, NoReturn, Sequence
+from typing import NoReturn
 
 import numpy as np
 
@@ -101,8 +102,11 @@ class DataSpec:
             if not isinstance(getattr(self, what), int) or getattr(self, what) < 1:
                 bad(what, "an integer >= 1")
         names = self.classes
-        if not names or len(set(names)) != len(names) or any(
-                not isinstance(c, str) or not c or c != c.strip() or "\n" in c for c in names):
+        if (
+            not names
+            or len(set(names)) != len(names)
+            or any(not isinstance(c, str) or not c or c != c.strip() or "\n" in c for c in names)
+        ):
             bad("classes", "distinct non-empty names without surrounding spaces")
         if not (isinstance(self.value_bound, (int, float)) and 0 < self.value_bound < math.inf):
             bad("value_bound", "a finite number > 0")
@@ -165,26 +169,37 @@ def validate(data: SequenceData, spec: DataSpec, source: str) -> None:
 
 
 def _check_lengths(lengths: np.ndarray, max_len: int, t_axis: int, source: str) -> None:
-    for bad, got in ((lengths < 1, "fewer than 1"), (lengths > max_len, f"more than {max_len}"),
-                     (lengths > t_axis, f"more than the {t_axis} steps of the time axis")):
+    for bad, got in (
+        (lengths < 1, "fewer than 1"),
+        (lengths > max_len, f"more than {max_len}"),
+        (lengths > t_axis, f"more than the {t_axis} steps of the time axis"),
+    ):
         if bad.any():
-            _fail(f"{source}: length of sequence {np.flatnonzero(bad)[0]}",
-                  f"1..{max_len} time steps", f"{got} ({bad.sum()} sequence(s) affected)")
+            _fail(
+                f"{source}: length of sequence {np.flatnonzero(bad)[0]}",
+                f"1..{max_len} time steps",
+                f"{got} ({bad.sum()} sequence(s) affected)",
+            )
 
 
 def _check_labels(bad_rows: np.ndarray, n_classes: int, source: str, where: str = "") -> None:
     if bad_rows.size:
-        _fail(f"{source}: label of sequence {bad_rows[0]}",
-              f"one of the {n_classes} declared classes{where}",
-              f"a label outside them ({bad_rows.size} sequence(s) affected)",
-              "Declare every class in the spec, or drop those sequences before intake")
+        _fail(
+            f"{source}: label of sequence {bad_rows[0]}",
+            f"one of the {n_classes} declared classes{where}",
+            f"a label outside them ({bad_rows.size} sequence(s) affected)",
+            "Declare every class in the spec, or drop those sequences before intake",
+        )
 
 
 def _first_cell(bad: np.ndarray, source: str, expected: str, got: str) -> None:
     if bad.any():
         i, t, j = np.argwhere(bad)[0]
-        _fail(f"{source}: sequence {i}, time step {t}, feature f{j}", expected,
-              f"{got} ({int(bad.sum())} cell(s) affected)")
+        _fail(
+            f"{source}: sequence {i}, time step {t}, feature f{j}",
+            expected,
+            f"{got} ({int(bad.sum())} cell(s) affected)",
+        )
 
 
 def _scaled(x: np.ndarray, valid: np.ndarray, spec: DataSpec, source: str) -> np.ndarray:
@@ -196,8 +211,12 @@ def _scaled(x: np.ndarray, valid: np.ndarray, spec: DataSpec, source: str) -> np
             x = np.where(valid, (x - lo) * (2.0 / (hi - lo)) - 1.0, 0.0)
         expected = f"a value within the declared bounds (scaled |x| <= {spec.value_bound:g})"
     with np.errstate(invalid="ignore"):  # NaN / inf fail this check too
-        _first_cell(~(np.abs(x) <= spec.value_bound) & valid, source, expected,
-                    "a value outside the declared bounds")
+        _first_cell(
+            ~(np.abs(x) <= spec.value_bound) & valid,
+            source,
+            expected,
+            "a value outside the declared bounds",
+        )
     return np.array(x, dtype=np.float64)
 
 
@@ -206,9 +225,13 @@ def check_min_rows(data: SequenceData, spec: DataSpec, source: str, strict: bool
     ``strict`` a DataError instead.  Row counts are public anyway; values are never named."""
     if data.n_rows >= spec.min_rows:
         return None
-    msg = expected_got(f"{source}: rows", f"at least {spec.min_rows} ([data] min_rows)", data.n_rows,
-                       "The released model reveals more about each row the fewer rows a party "
-                       "brings: add rows, or bound the leak with --dp-epsilon")
+    msg = expected_got(
+        f"{source}: rows",
+        f"at least {spec.min_rows} ([data] min_rows)",
+        data.n_rows,
+        "The released model reveals more about each row the fewer rows a party "
+        "brings: add rows, or bound the leak with --dp-epsilon",
+    )
     if strict:
         raise DataError(msg)
     return msg
@@ -219,8 +242,9 @@ def scale_features(data: SequenceData, spec: DataSpec, source: str = "data") -> 
     return replace(data, x=_scaled(data.x, data.mask()[:, :, None], spec, source))
 
 
-def declare_bounds_from(data: SequenceData,
-                        decimals: int = 1) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def declare_bounds_from(
+    data: SequenceData, decimals: int = 1
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-feature (low, high) over valid steps, rounded outward to ``decimals``.
 
     For the BUILT-IN demo only, whose bounds are public constants computed once from the public
@@ -233,12 +257,17 @@ def declare_bounds_from(data: SequenceData,
     lo = np.floor(vals.min(axis=0) * scale) / scale
     hi = np.maximum(np.ceil(vals.max(axis=0) * scale) / scale, lo + 1.0 / scale)
     return tuple(round(v, decimals) for v in lo.tolist()), tuple(
-        round(v, decimals) for v in hi.tolist())
+        round(v, decimals) for v in hi.tolist()
+    )
 
 
 def _io_fail(e: OSError, source: str) -> NoReturn:
-    _fail(source, "a readable file", f"{type(e).__name__} ({e.strerror or 'I/O error'})",
-          "Check the path and its permissions")
+    _fail(
+        source,
+        "a readable file",
+        f"{type(e).__name__} ({e.strerror or 'I/O error'})",
+        "Check the path and its permissions",
+    )
 
 
 # Largest data file a party reads, by default (``--max-file-bytes`` changes it).  Sized for real
@@ -255,8 +284,12 @@ def _check_size(path: str | Path, source: str, max_bytes: int) -> None:
     except OSError as e:
         _io_fail(e, source)
     if size > max_bytes:
-        _fail(f"{source}: size", f"at most {max_bytes} bytes (--max-file-bytes)", f"{size} bytes",
-              "Split the rows across files or raise --max-file-bytes")
+        _fail(
+            f"{source}: size",
+            f"at most {max_bytes} bytes (--max-file-bytes)",
+            f"{size} bytes",
+            "Split the rows across files or raise --max-file-bytes",
+        )
 
 
 def _lines(path: str | Path, source: str) -> Iterator[tuple[int, str]]:
@@ -289,13 +322,19 @@ def _floats(cells: list[str], where: Callable[[int], str]) -> np.ndarray:
     _fail(where(0), "numbers", "unparseable cells")
 
 
-def _assemble(seqs: list[np.ndarray], names: list[str], spec: DataSpec,
-              source: str) -> SequenceData:
+def _assemble(
+    seqs: list[np.ndarray], names: list[str], spec: DataSpec, source: str
+) -> SequenceData:
     """Pad (L_i, F) arrays to x (N, max(spec.max_len, L_i), F), encode labels, validate."""
     index = {c: k for k, c in enumerate(spec.classes)}
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    x = np.zeros((len(seqs), max([spec.max_len, *lengths.tolist()]),
-                  seqs[0].shape[1] if seqs else spec.n_features))
+    x = np.zeros(
+        (
+            len(seqs),
+            max([spec.max_len, *lengths.tolist()]),
+            seqs[0].shape[1] if seqs else spec.n_features,
+        )
+    )
     for i, s in enumerate(seqs):
         x[i, : len(s)] = s
     y = np.array([index.get(name, -1) for name in names], dtype=np.int64)
@@ -304,8 +343,9 @@ def _assemble(seqs: list[np.ndarray], names: list[str], spec: DataSpec,
     return data
 
 
-def read_ts(path: str | Path, spec: DataSpec | None = None,
-            max_bytes: int = MAX_FILE_BYTES) -> SequenceData:
+def read_ts(
+    path: str | Path, spec: DataSpec | None = None, max_bytes: int = MAX_FILE_BYTES
+) -> SequenceData:
     """Read a UEA/UCR ``.ts`` classification file into raw SequenceData x: (N, T, F).
 
     Header: ``#`` comments and ``@`` lines (``@dimensions 12``, ``@classLabel true a b``, ...)
@@ -330,10 +370,18 @@ def read_ts(path: str | Path, spec: DataSpec | None = None,
     if blank and not started:
         _fail(source, "a .ts header and @data", "an empty file")
     declared = tuple(meta.get("@classlabel", [""])[1:])
-    if not started or not declared or meta["@classlabel"][0] != "true" or len(
-            set(declared)) < len(declared):
-        _fail(source, "'@classLabel true <distinct names>' and '@data' header lines", "others",
-              "Only classification .ts files are supported")
+    if (
+        not started
+        or not declared
+        or meta["@classlabel"][0] != "true"
+        or len(set(declared)) < len(declared)
+    ):
+        _fail(
+            source,
+            "'@classLabel true <distinct names>' and '@data' header lines",
+            "others",
+            "Only classification .ts files are supported",
+        )
     if meta.get("@timestamps") == ["true"]:
         _fail(f"{source}: @timeStamps", "false", "true (unsupported)")
     dims = meta.get("@dimensions")  # absent: the first data row decides
@@ -341,8 +389,11 @@ def read_ts(path: str | Path, spec: DataSpec | None = None,
         _fail(f"{source}: @dimensions", "a positive integer", "a malformed value")
     dims = int(dims[0]) if dims else None
     if spec is not None and not set(declared) <= set(spec.classes):
-        _fail(f"{source}: @classLabel", f"names among the {len(spec.classes)} declared classes",
-              "other names")
+        _fail(
+            f"{source}: @classLabel",
+            f"names among the {len(spec.classes)} declared classes",
+            "other names",
+        )
     if spec is not None and dims is not None and dims != spec.n_features:
         _fail(f"{source}: number of features", spec.n_features, f"{dims} (@dimensions)")
     longest = spec.max_len if spec is not None else None
@@ -358,20 +409,33 @@ def read_ts(path: str | Path, spec: DataSpec | None = None,
                 _fail(f"{source}: number of features", spec.n_features, dims)
         if len(parts) - 1 != dims:
             _fail(f"{where}: number of dimensions", dims, len(parts) - 1)
-        cols = [_floats(p.split(","), lambda t, d=d: f"{where}, dimension {d}, time step {t}")
-                for d, p in enumerate(parts[:-1])]
+        cols = [
+            _floats(p.split(","), lambda t, d=d: f"{where}, dimension {d}, time step {t}")
+            for d, p in enumerate(parts[:-1])
+        ]
         if any(len(c) != len(cols[0]) for c in cols):
             _fail(f"{where}: dimension lengths", "one common length", "different lengths")
         if longest is not None and len(cols[0]) > longest:  # stop early: no need to read on
-            _fail(f"{source}: length of sequence {len(seqs)}", f"1..{longest} time steps",
-                  f"more than {longest}")
+            _fail(
+                f"{source}: length of sequence {len(seqs)}",
+                f"1..{longest} time steps",
+                f"more than {longest}",
+            )
         names.append(parts[-1].strip())
         seqs.append(np.stack(cols, axis=1))
-    _check_labels(np.flatnonzero([name not in declared for name in names]), len(declared),
-                  source, " in @classLabel")
+    _check_labels(
+        np.flatnonzero([name not in declared for name in names]),
+        len(declared),
+        source,
+        " in @classLabel",
+    )
     if spec is None:  # describe the file itself; no magnitude limit
-        spec = DataSpec(dims or 1, declared, max((len(s) for s in seqs), default=1),
-                        value_bound=sys.float_info.max)
+        spec = DataSpec(
+            dims or 1,
+            declared,
+            max((len(s) for s in seqs), default=1),
+            value_bound=sys.float_info.max,
+        )
     return _assemble(seqs, names, spec, source)
 
 
@@ -391,9 +455,11 @@ def read_csv(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) 
     try:
         seqs, names = _csv_rows(reader, spec, source)
     except csv.Error:
-        _fail(f"{source}: line {reader.line_num}",
-              f"CSV cells of at most {csv.field_size_limit()} characters and no NUL bytes",
-              "a malformed or over-long cell")
+        _fail(
+            f"{source}: line {reader.line_num}",
+            f"CSV cells of at most {csv.field_size_limit()} characters and no NUL bytes",
+            "a malformed or over-long cell",
+        )
     return _assemble([np.array(rows) for _, rows in seqs], names, spec, source)
 
 
@@ -404,8 +470,11 @@ def _csv_rows(reader, spec: DataSpec, source: str) -> tuple[list, list]:
     want = ["seq_id", "t", *(f"f{j}" for j in range(max(len(header) - 3, 0))), "label"]
     if header != want:
         col = next((k for k, (a, b) in enumerate(zip(header, want)) if a != b), len(header) - 1)
-        _fail(f"{source}: header column {col}", "the layout 'seq_id,t,f0,...,f{F-1},label'",
-              "a different name or order")
+        _fail(
+            f"{source}: header column {col}",
+            "the layout 'seq_id,t,f0,...,f{F-1},label'",
+            "a different name or order",
+        )
     if len(header) - 3 != spec.n_features:
         _fail(f"{source}: number of features", spec.n_features, len(header) - 3)
     seqs, names, seen = [], [], set()
@@ -417,21 +486,31 @@ def _csv_rows(reader, spec: DataSpec, source: str) -> tuple[list, list]:
             _fail(f"{source}: line {ln}: number of cells", len(want), len(cells))
         if not seqs or sid != seqs[-1][0]:
             if not sid or sid in seen:
-                _fail(f"{source}: line {ln}, column 'seq_id'", "contiguous rows per non-empty id",
-                      "an id whose rows ended earlier" if sid else "an empty id")
+                _fail(
+                    f"{source}: line {ln}, column 'seq_id'",
+                    "contiguous rows per non-empty id",
+                    "an id whose rows ended earlier" if sid else "an empty id",
+                )
             seen.add(sid)
             seqs.append((sid, []))
             names.append(label)
         where, cur = f"{source}: line {ln} (sequence {len(seqs) - 1})", seqs[-1][1]
         if not cells[1].strip().isdigit() or int(cells[1]) != len(cur):
-            _fail(f"{where}, column 't'", f"{len(cur)} (consecutive integer time steps 0, 1, "
-                  "2, ... in order)", "another value")
+            _fail(
+                f"{where}, column 't'",
+                f"{len(cur)} (consecutive integer time steps 0, 1, 2, ... in order)",
+                "another value",
+            )
         if len(cur) >= spec.max_len:  # stop early: no need to read on
-            _fail(f"{source}: length of sequence {len(seqs) - 1}", f"1..{spec.max_len} time steps",
-                  f"more than {spec.max_len}")
+            _fail(
+                f"{source}: length of sequence {len(seqs) - 1}",
+                f"1..{spec.max_len} time steps",
+                f"more than {spec.max_len}",
+            )
         if label != names[-1]:
-            _fail(f"{where}, column 'label'", "the same label on every row of a sequence",
-                  "a change")
+            _fail(
+                f"{where}, column 'label'", "the same label on every row of a sequence", "a change"
+            )
         cur.append(_floats(cells[2:-1], lambda j: f"{where}, column 'f{j}'"))
     return seqs, names
 
@@ -458,11 +537,16 @@ def read_npz(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) 
     x, lengths, y = arrays["x"], arrays["lengths"], arrays["y"]
     if x.ndim != 3 or x.dtype.kind not in "fiu":
         _fail(f"{source}: x", "a numeric array (N, T, F)", f"{x.ndim}-d of kind '{x.dtype.kind}'")
-    for name, arr, kinds, want in (("lengths", lengths, "iu", "integers"),
-                                   ("y", y, "iuUS", "class names or integer class indices")):
+    for name, arr, kinds, want in (
+        ("lengths", lengths, "iu", "integers"),
+        ("y", y, "iuUS", "class names or integer class indices"),
+    ):
         if arr.shape != (x.shape[0],) or arr.dtype.kind not in kinds:
-            _fail(f"{source}: {name}", f"{want} of shape ({x.shape[0]},)",
-                  f"shape {arr.shape} of dtype {arr.dtype}")
+            _fail(
+                f"{source}: {name}",
+                f"{want} of shape ({x.shape[0]},)",
+                f"shape {arr.shape} of dtype {arr.dtype}",
+            )
     _check_lengths(lengths, spec.max_len, x.shape[1], source)
     labels = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in y.tolist()]
     if y.dtype.kind in "iu":
@@ -483,15 +567,20 @@ def _check_unpacked(path: str | Path, source: str, max_bytes: int) -> None:
     except (zipfile.BadZipFile, ValueError, EOFError):
         _fail(source, "a .npz archive of plain numpy arrays", "a file numpy cannot read as one")
     if size > max_bytes:
-        _fail(f"{source}: unpacked size", f"at most {max_bytes} bytes (--max-file-bytes)",
-              f"{size} bytes", "Split the rows across files or raise --max-file-bytes")
+        _fail(
+            f"{source}: unpacked size",
+            f"at most {max_bytes} bytes (--max-file-bytes)",
+            f"{size} bytes",
+            "Split the rows across files or raise --max-file-bytes",
+        )
 
 
 _READERS = {".ts": read_ts, ".csv": read_csv, ".npz": read_npz}
 
 
-def load_party_file(path: str | Path, spec: DataSpec,
-                    max_bytes: int = MAX_FILE_BYTES) -> SequenceData:
+def load_party_file(
+    path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES
+) -> SequenceData:
     """Read + validate one party's own file by suffix (.ts/.csv/.npz): raw x (N, max_len, F).
     A file over ``max_bytes`` (an .npz: unpacked) is refused before it is read.
 
@@ -499,8 +588,11 @@ def load_party_file(path: str | Path, spec: DataSpec,
     """
     reader = _READERS.get(Path(path).suffix.lower())
     if reader is None:
-        _fail(f"{path}: file type", "a .ts, .csv or .npz file",
-              f"suffix '{Path(path).suffix}' (unknown)")
+        _fail(
+            f"{path}: file type",
+            "a .ts, .csv or .npz file",
+            f"suffix '{Path(path).suffix}' (unknown)",
+        )
     return reader(path, spec, max_bytes)
 
 
@@ -515,8 +607,9 @@ def japanese_vowels(split: str) -> SequenceData:
     return read_ts(path, JAPANESE_VOWELS_SPEC)
 
 
-def split_rows(data: SequenceData, parts: Sequence[float] | Sequence[int],
-               seed: int | np.random.Generator) -> list[SequenceData]:
+def split_rows(
+    data: SequenceData, parts: Sequence[float] | Sequence[int], seed: int | np.random.Generator
+) -> list[SequenceData]:
     """Split rows into disjoint per-party parts, shuffled by an explicitly seeded Generator.
 
     ``parts``: fractions (e.g. ``(0.5, 0.3, 0.2)``, sum <= 1) or row counts (ints, sum <= N).
@@ -526,25 +619,34 @@ def split_rows(data: SequenceData, parts: Sequence[float] | Sequence[int],
     if all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in parts):
         size = size / max(n, 1)  # counts as fractions of n
     if size.size == 0 or not np.all(size > 0) or not size.sum() <= 1 + 1e-9:
-        raise ConfigError(expected_got("split_rows parts", "positive fractions summing to <= 1"
-                                       f" or counts summing to <= {n}", tuple(parts)))
+        raise ConfigError(
+            expected_got(
+                "split_rows parts",
+                f"positive fractions summing to <= 1 or counts summing to <= {n}",
+                tuple(parts),
+            )
+        )
     raw = size * n
     counts = np.floor(raw + 1e-9).astype(np.int64)
     extra = int(math.floor(raw.sum() + 1e-9)) - int(counts.sum())
     counts[np.argsort(-(raw - counts), kind="stable")[:extra]] += 1
     if np.any(counts < 1):
-        raise ConfigError(expected_got("split_rows", "at least 1 row per part",
-                                       f"counts {counts.tolist()} of {n} rows"))
+        raise ConfigError(
+            expected_got(
+                "split_rows", "at least 1 row per part", f"counts {counts.tolist()} of {n} rows"
+            )
+        )
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     perm, ends = rng.permutation(n), np.cumsum(counts)
-    return [data.select(np.sort(perm[e - c: e])) for c, e in zip(counts, ends)]
+    return [data.select(np.sort(perm[e - c : e])) for c, e in zip(counts, ends)]
 
 
 def write_npz(data: SequenceData, path: str | Path) -> None:
     """Write ``data`` as .npz (x, lengths, y indices, classes); :func:`read_npz` reads it back."""
     with open(path, "wb") as f:
-        np.savez(f, x=data.x, lengths=data.lengths, y=data.y,
-                 classes=np.array(data.classes, dtype=str))
+        np.savez(
+            f, x=data.x, lengths=data.lengths, y=data.y, classes=np.array(data.classes, dtype=str)
+        )
 
 
 def write_csv(data: SequenceData, path: str | Path) -> None:
@@ -557,8 +659,9 @@ def write_csv(data: SequenceData, path: str | Path) -> None:
                 w.writerow([i, t, *map(repr, row), data.classes[int(data.y[i])]])
 
 
-def write_party_files(train_parts: Sequence[SequenceData], test_parts: Sequence[SequenceData],
-                      directory: str | Path) -> tuple[list[str], list[str]]:
+def write_party_files(
+    train_parts: Sequence[SequenceData], test_parts: Sequence[SequenceData], directory: str | Path
+) -> tuple[list[str], list[str]]:
     """Write each party's train and test rows to ``party{r}-train.npz`` / ``party{r}-test.npz``
     (the demo and the benchmark hand every party its own file this way); returns the paths."""
     directory = Path(directory)

@@ -53,8 +53,8 @@ import numpy as np
 import torch
 
 from mpcrnn.config import DPConfig, ModelConfig, TrainConfig
-from protocols.norm_clip import DP_RATIO_BITS
 from protocols.errors import ConfigError, expected_got
+from protocols.norm_clip import DP_RATIO_BITS
 
 # ---------------------------------------------------------------- plan: sampling, sigma, clip
 
@@ -95,7 +95,9 @@ class DPPlan:
 def poisson_rate(n_rows: int, batch_size: int) -> tuple[float, int]:
     """(q, steps per epoch) = (1 / ceil(N / B), ceil(N / B)), Opacus's DPDataLoader convention."""
     if n_rows < 1 or batch_size < 1:
-        raise ConfigError(expected_got("rows and batch size for Poisson sampling", ">= 1", (n_rows, batch_size)))
+        raise ConfigError(
+            expected_got("rows and batch size for Poisson sampling", ">= 1", (n_rows, batch_size))
+        )
     steps = -(-n_rows // batch_size)
     return 1.0 / steps, steps
 
@@ -107,21 +109,41 @@ def clip_applied(clip: float, n_params: int, world_size: int, frac_bits: int) ->
     margin = 2 * max(world_size, 1) * math.sqrt(n_params) * 2.0**-frac_bits
     c = (clip - margin) / (1 + CLIP_RELATIVE_ERROR)
     if c <= 0.5 * clip:
-        raise ConfigError(expected_got("DP clipping norm C (--dp-clip)", f">= {4 * margin:.3g} for {n_params} parameters "
-                                       f"at {frac_bits} fractional bits", clip, "raise --dp-clip"))
+        raise ConfigError(
+            expected_got(
+                "DP clipping norm C (--dp-clip)",
+                f">= {4 * margin:.3g} for {n_params} parameters at {frac_bits} fractional bits",
+                clip,
+                "raise --dp-clip",
+            )
+        )
     return c
 
 
-def make_plan(dp: DPConfig, tcfg: TrainConfig, n_rows: int, n_params: int, world_size: int, frac_bits: int) -> DPPlan:
+def make_plan(
+    dp: DPConfig, tcfg: TrainConfig, n_rows: int, n_params: int, world_size: int, frac_bits: int
+) -> DPPlan:
     """Resolve sigma (Opacus's get_noise_multiplier for a target epsilon) and the sampling."""
     dp.validate()
     q, steps = poisson_rate(n_rows, tcfg.batch_size)
     if dp.noise_multiplier is not None:
         sigma = float(dp.noise_multiplier)
     else:
-        sigma = noise_for_epsilon(dp.target_epsilon, dp.delta, q, steps * tcfg.epochs, dp.accountant)
-    return DPPlan(q, steps, tcfg.epochs, n_rows, sigma, float(dp.clip),
-                  clip_applied(dp.clip, n_params, world_size, frac_bits), world_size, n_params, frac_bits)
+        sigma = noise_for_epsilon(
+            dp.target_epsilon, dp.delta, q, steps * tcfg.epochs, dp.accountant
+        )
+    return DPPlan(
+        q,
+        steps,
+        tcfg.epochs,
+        n_rows,
+        sigma,
+        float(dp.clip),
+        clip_applied(dp.clip, n_params, world_size, frac_bits),
+        world_size,
+        n_params,
+        frac_bits,
+    )
 
 
 def poisson_batches(n_rows: int, q: float, steps: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -147,7 +169,9 @@ def agree_schedule_seed(session) -> int:
 # ---------------------------------------------------------------- accounting (Opacus)
 
 
-def epsilon_spent(noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str) -> float:
+def epsilon_spent(
+    noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str
+) -> float:
     """Opacus's accountant over ``steps`` identical steps (what PrivacyEngine records): inf for sigma = 0."""
     if steps == 0:
         return 0.0
@@ -164,18 +188,33 @@ def epsilon_spent(noise_multiplier: float, sample_rate: float, steps: int, delta
         return float(acc.get_epsilon(delta=delta))
 
 
-def noise_for_epsilon(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
+def noise_for_epsilon(
+    target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str
+) -> float:
     """sigma from ``opacus.accountants.utils.get_noise_multiplier`` (epsilon_tolerance 0.01)."""
     from opacus.accountants.utils import get_noise_multiplier
 
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta,
-                                              sample_rate=sample_rate, steps=steps, accountant=accountant))
+            return float(
+                get_noise_multiplier(
+                    target_epsilon=target_epsilon,
+                    target_delta=delta,
+                    sample_rate=sample_rate,
+                    steps=steps,
+                    accountant=accountant,
+                )
+            )
     except ValueError as exc:  # "The privacy budget is too low."
-        raise ConfigError(expected_got("DP target epsilon (--dp-epsilon)", "a budget Opacus can reach with sigma <= 1e6",
-                                       target_epsilon, f"Opacus: {exc}")) from None
+        raise ConfigError(
+            expected_got(
+                "DP target epsilon (--dp-epsilon)",
+                "a budget Opacus can reach with sigma <= 1e6",
+                target_epsilon,
+                f"Opacus: {exc}",
+            )
+        ) from None
 
 
 def clip_failure_bound(rows_clipped: int, plan: DPPlan) -> float:
@@ -189,14 +228,19 @@ def clip_failure_bound(rows_clipped: int, plan: DPPlan) -> float:
 
     f, D, c = plan.frac_bits, plan.n_params, plan.clip_applied
     G = scale_bits(DP_RATIO_BITS)
-    per_row = (math.sqrt(2 * D) * c * 2.0 ** (f + G) + math.sqrt(D) * c * (1 + CLIP_RELATIVE_ERROR) * 2.0 ** (2 * f)) / 2.0**63
+    per_row = (
+        math.sqrt(2 * D) * c * 2.0 ** (f + G)
+        + math.sqrt(D) * c * (1 + CLIP_RELATIVE_ERROR) * 2.0 ** (2 * f)
+    ) / 2.0**63
     return rows_clipped * per_row
 
 
 def report(dp: DPConfig, plan: DPPlan, batches: list[np.ndarray]) -> dict:
     """The run report's ``dp`` block (public values only): epsilon, delta, accountant, sigma, C,
     sampling, the epsilon against a schedule-aware party, and the stated exclusions."""
-    eps = epsilon_spent(plan.noise_multiplier, plan.sample_rate, plan.steps, dp.delta, dp.accountant)
+    eps = epsilon_spent(
+        plan.noise_multiplier, plan.sample_rate, plan.steps, dp.delta, dp.accountant
+    )
     counts = np.zeros(plan.n_rows, dtype=np.int64)
     for b in batches:
         counts[b] += 1
@@ -212,28 +256,52 @@ def report(dp: DPConfig, plan: DPPlan, batches: list[np.ndarray]) -> dict:
         "delta": dp.delta,
         "accountant": f"opacus.accountants.{'RDPAccountant' if dp.accountant == 'rdp' else 'PRVAccountant'}",
         "noise_multiplier": plan.noise_multiplier,
-        "noise_multiplier_from": ("given (--dp-noise)" if dp.noise_multiplier is not None else
-                                  f"opacus get_noise_multiplier(target_epsilon={dp.target_epsilon}, delta={dp.delta})"),
+        "noise_multiplier_from": (
+            "given (--dp-noise)"
+            if dp.noise_multiplier is not None
+            else f"opacus get_noise_multiplier(target_epsilon={dp.target_epsilon}, delta={dp.delta})"
+        ),
         "clip_norm": plan.clip,
         "clip_applied": plan.clip_applied,
-        "sampling": {"method": "poisson", "sample_rate": plan.sample_rate, "expected_batch_size": plan.expected_batch,
-                     "steps": plan.steps, "steps_per_epoch": plan.steps_per_epoch, "epochs": plan.epochs, "rows": plan.n_rows,
-                     "batch_sizes_min_max": [int(min(map(len, batches))), int(max(map(len, batches)))] if batches else None,
-                     "public_to": "every data party (membership and size of every batch); not in the run file",
-                     "gradient_divided_by": "the expected batch size q N"},
-        "noise": {"parties": p, "std_each_party": _per_party(plan), "std_total": plan.noise_std * math.sqrt(p / max(p - 1, 1)),
-                  "std_left_after_any_one_party_subtracts_its_own": plan.noise_std,
-                  "units": "per coordinate of the summed clipped gradients (before / qN)",
-                  "covers": "one semi-honest party (not coalitions)"},
+        "sampling": {
+            "method": "poisson",
+            "sample_rate": plan.sample_rate,
+            "expected_batch_size": plan.expected_batch,
+            "steps": plan.steps,
+            "steps_per_epoch": plan.steps_per_epoch,
+            "epochs": plan.epochs,
+            "rows": plan.n_rows,
+            "batch_sizes_min_max": [int(min(map(len, batches))), int(max(map(len, batches)))]
+            if batches
+            else None,
+            "public_to": "every data party (membership and size of every batch); not in the run file",
+            "gradient_divided_by": "the expected batch size q N",
+        },
+        "noise": {
+            "parties": p,
+            "std_each_party": _per_party(plan),
+            "std_total": plan.noise_std * math.sqrt(p / max(p - 1, 1)),
+            "std_left_after_any_one_party_subtracts_its_own": plan.noise_std,
+            "units": "per coordinate of the summed clipped gradients (before / qN)",
+            "covers": "one semi-honest party (not coalitions)",
+        },
         "epsilon_vs_schedule_aware_party": {
-            "epsilon": _num(eps_zero_out), "epsilon_replace_one": _num(eps_replace), "max_steps_of_any_row": k,
-            "sample_rate": 1.0, "note": "a data party knows the batch schedule: no amplification by sampling. "
+            "epsilon": _num(eps_zero_out),
+            "epsilon_replace_one": _num(eps_replace),
+            "max_steps_of_any_row": k,
+            "sample_rate": 1.0,
+            "note": "a data party knows the batch schedule: no amplification by sampling. "
             "epsilon: zero-out adjacency (a row replaced by one with zero gradient; sensitivity C); "
-            "epsilon_replace_one: sensitivity 2C"},
-        "delta_excludes": {"clip_truncation_failure_bound": fail,
-                           "note": "the guarantee is conditional on no truncation failure inside the norm clip; "
-                                   "unconditionally delta + (1 + e^epsilon) * this bound"},
-        "delta_vs_1_over_n": "ok" if dp.delta < 1.0 / plan.n_rows else f"delta >= 1/N = {1.0 / plan.n_rows:.3g}: too large to be meaningful",
+            "epsilon_replace_one: sensitivity 2C",
+        },
+        "delta_excludes": {
+            "clip_truncation_failure_bound": fail,
+            "note": "the guarantee is conditional on no truncation failure inside the norm clip; "
+            "unconditionally delta + (1 + e^epsilon) * this bound",
+        },
+        "delta_vs_1_over_n": "ok"
+        if dp.delta < 1.0 / plan.n_rows
+        else f"delta >= 1/N = {1.0 / plan.n_rows:.3g}: too large to be meaningful",
     }
 
 
@@ -267,8 +335,17 @@ def plain_noise(std: float, generators: list[torch.Generator], frac_bits: int) -
     return lambda shape: joint_gaussian_plain(shape, std, generators, frac_bits)
 
 
-def dp_step(B, params: dict, rows_grads: dict | None, velocity: dict, tcfg: TrainConfig, plan: DPPlan,
-            noise: Noise, step: int = 1, total: int = 1) -> tuple[dict, dict]:
+def dp_step(
+    B,
+    params: dict,
+    rows_grads: dict | None,
+    velocity: dict,
+    tcfg: TrainConfig,
+    plan: DPPlan,
+    noise: Noise,
+    step: int = 1,
+    total: int = 1,
+) -> tuple[dict, dict]:
     """One DP-SGD update.  rows_grads: per-example gradients keyed like params, each (N_t, *shape)
     (None for an empty batch).  Rounds: the norm clip (~40) + 3 batched truncations."""
     names = list(params)
@@ -279,8 +356,10 @@ def dp_step(B, params: dict, rows_grads: dict | None, velocity: dict, tcfg: Trai
     else:
         n = rows_grads[names[0]].shape[0]
         flat = torch.cat([rows_grads[k].reshape(n, -1) for k in names], 1)  # (N_t, D)
-        clipped = B.clip_rows(flat, plan.clip_applied, DP_RATIO_BITS)        # (N_t, D), norms <= C; > 64 C: 0
-        total = clipped.sum(0) + noise((D,))                                 # (D,)
+        clipped = B.clip_rows(
+            flat, plan.clip_applied, DP_RATIO_BITS
+        )  # (N_t, D), norms <= C; > 64 C: 0
+        total = clipped.sum(0) + noise((D,))  # (D,)
     combo = [(1.0 / plan.expected_batch, total)]
     if tcfg.weight_decay and tcfg.optimizer != "adamw":
         combo.append((tcfg.weight_decay, torch.cat([params[k].reshape(-1) for k in names])))
@@ -297,13 +376,23 @@ def dp_grad_bound(plan) -> float:
     return 4.0 * plan.clip
 
 
-def train_dp(B, mcfg: ModelConfig, tcfg: TrainConfig, plan: DPPlan, data, params: dict, noise: Noise,
-             schedule_seed: int, progress=None, start_epoch: int = 0, velocity: dict | None = None,
-             on_epoch_end=None) -> tuple[dict, dict, list[np.ndarray]]:
+def train_dp(
+    B,
+    mcfg: ModelConfig,
+    tcfg: TrainConfig,
+    plan: DPPlan,
+    data,
+    params: dict,
+    noise: Noise,
+    schedule_seed: int,
+    progress=None,
+    start_epoch: int = 0,
+    velocity: dict | None = None,
+    on_epoch_end=None,
+) -> tuple[dict, dict, list[np.ndarray]]:
     """DP-SGD over the Poisson schedule; returns (params, velocity, every batch of the run).
     ``data``: a :class:`mpcrnn.train.Dataset` (plaintext or shares).  ``progress`` gets public facts."""
     from mpcrnn.model import forward_backward
-
     from mpcrnn.train import init_state
 
     velocity = velocity if velocity is not None else init_state(B, params, tcfg)
@@ -311,7 +400,9 @@ def train_dp(B, mcfg: ModelConfig, tcfg: TrainConfig, plan: DPPlan, data, params
     every = []
     total, n_step = plan.steps_per_epoch * tcfg.epochs, plan.steps_per_epoch * start_epoch
     for epoch in range(start_epoch, tcfg.epochs):
-        batches = poisson_batches(plan.n_rows, plan.sample_rate, plan.steps_per_epoch, schedule_seed, epoch)
+        batches = poisson_batches(
+            plan.n_rows, plan.sample_rate, plan.steps_per_epoch, schedule_seed, epoch
+        )
         every += batches
         for step, idx in enumerate(batches):
             t0 = time.perf_counter()
@@ -321,21 +412,41 @@ def train_dp(B, mcfg: ModelConfig, tcfg: TrainConfig, plan: DPPlan, data, params
                 index = torch.as_tensor(idx)
                 x = data.x[index].transpose(0, 1)  # (T, N_t, I)
                 m = data.m[index].transpose(0, 1)  # (T, N_t, 1)
-                tgt = data.target[index] if mcfg.task == "classify" else data.target[index].transpose(0, 1)
+                tgt = (
+                    data.target[index]
+                    if mcfg.task == "classify"
+                    else data.target[index].transpose(0, 1)
+                )
                 rows, _ = forward_backward(B, mcfg, params, x, m, tgt, per_example=True)
             n_step += 1
             params, velocity = dp_step(B, params, rows, velocity, tcfg, plan, noise, n_step, total)
             B.end_step()
             if progress:
-                progress({"epoch": epoch + 1, "epochs": tcfg.epochs, "step": step + 1, "steps": len(batches),
-                          "seconds": time.perf_counter() - t0})
+                progress(
+                    {
+                        "epoch": epoch + 1,
+                        "epochs": tcfg.epochs,
+                        "step": step + 1,
+                        "steps": len(batches),
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
         if on_epoch_end:
             on_epoch_end(epoch + 1, params, velocity)
     return params, velocity, every
 
 
-def run_dp(session, B, cfg, data, params: dict, n_rows: int, progress=None,
-           noise_generator: torch.Generator | None = None, schedule_seed: int | None = None) -> tuple[dict, dict]:
+def run_dp(
+    session,
+    B,
+    cfg,
+    data,
+    params: dict,
+    n_rows: int,
+    progress=None,
+    noise_generator: torch.Generator | None = None,
+    schedule_seed: int | None = None,
+) -> tuple[dict, dict]:
     """DP-SGD on shares for :func:`mpcrnn.secure.run_training`: the public plan, a jointly drawn
     schedule seed, training; returns (params shares, the report's ``dp`` block).
 
@@ -345,7 +456,9 @@ def run_dp(session, B, cfg, data, params: dict, n_rows: int, progress=None,
     plan = make_plan(cfg.dp, cfg.train, n_rows, n_params, session.world_size, session.fp.frac_bits)
     seed = agree_schedule_seed(session) if schedule_seed is None else schedule_seed
     noise = shared_noise(session, plan.noise_std, noise_generator)
-    params, _, batches = train_dp(B, cfg.model, cfg.train, plan, data, params, noise, seed, progress=progress)
+    params, _, batches = train_dp(
+        B, cfg.model, cfg.train, plan, data, params, noise, seed, progress=progress
+    )
     return params, report(cfg.dp, plan, batches)
 
 
@@ -355,7 +468,9 @@ def run_dp(session, B, cfg, data, params: dict, n_rows: int, progress=None,
 PREDICT_L1_SENSITIVITY = 2.0  # any two probability vectors differ by at most 2 in L1
 
 
-def laplace_scores(probs: torch.Tensor, epsilon: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def laplace_scores(
+    probs: torch.Tensor, epsilon: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Release (N, C) softmax probabilities with Laplace noise of scale 2 / epsilon per entry.
 
     Each row's vector is epsilon-DP with respect to ANY change of what produced it (the training
@@ -379,15 +494,22 @@ def laplace_scores(probs: torch.Tensor, epsilon: float, generator: torch.Generat
 
 def check_predict_epsilon(epsilon) -> None:
     if not (isinstance(epsilon, (int, float)) and 0 < epsilon < float("inf")):
-        raise ConfigError(expected_got("prediction epsilon (--dp-epsilon)", "a finite number > 0", epsilon))
+        raise ConfigError(
+            expected_got("prediction epsilon (--dp-epsilon)", "a finite number > 0", epsilon)
+        )
 
 
 def predict_dp_note(epsilon: float, queries: int) -> dict:
     """What ``mpcrnn predict --dp-epsilon`` states next to the noisy scores."""
-    return {"mechanism": "Laplace on each released probability vector", "epsilon_per_query": epsilon,
-            "l1_sensitivity": PREDICT_L1_SENSITIVITY, "laplace_scale": PREDICT_L1_SENSITIVITY / epsilon,
-            "queries": queries, "epsilon_all_queries_basic_composition": epsilon * queries,
-            "note": "per-query guarantee: each released vector is epsilon-DP w.r.t. any change of the training data "
-                    "or of its query row; the rows of one call (and every later call) compose. Weaker than DP-SGD, "
-                    "which protects the training data once for unlimited use of the weights; these weights are "
-                    "still in the clear for whoever holds the model file"}
+    return {
+        "mechanism": "Laplace on each released probability vector",
+        "epsilon_per_query": epsilon,
+        "l1_sensitivity": PREDICT_L1_SENSITIVITY,
+        "laplace_scale": PREDICT_L1_SENSITIVITY / epsilon,
+        "queries": queries,
+        "epsilon_all_queries_basic_composition": epsilon * queries,
+        "note": "per-query guarantee: each released vector is epsilon-DP w.r.t. any change of the training data "
+        "or of its query row; the rows of one call (and every later call) compose. Weaker than DP-SGD, "
+        "which protects the training data once for unlimited use of the weights; these weights are "
+        "still in the clear for whoever holds the model file",
+    }

@@ -24,7 +24,7 @@ A party's local batch order is its own (drawn from (seed, round, rank)) and neve
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -45,7 +45,9 @@ def unflatten(vec: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, tor
     return out
 
 
-def local_train(cfg, params: dict[str, torch.Tensor], data, round_index: int, rank: int) -> dict[str, torch.Tensor]:
+def local_train(
+    cfg, params: dict[str, torch.Tensor], data, round_index: int, rank: int
+) -> dict[str, torch.Tensor]:
     """E epochs of the run's optimizer in torch (torch.optim.Adam / AdamW with TrainConfig's lr,
     betas, eps and weight decay -- the MPC mode's defaults -- or SGD with momentum), clip_value /
     clip_norm as in TrainConfig, batch-mean cross-entropy, on this party's own rows, from
@@ -59,10 +61,18 @@ def local_train(cfg, params: dict[str, torch.Tensor], data, round_index: int, ra
     tc, fc = cfg.train, cfg.fedavg
     model = export_state_dicts(cfg.model, params)
     if tc.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=tc.step_lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+        opt = torch.optim.SGD(
+            model.parameters(), lr=tc.step_lr, momentum=tc.momentum, weight_decay=tc.weight_decay
+        )
     else:
         cls = torch.optim.AdamW if tc.optimizer == "adamw" else torch.optim.Adam
-        opt = cls(model.parameters(), lr=tc.step_lr, betas=(tc.beta1, tc.beta2), eps=tc.eps, weight_decay=tc.weight_decay)
+        opt = cls(
+            model.parameters(),
+            lr=tc.step_lr,
+            betas=(tc.beta1, tc.beta2),
+            eps=tc.eps,
+            weight_decay=tc.weight_decay,
+        )
     x = torch.as_tensor(data.x, dtype=torch.float32)
     lengths = torch.as_tensor(data.lengths)
     y = torch.as_tensor(data.y)
@@ -83,9 +93,15 @@ def local_train(cfg, params: dict[str, torch.Tensor], data, round_index: int, ra
     return {k: v.detach().to(torch.float64).clone() for k, v in _flat_state(model).items()}
 
 
-def run_fedavg(session, cfg, local, progress: Callable[[dict], None] | None = None,
-               checkpoint_dir: str | None = None, resume: bool = False,
-               on_round: Callable[[int, dict], None] | None = None) -> dict:
+def run_fedavg(
+    session,
+    cfg,
+    local,
+    progress: Callable[[dict], None] | None = None,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
+    on_round: Callable[[int, dict], None] | None = None,
+) -> dict:
     """Agree, then R rounds of local training + secure averaging.  Returns the same result dict
     as :func:`mpcrnn.secure.run_training` (``params`` at every party) plus ``round_seconds`` and
     ``local_seconds`` (time in local training, per round).
@@ -114,7 +130,9 @@ def run_fedavg(session, cfg, local, progress: Callable[[dict], None] | None = No
     if resume and checkpoint_dir:
         start = checkpoint.agree_epoch(session, checkpoint_dir)
         if start:
-            theta, _ = checkpoint.load(checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), fc.rounds)
+            theta, _ = checkpoint.load(
+                checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), fc.rounds
+            )
     t0 = time.perf_counter()
     round_seconds, local_seconds = [], []
     for r in range(start, fc.rounds):
@@ -123,19 +141,42 @@ def run_fedavg(session, cfg, local, progress: Callable[[dict], None] | None = No
         local_seconds.append(time.perf_counter() - t_round)
         base = flatten(theta)
         mean = weighted_mean(session, flatten(mine) - base, weights, fc.update_clip)
-        opened = reveal(session, add_public(session, mean, base), to=everyone, what=f"global model after round {r + 1}",
-                        why="fedavg: every party trains from each round's average", allowed_to=everyone)
+        opened = reveal(
+            session,
+            add_public(session, mean, base),
+            to=everyone,
+            what=f"global model after round {r + 1}",
+            why="fedavg: every party trains from each round's average",
+            allowed_to=everyone,
+        )
         theta = unflatten(opened, theta)
         round_seconds.append(time.perf_counter() - t_round)
         if checkpoint_dir:
-            checkpoint.save(checkpoint_dir, session.rank, r + 1, cfg.checkpoint_digest(), theta, {}, fc.rounds)
+            checkpoint.save(
+                checkpoint_dir, session.rank, r + 1, cfg.checkpoint_digest(), theta, {}, fc.rounds
+            )
         if on_round:
             on_round(r + 1, theta)
         if progress:
-            progress({"unit": "round", "epoch": r + 1, "epochs": fc.rounds, "step": 1, "steps": 1,
-                      "seconds": round_seconds[-1]})
-    out = {"params": theta, "counts": counts, "seconds": time.perf_counter() - t0, "resumed_from": start,
-           "step_seconds": round_seconds, "round_seconds": round_seconds, "local_seconds": local_seconds}
+            progress(
+                {
+                    "unit": "round",
+                    "epoch": r + 1,
+                    "epochs": fc.rounds,
+                    "step": 1,
+                    "steps": 1,
+                    "seconds": round_seconds[-1],
+                }
+            )
+    out = {
+        "params": theta,
+        "counts": counts,
+        "seconds": time.perf_counter() - t0,
+        "resumed_from": start,
+        "step_seconds": round_seconds,
+        "round_seconds": round_seconds,
+        "local_seconds": local_seconds,
+    }
     if cfg.reveal_metrics:
         out["train_accuracy"] = _pooled_train_accuracy(session, cfg, theta, local, counts)
     return out
@@ -150,10 +191,23 @@ def _pooled_train_accuracy(session, cfg, theta: dict, local, counts: list[int]) 
 
     model = export_state_dicts(cfg.model, theta)
     with torch.no_grad():
-        pred = model(torch.as_tensor(local.x, dtype=torch.float32), torch.as_tensor(local.lengths)).argmax(1).numpy()
+        pred = (
+            model(torch.as_tensor(local.x, dtype=torch.float32), torch.as_tensor(local.lengths))
+            .argmax(1)
+            .numpy()
+        )
     own = torch.tensor([float((pred == local.y).sum())], dtype=torch.float64)
-    total = sum(share(session, own if src == session.rank else None, src=src, shape=(1,)) for src in range(session.world_size))
+    total = sum(
+        share(session, own if src == session.rank else None, src=src, shape=(1,))
+        for src in range(session.world_size)
+    )
     receivers = cfg.receivers()
-    opened = reveal(session, total, to=receivers, what="training accuracy (correct rows, all parties pooled)",
-                    why="--reveal-metrics", allowed_to=receivers)
+    opened = reveal(
+        session,
+        total,
+        to=receivers,
+        what="training accuracy (correct rows, all parties pooled)",
+        why="--reveal-metrics",
+        allowed_to=receivers,
+    )
     return None if opened is None else round(float(opened.reshape(()))) / sum(counts)

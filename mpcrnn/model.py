@@ -24,7 +24,9 @@ class TorchSequenceModel(torch.nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.rnn = TORCH_CELLS[cfg.cell](cfg.input_size, cfg.hidden_size, cfg.num_layers, batch_first=True)
+        self.rnn = TORCH_CELLS[cfg.cell](
+            cfg.input_size, cfg.hidden_size, cfg.num_layers, batch_first=True
+        )
         self.fc = torch.nn.Linear(cfg.hidden_size, cfg.head_size)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -51,11 +53,17 @@ def _flat_state(model: TorchSequenceModel) -> dict[str, torch.Tensor]:
     return out
 
 
-def export_state_dicts(cfg: ModelConfig, plain_params: dict[str, torch.Tensor]) -> TorchSequenceModel:
+def export_state_dicts(
+    cfg: ModelConfig, plain_params: dict[str, torch.Tensor]
+) -> TorchSequenceModel:
     """Opened parameters -> a torch model (float32) whose ``rnn``/``fc`` hold them exactly."""
     model = TorchSequenceModel(cfg)
-    model.rnn.load_state_dict({k: v.float() for k, v in plain_params.items() if not k.startswith("fc.")})
-    model.fc.load_state_dict({k[3:]: v.float() for k, v in plain_params.items() if k.startswith("fc.")})
+    model.rnn.load_state_dict(
+        {k: v.float() for k, v in plain_params.items() if not k.startswith("fc.")}
+    )
+    model.fc.load_state_dict(
+        {k[3:]: v.float() for k, v in plain_params.items() if k.startswith("fc.")}
+    )
     return model
 
 
@@ -75,7 +83,9 @@ def forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool = False
     W_hh is prepared with the forward's (see :func:`mpcrnn.cells.layer_forward`)."""
     inp, trace = x, []
     for k in range(cfg.num_layers):
-        hs, saved = layer_forward(B, cfg.cell, _layer(params, k), inp, m, cfg.hidden_size, with_backward)
+        hs, saved = layer_forward(
+            B, cfg.cell, _layer(params, k), inp, m, cfg.hidden_size, with_backward
+        )
         trace.append((inp, hs, saved))
         inp = hs
     hs = trace[-1][1]
@@ -87,8 +97,16 @@ def forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool = False
     return out.reshape(T, N, -1) + params["fc.bias"], trace
 
 
-def forward_backward(B, cfg: ModelConfig, params: dict, x, m, target, per_example: bool = False,
-                     input_grad: bool = False):
+def forward_backward(
+    B,
+    cfg: ModelConfig,
+    params: dict,
+    x,
+    m,
+    target,
+    per_example: bool = False,
+    input_grad: bool = False,
+):
     """One batch: returns (grads keyed like params, summed over the batch; head output), and with
     ``input_grad`` also dL/dx (T, N, I), the loss's gradient with respect to the input (zero at
     padding steps; its product ``da @ W_ih`` rides in the weight gradients' round).
@@ -106,28 +124,61 @@ def forward_backward(B, cfg: ModelConfig, params: dict, x, m, target, per_exampl
     if cfg.task == "classify":
         dlogits = B.softmax(out) - target  # (N, C)
         if per_example:  # (N, C, 1) @ (N, 1, H) -> (N, C, H)
-            dW, dh_T = B.mul_many([("matmul", dlogits.unsqueeze(2), hs[-1].unsqueeze(1)), ("matmul", dlogits, params["fc.weight"])])
+            dW, dh_T = B.mul_many(
+                [
+                    ("matmul", dlogits.unsqueeze(2), hs[-1].unsqueeze(1)),
+                    ("matmul", dlogits, params["fc.weight"]),
+                ]
+            )
             db = dlogits
         else:
-            dW, dh_T = B.mul_many([("matmul", dlogits.t(), hs[-1]), ("matmul", dlogits, params["fc.weight"])])
+            dW, dh_T = B.mul_many(
+                [("matmul", dlogits.t(), hs[-1]), ("matmul", dlogits, params["fc.weight"])]
+            )
             db = dlogits.sum(0)
-        dh_ext = torch.cat([B.const(0.0, hs[:-1]), dh_T.unsqueeze(0)]) if T > 1 else dh_T.unsqueeze(0)
+        dh_ext = (
+            torch.cat([B.const(0.0, hs[:-1]), dh_T.unsqueeze(0)]) if T > 1 else dh_T.unsqueeze(0)
+        )
     else:
         (dy,) = B.mul_many([("mul", m, out - target)])  # (T, N, O)
         dyf = dy.reshape(T * N, -1)
         if per_example:  # (N, O, T) @ (N, T, H) -> (N, O, H)
-            dW, dhf = B.mul_many([("matmul", dy.permute(1, 2, 0), hs.transpose(0, 1)), ("matmul", dyf, params["fc.weight"])])
+            dW, dhf = B.mul_many(
+                [
+                    ("matmul", dy.permute(1, 2, 0), hs.transpose(0, 1)),
+                    ("matmul", dyf, params["fc.weight"]),
+                ]
+            )
             db = dy.sum(0)  # (N, O)
         else:
-            dW, dhf = B.mul_many([("matmul", dyf.t(), hs.reshape(T * N, H)), ("matmul", dyf, params["fc.weight"])])
+            dW, dhf = B.mul_many(
+                [("matmul", dyf.t(), hs.reshape(T * N, H)), ("matmul", dyf, params["fc.weight"])]
+            )
             db = dyf.sum(0)
         dh_ext = dhf.reshape(T, N, H)
     grads = {"fc.weight": dW, "fc.bias": db}
     factors = backward_factors(B, [(cfg.cell, saved, m) for _, _, saved in trace])
     for k in reversed(range(cfg.num_layers)):
         inp, _, saved = trace[k]
-        g, dx = layer_backward(B, cfg.cell, _layer(params, k), saved, factors[k], inp, dh_ext, cfg.hidden_size,
-                               need_dx=k > 0 or input_grad, per_example=per_example)
-        grads.update({f"weight_ih_l{k}": g["W_ih"], f"weight_hh_l{k}": g["W_hh"], f"bias_ih_l{k}": g["b_ih"], f"bias_hh_l{k}": g["b_hh"]})
+        g, dx = layer_backward(
+            B,
+            cfg.cell,
+            _layer(params, k),
+            saved,
+            factors[k],
+            inp,
+            dh_ext,
+            cfg.hidden_size,
+            need_dx=k > 0 or input_grad,
+            per_example=per_example,
+        )
+        grads.update(
+            {
+                f"weight_ih_l{k}": g["W_ih"],
+                f"weight_hh_l{k}": g["W_hh"],
+                f"bias_ih_l{k}": g["b_ih"],
+                f"bias_hh_l{k}": g["b_hh"],
+            }
+        )
         dh_ext = dx
     return (grads, out, dh_ext) if input_grad else (grads, out)

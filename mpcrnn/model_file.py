@@ -28,14 +28,25 @@ PARTS = ("model_config", "activation", "spec", "state_dict")
 MAX_MODEL_BYTES = 256 << 20  # a W1 model is 20 KB; bounds what a stray path makes us read
 
 
-def write_model_file(path: str | Path, model: ModelConfig, activation: ActivationConfig,
-                     spec: DataSpec, params: dict[str, torch.Tensor]) -> None:
+def write_model_file(
+    path: str | Path,
+    model: ModelConfig,
+    activation: ActivationConfig,
+    spec: DataSpec,
+    params: dict[str, torch.Tensor],
+) -> None:
     """Write atomically (a temporary name, then rename): no partial file is ever final."""
     path = Path(path)
     tmp = path.with_suffix(".tmp")
-    torch.save({"model_config": asdict(model), "activation": asdict(activation),
-                "spec": asdict(spec), "state_dict": {k: v.float() for k, v in params.items()}},
-               tmp)
+    torch.save(
+        {
+            "model_config": asdict(model),
+            "activation": asdict(activation),
+            "spec": asdict(spec),
+            "state_dict": {k: v.float() for k, v in params.items()},
+        },
+        tmp,
+    )
     os.replace(tmp, path)
 
 
@@ -49,13 +60,19 @@ def read_model_file(path: str | Path) -> tuple[ModelConfig, DataSpec, torch.nn.M
     except OSError as exc:
         raise DataError(expected_got(where, "a readable model file", type(exc).__name__)) from None
     if size > MAX_MODEL_BYTES:
-        raise DataError(expected_got(f"{where}: size", f"at most {MAX_MODEL_BYTES} bytes",
-                                     f"{size} bytes"))
+        raise DataError(
+            expected_got(f"{where}: size", f"at most {MAX_MODEL_BYTES} bytes", f"{size} bytes")
+        )
     try:
         blob = torch.load(path, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign bytes
-        raise DataError(expected_got(where, "an mpcrnn model file (torch.save of a dict)",
-                                     f"a file torch cannot load ({type(exc).__name__})")) from None
+        raise DataError(
+            expected_got(
+                where,
+                "an mpcrnn model file (torch.save of a dict)",
+                f"a file torch cannot load ({type(exc).__name__})",
+            )
+        ) from None
     if not isinstance(blob, dict) or set(blob) != set(PARTS):
         got = sorted(map(str, blob)) if isinstance(blob, dict) else type(blob).__name__
         raise DataError(expected_got(where, f"a dict of {', '.join(PARTS)}", got))
@@ -76,8 +93,13 @@ def read_model_file(path: str | Path) -> tuple[ModelConfig, DataSpec, torch.nn.M
     got = {k: tuple(v.shape) for k, v in state.items()}
     if got != want:
         bad = sorted(set(want) ^ set(got)) or sorted(k for k in want if want[k] != got[k])
-        raise DataError(expected_got(f"{where}: state_dict", f"torch's tensors of this {model.cell} "
-                                     "with their shapes", f"differences at {', '.join(bad[:4])}"))
+        raise DataError(
+            expected_got(
+                f"{where}: state_dict",
+                f"torch's tensors of this {model.cell} with their shapes",
+                f"differences at {', '.join(bad[:4])}",
+            )
+        )
     if not all(torch.isfinite(v).all() for v in state.values()):
         raise DataError(expected_got(f"{where}: state_dict", "finite weights", "NaN or inf"))
     return model, spec, export_state_dicts(model, state).double()
@@ -93,9 +115,12 @@ def _names(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def _dataclass(cls, value, where: str, part: str):
     names = {f.name for f in fields(cls)}
     if not isinstance(value, dict) or not set(value) <= names:
-        raise DataError(expected_got(f"{where}: {part}", f"a dict of {cls.__name__} fields",
-                                     "another value"))
+        raise DataError(
+            expected_got(f"{where}: {part}", f"a dict of {cls.__name__} fields", "another value")
+        )
     try:
         return cls(**value)
     except (ConfigError, TypeError, ValueError) as exc:
-        raise DataError(f"{where}: {part}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise DataError(
+            f"{where}: {part}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-LEARN_MARGIN = 0.05   # final train accuracy must beat the majority-class rate by this much
-LOSS_RATIO = 0.9      # final loss must be below this fraction of the first epoch's
+LEARN_MARGIN = 0.05  # final train accuracy must beat the majority-class rate by this much
+LOSS_RATIO = 0.9  # final loss must be below this fraction of the first epoch's
 
 
 def rehearse(cfg, local, test=None, echo=print) -> dict:
@@ -46,7 +46,12 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
 
     def on_epoch_end(epoch, params, _state):
         loss, acc = evaluate(local, params)
-        row = {"epoch": epoch, "loss": loss, "train_accuracy": acc, "max_preactivation_over_bound": B.max_abs_preactivation}
+        row = {
+            "epoch": epoch,
+            "loss": loss,
+            "train_accuracy": acc,
+            "max_preactivation_over_bound": B.max_abs_preactivation,
+        }
         line = f"epoch {epoch:3d}/{cfg.train.epochs}  loss {loss:.4f}  train acc {100 * acc:5.1f}%"
         if test is not None:
             row["test_loss"], row["test_accuracy"] = evaluate(test, params)
@@ -58,21 +63,40 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
     data = plain_dataset(local.x, local.lengths, local.y, cfg.model)
     from mpcrnn.secure import value_range
 
-    train(B, cfg.model, cfg.train, data, init_params(cfg.model, cfg.train.seed), on_epoch_end=on_epoch_end,
-          adversarial=cfg.adversarial, value_range=value_range(cfg))
+    train(
+        B,
+        cfg.model,
+        cfg.train,
+        data,
+        init_params(cfg.model, cfg.train.seed),
+        on_epoch_end=on_epoch_end,
+        adversarial=cfg.adversarial,
+        value_range=value_range(cfg),
+    )
     majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
     warnings = []
     last, first = history[-1], history[0]
     if last["train_accuracy"] < majority + LEARN_MARGIN:
-        warnings.append(f"training does not learn: final training accuracy {100 * last['train_accuracy']:.1f}% is within "
-                        f"{100 * LEARN_MARGIN:.0f} points of always predicting the most frequent class ({100 * majority:.1f}%); "
-                        "try more epochs, a different lr, or check the data declaration and labels")
+        warnings.append(
+            f"training does not learn: final training accuracy {100 * last['train_accuracy']:.1f}% is within "
+            f"{100 * LEARN_MARGIN:.0f} points of always predicting the most frequent class ({100 * majority:.1f}%); "
+            "try more epochs, a different lr, or check the data declaration and labels"
+        )
     if len(history) > 1 and last["loss"] > LOSS_RATIO * first["loss"]:
-        warnings.append(f"loss did not decrease: {first['loss']:.4f} after epoch 1, {last['loss']:.4f} at the end "
-                        f"(expected below {100 * LOSS_RATIO:.0f}% of the first); try another lr or more epochs")
+        warnings.append(
+            f"loss did not decrease: {first['loss']:.4f} after epoch 1, {last['loss']:.4f} at the end "
+            f"(expected below {100 * LOSS_RATIO:.0f}% of the first); try another lr or more epochs"
+        )
     if B.max_abs_preactivation > 1:
-        warnings.append(f"gate pre-activations left the polynomials' interval: max |x|/B = {B.max_abs_preactivation:.2f} > 1 "
-                        f"(B = {cfg.activation.bound:g}); the polynomial is unbounded there and MPC training would break "
-                        "down: lower the lr, clip harder, or declare tighter feature bounds")
-    return {"history": history, "warnings": warnings, "majority_class_rate": majority,
-            "max_preactivation_over_bound": B.max_abs_preactivation, "rows": int(len(local.y))}
+        warnings.append(
+            f"gate pre-activations left the polynomials' interval: max |x|/B = {B.max_abs_preactivation:.2f} > 1 "
+            f"(B = {cfg.activation.bound:g}); the polynomial is unbounded there and MPC training would break "
+            "down: lower the lr, clip harder, or declare tighter feature bounds"
+        )
+    return {
+        "history": history,
+        "warnings": warnings,
+        "majority_class_rate": majority,
+        "max_preactivation_over_bound": B.max_abs_preactivation,
+        "rows": int(len(local.y)),
+    }

@@ -19,7 +19,15 @@ import numpy as np
 import torch
 
 from mpcrnn.backend import PlainBackend, SharedBackend
-from mpcrnn.config import MODES, ActivationConfig, AdversarialConfig, DPConfig, FedAvgConfig, ModelConfig, TrainConfig
+from mpcrnn.config import (
+    MODES,
+    ActivationConfig,
+    AdversarialConfig,
+    DPConfig,
+    FedAvgConfig,
+    ModelConfig,
+    TrainConfig,
+)
 from mpcrnn.data import DataSpec, SequenceData
 from mpcrnn.model import export_state_dicts, init_params
 from mpcrnn.train import Dataset, masks, predict_plain, train
@@ -38,16 +46,18 @@ class RunConfig:
     world_size: int = 3
     provider: str = "TTP"
     frac_bits: int = 16
-    reveal_to: tuple[int, ...] = ()       # empty: all parties
-    reveal_metrics: bool = False          # open the final training accuracy (ledgered)
-    mode: str = "mpc"                     # mpc: train on shares | fedavg: local training + secure averaging
+    reveal_to: tuple[int, ...] = ()  # empty: all parties
+    reveal_metrics: bool = False  # open the final training accuracy (ledgered)
+    mode: str = "mpc"  # mpc: train on shares | fedavg: local training + secure averaging
     fedavg: FedAvgConfig = field(default_factory=FedAvgConfig)
     dp: DPConfig = field(default_factory=DPConfig)  # DP-SGD inside MPC (mpcrnn.dp); off by default
     # the network (protocols.channels): every process's pinned certificate fingerprint, rank
     # order, the dealer last (the run file's [identities]); or the insecure plaintext transport
     identities: tuple[str, ...] = ()
     insecure_transport: bool = False
-    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)  # mpcrnn.adversarial; off by default
+    adversarial: AdversarialConfig = field(
+        default_factory=AdversarialConfig
+    )  # mpcrnn.adversarial; off by default
 
     def receivers(self) -> tuple[int, ...]:
         return self.reveal_to or tuple(range(self.world_size))
@@ -56,30 +66,54 @@ class RunConfig:
         self.model.validate()
         self.train.validate()
         if not isinstance(self.world_size, int) or self.world_size < 2:
-            raise ConfigError(expected_got("data parties (--parties / [run] parties)", ">= 2", self.world_size,
-                                           "One organization alone can train on its own rows in plaintext "
-                                           "(mpcrnn rehearse); MPC needs at least two"))
+            raise ConfigError(
+                expected_got(
+                    "data parties (--parties / [run] parties)",
+                    ">= 2",
+                    self.world_size,
+                    "One organization alone can train on its own rows in plaintext "
+                    "(mpcrnn rehearse); MPC needs at least two",
+                )
+            )
         if any(not 0 <= r < self.world_size for r in self.reveal_to):
-            raise ConfigError(expected_got("--reveal-to ranks", f"in 0..{self.world_size - 1}", self.reveal_to))
+            raise ConfigError(
+                expected_got("--reveal-to ranks", f"in 0..{self.world_size - 1}", self.reveal_to)
+            )
         if self.mode not in MODES:
             raise ConfigError(expected_got("mode", " or ".join(MODES), self.mode))
         if self.mode == "fedavg":
             self.fedavg.validate()
             if set(self.receivers()) != set(range(self.world_size)):
-                raise ConfigError(expected_got("--reveal-to with --mode fedavg", "all parties (every party trains "
-                                               "from each round's opened average)", self.reveal_to))
+                raise ConfigError(
+                    expected_got(
+                        "--reveal-to with --mode fedavg",
+                        "all parties (every party trains from each round's opened average)",
+                        self.reveal_to,
+                    )
+                )
         self.dp.validate()
         self.adversarial.validate()
         if self.adversarial.enabled and (self.mode != "mpc" or self.dp.enabled):
-            raise ConfigError(expected_got("--adversarial", "--mode mpc without --dp-* (adversarial training runs on "
-                                           "shares, with summed gradients)", f"mode {self.mode}" + (" with DP" if self.dp.enabled else "")))
+            raise ConfigError(
+                expected_got(
+                    "--adversarial",
+                    "--mode mpc without --dp-* (adversarial training runs on "
+                    "shares, with summed gradients)",
+                    f"mode {self.mode}" + (" with DP" if self.dp.enabled else ""),
+                )
+            )
         if self.dp.enabled and self.mode != "mpc":
-            raise ConfigError(expected_got("mode with --dp-*", "mpc (DP-SGD runs on shares)", self.mode))
+            raise ConfigError(
+                expected_got("mode with --dp-*", "mpc (DP-SGD runs on shares)", self.mode)
+            )
         # gate pre-activations up to 2B (sigmoid columns) multiply each other at scale 2^(2f)
-        FixedPoint(self.frac_bits).check_range((2 * self.activation.bound) ** 2, "gate products",
-                                               failure_per_element=2.0**-20)
+        FixedPoint(self.frac_bits).check_range(
+            (2 * self.activation.bound) ** 2, "gate products", failure_per_element=2.0**-20
+        )
         if self.spec is not None and self.spec.n_features != self.model.input_size:
-            raise ConfigError(expected_got("model input size", self.spec.n_features, self.model.input_size))
+            raise ConfigError(
+                expected_got("model input size", self.spec.n_features, self.model.input_size)
+            )
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(asdict(self), default=list))
@@ -114,8 +148,12 @@ def agree(session, cfg: RunConfig, local: SequenceData) -> list[dict]:
             if theirs[key] != mine[key]:
                 what = "run configuration (SHA-256)" if key == "digest" else key
                 raise AgreementError(
-                    expected_got(f"party {rank}'s {what}", _short(mine[key]), _short(theirs[key]),
-                                 "all parties must use the same run config file and data declaration")
+                    expected_got(
+                        f"party {rank}'s {what}",
+                        _short(mine[key]),
+                        _short(theirs[key]),
+                        "all parties must use the same run config file and data declaration",
+                    )
                 )
     return everyone
 
@@ -142,8 +180,14 @@ def share_all(session, cfg: RunConfig, local: SequenceData, counts: list[int]) -
     return Dataset(torch.cat(xs), torch.cat(ms), torch.cat(ys))
 
 
-def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
-                 checkpoint_dir: str | None = None, resume: bool = False) -> dict:
+def run_training(
+    session,
+    cfg: RunConfig,
+    local: SequenceData,
+    progress=None,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
+) -> dict:
     """Agree, share, train on shares, reveal the final weights.  Returns a result dict with
     ``params`` (float64, only on receivers), ``counts``, ``seconds``, ``resumed_from``.
 
@@ -156,7 +200,13 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
 
     cfg.validate()
     if cfg.dp.enabled and resume:
-        raise ConfigError(expected_got("--resume with --dp-*", "a fresh run (the DP schedule and accountant do not resume)", "--resume"))
+        raise ConfigError(
+            expected_got(
+                "--resume with --dp-*",
+                "a fresh run (the DP schedule and accountant do not resume)",
+                "--resume",
+            )
+        )
     meta = agree(session, cfg, local)
     counts = [m["n_rows"] for m in meta]
     t0 = time.perf_counter()
@@ -167,12 +217,17 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
     if resume and checkpoint_dir:
         start = checkpoint.agree_epoch(session, checkpoint_dir)
         if start:
-            params, velocity = checkpoint.load(checkpoint_dir, session.rank, start, cfg.checkpoint_digest(),
-                                               cfg.train.epochs)
+            params, velocity = checkpoint.load(
+                checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), cfg.train.epochs
+            )
     save = None
     if checkpoint_dir:
+
         def save(epoch, p, v):
-            checkpoint.save(checkpoint_dir, session.rank, epoch, cfg.checkpoint_digest(), p, v, cfg.train.epochs)
+            checkpoint.save(
+                checkpoint_dir, session.rank, epoch, cfg.checkpoint_digest(), p, v, cfg.train.epochs
+            )
+
     step_seconds: list[float] = []
     step_rounds: list[int] = []  # CrypTen's round counter (dealer round trips included) per step
     import crypten.communicator as crypten_comm
@@ -192,26 +247,57 @@ def run_training(session, cfg: RunConfig, local: SequenceData, progress=None,
 
         params, dp_report = run_dp(session, B, cfg, data, params, sum(counts), progress=on_step)
     else:
-        params, _ = train(B, cfg.model, cfg.train, data, params, progress=on_step, start_epoch=start,
-                          adversarial=cfg.adversarial, value_range=value_range(cfg),
-                          velocity=velocity, on_epoch_end=save)
+        params, _ = train(
+            B,
+            cfg.model,
+            cfg.train,
+            data,
+            params,
+            progress=on_step,
+            start_epoch=start,
+            adversarial=cfg.adversarial,
+            value_range=value_range(cfg),
+            velocity=velocity,
+            on_epoch_end=save,
+        )
     seconds = time.perf_counter() - t0
     receivers = cfg.receivers()
     metrics = None
     if cfg.reveal_metrics:
         correct = correct_count_shared(session, B, cfg, params, data)
-        metrics = reveal(session, correct, to=receivers, what="training accuracy (correct rows, all parties pooled)",
-                         why="--reveal-metrics", allowed_to=receivers)
+        metrics = reveal(
+            session,
+            correct,
+            to=receivers,
+            what="training accuracy (correct rows, all parties pooled)",
+            why="--reveal-metrics",
+            allowed_to=receivers,
+        )
     opened = {
-        k: reveal(session, v, to=receivers, what=f"final weight {k}", why="trained model output", allowed_to=receivers)
+        k: reveal(
+            session,
+            v,
+            to=receivers,
+            what=f"final weight {k}",
+            why="trained model output",
+            allowed_to=receivers,
+        )
         for k, v in params.items()
     }
-    out = {"params": opened if session.rank in receivers else None, "counts": counts, "seconds": seconds,
-           "resumed_from": start, "step_seconds": step_seconds, "step_rounds": step_rounds}
+    out = {
+        "params": opened if session.rank in receivers else None,
+        "counts": counts,
+        "seconds": seconds,
+        "resumed_from": start,
+        "step_seconds": step_seconds,
+        "step_rounds": step_rounds,
+    }
     if cfg.dp.enabled:
         out["dp"] = dp_report
     if metrics is not None:
-        out["train_accuracy"] = round(float(metrics.reshape(()))) / sum(counts)  # a count: +-2^-16 noise
+        out["train_accuracy"] = round(float(metrics.reshape(()))) / sum(
+            counts
+        )  # a count: +-2^-16 noise
     return out
 
 
@@ -223,12 +309,18 @@ def correct_count_shared(session, B, cfg: RunConfig, params: dict, data: Dataset
     from mpcrnn.model import forward
 
     logits, _ = forward(B, cfg.model, params, data.x.transpose(0, 1), data.m.transpose(0, 1))
-    onehot = MPCTensor.from_shares(logits, precision=session.fp.frac_bits).argmax(1, one_hot=True)._tensor.share
+    onehot = (
+        MPCTensor.from_shares(logits, precision=session.fp.frac_bits)
+        .argmax(1, one_hot=True)
+        ._tensor.share
+    )
     (hits,) = B.mul_many([("mul", onehot, data.target)])
     return hits.sum().reshape(1)
 
 
-def evaluate_local(cfg: RunConfig, params: dict, data: SequenceData, polynomial: bool = True) -> dict:
+def evaluate_local(
+    cfg: RunConfig, params: dict, data: SequenceData, polynomial: bool = True
+) -> dict:
     """Plaintext accuracy of the opened model on a party's own data (exact and polynomial)."""
     model = export_state_dicts(cfg.model, params).double()
     with torch.no_grad():
@@ -237,8 +329,11 @@ def evaluate_local(cfg: RunConfig, params: dict, data: SequenceData, polynomial:
     if not polynomial:
         return {"rows": int(len(data.y)), "accuracy_exact": exact}
     poly = predict_plain(PlainBackend(cfg.activation), cfg.model, params, data.x, data.lengths)
-    return {"rows": int(len(data.y)), "accuracy_exact": exact,
-            "accuracy_polynomial": float((poly.argmax(1).numpy() == data.y).mean())}
+    return {
+        "rows": int(len(data.y)),
+        "accuracy_exact": exact,
+        "accuracy_polynomial": float((poly.argmax(1).numpy() == data.y).mean()),
+    }
 
 
 def train_plain_mirror(cfg: RunConfig, data: SequenceData, exact: bool) -> dict:
@@ -246,8 +341,15 @@ def train_plain_mirror(cfg: RunConfig, data: SequenceData, exact: bool) -> dict:
     from mpcrnn.train import plain_dataset
 
     B = PlainBackend(replace(cfg.activation, exact=exact))
-    params, _ = train(B, cfg.model, cfg.train, plain_dataset(data.x, data.lengths, data.y, cfg.model),
-                      init_params(cfg.model, cfg.train.seed), adversarial=cfg.adversarial, value_range=value_range(cfg))
+    params, _ = train(
+        B,
+        cfg.model,
+        cfg.train,
+        plain_dataset(data.x, data.lengths, data.y, cfg.model),
+        init_params(cfg.model, cfg.train.seed),
+        adversarial=cfg.adversarial,
+        value_range=value_range(cfg),
+    )
     return params
 
 
@@ -262,5 +364,9 @@ def fixed_point(cfg: RunConfig) -> FixedPoint:
 
 
 def concat(parts: list[SequenceData]) -> SequenceData:
-    return SequenceData(np.concatenate([p.x for p in parts]), np.concatenate([p.lengths for p in parts]),
-                        np.concatenate([p.y for p in parts]), parts[0].classes)
+    return SequenceData(
+        np.concatenate([p.x for p in parts]),
+        np.concatenate([p.lengths for p in parts]),
+        np.concatenate([p.y for p in parts]),
+        parts[0].classes,
+    )

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -69,7 +69,9 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     if cfg.schedule == "warmup":
         return lr
     span = max(1, total - w)
-    return lr * 0.5 * (1 + math.cos(math.pi * min(step - w - 1, span) / span))  # cosine: lr at w+1 -> ~0 at total
+    return (
+        lr * 0.5 * (1 + math.cos(math.pi * min(step - w - 1, span) / span))
+    )  # cosine: lr at w+1 -> ~0 at total
 
 
 def init_state(B, params: dict, cfg: TrainConfig) -> dict:
@@ -105,16 +107,32 @@ def _unflat(flat: torch.Tensor, params: dict) -> dict:
     return out
 
 
-def sgd_step(B, params: dict, grads: dict, velocity: dict, cfg: TrainConfig, n_rows: int,
-             step: int = 1, total: int = 1) -> tuple[dict, dict]:
+def sgd_step(
+    B,
+    params: dict,
+    grads: dict,
+    velocity: dict,
+    cfg: TrainConfig,
+    n_rows: int,
+    step: int = 1,
+    total: int = 1,
+) -> tuple[dict, dict]:
     """One optimizer step from the batch's summed gradients (any ``cfg.optimizer``; the name is
     historical).  ``step``/``total``: the public step count (schedule, bias corrections)."""
     flat = _flat_grad(B, params, grads, cfg, n_rows)
     return update(B, params, flat, velocity, cfg, step, total)
 
 
-def update(B, params: dict, g_flat: torch.Tensor, state: dict, cfg: TrainConfig, step: int, total: int,
-           grad_bound: float | None = None) -> tuple[dict, dict]:
+def update(
+    B,
+    params: dict,
+    g_flat: torch.Tensor,
+    state: dict,
+    cfg: TrainConfig,
+    step: int,
+    total: int,
+    grad_bound: float | None = None,
+) -> tuple[dict, dict]:
     """Apply the step's gradient (flat, keyed like ``params`` in order) with ``cfg.optimizer``.
     grad_bound: public bound on |g| entries for Adam on shares (default: the clip)."""
     lr = lr_at(cfg, step, total)
@@ -123,8 +141,16 @@ def update(B, params: dict, g_flat: torch.Tensor, state: dict, cfg: TrainConfig,
     return adam_update(B, params, g_flat, state, cfg, step, lr, grad_bound or cfg.grad_bound())
 
 
-def adam_update(B, params: dict, g: torch.Tensor, state: dict, cfg: TrainConfig, step: int, lr: float,
-                grad_bound: float) -> tuple[dict, dict]:
+def adam_update(
+    B,
+    params: dict,
+    g: torch.Tensor,
+    state: dict,
+    cfg: TrainConfig,
+    step: int,
+    lr: float,
+    grad_bound: float,
+) -> tuple[dict, dict]:
     """torch.optim.Adam / AdamW on the bias-corrected moments (protocols.adam); 2 + ~42 rounds."""
     c1 = (1 - cfg.beta1) / (1 - cfg.beta1**step)
     c2 = (1 - cfg.beta2) / (1 - cfg.beta2**step)
@@ -137,7 +163,9 @@ def adam_update(B, params: dict, g: torch.Tensor, state: dict, cfg: TrainConfig,
     return {k: params[k] - upd[k] for k in names}, {"adam.m": m, "adam.v": v}
 
 
-def momentum_update(B, params: dict, g: dict, velocity: dict, cfg: TrainConfig, lr: float | None = None) -> tuple[dict, dict]:
+def momentum_update(
+    B, params: dict, g: dict, velocity: dict, cfg: TrainConfig, lr: float | None = None
+) -> tuple[dict, dict]:
     """v = mu v + g;  theta = theta - lr v  (two batched truncations).  ``g`` is the step's
     gradient keyed like params (the clipped batch mean, or DP-SGD's noisy mean), weight decay
     included."""
@@ -173,8 +201,12 @@ def train(
     perturbed rows (:mod:`mpcrnn.adversarial`), perturbations clamped to [-value_range, value_range]."""
     velocity = velocity if velocity is not None else init_state(B, params, tcfg)
     T = data.x.shape[1]
-    epochs = {epoch: schedule(data.n_rows, tcfg, epoch) for epoch in range(start_epoch, tcfg.epochs)}
-    keys = [(len(idx), T) for batches in epochs.values() for idx in batches]  # public: lets the dealer work ahead
+    epochs = {
+        epoch: schedule(data.n_rows, tcfg, epoch) for epoch in range(start_epoch, tcfg.epochs)
+    }
+    keys = [
+        (len(idx), T) for batches in epochs.values() for idx in batches
+    ]  # public: lets the dealer work ahead
     per_epoch = len(schedule(data.n_rows, tcfg, 0))
     total, done = per_epoch * tcfg.epochs, per_epoch * start_epoch  # public step counts
     n_step = 0
@@ -184,7 +216,11 @@ def train(
             index = torch.as_tensor(idx)
             x = data.x[index].transpose(0, 1)  # (T, N, I)
             m = data.m[index].transpose(0, 1)  # (T, N, 1)
-            tgt = data.target[index] if mcfg.task == "classify" else data.target[index].transpose(0, 1)
+            tgt = (
+                data.target[index]
+                if mcfg.task == "classify"
+                else data.target[index].transpose(0, 1)
+            )
             n_step += 1
             B.begin_step((len(idx), x.shape[0]), keys[n_step] if n_step < len(keys) else None)
             if adversarial is not None and adversarial.enabled:
@@ -193,10 +229,20 @@ def train(
                 grads = adversarial_gradients(B, mcfg, adversarial, params, x, m, tgt, value_range)
             else:
                 grads, _ = forward_backward(B, mcfg, params, x, m, tgt)
-            params, velocity = sgd_step(B, params, grads, velocity, tcfg, len(idx), done + n_step, total)
+            params, velocity = sgd_step(
+                B, params, grads, velocity, tcfg, len(idx), done + n_step, total
+            )
             B.end_step()
             if progress:
-                progress({"epoch": epoch + 1, "epochs": tcfg.epochs, "step": step + 1, "steps": len(batches), "seconds": time.perf_counter() - t0})
+                progress(
+                    {
+                        "epoch": epoch + 1,
+                        "epochs": tcfg.epochs,
+                        "step": step + 1,
+                        "steps": len(batches),
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
         if on_epoch_end:
             on_epoch_end(epoch + 1, params, velocity)
     return params, velocity
@@ -214,7 +260,9 @@ def plain_dataset(x: np.ndarray, lengths: np.ndarray, y: np.ndarray, mcfg: Model
     return Dataset(xt, masks(ln, xt.shape[1]), tgt)
 
 
-def predict_plain(B, mcfg: ModelConfig, params: dict, x: np.ndarray, lengths: np.ndarray) -> torch.Tensor:
+def predict_plain(
+    B, mcfg: ModelConfig, params: dict, x: np.ndarray, lengths: np.ndarray
+) -> torch.Tensor:
     """Logits (N, C) with the plaintext backend (exact or polynomial activations)."""
     from mpcrnn.model import forward
 

@@ -59,15 +59,15 @@ import math
 
 import torch
 
-TAIL_BITS = 0            # J: E_K >= 2^J in the lowest bucket (its sqrt is off by <= 0.012: 1.2% of E_K)
-SQRT_ITERATIONS = 4      # Goldschmidt sqrt on [1/16, 1): 2.7e-6 relative
+TAIL_BITS = 0  # J: E_K >= 2^J in the lowest bucket (its sqrt is off by <= 0.012: 1.2% of E_K)
+SQRT_ITERATIONS = 4  # Goldschmidt sqrt on [1/16, 1): 2.7e-6 relative
 DIVISION_ITERATIONS = 4  # Goldschmidt division on [0.4, 1.6]: 0.6^16 = 2.8e-4 relative
-Y0 = (2.94, 2.24)        # 1/sqrt(t) ~ 2.94 - 2.24 t on [1/16, 1]: max relative error 0.30
-Z_CENTER = 0.625         # z_n = 1 / (0.625 + E_n): d in [0.4, 1.6]
-N_EXTRA_BITS = 8         # the numerator N is carried at 2^(f + 8)
+Y0 = (2.94, 2.24)  # 1/sqrt(t) ~ 2.94 - 2.24 t on [1/16, 1]: max relative error 0.30
+Z_CENTER = 0.625  # z_n = 1 / (0.625 + E_n): d in [0.4, 1.6]
+N_EXTRA_BITS = 8  # the numerator N is carried at 2^(f + 8)
 ADAM_RELATIVE_ERROR = 1e-3
 ADAM_TAIL_RELATIVE_ERROR = 0.02  # in the lowest bucket (v < eps^2)
-MIN_EPS = 2.0**-13       # smaller eps: 1/eps steps on values at the 2^-16 resolution
+MIN_EPS = 2.0**-13  # smaller eps: 1/eps steps on values at the 2^-16 resolution
 
 
 def v_top_for(grad_bound: float) -> float:
@@ -106,7 +106,9 @@ def moments_plain(g, m, v, c1: float, c2: float):
     return m + c1 * (g - m), v + c2 * (g * g - v)
 
 
-def _linear_in_bits(session, bits: torch.Tensor, values: list[float], scale_bits: int) -> torch.Tensor:
+def _linear_in_bits(
+    session, bits: torch.Tensor, values: list[float], scale_bits: int
+) -> torch.Tensor:
     """Shares of ``values[n-1]`` (bucket n = 1..K) at 2^scale_bits from thermometer bits (D, K-1)
     (``b_j = 1`` iff n <= j): ``c_K + sum_j b_j (c_j - c_(j+1))`` on ENCODED values."""
     enc = torch.tensor([round(v * 2.0**scale_bits) for v in values], dtype=torch.int64)
@@ -122,14 +124,20 @@ def _buckets(eps: float, v_top: float, frac_bits: int):
     encoded at 2^f), E_n z_n, R_n z_n."""
     K1 = n_thresholds(eps, v_top)
     K = K1 + 1
-    thr = torch.tensor([round(v_top * 16.0**-j * 2.0 ** (2 * frac_bits)) for j in range(1, K)], dtype=torch.int64)
+    thr = torch.tensor(
+        [round(v_top * 16.0**-j * 2.0 ** (2 * frac_bits)) for j in range(1, K)], dtype=torch.int64
+    )
     F = [16.0 ** (n - 1) for n in range(1, K + 1)]
     R = [4.0 ** (n - 1) / math.sqrt(v_top) for n in range(1, K + 1)]
-    z = [round(2.0**frac_bits / (Z_CENTER + eps * r)) / 2.0**frac_bits for r in R]  # as encoded: cancels exactly
+    z = [
+        round(2.0**frac_bits / (Z_CENTER + eps * r)) / 2.0**frac_bits for r in R
+    ]  # as encoded: cancels exactly
     return thr, F, R, z
 
 
-def direction(session, m: torch.Tensor, v: torch.Tensor, lr: float, eps: float, v_top: float) -> torch.Tensor:
+def direction(
+    session, m: torch.Tensor, v: torch.Tensor, lr: float, eps: float, v_top: float
+) -> torch.Tensor:
     """Shares of ``lr m / (sqrt(v) + eps)`` at 2^f for m at 2^f, v at 2^(2f) in [0, v_top).
     See the module docstring for the protocol and its error."""
     from protocols.multiply import multiply_many
@@ -143,26 +151,28 @@ def direction(session, m: torch.Tensor, v: torch.Tensor, lr: float, eps: float, 
     vv = v.reshape(-1)
     mm = m.reshape(-1)
     one = thr if session.rank == 0 else torch.zeros_like(thr)
-    bits = nonnegative_bits(session, vv.unsqueeze(1) - one)                         # (D, K-1) at scale 1
-    Fn = _linear_in_bits(session, bits, F, 0)                                       # integer 16^(n-1)
-    zn = _linear_in_bits(session, bits, z, f)                                       # z_n at 2^f
-    Ez = _linear_in_bits(session, bits, [eps * r * zz for r, zz in zip(R, z)], f)   # E_n z_n at 2^f
+    bits = nonnegative_bits(session, vv.unsqueeze(1) - one)  # (D, K-1) at scale 1
+    Fn = _linear_in_bits(session, bits, F, 0)  # integer 16^(n-1)
+    zn = _linear_in_bits(session, bits, z, f)  # z_n at 2^f
+    Ez = _linear_in_bits(session, bits, [eps * r * zz for r, zz in zip(R, z)], f)  # E_n z_n at 2^f
     q_bits = 24
-    Qn = _linear_in_bits(session, bits, [lr * r * zz for r, zz in zip(R, z)], q_bits)  # lr R_n z_n at 2^24
+    Qn = _linear_in_bits(
+        session, bits, [lr * r * zz for r, zz in zip(R, z)], q_bits
+    )  # lr R_n z_n at 2^24
     vF, N = multiply_many(session, [("mul", vv, Fn, 0), ("mul", mm, Qn, q_bits - N_EXTRA_BITS)])
-    (t,) = truncate_many(session, [vF], bits=[f + 2 * P])                           # t = v F / v_top at 2^f
+    (t,) = truncate_many(session, [vF], bits=[f + 2 * P])  # t = v F / v_top at 2^f
     a, b = Y0
     bt, bt2 = truncate_many(session, [t * int(round(b * 2.0**f)), t * int(round(b / 2 * 2.0**f))])
-    y0 = _affine(session, bt, -1.0, a)                                               # y0 = a - b t
-    h = _affine(session, bt2, -1.0, a / 2)                                           # h0 = y0 / 2
-    g, u = multiply_many(session, [("mul", t, y0), ("mul", t, zn)])                 # g0 = t y0, u = t z_n
+    y0 = _affine(session, bt, -1.0, a)  # y0 = a - b t
+    h = _affine(session, bt2, -1.0, a / 2)  # h0 = y0 / 2
+    g, u = multiply_many(session, [("mul", t, y0), ("mul", t, zn)])  # g0 = t y0, u = t z_n
     gz = None
     for it in range(SQRT_ITERATIONS):
         pairs = [("mul", g, h)] + ([("mul", u, y0)] if gz is None else [])
         out = multiply_many(session, pairs)
         gh = out[0]
         if gz is None:
-            gz = out[1]                                                              # z_n t y0
+            gz = out[1]  # z_n t y0
         r = _affine(session, gh, -1.0, 0.5)
         last = it == SQRT_ITERATIONS - 1
         pairs = [("mul", gz, r)] + ([] if last else [("mul", g, r), ("mul", h, r)])
@@ -170,11 +180,13 @@ def direction(session, m: torch.Tensor, v: torch.Tensor, lr: float, eps: float, 
         gz = gz + out[0]
         if not last:
             g, h = g + out[1], h + out[2]
-    d = gz + Ez                                                                      # (s + E_n) z_n in [0.4, 1.6]
+    d = gz + Ez  # (s + E_n) z_n in [0.4, 1.6]
     for it in range(DIVISION_ITERATIONS):
         fac = _affine(session, d, -1.0, 2.0)
         last = it == DIVISION_ITERATIONS - 1
-        pairs = [("mul", N, fac, f + (N_EXTRA_BITS if last else 0))] + ([] if last else [("mul", d, fac)])
+        pairs = [("mul", N, fac, f + (N_EXTRA_BITS if last else 0))] + (
+            [] if last else [("mul", d, fac)]
+        )
         out = multiply_many(session, pairs)
         N = out[0]
         if not last:

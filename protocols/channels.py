@@ -52,7 +52,9 @@ from protocols.errors import PartyError
 from protocols.identity import Identity, fingerprint, pem_to_der
 
 MAGIC = b"MPCRNN\x00\x01"  # the bootstrap framing below; stable across releases (WIRE_PROTOCOL is checked after it)
-HELLO = struct.Struct("<8sIIBI")  # magic, claimed rank, processes in the run, mode (1 TLS, 0 plain), certificate bytes
+HELLO = struct.Struct(
+    "<8sIIBI"
+)  # magic, claimed rank, processes in the run, mode (1 TLS, 0 plain), certificate bytes
 MAX_CERT = 16 << 10
 MAX_JSON = 1 << 20
 HANDSHAKE_S = 10.0  # longest a single unauthenticated connection may take to say who it is
@@ -93,8 +95,15 @@ class _Late(Exception):
     """The run's timeout passed while waiting for a peer (the detail names whom)."""
 
 
-def open_mesh(rank: int, names: list[str], rendezvous: str, timeout_s: float, trust: Trust,
-              wire_protocol: int, host: str) -> Mesh:
+def open_mesh(
+    rank: int,
+    names: list[str],
+    rendezvous: str,
+    timeout_s: float,
+    trust: Trust,
+    wire_protocol: int,
+    host: str,
+) -> Mesh:
     """Connect this process to every other process of the run (see the module docstring).
 
     ``names[r]`` is how rank r is called in messages ("party 1", "dealer"); ``host`` the
@@ -119,9 +128,13 @@ def open_mesh(rank: int, names: list[str], rendezvous: str, timeout_s: float, tr
         if rank == 0:
             inner = {}
             while len(socks) < total - 1:
-                conn = _accept(listener, deadline, me, lambda: _missing(names, socks, range(1, total)), refused)
+                conn = _accept(
+                    listener, deadline, me, lambda: _missing(names, socks, range(1, total)), refused
+                )
                 try:
-                    peer, s = _server_side(conn, rank, names, set(range(1, total)) - set(socks), trust, deadline)
+                    peer, s = _server_side(
+                        conn, rank, names, set(range(1, total)) - set(socks), trust, deadline
+                    )
                     hello = _recv_json(s, deadline)
                     if not isinstance(hello, dict) or hello.get("rank") != peer:
                         raise _Refused(f"{names[peer]}'s inner hello names another rank")
@@ -129,11 +142,19 @@ def open_mesh(rank: int, names: list[str], rendezvous: str, timeout_s: float, tr
                     _refuse(conn, me, exc, refused)
                     continue
                 except (OSError, ValueError) as exc:
-                    _refuse(conn, me, _Refused(f"connection failed during its hello ({_brief(exc)})"), refused)
+                    _refuse(
+                        conn,
+                        me,
+                        _Refused(f"connection failed during its hello ({_brief(exc)})"),
+                        refused,
+                    )
                     continue
                 socks[peer], inner[peer] = s, hello
             versions = [wire_protocol] + [inner[r].get("wire") for r in range(1, total)]
-            book = {"versions": versions, "addrs": {str(r): inner[r].get("addr", "") for r in range(1, total)}}
+            book = {
+                "versions": versions,
+                "addrs": {str(r): inner[r].get("addr", "") for r in range(1, total)},
+            }
             for r in range(1, total):
                 _send_json(socks[r], book)
             if any(v != versions[0] for v in versions):
@@ -149,16 +170,31 @@ def open_mesh(rank: int, names: list[str], rendezvous: str, timeout_s: float, tr
                 # a process on another release: stop here; the caller names who (check_wire_protocol)
                 return Mesh(rank, names, socks, versions, refused, not trust.insecure)
             for j in range(1, rank):  # connect to every lower rank but 0
-                socks[j] = _connect(j, _parse_addr(book["addrs"][str(j)]), rank, names, trust, deadline, refused)
+                socks[j] = _connect(
+                    j, _parse_addr(book["addrs"][str(j)]), rank, names, trust, deadline, refused
+                )
             while len(socks) < total - 1:  # accept every higher rank
-                conn = _accept(listener, deadline, me, lambda: _missing(names, socks, range(rank + 1, total)), refused)
+                conn = _accept(
+                    listener,
+                    deadline,
+                    me,
+                    lambda: _missing(names, socks, range(rank + 1, total)),
+                    refused,
+                )
                 try:
-                    peer, s = _server_side(conn, rank, names, set(range(rank + 1, total)) - set(socks), trust, deadline)
+                    peer, s = _server_side(
+                        conn, rank, names, set(range(rank + 1, total)) - set(socks), trust, deadline
+                    )
                 except _Refused as exc:
                     _refuse(conn, me, exc, refused)
                     continue
                 except (OSError, ValueError) as exc:
-                    _refuse(conn, me, _Refused(f"connection failed during its hello ({_brief(exc)})"), refused)
+                    _refuse(
+                        conn,
+                        me,
+                        _Refused(f"connection failed during its hello ({_brief(exc)})"),
+                        refused,
+                    )
                     continue
                 socks[peer] = s
         for s in socks.values():
@@ -168,9 +204,11 @@ def open_mesh(rank: int, names: list[str], rendezvous: str, timeout_s: float, tr
     except (OSError, ValueError, KeyError, TypeError, _Late) as exc:
         for s in socks.values():
             _close(s)
-        raise PartyError(f"rank {rank}: could not join the run at {rendezvous} within {timeout_s:g} s as {me} "
-                         f"({_brief(exc)}). Check that every party and the dealer use the same rendezvous, run file "
-                         "and world size and are running" + _refusals(refused)) from None
+        raise PartyError(
+            f"rank {rank}: could not join the run at {rendezvous} within {timeout_s:g} s as {me} "
+            f"({_brief(exc)}). Check that every party and the dealer use the same rendezvous, run file "
+            "and world size and are running" + _refusals(refused)
+        ) from None
     finally:
         if listener is not None:
             listener.close()
@@ -191,20 +229,20 @@ def _listen(host: str, port: int) -> socket.socket:
 def _listen_rendezvous(rendezvous: str) -> socket.socket:
     """Rank 0: bind exactly the rendezvous address (never every interface)."""
     if rendezvous.startswith("file://"):
-        path = rendezvous[len("file://"):]
+        path = rendezvous[len("file://") :]
         s = _listen("127.0.0.1", 0)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as fh:
             fh.write("127.0.0.1:%d" % s.getsockname()[1])
         os.replace(tmp, path)  # atomic: a reader sees the whole address or nothing
         return s
-    return _listen(*_parse_addr(rendezvous[len("tcp://"):]))
+    return _listen(*_parse_addr(rendezvous[len("tcp://") :]))
 
 
 def _resolve_rendezvous(rendezvous: str, deadline: float, me: str) -> tuple[str, int]:
     if not rendezvous.startswith("file://"):
-        return _parse_addr(rendezvous[len("tcp://"):])
-    path = rendezvous[len("file://"):]
+        return _parse_addr(rendezvous[len("tcp://") :])
+    path = rendezvous[len("file://") :]
     while True:
         try:
             with open(path) as fh:
@@ -232,7 +270,7 @@ def _accept(listener, deadline: float, me: str, missing, refused: list[str]) -> 
     listener.settimeout(left)
     try:
         conn, _ = listener.accept()
-    except socket.timeout:
+    except TimeoutError:
         raise _Late(f"waiting for {missing()}") from None
     return conn
 
@@ -244,8 +282,14 @@ def _missing(names, socks, ranks) -> str:
 # ------------------------------------------------------------------------------ handshakes
 
 
-def _server_side(conn: socket.socket, rank: int, names: list[str], expected: set[int], trust: Trust,
-                 deadline: float) -> tuple[int, socket.socket]:
+def _server_side(
+    conn: socket.socket,
+    rank: int,
+    names: list[str],
+    expected: set[int],
+    trust: Trust,
+    deadline: float,
+) -> tuple[int, socket.socket]:
     """Accepting side: check the claimed rank and its pinned certificate before answering."""
     conn.settimeout(max(min(HANDSHAKE_S, deadline - time.monotonic()), 0.1))
     where = _peer_address(conn)
@@ -264,31 +308,48 @@ def _server_side(conn: socket.socket, rank: int, names: list[str], expected: set
         raise _Refused(f"{label}: certificate of {n_cert} bytes (at most {MAX_CERT})")
     cert_pem = _recv_exact(conn, n_cert) if n_cert else b""
     if mode != trust.mode:
-        raise _Refused(f"{label}: expected the {'plaintext' if trust.insecure else 'TLS'} transport, got the "
-                       f"{'TLS' if mode else 'plaintext'} one (--insecure-plaintext-transport must match)")
+        raise _Refused(
+            f"{label}: expected the {'plaintext' if trust.insecure else 'TLS'} transport, got the "
+            f"{'TLS' if mode else 'plaintext'} one (--insecure-plaintext-transport must match)"
+        )
     seen = _fingerprint_of(cert_pem) if cert_pem else "no certificate"
     if claimed not in expected:
-        raise _Refused(f"{label}, fingerprint {seen}: not a rank this process waits for (already connected or out of range)")
+        raise _Refused(
+            f"{label}, fingerprint {seen}: not a rank this process waits for (already connected or out of range)"
+        )
     if not trust.insecure:
         if not cert_pem:
             raise _Refused(f"{label} presented no certificate")
         if seen != trust.pins[claimed]:
             raise _Refused(f"{label} presented certificate {seen}, not the one pinned for {who}")
-    conn.sendall(_hello(rank, len(names), trust) + (b"" if trust.insecure else trust.identity.cert_pem))
+    conn.sendall(
+        _hello(rank, len(names), trust) + (b"" if trust.insecure else trust.identity.cert_pem)
+    )
     if trust.insecure:
         return claimed, conn
     try:
-        s = _tls_context(ssl.PROTOCOL_TLS_SERVER, trust, cert_pem).wrap_socket(conn, server_side=True)
+        s = _tls_context(ssl.PROTOCOL_TLS_SERVER, trust, cert_pem).wrap_socket(
+            conn, server_side=True
+        )
     except (ssl.SSLError, OSError) as exc:
-        raise _Refused(f"{label} with certificate {seen} failed the TLS handshake (does it hold the key?): {_brief(exc)}") from None
+        raise _Refused(
+            f"{label} with certificate {seen} failed the TLS handshake (does it hold the key?): {_brief(exc)}"
+        ) from None
     except ValueError:
         raise _Refused(f"{label}: its certificate is not a valid trust anchor") from None
     _check_peer(s, trust.pins[claimed], label)
     return claimed, s
 
 
-def _connect(target: int, addr: tuple[str, int], rank: int, names: list[str], trust: Trust, deadline: float,
-             refused: list[str]) -> socket.socket:
+def _connect(
+    target: int,
+    addr: tuple[str, int],
+    rank: int,
+    names: list[str],
+    trust: Trust,
+    deadline: float,
+    refused: list[str],
+) -> socket.socket:
     """Connecting side: reach ``target`` at ``addr`` (retrying until the deadline), prove who we
     are, and check that the other end holds ``target``'s pinned key."""
     me, who = names[rank], names[target]
@@ -305,23 +366,42 @@ def _connect(target: int, addr: tuple[str, int], rank: int, names: list[str], tr
             continue
         try:
             conn.settimeout(max(min(HANDSHAKE_S, deadline - time.monotonic()), 0.1))
-            conn.sendall(_hello(rank, len(names), trust) + (b"" if trust.insecure else trust.identity.cert_pem))
+            conn.sendall(
+                _hello(rank, len(names), trust)
+                + (b"" if trust.insecure else trust.identity.cert_pem)
+            )
             magic, claimed, total, mode, n_cert = HELLO.unpack(_recv_exact(conn, HELLO.size))
-            if magic != MAGIC or claimed != target or total != len(names) or mode != trust.mode or n_cert > MAX_CERT:
-                raise _Refused(f"{addr[0]}:{addr[1]} answered as rank {claimed} of {total} (mode {mode}), not as {who}")
+            if (
+                magic != MAGIC
+                or claimed != target
+                or total != len(names)
+                or mode != trust.mode
+                or n_cert > MAX_CERT
+            ):
+                raise _Refused(
+                    f"{addr[0]}:{addr[1]} answered as rank {claimed} of {total} (mode {mode}), not as {who}"
+                )
             cert_pem = _recv_exact(conn, n_cert) if n_cert else b""
             if trust.insecure:
                 return conn
             seen = _fingerprint_of(cert_pem) if cert_pem else "no certificate"
             if seen != trust.pins[target]:
-                raise _Refused(f"{addr[0]}:{addr[1]} answered as {who} with certificate {seen}, not the one pinned for {who}")
-            s = _tls_context(ssl.PROTOCOL_TLS_CLIENT, trust, cert_pem).wrap_socket(conn, server_side=False)
+                raise _Refused(
+                    f"{addr[0]}:{addr[1]} answered as {who} with certificate {seen}, not the one pinned for {who}"
+                )
+            s = _tls_context(ssl.PROTOCOL_TLS_CLIENT, trust, cert_pem).wrap_socket(
+                conn, server_side=False
+            )
             _check_peer(s, trust.pins[target], f"{who} at {addr[0]}:{addr[1]}")
             return s
         except _Refused as exc:
             _refuse(conn, me, exc, refused)
             last = str(exc)
-        except (OSError, ValueError, struct.error) as exc:  # closed: the other side refused us, or is not up yet
+        except (
+            OSError,
+            ValueError,
+            struct.error,
+        ) as exc:  # closed: the other side refused us, or is not up yet
             _close(conn)
             last = f"{who} closed the connection during the handshake ({_brief(exc)})"
         time.sleep(5 * RETRY_S)  # refused: the other side may be waiting for the real peer
@@ -344,7 +424,9 @@ def _check_peer(s: ssl.SSLSocket, pin: str, label: str) -> None:
     seen = fingerprint(der) if der else "no certificate"
     if seen != pin:
         _close(s)
-        raise _Refused(f"{label}: the TLS handshake authenticated certificate {seen}, not the pinned one")
+        raise _Refused(
+            f"{label}: the TLS handshake authenticated certificate {seen}, not the pinned one"
+        )
 
 
 def _fingerprint_of(cert_pem: bytes) -> str:
@@ -430,11 +512,13 @@ def local_address(rendezvous: str) -> str:
         import fcntl
 
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", ifname[:15].encode()))  # SIOCGIFADDR
+            packed = fcntl.ioctl(
+                s.fileno(), 0x8915, struct.pack("256s", ifname[:15].encode())
+            )  # SIOCGIFADDR
             return socket.inet_ntoa(packed[20:24])
     if rendezvous.startswith("file://"):
         return "127.0.0.1"
-    host, port = _parse_addr(rendezvous[len("tcp://"):])
+    host, port = _parse_addr(rendezvous[len("tcp://") :])
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.connect((host, port))
         return s.getsockname()[0]

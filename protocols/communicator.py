@@ -98,7 +98,9 @@ def communicator_class():
 
         BYTES_PER_ELEMENT = 8
 
-        def __init__(self, rank: int, world_size: int, links, has_dealer: bool, rendezvous: str, secure: bool) -> None:
+        def __init__(
+            self, rank: int, world_size: int, links, has_dealer: bool, rendezvous: str, secure: bool
+        ) -> None:
             # DistributedCommunicator.__init__ would start torch.distributed: not called
             self.rank, self.world_size, self.links = rank, world_size, links
             self.rendezvous = rendezvous
@@ -111,7 +113,9 @@ def communicator_class():
             self.ttp_group = tuple(range(total))
             self.ttp_comm_group = (0, total - 1) if total > 1 else None
             self.ttp_initialized = has_dealer
-            self.bulk_seed = None  # this party's dealer stream seed and stream (protocols.triples), set at join
+            self.bulk_seed = (
+                None  # this party's dealer stream seed and stream (protocols.triples), set at join
+            )
             self.bulk_stream = None
 
         @classmethod
@@ -162,19 +166,29 @@ def communicator_class():
         @_logging
         def reduce(self, input, dst, op=ReduceOp.SUM, batched=False):
             items = list(input) if batched else [input]
-            flat = torch.cat([t.reshape(-1) for t in items]) if items else torch.empty(0, dtype=torch.long)
+            flat = (
+                torch.cat([t.reshape(-1) for t in items])
+                if items
+                else torch.empty(0, dtype=torch.long)
+            )
             if self.rank != dst:
                 self.links.send_bytes(dst, _to_bytes(flat))
                 return None
             others = self._others(None)
             got = self.links.transfer({}, {r: _nbytes(flat) for r in others})
-            values = [flat if r == self.rank else _from_bytes(got[r], flat) for r in self.main_group]
+            values = [
+                flat if r == self.rank else _from_bytes(got[r], flat) for r in self.main_group
+            ]
             return _split(_combine(values, op), items, batched)
 
         @_logging
         def all_reduce(self, input, op=ReduceOp.SUM, batched=False):
             items = list(input) if batched else [input]
-            flat = torch.cat([t.reshape(-1) for t in items]) if items else torch.empty(0, dtype=torch.long)
+            flat = (
+                torch.cat([t.reshape(-1) for t in items])
+                if items
+                else torch.empty(0, dtype=torch.long)
+            )
             received = dict(zip(self._others(None), self.links.exchange(flat.contiguous())))
             values = [flat if r == self.rank else received[r] for r in self.main_group]
             return _split(_combine(values, op), items, batched)
@@ -185,12 +199,17 @@ def communicator_class():
                 self.links.send_bytes(dst, _to_bytes(tensor))
                 return [None]
             got = self.links.transfer({}, {r: _nbytes(tensor) for r in self._others(None)})
-            return [tensor.clone() if r == self.rank else _from_bytes(got[r], tensor).clone() for r in self.main_group]
+            return [
+                tensor.clone() if r == self.rank else _from_bytes(got[r], tensor).clone()
+                for r in self.main_group
+            ]
 
         @_logging
         def all_gather(self, tensor):
             received = dict(zip(self._others(None), self.links.exchange(tensor.contiguous())))
-            return [tensor.clone() if r == self.rank else received[r].clone() for r in self.main_group]
+            return [
+                tensor.clone() if r == self.rank else received[r].clone() for r in self.main_group
+            ]
 
         @_logging
         def broadcast(self, input, src, group=None, batched=False):
@@ -203,7 +222,7 @@ def communicator_class():
             pos = 0
             for t in items:
                 n = _nbytes(t)
-                t.data.copy_(_from_bytes(data[pos:pos + n], t))
+                t.data.copy_(_from_bytes(data[pos : pos + n], t))
                 pos += n
             return input
 
@@ -258,7 +277,7 @@ def _split(flat: torch.Tensor, like: list[torch.Tensor], batched: bool):
     out, pos = [], 0
     for t in like:
         n = t.numel()
-        out.append(flat[pos:pos + n].reshape(t.shape))
+        out.append(flat[pos : pos + n].reshape(t.shape))
         pos += n
     return out if batched else out[0]
 

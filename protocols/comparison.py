@@ -60,7 +60,9 @@ def row_max(session, x: torch.Tensor) -> torch.Tensor:
     for _ in range(math.ceil(math.log2(c - 1))):
         k = level.shape[2]
         half = k // 2
-        (prod,) = multiply_many(session, [("mul", level[:, :, :half], level[:, :, half : 2 * half], 0)])
+        (prod,) = multiply_many(
+            session, [("mul", level[:, :, :half], level[:, :, half : 2 * half], 0)]
+        )
         level = torch.cat([prod, level[:, :, 2 * half :]], 2)
     first_max = level[:, :, 0]  # (N, C) at scale 1
     (picked,) = multiply_many(session, [("mul", x, first_max, 0)])
@@ -72,4 +74,8 @@ def softmax_shares(session, logits_shared: torch.Tensor) -> torch.Tensor:
     :func:`protocols.softmax.softmax_rows`)."""
     from crypten.mpc import MPCTensor
 
-    return MPCTensor.from_shares(logits_shared, precision=session.fp.frac_bits).softmax(1)._tensor.share
+    return (
+        MPCTensor.from_shares(logits_shared, precision=session.fp.frac_bits)
+        .softmax(1)
+        ._tensor.share
+    )

@@ -15,8 +15,15 @@ from __future__ import annotations
 import torch
 
 from protocols.errors import PartyError
+from protocols.triples import (
+    BULK_FUNCTION,
+    MASK_PRODUCTS,
+    mask_product,
+    mask_references,
+    output_size,
+    plan_stream,
+)
 from protocols.truncation import count_wraps
-from protocols.triples import BULK_FUNCTION, MASK_PRODUCTS, mask_product, mask_references, output_size, plan_stream
 
 
 def serve() -> int:
@@ -26,7 +33,9 @@ def serve() -> int:
 
     from protocols.triples import send_dealer_seeds
 
-    server = TTPServer.__new__(TTPServer)  # CrypTen's request handlers, without its torch.distributed set-up
+    server = TTPServer.__new__(
+        TTPServer
+    )  # CrypTen's request handlers, without its torch.distributed set-up
     server.ttp_group = comm.get().ttp_group
     server.comm_group = comm.get().ttp_comm_group
     server.device = "cpu"
@@ -59,7 +68,9 @@ def serve() -> int:
                     r = [g.draw(req[1]) for g in bulk]
                     theta = count_wraps(r)
                     parts.append((theta - _sum_draws(req[1], bulk[1:])).reshape(-1))
-                elif req[0] == "bit":  # every party draws its XOR share bit, then (rank > 0) its arithmetic share
+                elif (
+                    req[0] == "bit"
+                ):  # every party draws its XOR share bit, then (rank > 0) its arithmetic share
                     r = _xor_draws(req[1], bulk, mask=1)
                     parts.append((r - _sum_draws(req[1], bulk[1:])).reshape(-1))
                 elif req[0] == "and":
@@ -73,7 +84,9 @@ def serve() -> int:
                     c0 = c - _sum_draws(output_size(req), bulk[1:])
                     parts.append(c0.reshape(-1))
             result = torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
-            links.send_bytes(0, result.contiguous().numpy().tobytes())  # PartyError names party 0 if it is gone
+            links.send_bytes(
+                0, result.contiguous().numpy().tobytes()
+            )  # PartyError names party 0 if it is gone
             continue
         # CrypTen's own request format (TTPServer loop body)
         server.device = message["device"]

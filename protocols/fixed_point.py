@@ -53,7 +53,9 @@ class FixedPoint:
     def check_range(self, bound: float, what: str, failure_per_element: float = 2.0**-30) -> None:
         """Raise PrecisionError if values up to ``bound`` (as products) are unsafe in this format."""
         if not 8 <= self.frac_bits <= 24:
-            raise PrecisionError(expected_got("fixed-point fractional bits", "8..24", self.frac_bits))
+            raise PrecisionError(
+                expected_got("fixed-point fractional bits", "8..24", self.frac_bits)
+            )
         limit = self.max_safe_product(failure_per_element)
         if bound > limit:
             raise PrecisionError(

@@ -43,7 +43,9 @@ def pem_to_der(cert_pem: bytes) -> bytes:
 def check_fingerprint(text: str, what: str) -> str:
     value = str(text).strip().lower()
     if not FINGERPRINT.match(value):
-        raise ConfigError(expected_got(what, "sha256: and 64 hex digits (printed by mpcrnn keygen)", _short(text)))
+        raise ConfigError(
+            expected_got(what, "sha256: and 64 hex digits (printed by mpcrnn keygen)", _short(text))
+        )
     return value
 
 
@@ -75,11 +77,22 @@ def load_identity(directory: str) -> Identity:
     key, cert = d / KEY_FILE, d / CERT_FILE
     for path in (key, cert):
         if not path.is_file():
-            raise ConfigError(expected_got(f"--key {directory}", f"a folder with {KEY_FILE} and {CERT_FILE} "
-                                           "(mpcrnn keygen --out DIR)", f"no {path.name}"))
+            raise ConfigError(
+                expected_got(
+                    f"--key {directory}",
+                    f"a folder with {KEY_FILE} and {CERT_FILE} (mpcrnn keygen --out DIR)",
+                    f"no {path.name}",
+                )
+            )
     mode = key.stat().st_mode & 0o077
     if mode:
-        raise ConfigError(expected_got(f"permissions of {key}", "0600 (readable by its owner only)", oct(key.stat().st_mode & 0o777)))
+        raise ConfigError(
+            expected_got(
+                f"permissions of {key}",
+                "0600 (readable by its owner only)",
+                oct(key.stat().st_mode & 0o777),
+            )
+        )
     pem = cert.read_bytes()
     try:
         pem_to_der(pem)
@@ -104,10 +117,16 @@ def keygen(directory: str, name: str = "mpcrnn") -> str:
     d.mkdir(parents=True, exist_ok=True)
     key_path, cert_path = d / KEY_FILE, d / CERT_FILE
     if key_path.exists() or cert_path.exists():
-        raise ConfigError(expected_got(f"keygen --out {directory}", "a folder without key.pem / cert.pem", "an existing identity (not overwritten)"))
+        raise ConfigError(
+            expected_got(
+                f"keygen --out {directory}",
+                "a folder without key.pem / cert.pem",
+                "an existing identity (not overwritten)",
+            )
+        )
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name[:64] or "mpcrnn")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -117,13 +136,25 @@ def keygen(directory: str, name: str = "mpcrnn") -> str:
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
     )
-    key_bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption())
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(key_bytes)

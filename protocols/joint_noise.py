@@ -55,20 +55,26 @@ def standard_normal(shape: tuple[int, ...], generator: torch.Generator | None) -
     n = math.prod(shape)
     raw = torch.frombuffer(bytearray(os.urandom(16 * max(n, 1))), dtype=torch.int64)[: 2 * n]
     u = ((raw >> 11) & ((1 << 53) - 1)).to(torch.float64)  # 53 uniform bits, non-negative
-    u1 = (u[:n] + 1.0) / 2.0**53                            # (0, 1]: log is finite
-    u2 = u[n:] / 2.0**53                                    # [0, 1)
+    u1 = (u[:n] + 1.0) / 2.0**53  # (0, 1]: log is finite
+    u2 = u[n:] / 2.0**53  # [0, 1)
     return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)).reshape(shape)
 
 
-def own_draw(shape: tuple[int, ...], std_target: float, world_size: int, frac_bits: int,
-             generator: torch.Generator | None) -> torch.Tensor:
+def own_draw(
+    shape: tuple[int, ...],
+    std_target: float,
+    world_size: int,
+    frac_bits: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
     """This party's z_i (float64, on the 2^-f grid): what step 1 computes."""
     z = standard_normal(shape, generator) * per_party_std(std_target, world_size)
     return torch.round(z * 2.0**frac_bits) / 2.0**frac_bits
 
 
-def joint_gaussian(session, shape: tuple[int, ...], std_target: float,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def joint_gaussian(
+    session, shape: tuple[int, ...], std_target: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Shares of ``z = sum_i z_i`` (int64 at scale 2^f), see the module docstring.  Zero rounds.
 
     generator: THIS party's generator; None (real runs) draws from ``os.urandom``.
@@ -77,7 +83,9 @@ def joint_gaussian(session, shape: tuple[int, ...], std_target: float,
     from protocols.sharing import share
 
     if not (std_target >= 0 and math.isfinite(std_target)):
-        raise ConfigError(expected_got("noise standard deviation", "a finite number >= 0", std_target))
+        raise ConfigError(
+            expected_got("noise standard deviation", "a finite number >= 0", std_target)
+        )
     mine = own_draw(tuple(shape), std_target, session.world_size, session.fp.frac_bits, generator)
     total = None
     for src in range(session.world_size):
@@ -86,8 +94,9 @@ def joint_gaussian(session, shape: tuple[int, ...], std_target: float,
     return total
 
 
-def joint_gaussian_plain(shape: tuple[int, ...], std_target: float, generators: list[torch.Generator],
-                         frac_bits: int) -> torch.Tensor:
+def joint_gaussian_plain(
+    shape: tuple[int, ...], std_target: float, generators: list[torch.Generator], frac_bits: int
+) -> torch.Tensor:
     """The mirror: ``sum_i z_i`` for p = len(generators) simulated parties (float64).  With the
     same generators as the parties' it returns exactly the value :func:`joint_gaussian` shares."""
     p = len(generators)

@@ -63,8 +63,15 @@ class Links:
     ``names[r]`` names rank r in errors; ``parties`` are the data parties' ranks (the dealer,
     when present, is the last rank and takes part in no exchange)."""
 
-    def __init__(self, rank: int, world_size: int, peers: dict[int, socket.socket], timeout_s: float,
-                 names: list[str] | None = None, secure: bool = False) -> None:
+    def __init__(
+        self,
+        rank: int,
+        world_size: int,
+        peers: dict[int, socket.socket],
+        timeout_s: float,
+        names: list[str] | None = None,
+        secure: bool = False,
+    ) -> None:
         self.rank, self.world_size, self.peers, self.timeout_s = rank, world_size, peers, timeout_s
         self.names = names or [f"party {r}" for r in range(max([rank, *peers], default=0) + 1)]
         self.secure = secure
@@ -79,7 +86,10 @@ class Links:
         # TLS record overhead, < 1/64) fits in the kernel's send buffer: an exchange's sendall
         # never waits.  Gathers only flow to party 0, whose sends are exchange messages.  Larger
         # messages use the selectors loop.
-        usable = min((s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2 for s in peers.values()), default=0)
+        usable = min(
+            (s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2 for s in peers.values()),
+            default=0,
+        )
         self.small = max(usable // 2 - usable // 64 - 1024, 0)
         self._sel = selectors.DefaultSelector()
         self._posted: dict[int, deque] = {}
@@ -122,8 +132,10 @@ class Links:
         head = self._read(src, HEADER.size)
         (n,) = HEADER.unpack(head)
         if not 0 <= n <= MAX_MESSAGE:
-            raise PartyError(f"{self.names[self.rank]}: {self.names[src]} sent a message header of {n} bytes "
-                             "(the processes' protocol steps disagree)")
+            raise PartyError(
+                f"{self.names[self.rank]}: {self.names[src]} sent a message header of {n} bytes "
+                "(the processes' protocol steps disagree)"
+            )
         return self._read(src, n)
 
     def post_recv(self, src: int, n: int) -> Ticket:
@@ -158,7 +170,7 @@ class Links:
     def _sendall(self, p: int, message: bytes) -> None:
         try:
             self.peers[p].sendall(message)
-        except socket.timeout:
+        except TimeoutError:
             raise self._lost(p, f"not reading for {self.timeout_s:g} s") from None
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
             raise self._lost(p, exc) from None
@@ -174,7 +186,7 @@ class Links:
     def _recv_now(self, p: int, n: int) -> bytearray:
         buf = self._read(p, HEADER.size + n)
         self._check_length(p, buf)
-        return buf[HEADER.size:]
+        return buf[HEADER.size :]
 
     def _read(self, p: int, n: int) -> bytearray:
         buf = bytearray(n)
@@ -185,7 +197,7 @@ class Links:
                 if k == 0:
                     raise self._lost(p, "connection closed")
                 got += k
-        except socket.timeout:
+        except TimeoutError:
             raise self._lost(p, f"no data for {self.timeout_s:g} s") from None
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
             raise self._lost(p, exc) from None
@@ -208,19 +220,20 @@ class Links:
 
         def wanted(p):
             return (selectors.EVENT_WRITE if p in out and sent[p] < len(out[p]) else 0) | (
-                selectors.EVENT_READ if p in inbox and got[p] < len(inbox[p]) else 0)
+                selectors.EVENT_READ if p in inbox and got[p] < len(inbox[p]) else 0
+            )
 
         def step(p, sock, mask):
             try:
                 if mask & selectors.EVENT_WRITE and p in out and sent[p] < len(out[p]):
                     try:
-                        sent[p] += sock.send(out[p][sent[p]:sent[p] + CHUNK])
+                        sent[p] += sock.send(out[p][sent[p] : sent[p] + CHUNK])
                     except _RETRY:
                         pass
                 if mask & selectors.EVENT_READ and p in inbox:
                     try:  # read until the socket (and OpenSSL's buffer) has nothing more
                         while got[p] < len(inbox[p]):
-                            n = sock.recv_into(views[p][got[p]:], len(inbox[p]) - got[p])
+                            n = sock.recv_into(views[p][got[p] :], len(inbox[p]) - got[p])
                             if n == 0:
                                 raise self._lost(p, "connection closed")
                             got[p] += n
@@ -237,7 +250,9 @@ class Links:
             self.peers[p].setblocking(False)
         try:
             for p in involved:
-                step(p, self.peers[p], wanted(p))  # first try: no select (TLS may hold decrypted bytes)
+                step(
+                    p, self.peers[p], wanted(p)
+                )  # first try: no select (TLS may hold decrypted bytes)
                 if wanted(p):
                     sel.register(self.peers[p], wanted(p), p)
             deadline = time.monotonic() + self.timeout_s
@@ -265,7 +280,7 @@ class Links:
                     pass
         for p, buf in inbox.items():
             self._check_length(p, buf)
-        return {p: buf[HEADER.size:] for p, buf in inbox.items()}
+        return {p: buf[HEADER.size :] for p, buf in inbox.items()}
 
     def close(self) -> None:
         self._sel.close()
@@ -281,15 +296,19 @@ class Links:
 
     def _integrity(self, p: int, exc: BaseException) -> IntegrityError:
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        return IntegrityError(f"{self.names[self.rank]}: link {self.names[min(self.rank, p)]} <-> "
-                              f"{self.names[max(self.rank, p)]} failed the TLS integrity check ({reason}); "
-                              "the run stops, nothing received on that link after it is used")
+        return IntegrityError(
+            f"{self.names[self.rank]}: link {self.names[min(self.rank, p)]} <-> "
+            f"{self.names[max(self.rank, p)]} failed the TLS integrity check ({reason}); "
+            "the run stops, nothing received on that link after it is used"
+        )
 
     def _check_length(self, p: int, buf: bytearray) -> None:
         (n,) = HEADER.unpack_from(buf)
         if n != len(buf) - HEADER.size:
-            raise PartyError(f"{self.names[self.rank]}: {self.names[p]} sent {n} bytes where {len(buf) - HEADER.size} "
-                             "were expected (the processes' protocol steps disagree)")
+            raise PartyError(
+                f"{self.names[self.rank]}: {self.names[p]} sent {n} bytes where {len(buf) - HEADER.size} "
+                "were expected (the processes' protocol steps disagree)"
+            )
 
 
 def _bytes(flat: torch.Tensor) -> bytes:
@@ -298,5 +317,3 @@ def _bytes(flat: torch.Tensor) -> bytes:
 
 def _tensor(buf: bytearray, like: torch.Tensor) -> torch.Tensor:
     return torch.frombuffer(buf, dtype=like.dtype).reshape(like.shape)
-
-

@@ -22,7 +22,7 @@ Rounds per call: 1 dealer round trip (party 0 only; TTP), 1 opening, 1 truncatio
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -35,7 +35,9 @@ Pair = tuple  # (op, x_shared, y_shared) or (op, x_shared, y_shared, shift)
 # scale 1, e.g. a 0/1 mask); an int or int64 tensor (broadcasting over the product) = that many bits.
 
 
-def multiply_many(session, pairs: Sequence[Pair], also_truncate: Sequence[tuple] = ()) -> list[torch.Tensor]:
+def multiply_many(
+    session, pairs: Sequence[Pair], also_truncate: Sequence[tuple] = ()
+) -> list[torch.Tensor]:
     """Products of many independent pairs of shares; see the module docstring for the protocol.
 
     also_truncate: extra ``(share, bits)`` to divide by 2^bits in the same truncation round
@@ -77,7 +79,9 @@ def multiply_many(session, pairs: Sequence[Pair], also_truncate: Sequence[tuple]
     opened = open_masked(session, masked, "beaver") if masked else []
     products = []
     for i, ((op, *_), (a, b, c)) in enumerate(zip(pairs, triples)):
-        products.append(beaver_combine(session, getattr(torch, op), c, opened[at[i][0]], b, a, opened[at[i][1]]))
+        products.append(
+            beaver_combine(session, getattr(torch, op), c, opened[at[i][0]], b, a, opened[at[i][1]])
+        )
     to_trunc = [z for z, t in zip(products, trunc) if t] + [x for x, _ in also_truncate]
     if to_trunc:
         bits = [b for b, t in zip(shifts, trunc) if t] + [b for _, b in also_truncate]
@@ -103,28 +107,39 @@ class FixedOperand:
     uses: ``(shape of X, transpose)`` per product, in the order they will be made.
     """
 
-    def __init__(self, session, w: torch.Tensor, uses: Sequence[tuple[tuple[int, ...], bool]]) -> None:
+    def __init__(
+        self, session, w: torch.Tensor, uses: Sequence[tuple[tuple[int, ...], bool]]
+    ) -> None:
         from collections import deque
 
         self.w = w
         requests: list[tuple] = [("mask", tuple(w.shape))]
         for shape, transpose in uses:
             pos = len(requests)
-            requests += [("mask", tuple(shape)), ("maskmatmul", tuple(shape), tuple(w.shape), 1, pos + 1, int(transpose))]
+            requests += [
+                ("mask", tuple(shape)),
+                ("maskmatmul", tuple(shape), tuple(w.shape), 1, pos + 1, int(transpose)),
+            ]
         fetched = session.triples.fetch(requests)
         self.mask = fetched[0][0]
         self.opened: torch.Tensor | None = None  # E = W - A, once the first product opened it
-        self._uses = deque((tuple(shape), bool(tr), fetched[1 + 2 * i][0], fetched[2 + 2 * i][0])
-                           for i, (shape, tr) in enumerate(uses))
+        self._uses = deque(
+            (tuple(shape), bool(tr), fetched[1 + 2 * i][0], fetched[2 + 2 * i][0])
+            for i, (shape, tr) in enumerate(uses)
+        )
 
     def take(self, shape: tuple[int, ...], transpose: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The next prepared use's ``(A_X, c)``; it must be the ``(shape, transpose)`` prepared."""
         if not self._uses:
-            raise RuntimeError("internal: more products with a fixed operand than it was prepared for")
+            raise RuntimeError(
+                "internal: more products with a fixed operand than it was prepared for"
+            )
         want_shape, want_tr, a_x, c = self._uses.popleft()
         if (want_shape, want_tr) != (shape, transpose):
-            raise RuntimeError(f"internal: fixed-operand use {shape}, transpose={transpose} "
-                               f"where {want_shape}, transpose={want_tr} was prepared")
+            raise RuntimeError(
+                f"internal: fixed-operand use {shape}, transpose={transpose} "
+                f"where {want_shape}, transpose={want_tr} was prepared"
+            )
         return a_x, c
 
 

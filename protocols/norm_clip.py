@@ -40,11 +40,11 @@ import math
 
 import torch
 
-RATIO_BITS = 20              # K: rows with ||x|| >= 2^(K/2) c are zeroed (default: 1024 c)
-DP_RATIO_BITS = 12           # K for DP-SGD: rows above 64 C are zeroed (a valid clip: norm 0 <= C)
-NEWTON_STEPS = 4             # from y0 = 0.85 on [1, 2): relative error < 2e-7 before rounding
+RATIO_BITS = 20  # K: rows with ||x|| >= 2^(K/2) c are zeroed (default: 1024 c)
+DP_RATIO_BITS = 12  # K for DP-SGD: rows above 64 C are zeroed (a valid clip: norm 0 <= C)
+NEWTON_STEPS = 4  # from y0 = 0.85 on [1, 2): relative error < 2e-7 before rounding
 Y0 = 0.85
-CLIP_RELATIVE_ERROR = 1e-3   # documented bound on (output norm / c - 1); tests measure < 1e-4
+CLIP_RELATIVE_ERROR = 1e-3  # documented bound on (output norm / c - 1); tests measure < 1e-4
 
 
 def scale_bits(ratio_bits: int) -> int:
@@ -64,7 +64,9 @@ def _bucket_constants(K: int, G: int) -> tuple[torch.Tensor, torch.Tensor]:
     return enc_a[1:] - enc_a[:-1], enc_a2[1:] - enc_a2[:-1]
 
 
-def clip_rows_to_norm(session, x: torch.Tensor, c: float, ratio_bits: int = RATIO_BITS) -> torch.Tensor:
+def clip_rows_to_norm(
+    session, x: torch.Tensor, c: float, ratio_bits: int = RATIO_BITS
+) -> torch.Tensor:
     """Each row of ``[x]`` (R, D) scaled to norm <= c; rows above 2^(ratio_bits/2) c become 0.
 
     Returns shares of shape (R, D) at scale 2^f.  See the module docstring for the protocol.
@@ -75,7 +77,9 @@ def clip_rows_to_norm(session, x: torch.Tensor, c: float, ratio_bits: int = RATI
     from protocols.sharing import add_public
 
     if x.dim() != 2:
-        raise ConfigError(expected_got("rows to clip", "a 2-D (rows, values) tensor", tuple(x.shape)))
+        raise ConfigError(
+            expected_got("rows to clip", "a 2-D (rows, values) tensor", tuple(x.shape))
+        )
     if not c > 0:
         raise ConfigError(expected_got("clipping norm", "> 0", c))
     f, G, K = session.fp.frac_bits, scale_bits(ratio_bits), ratio_bits
@@ -83,23 +87,27 @@ def clip_rows_to_norm(session, x: torch.Tensor, c: float, ratio_bits: int = RATI
         raise ConfigError(expected_got("ratio bits", "1..30", K))
     from protocols.truncation import truncate_many
 
-    (sq,) = multiply_many(session, [("mul", x, x, 0)])   # scale 2^(2f): truncate once after the sum,
-    (ss,) = truncate_many(session, [sq.sum(1)])            # so rounding does not bias ||x||^2 by D ulps
-    s = _scale(session, ss, 1.0 / c**2)                                           # (R,)
+    (sq,) = multiply_many(session, [("mul", x, x, 0)])  # scale 2^(2f): truncate once after the sum,
+    (ss,) = truncate_many(session, [sq.sum(1)])  # so rounding does not bias ||x||^2 by D ulps
+    s = _scale(session, ss, 1.0 / c**2)  # (R,)
     thresholds = torch.tensor([2.0**k for k in range(K + 1)], dtype=torch.float64)
-    bits = ge_bits(session, s.unsqueeze(1).expand(-1, K + 1).contiguous(), thresholds)  # (R, K+1) at scale 1
+    bits = ge_bits(
+        session, s.unsqueeze(1).expand(-1, K + 1).contiguous(), thresholds
+    )  # (R, K+1) at scale 1
     da, da2 = _bucket_constants(K, G)
     one_G = 1 << G if session.rank == 0 else 0
-    A = (bits[:, 1:] * da).sum(1) + one_G                                         # (R,) scale 2^G
+    A = (bits[:, 1:] * da).sum(1) + one_G  # (R,) scale 2^G
     A2 = (bits[:, 1:] * da2).sum(1) + one_G
     sA2, xA = multiply_many(session, [("mul", s, A2, G), ("mul", x, A.unsqueeze(1), G)])
     (t,) = multiply_many(session, [("mul", bits[:, 0], add_public(session, sA2, -1.0), 0)])
-    t = add_public(session, t, 1.0) + bits[:, K] * (1 << f)   # in [1, 2); 1 for dropped rows (A = 0)
-    y = add_public(session, _scale(session, t, -0.5 * Y0**3), 1.5 * Y0)            # first Newton step
+    t = add_public(session, t, 1.0) + bits[:, K] * (1 << f)  # in [1, 2); 1 for dropped rows (A = 0)
+    y = add_public(session, _scale(session, t, -0.5 * Y0**3), 1.5 * Y0)  # first Newton step
     for _ in range(NEWTON_STEPS - 1):
         (y2,) = multiply_many(session, [("mul", y, y)])
         (ty2,) = multiply_many(session, [("mul", t, y2)])
-        (y,) = multiply_many(session, [("mul", y, add_public(session, -ty2, 3.0), f + 1)])  # /2 folded in
+        (y,) = multiply_many(
+            session, [("mul", y, add_public(session, -ty2, 3.0), f + 1)]
+        )  # /2 folded in
     (out,) = multiply_many(session, [("mul", xA, y.unsqueeze(1))])
     return out
 
@@ -112,7 +120,9 @@ def _scale(session, x: torch.Tensor, k: float) -> torch.Tensor:
     return out
 
 
-def clip_rows_to_norm_plain(x: torch.Tensor, c: float, ratio_bits: int = RATIO_BITS) -> torch.Tensor:
+def clip_rows_to_norm_plain(
+    x: torch.Tensor, c: float, ratio_bits: int = RATIO_BITS
+) -> torch.Tensor:
     """The plaintext definition the protocol computes: x_r * min(1, c/||x_r||), and 0 for rows
     with ||x_r||^2 / c^2 >= 2^ratio_bits."""
     s = (x * x).sum(1) / c**2

@@ -61,7 +61,9 @@ class PartySpec:
         return self.world_size + (1 if self.has_dealer else 0)
 
     def names(self) -> list[str]:
-        return [f"party {r}" for r in range(self.world_size)] + (["dealer"] if self.has_dealer else [])
+        return [f"party {r}" for r in range(self.world_size)] + (
+            ["dealer"] if self.has_dealer else []
+        )
 
     @property
     def has_dealer(self) -> bool:
@@ -98,20 +100,45 @@ class PartySpec:
         from protocols.identity import check_fingerprint
 
         if len(self.pins) != self.total:
-            raise ConfigError(expected_got("[identities] in the run file", f"a fingerprint for each of the {self.total} "
-                                           "processes (party0.., dealer; mpcrnn keygen prints them)", f"{len(self.pins)}",
-                                           "or run with --insecure-plaintext-transport (no authentication, no encryption)"))
-        pins = [check_fingerprint(p, f"fingerprint of {n}") for p, n in zip(self.pins, self.names())]
+            raise ConfigError(
+                expected_got(
+                    "[identities] in the run file",
+                    f"a fingerprint for each of the {self.total} "
+                    "processes (party0.., dealer; mpcrnn keygen prints them)",
+                    f"{len(self.pins)}",
+                    "or run with --insecure-plaintext-transport (no authentication, no encryption)",
+                )
+            )
+        pins = [
+            check_fingerprint(p, f"fingerprint of {n}") for p, n in zip(self.pins, self.names())
+        ]
         if len(set(pins)) != len(pins):
-            raise ConfigError(expected_got("[identities]", "a different certificate for every process", "a fingerprint listed twice"))
+            raise ConfigError(
+                expected_got(
+                    "[identities]",
+                    "a different certificate for every process",
+                    "a fingerprint listed twice",
+                )
+            )
         if self.identity is None:
-            raise ConfigError(expected_got(f"{self.names()[self.rank]}'s identity", "--key DIR (from mpcrnn keygen)", "none",
-                                           "or run with --insecure-plaintext-transport (no authentication, no encryption)"))
+            raise ConfigError(
+                expected_got(
+                    f"{self.names()[self.rank]}'s identity",
+                    "--key DIR (from mpcrnn keygen)",
+                    "none",
+                    "or run with --insecure-plaintext-transport (no authentication, no encryption)",
+                )
+            )
         mine = self.identity.fingerprint
         if mine != pins[self.rank]:
-            raise ConfigError(expected_got(f"this process's certificate ({self.names()[self.rank]})",
-                                           f"{pins[self.rank]} (pinned in the run file)", mine,
-                                           "use this rank's own --key, or fix [identities]"))
+            raise ConfigError(
+                expected_got(
+                    f"this process's certificate ({self.names()[self.rank]})",
+                    f"{pins[self.rank]} (pinned in the run file)",
+                    mine,
+                    "use this rank's own --key, or fix [identities]",
+                )
+            )
 
 
 def init_party(spec: PartySpec) -> None:
@@ -140,16 +167,27 @@ def init_party(spec: PartySpec) -> None:
         links = Links(0, 1, {}, spec.timeout_s, names, secure)
     else:
         trust = Trust(spec.identity, tuple(spec.pins), spec.insecure)
-        mesh = open_mesh(spec.rank, names, spec.rendezvous, spec.timeout_s, trust, WIRE_PROTOCOL,
-                         local_address(spec.rendezvous))
+        mesh = open_mesh(
+            spec.rank,
+            names,
+            spec.rendezvous,
+            spec.timeout_s,
+            trust,
+            WIRE_PROTOCOL,
+            local_address(spec.rendezvous),
+        )
         links = Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure)
         links.refused = list(mesh.refused)
         mismatch = check_wire_protocol(mesh.versions, spec.world_size)
         if mismatch:
             links.close()
             raise AgreementError(mismatch)
-    inst = communicator_class()(spec.rank, spec.world_size, links, spec.has_dealer, spec.rendezvous, secure)
-    inst.refused = getattr(links, "refused", [])  # connection attempts refused while joining (for the report)
+    inst = communicator_class()(
+        spec.rank, spec.world_size, links, spec.has_dealer, spec.rendezvous, secure
+    )
+    inst.refused = getattr(
+        links, "refused", []
+    )  # connection attempts refused while joining (for the report)
     install(inst)
     try:
         if not spec.is_dealer:
@@ -199,8 +237,12 @@ def check_wire_protocol(versions: list, world_size: int) -> str | None:
     for rank, version in enumerate(versions):
         if version != versions[0]:
             who = "the dealer" if rank == world_size else f"party {rank}"
-            return expected_got(f"{who}'s mpcrnn wire protocol", f"{versions[0]} (party 0's)", version,
-                                "every party and the dealer must run the same mpcrnn release")
+            return expected_got(
+                f"{who}'s mpcrnn wire protocol",
+                f"{versions[0]} (party 0's)",
+                version,
+                "every party and the dealer must run the same mpcrnn release",
+            )
     return None
 
 

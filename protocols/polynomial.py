@@ -31,8 +31,8 @@ Rounds (world size > 2): 2 * ceil(log2 D) + 1; (world size <= 2): ceil(log2 D).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -85,7 +85,9 @@ def fit_tanh(degree: int = 15, bound: float = 8.0) -> OddPolynomial:
     if degree < 1 or degree % 2 == 0 or degree > 31:
         raise ConfigError(expected_got("tanh polynomial degree", "odd, 1..31", degree))
     if bound not in (1.0, 2.0, 4.0, 8.0, 16.0):
-        raise ConfigError(expected_got("tanh polynomial interval bound", "a power of two in 1..16", bound))
+        raise ConfigError(
+            expected_got("tanh polynomial interval bound", "a power of two in 1..16", bound)
+        )
     u = np.cos(np.linspace(0.0, np.pi, 4001))
     design = _cheb_odd(u, degree)
     target = np.tanh(bound * u)
@@ -139,7 +141,13 @@ def power_plan(degree: int, odd_only: bool = True) -> list[list[tuple[int, int, 
     return plan
 
 
-def evaluate_many(session, xs: Sequence[torch.Tensor], coeffs: Sequence[torch.Tensor], offsets: Sequence[torch.Tensor], bounds: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+def evaluate_many(
+    session,
+    xs: Sequence[torch.Tensor],
+    coeffs: Sequence[torch.Tensor],
+    offsets: Sequence[torch.Tensor],
+    bounds: Sequence[torch.Tensor],
+) -> list[torch.Tensor]:
     """Evaluate ``offset + sum_k coeffs[k] * T_(2k+1)(x / bound)`` on each shared ``x``.
 
     Args:
@@ -161,7 +169,9 @@ def evaluate_many(session, xs: Sequence[torch.Tensor], coeffs: Sequence[torch.Te
     """
     plans = [power_plan(2 * c.shape[0] - 1) for c in coeffs]
     f = session.fp.frac_bits
-    shifts = [torch.log2(torch.as_tensor(b, dtype=torch.float64)).round().to(torch.int64) for b in bounds]
+    shifts = [
+        torch.log2(torch.as_tensor(b, dtype=torch.float64)).round().to(torch.int64) for b in bounds
+    ]
     depth = max((len(p) for p in plans), default=0)
     levels = max(depth, 1)  # degree 1 has no products, but u = x / B is still truncated
     first_use: dict[tuple[int, int], int] = {}  # (input n, k) -> the level that first uses T_k
@@ -178,7 +188,9 @@ def evaluate_many(session, xs: Sequence[torch.Tensor], coeffs: Sequence[torch.Te
     for pos, (_, n, k, i, j) in enumerate(products, start=len(operands)):
         shape = tuple(xs[n].shape)
         requests.append(("maskmul", shape, shape, pos - at[(n, i)], pos - at[(n, j)]))
-    level_sizes = [sum(xs[n].numel() for lv, n, *_ in products if lv == level) for level in range(levels)]
+    level_sizes = [
+        sum(xs[n].numel() for lv, n, *_ in products if lv == level) for level in range(levels)
+    ]
     level_sizes[0] += sum(x.numel() for x in xs)  # u = x / B, truncated with level 1's products
     sums_size = sum(x.numel() for x in xs)
     wrapped = needs_wraps(session)
@@ -187,20 +199,37 @@ def evaluate_many(session, xs: Sequence[torch.Tensor], coeffs: Sequence[torch.Te
     fetched = session.triples.fetch(requests)
     masks = {nk: fetched[at[nk]][0] for nk in operands}
     cs = [fetched[len(operands) + p][0] for p in range(len(products))]
-    wraps = fetched[len(operands) + len(products):] if wrapped else [None] * (levels + 1)
+    wraps = fetched[len(operands) + len(products) :] if wrapped else [None] * (levels + 1)
 
-    value = [{1: x} for x in xs]  # the operand share of T_k; T_1 = u is represented by x (scale 2^f * B)
+    value = [
+        {1: x} for x in xs
+    ]  # the operand share of T_k; T_1 = u is represented by x (scale 2^f * B)
     cheb: list[dict] = [{} for _ in xs]  # cheb[n][k] = share of T_k(u) at scale 2^f (k >= 1)
     opened: dict[tuple[int, int], torch.Tensor] = {}
     for level in range(levels):
         new = [nk for nk in operands if first_use[nk] == level]
         if new:
-            opened.update(zip(new, open_masked(session, [value[n][k] - masks[(n, k)] for n, k in new], "beaver")))
+            opened.update(
+                zip(
+                    new,
+                    open_masked(session, [value[n][k] - masks[(n, k)] for n, k in new], "beaver"),
+                )
+            )
         zs, bits, where = [], [], []
         for p, (lv, n, k, i, j) in enumerate(products):
             if lv != level:
                 continue
-            zs.append(beaver_combine(session, torch.mul, cs[p], opened[(n, i)], masks[(n, j)], masks[(n, i)], opened[(n, j)]))
+            zs.append(
+                beaver_combine(
+                    session,
+                    torch.mul,
+                    cs[p],
+                    opened[(n, i)],
+                    masks[(n, j)],
+                    masks[(n, i)],
+                    opened[(n, j)],
+                )
+            )
             # operands: an x operand carries scale 2^f * B: shift log2 B more; 2 T_i T_j: one bit less
             bits.append(f - 1 + shifts[n] * ((i == 1) + (j == 1)))
             where.append((n, k, i, j))
@@ -208,7 +237,9 @@ def evaluate_many(session, xs: Sequence[torch.Tensor], coeffs: Sequence[torch.Te
             zs += list(xs)
             bits += list(shifts)
             where += [(n, 1, 0, 0) for n in range(len(xs))]
-        for (n, k, i, j), z in zip(where, truncate_many(session, zs, wraps=wraps[level], bits=bits)):
+        for (n, k, i, j), z in zip(
+            where, truncate_many(session, zs, wraps=wraps[level], bits=bits)
+        ):
             if k == 1:
                 cheb[n][1] = z
             elif i == j:  # T_2j = 2 T_j^2 - 1

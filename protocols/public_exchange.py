@@ -36,6 +36,8 @@ def exchange_public(obj) -> list:
         try:
             got[r] = json.loads(bytes(raw))
         except ValueError:
-            raise PartyError(f"party {c.get_rank()}: party {r} sent public metadata that is not JSON "
-                             "(the processes' protocol steps disagree)") from None
+            raise PartyError(
+                f"party {c.get_rank()}: party {r} sent public metadata that is not JSON "
+                "(the processes' protocol steps disagree)"
+            ) from None
     return [json.loads(mine) if r == c.get_rank() else got[r] for r in range(c.get_world_size())]

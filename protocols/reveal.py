@@ -61,7 +61,9 @@ def reveal(
     """
     to = tuple(sorted(set(to)))
     if not to or any(not 0 <= r < session.world_size for r in to):
-        raise SecurityError(expected_got("reveal receivers", f"ranks in 0..{session.world_size - 1}", to))
+        raise SecurityError(
+            expected_got("reveal receivers", f"ranks in 0..{session.world_size - 1}", to)
+        )
     if allowed_to is not None and not set(to) <= set(allowed_to):
         raise SecurityError(
             expected_got(f"receivers of {what}", f"a subset of --reveal-to {tuple(allowed_to)}", to)
@@ -84,7 +86,9 @@ def reveal(
     return out
 
 
-def open_masked(session, masked: list[torch.Tensor], kind: str, combine: str = "add") -> list[torch.Tensor]:
+def open_masked(
+    session, masked: list[torch.Tensor], kind: str, combine: str = "add"
+) -> list[torch.Tensor]:
     """Open uniformly masked values to all parties in ONE round: every party sends its flat
     share straight to every other party (point to point, all sends in flight at once) and sums
     them (``combine="add"``, arithmetic shares mod 2^64) or XORs them (``"xor"``, binary shares).
@@ -134,7 +138,9 @@ def _exchange(session, flat: torch.Tensor) -> list[torch.Tensor]:
 
 def _links(session):
     if session.links is None:  # MpcSession.current() attaches them in every multi-party run
-        raise RuntimeError("internal: a multi-party session without its direct links (protocols.links)")
+        raise RuntimeError(
+            "internal: a multi-party session without its direct links (protocols.links)"
+        )
     return session.links
 
 

@@ -28,12 +28,14 @@ truncation adds at most 1 unit of 2^-16: ``|mean - exact| <= (max|u| + 3) * 2^-1
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 
-def weighted_mean(session, own: torch.Tensor, weights: Sequence[float], clip_norm: float = 0.0) -> torch.Tensor:
+def weighted_mean(
+    session, own: torch.Tensor, weights: Sequence[float], clip_norm: float = 0.0
+) -> torch.Tensor:
     """Shares (D,) at scale 2^f of ``sum_i w_i clip(u_i) / sum_i w_i``.
 
     own: this party's float vector u_rank (D,); D is public and must be equal at every party.
@@ -63,11 +65,20 @@ def weighted_mean(session, own: torch.Tensor, weights: Sequence[float], clip_nor
     biggest = float(own.abs().max()) if own.numel() else 0.0
     if not bool(torch.isfinite(own).all()) or biggest >= limit:
         # says only that a value is out of range, never which value
-        raise ConfigError(expected_got("vector entries", f"finite and below {limit:g} in magnitude", "a value outside"))
+        raise ConfigError(
+            expected_got(
+                "vector entries", f"finite and below {limit:g} in magnitude", "a value outside"
+            )
+        )
     if clip_norm > 0 and float(own.norm()) >= 2.0 ** ((62 - 2 * session.fp.frac_bits) / 2 - 1):
         raise ConfigError(expected_got("norm of the vector to clip", "below 2^14", "a larger norm"))
     D = own.shape[0]
-    U = torch.stack([share(session, own if src == session.rank else None, src=src, shape=(D,)) for src in range(p)])
+    U = torch.stack(
+        [
+            share(session, own if src == session.rank else None, src=src, shape=(D,))
+            for src in range(p)
+        ]
+    )
     if clip_norm > 0:
         U = clip_rows_to_norm(session, U, clip_norm)
     total = sum(w)

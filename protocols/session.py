@@ -24,7 +24,9 @@ class MpcSession:
     links: object = None  # protocols.links.Links, the transport (owned by the communicator of this process; None: one party)
 
     @classmethod
-    def current(cls, fp: FixedPoint | None = None, ledger: RevealLedger | None = None) -> "MpcSession":
+    def current(
+        cls, fp: FixedPoint | None = None, ledger: RevealLedger | None = None
+    ) -> MpcSession:
         """Session for the party initialized in this process (see :mod:`protocols.parties`)."""
         import crypten.communicator as comm
         from crypten.config import cfg
@@ -35,5 +37,7 @@ class MpcSession:
         stats = CommStats()
         rank, ws = comm.get().get_rank(), comm.get().get_world_size()
         source = DealerTriples(stats) if cfg.mpc.provider == "TTP" else FirstPartyTriples()
-        links = comm.get().links if ws > 1 else None  # the process's transport (protocols.communicator)
+        links = (
+            comm.get().links if ws > 1 else None
+        )  # the process's transport (protocols.communicator)
         return cls(rank, ws, fp, source, ledger or RevealLedger(), stats, links)

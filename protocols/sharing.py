@@ -13,7 +13,14 @@ import torch
 from protocols.errors import ConfigError, expected_got
 
 
-def share(session, value: torch.Tensor | None, *, src: int, shape: tuple[int, ...], scale_bits: int | None = None) -> torch.Tensor:
+def share(
+    session,
+    value: torch.Tensor | None,
+    *,
+    src: int,
+    shape: tuple[int, ...],
+    scale_bits: int | None = None,
+) -> torch.Tensor:
     """Share ``value`` (float, held by ``src``; others pass None) at scale 2^scale_bits."""
     from crypten.mpc.primitives import ArithmeticSharedTensor
 

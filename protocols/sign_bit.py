@@ -74,7 +74,9 @@ def negative_bits(session, x: torch.Tensor) -> torch.Tensor:
         k = len(nums) - len(nums) % 3
         groups = [nums[i : i + 3] for i in range(0, k, 3)]
         majs = and_many(session, [(u ^ w, v ^ w) for u, v, w in groups])
-        nums = [y for (u, v, w), m in zip(groups, majs) for y in (u ^ v ^ w, (m ^ w) << 1)] + nums[k:]
+        nums = [y for (u, v, w), m in zip(groups, majs) for y in (u ^ v ^ w, (m ^ w) << 1)] + nums[
+            k:
+        ]
     s, t = nums
     prop = s ^ t
     (gen,) = and_many(session, [(s, t)])

@@ -35,12 +35,12 @@ EXP_SQUARINGS = 5
 EXP_DEGREE = 6
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def exp_coefficients() -> tuple[float, ...]:
     """Least squares (monomial, 2001 Chebyshev nodes) fit of exp(w) on [-2, 0], degree 6."""
     import numpy as np
 
-    w = (np.cos(np.linspace(0, np.pi, 2001)) - 1.0)  # [-2, 0]
+    w = np.cos(np.linspace(0, np.pi, 2001)) - 1.0  # [-2, 0]
     design = w[:, None] ** np.arange(EXP_DEGREE + 1)
     return tuple(float(c) for c in np.linalg.lstsq(design, np.exp(w), rcond=None)[0])
 
@@ -53,7 +53,9 @@ def exp_nonpositive(session, z: torch.Tensor) -> torch.Tensor:
     (w,) = multiply_many(session, [], also_truncate=[(z, EXP_SQUARINGS)])
     powers = {1: w}
     for level in power_plan(EXP_DEGREE, odd_only=False):
-        for (k, _, _), r in zip(level, multiply_many(session, [("mul", powers[i], powers[j]) for k, i, j in level])):
+        for (k, _, _), r in zip(
+            level, multiply_many(session, [("mul", powers[i], powers[j]) for k, i, j in level])
+        ):
             powers[k] = r
     coeffs = exp_coefficients()
     acc = sum(powers[k] * int(session.fp.encode(coeffs[k])) for k in range(1, EXP_DEGREE + 1))
@@ -80,8 +82,6 @@ def reciprocal_guess(upper: float, tol: float = 2.0**-16) -> tuple[float, float,
     return a, b, steps
 
 
-
-
 def softmax_rows(session, logits: torch.Tensor) -> torch.Tensor:
     """Softmax over the last dim of (N, C) logit shares; see the module docstring."""
     from protocols.comparison import row_max
@@ -93,7 +93,9 @@ def softmax_rows(session, logits: torch.Tensor) -> torch.Tensor:
     d = y.sum(1, keepdim=True)  # (N, 1) in [1, C]
     a, b, steps = reciprocal_guess(float(c))
     two = torch.full_like(d, 2 * session.fp.scale) if session.rank == 0 else torch.zeros_like(d)
-    a_sh = torch.full_like(d, int(session.fp.encode(a))) if session.rank == 0 else torch.zeros_like(d)
+    a_sh = (
+        torch.full_like(d, int(session.fp.encode(a))) if session.rank == 0 else torch.zeros_like(d)
+    )
     (r,) = multiply_many(session, [], also_truncate=[(d * int(session.fp.encode(b)), f)])
     r = r + a_sh
     for _ in range(steps):

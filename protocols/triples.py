@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import struct
 from collections import deque
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -60,8 +60,14 @@ def mask_references(requests: Sequence[Request]) -> None:
             continue
         for size, back in ((req[1], req[3]), (req[2], req[4])):
             ref = pos - int(back)
-            if not (0 < int(back) <= pos) or requests[ref][0] != "mask" or tuple(requests[ref][1]) != tuple(size):
-                raise ValueError(f"{req[0]} at {pos}: expected a mask of size {tuple(size)} {back} requests back")
+            if (
+                not (0 < int(back) <= pos)
+                or requests[ref][0] != "mask"
+                or tuple(requests[ref][1]) != tuple(size)
+            ):
+                raise ValueError(
+                    f"{req[0]} at {pos}: expected a mask of size {tuple(size)} {back} requests back"
+                )
 
 
 def mask_product(req: Request, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -205,7 +211,9 @@ class DealerTriples:
         import crypten.communicator as comm
 
         self.stats = stats
-        self.stream = comm.get().bulk_stream  # one per process, on the transport, shared by its sessions
+        self.stream = (
+            comm.get().bulk_stream
+        )  # one per process, on the transport, shared by its sessions
         self.seed = comm.get().bulk_seed
         self._plans: dict = {}
         self._recording: list | None = None
@@ -262,7 +270,9 @@ class DealerTriples:
         if self._recording is not None:
             self._plans[self._key] = self._recording
         if self._queue:
-            raise RuntimeError(f"internal: {len(self._queue)} prefetched triple groups were not used")
+            raise RuntimeError(
+                f"internal: {len(self._queue)} prefetched triple groups were not used"
+            )
         self._recording, self._queue, self._plan_stream = None, None, None
 
     def _round_trip(self, requests: list) -> list[torch.Tensor]:
@@ -280,8 +290,12 @@ class DealerTriples:
         client = TTPClient.get()
         sizes = [output_size(r) for r in requests]
         total = sum(int(torch.Size(s).numel()) for s in sizes)
-        msg = {"function": BULK_FUNCTION, "device": None, "args": (tuple(map(_plain, requests)),),
-               "kwargs": {"plan": plan_index}}
+        msg = {
+            "function": BULK_FUNCTION,
+            "device": None,
+            "args": (tuple(map(_plain, requests)),),
+            "kwargs": {"plan": plan_index},
+        }
         c = comm.get()
         c.send_obj(msg, c.get_ttp_rank(), client.ttp_group)
         return c.links.post_recv(c.get_ttp_rank(), 8 * total), sizes
@@ -291,7 +305,11 @@ class DealerTriples:
 
         posted, sizes = ticket
         data = comm.get().links.wait(posted)
-        flat = torch.frombuffer(data, dtype=torch.long) if len(data) else torch.empty(0, dtype=torch.long)
+        flat = (
+            torch.frombuffer(data, dtype=torch.long)
+            if len(data)
+            else torch.empty(0, dtype=torch.long)
+        )
         self.stats.add("dealer", 0)  # party 0 sends only the request; it receives 8 * total bytes
         out, pos = [], 0
         for size in sizes:
@@ -342,7 +360,10 @@ class DealerTriples:
 
 
 def _plain(req: Request) -> tuple:
-    return tuple(x if isinstance(x, str) else int(x) if isinstance(x, int) else tuple(int(v) for v in x) for x in req)
+    return tuple(
+        x if isinstance(x, str) else int(x) if isinstance(x, int) else tuple(int(v) for v in x)
+        for x in req
+    )
 
 
 class FirstPartyTriples:
@@ -355,10 +376,9 @@ class FirstPartyTriples:
         pass
 
     def fetch(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
-        from crypten.mpc.provider.tfp_provider import TrustedFirstParty
-
         from crypten.common.rng import generate_random_ring_element
         from crypten.mpc.primitives import ArithmeticSharedTensor
+        from crypten.mpc.provider.tfp_provider import TrustedFirstParty
 
         tfp = TrustedFirstParty()
         mask_references(requests)
@@ -380,6 +400,8 @@ class FirstPartyTriples:
                 r_arith, r_bin = tfp.B2A_rng(torch.Size(req[1]))
                 out.append((r_bin.share, r_arith.share))
             else:
-                a, b, c = tfp.generate_additive_triple(torch.Size(req[1]), torch.Size(req[2]), req[0])
+                a, b, c = tfp.generate_additive_triple(
+                    torch.Size(req[1]), torch.Size(req[2]), req[0]
+                )
                 out.append((a.share, b.share, c.share))
         return out

@@ -68,7 +68,12 @@ def truncate_many(session, xs: list[torch.Tensor], wraps=None, bits=None) -> lis
     if all(isinstance(b, int) and b == bits[0] for b in bits):
         shift = bits[0]
     else:  # per-element shifts, flattened like ``flat``
-        shift = torch.cat([torch.as_tensor(b, dtype=torch.int64).expand(x.shape).reshape(-1) for x, b in zip(xs, bits)])
+        shift = torch.cat(
+            [
+                torch.as_tensor(b, dtype=torch.int64).expand(x.shape).reshape(-1)
+                for x, b in zip(xs, bits)
+            ]
+        )
         shift = shift.numpy()
     if wraps is None:
         (wraps,) = session.triples.fetch([("wraps", (flat.numel(),))])

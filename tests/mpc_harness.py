@@ -19,10 +19,13 @@ import queue
 import tempfile
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
-def _party_main(fn, rank, world_size, rendezvous, provider, timeout_s, args, results, transport=None):
+def _party_main(
+    fn, rank, world_size, rendezvous, provider, timeout_s, args, results, transport=None
+):
     try:
         import torch
 
@@ -32,7 +35,9 @@ def _party_main(fn, rank, world_size, rendezvous, provider, timeout_s, args, res
 
         key_dirs, pins, insecure = transport or ((), (), True)
         identity = None if insecure else load_identity(key_dirs[rank])
-        spec = PartySpec(rank, world_size, rendezvous, provider, timeout_s, identity, tuple(pins), insecure)
+        spec = PartySpec(
+            rank, world_size, rendezvous, provider, timeout_s, identity, tuple(pins), insecure
+        )
         init_party(spec)
         if spec.is_dealer:
             from protocols.dealer import serve
@@ -98,7 +103,17 @@ def run_parties(
         procs = [
             ctx.Process(
                 target=entry or _party_main,
-                args=(fn, rank, world_size, rendezvous, provider, timeout_s / 2, args, results, transport),
+                args=(
+                    fn,
+                    rank,
+                    world_size,
+                    rendezvous,
+                    provider,
+                    timeout_s / 2,
+                    args,
+                    results,
+                    transport,
+                ),
                 daemon=True,
             )
             for rank in range(n_procs)
@@ -127,7 +142,9 @@ def run_parties(
         if rank not in got and rank in may_die:
             continue
         if rank not in got:
-            errors.append(f"{who}: no result (exit code {procs[rank].exitcode}; timed out or crashed)")
+            errors.append(
+                f"{who}: no result (exit code {procs[rank].exitcode}; timed out or crashed)"
+            )
         elif got[rank][0] == "error":
             errors.append(f"{who} raised:\n{got[rank][1]}")
         else:
@@ -173,16 +190,39 @@ def run_kill_resume(cfg, files: list[str], workdir, kill_after: int = 2, rank: i
     from protocols.errors import PartyError
 
     workdir = Path(workdir)
-    launch_local(cfg, files, [None] * len(files), str(workdir / "ref"), timeout_s=30, show_progress=False)
+    launch_local(
+        cfg, files, [None] * len(files), str(workdir / "ref"), timeout_s=30, show_progress=False
+    )
     run = workdir / "run"
-    kill = kill_when_all_exist([run / "checkpoints" / f"party{r}" / f"epoch-{kill_after:06d}.ckpt" for r in range(len(files))], rank)
+    kill = kill_when_all_exist(
+        [
+            run / "checkpoints" / f"party{r}" / f"epoch-{kill_after:06d}.ckpt"
+            for r in range(len(files))
+        ],
+        rank,
+    )
     error = None
     try:
-        launch_local(cfg, files, [None] * len(files), str(run), timeout_s=30, show_progress=False, on_start=kill)
+        launch_local(
+            cfg,
+            files,
+            [None] * len(files),
+            str(run),
+            timeout_s=30,
+            show_progress=False,
+            on_start=kill,
+        )
     except PartyError as exc:
         error = str(exc)
     models_after_kill = sorted(p.name for p in run.glob("model-*.pt"))
-    reports = launch_local(cfg, files, [None] * len(files), str(run), timeout_s=30, show_progress=False, resume=True)
+    reports = launch_local(
+        cfg, files, [None] * len(files), str(run), timeout_s=30, show_progress=False, resume=True
+    )
     load = lambda d: torch.load(d / "model-party0.pt", weights_only=True)["state_dict"]  # noqa: E731
-    return {"ref": load(workdir / "ref"), "got": load(run), "error": error, "models_after_kill": models_after_kill,
-            "reports": reports}
+    return {
+        "ref": load(workdir / "ref"),
+        "got": load(run),
+        "error": error,
+        "models_after_kill": models_after_kill,
+        "reports": reports,
+    }

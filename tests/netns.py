@@ -27,7 +27,9 @@ def hosts(n: int = 3):
     try:
         _sh("ip", "netns", "add", bridge_ns)
     except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired) as exc:
-        raise NetnsUnavailable(f"network namespaces cannot be made here ({type(exc).__name__}); needs root and iproute2") from None
+        raise NetnsUnavailable(
+            f"network namespaces cannot be made here ({type(exc).__name__}); needs root and iproute2"
+        ) from None
     subnet = 10 + os.getpid() % 200
     try:
         _sh("ip", "-n", bridge_ns, "link", "add", "br0", "type", "bridge")
@@ -55,10 +57,30 @@ def hosts(n: int = 3):
 def limit_bandwidth(namespaces: list[str], rate: str | None) -> None:
     """tc tbf on each host's eth0 (rate like '100mbit'); None removes the limit."""
     for ns in namespaces:
-        subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "eth0", "root"], capture_output=True)
+        subprocess.run(
+            ["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "eth0", "root"],
+            capture_output=True,
+        )
         if rate:
-            _sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", rate,
-                "burst", "256kbit", "latency", "2000ms")
+            _sh(
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                "eth0",
+                "root",
+                "tbf",
+                "rate",
+                rate,
+                "burst",
+                "256kbit",
+                "latency",
+                "2000ms",
+            )
 
 
 # ---------------------------------------------------------------- added delay without tc netem

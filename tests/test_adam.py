@@ -7,13 +7,13 @@ import math
 
 import pytest
 import torch
-
 from mpc_harness import run_parties
+
 from mpcrnn import data as D
 from mpcrnn.backend import PlainBackend
 from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
-from mpcrnn.model import export_state_dicts, forward_backward, init_params
-from mpcrnn.train import init_state, lr_at, masks, plain_dataset, schedule, train, update
+from mpcrnn.model import export_state_dicts, init_params
+from mpcrnn.train import init_state, lr_at, plain_dataset, schedule, train, update
 from protocols.errors import ConfigError
 
 STEPS = 6
@@ -26,7 +26,9 @@ SHARE_TOL = STEPS * (0.01 * (1e-3 + 2 * 2.0**-16 / 1e-3) + 4 * 2.0**-16)
 
 def _grads(n=300, steps=STEPS, seed=5):
     g = torch.Generator().manual_seed(seed)
-    scale = torch.exp(torch.empty(n, dtype=torch.float64).uniform_(math.log(1e-4), math.log(0.5), generator=g))
+    scale = torch.exp(
+        torch.empty(n, dtype=torch.float64).uniform_(math.log(1e-4), math.log(0.5), generator=g)
+    )
     return [torch.randn(n, generator=g, dtype=torch.float64) * scale for _ in range(steps)]
 
 
@@ -36,7 +38,9 @@ def _theta0(n=300):
 
 @pytest.mark.parametrize("optimizer,wd", [("adam", 0.0), ("adam", 0.05), ("adamw", 0.05)])
 def test_mirror_update_matches_torch_optim(optimizer, wd):
-    cfg = TrainConfig(optimizer=optimizer, lr=0.01, eps=1e-3, weight_decay=wd, clip_value=1.0, schedule="constant")
+    cfg = TrainConfig(
+        optimizer=optimizer, lr=0.01, eps=1e-3, weight_decay=wd, clip_value=1.0, schedule="constant"
+    )
     B = PlainBackend(ActivationConfig())
     params = {"w": _theta0()}
     state = init_state(B, params, cfg)
@@ -58,8 +62,13 @@ def test_mirror_training_matches_torch_gru_with_adam():
     tr = D.scale_features(D.japanese_vowels("train"), spec).select(slice(0, 64))
     mcfg = ModelConfig(hidden_size=8)
     tcfg = TrainConfig(epochs=2, batch_size=16, lr=0.01, clip_value=50.0, schedule="constant")
-    got, _ = train(PlainBackend(ActivationConfig(exact=True)), mcfg, tcfg, plain_dataset(tr.x, tr.lengths, tr.y, mcfg),
-                   init_params(mcfg, 0))
+    got, _ = train(
+        PlainBackend(ActivationConfig(exact=True)),
+        mcfg,
+        tcfg,
+        plain_dataset(tr.x, tr.lengths, tr.y, mcfg),
+        init_params(mcfg, 0),
+    )
     model = export_state_dicts(mcfg, init_params(mcfg, 0)).double()
     opt = torch.optim.Adam(model.parameters(), lr=0.01, eps=tcfg.eps)
     x, n, y = torch.as_tensor(tr.x), torch.as_tensor(tr.lengths), torch.as_tensor(tr.y)
@@ -69,7 +78,10 @@ def test_mirror_training_matches_torch_gru_with_adam():
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x[idx], n[idx]), y[idx]).backward()
             opt.step()
-    want = {**{k: v for k, v in model.rnn.state_dict().items()}, **{f"fc.{k}": v for k, v in model.fc.state_dict().items()}}
+    want = {
+        **{k: v for k, v in model.rnn.state_dict().items()},
+        **{f"fc.{k}": v for k, v in model.fc.state_dict().items()},
+    }
     for k in want:
         torch.testing.assert_close(got[k], want[k], atol=1e-9, rtol=0, msg=k)
 
@@ -78,7 +90,11 @@ def test_schedules_are_public_per_step_constants():
     c = TrainConfig(lr=0.1, schedule="cosine", warmup_steps=4)
     lrs = [lr_at(c, t, 20) for t in range(1, 21)]
     assert lrs[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])
-    assert lrs[4] == pytest.approx(0.1) and lrs[-1] < 0.002 and all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+    assert (
+        lrs[4] == pytest.approx(0.1)
+        and lrs[-1] < 0.002
+        and all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+    )
     w = TrainConfig(lr=0.1, schedule="warmup", warmup_steps=2)
     assert [lr_at(w, t, 10) for t in (1, 2, 3, 10)] == pytest.approx([0.05, 0.1, 0.1, 0.1])
     assert lr_at(TrainConfig(lr=0.1, schedule="constant"), 7, 10) == 0.1
@@ -125,14 +141,21 @@ def test_shares_in_process_match_mirror(optimizer):
 def test_direction_on_shares_over_six_decades_of_v():
     """The reciprocal square root over v in [0, 4): the step within 1e-3 relative (2% in the lowest
     bucket, v < eps^2) + 3 units of 2^-16."""
-    from protocols.adam import ADAM_RELATIVE_ERROR, ADAM_TAIL_RELATIVE_ERROR, direction, direction_plain
+    from protocols.adam import (
+        ADAM_RELATIVE_ERROR,
+        ADAM_TAIL_RELATIVE_ERROR,
+        direction,
+        direction_plain,
+    )
     from protocols.parties import init_in_process
     from protocols.session import MpcSession
 
     init_in_process()
     s = MpcSession.current()
     g = torch.Generator().manual_seed(0)
-    v = torch.exp(torch.empty(4000, dtype=torch.float64).uniform_(math.log(1e-11), math.log(3.9), generator=g))
+    v = torch.exp(
+        torch.empty(4000, dtype=torch.float64).uniform_(math.log(1e-11), math.log(3.9), generator=g)
+    )
     v[:5] = 0.0
     m = (torch.rand(4000, generator=g, dtype=torch.float64) * 2 - 1) * v.sqrt() * 1.5
     ms, vs = s.fp.encode(m), torch.round(v * 2.0**32).to(torch.int64)
@@ -162,12 +185,18 @@ def test_three_parties_and_dealer_match_mirror():
         assert ledger == 1  # the optimizer opened nothing: the test's own reveal is the only entry
 
 
-@pytest.mark.parametrize("kwargs,pattern", [
-    ({"optimizer": "rmsprop"}, r"optimizer: expected adam \| adamw \| sgd, got rmsprop"),
-    ({"eps": 1e-8}, r"adam eps: expected in \[0.000122, 1\]"),
-    ({"clip_value": 0.0}, r"clip_value or clip_norm with optimizer adam: expected in \(0, 64\]"),
-    ({"schedule": "step"}, r"schedule: expected constant \| warmup \| cosine, got step"),
-])
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        ({"optimizer": "rmsprop"}, r"optimizer: expected adam \| adamw \| sgd, got rmsprop"),
+        ({"eps": 1e-8}, r"adam eps: expected in \[0.000122, 1\]"),
+        (
+            {"clip_value": 0.0},
+            r"clip_value or clip_norm with optimizer adam: expected in \(0, 64\]",
+        ),
+        ({"schedule": "step"}, r"schedule: expected constant \| warmup \| cosine, got step"),
+    ],
+)
 def test_bad_optimizer_config(kwargs, pattern):
     with pytest.raises(ConfigError, match=pattern):
         TrainConfig(**kwargs).validate()
@@ -182,9 +211,17 @@ def test_resume_continues_the_schedule_and_moments_exactly():
     tc = TrainConfig(epochs=4, batch_size=20, schedule="cosine", warmup_steps=5)
     data = plain_dataset(tr.x, tr.lengths, tr.y, mc)
     saved = {}
-    full, _ = train(PlainBackend(ActivationConfig()), mc, tc, data, init_params(mc, 0),
-                    on_epoch_end=lambda e, p, v: saved.setdefault(e, (p, v)))
+    full, _ = train(
+        PlainBackend(ActivationConfig()),
+        mc,
+        tc,
+        data,
+        init_params(mc, 0),
+        on_epoch_end=lambda e, p, v: saved.setdefault(e, (p, v)),
+    )
     p2, v2 = saved[2]
-    resumed, _ = train(PlainBackend(ActivationConfig()), mc, tc, data, p2, start_epoch=2, velocity=v2)
+    resumed, _ = train(
+        PlainBackend(ActivationConfig()), mc, tc, data, p2, start_epoch=2, velocity=v2
+    )
     for k in full:
         assert torch.equal(resumed[k], full[k]), k

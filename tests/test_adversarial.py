@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from mpc_harness import run_parties
+
 from mpcrnn.adversarial import adversarial_gradients, perturb
 from mpcrnn.backend import PlainBackend, SharedBackend
 from mpcrnn.config import ActivationConfig, AdversarialConfig, ModelConfig
@@ -36,7 +36,9 @@ def _mirror_dx(cfg, x, lengths, y, exact):
     B = PlainBackend(ActivationConfig(exact=exact))
     onehot = torch.nn.functional.one_hot(y, cfg.num_classes).double()
     m = masks(lengths, x.shape[1]).transpose(0, 1)
-    return forward_backward(B, cfg, init_params(cfg, 1), x.transpose(0, 1), m, onehot, input_grad=True)
+    return forward_backward(
+        B, cfg, init_params(cfg, 1), x.transpose(0, 1), m, onehot, input_grad=True
+    )
 
 
 @pytest.mark.parametrize("cell,layers", CASES)
@@ -47,9 +49,17 @@ def test_input_gradient_matches_torch_autograd(cell, layers):
     xr = x.clone().requires_grad_(True)
     torch.nn.functional.cross_entropy(model(xr, lengths), y, reduction="sum").backward()
     torch.testing.assert_close(dx.transpose(0, 1), xr.grad, atol=1e-9, rtol=0)
-    assert (dx.transpose(0, 1)[masks(lengths, 6).squeeze(-1) == 0] == 0).all()  # padding: no gradient
-    plain, _ = forward_backward(PlainBackend(ActivationConfig(exact=True)), cfg, init_params(cfg, 1), x.transpose(0, 1),
-                                masks(lengths, 6).transpose(0, 1), torch.nn.functional.one_hot(y, 3).double())
+    assert (
+        dx.transpose(0, 1)[masks(lengths, 6).squeeze(-1) == 0] == 0
+    ).all()  # padding: no gradient
+    plain, _ = forward_backward(
+        PlainBackend(ActivationConfig(exact=True)),
+        cfg,
+        init_params(cfg, 1),
+        x.transpose(0, 1),
+        masks(lengths, 6).transpose(0, 1),
+        torch.nn.functional.one_hot(y, 3).double(),
+    )
     for k in plain:  # asking for dx changes nothing else
         torch.testing.assert_close(grads[k], plain[k], atol=0, rtol=0)
 
@@ -60,10 +70,19 @@ def test_fgsm_mirror_is_torch_fgsm():
     B = PlainBackend(ActivationConfig(exact=True))
     m = masks(lengths, 6).transpose(0, 1)
     onehot = torch.nn.functional.one_hot(y, 3).double()
-    x_adv = perturb(B, cfg, acfg, init_params(cfg, 1), x.transpose(0, 1), m, onehot, value_range=8.0).transpose(0, 1)
+    x_adv = perturb(
+        B, cfg, acfg, init_params(cfg, 1), x.transpose(0, 1), m, onehot, value_range=8.0
+    ).transpose(0, 1)
     from mpcrnn.attacks import fgsm
 
-    ref = fgsm(export_state_dicts(cfg, init_params(cfg, 1)).double(), x, lengths, y, eps=0.1, value_range=8.0)
+    ref = fgsm(
+        export_state_dicts(cfg, init_params(cfg, 1)).double(),
+        x,
+        lengths,
+        y,
+        eps=0.1,
+        value_range=8.0,
+    )
     torch.testing.assert_close(x_adv, ref, atol=1e-12, rtol=0)
     assert ((x_adv - x).abs() <= 0.1 + 1e-12).all()
     assert (x_adv[masks(lengths, 6).squeeze(-1) == 0] == 0).all()
@@ -91,12 +110,19 @@ def _mirror_adv(cfg, acfg, x, lengths, y):
     params = init_params(cfg, 1)
     _, _, dx = forward_backward(B, cfg, params, x.transpose(0, 1), m, onehot, input_grad=True)
     x_adv = perturb(B, cfg, acfg, params, x.transpose(0, 1), m, onehot, value_range=8.0, dx=dx)
-    return dx, x_adv, adversarial_gradients(B, cfg, acfg, params, x.transpose(0, 1), m, onehot, value_range=8.0)
+    return (
+        dx,
+        x_adv,
+        adversarial_gradients(B, cfg, acfg, params, x.transpose(0, 1), m, onehot, value_range=8.0),
+    )
 
 
 def _compare(shared, decode, cfg, acfg, x, lengths, y) -> int:
     """Assert shares vs mirror; returns the number of x_adv entries whose sign step differs."""
-    dx_sh, adv_sh, g_sh = (decode(v) if not isinstance(v, dict) else {k: decode(t) for k, t in v.items()} for v in shared)
+    dx_sh, adv_sh, g_sh = (
+        decode(v) if not isinstance(v, dict) else {k: decode(t) for k, t in v.items()}
+        for v in shared
+    )
     dx, adv, g = _mirror_adv(cfg, acfg, x, lengths, y)
     torch.testing.assert_close(dx_sh, dx, atol=SIGN_TOL, rtol=0)
     differs = (adv_sh - adv).abs() > 1e-3  # a sign step is eps (or alpha) wide; rounding is ~1e-5
@@ -118,7 +144,9 @@ def test_shares_match_the_mirror_in_process(cell, layers, method):
     s = MpcSession.current()
     cfg, x, lengths, y = _batch(cell, layers)
     acfg = AdversarialConfig(method=method, eps=0.1, steps=3, alpha=0.04)
-    n_differ = _compare(_shared_adv(s, cfg, acfg, x, lengths, y), s.fp.decode, cfg, acfg, x, lengths, y)
+    n_differ = _compare(
+        _shared_adv(s, cfg, acfg, x, lengths, y), s.fp.decode, cfg, acfg, x, lengths, y
+    )
     assert n_differ <= 2, n_differ  # of 90 values; measured 0 here
 
 
@@ -137,7 +165,9 @@ def adv_party(rank, cell, layers, method):
 
 @pytest.mark.parametrize("cell,layers,method", [("gru", 1, "fgsm"), ("lstm", 1, "pgd")])
 def test_three_parties_and_dealer_match_the_mirror(cell, layers, method):
-    outs = run_parties(adv_party, world_size=3, provider="TTP", args=(cell, layers, method), timeout_s=300)
+    outs = run_parties(
+        adv_party, world_size=3, provider="TTP", args=(cell, layers, method), timeout_s=300
+    )
     cfg, x, lengths, y = _batch(cell, layers)
     acfg = AdversarialConfig(method=method, eps=0.1, steps=2, alpha=0.05)
     for out in outs:
@@ -147,8 +177,13 @@ def test_three_parties_and_dealer_match_the_mirror(cell, layers, method):
 def test_config_is_validated():
     from protocols.errors import ConfigError
 
-    for bad in (dict(method="cw"), dict(method="fgsm", eps=0), dict(method="pgd", alpha=0.5),
-                dict(method="pgd", steps=0), dict(method="fgsm", mix=0)):
+    for bad in (
+        dict(method="cw"),
+        dict(method="fgsm", eps=0),
+        dict(method="pgd", alpha=0.5),
+        dict(method="pgd", steps=0),
+        dict(method="fgsm", mix=0),
+    ):
         with pytest.raises(ConfigError):
             AdversarialConfig(**bad).validate()
 
@@ -164,17 +199,48 @@ def test_attack_command_on_a_released_model(tmp_path):
     from mpcrnn.model_file import write_model_file
 
     cfg = ModelConfig(cell="gru", input_size=12, hidden_size=4, num_classes=9)
-    write_model_file(tmp_path / "m.pt", cfg, ActivationConfig(), D.JAPANESE_VOWELS_SPEC, init_params(cfg, 0))
+    write_model_file(
+        tmp_path / "m.pt", cfg, ActivationConfig(), D.JAPANESE_VOWELS_SPEC, init_params(cfg, 0)
+    )
     rows = D.split_rows(D.japanese_vowels("test"), [20], 0)[0]
     D.write_npz(rows, tmp_path / "t.npz")
     mpcrnn = str(Path(sys.executable).with_name("mpcrnn"))
-    r = subprocess.run([mpcrnn, "attack", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path / "t.npz"),
-                        "--eps", "0.1", "--pgd-steps", "3"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            mpcrnn,
+            "attack",
+            "--model",
+            str(tmp_path / "m.pt"),
+            "--data",
+            str(tmp_path / "t.npz"),
+            "--eps",
+            "0.1",
+            "--pgd-steps",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
     assert got["rows"] == 20 and set(got) == {"rows", "clean", "fgsm 0.1", "pgd 0.1"}
     assert got["pgd 0.1"] <= got["clean"] + 1e-9
-    bad = subprocess.run([mpcrnn, "attack", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path / "t.npz"),
-                          "--eps", "3"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [
+            mpcrnn,
+            "attack",
+            "--model",
+            str(tmp_path / "m.pt"),
+            "--data",
+            str(tmp_path / "t.npz"),
+            "--eps",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
-        "error: --eps: expected in (0, 1] (scaled feature units), got 3.0"]
+        "error: --eps: expected in (0, 1] (scaled feature units), got 3.0"
+    ]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from mpc_harness import run_parties
+
 from mpcrnn.backend import PlainBackend, SharedBackend
 from mpcrnn.config import ActivationConfig, ModelConfig
 from mpcrnn.model import export_state_dicts, forward_backward, init_params
@@ -46,7 +46,10 @@ def test_mirror_gradients_match_torch_autograd(cell, layers):
     ref = model(x, lengths)
     torch.nn.functional.cross_entropy(ref, y, reduction="sum").backward()
     torch.testing.assert_close(logits, ref.detach(), atol=1e-10, rtol=0)
-    named = {**dict(model.rnn.named_parameters()), **{f"fc.{k}": v for k, v in model.fc.named_parameters()}}
+    named = {
+        **dict(model.rnn.named_parameters()),
+        **{f"fc.{k}": v for k, v in model.fc.named_parameters()},
+    }
     assert set(named) == set(grads)
     for k, v in named.items():
         torch.testing.assert_close(grads[k], v.grad, atol=1e-10, rtol=0, msg=k)
@@ -73,7 +76,9 @@ def _shared_grads(session, cfg, x, lengths, y, src=0):
     onehot = torch.nn.functional.one_hot(y, cfg.num_classes).double()
     sh = lambda v: share(session, v if rank == src else None, src=src, shape=tuple(v.shape))  # noqa: E731
     params = {k: public(session, v) for k, v in init_params(cfg, 1).items()}
-    grads, logits = forward_backward(B, cfg, params, sh(x).transpose(0, 1), sh(m).transpose(0, 1), sh(onehot))
+    grads, logits = forward_backward(
+        B, cfg, params, sh(x).transpose(0, 1), sh(m).transpose(0, 1), sh(onehot)
+    )
     return grads, logits
 
 
@@ -110,7 +115,9 @@ def shares_party(rank, cell, layers):
 
 @pytest.mark.parametrize("cell,layers", [("gru", 1), ("lstm", 2)])
 def test_three_parties_and_dealer_match_mirror(cell, layers):
-    outs = run_parties(shares_party, world_size=3, provider="TTP", args=(cell, layers), timeout_s=300)
+    outs = run_parties(
+        shares_party, world_size=3, provider="TTP", args=(cell, layers), timeout_s=300
+    )
     cfg, x, lengths, y = _batch(cell, layers)
     for grads, logits, _ in outs:
         _compare(grads, logits, lambda v: v, cfg, x, lengths, y)
@@ -118,7 +125,9 @@ def test_three_parties_and_dealer_match_mirror(cell, layers):
 
 def _regress_batch(cell):
     g = torch.Generator().manual_seed(4)
-    cfg = ModelConfig(cell=cell, input_size=3, hidden_size=4, num_classes=0, task="regress", output_size=2)
+    cfg = ModelConfig(
+        cell=cell, input_size=3, hidden_size=4, num_classes=0, task="regress", output_size=2
+    )
     x = torch.rand(5, 6, 3, generator=g, dtype=torch.float64) * 2 - 1
     lengths = torch.tensor([6, 3, 1, 5, 6])
     target = torch.rand(6, 5, 2, generator=g, dtype=torch.float64)  # (T, N, O)
@@ -133,22 +142,36 @@ def test_sequence_regression_mse_matches_autograd_and_shares(cell):
 
     cfg, x, lengths, target = _regress_batch(cell)
     m = masks(lengths, 6).transpose(0, 1)  # (T, N, 1)
-    grads, out = forward_backward(PlainBackend(ActivationConfig(exact=True)), cfg, init_params(cfg, 2), x.transpose(0, 1), m, target)
+    grads, out = forward_backward(
+        PlainBackend(ActivationConfig(exact=True)),
+        cfg,
+        init_params(cfg, 2),
+        x.transpose(0, 1),
+        m,
+        target,
+    )
     model = export_state_dicts(cfg, init_params(cfg, 2)).double()
     ref = model(x, lengths).transpose(0, 1)  # (T, N, O)
     loss = 0.5 * (((ref - target) ** 2) * m).sum()  # masked per-step MSE
     loss.backward()
     # valid steps agree; after a row's end our state is frozen and torch's runs on (masked out)
     torch.testing.assert_close(out * m, ref.detach() * m, atol=1e-10, rtol=0)
-    named = {**dict(model.rnn.named_parameters()), **{f"fc.{k}": v for k, v in model.fc.named_parameters()}}
+    named = {
+        **dict(model.rnn.named_parameters()),
+        **{f"fc.{k}": v for k, v in model.fc.named_parameters()},
+    }
     for k, v in named.items():
         torch.testing.assert_close(grads[k], v.grad, atol=1e-10, rtol=0, msg=k)
     init_in_process()
     s = MpcSession.current()
     B = SharedBackend(s, ActivationConfig())
     params = {k: public(s, v) for k, v in init_params(cfg, 2).items()}
-    g_sh, out_sh = forward_backward(B, cfg, params, s.fp.encode(x.transpose(0, 1)), s.fp.encode(m), s.fp.encode(target))
-    g_pl, out_pl = forward_backward(PlainBackend(ActivationConfig()), cfg, init_params(cfg, 2), x.transpose(0, 1), m, target)
+    g_sh, out_sh = forward_backward(
+        B, cfg, params, s.fp.encode(x.transpose(0, 1)), s.fp.encode(m), s.fp.encode(target)
+    )
+    g_pl, out_pl = forward_backward(
+        PlainBackend(ActivationConfig()), cfg, init_params(cfg, 2), x.transpose(0, 1), m, target
+    )
     torch.testing.assert_close(s.fp.decode(out_sh), out_pl, atol=2e-3, rtol=0)
     for k in g_pl:
         torch.testing.assert_close(s.fp.decode(g_sh[k]), g_pl[k], atol=2e-2, rtol=0, msg=k)
@@ -169,8 +192,13 @@ def test_mpc_forward_within_approximation_error_of_torch(cell):
     params = init_params(cfg, 1)
     from mpcrnn.model import forward
 
-    logits_sh, _ = forward(SharedBackend(s, ActivationConfig()), cfg, {k: public(s, v) for k, v in params.items()},
-                           s.fp.encode(x.transpose(0, 1)), s.fp.encode(masks(lengths, 6).transpose(0, 1)))
+    logits_sh, _ = forward(
+        SharedBackend(s, ActivationConfig()),
+        cfg,
+        {k: public(s, v) for k, v in params.items()},
+        s.fp.encode(x.transpose(0, 1)),
+        s.fp.encode(masks(lengths, 6).transpose(0, 1)),
+    )
     exact = export_state_dicts(cfg, params).double()(x, lengths).detach()
     err = (s.fp.decode(logits_sh) - exact).abs().max().item()
     assert 1e-4 < err < 0.05, err  # non-zero (polynomials differ from tanh) and bounded

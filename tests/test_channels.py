@@ -32,7 +32,13 @@ TOTAL = 3  # party 0, party 1, dealer
 
 
 def _keygen(folder: Path) -> str:
-    res = subprocess.run([MPCRNN, "keygen", "--out", str(folder)], capture_output=True, text=True, timeout=120, check=True)
+    res = subprocess.run(
+        [MPCRNN, "keygen", "--out", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return res.stdout.strip().splitlines()[0]
 
 
@@ -52,33 +58,64 @@ class Run:
         for r, part in enumerate(D.split_rows(D.japanese_vowels("train"), [20, 20], 3)):
             D.write_npz(part, tmp / f"p{r}.npz")
             self.files.append(str(tmp / f"p{r}.npz"))
-        self.fp = {name: _keygen(tmp / f"key-{name}") for name in ("party0", "party1", "dealer", "stranger")}
+        self.fp = {
+            name: _keygen(tmp / f"key-{name}")
+            for name in ("party0", "party1", "dealer", "stranger")
+        }
         body = RUN_TOML
         if insecure:
-            body = body.replace('provider = "ttp"\n', 'provider = "ttp"\ninsecure_plaintext_transport = true\n')
+            body = body.replace(
+                'provider = "ttp"\n', 'provider = "ttp"\ninsecure_plaintext_transport = true\n'
+            )
         else:
-            body += "[identities]\n" + "".join(f'{k} = "{self.fp[k]}"\n' for k in ("party0", "party1", "dealer"))
+            body += "[identities]\n" + "".join(
+                f'{k} = "{self.fp[k]}"\n' for k in ("party0", "party1", "dealer")
+            )
         (tmp / "run.toml").write_text(body)
         # the rogue dealer's own run file pins ITS certificate as the dealer (it passes its own checks)
         rogue = body.replace(self.fp["dealer"], self.fp["stranger"]) if not insecure else body
         (tmp / "rogue.toml").write_text(rogue)
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str, rank: int | None = None, port: int | None = None, config: str = "run.toml",
-              key: str | None = None, timeout: float | None = None) -> subprocess.Popen:
-        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port or self.port), "WORLD_SIZE": "3",
-               "MPCRNN_LINK_IFNAME": "lo"}
+    def start(
+        self,
+        name: str,
+        rank: int | None = None,
+        port: int | None = None,
+        config: str = "run.toml",
+        key: str | None = None,
+        timeout: float | None = None,
+    ) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port or self.port),
+            "WORLD_SIZE": "3",
+            "MPCRNN_LINK_IFNAME": "lo",
+        }
         t = str(timeout or self.timeout)
         cfg = str(self.tmp / config)
         if rank is None:
             cmd = [MPCRNN, "dealer", "--config", cfg, "--timeout", t]
         else:
             env["RANK"] = str(rank)
-            cmd = [MPCRNN, "party", "--config", cfg, "--data", self.files[rank], "--out", str(self.tmp / f"out{rank}"),
-                   "--timeout", t]
+            cmd = [
+                MPCRNN,
+                "party",
+                "--config",
+                cfg,
+                "--data",
+                self.files[rank],
+                "--out",
+                str(self.tmp / f"out{rank}"),
+                "--timeout",
+                t,
+            ]
         if not self.insecure:
             cmd += ["--key", str(self.tmp / f"key-{key or name}")]
-        self.procs[name] = p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs[name] = p = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         return p
 
     def finish(self, limit: float = 300) -> dict[str, tuple[int, str, str]]:
@@ -90,7 +127,9 @@ class Run:
             except subprocess.TimeoutExpired:
                 for q in self.procs.values():
                     q.kill()
-                raise AssertionError(f"{name} hung past the test's limit (no honest process may hang)") from None
+                raise AssertionError(
+                    f"{name} hung past the test's limit (no honest process may hang)"
+                ) from None
             out[name] = (p.returncode, o, e)
         return out
 
@@ -106,7 +145,9 @@ def _wait_listening(port: int, limit: float = 120) -> None:
     while time.monotonic() < deadline:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
-                s.sendall(b"\0" * HELLO.size)  # a junk hello: refused at once, does not hold the listener up
+                s.sendall(
+                    b"\0" * HELLO.size
+                )  # a junk hello: refused at once, does not hold the listener up
                 return
         time.sleep(0.2)
     raise AssertionError(f"nobody listened on {port}")
@@ -131,15 +172,25 @@ def _listening_ports(pid: int) -> set[int]:
     return ports
 
 
-def _stranger(port: int, claimed: int, cert_pem: bytes = b"", mode: int = 1, junk: bytes | None = None,
-              then_tls_with: Path | None = None) -> dict:
+def _stranger(
+    port: int,
+    claimed: int,
+    cert_pem: bytes = b"",
+    mode: int = 1,
+    junk: bytes | None = None,
+    then_tls_with: Path | None = None,
+) -> dict:
     """A process that is not in the run tries to take rank ``claimed`` at ``port``: it sends an
     mpcrnn hello (or ``junk``) and records every byte it gets back.  ``then_tls_with``: if the
     honest side answers, try the TLS handshake with that key folder's (unpinned) key."""
     got = bytearray()
     outcome = {"handshake": None}
     with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
-        s.sendall(junk if junk is not None else HELLO.pack(MAGIC, claimed, TOTAL, mode, len(cert_pem)) + cert_pem)
+        s.sendall(
+            junk
+            if junk is not None
+            else HELLO.pack(MAGIC, claimed, TOTAL, mode, len(cert_pem)) + cert_pem
+        )
         if then_tls_with is not None:
             head = _recv_some(s, HELLO.size)
             got += head
@@ -166,7 +217,7 @@ def _stranger(port: int, claimed: int, cert_pem: bytes = b"", mode: int = 1, jun
         while True:
             try:
                 chunk = s.recv(1 << 16)
-            except (socket.timeout, ConnectionResetError):
+            except (TimeoutError, ConnectionResetError):
                 break
             if not chunk:
                 break
@@ -180,7 +231,7 @@ def _recv_some(s: socket.socket, n: int) -> bytes:
     while len(buf) < n:
         try:
             chunk = s.recv(n - len(buf))
-        except (socket.timeout, ConnectionResetError):
+        except (TimeoutError, ConnectionResetError):
             break
         if not chunk:
             break
@@ -198,7 +249,9 @@ def test_on_the_plaintext_transport_a_stranger_takes_rank_1_and_gets_a_seed(tmp_
         run.start("dealer")
         with socket.create_connection(("127.0.0.1", run.port), timeout=60) as s:
             s.sendall(HELLO.pack(MAGIC, 1, TOTAL, 0, 0))
-            assert len(_recv_some(s, HELLO.size)) == HELLO.size  # party 0 answers: accepted as party 1
+            assert (
+                len(_recv_some(s, HELLO.size)) == HELLO.size
+            )  # party 0 answers: accepted as party 1
             body = json.dumps({"rank": 1, "wire": 3, "addr": ""}).encode()
             s.sendall(len(body).to_bytes(4, "little") + body)
             n = int.from_bytes(_recv_some(s, 4), "little")
@@ -255,20 +308,38 @@ def test_strangers_rogue_dealer_and_impostors_are_refused_and_the_run_completes(
         assert outcome["received"] == b"", name  # refused before anything was sent to it
     # the impostor saw only public bytes: party 0's hello and certificate, then the handshake failed
     assert impostor["received"].startswith(MAGIC) and impostor["handshake"] in (
-        "failed: SSLError", "failed: SSLEOFError", "failed: ConnectionResetError", "app data 0 bytes"), impostor
+        "failed: SSLError",
+        "failed: SSLEOFError",
+        "failed: ConnectionResetError",
+        "app data 0 bytes",
+    ), impostor
     assert rogue.returncode != 0 and "could not join the run" in rogue_out[1]
     for name in ("party0", "party1", "dealer"):
         assert results[name][0] == 0, (name, results[name][2][-2000:])
     err0, err1 = results["party0"][2], results["party1"][2]
     fp_s = run.fp["stranger"]
-    assert f"claiming rank 1 (party 1) presented certificate {fp_s}, not the one pinned for party 1" in err0
+    assert (
+        f"claiming rank 1 (party 1) presented certificate {fp_s}, not the one pinned for party 1"
+        in err0
+    )
     assert "claiming rank 1 (party 1) presented no certificate" in err0
     assert "expected the TLS transport, got the plaintext one" in err0
     assert "sent no mpcrnn hello (junk)" in err0
-    assert f"claiming rank 1 (party 1) with certificate {run.fp['party1']} failed the TLS handshake" in err0
-    assert f"claiming rank 2 (dealer) presented certificate {fp_s}, not the one pinned for dealer" in err0  # the rogue
-    assert f"claiming rank 1 (party 1), fingerprint {fp_s}: not a rank this process waits for" in err0  # after
-    assert f"claiming rank 2 (dealer) presented certificate {fp_s}, not the one pinned for dealer" in err1
+    assert (
+        f"claiming rank 1 (party 1) with certificate {run.fp['party1']} failed the TLS handshake"
+        in err0
+    )
+    assert (
+        f"claiming rank 2 (dealer) presented certificate {fp_s}, not the one pinned for dealer"
+        in err0
+    )  # the rogue
+    assert (
+        f"claiming rank 1 (party 1), fingerprint {fp_s}: not a rank this process waits for" in err0
+    )  # after
+    assert (
+        f"claiming rank 2 (dealer) presented certificate {fp_s}, not the one pinned for dealer"
+        in err1
+    )
     assert "claiming rank 2 (dealer) presented no certificate" in err1
     reports = [json.loads(results[n][1]) for n in ("party0", "party1")]
     assert all(r["received_model"] and r["transport"]["secure"] for r in reports)
@@ -328,19 +399,32 @@ class _FrameParser:
     hello, then 8-byte-length messages) and flips a byte of the chosen message in place."""
 
     def __init__(self, target: int) -> None:
-        self.target, self.pos, self.count, self.state, self.need, self.done = target, 0, 0, "hello", HELLO.size, False
+        self.target, self.pos, self.count, self.state, self.need, self.done = (
+            target,
+            0,
+            0,
+            "hello",
+            HELLO.size,
+            False,
+        )
         self.header = bytearray()
 
     def feed(self, data: bytearray) -> int:
         flipped, i = 0, 0
         while i < len(data):
             take = min(self.need, len(data) - i)
-            if self.state == "payload" and not self.done and self.need_total >= 64 and self.count == self.target \
-                    and self.need == self.need_total and take >= 8:
+            if (
+                self.state == "payload"
+                and not self.done
+                and self.need_total >= 64
+                and self.count == self.target
+                and self.need == self.need_total
+                and take >= 8
+            ):
                 data[i + 7] ^= 0x01  # highest byte of the first int64 share
                 flipped, self.done = 1, True
             if self.state in ("hello", "json-len", "len"):
-                self.header += data[i:i + take]
+                self.header += data[i : i + take]
             i += take
             self.need -= take
             if self.need:
@@ -412,8 +496,15 @@ def test_keygen_key_is_private_and_fingerprint_is_the_certificates(tmp_path):
     assert (tmp_path / "id" / "key.pem").stat().st_mode & 0o777 == 0o600
     der = ssl.PEM_cert_to_DER_cert((tmp_path / "id" / "cert.pem").read_text())
     assert fp == fingerprint(der) == load_identity(str(tmp_path / "id")).fingerprint
-    again = subprocess.run([MPCRNN, "keygen", "--out", str(tmp_path / "id")], capture_output=True, text=True, timeout=120)
-    assert again.returncode != 0 and "not overwritten" in again.stderr  # an identity is never replaced silently
+    again = subprocess.run(
+        [MPCRNN, "keygen", "--out", str(tmp_path / "id")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        again.returncode != 0 and "not overwritten" in again.stderr
+    )  # an identity is never replaced silently
 
 
 def test_a_readable_key_is_refused(tmp_path):
@@ -431,13 +522,35 @@ def test_run_file_identities_must_name_every_process(tmp_path):
     from protocols.errors import ConfigError
 
     fp = "sha256:" + "ab" * 32
-    with pytest.raises(ConfigError, match=r"\[identities\] keys: expected party0, party1, dealer, got dealer, party0"):
+    with pytest.raises(
+        ConfigError,
+        match=r"\[identities\] keys: expected party0, party1, dealer, got dealer, party0",
+    ):
         build({"run": {"parties": 2}, "identities": {"party0": fp, "dealer": fp}}, {})
-    with pytest.raises(ConfigError, match=r"\[identities\] party1: expected sha256: and 64 hex digits"):
-        build({"run": {"parties": 2}, "identities": {"party0": fp, "party1": "md5:00", "dealer": fp}}, {})
-    cfg = build({"run": {"parties": 2}, "identities": {"party0": fp, "party1": fp.replace("ab", "cd"), "dealer": fp}}, {})
-    other = build({"run": {"parties": 2}, "identities": {"party0": fp, "party1": fp.replace("ab", "ef"), "dealer": fp}}, {})
-    assert cfg.identities[1] != other.identities[1] and cfg.digest() != other.digest()  # pins are agreed and hashed
+    with pytest.raises(
+        ConfigError, match=r"\[identities\] party1: expected sha256: and 64 hex digits"
+    ):
+        build(
+            {"run": {"parties": 2}, "identities": {"party0": fp, "party1": "md5:00", "dealer": fp}},
+            {},
+        )
+    cfg = build(
+        {
+            "run": {"parties": 2},
+            "identities": {"party0": fp, "party1": fp.replace("ab", "cd"), "dealer": fp},
+        },
+        {},
+    )
+    other = build(
+        {
+            "run": {"parties": 2},
+            "identities": {"party0": fp, "party1": fp.replace("ab", "ef"), "dealer": fp},
+        },
+        {},
+    )
+    assert (
+        cfg.identities[1] != other.identities[1] and cfg.digest() != other.digest()
+    )  # pins are agreed and hashed
     assert cfg.checkpoint_digest() == other.checkpoint_digest()
 
 
@@ -446,8 +559,20 @@ def test_party_without_its_pinned_identity_stops_with_one_line(case, tmp_path):
     run = Run(tmp_path, insecure=False)
     if case == "no identities":
         (tmp_path / "run.toml").write_text(RUN_TOML)
-    args = [MPCRNN, "party", "--config", str(tmp_path / "run.toml"), "--rank", "1", "--rendezvous",
-            f"tcp://127.0.0.1:{_free_port()}", "--data", run.files[1], "--timeout", "5"]
+    args = [
+        MPCRNN,
+        "party",
+        "--config",
+        str(tmp_path / "run.toml"),
+        "--rank",
+        "1",
+        "--rendezvous",
+        f"tcp://127.0.0.1:{_free_port()}",
+        "--data",
+        run.files[1],
+        "--timeout",
+        "5",
+    ]
     if case == "wrong key":
         args += ["--key", str(tmp_path / "key-party0")]
     elif case == "no identities":
@@ -455,10 +580,12 @@ def test_party_without_its_pinned_identity_stops_with_one_line(case, tmp_path):
     res = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     last = res.stderr.strip().splitlines()[-1]
-    want = {"no identities": r"\[identities\] in the run file: expected a fingerprint for each of the 3 processes",
-            "no key": r"party 1's identity: expected --key DIR",
-            "wrong key": rf"this process's certificate \(party 1\): expected {run.fp['party1']} \(pinned in the run file\), "
-                         rf"got {run.fp['party0']}"}[case]
+    want = {
+        "no identities": r"\[identities\] in the run file: expected a fingerprint for each of the 3 processes",
+        "no key": r"party 1's identity: expected --key DIR",
+        "wrong key": rf"this process's certificate \(party 1\): expected {run.fp['party1']} \(pinned in the run file\), "
+        rf"got {run.fp['party0']}",
+    }[case]
     import re
 
     assert re.search(want, last), last

@@ -25,8 +25,12 @@ from mpcrnn.config import ModelConfig, TrainConfig
 from mpcrnn.secure import RunConfig
 from protocols.errors import PartyError
 
-CFG = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=2, batch_size=20),
-                spec=D.JAPANESE_VOWELS_SPEC, world_size=2)
+CFG = RunConfig(
+    model=ModelConfig(hidden_size=4),
+    train=TrainConfig(epochs=2, batch_size=20),
+    spec=D.JAPANESE_VOWELS_SPEC,
+    world_size=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +54,9 @@ def _copy(finished, tmp_path) -> Path:
 def _resume(run: Path, files, cfg=CFG):
     before = {p.name: p.stat().st_mtime_ns for p in run.glob("model-*.pt")}
     try:
-        launch_local(cfg, files, [None, None], str(run), timeout_s=30, show_progress=False, resume=True)
+        launch_local(
+            cfg, files, [None, None], str(run), timeout_s=30, show_progress=False, resume=True
+        )
     except PartyError as exc:
         after = {p.name: p.stat().st_mtime_ns for p in run.glob("model-*.pt")}
         assert after == before, "a model was written as final by a failed resume"
@@ -113,13 +119,33 @@ def _key_lost(run):
 
 
 FAULTS = [  # (id, tamper, pattern of the launcher's one-line error)
-    ("swapped", _swap, r"party1/epoch-000002\.ckpt: expected a checkpoint of party 1, got one of party 0"),
+    (
+        "swapped",
+        _swap,
+        r"party1/epoch-000002\.ckpt: expected a checkpoint of party 1, got one of party 0",
+    ),
     ("swapped-with-key", _swap_keys_too, r"expected a checkpoint of party 1, got one of party 0"),
-    ("truncated", _truncate, r"party1/epoch-000002\.ckpt: expected a file sealed by party 1 of this run"),
-    ("corrupted", _corrupt, r"party1/epoch-000002\.ckpt: expected a file sealed by party 1 of this run"),
+    (
+        "truncated",
+        _truncate,
+        r"party1/epoch-000002\.ckpt: expected a file sealed by party 1 of this run",
+    ),
+    (
+        "corrupted",
+        _corrupt,
+        r"party1/epoch-000002\.ckpt: expected a file sealed by party 1 of this run",
+    ),
     ("renamed-epoch", _renamed, r"expected epoch 2 \(its name\), got epoch 1 inside"),
-    ("random-bytes", _foreign_bytes, r"epoch-000002\.ckpt: expected an mpcrnn checkpoint, got another kind"),
-    ("old-torch-file", _torch_file, r"epoch-000002\.ckpt: expected an mpcrnn checkpoint, got another kind"),
+    (
+        "random-bytes",
+        _foreign_bytes,
+        r"epoch-000002\.ckpt: expected an mpcrnn checkpoint, got another kind",
+    ),
+    (
+        "old-torch-file",
+        _torch_file,
+        r"epoch-000002\.ckpt: expected an mpcrnn checkpoint, got another kind",
+    ),
     ("key-lost", _key_lost, r"party1/key: expected this party's checkpoint key"),
 ]
 
@@ -143,7 +169,9 @@ def test_stray_files_are_never_read(finished, tmp_path):
     for name in ("epoch-old.ckpt", "epoch-000009.ckpt~", "epoch-2.ckpt"):
         (run / "checkpoints" / "party0" / name).write_bytes(b"junk")
     assert _resume(run, files) is None  # resumes from the authentic epoch-2 files
-    launch_local(CFG, files, [None, None], str(run), timeout_s=30, show_progress=False)  # and a fresh run
+    launch_local(
+        CFG, files, [None, None], str(run), timeout_s=30, show_progress=False
+    )  # and a fresh run
 
 
 def test_resume_with_a_longer_schedule_says_it_cannot_be_extended(finished, tmp_path):
@@ -155,11 +183,15 @@ def test_resume_with_a_longer_schedule_says_it_cannot_be_extended(finished, tmp_
     error = _resume(run, files, longer)
     assert error is not None and re.search(
         r"schedule: expected 3 epochs \(this run\), got 2 epochs \(the checkpointed run\)\. the schedule cannot "
-        r"be extended", error), error
+        r"be extended",
+        error,
+    ), error
 
 
 def test_load_unit_checks_without_processes(finished):
     tmp, _ = finished
-    params, velocity = checkpoint.load(tmp / "run" / "checkpoints", 1, 2, CFG.checkpoint_digest(), 2)
+    params, velocity = checkpoint.load(
+        tmp / "run" / "checkpoints", 1, 2, CFG.checkpoint_digest(), 2
+    )
     assert params and velocity  # the weights' and the optimizer state's shares
     assert all(v.dtype == torch.int64 for v in [*params.values(), *velocity.values()])

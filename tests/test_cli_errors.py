@@ -27,7 +27,12 @@ def _rows(n=6, seed=0):
 
 
 def _with(data, **changes):
-    fields = {"x": data.x.copy(), "lengths": data.lengths.copy(), "y": data.y.copy(), "classes": data.classes}
+    fields = {
+        "x": data.x.copy(),
+        "lengths": data.lengths.copy(),
+        "y": data.y.copy(),
+        "classes": data.classes,
+    }
     fields.update(changes)
     return D.SequenceData(**fields)
 
@@ -60,10 +65,18 @@ def _bad_files(tmp: Path) -> dict[str, tuple[str, str]]:
         "value out of range": (_write(tmp, "big", _with(good, x=big)), r"expected|bound"),
         "label outside classes": (_csv(tmp, "label", [header, *badlabel]), r"class"),
         "empty file": (_csv(tmp, "empty", [header]), r"empty|no sequence|expected"),
-        "non-numeric cell": (_csv(tmp, "nonnum", [header, ",".join(nonnum), *csv_text[2:]]), r"numeric|number"),
+        "non-numeric cell": (
+            _csv(tmp, "nonnum", [header, ",".join(nonnum), *csv_text[2:]]),
+            r"numeric|number",
+        ),
         "unreadable file": (str(tmp / "missing.npz"), r"cannot read|not found|No such|missing"),
         "unknown suffix": (_csv(tmp, "data", [header], suffix=".txt"), r"suffix|format|\.txt"),
-        "sequence too long": (_write(tmp, "long", D.SequenceData(long_x, np.array([31]), np.array([0]), good.classes)), r"length|29"),
+        "sequence too long": (
+            _write(
+                tmp, "long", D.SequenceData(long_x, np.array([31]), np.array([0]), good.classes)
+            ),
+            r"length|29",
+        ),
     }
     return files
 
@@ -77,10 +90,31 @@ def _csv(tmp, name, lines, suffix=".csv"):
 def _party(rank, world, rendezvous, data, *extra, timeout=4.0, provider="tfp"):
     # the plaintext transport: these cases are about the run's own errors (identities: test_channels.py)
     return subprocess.Popen(
-        [MPCRNN, "party", "--rank", str(rank), "--world-size", str(world), "--rendezvous", rendezvous,
-         "--data", data, "--provider", provider, "--timeout", str(timeout), "--hidden", "4", "--epochs", "1",
-         "--insecure-plaintext-transport", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            MPCRNN,
+            "party",
+            "--rank",
+            str(rank),
+            "--world-size",
+            str(world),
+            "--rendezvous",
+            rendezvous,
+            "--data",
+            data,
+            "--provider",
+            provider,
+            "--timeout",
+            str(timeout),
+            "--hidden",
+            "4",
+            "--epochs",
+            "1",
+            "--insecure-plaintext-transport",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -103,8 +137,18 @@ def _free_port():
         return s.getsockname()[1]
 
 
-DATA_CASES = ["wrong feature count", "NaN value", "infinite value", "value out of range", "label outside classes",
-              "empty file", "non-numeric cell", "unreadable file", "unknown suffix", "sequence too long"]
+DATA_CASES = [
+    "wrong feature count",
+    "NaN value",
+    "infinite value",
+    "value out of range",
+    "label outside classes",
+    "empty file",
+    "non-numeric cell",
+    "unreadable file",
+    "unknown suffix",
+    "sequence too long",
+]
 
 
 @pytest.mark.parametrize("case", DATA_CASES)
@@ -150,12 +194,18 @@ def test_port_already_in_use(tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        _check(_party(0, 2, f"tcp://127.0.0.1:{port}", good), r"rank 0: could not join the run at tcp://127\.0\.0\.1")
+        _check(
+            _party(0, 2, f"tcp://127.0.0.1:{port}", good),
+            r"rank 0: could not join the run at tcp://127\.0\.0\.1",
+        )
 
 
 def test_unreachable_master(tmp_path):
     good = _write(tmp_path, "good", _rows())
-    _check(_party(1, 2, f"tcp://127.0.0.1:{_free_port()}", good), r"rank 1: could not join the run .* within 4 s")
+    _check(
+        _party(1, 2, f"tcp://127.0.0.1:{_free_port()}", good),
+        r"rank 1: could not join the run .* within 4 s",
+    )
 
 
 def test_dealer_missing(tmp_path):
@@ -172,7 +222,10 @@ def test_dealer_missing(tmp_path):
     [
         (["--rank", "5"], r"rank: expected 0\.\.2, got 5"),
         (["--rank", "-1"], r"rank: expected 0\.\.2, got -1"),
-        (["--world-size", "0", "--rank", "0"], r"data parties \(--parties / \[run\] parties\): expected >= 2, got 0"),
+        (
+            ["--world-size", "0", "--rank", "0"],
+            r"data parties \(--parties / \[run\] parties\): expected >= 2, got 0",
+        ),
     ],
 )
 def test_out_of_range_rank_and_world(args, pattern, tmp_path):
@@ -180,7 +233,21 @@ def test_out_of_range_rank_and_world(args, pattern, tmp_path):
     base = {"--rank": "0", "--world-size": "2"}
     it = iter(args)
     base.update(dict(zip(it, it)))
-    proc = subprocess.Popen([MPCRNN, "party", "--rank", base["--rank"], "--world-size", base["--world-size"],
-                             "--rendezvous", "tcp://127.0.0.1:1", "--data", good],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            MPCRNN,
+            "party",
+            "--rank",
+            base["--rank"],
+            "--world-size",
+            base["--world-size"],
+            "--rendezvous",
+            "tcp://127.0.0.1:1",
+            "--data",
+            good,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _check(proc, pattern)

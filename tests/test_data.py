@@ -20,8 +20,15 @@ from protocols.errors import ConfigError, DataError
 JV = D.JAPANESE_VOWELS_SPEC
 PLANT = "123.456"  # a distinctive valid data value planted in every bad file
 OUT = "456.789"  # a value outside the declared bounds below (scaled 2.28 > 1.5)
-SPEC = D.DataSpec(n_features=2, classes=("a", "b", "c"), max_len=4, value_bound=1.5,
-                  scaling="bounds", feature_low=(-200.0, -200.0), feature_high=(200.0, 200.0))
+SPEC = D.DataSpec(
+    n_features=2,
+    classes=("a", "b", "c"),
+    max_len=4,
+    value_bound=1.5,
+    scaling="bounds",
+    feature_low=(-200.0, -200.0),
+    feature_high=(200.0, 200.0),
+)
 
 # ----------------------------------------------------------------------------- shipped data
 
@@ -30,18 +37,19 @@ def test_shipped_files_are_the_uea_copies():
     root = Path(D.__file__).parent / "datasets" / "japanese_vowels"
     digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.glob("*.ts")}
     assert digests == {
-        "JapaneseVowels_TRAIN.ts":
-            "68a430eabd919cc77f40b1f5f3bc0dcafacc1486bca9260785aeb7d262cc78cd",
-        "JapaneseVowels_TEST.ts":
-            "b3d41d6a0ca3bcad3afb9ca7d4365382aa51341e2e58bae2a574babdda5b9462",
+        "JapaneseVowels_TRAIN.ts": "68a430eabd919cc77f40b1f5f3bc0dcafacc1486bca9260785aeb7d262cc78cd",
+        "JapaneseVowels_TEST.ts": "b3d41d6a0ca3bcad3afb9ca7d4365382aa51341e2e58bae2a574babdda5b9462",
     }
     assert "Kudo" in (root / "README.md").read_text()
 
 
-@pytest.mark.parametrize("split, n_rows, longest, per_class", [
-    ("train", 270, 26, [30] * 9),
-    ("test", 370, 29, [31, 35, 88, 44, 29, 24, 40, 50, 29]),
-])
+@pytest.mark.parametrize(
+    "split, n_rows, longest, per_class",
+    [
+        ("train", 270, 26, [30] * 9),
+        ("test", 370, 29, [31, 35, 88, 44, 29, 24, 40, 50, 29]),
+    ],
+)
 def test_japanese_vowels_parses(split, n_rows, longest, per_class):
     d = D.japanese_vowels(split)
     assert d.x.shape == (n_rows, 29, 12) and d.x.dtype == np.float64
@@ -82,8 +90,11 @@ def test_scale_features_maps_declared_bounds_to_unit_interval():
     assert 1.0 < np.abs(test.x[test.mask()]).max() <= JV.value_bound
     x = train.x.copy()
     x[5, 3, 2] = 123.456  # scaled ~123, far beyond value_bound: rejected, never clipped
-    with pytest.raises(DataError, match="mem: sequence 5, time step 3, feature f2: expected a "
-                                        "value within the declared bounds") as err:
+    with pytest.raises(
+        DataError,
+        match="mem: sequence 5, time step 3, feature f2: expected a "
+        "value within the declared bounds",
+    ) as err:
         D.scale_features(D.SequenceData(x, train.lengths, train.y, train.classes), JV, "mem")
     assert PLANT not in str(err.value)
 
@@ -103,8 +114,9 @@ def _tiny() -> D.SequenceData:
     x[0, :2] = [[1 / 3, -2.5e-17], [123.456, 0.1 + 0.2]]
     x[1, :4] = [[1.0, 2.0], [3.0, 4.0], [-5.0, 6.0], [7.0, -8.0]]
     x[2, :1] = [[np.pi, -np.e]]
-    return D.SequenceData(x=x, lengths=np.array([2, 4, 1]), y=np.array([2, 0, 1]),
-                          classes=SPEC.classes)
+    return D.SequenceData(
+        x=x, lengths=np.array([2, 4, 1]), y=np.array([2, 0, 1]), classes=SPEC.classes
+    )
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".npz"])
@@ -144,8 +156,9 @@ def test_npz_accepts_string_labels_and_longer_time_axis(tmp_path):
 def _numbered(n: int) -> D.SequenceData:
     x = np.zeros((n, 4, 2))
     x[:, 0, 0] = np.arange(n)
-    return D.SequenceData(x=x, lengths=np.ones(n, np.int64), y=np.arange(n) % 3,
-                          classes=SPEC.classes)
+    return D.SequenceData(
+        x=x, lengths=np.ones(n, np.int64), y=np.arange(n) % 3, classes=SPEC.classes
+    )
 
 
 def test_split_rows_sizes_disjoint_and_deterministic():
@@ -165,36 +178,41 @@ def test_split_rows_sizes_disjoint_and_deterministic():
     assert all(np.array_equal(p.x, q.x) for p, q in zip(parts, counts))
 
 
-@pytest.mark.parametrize("parts, sizes", [
-    ((1 / 3, 1 / 3, 1 / 3), [4, 3, 3]),
-    ((0.5, 0.25), [5, 2]),
-    ((4, 3), [4, 3]),
-])
+@pytest.mark.parametrize(
+    "parts, sizes",
+    [
+        ((1 / 3, 1 / 3, 1 / 3), [4, 3, 3]),
+        ((0.5, 0.25), [5, 2]),
+        ((4, 3), [4, 3]),
+    ],
+)
 def test_split_rows_rounding(parts, sizes):
     got = [p.n_rows for p in D.split_rows(_numbered(10), parts, seed=3)]
     assert got == sizes
 
 
-@pytest.mark.parametrize("parts", [(), (0.7, 0.5), (8, 3), (0.5, 0.0), (0.5, -0.1),
-                                   (0.99, 0.01)])
+@pytest.mark.parametrize("parts", [(), (0.7, 0.5), (8, 3), (0.5, 0.0), (0.5, -0.1), (0.99, 0.01)])
 def test_split_rows_rejects_bad_parts(parts):
     with pytest.raises(ConfigError):
         D.split_rows(_numbered(10), parts, seed=0)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(n_features=0),
-    dict(max_len=0),
-    dict(classes=()),
-    dict(classes=("a", "a")),
-    dict(classes=(" a",)),
-    dict(value_bound=float("inf")),
-    dict(scaling="minmax"),
-    dict(scaling="bounds"),
-    dict(scaling="bounds", feature_low=(0.0,), feature_high=(1.0,)),
-    dict(scaling="bounds", feature_low=(1.0, 0.0), feature_high=(1.0, 1.0)),
-    dict(feature_low=(0.0, 0.0), feature_high=(1.0, 1.0)),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(n_features=0),
+        dict(max_len=0),
+        dict(classes=()),
+        dict(classes=("a", "a")),
+        dict(classes=(" a",)),
+        dict(value_bound=float("inf")),
+        dict(scaling="minmax"),
+        dict(scaling="bounds"),
+        dict(scaling="bounds", feature_low=(0.0,), feature_high=(1.0,)),
+        dict(scaling="bounds", feature_low=(1.0, 0.0), feature_high=(1.0, 1.0)),
+        dict(feature_low=(0.0, 0.0), feature_high=(1.0, 1.0)),
+    ],
+)
 def test_dataspec_rejects_bad_declarations(kwargs):
     base = dict(n_features=2, classes=("a", "b"), max_len=4)
     with pytest.raises(ConfigError):
@@ -211,8 +229,11 @@ def test_validate_in_memory_data():
     D.validate(d, SPEC, "mem")
     x = d.x.copy()
     x[2, 3, 1] = 123.456  # past lengths[2] == 1
-    with pytest.raises(DataError, match=r"mem: sequence 2, time step 3, feature f1: expected 0 "
-                                        r"after the sequence ends") as err:
+    with pytest.raises(
+        DataError,
+        match=r"mem: sequence 2, time step 3, feature f1: expected 0 "
+        r"after the sequence ends",
+    ) as err:
         D.validate(D.SequenceData(x, d.lengths, d.y, d.classes), SPEC, "mem")
     assert PLANT not in str(err.value)
     with pytest.raises(DataError, match="number of features: expected 3, got 2"):
@@ -248,6 +269,7 @@ def _npz(**over):
     def write(path: Path) -> None:
         with open(path, "wb") as f:
             np.savez(f, **{k: v for k, v in arrays.items() if v is not None})
+
     return write
 
 
@@ -260,112 +282,311 @@ def _nan_x():
 # (case id, file name, content: str | bytes | callable(path) | None (absent) | "<dir>", regex,
 #  extra strings that must not appear in the message)
 BAD = [
-    ("csv-wrong-feature-count", "p.csv", _csv(f"s1,0,{PLANT},a", header="seq_id,t,f0,label"),
-     r"p\.csv: number of features: expected 2, got 1", []),
-    ("csv-nan", "p.csv", _csv(*_with(ROWS, 1, "s1,1,nan,2.0,a")),
-     r"sequence 0, time step 1, feature f0: expected a finite number, got NaN", []),
-    ("csv-plus-inf", "p.csv", _csv(*_with(ROWS, 2, "s2,0,3.0,inf,b")),
-     r"sequence 1, time step 0, feature f1: expected a finite number, got an infinite value",
-     []),
-    ("csv-minus-inf", "p.csv", _csv(*_with(ROWS, 2, "s2,0,-Infinity,1.0,b")),
-     r"sequence 1, time step 0, feature f0: .*got an infinite value", []),
-    ("csv-out-of-declared-bounds", "p.csv", _csv(*_with(ROWS, 1, f"s1,1,{OUT},2.0,a")),
-     r"sequence 0, time step 1, feature f0: expected a value within the declared bounds"
-     r".*got a value outside", [OUT, "456"]),
-    ("csv-label-outside-classes", "p.csv", _csv(*ROWS, "s3,0,1.0,1.0,zebra",
-                                                "s4,0,1.0,1.0,zebra"),
-     r"label of sequence 2: expected one of the 3 declared classes, got a label outside them "
-     r"\(2 sequence\(s\) affected\)", ["zebra"]),
+    (
+        "csv-wrong-feature-count",
+        "p.csv",
+        _csv(f"s1,0,{PLANT},a", header="seq_id,t,f0,label"),
+        r"p\.csv: number of features: expected 2, got 1",
+        [],
+    ),
+    (
+        "csv-nan",
+        "p.csv",
+        _csv(*_with(ROWS, 1, "s1,1,nan,2.0,a")),
+        r"sequence 0, time step 1, feature f0: expected a finite number, got NaN",
+        [],
+    ),
+    (
+        "csv-plus-inf",
+        "p.csv",
+        _csv(*_with(ROWS, 2, "s2,0,3.0,inf,b")),
+        r"sequence 1, time step 0, feature f1: expected a finite number, got an infinite value",
+        [],
+    ),
+    (
+        "csv-minus-inf",
+        "p.csv",
+        _csv(*_with(ROWS, 2, "s2,0,-Infinity,1.0,b")),
+        r"sequence 1, time step 0, feature f0: .*got an infinite value",
+        [],
+    ),
+    (
+        "csv-out-of-declared-bounds",
+        "p.csv",
+        _csv(*_with(ROWS, 1, f"s1,1,{OUT},2.0,a")),
+        r"sequence 0, time step 1, feature f0: expected a value within the declared bounds"
+        r".*got a value outside",
+        [OUT, "456"],
+    ),
+    (
+        "csv-label-outside-classes",
+        "p.csv",
+        _csv(*ROWS, "s3,0,1.0,1.0,zebra", "s4,0,1.0,1.0,zebra"),
+        r"label of sequence 2: expected one of the 3 declared classes, got a label outside them "
+        r"\(2 sequence\(s\) affected\)",
+        ["zebra"],
+    ),
     ("csv-empty-file", "p.csv", "", r"p\.csv: expected a header .*got an empty file", []),
     ("csv-header-only", "p.csv", _csv(), r"expected at least 1 sequence, got 0", []),
-    ("csv-non-numeric-cell", "p.csv", _csv(*_with(ROWS, 1, "s1,1,12x3.456,2.0,a")),
-     r"line 3 \(sequence 0\), column 'f0': expected a number, got a non-numeric cell",
-     ["12x3"]),
-    ("csv-missing-file", "absent.csv", None,
-     r"absent\.csv: expected a readable file, got FileNotFoundError", []),
-    ("csv-unreadable-directory", "folder.csv", "<dir>",
-     r"folder\.csv: expected a readable file, got IsADirectoryError", []),
-    ("csv-undecodable-bytes", "p.csv", _csv(*ROWS).encode() + b"s9,0,\xff\xfe,1.0,a\n",
-     r"expected UTF-8 text, got undecodable bytes", ["xff", "\\xff"]),
-    ("csv-length-over-max-len", "p.csv", _csv(*ROWS, *(f"s3,{t},1.0,1.0,c" for t in range(5))),
-     r"length of sequence 2: expected 1\.\.4 time steps, got more than 4", []),
-    ("unknown-suffix", "p.xlsx", _csv(*ROWS),
-     r"p\.xlsx: file type: expected a \.ts, \.csv or \.npz file, got suffix '\.xlsx'", []),
-    ("csv-non-consecutive-t", "p.csv", _csv(*_with(ROWS, 1, "s1,2,1.0,2.0,a")),
-     r"line 3 \(sequence 0\), column 't': expected 1 \(consecutive", []),
-    ("csv-t-not-integer", "p.csv", _csv(*_with(ROWS, 1, "s1,1.0,1.0,2.0,a")),
-     r"column 't': expected 1 \(consecutive integer time steps", []),
-    ("csv-label-changes-in-sequence", "p.csv", _csv(*_with(ROWS, 1, "s1,1,1.0,2.0,b")),
-     r"line 3 \(sequence 0\), column 'label': expected the same label on every row", []),
-    ("csv-sequence-not-contiguous", "p.csv", _csv(*ROWS, "s1,2,1.0,1.0,a"),
-     r"line 5, column 'seq_id': expected contiguous rows per non-empty id, got an id whose "
-     r"rows ended earlier", []),
-    ("csv-ragged-row", "p.csv", _csv(*_with(ROWS, 1, "s1,1,2.0,a")),
-     r"line 3: number of cells: expected 5, got 4", []),
-    ("csv-no-header", "p.csv", "\n".join(ROWS) + "\n",
-     r"header column 0: expected the layout 'seq_id,t,f0,\.\.\.,f\{F-1\},label'", []),
-    ("ts-rows-disagree-with-dimensions", "p.ts", _ts(*TS_ROWS, "1.0:2.0:3.0:a"),
-     r"line 9 \(sequence 2\): number of dimensions: expected 2, got 3", []),
-    ("ts-dimensions-disagree-with-spec", "p.ts",
-     _ts(*TS_ROWS, head=TS_HEAD.replace("@dimensions 2", "@dimensions 3")),
-     r"p\.ts: number of features: expected 2, got 3 \(@dimensions\)", []),
-    ("ts-malformed-dimensions", "p.ts",
-     _ts(*TS_ROWS, head=TS_HEAD.replace("@dimensions 2", "@dimensions two")),
-     r"@dimensions: expected a positive integer, got a malformed value", []),
-    ("ts-missing-value", "p.ts", _ts(*TS_ROWS, "1.0,?:2.0,3.0:c"),
-     r"line 9 \(sequence 2\), dimension 0, time step 1: expected a number, got a missing "
-     r"value '\?'", []),
-    ("ts-non-numeric", "p.ts", _ts(*TS_ROWS, "1.0,2.0:3.0,x4:c"),
-     r"dimension 1, time step 1: expected a number, got a non-numeric cell", ["x4"]),
+    (
+        "csv-non-numeric-cell",
+        "p.csv",
+        _csv(*_with(ROWS, 1, "s1,1,12x3.456,2.0,a")),
+        r"line 3 \(sequence 0\), column 'f0': expected a number, got a non-numeric cell",
+        ["12x3"],
+    ),
+    (
+        "csv-missing-file",
+        "absent.csv",
+        None,
+        r"absent\.csv: expected a readable file, got FileNotFoundError",
+        [],
+    ),
+    (
+        "csv-unreadable-directory",
+        "folder.csv",
+        "<dir>",
+        r"folder\.csv: expected a readable file, got IsADirectoryError",
+        [],
+    ),
+    (
+        "csv-undecodable-bytes",
+        "p.csv",
+        _csv(*ROWS).encode() + b"s9,0,\xff\xfe,1.0,a\n",
+        r"expected UTF-8 text, got undecodable bytes",
+        ["xff", "\\xff"],
+    ),
+    (
+        "csv-length-over-max-len",
+        "p.csv",
+        _csv(*ROWS, *(f"s3,{t},1.0,1.0,c" for t in range(5))),
+        r"length of sequence 2: expected 1\.\.4 time steps, got more than 4",
+        [],
+    ),
+    (
+        "unknown-suffix",
+        "p.xlsx",
+        _csv(*ROWS),
+        r"p\.xlsx: file type: expected a \.ts, \.csv or \.npz file, got suffix '\.xlsx'",
+        [],
+    ),
+    (
+        "csv-non-consecutive-t",
+        "p.csv",
+        _csv(*_with(ROWS, 1, "s1,2,1.0,2.0,a")),
+        r"line 3 \(sequence 0\), column 't': expected 1 \(consecutive",
+        [],
+    ),
+    (
+        "csv-t-not-integer",
+        "p.csv",
+        _csv(*_with(ROWS, 1, "s1,1.0,1.0,2.0,a")),
+        r"column 't': expected 1 \(consecutive integer time steps",
+        [],
+    ),
+    (
+        "csv-label-changes-in-sequence",
+        "p.csv",
+        _csv(*_with(ROWS, 1, "s1,1,1.0,2.0,b")),
+        r"line 3 \(sequence 0\), column 'label': expected the same label on every row",
+        [],
+    ),
+    (
+        "csv-sequence-not-contiguous",
+        "p.csv",
+        _csv(*ROWS, "s1,2,1.0,1.0,a"),
+        r"line 5, column 'seq_id': expected contiguous rows per non-empty id, got an id whose "
+        r"rows ended earlier",
+        [],
+    ),
+    (
+        "csv-ragged-row",
+        "p.csv",
+        _csv(*_with(ROWS, 1, "s1,1,2.0,a")),
+        r"line 3: number of cells: expected 5, got 4",
+        [],
+    ),
+    (
+        "csv-no-header",
+        "p.csv",
+        "\n".join(ROWS) + "\n",
+        r"header column 0: expected the layout 'seq_id,t,f0,\.\.\.,f\{F-1\},label'",
+        [],
+    ),
+    (
+        "ts-rows-disagree-with-dimensions",
+        "p.ts",
+        _ts(*TS_ROWS, "1.0:2.0:3.0:a"),
+        r"line 9 \(sequence 2\): number of dimensions: expected 2, got 3",
+        [],
+    ),
+    (
+        "ts-dimensions-disagree-with-spec",
+        "p.ts",
+        _ts(*TS_ROWS, head=TS_HEAD.replace("@dimensions 2", "@dimensions 3")),
+        r"p\.ts: number of features: expected 2, got 3 \(@dimensions\)",
+        [],
+    ),
+    (
+        "ts-malformed-dimensions",
+        "p.ts",
+        _ts(*TS_ROWS, head=TS_HEAD.replace("@dimensions 2", "@dimensions two")),
+        r"@dimensions: expected a positive integer, got a malformed value",
+        [],
+    ),
+    (
+        "ts-missing-value",
+        "p.ts",
+        _ts(*TS_ROWS, "1.0,?:2.0,3.0:c"),
+        r"line 9 \(sequence 2\), dimension 0, time step 1: expected a number, got a missing "
+        r"value '\?'",
+        [],
+    ),
+    (
+        "ts-non-numeric",
+        "p.ts",
+        _ts(*TS_ROWS, "1.0,2.0:3.0,x4:c"),
+        r"dimension 1, time step 1: expected a number, got a non-numeric cell",
+        ["x4"],
+    ),
     ("ts-no-data-line", "p.ts", _ts(data=""), r"'@data' header lines", []),
-    ("ts-regression-file", "p.ts",
-     _ts(*TS_ROWS, head=TS_HEAD.replace("@classLabel true a b c", "@targetLabel true")),
-     r"'@classLabel true <distinct names>'.*Only classification", []),
-    ("ts-duplicate-classes", "p.ts",
-     _ts(*TS_ROWS, head=TS_HEAD.replace("true a b c", "true a b a")),
-     r"'@classLabel true <distinct names>'", []),
-    ("ts-label-not-in-header", "p.ts", _ts(*TS_ROWS, "1.0:2.0:zebra"),
-     r"label of sequence 2: expected one of the 3 declared classes in @classLabel", ["zebra"]),
-    ("ts-header-declares-unknown-class", "p.ts",
-     _ts(*TS_ROWS, head=TS_HEAD.replace("true a b c", "true a b zebra")),
-     r"@classLabel: expected names among the 3 declared classes, got other names", ["zebra"]),
-    ("ts-unequal-dimension-lengths", "p.ts", _ts(*TS_ROWS, "1.0,2.0:3.0:c"),
-     r"line 9 \(sequence 2\): dimension lengths", []),
-    ("ts-nan", "p.ts", _ts(*TS_ROWS, "1.0,NaN:2.0,3.0:c"),
-     r"sequence 2, time step 1, feature f0: expected a finite number, got NaN", []),
-    ("ts-empty-file", "p.ts", "  \n", r"p\.ts: expected a \.ts header and @data, got an empty "
-                                      r"file", []),
-    ("ts-data-before-header", "p.ts", f"{TS_ROWS[0]}\n" + _ts(*TS_ROWS),
-     r"line 1: expected only '@' and '#' lines before @data, got a data line", []),
-    ("npz-missing-array", "p.npz", _npz(y=None),
-     r"p\.npz: expected arrays x, lengths, y, got arrays \['lengths', 'x'\]", []),
-    ("npz-nan", "p.npz", _npz(x=_nan_x()),
-     r"sequence 1, time step 2, feature f1: expected a finite number, got NaN", []),
-    ("npz-wrong-ndim", "p.npz", _npz(x=np.full((2, 4), float(PLANT))),
-     r"p\.npz: x: expected a numeric array \(N, T, F\), got 2-d", []),
-    ("npz-wrong-feature-count", "p.npz", _npz(x=np.full((2, 4, 3), float(PLANT))),
-     r"number of features: expected 2, got 3", []),
-    ("npz-zero-length", "p.npz", _npz(lengths=np.array([2, 0])),
-     r"length of sequence 1: expected 1\.\.4 time steps, got fewer than 1", []),
-    ("npz-length-over-max-len", "p.npz", _npz(x=np.ones((2, 6, 2)), lengths=np.array([2, 6])),
-     r"length of sequence 1: expected 1\.\.4 time steps, got more than 4", []),
-    ("npz-label-index-out-of-range", "p.npz", _npz(y=np.array([0, 7])),
-     r"label of sequence 1: expected one of the 3 declared classes", []),
-    ("npz-float-labels", "p.npz", _npz(y=np.array([0.0, 1.0])),
-     r"p\.npz: y: expected class names or integer class indices of shape \(2,\), got shape "
-     r"\(2,\) of dtype float64", []),
-    ("npz-pickled-object-array", "p.npz",
-     _npz(x=np.array([[[float(PLANT)]]], dtype=object)),
-     r"expected a \.npz archive of plain numpy arrays", []),
-    ("npz-not-an-archive", "p.npz", f"x,{PLANT}\n",
-     r"p\.npz: expected a \.npz archive of plain numpy arrays, got a file numpy cannot", []),
+    (
+        "ts-regression-file",
+        "p.ts",
+        _ts(*TS_ROWS, head=TS_HEAD.replace("@classLabel true a b c", "@targetLabel true")),
+        r"'@classLabel true <distinct names>'.*Only classification",
+        [],
+    ),
+    (
+        "ts-duplicate-classes",
+        "p.ts",
+        _ts(*TS_ROWS, head=TS_HEAD.replace("true a b c", "true a b a")),
+        r"'@classLabel true <distinct names>'",
+        [],
+    ),
+    (
+        "ts-label-not-in-header",
+        "p.ts",
+        _ts(*TS_ROWS, "1.0:2.0:zebra"),
+        r"label of sequence 2: expected one of the 3 declared classes in @classLabel",
+        ["zebra"],
+    ),
+    (
+        "ts-header-declares-unknown-class",
+        "p.ts",
+        _ts(*TS_ROWS, head=TS_HEAD.replace("true a b c", "true a b zebra")),
+        r"@classLabel: expected names among the 3 declared classes, got other names",
+        ["zebra"],
+    ),
+    (
+        "ts-unequal-dimension-lengths",
+        "p.ts",
+        _ts(*TS_ROWS, "1.0,2.0:3.0:c"),
+        r"line 9 \(sequence 2\): dimension lengths",
+        [],
+    ),
+    (
+        "ts-nan",
+        "p.ts",
+        _ts(*TS_ROWS, "1.0,NaN:2.0,3.0:c"),
+        r"sequence 2, time step 1, feature f0: expected a finite number, got NaN",
+        [],
+    ),
+    (
+        "ts-empty-file",
+        "p.ts",
+        "  \n",
+        r"p\.ts: expected a \.ts header and @data, got an empty "
+        r"file",
+        [],
+    ),
+    (
+        "ts-data-before-header",
+        "p.ts",
+        f"{TS_ROWS[0]}\n" + _ts(*TS_ROWS),
+        r"line 1: expected only '@' and '#' lines before @data, got a data line",
+        [],
+    ),
+    (
+        "npz-missing-array",
+        "p.npz",
+        _npz(y=None),
+        r"p\.npz: expected arrays x, lengths, y, got arrays \['lengths', 'x'\]",
+        [],
+    ),
+    (
+        "npz-nan",
+        "p.npz",
+        _npz(x=_nan_x()),
+        r"sequence 1, time step 2, feature f1: expected a finite number, got NaN",
+        [],
+    ),
+    (
+        "npz-wrong-ndim",
+        "p.npz",
+        _npz(x=np.full((2, 4), float(PLANT))),
+        r"p\.npz: x: expected a numeric array \(N, T, F\), got 2-d",
+        [],
+    ),
+    (
+        "npz-wrong-feature-count",
+        "p.npz",
+        _npz(x=np.full((2, 4, 3), float(PLANT))),
+        r"number of features: expected 2, got 3",
+        [],
+    ),
+    (
+        "npz-zero-length",
+        "p.npz",
+        _npz(lengths=np.array([2, 0])),
+        r"length of sequence 1: expected 1\.\.4 time steps, got fewer than 1",
+        [],
+    ),
+    (
+        "npz-length-over-max-len",
+        "p.npz",
+        _npz(x=np.ones((2, 6, 2)), lengths=np.array([2, 6])),
+        r"length of sequence 1: expected 1\.\.4 time steps, got more than 4",
+        [],
+    ),
+    (
+        "npz-label-index-out-of-range",
+        "p.npz",
+        _npz(y=np.array([0, 7])),
+        r"label of sequence 1: expected one of the 3 declared classes",
+        [],
+    ),
+    (
+        "npz-float-labels",
+        "p.npz",
+        _npz(y=np.array([0.0, 1.0])),
+        r"p\.npz: y: expected class names or integer class indices of shape \(2,\), got shape "
+        r"\(2,\) of dtype float64",
+        [],
+    ),
+    (
+        "npz-pickled-object-array",
+        "p.npz",
+        _npz(x=np.array([[[float(PLANT)]]], dtype=object)),
+        r"expected a \.npz archive of plain numpy arrays",
+        [],
+    ),
+    (
+        "npz-not-an-archive",
+        "p.npz",
+        f"x,{PLANT}\n",
+        r"p\.npz: expected a \.npz archive of plain numpy arrays, got a file numpy cannot",
+        [],
+    ),
 ]
 
 
-@pytest.mark.parametrize("name, content, pattern, secrets", [c[1:] for c in BAD],
-                         ids=[c[0] for c in BAD])
-def test_bad_input_raises_data_error_without_leaking_values(tmp_path, name, content, pattern,
-                                                            secrets):
+@pytest.mark.parametrize(
+    "name, content, pattern, secrets", [c[1:] for c in BAD], ids=[c[0] for c in BAD]
+)
+def test_bad_input_raises_data_error_without_leaking_values(
+    tmp_path, name, content, pattern, secrets
+):
     path = tmp_path / name
     if content == "<dir>":
         path.mkdir()
@@ -386,39 +607,66 @@ def test_bad_input_raises_data_error_without_leaking_values(tmp_path, name, cont
 
 def _sparse(size: int):
     """A file of ``size`` bytes that takes no disk (a hole): the reader must refuse it unread."""
+
     def make(path):
         with open(path, "wb") as f:
             f.truncate(size)
+
     return make
 
 
 def _bomb(path):  # 64 KB on disk, 8 MB unpacked
-    np.savez_compressed(path, x=np.zeros((1024, 1024)), lengths=np.ones(1, np.int64),
-                        y=np.zeros(1, np.int64))
+    np.savez_compressed(
+        path, x=np.zeros((1024, 1024)), lengths=np.ones(1, np.int64), y=np.zeros(1, np.int64)
+    )
 
 
 LIMIT = 1 << 20  # the tests' --max-file-bytes
 OVERSIZED = [  # (id, file name, content, pattern): refused before the content is parsed
-    ("csv-over-max-bytes", "p.csv", _sparse(2 << 30),
-     r"p\.csv: size: expected at most 1048576 bytes \(--max-file-bytes\), got 2147483648 bytes"),
-    ("ts-over-max-bytes", "p.ts", _sparse(LIMIT + 1),
-     r"p\.ts: size: expected at most 1048576 bytes \(--max-file-bytes\), got 1048577 bytes"),
+    (
+        "csv-over-max-bytes",
+        "p.csv",
+        _sparse(2 << 30),
+        r"p\.csv: size: expected at most 1048576 bytes \(--max-file-bytes\), got 2147483648 bytes",
+    ),
+    (
+        "ts-over-max-bytes",
+        "p.ts",
+        _sparse(LIMIT + 1),
+        r"p\.ts: size: expected at most 1048576 bytes \(--max-file-bytes\), got 1048577 bytes",
+    ),
     ("npz-over-max-bytes", "p.npz", _sparse(LIMIT + 1), r"p\.npz: size: expected at most"),
-    ("npz-unpacks-over-max-bytes", "p.npz", _bomb,
-     r"p\.npz: unpacked size: expected at most 1048576 bytes \(--max-file-bytes\), got \d+"),
-    ("csv-200kb-cell", "p.csv", _csv(*ROWS, "s3,0," + "1" * 200_000 + ",1.0,c"),
-     r"p\.csv: line 5: expected CSV cells of at most 131072 characters and no NUL bytes"),
-    ("csv-nul-byte", "p.csv", _csv(*ROWS).encode() + b"s3,0,1.0\x00,1.0,c\n",
-     r"p\.csv: line 5 \(sequence 2\), column 'f0': expected a number, got a non-numeric"),
-    ("ts-undecodable-bytes", "p.ts", b"@classLabel true a b\n@data\n1,2:3,4:a\n\xff\xfe:1:b\n",
-     r"p\.ts: line 4: expected UTF-8 text, got undecodable bytes"),
+    (
+        "npz-unpacks-over-max-bytes",
+        "p.npz",
+        _bomb,
+        r"p\.npz: unpacked size: expected at most 1048576 bytes \(--max-file-bytes\), got \d+",
+    ),
+    (
+        "csv-200kb-cell",
+        "p.csv",
+        _csv(*ROWS, "s3,0," + "1" * 200_000 + ",1.0,c"),
+        r"p\.csv: line 5: expected CSV cells of at most 131072 characters and no NUL bytes",
+    ),
+    (
+        "csv-nul-byte",
+        "p.csv",
+        _csv(*ROWS).encode() + b"s3,0,1.0\x00,1.0,c\n",
+        r"p\.csv: line 5 \(sequence 2\), column 'f0': expected a number, got a non-numeric",
+    ),
+    (
+        "ts-undecodable-bytes",
+        "p.ts",
+        b"@classLabel true a b\n@data\n1,2:3,4:a\n\xff\xfe:1:b\n",
+        r"p\.ts: line 4: expected UTF-8 text, got undecodable bytes",
+    ),
 ]
 
 
-@pytest.mark.parametrize("name, content, pattern", [c[1:] for c in OVERSIZED],
-                         ids=[c[0] for c in OVERSIZED])
-def test_oversized_and_malformed_files_are_refused_with_one_line(tmp_path, name, content,
-                                                                 pattern):
+@pytest.mark.parametrize(
+    "name, content, pattern", [c[1:] for c in OVERSIZED], ids=[c[0] for c in OVERSIZED]
+)
+def test_oversized_and_malformed_files_are_refused_with_one_line(tmp_path, name, content, pattern):
     path = tmp_path / name
     if isinstance(content, str):
         path.write_text(content)

@@ -76,13 +76,19 @@ def test_per_example_grads_match_torch_func_and_opacus_grad_samples(cell):
     named.update({f"fc.{k}": v.detach() for k, v in model.fc.named_parameters()})
 
     def loss(p, xi, li, yi):
-        return torch.nn.functional.cross_entropy(functional_call(model, p, (xi[None], li[None])), yi[None], reduction="sum")
+        return torch.nn.functional.cross_entropy(
+            functional_call(model, p, (xi[None], li[None])), yi[None], reduction="sum"
+        )
 
     for r in range(len(y)):
         ref = grad(loss)(named, x[r], lengths[r], y[r])
         for k in params:
-            torch.testing.assert_close(ours[k][r], ref[k if k.startswith("fc.") else f"rnn.{k}"], atol=1e-10, rtol=0, msg=k)
-    dp_layer = {"rnn": DPRNN, "gru": DPGRU, "lstm": DPLSTM}[cell](3, 4, 2, batch_first=True).double()
+            torch.testing.assert_close(
+                ours[k][r], ref[k if k.startswith("fc.") else f"rnn.{k}"], atol=1e-10, rtol=0, msg=k
+            )
+    dp_layer = {"rnn": DPRNN, "gru": DPGRU, "lstm": DPLSTM}[cell](
+        3, 4, 2, batch_first=True
+    ).double()
     dp_layer.load_state_dict(model.rnn.state_dict())  # torch's key names and layout
     model.rnn = dp_layer
     gsm = GradSampleModule(model, loss_reduction="sum")
@@ -114,15 +120,27 @@ def test_clipped_sum_matches_opacus_dp_optimizer_without_noise():
     plan = DP.DPPlan(E / 12, 2, 1, 12, 0.0, c, c, 3, sum(v.numel() for v in params.values()), 16)
     tcfg = TrainConfig(optimizer="sgd", lr=1.0, momentum=0.0, clip_value=0.0, schedule="constant")
     B = PlainBackend(ActivationConfig(exact=True))
-    new, _ = DP.dp_step(B, params, rows, {k: torch.zeros_like(v) for k, v in params.items()}, tcfg, plan,
-                        DP.plain_noise(0.0, [torch.Generator().manual_seed(0)], 16))
+    new, _ = DP.dp_step(
+        B,
+        params,
+        rows,
+        {k: torch.zeros_like(v) for k, v in params.items()},
+        tcfg,
+        plan,
+        DP.plain_noise(0.0, [torch.Generator().manual_seed(0)], 16),
+    )
     model = export_state_dicts(cfg, params).double()
     dp_layer = DPGRU(3, 4, 1, batch_first=True).double()
     dp_layer.load_state_dict(model.rnn.state_dict())
     model.rnn = dp_layer
     gsm = GradSampleModule(model, loss_reduction="mean")
-    opt = DPOptimizer(torch.optim.SGD(gsm.parameters(), lr=1.0), noise_multiplier=0.0, max_grad_norm=c,
-                      expected_batch_size=int(E), loss_reduction="mean")
+    opt = DPOptimizer(
+        torch.optim.SGD(gsm.parameters(), lr=1.0),
+        noise_multiplier=0.0,
+        max_grad_norm=c,
+        expected_batch_size=int(E),
+        loss_reduction="mean",
+    )
     torch.nn.functional.cross_entropy(gsm(x, lengths), y, reduction="mean").backward()
     opt.step()
     for name, p in gsm.named_parameters():
@@ -144,12 +162,21 @@ def clipped_rows_party(rank, c):
     onehot = torch.nn.functional.one_hot(y, 3).double()
     B = SharedBackend(s, ActivationConfig())
     params = {k: public(s, v) for k, v in init_params(cfg, 1).items()}
-    grads, _ = forward_backward(B, cfg, params, sh(x).transpose(0, 1), sh(masks(lengths, 5)).transpose(0, 1), sh(onehot),
-                                per_example=True)
+    grads, _ = forward_backward(
+        B,
+        cfg,
+        params,
+        sh(x).transpose(0, 1),
+        sh(masks(lengths, 5)).transpose(0, 1),
+        sh(onehot),
+        per_example=True,
+    )
     flat = _flat(grads, list(params))
     everyone = tuple(range(s.world_size))
-    return (reveal(s, flat, to=everyone, what="per-example grads", why="test"),
-            reveal(s, B.clip_rows(flat, c), to=everyone, what="clipped", why="test"))
+    return (
+        reveal(s, flat, to=everyone, what="per-example grads", why="test"),
+        reveal(s, B.clip_rows(flat, c), to=everyone, what="clipped", why="test"),
+    )
 
 
 def _mirror_rows(c):
@@ -157,7 +184,9 @@ def _mirror_rows(c):
 
     cfg, x, lengths, y = _batch("gru", n=6)
     params = init_params(cfg, 1)
-    flat = _flat(_per_example(PlainBackend(ActivationConfig()), cfg, params, x, lengths, y), list(params))
+    flat = _flat(
+        _per_example(PlainBackend(ActivationConfig()), cfg, params, x, lengths, y), list(params)
+    )
     return flat, clip_rows_to_norm_plain(flat, c)
 
 
@@ -167,7 +196,9 @@ def test_per_example_clipped_grads_on_three_parties_match_mirror():
     flat_ref, _ = _mirror_rows(1.0)
     c = float(flat_ref.norm(dim=1).median())
     flat_ref, clipped_ref = _mirror_rows(c)
-    for flat, clipped in run_parties(clipped_rows_party, world_size=3, provider="TTP", args=(c,), timeout_s=120):
+    for flat, clipped in run_parties(
+        clipped_rows_party, world_size=3, provider="TTP", args=(c,), timeout_s=120
+    ):
         torch.testing.assert_close(flat, flat_ref, atol=5e-3, rtol=0)
         torch.testing.assert_close(clipped, clipped_ref, atol=5e-3, rtol=0)
         assert (clipped.norm(dim=1) <= c * (1 + 1e-3)).all()
@@ -186,7 +217,15 @@ def _poisson_data(n=12, T=5):
 
 
 DP_MCFG = ModelConfig(cell="gru", input_size=3, hidden_size=4, num_classes=3)
-DP_TCFG = TrainConfig(optimizer="sgd", epochs=2, batch_size=4, clip_value=0.0, lr=0.2, momentum=0.9, schedule="constant")
+DP_TCFG = TrainConfig(
+    optimizer="sgd",
+    epochs=2,
+    batch_size=4,
+    clip_value=0.0,
+    lr=0.2,
+    momentum=0.9,
+    schedule="constant",
+)
 
 
 def _plain_on_batches(B, batches, expected_batch):
@@ -198,7 +237,9 @@ def _plain_on_batches(B, batches, expected_batch):
     for idx in batches:
         idx = torch.as_tensor(idx)
         if len(idx):
-            grads, _ = forward_backward(B, DP_MCFG, params, x[idx].transpose(0, 1), m[idx].transpose(0, 1), y[idx])
+            grads, _ = forward_backward(
+                B, DP_MCFG, params, x[idx].transpose(0, 1), m[idx].transpose(0, 1), y[idx]
+            )
         else:
             grads = {k: torch.zeros_like(v) for k, v in params.items()}
         params, vel = sgd_step(B, params, grads, vel, DP_TCFG, expected_batch)
@@ -209,7 +250,9 @@ def _noise_off_plan(world_size):
     from mpcrnn import dp as DP
 
     D = sum(v.numel() for v in init_params(DP_MCFG, 0).values())
-    return DP.make_plan(DPConfig(enabled=True, clip=1e6, noise_multiplier=0.0), DP_TCFG, 12, D, world_size, 16)
+    return DP.make_plan(
+        DPConfig(enabled=True, clip=1e6, noise_multiplier=0.0), DP_TCFG, 12, D, world_size, 16
+    )
 
 
 @pytest.mark.parametrize("exact", [True, False])
@@ -221,9 +264,19 @@ def test_noise_off_dp_equals_plain_training_on_the_same_batches_mirror(exact):
     x, lengths, y = _poisson_data()
     plan = _noise_off_plan(3)
     B = PlainBackend(ActivationConfig(exact=exact))
-    got, _, batches = DP.train_dp(B, DP_MCFG, DP_TCFG, plan, Dataset(x, masks(lengths, 5), y), init_params(DP_MCFG, 0),
-                                  DP.plain_noise(0.0, [torch.Generator().manual_seed(i) for i in range(3)], 16), 77)
-    assert len(batches) == 2 * plan.steps_per_epoch and len({len(b) for b in batches}) > 1  # Poisson: sizes vary
+    got, _, batches = DP.train_dp(
+        B,
+        DP_MCFG,
+        DP_TCFG,
+        plan,
+        Dataset(x, masks(lengths, 5), y),
+        init_params(DP_MCFG, 0),
+        DP.plain_noise(0.0, [torch.Generator().manual_seed(i) for i in range(3)], 16),
+        77,
+    )
+    assert (
+        len(batches) == 2 * plan.steps_per_epoch and len({len(b) for b in batches}) > 1
+    )  # Poisson: sizes vary
     want = _plain_on_batches(B, batches, plan.expected_batch)
     for k in want:
         torch.testing.assert_close(got[k], want[k], atol=1e-12, rtol=0, msg=k)
@@ -241,25 +294,40 @@ def dp_train_party(rank, sigma, clip, seed):
     sh = lambda v: share(s, v if s.rank == 1 else None, src=1, shape=tuple(v.shape))
     data = Dataset(sh(x), sh(masks(lengths, 5)), sh(y))
     D = sum(v.numel() for v in init_params(DP_MCFG, 0).values())
-    plan = DP.make_plan(DPConfig(enabled=True, clip=clip, noise_multiplier=sigma), DP_TCFG, 12, D, s.world_size, 16)
+    plan = DP.make_plan(
+        DPConfig(enabled=True, clip=clip, noise_multiplier=sigma), DP_TCFG, 12, D, s.world_size, 16
+    )
     params = {k: public(s, v) for k, v in init_params(DP_MCFG, 0).items()}
     noise = DP.shared_noise(s, plan.noise_std, torch.Generator().manual_seed(seed + rank))
     before = s.stats.total_rounds
-    params, _, batches = DP.train_dp(SharedBackend(s, ActivationConfig()), DP_MCFG, DP_TCFG, plan, data, params, noise, 77)
+    params, _, batches = DP.train_dp(
+        SharedBackend(s, ActivationConfig()), DP_MCFG, DP_TCFG, plan, data, params, noise, 77
+    )
     rounds = s.stats.total_rounds - before
     everyone = tuple(range(s.world_size))
-    return {k: reveal(s, v, to=everyone, what=k, why="test") for k, v in params.items()}, batches, rounds, s.ledger.to_json()
+    return (
+        {k: reveal(s, v, to=everyone, what=k, why="test") for k, v in params.items()},
+        batches,
+        rounds,
+        s.ledger.to_json(),
+    )
 
 
 def test_noise_off_dp_on_three_parties_equals_plain_training():
     """3 parties + dealer, 2 epochs of Poisson batches, sigma 0, a clip no row reaches: equals
     plain (non-DP) mirror training on the same batches, 5e-3; nothing opened during training."""
-    off = run_parties(dp_train_party, world_size=3, provider="TTP", args=(0.0, 1e6, 0), timeout_s=150)
-    want = _plain_on_batches(PlainBackend(ActivationConfig()), off[0][1], _noise_off_plan(3).expected_batch)
+    off = run_parties(
+        dp_train_party, world_size=3, provider="TTP", args=(0.0, 1e6, 0), timeout_s=150
+    )
+    want = _plain_on_batches(
+        PlainBackend(ActivationConfig()), off[0][1], _noise_off_plan(3).expected_batch
+    )
     for opened, batches, _, ledger in off:
         for k in want:
             torch.testing.assert_close(opened[k], want[k], atol=5e-3, rtol=0, msg=k)
-        assert [e["what"] for e in ledger] == list(want)  # only the test's own openings, after training
+        assert [e["what"] for e in ledger] == list(
+            want
+        )  # only the test's own openings, after training
 
 
 def test_dp_with_noise_on_three_parties_matches_mirror_with_the_same_draws():
@@ -269,17 +337,31 @@ def test_dp_with_noise_on_three_parties_matches_mirror_with_the_same_draws():
     from mpcrnn import dp as DP
 
     x, lengths, y = _poisson_data()
-    on = run_parties(dp_train_party, world_size=3, provider="TTP", args=(1.0, 0.3, 40), timeout_s=150)
+    on = run_parties(
+        dp_train_party, world_size=3, provider="TTP", args=(1.0, 0.3, 40), timeout_s=150
+    )
     D = sum(v.numel() for v in init_params(DP_MCFG, 0).values())
-    plan = DP.make_plan(DPConfig(enabled=True, clip=0.3, noise_multiplier=1.0), DP_TCFG, 12, D, 3, 16)
+    plan = DP.make_plan(
+        DPConfig(enabled=True, clip=0.3, noise_multiplier=1.0), DP_TCFG, 12, D, 3, 16
+    )
     gens = [torch.Generator().manual_seed(40 + r) for r in range(3)]
-    mirror, _, _ = DP.train_dp(PlainBackend(ActivationConfig()), DP_MCFG, DP_TCFG, plan, Dataset(x, masks(lengths, 5), y),
-                               init_params(DP_MCFG, 0), DP.plain_noise(plan.noise_std, gens, 16), 77)
+    mirror, _, _ = DP.train_dp(
+        PlainBackend(ActivationConfig()),
+        DP_MCFG,
+        DP_TCFG,
+        plan,
+        Dataset(x, masks(lengths, 5), y),
+        init_params(DP_MCFG, 0),
+        DP.plain_noise(plan.noise_std, gens, 16),
+        77,
+    )
     for opened, _, _, _ in on:
         for k in mirror:
             torch.testing.assert_close(opened[k], mirror[k], atol=5e-3, rtol=0, msg=k)
     plain = _plain_on_batches(PlainBackend(ActivationConfig()), on[0][1], plan.expected_batch)
-    assert max((on[0][0][k] - plain[k]).abs().max() for k in plain) > 0.05  # the noise changed the model
+    assert (
+        max((on[0][0][k] - plain[k]).abs().max() for k in plain) > 0.05
+    )  # the noise changed the model
 
 
 # ---------------------------------------------------------------- (c) joint noise
@@ -322,7 +404,10 @@ def test_joint_noise_variance_and_one_party_removed():
     outs = run_parties(noise_party, world_size=3, provider="TFP", timeout_s=60)
     z, rounds = outs[0]
     assert rounds == 0  # the noise costs no communication
-    own = [own_draw((NOISE_N,), NOISE_STD, 3, 16, torch.Generator().manual_seed(1000 + r)) for r in range(3)]
+    own = [
+        own_draw((NOISE_N,), NOISE_STD, 3, 16, torch.Generator().manual_seed(1000 + r))
+        for r in range(3)
+    ]
     torch.testing.assert_close(z, sum(own), atol=1e-9, rtol=0)
     ok, ratio = _chi2_variance_ok(z, 1.5 * NOISE_STD**2)
     assert ok, ratio
@@ -355,7 +440,9 @@ def test_laplace_scores_scale():
 
     from mpcrnn.dp import laplace_scores
 
-    probs = torch.softmax(torch.randn(20_000, 9, generator=torch.Generator().manual_seed(2), dtype=torch.float64), 1)
+    probs = torch.softmax(
+        torch.randn(20_000, 9, generator=torch.Generator().manual_seed(2), dtype=torch.float64), 1
+    )
     out = laplace_scores(probs, 0.5, torch.Generator().manual_seed(3))
     res = kstest((out - probs).reshape(-1).numpy(), laplace(scale=2 / 0.5).cdf)
     assert res.pvalue > ALPHA, res
@@ -381,8 +468,13 @@ def test_epsilon_and_sigma_equal_opacus_called_directly(accountant):
         for _ in range(6 * steps):
             acc.step(noise_multiplier=1.1, sample_rate=q)
         want = acc.get_epsilon(delta=1e-5)
-        sigma_want = get_noise_multiplier(target_epsilon=3.0, target_delta=1e-5, sample_rate=q, steps=6 * steps,
-                                          accountant=accountant)
+        sigma_want = get_noise_multiplier(
+            target_epsilon=3.0,
+            target_delta=1e-5,
+            sample_rate=q,
+            steps=6 * steps,
+            accountant=accountant,
+        )
     assert DP.epsilon_spent(1.1, q, 6 * steps, 1e-5, accountant) == want
     sigma = DP.noise_for_epsilon(3.0, 1e-5, q, 6 * steps, accountant)
     assert sigma == sigma_want
@@ -398,7 +490,11 @@ def test_report_states_both_epsilons_from_opacus():
 
     dpc = DPConfig(enabled=True, clip=1.0, target_epsilon=3.0)
     plan = DP.make_plan(dpc, TrainConfig(epochs=3, batch_size=32), 270, 4713, 3, 16)
-    batches = [b for e in range(3) for b in DP.poisson_batches(270, plan.sample_rate, plan.steps_per_epoch, 5, e)]
+    batches = [
+        b
+        for e in range(3)
+        for b in DP.poisson_batches(270, plan.sample_rate, plan.steps_per_epoch, 5, e)
+    ]
     rep = DP.report(dpc, plan, batches)
     k = max(sum(int(r in set(b.tolist())) for b in batches) for r in range(270))
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -411,13 +507,19 @@ def test_report_states_both_epsilons_from_opacus():
     assert rep["epsilon"] <= 3.0 < rep["epsilon_vs_schedule_aware_party"]["epsilon"]
     assert rep["sampling"]["method"] == "poisson" and rep["sampling"]["steps"] == 27
     assert rep["clip_applied"] < rep["clip_norm"] == 1.0
-    assert rep["noise"]["std_left_after_any_one_party_subtracts_its_own"] == pytest.approx(plan.noise_multiplier)
+    assert rep["noise"]["std_left_after_any_one_party_subtracts_its_own"] == pytest.approx(
+        plan.noise_multiplier
+    )
     sizes = np.array([len(b) for b in batches])  # Poisson membership: mean q N, binomial
     from scipy.stats import binom
 
     total = int(sizes.sum())
     n_trials = 270 * len(batches)
-    assert binom.ppf(ALPHA / 2, n_trials, plan.sample_rate) <= total <= binom.ppf(1 - ALPHA / 2, n_trials, plan.sample_rate)
+    assert (
+        binom.ppf(ALPHA / 2, n_trials, plan.sample_rate)
+        <= total
+        <= binom.ppf(1 - ALPHA / 2, n_trials, plan.sample_rate)
+    )
 
 
 # ---------------------------------------------------------------- end to end: run_training with DP
@@ -434,7 +536,9 @@ def run_dp_party(rank):
     from mpcrnn.secure import RunConfig, run_training
     from protocols.session import MpcSession
 
-    opened = collections.Counter()  # every CrypTen opening, by (class, function, caller), as in test_security
+    opened = (
+        collections.Counter()
+    )  # every CrypTen opening, by (class, function, caller), as in test_security
     for cls in (ArithmeticSharedTensor, BinarySharedTensor, MPCTensor):
         for name in ("reveal", "reveal_batch", "get_plain_text"):
             if hasattr(cls, name):
@@ -445,16 +549,31 @@ def run_dp_party(rank):
                     opened[(*_key, inspect.stack()[1].function)] += 1
                     return _fn(*a, **k)
 
-                setattr(cls, name, staticmethod(wrapper) if isinstance(orig, staticmethod) else wrapper)
+                setattr(
+                    cls, name, staticmethod(wrapper) if isinstance(orig, staticmethod) else wrapper
+                )
     spec = D.JAPANESE_VOWELS_SPEC
     part = D.scale_features(D.split_rows(D.japanese_vowels("train"), [6, 6, 6], 0)[rank], spec)
-    part = D.SequenceData(part.x[:, :6], np.minimum(part.lengths, 6), part.y, part.classes)  # T = 6: fast
+    part = D.SequenceData(
+        part.x[:, :6], np.minimum(part.lengths, 6), part.y, part.classes
+    )  # T = 6: fast
     spec6 = D.DataSpec(**{**spec.__dict__, "max_len": 6})
-    cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=6), spec=spec6,
-                    dp=DPConfig(enabled=True, clip=1.0, target_epsilon=8.0), reveal_to=(0, 1))
+    cfg = RunConfig(
+        model=ModelConfig(hidden_size=4),
+        train=TrainConfig(epochs=1, batch_size=6),
+        spec=spec6,
+        dp=DPConfig(enabled=True, clip=1.0, target_epsilon=8.0),
+        reveal_to=(0, 1),
+    )
     s = MpcSession.current()
     result = run_training(s, cfg, part)
-    return result["dp"], s.ledger.to_json(), result["params"] is not None, dict(opened), dict(s.stats.rounds)
+    return (
+        result["dp"],
+        s.ledger.to_json(),
+        result["params"] is not None,
+        dict(opened),
+        dict(s.stats.rounds),
+    )
 
 
 def test_run_training_with_dp_opens_only_the_final_weights_and_reports():
@@ -468,14 +587,35 @@ def test_run_training_with_dp_opens_only_the_final_weights_and_reports():
     for rank, (rep, ledger, got_model, crypten_open, kinds) in enumerate(outs):
         assert got_model == (rank in (0, 1))
         assert set(crypten_open) <= CRYPTEN_MASKED_OPENINGS, crypten_open
-        assert kinds["and"] > 0 and kinds["b2a"] > 0, kinds  # the clip's comparisons (XOR-masked openings)
-        assert [e["what"] for e in ledger] == [f"final weight {k}" for k in
-                                               ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")]
+        assert kinds["and"] > 0 and kinds["b2a"] > 0, (
+            kinds
+        )  # the clip's comparisons (XOR-masked openings)
+        assert [e["what"] for e in ledger] == [
+            f"final weight {k}"
+            for k in (
+                "weight_ih_l0",
+                "weight_hh_l0",
+                "bias_ih_l0",
+                "bias_hh_l0",
+                "fc.weight",
+                "fc.bias",
+            )
+        ]
         assert rep == outs[0][0]  # every party computes the same public report
     rep = outs[0][0]
-    assert rep["epsilon"] <= 8.0 and rep["delta"] == 1e-5 and rep["accountant"].endswith("RDPAccountant")
+    assert (
+        rep["epsilon"] <= 8.0
+        and rep["delta"] == 1e-5
+        and rep["accountant"].endswith("RDPAccountant")
+    )
     assert rep["sampling"]["rows"] == 18 and rep["sampling"]["steps"] == 3
-    for key in ("noise_multiplier", "clip_norm", "epsilon_vs_schedule_aware_party", "noise", "delta_excludes"):
+    for key in (
+        "noise_multiplier",
+        "clip_norm",
+        "epsilon_vs_schedule_aware_party",
+        "noise",
+        "delta_excludes",
+    ):
         assert key in rep
 
 
@@ -491,23 +631,57 @@ def _check(args, pattern):
     assert re.search(pattern, lines[-1]), lines[-1]
 
 
-@pytest.mark.parametrize("flags,pattern", [
-    (["--dp-epsilon", "-1"], r"DP target epsilon \(--dp-epsilon\): expected a finite number > 0, got -1"),
-    (["--dp-epsilon", "1", "--dp-noise", "1"], r"DP noise setting: expected exactly one of --dp-noise or --dp-epsilon, got both"),
-    (["--dp-delta", "1e-5"], r"DP settings: expected --dp-epsilon or --dp-noise"),
-    (["--dp-noise", "1", "--dp-clip", "0"], r"DP clipping norm C \(--dp-clip\): expected a finite number > 0, got 0"),
-    (["--dp-epsilon", "1", "--dp-delta", "2"], r"DP delta \(--dp-delta\): expected in \(0, 1\), got 2"),
-    (["--dp-noise", "nan"], r"DP noise multiplier \(--dp-noise\): expected a finite number >= 0, got nan"),
-])
+@pytest.mark.parametrize(
+    "flags,pattern",
+    [
+        (
+            ["--dp-epsilon", "-1"],
+            r"DP target epsilon \(--dp-epsilon\): expected a finite number > 0, got -1",
+        ),
+        (
+            ["--dp-epsilon", "1", "--dp-noise", "1"],
+            r"DP noise setting: expected exactly one of --dp-noise or --dp-epsilon, got both",
+        ),
+        (["--dp-delta", "1e-5"], r"DP settings: expected --dp-epsilon or --dp-noise"),
+        (
+            ["--dp-noise", "1", "--dp-clip", "0"],
+            r"DP clipping norm C \(--dp-clip\): expected a finite number > 0, got 0",
+        ),
+        (
+            ["--dp-epsilon", "1", "--dp-delta", "2"],
+            r"DP delta \(--dp-delta\): expected in \(0, 1\), got 2",
+        ),
+        (
+            ["--dp-noise", "nan"],
+            r"DP noise multiplier \(--dp-noise\): expected a finite number >= 0, got nan",
+        ),
+    ],
+)
 def test_bad_dp_flags_train(flags, pattern, tmp_path):
     _check(["train", "--out", str(tmp_path), "--hidden", "4", "--epochs", "1", *flags], pattern)
 
 
 def test_bad_dp_flags_party_and_predict(tmp_path):
-    _check(["party", "--rank", "0", "--world-size", "2", "--rendezvous", "tcp://127.0.0.1:1", "--data", "x.npz",
-            "--dp-epsilon", "0"], r"DP target epsilon \(--dp-epsilon\): expected a finite number > 0, got 0")
-    _check(["predict", "--model", "m.pt", "--data", "x.npz", "--dp-epsilon", "-2"],
-           r"prediction epsilon \(--dp-epsilon\): expected a finite number > 0, got -2")
+    _check(
+        [
+            "party",
+            "--rank",
+            "0",
+            "--world-size",
+            "2",
+            "--rendezvous",
+            "tcp://127.0.0.1:1",
+            "--data",
+            "x.npz",
+            "--dp-epsilon",
+            "0",
+        ],
+        r"DP target epsilon \(--dp-epsilon\): expected a finite number > 0, got 0",
+    )
+    _check(
+        ["predict", "--model", "m.pt", "--data", "x.npz", "--dp-epsilon", "-2"],
+        r"prediction epsilon \(--dp-epsilon\): expected a finite number > 0, got -2",
+    )
 
 
 def test_predict_with_dp_epsilon_releases_noisy_scores(tmp_path):
@@ -522,20 +696,46 @@ def test_predict_with_dp_epsilon_releases_noisy_scores(tmp_path):
     cfg = ModelConfig(hidden_size=4)
     params = init_params(cfg, 0)
     path = tmp_path / "m.pt"
-    torch.save({"model_config": asdict(cfg), "activation": asdict(ActivationConfig()), "spec": asdict(spec),
-                "state_dict": {k: v.float() for k, v in params.items()}}, path)
+    torch.save(
+        {
+            "model_config": asdict(cfg),
+            "activation": asdict(ActivationConfig()),
+            "spec": asdict(spec),
+            "state_dict": {k: v.float() for k, v in params.items()},
+        },
+        path,
+    )
     rows = D.split_rows(D.japanese_vowels("test"), [5], 0)[0]
     D.write_npz(rows, tmp_path / "d.npz")
-    out = subprocess.run([MPCRNN, "predict", "--model", str(path), "--data", str(tmp_path / "d.npz"), "--dp-epsilon", "2"],
-                         check=False, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            MPCRNN,
+            "predict",
+            "--model",
+            str(path),
+            "--data",
+            str(tmp_path / "d.npz"),
+            "--dp-epsilon",
+            "2",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     scores = torch.tensor(res["scores"])
     assert scores.shape == (5, 9) and len(res["predictions"]) == 5
     assert res["dp"]["epsilon_per_query"] == 2 and res["dp"]["laplace_scale"] == 1.0
-    assert res["dp"]["epsilon_all_queries_basic_composition"] == 10 and "per-query" in res["dp"]["note"]
+    assert (
+        res["dp"]["epsilon_all_queries_basic_composition"] == 10
+        and "per-query" in res["dp"]["note"]
+    )
     assert (scores.sum(1) - 1).abs().max() > 1e-3  # noise was added (softmax rows sum to 1)
-    assert [res["predictions"][i] for i in range(5)] == [spec.classes[int(j)] for j in scores.argmax(1)]
+    assert [res["predictions"][i] for i in range(5)] == [
+        spec.classes[int(j)] for j in scores.argmax(1)
+    ]
 
 
 def test_dp_rows_benchmark_smoke(tmp_path):
@@ -544,8 +744,20 @@ def test_dp_rows_benchmark_smoke(tmp_path):
     import json
 
     root = Path(__file__).resolve().parents[1]
-    res = subprocess.run([sys.executable, str(root / "benchmarks" / "dp_rows.py"), "--smoke", "--out", str(tmp_path)],
-                         check=False, capture_output=True, text=True, timeout=300, cwd=root)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "dp_rows.py"),
+            "--smoke",
+            "--out",
+            str(tmp_path),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     rows = json.loads((tmp_path / "dp_rows.json").read_text())
     assert [r["row"].split()[0] for r in rows] == ["Opacus", "mpcrnn-DP"]

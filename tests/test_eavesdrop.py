@@ -34,8 +34,8 @@ import time
 
 import pytest
 import torch
-
 from mpc_harness import run_parties
+
 from protocols.channels import HELLO, MAGIC
 
 WEIGHTS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")
@@ -59,7 +59,7 @@ class Capture:
         while not self._stop.is_set():
             try:
                 frame = self.sock.recv(1 << 18)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -72,7 +72,9 @@ class Capture:
             tcp = ip[ihl:total]
             sport, dport, seq = struct.unpack("!HHI", tcp[:8])
             off, flags = (tcp[12] >> 4) * 4, tcp[13]
-            flow = self.flows.setdefault((ip[12:16], sport, ip[16:20], dport), {"isn": None, "segs": {}})
+            flow = self.flows.setdefault(
+                (ip[12:16], sport, ip[16:20], dport), {"isn": None, "segs": {}}
+            )
             if flags & 0x02:  # SYN
                 flow["isn"] = seq
             payload = bytes(tcp[off:])
@@ -93,7 +95,7 @@ class Capture:
                 seg = flow["segs"][seq]
                 if pos > len(data):
                     break  # a segment the capture missed: stop this stream here
-                data[pos:pos + len(seg)] = seg
+                data[pos : pos + len(seg)] = seg
             streams[(key[1], key[3])] = bytes(data)
         return streams
 
@@ -104,12 +106,14 @@ def _frames(data: bytes) -> list[bytes]:
         (n,) = struct.unpack_from("<q", data, pos)
         if not 0 <= n <= len(data) - pos - 8:
             break
-        out.append(data[pos + 8:pos + 8 + n])
+        out.append(data[pos + 8 : pos + 8 + n])
         pos += 8 + n
     return out
 
 
-def eavesdrop(streams: dict[tuple, bytes], shapes: dict[str, tuple], x_rows: tuple | None = None) -> dict:
+def eavesdrop(
+    streams: dict[tuple, bytes], shapes: dict[str, tuple], x_rows: tuple | None = None
+) -> dict:
     """The attacker: only the captured bytes, the code's framing and the public model shapes."""
     hellos = {}  # (sport, dport) -> (rank of the sender, mode, where its messages start)
     for key, data in streams.items():
@@ -131,11 +135,11 @@ def eavesdrop(streams: dict[tuple, bytes], shapes: dict[str, tuple], x_rows: tup
     for frames in messages.values():
         for f in frames:
             if len(f) in (8, 16):
-                seeds.update(f[i:i + 8] for i in range(0, len(f), 8))
+                seeds.update(f[i : i + 8] for i in range(0, len(f), 8))
     model = None
     parties = sorted({s for s, _ in messages if (s, (s + 1) % 3) in messages and s < 3})
     if len(parties) == 3:
-        tails = [messages[(p, (p + 1) % 3)][-len(WEIGHTS):] for p in parties]
+        tails = [messages[(p, (p + 1) % 3)][-len(WEIGHTS) :] for p in parties]
         try:
             model = {}
             for k, name in enumerate(WEIGHTS):
@@ -143,8 +147,12 @@ def eavesdrop(streams: dict[tuple, bytes], shapes: dict[str, tuple], x_rows: tup
                 model[name] = (total.double() / 2**16).reshape(shapes[name])
         except (RuntimeError, ValueError, IndexError):
             model = None
-    return {"seed_candidates": seeds, "model": model, "links_read": len(messages),
-            "rows": _first_input_batch(messages, x_rows) if x_rows else None}
+    return {
+        "seed_candidates": seeds,
+        "model": model,
+        "links_read": len(messages),
+        "rows": _first_input_batch(messages, x_rows) if x_rows else None,
+    }
 
 
 def _first_input_batch(messages: dict, x_rows: tuple) -> torch.Tensor | None:
@@ -161,9 +169,16 @@ def _first_input_batch(messages: dict, x_rows: tuple) -> torch.Tensor | None:
 
     try:
         requests = [pickle.loads(f) for f in messages[(0, 3)]]
-        bulk = [m["args"][0] for m in requests
-                if isinstance(m, dict) and m.get("function") == "mpcrnn_bulk" and m["kwargs"].get("plan") is None]
-        streams = [RingStream(struct.unpack_from("<q", messages[(3, i)][0], 8)[0]) for i in range(3)]
+        bulk = [
+            m["args"][0]
+            for m in requests
+            if isinstance(m, dict)
+            and m.get("function") == "mpcrnn_bulk"
+            and m["kwargs"].get("plan") is None
+        ]
+        streams = [
+            RingStream(struct.unpack_from("<q", messages[(3, i)][0], 8)[0]) for i in range(3)
+        ]
     except Exception:  # noqa: BLE001 - garbage (encrypted) bytes: nothing to replay
         return None
 
@@ -194,7 +209,10 @@ def _first_input_batch(messages: dict, x_rows: tuple) -> torch.Tensor | None:
         n = numel(x_rows)
         same = [[f for f in messages[(i, (i + 1) % 3)] if len(f) == 8 * opened] for i in range(3)]
         for k in range(min(len(c) for c in same)):
-            total = sum(torch.frombuffer(bytearray(same[i][k]), dtype=torch.int64)[offset:offset + n] for i in range(3))
+            total = sum(
+                torch.frombuffer(bytearray(same[i][k]), dtype=torch.int64)[offset : offset + n]
+                for i in range(3)
+            )
             x = (total + mask.reshape(-1)).double() / 2**16
             if x.abs().max() <= 8.0:  # the public value bound: a wrong pairing decodes to noise
                 return x.reshape(x_rows)
@@ -215,10 +233,15 @@ def run_and_leak(rank):
 
     spec = D.JAPANESE_VOWELS_SPEC
     part = D.scale_features(D.split_rows(D.japanese_vowels("train"), [12, 12, 12], 0)[rank], spec)
-    cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=12), spec=spec)
+    cfg = RunConfig(
+        model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=12), spec=spec
+    )
     import torch
 
-    seeds = [crypten.generators[k][torch.device("cpu")].initial_seed() for k in ("prev", "next", "global")]
+    seeds = [
+        crypten.generators[k][torch.device("cpu")].initial_seed()
+        for k in ("prev", "next", "global")
+    ]
     seeds += [TTPClient.get().generator.initial_seed(), comm.get().bulk_seed]
     s = MpcSession.current()
     result = run_training(s, cfg, part)
@@ -229,14 +252,20 @@ def _capture_run(insecure: bool):
     cap = Capture()
     time.sleep(0.2)
     try:
-        outs = run_parties(run_and_leak, world_size=3, provider="TTP", timeout_s=600, insecure=insecure)
+        outs = run_parties(
+            run_and_leak, world_size=3, provider="TTP", timeout_s=600, insecure=insecure
+        )
     finally:
         streams = cap.stop()
     truth = {(int(v) % 2**64).to_bytes(8, "little") for seeds, _, _ in outs for v in seeds}
     params = outs[0][1]
     shapes = {k: tuple(v.shape) for k, v in params.items()}
-    rows = torch.cat([x for _, _, x in outs])  # every party's (scaled) training sequences: the ground truth
-    found = eavesdrop(streams, shapes, x_rows=(rows.shape[1] * 12, rows.shape[2]))  # T x batch 12, features
+    rows = torch.cat(
+        [x for _, _, x in outs]
+    )  # every party's (scaled) training sequences: the ground truth
+    found = eavesdrop(
+        streams, shapes, x_rows=(rows.shape[1] * 12, rows.shape[2])
+    )  # T x batch 12, features
     return streams, truth, params, found, rows
 
 
@@ -246,7 +275,9 @@ def _matched_rows(batch: torch.Tensor, rows: torch.Tensor, T: int) -> int:
     return sum(bool(((rows - seq).abs().amax(dim=(1, 2)) < 2**-15).any()) for seq in seqs)
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="capturing loopback packets (AF_PACKET) needs root")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="capturing loopback packets (AF_PACKET) needs root"
+)
 
 
 @needs_root
@@ -270,5 +301,6 @@ def test_eavesdropper_recovers_nothing_from_the_tls_transport():
     assert not any(seed in everything for seed in truth), "a seed crossed the network in clear"
     assert not (truth & found["seed_candidates"])
     assert found["model"] is None or not all(
-        torch.allclose(found["model"][k], params[k], atol=1e-3) for k in WEIGHTS)
+        torch.allclose(found["model"][k], params[k], atol=1e-3) for k in WEIGHTS
+    )
     assert found["rows"] is None or _matched_rows(found["rows"], rows, rows.shape[1]) == 0

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from mpc_harness import run_kill_resume, run_parties
+
 from mpcrnn import data as D
 from mpcrnn.config import FedAvgConfig, ModelConfig, TrainConfig
 from mpcrnn.secure import RunConfig
@@ -24,7 +24,10 @@ D_LEN = 50
 def _vectors(p: int) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(11)
     # norms from ~0.5 to ~30: with clip 2.0 some parties are clipped, some are not
-    return [torch.randn(D_LEN, generator=g, dtype=torch.float64).clamp(-8, 8) * s for s in (0.07, 4.0, 0.5, 1.0)[:p]]
+    return [
+        torch.randn(D_LEN, generator=g, dtype=torch.float64).clamp(-8, 8) * s
+        for s in (0.07, 4.0, 0.5, 1.0)[:p]
+    ]
 
 
 def mean_party(rank: int, weights, clip):
@@ -38,34 +41,54 @@ def mean_party(rank: int, weights, clip):
     return reveal(s, mean, to=everyone, what="mean", why="test"), s.ledger.to_json()
 
 
-@pytest.mark.parametrize("world_size,weights,clip", [
-    (3, [135, 81, 54], 0.0),     # public row counts
-    (3, [1, 1, 1], 2.0),         # equal weights, update clipping on shares
-    (2, [3, 1], 2.0),
-])
+@pytest.mark.parametrize(
+    "world_size,weights,clip",
+    [
+        (3, [135, 81, 54], 0.0),  # public row counts
+        (3, [1, 1, 1], 2.0),  # equal weights, update clipping on shares
+        (2, [3, 1], 2.0),
+    ],
+)
 def test_weighted_mean_equals_the_plaintext_weighted_mean(world_size, weights, clip):
     from protocols.norm_clip import clip_rows_to_norm_plain
 
     vs = torch.stack(_vectors(world_size))
     if clip:
         vs = clip_rows_to_norm_plain(vs, clip)
-        assert (torch.stack(_vectors(world_size)).norm(dim=1) > clip).any()  # the test does clip something
+        assert (
+            torch.stack(_vectors(world_size)).norm(dim=1) > clip
+        ).any()  # the test does clip something
     w = torch.tensor(weights, dtype=torch.float64)
     expected = (w[:, None] * vs).sum(0) / w.sum()
-    for got, ledger in run_parties(mean_party, world_size=world_size, provider="TTP", args=(weights, clip)):
+    for got, ledger in run_parties(
+        mean_party, world_size=world_size, provider="TTP", args=(weights, clip)
+    ):
         torch.testing.assert_close(got, expected, atol=2e-4, rtol=0)
         assert [e["what"] for e in ledger] == ["mean"]  # the protocol itself opened nothing
 
 
-@pytest.mark.parametrize("vector,weights,clip,msg", [
-    (torch.zeros(4), [1, 1], 0.0, r"aggregation weights: expected one per party \(1\), got 2"),
-    (torch.zeros(4), [-1], 0.0, "aggregation weights: expected non-negative, not all zero"),
-    (torch.zeros(4), [0], 0.0, "aggregation weights: expected non-negative, not all zero"),
-    (torch.zeros(4), [1], -1.0, "update clipping norm: expected >= 0"),
-    (torch.zeros(2, 2), [1], 0.0, r"vector to aggregate: expected 1-D \(D,\), got \(2, 2\)"),
-    (torch.tensor([1.0, float("nan")]), [1], 0.0, "vector entries: expected finite .* got a value outside"),
-    (torch.full((4,), 1e5), [1], 1.0, "norm of the vector to clip: expected below 2\\^14, got a larger norm"),
-])
+@pytest.mark.parametrize(
+    "vector,weights,clip,msg",
+    [
+        (torch.zeros(4), [1, 1], 0.0, r"aggregation weights: expected one per party \(1\), got 2"),
+        (torch.zeros(4), [-1], 0.0, "aggregation weights: expected non-negative, not all zero"),
+        (torch.zeros(4), [0], 0.0, "aggregation weights: expected non-negative, not all zero"),
+        (torch.zeros(4), [1], -1.0, "update clipping norm: expected >= 0"),
+        (torch.zeros(2, 2), [1], 0.0, r"vector to aggregate: expected 1-D \(D,\), got \(2, 2\)"),
+        (
+            torch.tensor([1.0, float("nan")]),
+            [1],
+            0.0,
+            "vector entries: expected finite .* got a value outside",
+        ),
+        (
+            torch.full((4,), 1e5),
+            [1],
+            1.0,
+            "norm of the vector to clip: expected below 2\\^14, got a larger norm",
+        ),
+    ],
+)
 def test_weighted_mean_rejects_bad_input_without_showing_values(vector, weights, clip, msg):
     from protocols.parties import init_in_process
     from protocols.secure_average import weighted_mean
@@ -78,13 +101,20 @@ def test_weighted_mean_rejects_bad_input_without_showing_values(vector, weights,
 
 
 def _cfg(rounds=2, local_epochs=1, hidden=4, clip=0.0, lr=0.2, momentum=0.9):
-    return RunConfig(model=ModelConfig(hidden_size=hidden), train=TrainConfig(optimizer="sgd", batch_size=20, lr=lr, momentum=momentum),
-                     spec=D.JAPANESE_VOWELS_SPEC,
-                     mode="fedavg", fedavg=FedAvgConfig(rounds=rounds, local_epochs=local_epochs, update_clip=clip))
+    return RunConfig(
+        model=ModelConfig(hidden_size=hidden),
+        train=TrainConfig(optimizer="sgd", batch_size=20, lr=lr, momentum=momentum),
+        spec=D.JAPANESE_VOWELS_SPEC,
+        mode="fedavg",
+        fedavg=FedAvgConfig(rounds=rounds, local_epochs=local_epochs, update_clip=clip),
+    )
 
 
 def _parts(sizes=(40, 25, 15)):
-    return [D.scale_features(p, D.JAPANESE_VOWELS_SPEC) for p in D.split_rows(D.japanese_vowels("train"), list(sizes), 0)]
+    return [
+        D.scale_features(p, D.JAPANESE_VOWELS_SPEC)
+        for p in D.split_rows(D.japanese_vowels("train"), list(sizes), 0)
+    ]
 
 
 def fedavg_party(rank: int, cfg):
@@ -110,7 +140,9 @@ def test_fedavg_rounds_equal_plaintext_fedavg():
     for got in outs:
         for k in theta:
             torch.testing.assert_close(got[k], theta[k], atol=1e-3, rtol=0, msg=k)
-    assert all(torch.equal(outs[0][k], outs[2][k]) for k in theta)  # every party holds the same opened model
+    assert all(
+        torch.equal(outs[0][k], outs[2][k]) for k in theta
+    )  # every party holds the same opened model
 
 
 def test_fedavg_config_errors():
@@ -118,7 +150,9 @@ def test_fedavg_config_errors():
         RunConfig(mode="fedavg", reveal_to=(0,)).validate()
     with pytest.raises(ConfigError, match="fedavg weighting: expected rows or equal, got median"):
         RunConfig(mode="fedavg", fedavg=FedAvgConfig(weighting="median")).validate()
-    with pytest.raises(ConfigError, match=r"fedavg rounds and local_epochs: expected >= 1, got \(0, 2\)"):
+    with pytest.raises(
+        ConfigError, match=r"fedavg rounds and local_epochs: expected >= 1, got \(0, 2\)"
+    ):
         RunConfig(mode="fedavg", fedavg=FedAvgConfig(rounds=0)).validate()
     with pytest.raises(ConfigError, match="mode: expected mpc or fedavg, got sgd"):
         RunConfig(mode="sgd").validate()
@@ -145,7 +179,9 @@ def test_fedavg_kill_mid_round_names_the_party_then_resume(tmp_path):
     assert out["models_after_kill"] == []
     assert 2 <= out["reports"][0]["resumed_from_epoch"] < 8
     for k in out["ref"]:
-        torch.testing.assert_close(out["got"][k], out["ref"][k], atol=2e-3, rtol=0, msg=lambda m, k=k: f"{k}: {m}")
+        torch.testing.assert_close(
+            out["got"][k], out["ref"][k], atol=2e-3, rtol=0, msg=lambda m, k=k: f"{k}: {m}"
+        )
 
 
 def test_fedavg_japanese_vowels_close_to_centralized_training(tmp_path):
@@ -158,15 +194,21 @@ def test_fedavg_japanese_vowels_close_to_centralized_training(tmp_path):
     from pathlib import Path
 
     mpcrnn = str(Path(sys.executable).with_name("mpcrnn"))
-    res = subprocess.run([mpcrnn, "train", "--mode", "fedavg", "--out", str(tmp_path)], capture_output=True, text=True,
-                         timeout=600)
+    res = subprocess.run(
+        [mpcrnn, "train", "--mode", "fedavg", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "reveals 10 intermediate global models" in res.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     fed = report["test_accuracy"]["fedavg_model"]
     central = report["baseline"]["centralized_plaintext_exact"]
     assert fed >= central - 0.02, (fed, central)
-    assert [e["what"] for e in report["parties"][1]["ledger"]] == [f"global model after round {r}" for r in range(1, 11)]
+    assert [e["what"] for e in report["parties"][1]["ledger"]] == [
+        f"global model after round {r}" for r in range(1, 11)
+    ]
     assert report["revealed"]["intermediate_global_models"] == 10
 
 
@@ -176,12 +218,20 @@ def test_run_file_selects_fedavg_for_party_processes(tmp_path):
     from launch.runfile import build, read_file
 
     f = tmp_path / "run.toml"
-    f.write_text('[run]\nmode = "fedavg"\n[fedavg]\nrounds = 3\nlocal_epochs = 1\nweighting = "equal"\nupdate_clip = 2.5\n')
+    f.write_text(
+        '[run]\nmode = "fedavg"\n[fedavg]\nrounds = 3\nlocal_epochs = 1\nweighting = "equal"\nupdate_clip = 2.5\n'
+    )
     cfg = build(read_file(str(f)), {})
-    assert (cfg.mode, cfg.fedavg) == ("fedavg", FedAvgConfig(rounds=3, local_epochs=1, weighting="equal", update_clip=2.5))
+    assert (cfg.mode, cfg.fedavg) == (
+        "fedavg",
+        FedAvgConfig(rounds=3, local_epochs=1, weighting="equal", update_clip=2.5),
+    )
     assert cfg.digest() != build(read_file(str(f)), {"rounds": 4}).digest()
     f.write_text("[fedavg]\nround = 3\n")
-    with pytest.raises(ConfigError, match=r"keys of \[fedavg\]: expected local_epochs, rounds, update_clip, weighting, got round"):
+    with pytest.raises(
+        ConfigError,
+        match=r"keys of \[fedavg\]: expected local_epochs, rounds, update_clip, weighting, got round",
+    ):
         read_file(str(f))
 
 
@@ -208,10 +258,16 @@ def test_fedavg_reveal_metrics_opens_only_the_pooled_count():
     correct = 0
     for p in _parts():
         with torch.no_grad():
-            pred = model(torch.as_tensor(p.x, dtype=torch.float32), torch.as_tensor(p.lengths)).argmax(1).numpy()
+            pred = (
+                model(torch.as_tensor(p.x, dtype=torch.float32), torch.as_tensor(p.lengths))
+                .argmax(1)
+                .numpy()
+            )
         correct += int((pred == p.y).sum())
     for acc, _, ledger in outs:
         assert acc == correct / 80
-        assert [e["what"] for e in ledger] == ["global model after round 1",
-                                               "training accuracy (correct rows, all parties pooled)"]
+        assert [e["what"] for e in ledger] == [
+            "global model after round 1",
+            "training accuracy (correct rows, all parties pooled)",
+        ]
         assert tuple(ledger[1]["shape"]) == (1,)

@@ -12,13 +12,23 @@ from launch.runfile import MAX_RUN_FILE_BYTES, read_file
 from protocols.errors import ConfigError
 
 CASES = [  # (id, bytes of the run file, pattern)
-    ("non-utf8-byte", b"[model]\ncell = \"gru\xff\"\n",
-     r"run\.toml: expected UTF-8 TOML text, got undecodable bytes at byte offset 19"),
+    (
+        "non-utf8-byte",
+        b'[model]\ncell = "gru\xff"\n',
+        r"run\.toml: expected UTF-8 TOML text, got undecodable bytes at byte offset 19",
+    ),
     ("not-toml", b"[model\ncell = 1\n", r"run\.toml: expected valid TOML, got"),
-    ("top-level-value", b"run = 3\n", r"run\.toml: 'run': expected a \[section\] table, got a top-level value"),
+    (
+        "top-level-value",
+        b"run = 3\n",
+        r"run\.toml: 'run': expected a \[section\] table, got a top-level value",
+    ),
     ("unknown-section", b"[nope]\nx = 1\n", r"run\.toml: section: expected one of \[run\]"),
-    ("oversized", b"#" * (MAX_RUN_FILE_BYTES + 10),
-     rf"run\.toml: size: expected at most {MAX_RUN_FILE_BYTES} bytes \(a run config file\), got more"),
+    (
+        "oversized",
+        b"#" * (MAX_RUN_FILE_BYTES + 10),
+        rf"run\.toml: size: expected at most {MAX_RUN_FILE_BYTES} bytes \(a run config file\), got more",
+    ),
 ]
 
 
@@ -47,8 +57,13 @@ def _cli(*args, timeout=120):
     import uuid
 
     mark = uuid.uuid4().hex
-    r = subprocess.run([MPCRNN, *args], capture_output=True, text=True, timeout=timeout,
-                       env={**os.environ, "MPCRNN_TEST_MARK": mark})
+    r = subprocess.run(
+        [MPCRNN, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "MPCRNN_TEST_MARK": mark},
+    )
     assert _marked(mark) == [], "orphan processes"
     return r.returncode, r.stdout, r.stderr
 
@@ -57,7 +72,10 @@ def _marked(mark: str) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and f"MPCRNN_TEST_MARK={mark}".encode() in (proc / "environ").read_bytes():
+            if (
+                proc.name.isdigit()
+                and f"MPCRNN_TEST_MARK={mark}".encode() in (proc / "environ").read_bytes()
+            ):
                 found.append(int(proc.name))
         except OSError:
             pass
@@ -65,11 +83,23 @@ def _marked(mark: str) -> list[int]:
 
 
 CLI_CASES = [  # (id, args after `train`, pattern); {tmp} is the test's folder
-    ("negative-seed", ["--seed", "-1"], r"seed \(--seed / \[train\] seed\): expected an integer in \[0, 2\^63\), got -1"),
-    ("one-party", ["--parties", "1"], r"data parties \(--parties / \[run\] parties\): expected >= 2, got 1"),
+    (
+        "negative-seed",
+        ["--seed", "-1"],
+        r"seed \(--seed / \[train\] seed\): expected an integer in \[0, 2\^63\), got -1",
+    ),
+    (
+        "one-party",
+        ["--parties", "1"],
+        r"data parties \(--parties / \[run\] parties\): expected >= 2, got 1",
+    ),
     ("zero-lr", ["--lr", "0"], r"learning rate: expected in \(0, 10\], got 0"),
     ("non-utf8-run-file", ["--config", "{tmp}/bad.toml"], r"bad\.toml: expected UTF-8 TOML text"),
-    ("out-not-a-folder", ["--out", "{tmp}/file/sub"], r"--out .*file/sub: expected a writable folder, got"),
+    (
+        "out-not-a-folder",
+        ["--out", "{tmp}/file/sub"],
+        r"--out .*file/sub: expected a writable folder, got",
+    ),
 ]
 
 
@@ -100,15 +130,30 @@ def _tiny_run_file(tmp_path, min_rows):
     (tmp_path / "run.toml").write_text(
         f"[run]\nparties = 2\n[model]\nhidden = 4\n[train]\nepochs = 1\nbatch_size = 13\n"
         f"[data]\nn_features = 12\nclasses = {list(D.JAPANESE_VOWELS_SPEC.classes)}\nmax_len = 29\n"
-        f"scaling = \"bounds\"\nfeature_low = {list(D.JAPANESE_VOWELS_SPEC.feature_low)}\n"
-        f"feature_high = {list(D.JAPANESE_VOWELS_SPEC.feature_high)}\nmin_rows = {min_rows}\n")
+        f'scaling = "bounds"\nfeature_low = {list(D.JAPANESE_VOWELS_SPEC.feature_low)}\n'
+        f"feature_high = {list(D.JAPANESE_VOWELS_SPEC.feature_high)}\nmin_rows = {min_rows}\n"
+    )
     return files
 
 
 def test_party_below_min_rows_is_refused_with_strict(tmp_path):
     files = _tiny_run_file(tmp_path, min_rows=5)
-    code, _, stderr = _cli("train", "--config", str(tmp_path / "run.toml"), "--data", files[0], "--data", files[1],
-                           "--out", str(tmp_path / "out"), "--strict", "--timeout", "30")
+    code, _, stderr = _cli(
+        "train",
+        "--config",
+        str(tmp_path / "run.toml"),
+        "--data",
+        files[0],
+        "--data",
+        files[1],
+        "--out",
+        str(tmp_path / "out"),
+        "--strict",
+        "--timeout",
+        "30",
+    )
     assert code == 4 and "Traceback" not in stderr, stderr
-    assert re.search(r"p0\.npz: rows: expected at least 5 \(\[data\] min_rows\), got 1", stderr), stderr
+    assert re.search(r"p0\.npz: rows: expected at least 5 \(\[data\] min_rows\), got 1", stderr), (
+        stderr
+    )
     assert not list((tmp_path / "out").glob("model-*"))

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from mpc_harness import run_kill_resume
+
 from mpcrnn import data as D
 from mpcrnn.config import ModelConfig, TrainConfig
 from mpcrnn.secure import RunConfig
@@ -35,7 +35,9 @@ def test_killed_party_stops_everyone_and_is_named(tmp_path):
     from launch.launcher import launch_local
 
     spec = D.JAPANESE_VOWELS_SPEC
-    cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=50, batch_size=8), spec=spec)
+    cfg = RunConfig(
+        model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=50, batch_size=8), spec=spec
+    )
     pids: list[int] = []
 
     def kill_party1_later(started):
@@ -43,9 +45,18 @@ def test_killed_party_stops_everyone_and_is_named(tmp_path):
         threading.Timer(12.0, lambda: os.kill(started[1], signal.SIGKILL)).start()
 
     t0 = time.monotonic()
-    with pytest.raises(PartyError, match=r"party 1 died \(exit code -9\).*All other processes were stopped"):
-        launch_local(cfg, _files(tmp_path), [None] * 3, str(tmp_path / "out"), timeout_s=30,
-                     show_progress=False, on_start=kill_party1_later)
+    with pytest.raises(
+        PartyError, match=r"party 1 died \(exit code -9\).*All other processes were stopped"
+    ):
+        launch_local(
+            cfg,
+            _files(tmp_path),
+            [None] * 3,
+            str(tmp_path / "out"),
+            timeout_s=30,
+            show_progress=False,
+            on_start=kill_party1_later,
+        )
     assert time.monotonic() - t0 < 12 + 30
     for pid in pids:  # no orphans
         with pytest.raises(ProcessLookupError):
@@ -56,16 +67,51 @@ def test_killed_party_stops_everyone_and_is_named(tmp_path):
 def test_cli_help_and_version():
     out = subprocess.run([MPCRNN, "--help"], capture_output=True, text=True, check=True).stdout
     assert "train" in out and "party" in out and "dealer" in out and "predict" in out
-    assert "0.1.0" in subprocess.run([MPCRNN, "--version"], capture_output=True, text=True, check=True).stdout
+    assert (
+        "0.1.0"
+        in subprocess.run([MPCRNN, "--version"], capture_output=True, text=True, check=True).stdout
+    )
 
 
 @pytest.mark.parametrize(
     "args,pattern",
     [
-        (["predict", "--model", "/nonexistent/model.pt", "--data", "x.npz"], r"expected a readable model file"),
-        (["train", "--data", "/nonexistent/a.npz", "--parties", "1"], r"expected one file per party|cannot read|No such|expected"),
-        (["party", "--rank", "7", "--world-size", "3", "--rendezvous", "tcp://127.0.0.1:1", "--data", "x.npz"], r"rank: expected 0\.\.3, got 7"),
-        (["party", "--rank", "0", "--world-size", "3", "--rendezvous", "udp://x", "--data", "x.npz"], r"rendezvous: expected tcp://host:port"),
+        (
+            ["predict", "--model", "/nonexistent/model.pt", "--data", "x.npz"],
+            r"expected a readable model file",
+        ),
+        (
+            ["train", "--data", "/nonexistent/a.npz", "--parties", "1"],
+            r"expected one file per party|cannot read|No such|expected",
+        ),
+        (
+            [
+                "party",
+                "--rank",
+                "7",
+                "--world-size",
+                "3",
+                "--rendezvous",
+                "tcp://127.0.0.1:1",
+                "--data",
+                "x.npz",
+            ],
+            r"rank: expected 0\.\.3, got 7",
+        ),
+        (
+            [
+                "party",
+                "--rank",
+                "0",
+                "--world-size",
+                "3",
+                "--rendezvous",
+                "udp://x",
+                "--data",
+                "x.npz",
+            ],
+            r"rendezvous: expected tcp://host:port",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_line_no_traceback(args, pattern, tmp_path):
@@ -90,8 +136,21 @@ def test_train_then_predict_end_to_end(tmp_path):
         D.write_npz(p, tmp_path / f"t{r}.npz")
         tests.append(str(tmp_path / f"t{r}.npz"))
     out = tmp_path / "run"
-    args = [MPCRNN, "train", "--epochs", "1", "--hidden", "4", "--batch-size", "20", "--out", str(out),
-            "--reveal-to", "0", "--reveal-metrics"]
+    args = [
+        MPCRNN,
+        "train",
+        "--epochs",
+        "1",
+        "--hidden",
+        "4",
+        "--batch-size",
+        "20",
+        "--out",
+        str(out),
+        "--reveal-to",
+        "0",
+        "--reveal-metrics",
+    ]
     for f in files:
         args += ["--data", f]
     for f in tests:
@@ -107,8 +166,13 @@ def test_train_then_predict_end_to_end(tmp_path):
     blob = torch.load(out / "model-party0.pt", weights_only=True)
     gru = torch.nn.GRU(12, 4, batch_first=True)
     gru.load_state_dict({k: v for k, v in blob["state_dict"].items() if not k.startswith("fc.")})
-    pred = subprocess.run([MPCRNN, "predict", "--model", str(out / "model-party0.pt"), "--data", tests[0]],
-                          capture_output=True, text=True, timeout=120, check=True)
+    pred = subprocess.run(
+        [MPCRNN, "predict", "--model", str(out / "model-party0.pt"), "--data", tests[0]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     got = json.loads(pred.stdout)
     assert got["rows"] == 15
     assert abs(got["accuracy"] - report["parties"][0]["local_test"]["accuracy_exact"]) < 1e-9
@@ -121,7 +185,11 @@ def test_kill_then_resume_reaches_the_uninterrupted_weights(tmp_path):
     # SGD: with Adam two MPC runs with fresh masks differ by up to ~7e-3 here (a gradient entry
     # that is rounding noise moves by lr 2^-16 / eps per step); Adam's resume is exact on the
     # mirror (tests/test_adam.py::test_resume_continues_the_schedule_and_moments_exactly)
-    cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(optimizer="sgd", epochs=4, batch_size=20), spec=spec)
+    cfg = RunConfig(
+        model=ModelConfig(hidden_size=4),
+        train=TrainConfig(optimizer="sgd", epochs=4, batch_size=20),
+        spec=spec,
+    )
     out = run_kill_resume(cfg, _files(tmp_path), tmp_path, kill_after=2, rank=1)
     assert out["error"] is not None and "party 1 died" in out["error"]
     assert out["models_after_kill"] == []
@@ -147,18 +215,39 @@ def test_train_with_a_run_file_on_other_data(tmp_path):
         y = (x[:, 0, 0] > 0).astype(np.int64)
         D.write_csv(D.SequenceData(x, lengths, y, ("no", "yes")), tmp_path / f"org{r}.csv")
     (tmp_path / "run.toml").write_text(
-        '[run]\nparties = 2\n[model]\nhidden = 4\n[train]\nepochs = 3\nbatch_size = 8\n'
-        '[data]\nn_features = 3\nclasses = ["no", "yes"]\nmax_len = 5\nscaling = "none"\nvalue_bound = 2.0\n')
+        "[run]\nparties = 2\n[model]\nhidden = 4\n[train]\nepochs = 3\nbatch_size = 8\n"
+        '[data]\nn_features = 3\nclasses = ["no", "yes"]\nmax_len = 5\nscaling = "none"\nvalue_bound = 2.0\n'
+    )
     out = tmp_path / "run"
-    res = subprocess.run([MPCRNN, "train", "--config", str(tmp_path / "run.toml"), "--epochs", "2",
-                          "--data", str(tmp_path / "org0.csv"), "--data", str(tmp_path / "org1.csv"), "--out", str(out)],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            MPCRNN,
+            "train",
+            "--config",
+            str(tmp_path / "run.toml"),
+            "--epochs",
+            "2",
+            "--data",
+            str(tmp_path / "org0.csv"),
+            "--data",
+            str(tmp_path / "org1.csv"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["train"]["epochs"] == 2  # the flag overrides the file's 3
-    assert report["config"]["spec"]["classes"] == ["no", "yes"] and report["config"]["world_size"] == 2
+    assert (
+        report["config"]["spec"]["classes"] == ["no", "yes"] and report["config"]["world_size"] == 2
+    )
     assert [p["rows"] for p in report["parties"]] == [12, 12]
     import torch
 
     blob = torch.load(out / "model-party1.pt", weights_only=True)
-    assert tuple(blob["state_dict"]["weight_ih_l0"].shape) == (12, 3) and tuple(blob["state_dict"]["fc.weight"].shape) == (2, 4)
+    assert tuple(blob["state_dict"]["weight_ih_l0"].shape) == (12, 3) and tuple(
+        blob["state_dict"]["fc.weight"].shape
+    ) == (2, 4)

@@ -7,7 +7,6 @@ import time
 
 import pytest
 import torch
-
 from mpc_harness import run_parties
 
 
@@ -28,9 +27,13 @@ def exchange_party(rank: int, n: int):
     return total_ok, gathered
 
 
-@pytest.mark.parametrize("world_size,n", [(3, 5), (2, 1), (4, 1 << 20)])  # 1 << 20: 8 MB each way at once
+@pytest.mark.parametrize(
+    "world_size,n", [(3, 5), (2, 1), (4, 1 << 20)]
+)  # 1 << 20: 8 MB each way at once
 def test_exchange_and_gather(world_size, n):
-    outs = run_parties(exchange_party, world_size=world_size, provider="TTP", args=(n,), timeout_s=240)
+    outs = run_parties(
+        exchange_party, world_size=world_size, provider="TTP", args=(n,), timeout_s=240
+    )
     for rank, (total_ok, gathered) in enumerate(outs):
         assert total_ok
         assert gathered == ([True] * world_size if rank == 0 else None)
@@ -54,7 +57,9 @@ def silent_party(rank: int):
 
 
 def test_silent_peer_times_out_naming_it():
-    out = run_parties(silent_party, world_size=2, provider="TFP", timeout_s=24)[0]  # slack for start-up on a busy machine
+    out = run_parties(silent_party, world_size=2, provider="TFP", timeout_s=24)[
+        0
+    ]  # slack for start-up on a busy machine
     msg, waited, limit = out
     assert "party 0: lost contact with party 1" in msg and f"no data for {limit:g} s" in msg
     assert limit <= waited < limit + 3
@@ -79,7 +84,9 @@ def dead_party(rank: int):
 
 
 def test_dead_peer_is_named_at_once():
-    for rank, out in enumerate(run_parties(dead_party, world_size=3, provider="TFP", timeout_s=60, may_die=(2,))[:2]):
+    for rank, out in enumerate(
+        run_parties(dead_party, world_size=3, provider="TFP", timeout_s=60, may_die=(2,))[:2]
+    ):
         msg, waited = out
         assert f"party {rank}: lost contact with party 2" in msg
         assert waited < 5  # the closed connection, not the 30 s timeout
@@ -101,7 +108,9 @@ def desync_party(rank: int):
 def test_out_of_step_peer_raises_instead_of_garbage():
     outs = run_parties(desync_party, world_size=2, provider="TFP", timeout_s=30)
     assert "party 0: party 1 sent 32 bytes where 24 were expected" in outs[0]
-    assert outs[1] and outs[1].startswith("party 1: ")  # waits for 8 more bytes: party 0's close ends it
+    assert outs[1] and outs[1].startswith(
+        "party 1: "
+    )  # waits for 8 more bytes: party 0's close ends it
 
 
 def test_posted_receives_complete_in_order_and_a_large_send_cannot_deadlock_on_them():

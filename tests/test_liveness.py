@@ -18,8 +18,12 @@ from mpcrnn.config import ModelConfig, TrainConfig
 from mpcrnn.secure import RunConfig
 from protocols.errors import PartyError
 
-CFG = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=40, batch_size=20),
-                spec=D.JAPANESE_VOWELS_SPEC, world_size=2)
+CFG = RunConfig(
+    model=ModelConfig(hidden_size=4),
+    train=TrainConfig(epochs=40, batch_size=20),
+    spec=D.JAPANESE_VOWELS_SPEC,
+    world_size=2,
+)
 
 
 def _files(tmp):
@@ -38,7 +42,9 @@ def _run_dirs() -> list[str]:
 def test_stopped_process_is_named_within_30_s(tmp_path, monkeypatch, rank, who):
     files = _files(tmp_path)
     (tmp_path / "tmp").mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the launcher makes its run folder
+    monkeypatch.setattr(
+        tempfile, "tempdir", str(tmp_path / "tmp")
+    )  # where the launcher makes its run folder
     started = {}
 
     def on_start(pids):
@@ -49,9 +55,18 @@ def test_stopped_process_is_named_within_30_s(tmp_path, monkeypatch, rank, who):
 
         threading.Thread(target=stop, daemon=True).start()
 
-    with pytest.raises(PartyError) as err:  # --timeout 120 (the CLI default): far longer than the detection
-        launch_local(CFG, files, [None, None], str(tmp_path / "out"), timeout_s=120, show_progress=False,
-                     on_start=on_start)
+    with pytest.raises(
+        PartyError
+    ) as err:  # --timeout 120 (the CLI default): far longer than the detection
+        launch_local(
+            CFG,
+            files,
+            [None, None],
+            str(tmp_path / "out"),
+            timeout_s=120,
+            show_progress=False,
+            on_start=on_start,
+        )
     took = time.monotonic() - started["t"]
     msg = str(err.value)
     assert msg.startswith(f"{who} was stopped"), msg

@@ -44,9 +44,16 @@ class _Evil:
 
 
 def _blob(**changes):
-    blob = {"model_config": vars(CFG).copy(), "activation": vars(ActivationConfig()).copy(),
-            "spec": {"n_features": 12, "classes": ["1", "2", "3", "4", "5", "6", "7", "8", "9"], "max_len": 29},
-            "state_dict": _params()}
+    blob = {
+        "model_config": vars(CFG).copy(),
+        "activation": vars(ActivationConfig()).copy(),
+        "spec": {
+            "n_features": 12,
+            "classes": ["1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            "max_len": 29,
+        },
+        "state_dict": _params(),
+    }
     blob.update(changes)
     return blob
 
@@ -56,21 +63,48 @@ def _save(obj):
 
 
 CASES = [  # (id, writer, pattern)
-    ("random-bytes", lambda p: p.write_bytes(bytes(range(256)) * 40),
-     r"expected an mpcrnn model file \(torch\.save of a dict\), got a file torch cannot load"),
+    (
+        "random-bytes",
+        lambda p: p.write_bytes(bytes(range(256)) * 40),
+        r"expected an mpcrnn model file \(torch\.save of a dict\), got a file torch cannot load",
+    ),
     ("empty", lambda p: p.write_bytes(b""), r"got a file torch cannot load"),
-    ("code-on-load", lambda p: p.write_bytes(pickle.dumps(_Evil())), r"got a file torch cannot load"),
-    ("a-list", _save([1, 2]), r"expected a dict of model_config, activation, spec, state_dict, got list"),
-    ("no-spec", _save({k: v for k, v in _blob().items() if k != "spec"}),
-     r"expected a dict of model_config, activation, spec, state_dict, got \['activation'"),
+    (
+        "code-on-load",
+        lambda p: p.write_bytes(pickle.dumps(_Evil())),
+        r"got a file torch cannot load",
+    ),
+    (
+        "a-list",
+        _save([1, 2]),
+        r"expected a dict of model_config, activation, spec, state_dict, got list",
+    ),
+    (
+        "no-spec",
+        _save({k: v for k, v in _blob().items() if k != "spec"}),
+        r"expected a dict of model_config, activation, spec, state_dict, got \['activation'",
+    ),
     ("bad-cell", _save(_blob(model_config={**vars(CFG), "cell": "tcn"})), r"model_config: .*cell"),
-    ("bad-spec", _save(_blob(spec={"n_features": 0, "classes": ["a", "b"], "max_len": 3})), r"spec: .*n_features"),
-    ("wrong-shapes", _save(_blob(state_dict={**_params(), "weight_hh_l0": torch.zeros(3, 3)})),
-     r"state_dict: expected torch's tensors of this lstm with their shapes, got differences at weight_hh_l0"),
-    ("gru-weights-for-lstm", _save(_blob(state_dict=_params(ModelConfig(cell="gru", hidden_size=4)))),
-     r"state_dict: expected torch's tensors of this lstm"),
-    ("nan-weights", _save(_blob(state_dict={**_params(), "fc.bias": torch.full((9,), float("nan"))})),
-     r"expected finite weights, got NaN or inf"),
+    (
+        "bad-spec",
+        _save(_blob(spec={"n_features": 0, "classes": ["a", "b"], "max_len": 3})),
+        r"spec: .*n_features",
+    ),
+    (
+        "wrong-shapes",
+        _save(_blob(state_dict={**_params(), "weight_hh_l0": torch.zeros(3, 3)})),
+        r"state_dict: expected torch's tensors of this lstm with their shapes, got differences at weight_hh_l0",
+    ),
+    (
+        "gru-weights-for-lstm",
+        _save(_blob(state_dict=_params(ModelConfig(cell="gru", hidden_size=4)))),
+        r"state_dict: expected torch's tensors of this lstm",
+    ),
+    (
+        "nan-weights",
+        _save(_blob(state_dict={**_params(), "fc.bias": torch.full((9,), float("nan"))})),
+        r"expected finite weights, got NaN or inf",
+    ),
     ("missing-file", None, r"expected a readable model file, got FileNotFoundError"),
 ]
 
@@ -90,8 +124,21 @@ def test_foreign_model_files_are_one_data_error(tmp_path, writer, pattern):
 def test_predict_on_random_bytes_is_one_line_exit_2(tmp_path):
     (tmp_path / "model.pt").write_bytes(bytes(range(256)) * 40)
     (tmp_path / "x.csv").write_text("seq_id,t,f0,label\n")
-    r = subprocess.run([MPCRNN, "predict", "--model", str(tmp_path / "model.pt"), "--data", str(tmp_path / "x.csv")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            MPCRNN,
+            "predict",
+            "--model",
+            str(tmp_path / "model.pt"),
+            "--data",
+            str(tmp_path / "x.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "cannot load" in lines[0], r.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "cannot load" in lines[0], (
+        r.stderr
+    )

@@ -38,7 +38,13 @@ batch_size = 20
 
 def _keygen(folder: Path) -> str:
     """`mpcrnn keygen --out folder` as an organization runs it; returns the printed fingerprint."""
-    res = subprocess.run([MPCRNN, "keygen", "--out", str(folder)], capture_output=True, text=True, timeout=120, check=True)
+    res = subprocess.run(
+        [MPCRNN, "keygen", "--out", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return res.stdout.strip().splitlines()[0]
 
 
@@ -46,7 +52,9 @@ def _setup_files(tmp: Path) -> list[str]:
     # each host makes its identity; only the fingerprints travel, into the shared run file
     pins = {name: _keygen(tmp / f"key-{name}") for name in ("dealer", "party0", "party1")}
     assert (tmp / "key-party0" / "key.pem").stat().st_mode & 0o777 == 0o600
-    (tmp / "run.toml").write_text(RUN_TOML + "[identities]\n" + "".join(f'{k} = "{v}"\n' for k, v in pins.items()))
+    (tmp / "run.toml").write_text(
+        RUN_TOML + "[identities]\n" + "".join(f'{k} = "{v}"\n' for k, v in pins.items())
+    )
     files = []
     for r, part in enumerate(D.split_rows(D.japanese_vowels("train"), [20, 20], 3)):
         D.write_npz(part, tmp / f"p{r}.npz")
@@ -54,9 +62,15 @@ def _setup_files(tmp: Path) -> list[str]:
     return files
 
 
-def _run_hosts(cmds: list[list[str]], envs: list[dict], timeout: float = 240) -> list[tuple[int, str, str]]:
-    procs = [subprocess.Popen(c, env={**os.environ, **e}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for c, e in zip(cmds, envs)]
+def _run_hosts(
+    cmds: list[list[str]], envs: list[dict], timeout: float = 240
+) -> list[tuple[int, str, str]]:
+    procs = [
+        subprocess.Popen(
+            c, env={**os.environ, **e}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for c, e in zip(cmds, envs)
+    ]
     out = []
     for p in procs:
         try:
@@ -72,11 +86,38 @@ def _run_hosts(cmds: list[list[str]], envs: list[dict], timeout: float = 240) ->
 def _commands(tmp: Path, files: list[str], prefix: list[list[str]]) -> list[list[str]]:
     cfg = str(tmp / "run.toml")
     return [
-        prefix[0] + [MPCRNN, "dealer", "--config", cfg, "--timeout", "60", "--key", str(tmp / "key-dealer")],
-        prefix[1] + [MPCRNN, "party", "--config", cfg, "--data", files[0], "--out", str(tmp / "out0"), "--timeout", "60",
-                     "--key", str(tmp / "key-party0")],
-        prefix[2] + [MPCRNN, "party", "--config", cfg, "--data", files[1], "--out", str(tmp / "out1"), "--timeout", "60",
-                     "--key", str(tmp / "key-party1")],
+        prefix[0]
+        + [MPCRNN, "dealer", "--config", cfg, "--timeout", "60", "--key", str(tmp / "key-dealer")],
+        prefix[1]
+        + [
+            MPCRNN,
+            "party",
+            "--config",
+            cfg,
+            "--data",
+            files[0],
+            "--out",
+            str(tmp / "out0"),
+            "--timeout",
+            "60",
+            "--key",
+            str(tmp / "key-party0"),
+        ],
+        prefix[2]
+        + [
+            MPCRNN,
+            "party",
+            "--config",
+            cfg,
+            "--data",
+            files[1],
+            "--out",
+            str(tmp / "out1"),
+            "--timeout",
+            "60",
+            "--key",
+            str(tmp / "key-party1"),
+        ],
     ]
 
 
@@ -85,8 +126,12 @@ def _assert_trained(results, tmp: Path):
         assert code == 0, err[-3000:]
     reports = [json.loads(results[i][1]) for i in (1, 2)]
     assert [r["rank"] for r in reports] == [0, 1] and all(r["received_model"] for r in reports)
-    assert all(r["transport"]["secure"] and not r["transport"]["refused_connections"] for r in reports)
-    assert (tmp / "out0" / "model-party0.pt").exists() and (tmp / "out1" / "model-party1.pt").exists()
+    assert all(
+        r["transport"]["secure"] and not r["transport"]["refused_connections"] for r in reports
+    )
+    assert (tmp / "out0" / "model-party0.pt").exists() and (
+        tmp / "out1" / "model-party1.pt"
+    ).exists()
 
 
 def _free_port() -> int:
@@ -98,7 +143,12 @@ def _free_port() -> int:
 def test_config_file_and_environment_rendezvous_on_loopback(tmp_path):
     files = _setup_files(tmp_path)
     port = str(_free_port())
-    base = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "WORLD_SIZE": "3", "MPCRNN_LINK_IFNAME": "lo"}
+    base = {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": port,
+        "WORLD_SIZE": "3",
+        "MPCRNN_LINK_IFNAME": "lo",
+    }
     envs = [{**base, "RANK": "2"}, {**base, "RANK": "0"}, {**base, "RANK": "1"}]
     _assert_trained(_run_hosts(_commands(tmp_path, files, [[], [], []]), envs), tmp_path)
 
@@ -118,7 +168,16 @@ def test_parties_in_separate_network_namespaces(tmp_path, three_hosts):
     hosts, addrs = three_hosts
     files = _setup_files(tmp_path)
     # party 0 hosts the rendezvous on its own address; every process listens for links on its eth0
-    base = {"MASTER_ADDR": addrs[1], "MASTER_PORT": "29517", "WORLD_SIZE": "3", "MPCRNN_LINK_IFNAME": "eth0"}
+    base = {
+        "MASTER_ADDR": addrs[1],
+        "MASTER_PORT": "29517",
+        "WORLD_SIZE": "3",
+        "MPCRNN_LINK_IFNAME": "eth0",
+    }
     envs = [{**base, "RANK": "2"}, {**base, "RANK": "0"}, {**base, "RANK": "1"}]
-    prefix = [["ip", "netns", "exec", hosts[0]], ["ip", "netns", "exec", hosts[1]], ["ip", "netns", "exec", hosts[2]]]
+    prefix = [
+        ["ip", "netns", "exec", hosts[0]],
+        ["ip", "netns", "exec", hosts[1]],
+        ["ip", "netns", "exec", hosts[2]],
+    ]
     _assert_trained(_run_hosts(_commands(tmp_path, files, prefix), envs), tmp_path)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from mpc_harness import run_parties
 
 RATIOS = [0.0, 0.01, 0.3, 0.99, 1.0001, 1.01, 1.4, 2.0, 7.3, 31.0, 100.0, 1000.0, 1100.0, 5000.0]
@@ -22,7 +21,9 @@ C = 0.7
 def _rows():
     g = torch.Generator().manual_seed(3)
     x = torch.randn(len(RATIOS), 40, generator=g, dtype=torch.float64)
-    return x / x.norm(dim=1, keepdim=True) * torch.tensor(RATIOS, dtype=torch.float64).unsqueeze(1) * C
+    return (
+        x / x.norm(dim=1, keepdim=True) * torch.tensor(RATIOS, dtype=torch.float64).unsqueeze(1) * C
+    )
 
 
 def clip_party(rank: int, K: int = 20):
@@ -35,7 +36,9 @@ def clip_party(rank: int, K: int = 20):
     x = _rows()
     xs = share(s, x if rank == 0 else None, src=0, shape=tuple(x.shape))
     before = s.stats.total_rounds
-    out = reveal(s, clip_rows_to_norm(s, xs, C, K), to=tuple(range(s.world_size)), what="clipped", why="test")
+    out = reveal(
+        s, clip_rows_to_norm(s, xs, C, K), to=tuple(range(s.world_size)), what="clipped", why="test"
+    )
     return {"out": out, "rounds": s.stats.total_rounds - before}
 
 
@@ -52,7 +55,10 @@ def _check(out, K: int = 20):
     top = 2.0 ** (K / 2)
     norms = ref.norm(dim=1) / C
     torch.testing.assert_close(norms[r < 1], r[r < 1])
-    torch.testing.assert_close(norms[(r >= 1) & (r < top)], torch.ones(int(((r >= 1) & (r < top)).sum()), dtype=torch.float64))
+    torch.testing.assert_close(
+        norms[(r >= 1) & (r < top)],
+        torch.ones(int(((r >= 1) & (r < top)).sum()), dtype=torch.float64),
+    )
     assert (norms[r >= top] == 0).all() and (r >= top).any()
 
 
@@ -71,10 +77,15 @@ def test_clip_rows_three_parties(K):
         _check(out["out"], K)
     # independent of R and D: 37 openings/gathers (9 in the sign-bit circuit), plus the dealer
     # round trips party 0 makes outside a step plan
-    assert outs[1]["rounds"] == 37 and outs[0]["rounds"] <= 62, (outs[0]["rounds"], outs[1]["rounds"])
+    assert outs[1]["rounds"] == 37 and outs[0]["rounds"] <= 62, (
+        outs[0]["rounds"],
+        outs[1]["rounds"],
+    )
 
 
-@pytest.mark.parametrize("shape,c,msg", [((5,), 1.0, "expected a 2-D"), ((2, 3), 0.0, "clipping norm: expected > 0")])
+@pytest.mark.parametrize(
+    "shape,c,msg", [((5,), 1.0, "expected a 2-D"), ((2, 3), 0.0, "clipping norm: expected > 0")]
+)
 def test_clip_rows_bad_input(shape, c, msg):
     from protocols.errors import ConfigError
     from protocols.norm_clip import clip_rows_to_norm

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from mpc_harness import run_parties
+
 from protocols.errors import ConfigError
 from protocols.polynomial import fit_tanh, power_plan, sigmoid_from_tanh
 
@@ -66,7 +66,11 @@ def poly_party(rank, degree=15):
     x = share(s, u if rank == 1 else None, src=1, shape=(32, 2))
     coeffs = torch.tensor([sg.coeffs, t.coeffs], dtype=torch.float64).T
     (y,) = evaluate_many(s, [x], [coeffs], [torch.tensor([0.5, 0.0])], [torch.tensor([16.0, 8.0])])
-    return reveal(s, y, to=tuple(range(s.world_size)), what="y", why="test"), dict(s.stats.rounds), dict(s.stats.bytes_sent)
+    return (
+        reveal(s, y, to=tuple(range(s.world_size)), what="y", why="test"),
+        dict(s.stats.rounds),
+        dict(s.stats.bytes_sent),
+    )
 
 
 def test_polynomial_on_three_parties():
@@ -85,7 +89,9 @@ def test_polynomial_on_three_parties():
 OPERANDS = {1: 0, 3: 2, 7: 4, 15: 7}
 
 
-@pytest.mark.parametrize("degree,world_size,provider", [(1, 3, "TTP"), (3, 3, "TTP"), (7, 3, "TFP"), (15, 2, "TTP")])
+@pytest.mark.parametrize(
+    "degree,world_size,provider", [(1, 3, "TTP"), (3, 3, "TTP"), (7, 3, "TFP"), (15, 2, "TTP")]
+)
 def test_polynomial_degrees_parties_providers(degree, world_size, provider):
     """Every degree's power tree against the plaintext polynomial; each operand is opened ONCE
     (its mask reused by every product it enters): bytes = 8 x operands x numel per party."""
@@ -99,4 +105,6 @@ def test_polynomial_degrees_parties_providers(degree, world_size, provider):
     for y, got_rounds, sent in outs:
         torch.testing.assert_close(y, want, atol=3e-4, rtol=0)
         assert sent.get("beaver", 0) == 8 * OPERANDS[degree] * 64
-        assert got_rounds.get("beaver", 0) + got_rounds.get("truncate", 0) == rounds(degree, world_size)
+        assert got_rounds.get("beaver", 0) + got_rounds.get("truncate", 0) == rounds(
+            degree, world_size
+        )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from mpc_harness import run_parties
 
 
@@ -40,7 +39,9 @@ def steps_party(rank, batch_size=4, mislead=False):
     def count(epoch, p, v):
         dealer_per_epoch.append(s.stats.rounds["dealer"])
 
-    params, _ = train(B, cfg, TrainConfig(epochs=3, batch_size=batch_size), data, params, on_epoch_end=count)
+    params, _ = train(
+        B, cfg, TrainConfig(epochs=3, batch_size=batch_size), data, params, on_epoch_end=count
+    )
     opened = {k: reveal(s, v, to=(0, 1, 2), what=k, why="test") for k, v in params.items()}
     return opened, dealer_per_epoch
 
@@ -52,14 +53,21 @@ def test_prefetched_steps_match_plaintext_training_and_use_one_round_trip(batch_
     from mpcrnn.model import init_params
     from mpcrnn.train import Dataset, masks, train
 
-    opened, dealer = run_parties(steps_party, world_size=3, provider="TTP", args=(batch_size, mislead), timeout_s=300)[0]
+    opened, dealer = run_parties(
+        steps_party, world_size=3, provider="TTP", args=(batch_size, mislead), timeout_s=300
+    )[0]
     g = torch.Generator().manual_seed(1)
     x = torch.rand(12, 5, 3, generator=g, dtype=torch.float64) * 2 - 1
     lengths = torch.tensor([5, 3, 1, 5, 4, 2, 5, 5, 1, 2, 3, 4])
     y = torch.nn.functional.one_hot(torch.arange(12) % 3, 3).double()
     cfg = ModelConfig(cell="gru", input_size=3, hidden_size=4, num_classes=3)
-    want, _ = train(PlainBackend(ActivationConfig()), cfg, TrainConfig(epochs=3, batch_size=batch_size),
-                    Dataset(x, masks(lengths, 5), y), init_params(cfg, 0))
+    want, _ = train(
+        PlainBackend(ActivationConfig()),
+        cfg,
+        TrainConfig(epochs=3, batch_size=batch_size),
+        Dataset(x, masks(lengths, 5), y),
+        init_params(cfg, 0),
+    )
     for k in want:
         torch.testing.assert_close(opened[k], want[k], atol=5e-3, rtol=0, msg=k)
     # epoch 1 records the plan (one dealer trip per batched multiplication); epochs 2 and 3

@@ -11,7 +11,6 @@ import re
 
 import pytest
 import torch
-
 from mpc_harness import _party_main, run_parties
 
 TOL = 2e-4
@@ -90,9 +89,13 @@ def test_mismatched_releases_stop_before_anything_is_shared():
     from protocols.parties import WIRE_PROTOCOL
 
     with pytest.raises(AssertionError) as info:
-        run_parties(arithmetic_party, world_size=3, provider="TTP", entry=_older_release_main, timeout_s=60)
-    want = (f"AgreementError: party 1's mpcrnn wire protocol: expected {WIRE_PROTOCOL} (party 0's), "
-            f"got {WIRE_PROTOCOL - 1}. every party and the dealer must run the same mpcrnn release")
+        run_parties(
+            arithmetic_party, world_size=3, provider="TTP", entry=_older_release_main, timeout_s=60
+        )
+    want = (
+        f"AgreementError: party 1's mpcrnn wire protocol: expected {WIRE_PROTOCOL} (party 0's), "
+        f"got {WIRE_PROTOCOL - 1}. every party and the dealer must run the same mpcrnn release"
+    )
     report = str(info.value)
     for who in ("party 0", "party 1", "party 2", "dealer"):
         assert f"{who} raised:" in report
@@ -103,7 +106,9 @@ def test_wire_protocol_check_names_the_dealer():
     from protocols.parties import check_wire_protocol
 
     assert check_wire_protocol([2, 2, 2], 2) is None
-    assert check_wire_protocol([2, 2, 3], 2).startswith("the dealer's mpcrnn wire protocol: expected 2")
+    assert check_wire_protocol([2, 2, 3], 2).startswith(
+        "the dealer's mpcrnn wire protocol: expected 2"
+    )
 
 
 def shares_party(rank: int):
@@ -128,8 +133,12 @@ def test_shares_look_random_and_sum_to_value():
 
 def _edge_ring_values(n: int = 4000) -> torch.Tensor:
     g = torch.Generator().manual_seed(11)
-    edges = torch.tensor([-(2**63), 2**63 - 1, -1, 0, 1, 2**62, -(2**62), 2**16, -(2**16) - 1], dtype=torch.int64)
-    return torch.cat([edges, torch.randint(-(2**63), 2**63 - 1, (n,), generator=g, dtype=torch.int64)])
+    edges = torch.tensor(
+        [-(2**63), 2**63 - 1, -1, 0, 1, 2**62, -(2**62), 2**16, -(2**16) - 1], dtype=torch.int64
+    )
+    return torch.cat(
+        [edges, torch.randint(-(2**63), 2**63 - 1, (n,), generator=g, dtype=torch.int64)]
+    )
 
 
 @pytest.mark.parametrize("as_numpy", [False, True])
@@ -169,12 +178,27 @@ def test_shift_right_trunc_matches_division_toward_zero(k):
     assert shift_right_trunc(x.numpy(), ks.numpy()).tolist() == want
 
 
-@pytest.mark.parametrize("requests,message", [
-    ([("maskmul", (2, 3), (2, 3), 1, 1)], "maskmul at 0: expected a mask of size (2, 3) 1 requests back"),
-    ([("mask", (2, 3)), ("maskmul", (2, 3), (2, 3), 1, 2)], "maskmul at 1: expected a mask of size (2, 3) 2 requests back"),
-    ([("mask", (2, 4)), ("maskmul", (2, 3), (2, 3), 1, 1)], "maskmul at 1: expected a mask of size (2, 3) 1 requests back"),
-    ([("mul", (2, 3), (2, 3)), ("maskmul", (2, 3), (2, 3), 1, 1)], "maskmul at 1: expected a mask of size (2, 3) 1 requests back"),
-])
+@pytest.mark.parametrize(
+    "requests,message",
+    [
+        (
+            [("maskmul", (2, 3), (2, 3), 1, 1)],
+            "maskmul at 0: expected a mask of size (2, 3) 1 requests back",
+        ),
+        (
+            [("mask", (2, 3)), ("maskmul", (2, 3), (2, 3), 1, 2)],
+            "maskmul at 1: expected a mask of size (2, 3) 2 requests back",
+        ),
+        (
+            [("mask", (2, 4)), ("maskmul", (2, 3), (2, 3), 1, 1)],
+            "maskmul at 1: expected a mask of size (2, 3) 1 requests back",
+        ),
+        (
+            [("mul", (2, 3), (2, 3)), ("maskmul", (2, 3), (2, 3), 1, 1)],
+            "maskmul at 1: expected a mask of size (2, 3) 1 requests back",
+        ),
+    ],
+)
 def test_mask_references_are_checked(requests, message):
     """A maskmul must name masks of its operand sizes earlier in the same list: the parties and
     the dealer both refuse anything else before drawing a single value."""
@@ -201,7 +225,9 @@ def fixed_operand_party(rank: int):
     out = {}
     for name, x, tr in (("x1 W^T", x1s, True), ("x2 W^T", x2s, True), ("g W", gs, False)):
         out[name] = reveal(s, multiply_fixed(s, x, fixed, tr), to=everyone, what=name, why="test")
-    with pytest.raises(RuntimeError, match="more products with a fixed operand than it was prepared for"):
+    with pytest.raises(
+        RuntimeError, match="more products with a fixed operand than it was prepared for"
+    ):
         multiply_fixed(s, x1s, fixed, True)
     out["stats"] = s.stats.snapshot()
     return out
@@ -209,7 +235,10 @@ def fixed_operand_party(rank: int):
 
 def _fixed_inputs():
     g = torch.Generator().manual_seed(3)
-    return tuple(torch.rand(*shape, generator=g, dtype=torch.float64) * 4 - 2 for shape in ((6, 4), (5, 4), (5, 4), (5, 6)))
+    return tuple(
+        torch.rand(*shape, generator=g, dtype=torch.float64) * 4 - 2
+        for shape in ((6, 4), (5, 4), (5, 4), (5, 6))
+    )
 
 
 @pytest.mark.parametrize("world_size,provider", [(3, "TTP"), (2, "TTP"), (3, "TFP")])

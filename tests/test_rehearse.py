@@ -47,7 +47,10 @@ def test_rehearse_prints_epochs_and_learns(tmp_path):
     (tmp_path / "run.toml").write_text(SPEC_TOML.format(epochs=8, lr=0.03))
     D.write_npz(_toy(), tmp_path / "mine.npz")
     D.write_npz(_toy(seed=1), tmp_path / "test.npz")
-    out = _run(["rehearse", "--config", "run.toml", "--data", "mine.npz", "--test", "test.npz", "--json"], tmp_path)
+    out = _run(
+        ["rehearse", "--config", "run.toml", "--data", "mine.npz", "--test", "test.npz", "--json"],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("epoch ") == 8 and "max |pre-activation|/B" in out.stdout
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -61,21 +64,48 @@ def test_rehearse_warns_when_training_does_not_learn(tmp_path):
     D.write_npz(_toy(learnable=False), tmp_path / "mine.npz")
     out = _run(["rehearse", "--config", "run.toml", "--data", "mine.npz"], tmp_path)
     assert out.returncode == 0
-    assert "WARNING: training does not learn" in out.stderr or "WARNING: loss did not decrease" in out.stderr
+    assert (
+        "WARNING: training does not learn" in out.stderr
+        or "WARNING: loss did not decrease" in out.stderr
+    )
 
 
 def test_data_without_declaration_says_what_is_missing(tmp_path):
     D.write_npz(_toy(), tmp_path / "mine.npz")
-    for args in (["rehearse", "--data", "mine.npz"],
-                 ["train", "--parties", "1", "--data", "mine.npz"],
-                 ["party", "--rank", "0", "--world-size", "1", "--rendezvous", "tcp://127.0.0.1:1", "--data", "mine.npz"]):
+    for args in (
+        ["rehearse", "--data", "mine.npz"],
+        ["train", "--parties", "1", "--data", "mine.npz"],
+        [
+            "party",
+            "--rank",
+            "0",
+            "--world-size",
+            "1",
+            "--rendezvous",
+            "tcp://127.0.0.1:1",
+            "--data",
+            "mine.npz",
+        ],
+    ):
         out = _run(args, tmp_path)
         assert out.returncode != 0
         lines = out.stderr.strip().splitlines()
-        assert lines[-1].startswith("error: data declaration for --data mine.npz: expected a [data] section"), lines
-        assert "Traceback" not in out.stderr and sum(line.startswith("error:") for line in lines) == 1
+        assert lines[-1].startswith(
+            "error: data declaration for --data mine.npz: expected a [data] section"
+        ), lines
+        assert (
+            "Traceback" not in out.stderr and sum(line.startswith("error:") for line in lines) == 1
+        )
         text = "\n".join(lines[:-1])
-        for key in ("[data]", "n_features", "classes", "max_len", "feature_low", "feature_high", "PUBLIC"):
+        for key in (
+            "[data]",
+            "n_features",
+            "classes",
+            "max_len",
+            "feature_low",
+            "feature_high",
+            "PUBLIC",
+        ):
             assert key in text, key
 
 

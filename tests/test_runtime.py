@@ -24,7 +24,10 @@ def test_crypten_imports_and_config_snapshot_follows_changes():
         assert cfg.functions.exp_iterations == before + 3
     assert cfg.functions.exp_iterations == before
     cfg.functions.exp_iterations = before + 1  # write-through from a section
-    assert cfg.functions.exp_iterations == before + 1 and cfg.config.functions.exp_iterations == before + 1
+    assert (
+        cfg.functions.exp_iterations == before + 1
+        and cfg.config.functions.exp_iterations == before + 1
+    )
     cfg.functions.exp_iterations = before
     use_fast_config(False)
     assert cfg.functions.exp_iterations == before and not fast_config_enabled()
@@ -56,7 +59,9 @@ def test_wrong_torch_version_is_a_clear_error(monkeypatch):
     from protocols.runtime import _check_torch
 
     monkeypatch.setattr(torch, "__version__", "1.13.0")
-    with pytest.raises(InstallError, match=r"torch version: expected 2\.13\.x, got 1\.13\.0.*make venv"):
+    with pytest.raises(
+        InstallError, match=r"torch version: expected 2\.13\.x, got 1\.13\.0.*make venv"
+    ):
         _check_torch()
 
 

@@ -52,13 +52,27 @@ def instrument():
     for cls in (ArithmeticSharedTensor, BinarySharedTensor, MPCTensor):
         for name in ("reveal", "reveal_batch", "get_plain_text"):
             if hasattr(cls, name):
-                wrap(cls, name, crypten_open, lambda c, cls=cls, name=name: (cls.__name__, name, c.function))
+                wrap(
+                    cls,
+                    name,
+                    crypten_open,
+                    lambda c, cls=cls, name=name: (cls.__name__, name, c.function),
+                )
     inst = comm.get()
 
     def origin():
         """The first caller outside the transport (CrypTen's and ours) and these wrappers."""
-        skip = ("crypten/communicator/", "protocols/communicator.py", "protocols/links.py", "test_security.py")
-        frame = next(f for f in inspect.stack()[1:] if not any(k in f.filename.replace("\\", "/") for k in skip))
+        skip = (
+            "crypten/communicator/",
+            "protocols/communicator.py",
+            "protocols/links.py",
+            "test_security.py",
+        )
+        frame = next(
+            f
+            for f in inspect.stack()[1:]
+            if not any(k in f.filename.replace("\\", "/") for k in skip)
+        )
         file = frame.filename.replace("\\", "/")
         if file.endswith("protocols/reveal.py"):
             return frame.function
@@ -67,8 +81,22 @@ def instrument():
         return file.split("site-packages/")[-1]
 
     # every method of CrypTen's communicator (ours: protocols.communicator, over the links)
-    for name in ("all_reduce", "reduce", "gather", "all_gather", "broadcast", "send", "recv", "isend", "irecv",
-                 "scatter", "barrier", "send_obj", "recv_obj", "broadcast_obj"):
+    for name in (
+        "all_reduce",
+        "reduce",
+        "gather",
+        "all_gather",
+        "broadcast",
+        "send",
+        "recv",
+        "isend",
+        "irecv",
+        "scatter",
+        "barrier",
+        "send_obj",
+        "recv_obj",
+        "broadcast_obj",
+    ):
         bound = getattr(inst, name)
 
         def collective(*a, _b=bound, _n=name, **k):
@@ -79,7 +107,16 @@ def instrument():
     from protocols.links import Links
 
     # the links themselves: every byte any process sends or receives passes one of these
-    for name in ("exchange", "send", "recv_from", "send_bytes", "recv_bytes", "recv_message", "post_recv", "transfer"):
+    for name in (
+        "exchange",
+        "send",
+        "recv_from",
+        "send_bytes",
+        "recv_bytes",
+        "recv_message",
+        "post_recv",
+        "transfer",
+    ):
         fn = getattr(Links, name)
 
         def link(self, *a, _f=fn, _n=name, **k):
@@ -100,13 +137,24 @@ def instrumented_party(rank, reveal_to, mode="mpc", adversarial="none"):
     crypten_open, ours = instrument()
     spec = D.JAPANESE_VOWELS_SPEC
     part = D.scale_features(D.split_rows(D.japanese_vowels("train"), [12, 12, 12], 0)[rank], spec)
-    cfg = RunConfig(model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=12, clip_norm=1.0),
-                    spec=spec, reveal_to=reveal_to, mode=mode,
-                    fedavg=FedAvgConfig(rounds=2, local_epochs=1, update_clip=0.05),
-                    adversarial=AdversarialConfig(method=adversarial, steps=2, alpha=0.05))
+    cfg = RunConfig(
+        model=ModelConfig(hidden_size=4),
+        train=TrainConfig(epochs=1, batch_size=12, clip_norm=1.0),
+        spec=spec,
+        reveal_to=reveal_to,
+        mode=mode,
+        fedavg=FedAvgConfig(rounds=2, local_epochs=1, update_clip=0.05),
+        adversarial=AdversarialConfig(method=adversarial, steps=2, alpha=0.05),
+    )
     s = MpcSession.current()
     result = (run_fedavg if mode == "fedavg" else run_training)(s, cfg, part)
-    return dict(crypten_open), dict(ours), s.ledger.to_json(), result["params"] is not None, dict(s.stats.rounds)
+    return (
+        dict(crypten_open),
+        dict(ours),
+        s.ledger.to_json(),
+        result["params"] is not None,
+        dict(s.stats.rounds),
+    )
 
 
 def _only_masked_openings_and_ledgered_reveals(crypten_open, ours):
@@ -119,20 +167,37 @@ def _only_masked_openings_and_ledgered_reveals(crypten_open, ours):
         assert (
             where in OUR_COLLECTIVE_CALLERS
             or where.startswith("crypten/mpc/primitives/")  # CrypTen's masked openings (above)
-            or where in ("crypten/mpc/provider/ttp_provider.py", "protocols/triples.py")  # dealer requests (public shapes) and randomness
-            or (where == "protocols/public_exchange.py" and name in ("links.send_bytes", "links.recv_message"))
+            or where
+            in (
+                "crypten/mpc/provider/ttp_provider.py",
+                "protocols/triples.py",
+            )  # dealer requests (public shapes) and randomness
+            or (
+                where == "protocols/public_exchange.py"
+                and name in ("links.send_bytes", "links.recv_message")
+            )
         ), (name, where)
 
 
 def test_only_final_weights_leave_shares_and_only_to_receivers():
-    outs = run_parties(instrumented_party, world_size=3, provider="TTP", args=((0, 2),), timeout_s=600)
+    outs = run_parties(
+        instrumented_party, world_size=3, provider="TTP", args=((0, 2),), timeout_s=600
+    )
     for rank, (crypten_open, ours, ledger, got_model, _kinds) in enumerate(outs):
         assert got_model == (rank in (0, 2))
         _only_masked_openings_and_ledgered_reveals(crypten_open, ours)
         assert ours.get(("reduce", "reveal"), 0) == 2 * len(ledger)  # one reduce per receiver
         # the ledger: the final weights, to ranks 0 and 2, and nothing else
         assert [e["what"] for e in ledger] == [
-            f"final weight {k}" for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")
+            f"final weight {k}"
+            for k in (
+                "weight_ih_l0",
+                "weight_hh_l0",
+                "bias_ih_l0",
+                "bias_hh_l0",
+                "fc.weight",
+                "fc.bias",
+            )
         ]
         assert all(tuple(e["to"]) == (0, 2) and e["why"] == "trained model output" for e in ledger)
 
@@ -141,29 +206,52 @@ def test_adversarial_training_opens_nothing_new():
     """Adversarial training (FGSM; PGD repeats the same primitives) adds input gradients,
     sign-bit circuits and clamps on shares: the ledger is exactly the standard run's (the final
     weights), every other opening is masked."""
-    outs = run_parties(instrumented_party, world_size=3, provider="TTP", args=((0, 2), "mpc", "fgsm"), timeout_s=600)
+    outs = run_parties(
+        instrumented_party,
+        world_size=3,
+        provider="TTP",
+        args=((0, 2), "mpc", "fgsm"),
+        timeout_s=600,
+    )
     for rank, (crypten_open, ours, ledger, got_model, kinds) in enumerate(outs):
         assert got_model == (rank in (0, 2))
         _only_masked_openings_and_ledgered_reveals(crypten_open, ours)
         assert kinds["and"] > 0  # the sign-bit circuits ran
         assert ours.get(("reduce", "reveal"), 0) == 2 * len(ledger)
         assert [e["what"] for e in ledger] == [
-            f"final weight {k}" for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")
+            f"final weight {k}"
+            for k in (
+                "weight_ih_l0",
+                "weight_hh_l0",
+                "bias_ih_l0",
+                "bias_hh_l0",
+                "fc.weight",
+                "fc.bias",
+            )
         ]
 
 
 def test_fedavg_opens_only_each_rounds_average_never_a_party_model():
     """Update clipping on (so comparisons and Beaver products run too); 2 rounds."""
-    outs = run_parties(instrumented_party, world_size=3, provider="TTP", args=((), "fedavg"), timeout_s=600)
+    outs = run_parties(
+        instrumented_party, world_size=3, provider="TTP", args=((), "fedavg"), timeout_s=600
+    )
     for crypten_open, ours, ledger, got_model, kinds in outs:
         assert got_model
         _only_masked_openings_and_ledgered_reveals(crypten_open, ours)
-        assert kinds["and"] > 0 and kinds["b2a"] > 0  # the clipping comparisons did run (XOR-masked openings)
+        assert (
+            kinds["and"] > 0 and kinds["b2a"] > 0
+        )  # the clipping comparisons did run (XOR-masked openings)
         # every plaintext opening of ours is the ledgered all-party reveal: one per round
         assert ours.get(("all_reduce", "reveal"), 0) == len(ledger) == 2
         assert ours.get(("reduce", "reveal"), 0) == 0
         assert [(e["what"], tuple(e["to"]), tuple(e["shape"])) for e in ledger] == [
-            (f"global model after round {r}", (0, 1, 2), (4 * 3 * 12 + 4 * 3 * 4 + 2 * 12 + 9 * 4 + 9,)) for r in (1, 2)
+            (
+                f"global model after round {r}",
+                (0, 1, 2),
+                (4 * 3 * 12 + 4 * 3 * 4 + 2 * 12 + 9 * 4 + 9,),
+            )
+            for r in (1, 2)
         ]
 
 

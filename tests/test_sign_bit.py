@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from mpc_harness import run_parties
 
 
 def _values() -> torch.Tensor:
     g = torch.Generator().manual_seed(11)
     edges = [0, 1, -1, 2, -2, 2**62, -(2**62), 2**63 - 1, -(2**63)]
-    edges += [2**k for k in range(63)] + [2**k - 1 for k in range(1, 63)] + [-(2**k) for k in range(63)]
+    edges += (
+        [2**k for k in range(63)] + [2**k - 1 for k in range(1, 63)] + [-(2**k) for k in range(63)]
+    )
     rand = torch.randint(-(2**63), 2**63 - 1, (400,), generator=g, dtype=torch.int64)
     small = torch.randint(-(2**20), 2**20, (201,), generator=g, dtype=torch.int64)
     return torch.cat([torch.tensor(edges, dtype=torch.int64), rand, small]).reshape(3, -1)
@@ -26,7 +27,10 @@ def _values() -> torch.Tensor:
 
 def _shares(x: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(5)
-    others = [torch.randint(-(2**63), 2**63 - 1, x.shape, generator=g, dtype=torch.int64) for _ in range(world_size - 1)]
+    others = [
+        torch.randint(-(2**63), 2**63 - 1, x.shape, generator=g, dtype=torch.int64)
+        for _ in range(world_size - 1)
+    ]
     return x - sum(others) if rank == 0 else others[rank - 1]
 
 
@@ -39,7 +43,9 @@ def sign_party(rank: int):
     x = _values()
     xs = _shares(x, rank, s.world_size)
     neg = negative_bits(s, xs)
-    rounds = s.stats.rounds["and"] + s.stats.rounds["b2a"]  # party 0 also has dealer round trips (no step plan here)
+    rounds = (
+        s.stats.rounds["and"] + s.stats.rounds["b2a"]
+    )  # party 0 also has dealer round trips (no step plan here)
     nonneg = nonnegative_bits(s, xs)
     # open the bit shares (test only; sums of shares at scale 1)
     opened = open_masked(s, [neg, nonneg], "test")

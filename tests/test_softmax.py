@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from mpc_harness import run_parties
+
 from protocols.softmax import EXP_DEGREE, EXP_SQUARINGS, exp_coefficients, reciprocal_guess
 
 
@@ -37,7 +37,11 @@ def softmax_party(rank):
     theirs = softmax_shares(s, x)
     rounds["crypten"] = comm.get().comm_rounds
     everyone = (0, 1, 2)
-    return reveal(s, ours, to=everyone, what="p", why="test"), reveal(s, theirs, to=everyone, what="q", why="test"), rounds
+    return (
+        reveal(s, ours, to=everyone, what="p", why="test"),
+        reveal(s, theirs, to=everyone, what="q", why="test"),
+        rounds,
+    )
 
 
 def test_softmax_rows_matches_torch_and_beats_crypten_on_rounds():

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from mpc_harness import run_parties
+
 from mpcrnn import data as D
 from mpcrnn.backend import PlainBackend
 from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
@@ -31,9 +31,11 @@ def clip_party(rank):
     B = SharedBackend(s, ActivationConfig())
     x = share(s, _grad() if rank == 2 else None, src=2, shape=(200,))
     everyone = tuple(range(s.world_size))
-    return (reveal(s, B.clip_value(x, 0.5), to=everyone, what="v", why="test"),
-            reveal(s, B.clip_norm(x, 2.0), to=everyone, what="n", why="test"),
-            reveal(s, B.clip_norm(x, 100.0), to=everyone, what="n2", why="test"))
+    return (
+        reveal(s, B.clip_value(x, 0.5), to=everyone, what="v", why="test"),
+        reveal(s, B.clip_norm(x, 2.0), to=everyone, what="n", why="test"),
+        reveal(s, B.clip_norm(x, 100.0), to=everyone, what="n2", why="test"),
+    )
 
 
 def test_clipping_on_three_parties_matches_torch():
@@ -43,10 +45,16 @@ def test_clipping_on_three_parties_matches_torch():
     ref = g.clone().requires_grad_(True)
     ref.grad = g.clone()
     torch.nn.utils.clip_grad_norm_([ref], 2.0)
-    torch.testing.assert_close(n, ref.grad, atol=1e-4, rtol=2e-3)  # CrypTen inv_sqrt: ~1e-3 relative
+    torch.testing.assert_close(
+        n, ref.grad, atol=1e-4, rtol=2e-3
+    )  # CrypTen inv_sqrt: ~1e-3 relative
     assert abs(float(n.norm()) - 2.0) < 1e-2
-    torch.testing.assert_close(n2, g, atol=1e-4, rtol=2e-3)  # norm below c: unchanged (up to inv_sqrt(1))
-    torch.testing.assert_close(PlainBackend(ActivationConfig()).clip_norm(g, 2.0), ref.grad, atol=0, rtol=1e-6)  # torch adds 1e-6 to the norm
+    torch.testing.assert_close(
+        n2, g, atol=1e-4, rtol=2e-3
+    )  # norm below c: unchanged (up to inv_sqrt(1))
+    torch.testing.assert_close(
+        PlainBackend(ActivationConfig()).clip_norm(g, 2.0), ref.grad, atol=0, rtol=1e-6
+    )  # torch adds 1e-6 to the norm
 
 
 def test_guard_holds_on_japanese_vowels():
@@ -57,13 +65,22 @@ def test_guard_holds_on_japanese_vowels():
     mcfg = ModelConfig()
     for epochs in (6, 18):
         B = PlainBackend(ActivationConfig())
-        train(B, mcfg, TrainConfig(epochs=epochs), plain_dataset(tr.x, tr.lengths, tr.y, mcfg), init_params(mcfg, 0))
+        train(
+            B,
+            mcfg,
+            TrainConfig(epochs=epochs),
+            plain_dataset(tr.x, tr.lengths, tr.y, mcfg),
+            init_params(mcfg, 0),
+        )
         assert 0.3 < B.max_abs_preactivation < 0.9, (epochs, B.max_abs_preactivation)
 
 
 def test_too_many_fraction_bits_is_a_precision_error():
     RunConfig(spec=D.JAPANESE_VOWELS_SPEC).validate()
-    with pytest.raises(PrecisionError, match=r"largest \|value\| of gate products: expected <= 8 with 20 fractional bits.*got 256"):
+    with pytest.raises(
+        PrecisionError,
+        match=r"largest \|value\| of gate products: expected <= 8 with 20 fractional bits.*got 256",
+    ):
         RunConfig(spec=D.JAPANESE_VOWELS_SPEC, frac_bits=20).validate()
 
 
