@@ -93,6 +93,7 @@ class Links:
         self.small = max(usable // 2 - usable // 64 - 1024, 0)
         self._sel = selectors.DefaultSelector()
         self._posted: dict[int, deque] = {}
+        self.heartbeat = None  # protocols.heartbeat.Heartbeat: names a stopped peer
 
     def exchange(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Send ``flat`` (int64, contiguous) to every other data party and receive theirs (ONE
@@ -283,6 +284,8 @@ class Links:
         return {p: buf[HEADER.size :] for p, buf in inbox.items()}
 
     def close(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.close()
         self._sel.close()
         for s in self.peers.values():
             try:
@@ -292,9 +295,19 @@ class Links:
         self.peers = {}
 
     def _lost(self, p: int, why: object) -> PartyError:
-        return PartyError(f"{self.names[self.rank]}: lost contact with {self.names[p]} ({why})")
+        return self._stopped_peer() or PartyError(
+            f"{self.names[self.rank]}: lost contact with {self.names[p]} ({why})"
+        )
 
-    def _integrity(self, p: int, exc: BaseException) -> IntegrityError:
+    def _stopped_peer(self) -> PartyError | None:
+        """The heartbeat's verdict (a peer stopped: it shut these links to wake this wait)."""
+        verdict = self.heartbeat.verdict(settle=True) if self.heartbeat is not None else None
+        return PartyError(f"{self.names[self.rank]}: {verdict}") if verdict else None
+
+    def _integrity(self, p: int, exc: BaseException) -> PartyError | IntegrityError:
+        stopped = self._stopped_peer()
+        if stopped is not None:
+            return stopped
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         return IntegrityError(
             f"{self.names[self.rank]}: link {self.names[min(self.rank, p)]} <-> "

@@ -29,7 +29,7 @@ PROVIDERS = ("TTP", "TFP")
 # process on one authenticated mesh, CrypTen's traffic and the dealer's on it, no gloo).  Hosts on
 # different releases would otherwise compute garbage silently (their triple shares no longer
 # match), so every process compares it right after joining, before anything is shared.
-WIRE_PROTOCOL = 3
+WIRE_PROTOCOL = 4
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,7 @@ def init_party(spec: PartySpec) -> None:
 
     from protocols.channels import Trust, local_address, open_mesh
     from protocols.communicator import communicator_class, install
+    from protocols.heartbeat import Heartbeat, open_heartbeats, shut_down
     from protocols.links import Links
 
     torch.set_num_threads(1)
@@ -182,6 +183,10 @@ def init_party(spec: PartySpec) -> None:
         if mismatch:
             links.close()
             raise AgreementError(mismatch)
+        beats = open_heartbeats(
+            mesh.socks, spec.rank, names, trust, local_address(spec.rendezvous), spec.timeout_s
+        )
+        links.heartbeat = Heartbeat(beats, names, on_stop=lambda _: shut_down(mesh.socks)).start()
     inst = communicator_class()(
         spec.rank, spec.world_size, links, spec.has_dealer, spec.rendezvous, secure
     )

@@ -25,6 +25,7 @@ import pytest
 
 from mpcrnn import data as D
 from protocols.channels import HELLO, MAGIC
+from protocols.parties import WIRE_PROTOCOL
 
 MPCRNN = str(Path(sys.executable).with_name("mpcrnn"))
 RUN_TOML = '[run]\nparties = 2\nprovider = "ttp"\n[model]\nhidden = 4\n[train]\nepochs = 1\nbatch_size = 20\n'
@@ -239,26 +240,66 @@ def _recv_some(s: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
+def _listener() -> socket.socket:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(4)
+    s.settimeout(60)
+    return s
+
+
+def _addr(listener: socket.socket) -> str:
+    host, port = listener.getsockname()
+    return f"{host}:{port}"
+
+
+def _accept_as(listener: socket.socket, rank: int) -> socket.socket:
+    """Accept a plaintext-transport connection and answer its hello as ``rank``."""
+    conn, _ = listener.accept()
+    conn.settimeout(60)
+    assert len(_recv_some(conn, HELLO.size)) == HELLO.size
+    conn.sendall(HELLO.pack(MAGIC, rank, TOTAL, 0, 0))
+    return conn
+
+
+def _send_json(s: socket.socket, obj) -> None:
+    body = json.dumps(obj).encode()
+    s.sendall(len(body).to_bytes(4, "little") + body)
+
+
+def _recv_json(s: socket.socket):
+    return json.loads(_recv_some(s, int.from_bytes(_recv_some(s, 4), "little")))
+
+
 def test_on_the_plaintext_transport_a_stranger_takes_rank_1_and_gets_a_seed(tmp_path):
     """The attack works where there is no authentication: the stranger's plaintext hello
-    claiming rank 1 is accepted, it receives the address book and then party 0's PRZS seed."""
+    claiming rank 1 is accepted, it receives the address book, answers the dealer's link and
+    both heartbeat connections as party 1, and then receives party 0's PRZS seed."""
     run = Run(tmp_path, insecure=True, timeout=30)
     try:
         run.start("party0", 0)
         _wait_listening(run.port)
         run.start("dealer")
+        links, beats = _listener(), _listener()  # the stranger plays rank 1 to the end
         with socket.create_connection(("127.0.0.1", run.port), timeout=60) as s:
             s.sendall(HELLO.pack(MAGIC, 1, TOTAL, 0, 0))
             assert (
                 len(_recv_some(s, HELLO.size)) == HELLO.size
             )  # party 0 answers: accepted as party 1
-            body = json.dumps({"rank": 1, "wire": 3, "addr": ""}).encode()
-            s.sendall(len(body).to_bytes(4, "little") + body)
-            n = int.from_bytes(_recv_some(s, 4), "little")
-            book = json.loads(_recv_some(s, n))  # the address book, sent once the dealer joined
+            _send_json(s, {"rank": 1, "wire": WIRE_PROTOCOL, "addr": _addr(links)})
+            book = _recv_json(s)  # the address book, sent once the dealer joined
             assert set(book) == {"versions", "addrs"}
-            seed = _recv_some(s, 16)  # party 0's next PRZS seed: 8-byte header + 8-byte payload
+            host, port = _recv_json(s)["heartbeat"].rsplit(":", 1)  # party 0's heartbeat port
+            to_dealer = _accept_as(links, 1)  # the dealer connects to "party 1" for its link
+            _send_json(to_dealer, {"heartbeat": _addr(beats)})
+            with socket.create_connection((host, int(port)), timeout=60) as h:
+                h.sendall(HELLO.pack(MAGIC, 1, TOTAL, 0, 0))  # taken as party 1 there too
+                assert len(_recv_some(h, HELLO.size)) == HELLO.size
+                dealer_beat = _accept_as(beats, 1)
+                seed = _recv_some(s, 16)  # party 0's next PRZS seed: 8-byte header + payload
             assert len(seed) == 16 and int.from_bytes(seed[:8], "little") == 8
+            to_dealer.close()
+            dealer_beat.close()
     finally:
         run.kill()
 

@@ -126,11 +126,16 @@ def eavesdrop(
         if back is None:
             continue
         data = streams[(a, b)]
-        if 0 in (rank, back[0]):  # the connection to rank 0 starts with a 4-byte-length JSON
+        # 4-byte-length JSONs first: on the connection to rank 0, the inner hello / address
+        # book; then a lower rank tells a higher one its heartbeat address
+        skip = (0 in (rank, back[0])) + (rank < back[0])
+        for _ in range(skip):
             if pos + 4 > len(data):
-                continue
+                break
             pos += 4 + struct.unpack_from("<I", data, pos)[0]
-        messages[(rank, back[0])] = _frames(data[pos:])
+        frames = _frames(data[pos:])
+        if len(frames) >= len(messages.get((rank, back[0]), [])):  # not the heartbeat connection
+            messages[(rank, back[0])] = frames
     seeds = set()
     for frames in messages.values():
         for f in frames:

@@ -1,0 +1,241 @@
+"""Liveness: a heartbeat per peer, on connections of its own, so a stopped process is named.
+
+A process that is stopped (SIGSTOP, a debugger, a frozen VM) keeps its TCP connections open:
+its kernel still acknowledges, so its peers see neither an error nor an end of stream, only
+silence, and the data path cannot tell that silence from a slow step until the run's timeout.
+So every two processes of a run also share a second connection that carries nothing but
+heartbeats, served by one thread per process that never waits on the training:
+
+* every ``INTERVAL_S`` the thread sends one byte to every peer (authenticated and encrypted
+  like any link byte: the connection is made with the same pinned mutual TLS as the data
+  links, :mod:`protocols.channels`);
+* it reads whatever its peers sent; a peer that sent nothing for ``LIMIT_S`` seconds while
+  its connection stayed open has **stopped**: the thread records which one
+  (:attr:`Heartbeat.stopped`), calls ``on_stop(rank)`` (the party shuts its data links so its
+  own blocked wait ends at once), and exits.  A peer whose connection ends (exit, crash) is
+  not "stopped": the data links report it as lost contact.
+
+Detection: a stopped peer is named after at most ``LIMIT_S + INTERVAL_S`` = 22 s, whatever the
+run's ``--timeout`` (which bounds slow steps, not liveness).  A live process whose heartbeat
+thread gets no CPU for ``LIMIT_S`` seconds (a machine swapping hard) is taken for stopped.
+
+Set-up (:func:`open_heartbeats`), after the data mesh: every rank but the highest listens on
+an ephemeral port of its link host; rank j tells every higher rank its address over their
+(authenticated) data link; the higher rank connects with the channel handshake (pins checked
+both ways).  Nothing is sent on a heartbeat connection but single bytes; nothing received on
+one is ever used but its arrival time.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+INTERVAL_S = 2.0  # one byte to every peer this often
+LIMIT_S = 20.0  # a peer silent this long, its connection open, has stopped
+_BEAT = b"\x01"
+_AGAIN = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
+
+
+class Heartbeat:
+    """The heartbeat thread of one process over ``socks[rank]`` (one connection per peer).
+
+    ``names[r]`` names rank r in :meth:`verdict`.  ``on_stop(rank)`` runs in the heartbeat
+    thread when a peer is found stopped."""
+
+    def __init__(
+        self,
+        socks: dict[int, socket.socket],
+        names: list[str],
+        on_stop: Callable[[int], None] | None = None,
+        interval_s: float = INTERVAL_S,
+        limit_s: float = LIMIT_S,
+    ) -> None:
+        self.socks, self.names, self.on_stop = dict(socks), names, on_stop
+        self.interval_s, self.limit_s = interval_s, limit_s
+        self.stopped: int | None = None  # the rank found stopped, if any
+        self.silent_s = 0.0  # how long it had been silent then
+        self._halt = threading.Event()
+        self._found = threading.Event()
+        self._seen: dict[int, float] = {}
+        self._live: set[int] = set()
+        self._thread = threading.Thread(target=self._run, name="mpcrnn-heartbeat", daemon=True)
+
+    def start(self) -> Heartbeat:
+        for s in self.socks.values():
+            s.setblocking(False)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the thread and close the heartbeat connections (at the end of a run)."""
+        self._halt.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2 * self.interval_s)
+        for s in self.socks.values():
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def verdict(self, settle: bool = False) -> str | None:
+        """One line naming the stopped peer, or None.
+
+        settle: when some peer is already silent for ``limit_s / 2`` (a suspect), wait until
+        the heartbeat decides (at most ``limit_s``).  A process that loses contact with a peer
+        asks this first: that peer may have stopped itself because a third one stopped, and the
+        headline must name the stopped one."""
+        if settle and self.stopped is None and self._suspect():
+            self._found.wait(self.limit_s)
+        if self.stopped is None:
+            return None
+        return (
+            f"{self.names[self.stopped]} stopped responding: no heartbeat for "
+            f"{self.silent_s:.0f} s while its connection stayed open (a stopped or frozen "
+            "process); stopping"
+        )
+
+    def _suspect(self) -> bool:
+        now = time.monotonic()
+        return any(now - self._seen[r] > self.limit_s / 2 for r in list(self._live))
+
+    def _run(self) -> None:
+        sel = selectors.DefaultSelector()
+        for r, s in self.socks.items():
+            sel.register(s, selectors.EVENT_READ, r)
+        now = time.monotonic()
+        seen = self._seen = dict.fromkeys(self.socks, now)
+        live = self._live = set(self.socks)
+        last_sent = 0.0
+        try:
+            while live and not self._halt.is_set():
+                now = time.monotonic()
+                if now - last_sent >= self.interval_s:
+                    for r in sorted(live):
+                        if not _send_beat(self.socks[r]):
+                            live.discard(r)
+                    last_sent = now
+                for key, _ in sel.select(timeout=min(self.interval_s / 2, 0.5)):
+                    r = key.data
+                    if r in live and not _drain(self.socks[r]):
+                        live.discard(r)  # ended: the data links report it
+                    seen[r] = time.monotonic()
+                now = time.monotonic()
+                for r in sorted(live):
+                    if now - seen[r] > self.limit_s and not self._halt.is_set():
+                        self.stopped, self.silent_s = r, now - seen[r]
+                        self._found.set()
+                        if self.on_stop is not None:
+                            self.on_stop(r)
+                        return
+        finally:
+            self._live = set()
+            self._found.set()
+            sel.close()
+
+
+def open_heartbeats(
+    data_socks: dict[int, socket.socket],
+    rank: int,
+    names: list[str],
+    trust,
+    host: str,
+    timeout_s: float,
+) -> dict[int, socket.socket]:
+    """The heartbeat connections of this process (``{peer rank: socket}``), made after the data
+    mesh ``data_socks`` is complete (see the module docstring); ``trust`` and ``host`` as for
+    :func:`protocols.channels.open_mesh`.
+
+    Raises:
+        PartyError: not complete within ``timeout_s`` (naming whom it waited for).
+    """
+    from protocols import channels as C
+    from protocols.errors import PartyError
+
+    total, me = len(names), names[rank]
+    deadline = time.monotonic() + timeout_s
+    socks: dict[int, socket.socket] = {}
+    refused: list[str] = []
+    listener = C._listen(host, 0) if rank < total - 1 else None
+    try:
+        if listener is not None:
+            host_, port = listener.getsockname()[:2]
+            addr = f"{host_}:{port}"
+            for k in range(rank + 1, total):  # over the authenticated data link
+                C._send_json(data_socks[k], {"heartbeat": addr})
+        for j in range(rank):
+            told = C._recv_json(data_socks[j], deadline)
+            if not isinstance(told, dict) or not isinstance(told.get("heartbeat"), str):
+                raise ValueError(f"{names[j]} sent no heartbeat address")
+            socks[j] = C._connect(
+                j, C._parse_addr(told["heartbeat"]), rank, names, trust, deadline, refused
+            )
+        higher = range(rank + 1, total)
+        while len(socks) < total - 1:
+            conn = C._accept(
+                listener, deadline, me, lambda: C._missing(names, socks, higher), refused
+            )
+            try:
+                peer, s = C._server_side(
+                    conn, rank, names, set(higher) - set(socks), trust, deadline
+                )
+            except C._Refused as exc:
+                C._refuse(conn, me, exc, refused)
+                continue
+            except (OSError, ValueError) as exc:
+                C._refuse(
+                    conn, me, C._Refused(f"heartbeat hello failed ({C._brief(exc)})"), refused
+                )
+                continue
+            socks[peer] = s
+        return socks
+    except (OSError, ValueError, KeyError, TypeError, C._Late) as exc:
+        for s in socks.values():
+            C._close(s)
+        raise PartyError(
+            f"{me}: could not open the heartbeat connections within {timeout_s:g} s "
+            f"({C._brief(exc)})" + C._refusals(refused)
+        ) from None
+    finally:
+        if listener is not None:
+            listener.close()
+
+
+def _send_beat(s: socket.socket) -> bool:
+    """Send one byte; False when the connection is gone (a full buffer is not an error)."""
+    try:
+        s.send(_BEAT)
+    except _AGAIN:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+def _drain(s: socket.socket) -> bool:
+    """Read what is there; False at end of stream or on an error."""
+    try:
+        while True:
+            data = s.recv(4096)
+            if not data:
+                return False
+            if not (isinstance(s, ssl.SSLSocket) and s.pending()):
+                return True
+    except _AGAIN:
+        return True
+    except OSError:
+        return False
+
+
+def shut_down(socks: dict[int, socket.socket]) -> None:
+    """Wake every wait on these sockets at once (from another thread): a raw shutdown that does
+    not touch a TLS socket's state, so the waiting thread sees an ordinary connection error."""
+    for s in socks.values():
+        try:
+            socket.socket.shutdown(s, socket.SHUT_RDWR)
+        except OSError:
+            pass
