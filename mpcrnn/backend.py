@@ -48,6 +48,9 @@ class Activations:
         return self._cache[key]
 
 
+PLAIN_OPS = {"mul": torch.mul, "matmul": torch.matmul}  # the products of ``mul_many``
+
+
 class PlainBackend:
     """float64 torch; ``exact=True`` uses torch.sigmoid/tanh instead of the polynomials."""
 
@@ -65,7 +68,8 @@ class PlainBackend:
         pass
 
     def mul_many(self, pairs: Sequence[tuple]) -> list[torch.Tensor]:
-        return [getattr(torch, op)(x, y) for op, x, y in pairs]
+        """Each ("mul" | "matmul", x, y): x * y or x @ y."""
+        return [PLAIN_OPS[op](x, y) for op, x, y in pairs]
 
     def fixed_operand(self, w: torch.Tensor, uses) -> torch.Tensor:
         return w

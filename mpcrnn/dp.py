@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -348,24 +347,21 @@ def dp_step(
 ) -> tuple[dict, dict]:
     """One DP-SGD update.  rows_grads: per-example gradients keyed like params, each (N_t, *shape)
     (None for an empty batch).  Rounds: the norm clip (~40) + 3 batched truncations."""
-    names = list(params)
-    sizes = [params[k].numel() for k in names]
-    D = sum(sizes)
-    if rows_grads is None:
-        total = B.const(0.0, torch.zeros(D, dtype=torch.float64)) + noise((D,))
-    else:
-        n = rows_grads[names[0]].shape[0]
-        flat = torch.cat([rows_grads[k].reshape(n, -1) for k in names], 1)  # (N_t, D)
-        clipped = B.clip_rows(
-            flat, plan.clip_applied, DP_RATIO_BITS
-        )  # (N_t, D), norms <= C; > 64 C: 0
-        total = clipped.sum(0) + noise((D,))  # (D,)
-    combo = [(1.0 / plan.expected_batch, total)]
-    if tcfg.weight_decay and tcfg.optimizer != "adamw":
-        combo.append((tcfg.weight_decay, torch.cat([params[k].reshape(-1) for k in names])))
-    (g,) = B.lincomb_many([combo])
+    from mpcrnn.model import flatten
     from mpcrnn.train import update
 
+    D = sum(v.numel() for v in params.values())
+    if rows_grads is None:
+        summed = B.const(0.0, torch.zeros(D, dtype=torch.float64)) + noise((D,))
+    else:
+        n = next(iter(rows_grads.values())).shape[0]
+        rows = flatten({k: rows_grads[k] for k in params}, rows=n)  # (N_t, D)
+        clipped = B.clip_rows(rows, plan.clip_applied, DP_RATIO_BITS)  # norms <= C; > 64 C: 0
+        summed = clipped.sum(0) + noise((D,))  # (D,)
+    combo = [(1.0 / plan.expected_batch, summed)]
+    if tcfg.weight_decay and tcfg.optimizer != "adamw":
+        combo.append((tcfg.weight_decay, flatten(params)))
+    (g,) = B.lincomb_many([combo])
     return update(B, params, g, velocity, tcfg, step, total, grad_bound=dp_grad_bound(plan))
 
 
@@ -391,49 +387,42 @@ def train_dp(
     on_epoch_end=None,
 ) -> tuple[dict, dict, list[np.ndarray]]:
     """DP-SGD over the Poisson schedule; returns (params, velocity, every batch of the run).
-    ``data``: a :class:`mpcrnn.train.Dataset` (plaintext or shares).  ``progress`` gets public facts."""
+    ``data``: a :class:`mpcrnn.train.Dataset` (plaintext or shares).  ``progress`` gets public
+    facts."""
     from mpcrnn.model import forward_backward
-    from mpcrnn.train import init_state
+    from mpcrnn.train import batch_of, init_state, run_schedule
 
     velocity = velocity if velocity is not None else init_state(B, params, tcfg)
     T = data.x.shape[1]
-    every = []
-    total, n_step = plan.steps_per_epoch * tcfg.epochs, plan.steps_per_epoch * start_epoch
-    for epoch in range(start_epoch, tcfg.epochs):
-        batches = poisson_batches(
+    batches = {
+        epoch: poisson_batches(
             plan.n_rows, plan.sample_rate, plan.steps_per_epoch, schedule_seed, epoch
         )
-        every += batches
-        for step, idx in enumerate(batches):
-            t0 = time.perf_counter()
-            B.begin_step(("dp", len(idx), T))
-            rows = None
-            if len(idx):
-                index = torch.as_tensor(idx)
-                x = data.x[index].transpose(0, 1)  # (T, N_t, I)
-                m = data.m[index].transpose(0, 1)  # (T, N_t, 1)
-                tgt = (
-                    data.target[index]
-                    if mcfg.task == "classify"
-                    else data.target[index].transpose(0, 1)
-                )
-                rows, _ = forward_backward(B, mcfg, params, x, m, tgt, per_example=True)
-            n_step += 1
-            params, velocity = dp_step(B, params, rows, velocity, tcfg, plan, noise, n_step, total)
-            B.end_step()
-            if progress:
-                progress(
-                    {
-                        "epoch": epoch + 1,
-                        "epochs": tcfg.epochs,
-                        "step": step + 1,
-                        "steps": len(batches),
-                        "seconds": time.perf_counter() - t0,
-                    }
-                )
-        if on_epoch_end:
-            on_epoch_end(epoch + 1, params, velocity)
-    return params, velocity, every
+        for epoch in range(start_epoch, tcfg.epochs)
+    }
+    total = plan.steps_per_epoch * tcfg.epochs  # public step count
+
+    def step_fn(idx, params, velocity, step):
+        rows = None
+        if len(idx):
+            x, m, tgt = batch_of(data, idx, mcfg.task)
+            rows, _ = forward_backward(B, mcfg, params, x, m, tgt, per_example=True)
+        return dp_step(B, params, rows, velocity, tcfg, plan, noise, step, total)
+
+    params, velocity = run_schedule(
+        B,
+        batches,
+        lambda idx: ("dp", len(idx), T),
+        step_fn,
+        params,
+        velocity,
+        epochs=tcfg.epochs,
+        first_step=plan.steps_per_epoch * start_epoch,
+        prefetch=False,
+        progress=progress,
+        on_epoch_end=on_epoch_end,
+    )
+    return params, velocity, [idx for epoch in batches.values() for idx in epoch]
 
 
 def run_dp(

@@ -29,20 +29,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from mpcrnn.model import flatten, unflatten
 from protocols.errors import ConfigError, expected_got
 
-
-def flatten(params: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Parameters in their (public) key order -> one float64 vector (D,)."""
-    return torch.cat([v.reshape(-1).to(torch.float64) for v in params.values()])
-
-
-def unflatten(vec: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out, pos = {}, 0
-    for k, v in like.items():
-        out[k] = vec[pos : pos + v.numel()].reshape(v.shape).to(torch.float64)
-        pos += v.numel()
-    return out
+__all__ = ["flatten", "local_train", "run_fedavg", "unflatten"]
 
 
 def local_train(
@@ -139,8 +129,9 @@ def run_fedavg(
         t_round = time.perf_counter()
         mine = local_train(cfg, theta, local, r, session.rank)
         local_seconds.append(time.perf_counter() - t_round)
-        base = flatten(theta)
-        mean = weighted_mean(session, flatten(mine) - base, weights, fc.update_clip)
+        base = flatten(theta).to(torch.float64)
+        update = flatten(mine).to(torch.float64) - base
+        mean = weighted_mean(session, update, weights, fc.update_clip)
         opened = reveal(
             session,
             add_public(session, mean, base),
@@ -149,7 +140,7 @@ def run_fedavg(
             why="fedavg: every party trains from each round's average",
             allowed_to=everyone,
         )
-        theta = unflatten(opened, theta)
+        theta = unflatten(opened.to(torch.float64), theta)
         round_seconds.append(time.perf_counter() - t_round)
         if checkpoint_dir:
             checkpoint.save(
