@@ -21,7 +21,7 @@ from protocols.errors import MpcrnnError
 class PartyJob:
     rank: int
     rendezvous: str
-    run_config: object  # mpcrnn.secure.RunConfig
+    run_config: object  # mpcrnn.config.RunConfig
     train_file: str | None  # None for the dealer
     test_file: str | None
     out_dir: str

@@ -1,6 +1,6 @@
 """The run configuration file (TOML) that every party of a run shares, and the environment.
 
-Everything in it is public and hashed (:meth:`mpcrnn.secure.RunConfig.digest`); parties with
+Everything in it is public and hashed (:meth:`mpcrnn.config.RunConfig.digest`); parties with
 different files stop before sharing anything.  Per-party settings (rank, data file, output
 folder, rendezvous) are command-line flags.  Example (every key optional; defaults shown)::
 
@@ -78,9 +78,9 @@ from mpcrnn.config import (
     DPConfig,
     FedAvgConfig,
     ModelConfig,
+    RunConfig,
     TrainConfig,
 )
-from mpcrnn.secure import RunConfig
 from protocols.errors import ConfigError, expected_got
 
 SECTIONS = {

@@ -10,125 +10,20 @@ the ledger.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from mpcrnn.backend import PlainBackend, SharedBackend
-from mpcrnn.config import (
-    MODES,
-    ActivationConfig,
-    AdversarialConfig,
-    DPConfig,
-    FedAvgConfig,
-    ModelConfig,
-    TrainConfig,
-)
-from mpcrnn.data import DataSpec, SequenceData
+from mpcrnn.config import RunConfig
+from mpcrnn.data import SequenceData
 from mpcrnn.model import export_state_dicts, init_params
 from mpcrnn.train import Dataset, masks, predict_plain, train
 from protocols.errors import AgreementError, ConfigError, expected_got
+
 from protocols.fixed_point import FixedPoint
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything all parties must agree on (its digest is compared before any data is shared)."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    activation: ActivationConfig = field(default_factory=ActivationConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    spec: DataSpec | None = None
-    world_size: int = 3
-    provider: str = "TTP"
-    frac_bits: int = 16
-    reveal_to: tuple[int, ...] = ()  # empty: all parties
-    reveal_metrics: bool = False  # open the final training accuracy (ledgered)
-    mode: str = "mpc"  # mpc: train on shares | fedavg: local training + secure averaging
-    fedavg: FedAvgConfig = field(default_factory=FedAvgConfig)
-    dp: DPConfig = field(default_factory=DPConfig)  # DP-SGD inside MPC (mpcrnn.dp); off by default
-    # the network (protocols.channels): every process's pinned certificate fingerprint, rank
-    # order, the dealer last (the run file's [identities]); or the insecure plaintext transport
-    identities: tuple[str, ...] = ()
-    insecure_transport: bool = False
-    adversarial: AdversarialConfig = field(
-        default_factory=AdversarialConfig
-    )  # mpcrnn.adversarial; off by default
-
-    def receivers(self) -> tuple[int, ...]:
-        return self.reveal_to or tuple(range(self.world_size))
-
-    def validate(self) -> None:
-        self.model.validate()
-        self.train.validate()
-        if not isinstance(self.world_size, int) or self.world_size < 2:
-            raise ConfigError(
-                expected_got(
-                    "data parties (--parties / [run] parties)",
-                    ">= 2",
-                    self.world_size,
-                    "One organization alone can train on its own rows in plaintext "
-                    "(mpcrnn rehearse); MPC needs at least two",
-                )
-            )
-        if any(not 0 <= r < self.world_size for r in self.reveal_to):
-            raise ConfigError(
-                expected_got("--reveal-to ranks", f"in 0..{self.world_size - 1}", self.reveal_to)
-            )
-        if self.mode not in MODES:
-            raise ConfigError(expected_got("mode", " or ".join(MODES), self.mode))
-        if self.mode == "fedavg":
-            self.fedavg.validate()
-            if set(self.receivers()) != set(range(self.world_size)):
-                raise ConfigError(
-                    expected_got(
-                        "--reveal-to with --mode fedavg",
-                        "all parties (every party trains from each round's opened average)",
-                        self.reveal_to,
-                    )
-                )
-        self.dp.validate()
-        self.adversarial.validate()
-        if self.adversarial.enabled and (self.mode != "mpc" or self.dp.enabled):
-            raise ConfigError(
-                expected_got(
-                    "--adversarial",
-                    "--mode mpc without --dp-* (adversarial training runs on "
-                    "shares, with summed gradients)",
-                    f"mode {self.mode}" + (" with DP" if self.dp.enabled else ""),
-                )
-            )
-        if self.dp.enabled and self.mode != "mpc":
-            raise ConfigError(
-                expected_got("mode with --dp-*", "mpc (DP-SGD runs on shares)", self.mode)
-            )
-        # gate pre-activations up to 2B (sigmoid columns) multiply each other at scale 2^(2f)
-        FixedPoint(self.frac_bits).check_range(
-            (2 * self.activation.bound) ** 2, "gate products", failure_per_element=2.0**-20
-        )
-        if self.spec is not None and self.spec.n_features != self.model.input_size:
-            raise ConfigError(
-                expected_got("model input size", self.spec.n_features, self.model.input_size)
-            )
-
-    def to_json(self) -> dict:
-        return json.loads(json.dumps(asdict(self), default=list))
-
-    def digest(self) -> str:
-        """SHA-256 of everything agreed, the pinned identities and the transport included."""
-        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
-
-    def checkpoint_digest(self) -> str:
-        """SHA-256 of what a checkpoint depends on: the agreed configuration without the
-        network (``mpcrnn train`` makes fresh throw-away identities for every run, resume too)."""
-        body = self.to_json()
-        body.pop("identities", None)
-        body.pop("insecure_transport", None)
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def agree(session, cfg: RunConfig, local: SequenceData) -> list[dict]:

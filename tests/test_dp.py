@@ -561,7 +561,8 @@ def run_dp_party(rank):
     from crypten.mpc.primitives import ArithmeticSharedTensor, BinarySharedTensor
 
     from mpcrnn import data as D
-    from mpcrnn.secure import RunConfig, run_training
+    from mpcrnn.config import RunConfig
+    from mpcrnn.secure import run_training
     from protocols.session import MpcSession
 
     opened = (
