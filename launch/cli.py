@@ -14,16 +14,7 @@ from pathlib import Path
 import click
 
 from mpcrnn import __version__
-
-INSECURE_TRANSPORT = (
-    "WARNING: --insecure-plaintext-transport: every share, seed and model byte crosses the network "
-    "in CLEAR and anyone who reaches the rendezvous can take a rank. Tests and single-machine demos "
-    "only; real runs use the default (mutual TLS 1.3 with the run file's pinned certificates)."
-)
-INSECURE_TFP = (
-    "WARNING: --provider tfp is a SIMULATION: party 0 generates every Beaver triple and "
-    "could decrypt every value. Use the default TTP dealer for real data."
-)
+from mpcrnn.report import INSECURE_TFP, INSECURE_TRANSPORT
 
 
 def _fail(exc) -> None:
@@ -305,6 +296,7 @@ def train(
     """
     from launch.launcher import launch_local
     from mpcrnn import data as D
+    from mpcrnn.report import fedavg_notice, summarize
     from protocols.errors import MpcrnnError
 
     try:
@@ -379,7 +371,7 @@ def train(
         if cfg.provider == "TFP":
             click.secho(INSECURE_TFP, fg="red", err=True)
         if cfg.mode == "fedavg":
-            click.echo(_fedavg_notice(cfg))
+            click.echo(fedavg_notice(cfg))
         if (
             cfg.dp.enabled
             and cfg.train.optimizer == "sgd"
@@ -396,7 +388,8 @@ def train(
             strict=strict,
             max_file_bytes=max_file_bytes,
         )
-        summary = _summarize(cfg, reports, demo and not no_baseline, out_dir, list(data_files))
+        baseline = demo and not no_baseline
+        summary = summarize(cfg, reports, baseline, list(data_files), echo=click.echo)
         (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
         click.echo(f"  report: {out_dir / 'report.json'}")
     except MpcrnnError as exc:
@@ -428,127 +421,6 @@ def _writable_dir(out: str) -> Path:
             )
         ) from None
     return path
-
-
-def _fedavg_notice(cfg) -> str:
-    note = (
-        f"  --mode fedavg reveals {cfg.fedavg.rounds} intermediate global models (one average per round) to every "
-        f"party, unlike --mode mpc, which opens only the final weights"
-    )
-    if cfg.world_size == 2:
-        note += (
-            "\n  WARNING: with 2 data parties the average plus a party's own update gives it the other party's "
-            "update: secure aggregation hides an individual update only among 3 or more parties"
-        )
-    return note
-
-
-def _summarize(cfg, reports, baseline: bool, out_dir: Path, train_files: list[str]) -> dict:
-    from mpcrnn import data as D
-
-    parties = [r for r in reports if r.get("role") == "party"]
-    tests = [p["local_test"] for p in parties if "local_test" in p]
-    n = sum(t["rows"] for t in tests)
-    summary = {
-        "config": cfg.to_json(),
-        "config_sha256": cfg.digest(),
-        "provider": cfg.provider,
-        "provider_note": INSECURE_TFP
-        if cfg.provider == "TFP"
-        else "TTP dealer: owns no data, must not collude with any party",
-        "transport": INSECURE_TRANSPORT
-        if cfg.insecure_transport
-        else "mutual TLS 1.3 between every two processes, throw-away identities made and pinned for this run",
-        "parties": parties,
-        "dealer": next((r for r in reports if r.get("role") == "dealer"), None),
-    }
-    summary["mode"] = cfg.mode
-    if cfg.mode == "fedavg":
-        summary["revealed"] = {
-            "intermediate_global_models": cfg.fedavg.rounds,
-            "to": "all parties",
-            "note": _fedavg_notice(cfg).strip(),
-        }
-    if tests and cfg.mode == "fedavg":
-        acc_exact = sum(t["accuracy_exact"] * t["rows"] for t in tests) / n
-        summary["test_accuracy"] = {"fedavg_model": acc_exact}
-        click.echo(
-            f"  FedAvg model test accuracy ({n} rows, pooled from each party's local evaluation): "
-            f"{100 * acc_exact:.1f}% (torch, exact activations)"
-        )
-    elif tests:
-        acc_exact = sum(t["accuracy_exact"] * t["rows"] for t in tests) / n
-        acc_poly = sum(t["accuracy_polynomial"] * t["rows"] for t in tests) / n
-        summary["test_accuracy"] = {
-            "mpc_model_exact_activations": acc_exact,
-            "mpc_model_polynomial": acc_poly,
-        }
-        click.echo(
-            f"  MPC model test accuracy ({n} rows, pooled from each party's local evaluation): "
-            f"{100 * acc_exact:.1f}% (torch, exact activations), {100 * acc_poly:.1f}% (polynomial)"
-        )
-    if (
-        baseline and cfg.dp.enabled
-    ):  # the non-private mirror is no like-for-like baseline for DP-SGD
-        click.echo(
-            "  (no plaintext baseline in DP mode; benchmarks/dp_rows.py compares with Opacus DP-SGD)"
-        )
-    elif baseline:
-        from mpcrnn.secure import concat, evaluate_local, train_plain_mirror
-
-        # the parties' rows pooled in rank order: exactly the rows and schedule the MPC run used
-        train_all = D.scale_features(
-            concat([D.load_party_file(f, cfg.spec) for f in train_files]), cfg.spec
-        )
-        test_all = D.scale_features(D.japanese_vowels("test"), cfg.spec)
-        if cfg.mode == "fedavg":
-            exact = evaluate_local(
-                cfg, train_plain_mirror(cfg, train_all, exact=True), test_all, polynomial=False
-            )
-            summary["baseline"] = {"centralized_plaintext_exact": exact["accuracy_exact"]}
-            if "test_accuracy" in summary:
-                summary["baseline"]["gap_points"] = 100 * (
-                    exact["accuracy_exact"] - summary["test_accuracy"]["fedavg_model"]
-                )
-            click.echo(
-                f"  centralized plaintext (all rows pooled, torch-exact {cfg.model.cell.upper()}, "
-                f"{cfg.train.epochs} epochs): {100 * exact['accuracy_exact']:.1f}%"
-            )
-            return _finish(summary, parties)
-        mirror = evaluate_local(cfg, train_plain_mirror(cfg, train_all, exact=False), test_all)
-        exact = evaluate_local(cfg, train_plain_mirror(cfg, train_all, exact=True), test_all)
-        summary["baseline"] = {
-            "plaintext_mirror_polynomial": mirror["accuracy_polynomial"],
-            "plaintext_exact_gru": exact["accuracy_exact"],
-        }
-        click.echo(
-            f"  plaintext, same seed and schedule: {100 * mirror['accuracy_polynomial']:.1f}% (mirror, polynomial), "
-            f"{100 * exact['accuracy_exact']:.1f}% (torch GRU, exact)"
-        )
-    return _finish(summary, parties)
-
-
-def _finish(summary: dict, parties: list[dict]) -> dict:
-    revealed = [p["train_accuracy_revealed"] for p in parties if "train_accuracy_revealed" in p]
-    if revealed:
-        summary["train_accuracy_revealed"] = revealed[0]
-        click.echo(
-            f"  training accuracy (revealed with --reveal-metrics, in the ledger): {100 * revealed[0]:.1f}%"
-        )
-    dp = next((p["dp"] for p in parties if "dp" in p), None)
-    if dp:
-        summary["dp"] = dp
-        eps = "inf (no noise)" if dp["epsilon"] is None else f"{dp['epsilon']:.3g}"
-        aware = dp["epsilon_vs_schedule_aware_party"]["epsilon"]
-        click.echo(
-            f"  DP-SGD: epsilon {eps} at delta {dp['delta']:g} ({dp['accountant']}, sigma {dp['noise_multiplier']:.3g}, "
-            f"C {dp['clip_norm']:g}, Poisson q {dp['sampling']['sample_rate']:.3g}, {dp['sampling']['steps']} steps) "
-            f"against observers of the weights; against a data party (knows the schedule): "
-            f"{'inf' if aware is None else f'{aware:.3g}'}"
-        )
-    models = [p["model_file"] for p in parties if "model_file" in p]
-    click.echo("  model written to: " + ", ".join(models))
-    return summary
 
 
 @main.command()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import ssl
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocols.errors import MpcrnnError
+from protocols.errors import MpcrnnError, PartyError
 
 
 @dataclass(frozen=True)
@@ -235,28 +237,41 @@ class _Progress:
         sys.stderr.write(f"\n  trained in {time.perf_counter() - self.t0:.1f} s\n")
 
 
+# Exceptions that mean the network failed under a party (a peer closed its connection, reset
+# it, never answered, or broke TLS).  The links (protocols.links, protocols.channels) already
+# turn what they see into PartyError; these are the same failures raised elsewhere (the
+# dealer's socket, the rendezvous).  Anything else is a bug and is reported as one.
+LOST_CONTACT = (ConnectionError, TimeoutError, ssl.SSLError, socket.gaierror, socket.herror)
+
+
+def describe_failure(exc: BaseException, who: str) -> tuple[str, int]:
+    """(one-line message, exit code) for an exception that ended a party process: expected
+    errors as they are, connection errors as lost contact, anything else as an internal error
+    with its type named."""
+    first = str(exc).splitlines()[0][:300] if str(exc) else ""
+    if isinstance(exc, MpcrnnError):
+        return f"{type(exc).__name__}: {exc}", exc.exit_code
+    if isinstance(exc, LOST_CONTACT):
+        lost = PartyError(f"{who}: lost contact with a peer ({type(exc).__name__}: {first})")
+        return f"PartyError: {lost}", lost.exit_code
+    return f"internal error {type(exc).__name__}: {first}", 1
+
+
 def party_entry(job: PartyJob, conn) -> None:
     """Process target used by the launcher: run, report status through ``conn``, exit code."""
     try:
         report = run_party(job)
         conn.send(("ok", report))
         code = 0
-    except MpcrnnError as exc:
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-        code = exc.exit_code
     except KeyboardInterrupt:
         code = 130
-    except BaseException as exc:  # noqa: BLE001 - a bug: report type and first line only
+    except BaseException as exc:  # noqa: BLE001 - reported by type: expected, network, or a bug
         import traceback
 
-        conn.send(
-            (
-                "error",
-                f"internal error {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
-            )
-        )
-        if os.environ.get("MPCRNN_DEBUG"):
+        who = "dealer" if job.train_file is None else f"party {job.rank}"
+        message, code = describe_failure(exc, who)
+        conn.send(("error", message))
+        if code == 1 and os.environ.get("MPCRNN_DEBUG"):
             traceback.print_exc()
-        code = 1
     conn.close()
     os._exit(code)
