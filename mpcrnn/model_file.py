@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from mpcrnn.config import ActivationConfig, ModelConfig
-from mpcrnn.data import DataSpec
+from mpcrnn.declaration import DataSpec
 from protocols.errors import ConfigError, DataError, expected_got
 
 PARTS = ("model_config", "activation", "spec", "state_dict")
