@@ -119,12 +119,7 @@ def _launch(
     stopped_since: dict[int, float] = {}
     try:
         while True:
-            for rank, (p, r) in enumerate(zip(procs, pipes)):
-                if rank not in messages and r.poll():
-                    try:
-                        messages[rank] = r.recv()
-                    except EOFError:
-                        messages[rank] = ("error", "exited without a report")
+            _drain(pipes, messages)
             failed = [(rank, p) for rank, p in enumerate(procs) if p.exitcode not in (None, 0)]
             if failed:
                 time.sleep(1.0)  # let the other exits land, then blame the root cause

@@ -1,28 +1,61 @@
-"""Run configuration: frozen dataclasses, passed explicitly.  Every default is explained inline."""
+"""Run configuration: frozen dataclasses, passed explicitly.  Every default is explained inline.
+
+One vocabulary: these dataclasses are the only place a setting is named and given its default.
+The run file (:mod:`launch.runfile`) has one section per dataclass and one key per field, the
+field's name unless the field declares its run-file key (``file_key``: torch's and Opacus's
+names stay in code and model files, the run file keeps its short keys: ``hidden``, ``layers``,
+``parties``, ``epsilon``, ``noise``, ``insecure_plaintext_transport``); :func:`file_keys` lists
+them.  Command-line flags and their defaults are read from here too (:mod:`launch.options`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
 
-from mpcrnn.data import DataSpec
 from protocols.errors import ConfigError, expected_got
-from protocols.fixed_point import FixedPoint
+
+if TYPE_CHECKING:
+    from mpcrnn.declaration import DataSpec
 
 CELLS = ("rnn", "gru", "lstm")
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # gate blocks per layer, torch's layout
+
+
+def file_key(key: str | None, default=MISSING, **kw):
+    """A field whose run-file key is ``key`` (None: not in the run file)."""
+    return field(default=default, metadata={"key": key}, **kw)
+
+
+def file_keys(cls) -> dict[str, str]:
+    """{run-file key: field name} of a config dataclass (keys in field order)."""
+    out = {}
+    for f in fields(cls):
+        key = f.metadata.get("key", f.name)
+        if key is not None:
+            out[key] = f.name
+    return out
+
+
+def default_of(cls, name: str):
+    """The default of field ``name`` of a config dataclass (the one place it is written)."""
+    (f,) = (f for f in fields(cls) if f.name == name)
+    return f.default if f.default is not MISSING else f.default_factory()
 
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The network; field names are torch's (``nn.GRU(input_size, hidden_size, num_layers)``),
+    as in the model file.  Run file ``[model]``: cell, hidden, layers; the rest from ``[data]``."""
+
     cell: str = "gru"  # rnn (Elman, tanh) | gru | lstm, torch's equations and gate order
-    input_size: int = 12  # F, features per time step (Japanese Vowels: 12)
-    hidden_size: int = 32  # H
-    num_layers: int = 1  # stacked layers
-    num_classes: int = 9  # C, classes of the many-to-one head; 0 with task="regress"
-    task: str = "classify"  # classify (many-to-one, softmax cross-entropy) | regress (per-step MSE)
-    output_size: int = 0  # regression outputs per step (task="regress")
+    input_size: int = file_key(None, 12)  # F, features per step ([data] n_features; JV: 12)
+    hidden_size: int = file_key("hidden", 32)  # H
+    num_layers: int = file_key("layers", 1)  # stacked layers
+    num_classes: int = file_key(None, 9)  # C, classes of the head ([data] classes); 0: regress
+    task: str = file_key(None, "classify")  # classify (many-to-one, cross-entropy) | regress
+    output_size: int = file_key(None, 0)  # regression outputs per step (task="regress")
 
     def validate(self) -> None:
         if self.cell not in CELLS:
@@ -153,10 +186,12 @@ class DPConfig:
     DPDataLoader convention; expected batch q N), see :func:`mpcrnn.dp.poisson_plan`.
     """
 
-    enabled: bool = False
+    enabled: bool = file_key(None, False)  # on when the run file sets epsilon or noise
     clip: float = 1.0  # C: each example's gradient to L2 norm <= C (the sensitivity)
-    noise_multiplier: float | None = None  # sigma: noise N(0, sigma^2 C^2) on the clipped sum
-    target_epsilon: float | None = None  # or: the smallest sigma spending at most this epsilon
+    # sigma: noise N(0, sigma^2 C^2) on the clipped sum (run file: noise)
+    noise_multiplier: float | None = file_key("noise", None)
+    # or: the smallest sigma spending at most this epsilon (run file: epsilon)
+    target_epsilon: float | None = file_key("epsilon", None)
     delta: float = 1e-5  # the delta of (epsilon, delta); keep it below 1/N
     accountant: str = "rdp"  # rdp | prv (opacus.accountants)
 
@@ -280,25 +315,25 @@ class AdversarialConfig:
 class RunConfig:
     """Everything all parties must agree on (its digest is compared before any data is shared)."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
-    activation: ActivationConfig = field(default_factory=ActivationConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    spec: DataSpec | None = None
-    world_size: int = 3
-    provider: str = "TTP"
-    frac_bits: int = 16
-    reveal_to: tuple[int, ...] = ()  # empty: all parties
+    # the run file's [model], [train], [data], [fedavg], [dp], [adversarial]; the rest is [run]
+    model: ModelConfig = file_key(None, default_factory=ModelConfig)
+    activation: ActivationConfig = file_key(None, default_factory=ActivationConfig)
+    train: TrainConfig = file_key(None, default_factory=TrainConfig)
+    spec: DataSpec | None = file_key(None, None)  # [data]; None: the built-in demo's
+    world_size: int = file_key("parties", 3)  # data parties, the dealer not counted
+    provider: str = "TTP"  # TTP: a dealer process makes the triples | TFP: party 0 (insecure)
+    frac_bits: int = file_key(None, 16)  # f: fixed point at scale 2^f
+    reveal_to: tuple[int, ...] = ()  # ranks receiving the final weights; empty: all parties
     reveal_metrics: bool = False  # open the final training accuracy (ledgered)
     mode: str = "mpc"  # mpc: train on shares | fedavg: local training + secure averaging
-    fedavg: FedAvgConfig = field(default_factory=FedAvgConfig)
-    dp: DPConfig = field(default_factory=DPConfig)  # DP-SGD inside MPC (mpcrnn.dp); off by default
+    fedavg: FedAvgConfig = file_key(None, default_factory=FedAvgConfig)
+    dp: DPConfig = file_key(None, default_factory=DPConfig)  # DP-SGD inside MPC; off by default
     # the network (protocols.channels): every process's pinned certificate fingerprint, rank
     # order, the dealer last (the run file's [identities]); or the insecure plaintext transport
-    identities: tuple[str, ...] = ()
-    insecure_transport: bool = False
-    adversarial: AdversarialConfig = field(
-        default_factory=AdversarialConfig
-    )  # mpcrnn.adversarial; off by default
+    identities: tuple[str, ...] = file_key(None, ())
+    insecure_transport: bool = file_key("insecure_plaintext_transport", False)
+    # mpcrnn.adversarial; off by default
+    adversarial: AdversarialConfig = file_key(None, default_factory=AdversarialConfig)
 
     def receivers(self) -> tuple[int, ...]:
         return self.reveal_to or tuple(range(self.world_size))
@@ -347,6 +382,8 @@ class RunConfig:
             raise ConfigError(
                 expected_got("mode with --dp-*", "mpc (DP-SGD runs on shares)", self.mode)
             )
+        from protocols.fixed_point import FixedPoint
+
         # gate pre-activations up to 2B (sigmoid columns) multiply each other at scale 2^(2f)
         FixedPoint(self.frac_bits).check_range(
             (2 * self.activation.bound) ** 2, "gate products", failure_per_element=2.0**-20

@@ -22,7 +22,6 @@ from mpcrnn.data import SequenceData
 from mpcrnn.model import export_state_dicts, init_params
 from mpcrnn.train import Dataset, masks, predict_plain, train
 from protocols.errors import AgreementError, ConfigError, expected_got
-
 from protocols.fixed_point import FixedPoint
 
 
