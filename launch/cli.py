@@ -308,9 +308,12 @@ def rehearse(config_file, data_file, test_file, as_json):
             else None
         )
         click.echo(
-            f"mpcrnn rehearse: {local.n_rows} own rows, {cfg.model.cell.upper()} x{cfg.model.num_layers} "
-            f"H={cfg.model.hidden_size}, {cfg.train.optimizer} lr {cfg.train.step_lr:g} ({cfg.train.schedule}), "
-            f"{cfg.train.epochs} epochs; plaintext mirror with the run's polynomials, nothing shared"
+            f"mpcrnn rehearse: {local.n_rows} own rows, {cfg.model.cell.upper()} "
+            f"x{cfg.model.num_layers} "
+            f"H={cfg.model.hidden_size}, {cfg.train.optimizer} lr {cfg.train.step_lr:g} "
+            f"({cfg.train.schedule}), "
+            f"{cfg.train.epochs} epochs; plaintext mirror with the run's polynomials, nothing "
+            "shared"
         )
         if cfg.dp.enabled:
             click.echo(
@@ -318,8 +321,10 @@ def rehearse(config_file, data_file, test_file, as_json):
             )
         result = run_rehearsal(cfg, local, test, echo=click.echo)
         click.echo(
-            f"  largest |pre-activation| / polynomial bound: {result['max_preactivation_over_bound']:.2f} "
-            f"({'inside' if result['max_preactivation_over_bound'] <= 1 else 'OUTSIDE'} the interval)"
+            "  largest |pre-activation| / polynomial bound: "
+            f"{result['max_preactivation_over_bound']:.2f} "
+            f"({'inside' if result['max_preactivation_over_bound'] <= 1 else 'OUTSIDE'} the "
+            "interval)"
         )
         for w in result["warnings"]:
             click.secho(f"WARNING: {w}", fg="yellow", err=True)
@@ -442,7 +447,8 @@ def keygen(out_dir, name):
 )
 @click.option("--pgd-steps", default=10, show_default=True, type=click.IntRange(1, 1000))
 def attack(model_file, data_file, eps_list, methods, pgd_steps):
-    """Robust accuracy of a released model under FGSM / PGD on this party's own rows (plain torch)."""
+    """Robust accuracy of a released model under FGSM / PGD on this party's own rows (plain
+    torch)."""
     from mpcrnn import data as D
     from mpcrnn.attacks import robust_accuracy
     from mpcrnn.model_file import read_model_file

@@ -2,7 +2,8 @@
 
 Strict and boring: ``get_context("spawn")``; a fresh ``file://`` rendezvous per run in a
 private folder (0700) that also holds every process's throw-away identity (keys 0600, pinned
-in the run's configuration, deleted with the folder when the run ends); every exit code checked; if any process exits non-zero (or is killed) the others are terminated within a
+in the run's configuration, deleted with the folder when the run ends); every exit code
+checked; if any process exits non-zero (or is killed) the others are terminated within a
 second and :class:`PartyError` names the one that died first; Ctrl-C terminates all children.
 """
 
@@ -137,8 +138,9 @@ def _launch(
             if stopped is not None:
                 _stop_all(procs)
                 raise PartyError(
-                    f"{_name(stopped, cfg)} was stopped (not running for {STOPPED_LIMIT_S:g} s, e.g. "
-                    "SIGSTOP or a debugger). All other processes were stopped; no model was written as final"
+                    f"{_name(stopped, cfg)} was stopped (not running for {STOPPED_LIMIT_S:g} s, "
+                    "e.g. SIGSTOP or a debugger). All other processes were stopped; no model was "
+                    "written as final"
                 )
             time.sleep(0.1)
     except KeyboardInterrupt:

@@ -114,7 +114,8 @@ def transport_report() -> dict:
     kind = (
         "mutual TLS 1.3, every process's certificate pinned by the run file"
         if c.secure
-        else "INSECURE plaintext TCP (--insecure-plaintext-transport): no authentication, no encryption"
+        else "INSECURE plaintext TCP (--insecure-plaintext-transport): no authentication, "
+        "no encryption"
     )
     return {
         "kind": kind,
@@ -228,8 +229,10 @@ class _Progress:
     def __call__(self, ev: dict) -> None:
         st = self.s.stats
         sys.stderr.write(
-            f"\r  {ev.get('unit', 'epoch')} {ev['epoch']}/{ev['epochs']} step {ev['step']}/{ev['steps']}  "
-            f"{ev['seconds']:.2f} s/step  rounds {st.total_rounds}  sent {st.total_bytes / 1e6:.1f} MB   "
+            f"\r  {ev.get('unit', 'epoch')} {ev['epoch']}/{ev['epochs']} step "
+            f"{ev['step']}/{ev['steps']}  "
+            f"{ev['seconds']:.2f} s/step  rounds {st.total_rounds}  sent "
+            f"{st.total_bytes / 1e6:.1f} MB   "
         )
         sys.stderr.flush()
 

@@ -381,14 +381,17 @@ def data_template(data_file: str) -> str:
             pass
     return "\n".join(
         [
-            "[data]                       # the public declaration of every party's data, the same in every party's run file",
+            "[data]                       # the public declaration of every party's data, the same "
+            "in every party's run file",
             f"n_features = {n_features}",
             f"classes = {classes}   # all classes of all parties, in one agreed order",
             f"max_len = {max_len}",
             'scaling = "bounds"           # each feature mapped from [low, high] to [-1, 1]',
-            "feature_low = [<low of feature 0>, ...]    # PUBLIC bounds agreed by all parties from domain knowledge",
-            "feature_high = [<high of feature 0>, ...]  # (not your rows' min/max: those would reveal your data's extremes)",
-            "# then check the settings on your own rows, with nothing shared: mpcrnn rehearse --config run.toml --data "
-            + str(data_file),
+            "feature_low = [<low of feature 0>, ...]    # PUBLIC bounds agreed by all parties from "
+            "domain knowledge",
+            "feature_high = [<high of feature 0>, ...]  # (not your rows' min/max: those would "
+            "reveal your data's extremes)",
+            "# then check the settings on your own rows, with nothing shared: mpcrnn rehearse "
+            "--config run.toml --data " + str(data_file),
         ]
     )

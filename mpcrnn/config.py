@@ -94,7 +94,8 @@ DEFAULT_LR = {"adam": 0.01, "adamw": 0.01, "sgd": 0.2}
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 12  # the demo schedule (Japanese Vowels, GRU: 93.8-95.4% over seeds 0-2; cosine needs >= ~12)
+    # the demo schedule (Japanese Vowels, GRU: 93.8-95.4% over seeds 0-2; cosine needs >= ~12)
+    epochs: int = 12
     # Defaults below (adam, lr 0.01, eps 1e-3, clip_value 1, cosine with 10 warm-up steps) were
     # chosen by the sweep in README "Defaults" (benchmarks/learning_rows.py --sweep): RNN, GRU,
     # LSTM x 1, 2 layers on Japanese Vowels and GRU, LSTM on GunPoint, 3 seeds each
@@ -110,7 +111,8 @@ class TrainConfig:
     weight_decay: float = 0.0  # sgd/adam: + wd theta in the gradient; adamw: theta *= 1 - lr_t wd
     clip_value: float = 1.0  # clip every gradient entry to [-c, c] on shares (0: off)
     clip_norm: float = 0.0  # then rescale the whole gradient to norm <= c on shares (0: off)
-    schedule: str = "cosine"  # public lr schedule: constant | warmup (linear) | cosine (warm-up, then cosine to 0)
+    # public lr schedule: constant | warmup (linear) | cosine (warm-up, then cosine to 0)
+    schedule: str = "cosine"
     warmup_steps: int = 10  # linear warm-up steps for "warmup" and "cosine"
     seed: int = 0  # public: initialization and the batch schedule
 
@@ -241,7 +243,8 @@ class FedAvgConfig:
     """``--mode fedavg`` (:mod:`mpcrnn.fedavg`): R rounds; in each, every party trains locally in
     plain torch for E epochs from the global model, and the weighted mean of the models is
     computed on shares and opened to all parties.  Local training uses TrainConfig's batch size,
-    optimizer (Adam by default, as in --mode mpc), learning rate, weight decay and clipping.  Public: in the run file and its digest."""
+    optimizer (Adam by default, as in --mode mpc), learning rate, weight decay and clipping.
+    Public: in the run file and its digest."""
 
     rounds: int = 10  # R: opened global models, one per round (Japanese Vowels: ~95% with E = 2)
     local_epochs: int = 2  # E: local passes over a party's own rows per round

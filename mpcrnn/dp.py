@@ -102,7 +102,8 @@ def poisson_rate(n_rows: int, batch_size: int) -> tuple[float, int]:
 
 
 def clip_applied(clip: float, n_params: int, world_size: int, frac_bits: int) -> float:
-    """C' = (C - 2 p sqrt(D) 2^-f) / (1 + CLIP_RELATIVE_ERROR): the computed clipped row has norm <= C."""
+    """C' = (C - 2 p sqrt(D) 2^-f) / (1 + CLIP_RELATIVE_ERROR): the computed clipped row has
+    norm <= C."""
     from protocols.norm_clip import CLIP_RELATIVE_ERROR
 
     margin = 2 * max(world_size, 1) * math.sqrt(n_params) * 2.0**-frac_bits
@@ -171,7 +172,8 @@ def agree_schedule_seed(session) -> int:
 def epsilon_spent(
     noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str
 ) -> float:
-    """Opacus's accountant over ``steps`` identical steps (what PrivacyEngine records): inf for sigma = 0."""
+    """Opacus's accountant over ``steps`` identical steps (what PrivacyEngine records): inf
+    for sigma = 0."""
     if steps == 0:
         return 0.0
     if noise_multiplier == 0:
@@ -181,7 +183,8 @@ def epsilon_spent(
     acc = create_accountant(mechanism=accountant)
     for _ in range(steps):
         acc.step(noise_multiplier=noise_multiplier, sample_rate=sample_rate)
-    # Opacus's analysis warns (numpy log of 0 at q = 1; optimal RDP order at the edge): values unaffected
+    # Opacus's analysis warns (numpy log of 0 at q = 1; optimal RDP order at the edge): values
+    # unaffected
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         return float(acc.get_epsilon(delta=delta))
@@ -250,15 +253,19 @@ def report(dp: DPConfig, plan: DPPlan, batches: list[np.ndarray]) -> dict:
     fail = clip_failure_bound(rows_clipped, plan)
     p = plan.world_size
     return {
-        "mechanism": "DP-SGD inside MPC: per-example clipping and jointly generated Gaussian noise on shares",
+        "mechanism": (
+            "DP-SGD inside MPC: per-example clipping and jointly generated Gaussian noise on shares"
+        ),
         "epsilon": _num(eps),
         "delta": dp.delta,
-        "accountant": f"opacus.accountants.{'RDPAccountant' if dp.accountant == 'rdp' else 'PRVAccountant'}",
+        "accountant": "opacus.accountants."
+        + ("RDPAccountant" if dp.accountant == "rdp" else "PRVAccountant"),
         "noise_multiplier": plan.noise_multiplier,
         "noise_multiplier_from": (
             "given (--dp-noise)"
             if dp.noise_multiplier is not None
-            else f"opacus get_noise_multiplier(target_epsilon={dp.target_epsilon}, delta={dp.delta})"
+            else "opacus get_noise_multiplier("
+            f"target_epsilon={dp.target_epsilon}, delta={dp.delta})"
         ),
         "clip_norm": plan.clip,
         "clip_applied": plan.clip_applied,
@@ -273,7 +280,9 @@ def report(dp: DPConfig, plan: DPPlan, batches: list[np.ndarray]) -> dict:
             "batch_sizes_min_max": [int(min(map(len, batches))), int(max(map(len, batches)))]
             if batches
             else None,
-            "public_to": "every data party (membership and size of every batch); not in the run file",
+            "public_to": (
+                "every data party (membership and size of every batch); not in the run file"
+            ),
             "gradient_divided_by": "the expected batch size q N",
         },
         "noise": {
@@ -290,7 +299,8 @@ def report(dp: DPConfig, plan: DPPlan, batches: list[np.ndarray]) -> dict:
             "max_steps_of_any_row": k,
             "sample_rate": 1.0,
             "note": "a data party knows the batch schedule: no amplification by sampling. "
-            "epsilon: zero-out adjacency (a row replaced by one with zero gradient; sensitivity C); "
+            "epsilon: zero-out adjacency (a row replaced by one with zero gradient; sensitivity "
+            "C); "
             "epsilon_replace_one: sensitivity 2C",
         },
         "delta_excludes": {
@@ -321,7 +331,8 @@ Noise = Callable[[tuple[int, ...]], torch.Tensor]
 
 
 def shared_noise(session, std: float, generator: torch.Generator | None = None) -> Noise:
-    """Joint noise on shares (:func:`protocols.joint_noise.joint_gaussian`); generator None: OS entropy."""
+    """Joint noise on shares (:func:`protocols.joint_noise.joint_gaussian`); generator None: OS "
+    "entropy."""
     from protocols.joint_noise import joint_gaussian
 
     return lambda shape: joint_gaussian(session, shape, std, generator)
@@ -497,8 +508,8 @@ def predict_dp_note(epsilon: float, queries: int) -> dict:
         "laplace_scale": PREDICT_L1_SENSITIVITY / epsilon,
         "queries": queries,
         "epsilon_all_queries_basic_composition": epsilon * queries,
-        "note": "per-query guarantee: each released vector is epsilon-DP w.r.t. any change of the training data "
-        "or of its query row; the rows of one call (and every later call) compose. Weaker than DP-SGD, "
-        "which protects the training data once for unlimited use of the weights; these weights are "
-        "still in the clear for whoever holds the model file",
+        "note": "per-query guarantee: each released vector is epsilon-DP w.r.t. any change of "
+        "the training data or of its query row; the rows of one call (and every later call) "
+        "compose. Weaker than DP-SGD, which protects the training data once for unlimited use "
+        "of the weights; these weights are still in the clear for whoever holds the model file",
     }

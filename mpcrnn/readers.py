@@ -169,7 +169,7 @@ def read_ts(
         if len(parts) - 1 != dims:
             fail(f"{where}: number of dimensions", dims, len(parts) - 1)
         cols = [
-            _floats(p.split(","), lambda t, d=d: f"{where}, dimension {d}, time step {t}")
+            _floats(p.split(","), lambda t, d=d, w=where: f"{w}, dimension {d}, time step {t}")
             for d, p in enumerate(parts[:-1])
         ]
         if any(len(c) != len(cols[0]) for c in cols):
@@ -270,7 +270,7 @@ def _csv_rows(reader, spec: DataSpec, source: str) -> tuple[list, list]:
             fail(
                 f"{where}, column 'label'", "the same label on every row of a sequence", "a change"
             )
-        cur.append(_floats(cells[2:-1], lambda j: f"{where}, column 'f{j}'"))
+        cur.append(_floats(cells[2:-1], lambda j, w=where: f"{w}, column 'f{j}'"))
     return seqs, names
 
 

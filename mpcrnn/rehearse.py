@@ -78,19 +78,24 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
     last, first = history[-1], history[0]
     if last["train_accuracy"] < majority + LEARN_MARGIN:
         warnings.append(
-            f"training does not learn: final training accuracy {100 * last['train_accuracy']:.1f}% is within "
-            f"{100 * LEARN_MARGIN:.0f} points of always predicting the most frequent class ({100 * majority:.1f}%); "
+            f"training does not learn: final training accuracy {100 * last['train_accuracy']:.1f}% "
+            "is within "
+            f"{100 * LEARN_MARGIN:.0f} points of always predicting the most frequent class "
+            f"({100 * majority:.1f}%); "
             "try more epochs, a different lr, or check the data declaration and labels"
         )
     if len(history) > 1 and last["loss"] > LOSS_RATIO * first["loss"]:
         warnings.append(
-            f"loss did not decrease: {first['loss']:.4f} after epoch 1, {last['loss']:.4f} at the end "
+            f"loss did not decrease: {first['loss']:.4f} after epoch 1, {last['loss']:.4f} at the "
+            "end "
             f"(expected below {100 * LOSS_RATIO:.0f}% of the first); try another lr or more epochs"
         )
     if B.max_abs_preactivation > 1:
         warnings.append(
-            f"gate pre-activations left the polynomials' interval: max |x|/B = {B.max_abs_preactivation:.2f} > 1 "
-            f"(B = {cfg.activation.bound:g}); the polynomial is unbounded there and MPC training would break "
+            "gate pre-activations left the polynomials' interval: max |x|/B = "
+            f"{B.max_abs_preactivation:.2f} > 1 "
+            f"(B = {cfg.activation.bound:g}); the polynomial is unbounded there and MPC training "
+            "would break "
             "down: lower the lr, clip harder, or declare tighter feature bounds"
         )
     return {
