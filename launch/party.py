@@ -127,45 +127,72 @@ def transport_report() -> dict:
 def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
     from crypten.config import cfg as crypten_cfg
 
-    from mpcrnn.secure import evaluate_local, fixed_point, run_training
+    from mpcrnn.secure import fixed_point
     from protocols.parties import shutdown
     from protocols.session import MpcSession
 
     crypten_cfg.communicator.verbose = True  # CrypTen's own round/byte counters, for the report
     session = MpcSession.current(fixed_point(cfg))
     progress = _Progress(session) if job.show_progress else None
-    by_round: list[dict] = []
-    if cfg.mode == "fedavg":
-        from mpcrnn.fedavg import run_fedavg
-
-        def on_round(r, params):  # this party's own test rows, in plaintext; nothing is sent
-            if test is not None:
-                by_round.append({"round": r, **evaluate_local(cfg, params, test, polynomial=False)})
-
-        result = run_fedavg(
-            session,
-            cfg,
-            local,
-            progress=progress,
-            checkpoint_dir=str(Path(job.out_dir) / "checkpoints"),
-            resume=job.resume,
-            on_round=on_round,
-        )
-    else:
-        result = run_training(
-            session,
-            cfg,
-            local,
-            progress=progress,
-            checkpoint_dir=str(Path(job.out_dir) / "checkpoints"),
-            resume=job.resume,
-        )
+    result, by_round = _train(job, cfg, session, local, test, progress)
     if progress:
         progress.done()
     if job.rank == 0 and spec.has_dealer:
         from protocols.dealer import stop_dealer
 
         stop_dealer()
+    report = _party_report(job, cfg, session, result, by_round)
+    out = Path(job.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if result["params"] is not None:
+        from mpcrnn.model_file import write_model_file
+        from mpcrnn.secure import evaluate_local
+
+        model_path = out / f"model-party{job.rank}.pt"
+        saved = write_model_file(model_path, cfg.model, cfg.activation, cfg.spec, result["params"])
+        report["model_file"] = str(model_path)
+        if test is not None:  # evaluate exactly the weights saved, as `predict` will
+            report["local_test"] = evaluate_local(cfg, saved, test)
+    shutdown()
+    import resource
+
+    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    (out / f"report-party{job.rank}.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _train(job: PartyJob, cfg, session, local, test, progress) -> tuple[dict, list[dict]]:
+    """The run of ``cfg.mode`` (mpcrnn.secure or mpcrnn.fedavg): (its result, fedavg's local
+    test accuracy per round)."""
+    from mpcrnn.secure import evaluate_local, run_training
+
+    by_round: list[dict] = []
+    checkpoints = str(Path(job.out_dir) / "checkpoints")
+    if cfg.mode != "fedavg":
+        result = run_training(
+            session, cfg, local, progress=progress, checkpoint_dir=checkpoints, resume=job.resume
+        )
+        return result, by_round
+    from mpcrnn.fedavg import run_fedavg
+
+    def on_round(r, params):  # this party's own test rows, in plaintext; nothing is sent
+        if test is not None:
+            by_round.append({"round": r, **evaluate_local(cfg, params, test, polynomial=False)})
+
+    result = run_fedavg(
+        session,
+        cfg,
+        local,
+        progress=progress,
+        checkpoint_dir=checkpoints,
+        resume=job.resume,
+        on_round=on_round,
+    )
+    return result, by_round
+
+
+def _party_report(job: PartyJob, cfg, session, result: dict, by_round: list[dict]) -> dict:
+    """This party's report: public facts of the run, its ledger of openings, its costs."""
     report = {
         "role": "party",
         "rank": job.rank,
@@ -187,28 +214,10 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
         report["revealed_intermediate_models"] = cfg.fedavg.rounds
         if by_round:
             report["local_test_by_round"] = by_round
-    if (
-        "dp" in result
-    ):  # DP-SGD: epsilon, delta, accountant, sigma, C, sampling (public values only)
+    if "dp" in result:  # DP-SGD: epsilon, delta, accountant, sigma, C, sampling (public values)
         report["dp"] = result["dp"]
-    if "train_accuracy" in result and result["train_accuracy"] is not None:
+    if result.get("train_accuracy") is not None:
         report["train_accuracy_revealed"] = result["train_accuracy"]
-    out = Path(job.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if result["params"] is not None:
-        from mpcrnn.model_file import write_model_file
-
-        model_path = out / f"model-party{job.rank}.pt"
-        write_model_file(model_path, cfg.model, cfg.activation, cfg.spec, result["params"])
-        report["model_file"] = str(model_path)
-        if test is not None:  # evaluate exactly the weights saved (float32), as `predict` will
-            saved = {k: v.float().double() for k, v in result["params"].items()}
-            report["local_test"] = evaluate_local(cfg, saved, test)
-    shutdown()
-    import resource
-
-    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    (out / f"report-party{job.rank}.json").write_text(json.dumps(report, indent=2))
     return report
 
 

@@ -270,10 +270,6 @@ class FedAvgConfig:
             )
 
 
-def to_dict(*configs) -> dict:
-    return {type(c).__name__: asdict(c) for c in configs}
-
-
 ADVERSARIAL = ("none", "fgsm", "pgd")
 
 

@@ -31,8 +31,9 @@ pooled shared rows), not to an outside observer of the released model.  Rate
 ``q = 1 / ceil(N / B)`` and ``ceil(N / B)`` steps per epoch (B = the configured batch size):
 Opacus's DPDataLoader convention, so the plaintext Opacus baseline samples identically.
 
-Accounting: ``opacus.accountants`` (RDP or PRV) over (sigma, q, steps); sigma from
-``opacus.accountants.utils.get_noise_multiplier`` when a target epsilon is given.  That
+Accounting (:mod:`mpcrnn.dp_accounting`): ``opacus.accountants`` (RDP or PRV) over
+(sigma, q, steps); sigma from ``opacus.accountants.utils.get_noise_multiplier`` when a target
+epsilon is given.  That
 epsilon holds against observers of the released weights who do not know the schedule.  Against
 a data party (it knows the schedule and its own noise draws) amplification by sampling does not
 apply: the report also gives the epsilon of the Gaussian mechanism with q = 1 over the largest
@@ -44,7 +45,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,6 +52,18 @@ import numpy as np
 import torch
 
 from mpcrnn.config import DPConfig, ModelConfig, TrainConfig
+from mpcrnn.dp_accounting import (  # noqa: F401 - the DP API, re-exported
+    clip_failure_bound,
+    epsilon_spent,
+    noise_for_epsilon,
+    report,
+)
+from mpcrnn.dp_release import (  # noqa: F401 - the DP API, re-exported
+    PREDICT_L1_SENSITIVITY,
+    check_predict_epsilon,
+    laplace_scores,
+    predict_dp_note,
+)
 from protocols.errors import ConfigError, expected_got
 from protocols.norm_clip import DP_RATIO_BITS
 
@@ -164,164 +176,6 @@ def agree_schedule_seed(session) -> int:
     from protocols.public_exchange import exchange_public
 
     return sum(int(v) for v in exchange_public(mine)) % 2**63
-
-
-# ---------------------------------------------------------------- accounting (Opacus)
-
-
-def epsilon_spent(
-    noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str
-) -> float:
-    """Opacus's accountant over ``steps`` identical steps (what PrivacyEngine records): inf
-    for sigma = 0."""
-    if steps == 0:
-        return 0.0
-    if noise_multiplier == 0:
-        return math.inf
-    from opacus.accountants import create_accountant
-
-    acc = create_accountant(mechanism=accountant)
-    for _ in range(steps):
-        acc.step(noise_multiplier=noise_multiplier, sample_rate=sample_rate)
-    # Opacus's analysis warns (numpy log of 0 at q = 1; optimal RDP order at the edge): values
-    # unaffected
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        return float(acc.get_epsilon(delta=delta))
-
-
-def noise_for_epsilon(
-    target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str
-) -> float:
-    """sigma from ``opacus.accountants.utils.get_noise_multiplier`` (epsilon_tolerance 0.01)."""
-    from opacus.accountants.utils import get_noise_multiplier
-
-    try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            return float(
-                get_noise_multiplier(
-                    target_epsilon=target_epsilon,
-                    target_delta=delta,
-                    sample_rate=sample_rate,
-                    steps=steps,
-                    accountant=accountant,
-                )
-            )
-    except ValueError as exc:  # "The privacy budget is too low."
-        raise ConfigError(
-            expected_got(
-                "DP target epsilon (--dp-epsilon)",
-                "a budget Opacus can reach with sigma <= 1e6",
-                target_epsilon,
-                f"Opacus: {exc}",
-            )
-        ) from None
-
-
-def clip_failure_bound(rows_clipped: int, plan: DPPlan) -> float:
-    """Union bound on a truncation failure inside the norm clip over the run, from public values.
-
-    Per row: x*A (D elements at scale 2^(f+G), sum_j |x_j A| <= sqrt(2 D) C') and (x A) y (scale
-    2^2f, sum <= sqrt(D) C' (1 + err)); a failure has probability ~|v| / 2^63 (v encoded).  The
-    per-row scalars (||x||^2, the Newton iterates) depend on the row's norm and are left out.
-    """
-    from protocols.norm_clip import CLIP_RELATIVE_ERROR, DP_RATIO_BITS, scale_bits
-
-    f, D, c = plan.frac_bits, plan.n_params, plan.clip_applied
-    G = scale_bits(DP_RATIO_BITS)
-    per_row = (
-        math.sqrt(2 * D) * c * 2.0 ** (f + G)
-        + math.sqrt(D) * c * (1 + CLIP_RELATIVE_ERROR) * 2.0 ** (2 * f)
-    ) / 2.0**63
-    return rows_clipped * per_row
-
-
-def report(dp: DPConfig, plan: DPPlan, batches: list[np.ndarray]) -> dict:
-    """The run report's ``dp`` block (public values only): epsilon, delta, accountant, sigma, C,
-    sampling, the epsilon against a schedule-aware party, and the stated exclusions."""
-    eps = epsilon_spent(
-        plan.noise_multiplier, plan.sample_rate, plan.steps, dp.delta, dp.accountant
-    )
-    counts = np.zeros(plan.n_rows, dtype=np.int64)
-    for b in batches:
-        counts[b] += 1
-    k = int(counts.max()) if len(counts) else 0
-    eps_zero_out = epsilon_spent(plan.noise_multiplier, 1.0, k, dp.delta, dp.accountant)
-    eps_replace = epsilon_spent(plan.noise_multiplier / 2, 1.0, k, dp.delta, dp.accountant)
-    rows_clipped = int(sum(len(b) for b in batches))
-    fail = clip_failure_bound(rows_clipped, plan)
-    p = plan.world_size
-    return {
-        "mechanism": (
-            "DP-SGD inside MPC: per-example clipping and jointly generated Gaussian noise on shares"
-        ),
-        "epsilon": _num(eps),
-        "delta": dp.delta,
-        "accountant": "opacus.accountants."
-        + ("RDPAccountant" if dp.accountant == "rdp" else "PRVAccountant"),
-        "noise_multiplier": plan.noise_multiplier,
-        "noise_multiplier_from": (
-            "given (--dp-noise)"
-            if dp.noise_multiplier is not None
-            else "opacus get_noise_multiplier("
-            f"target_epsilon={dp.target_epsilon}, delta={dp.delta})"
-        ),
-        "clip_norm": plan.clip,
-        "clip_applied": plan.clip_applied,
-        "sampling": {
-            "method": "poisson",
-            "sample_rate": plan.sample_rate,
-            "expected_batch_size": plan.expected_batch,
-            "steps": plan.steps,
-            "steps_per_epoch": plan.steps_per_epoch,
-            "epochs": plan.epochs,
-            "rows": plan.n_rows,
-            "batch_sizes_min_max": [int(min(map(len, batches))), int(max(map(len, batches)))]
-            if batches
-            else None,
-            "public_to": (
-                "every data party (membership and size of every batch); not in the run file"
-            ),
-            "gradient_divided_by": "the expected batch size q N",
-        },
-        "noise": {
-            "parties": p,
-            "std_each_party": _per_party(plan),
-            "std_total": plan.noise_std * math.sqrt(p / max(p - 1, 1)),
-            "std_left_after_any_one_party_subtracts_its_own": plan.noise_std,
-            "units": "per coordinate of the summed clipped gradients (before / qN)",
-            "covers": "one semi-honest party (not coalitions)",
-        },
-        "epsilon_vs_schedule_aware_party": {
-            "epsilon": _num(eps_zero_out),
-            "epsilon_replace_one": _num(eps_replace),
-            "max_steps_of_any_row": k,
-            "sample_rate": 1.0,
-            "note": "a data party knows the batch schedule: no amplification by sampling. "
-            "epsilon: zero-out adjacency (a row replaced by one with zero gradient; sensitivity "
-            "C); "
-            "epsilon_replace_one: sensitivity 2C",
-        },
-        "delta_excludes": {
-            "clip_truncation_failure_bound": fail,
-            "note": "the guarantee is conditional on no truncation failure inside the norm clip; "
-            "unconditionally delta + (1 + e^epsilon) * this bound",
-        },
-        "delta_vs_1_over_n": "ok"
-        if dp.delta < 1.0 / plan.n_rows
-        else f"delta >= 1/N = {1.0 / plan.n_rows:.3g}: too large to be meaningful",
-    }
-
-
-def _per_party(plan: DPPlan) -> float:
-    from protocols.joint_noise import per_party_std
-
-    return per_party_std(plan.noise_std, plan.world_size)
-
-
-def _num(x: float) -> float | None:
-    return None if not math.isfinite(x) else x
 
 
 # ---------------------------------------------------------------- the step and the loop
@@ -460,56 +314,3 @@ def run_dp(
         B, cfg.model, cfg.train, plan, data, params, noise, seed, progress=progress
     )
     return params, report(cfg.dp, plan, batches)
-
-
-# ---------------------------------------------------------------- noisy release of predictions
-
-
-PREDICT_L1_SENSITIVITY = 2.0  # any two probability vectors differ by at most 2 in L1
-
-
-def laplace_scores(
-    probs: torch.Tensor, epsilon: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Release (N, C) softmax probabilities with Laplace noise of scale 2 / epsilon per entry.
-
-    Each row's vector is epsilon-DP with respect to ANY change of what produced it (the training
-    data behind the model, or the query row), because its L1 sensitivity is at most 2.  It is a
-    per-query guarantee: N released rows about the same training data compose to N epsilon
-    (basic composition).  ``generator=None``: inverse-CDF on 53-bit uniforms from ``os.urandom``;
-    a floating-point Laplace sampler (Mironov 2012 caveat), output rounded to 2^-20.
-    """
-    check_predict_epsilon(epsilon)
-    scale = PREDICT_L1_SENSITIVITY / epsilon
-    n = probs.numel()
-    if generator is None:
-        raw = torch.frombuffer(bytearray(os.urandom(8 * max(n, 1))), dtype=torch.int64)[:n]
-        u = (((raw >> 11) & ((1 << 53) - 1)).to(torch.float64) + 0.5) / 2.0**53 - 0.5  # (-1/2, 1/2)
-    else:
-        u = torch.rand(n, generator=generator, dtype=torch.float64) - 0.5
-    noise = -scale * torch.sign(u) * torch.log1p(-2 * u.abs().clamp(max=0.5 - 2.0**-54))
-    out = probs.to(torch.float64) + noise.reshape(probs.shape)
-    return torch.round(out * 2.0**20) / 2.0**20
-
-
-def check_predict_epsilon(epsilon) -> None:
-    if not (isinstance(epsilon, (int, float)) and 0 < epsilon < float("inf")):
-        raise ConfigError(
-            expected_got("prediction epsilon (--dp-epsilon)", "a finite number > 0", epsilon)
-        )
-
-
-def predict_dp_note(epsilon: float, queries: int) -> dict:
-    """What ``mpcrnn predict --dp-epsilon`` states next to the noisy scores."""
-    return {
-        "mechanism": "Laplace on each released probability vector",
-        "epsilon_per_query": epsilon,
-        "l1_sensitivity": PREDICT_L1_SENSITIVITY,
-        "laplace_scale": PREDICT_L1_SENSITIVITY / epsilon,
-        "queries": queries,
-        "epsilon_all_queries_basic_composition": epsilon * queries,
-        "note": "per-query guarantee: each released vector is epsilon-DP w.r.t. any change of "
-        "the training data or of its query row; the rows of one call (and every later call) "
-        "compose. Weaker than DP-SGD, which protects the training data once for unlimited use "
-        "of the weights; these weights are still in the clear for whoever holds the model file",
-    }

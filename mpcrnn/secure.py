@@ -83,13 +83,12 @@ def run_training(
     resume: bool = False,
 ) -> dict:
     """Agree, share, train on shares, reveal the final weights.  Returns a result dict with
-    ``params`` (float64, only on receivers), ``counts``, ``seconds``, ``resumed_from``.
+    ``params`` (float64, only on receivers), ``counts``, ``seconds``, ``resumed_from``,
+    ``step_seconds``, ``step_rounds`` (and ``dp``, ``train_accuracy`` when they apply).
 
     checkpoint_dir: write this party's shares there after every epoch.
     resume: continue from the newest epoch every party has in its checkpoint_dir.
     """
-    from mpcrnn import checkpoint
-    from protocols.reveal import reveal
     from protocols.sharing import public
 
     cfg.validate()
@@ -107,39 +106,13 @@ def run_training(
     data = share_all(session, cfg, local, counts)
     B = SharedBackend(session, cfg.activation)
     params = {k: public(session, v) for k, v in init_params(cfg.model, cfg.train.seed).items()}
-    velocity, start = None, 0
-    if resume and checkpoint_dir:
-        start = checkpoint.agree_epoch(session, checkpoint_dir)
-        if start:
-            params, velocity = checkpoint.load(
-                checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), cfg.train.epochs
-            )
-    save = None
-    if checkpoint_dir:
-
-        def save(epoch, p, v):
-            checkpoint.save(
-                checkpoint_dir, session.rank, epoch, cfg.checkpoint_digest(), p, v, cfg.train.epochs
-            )
-
-    step_seconds: list[float] = []
-    step_rounds: list[int] = []  # CrypTen's round counter (dealer round trips included) per step
-    import crypten.communicator as crypten_comm
-
-    last = [crypten_comm.get().comm_rounds]
-
-    def on_step(ev: dict) -> None:
-        step_seconds.append(ev["seconds"])
-        now = crypten_comm.get().comm_rounds
-        step_rounds.append(int(now - last[0]))
-        last[0] = now
-        if progress:
-            progress(ev)
-
+    params, velocity, start, save = _checkpoints(session, cfg, params, checkpoint_dir, resume)
+    meter = _StepMeter(progress)
+    out = {"counts": counts, "resumed_from": start}
     if cfg.dp.enabled:  # DP-SGD on shares (mpcrnn.dp); no checkpoints: the accountant cannot resume
         from mpcrnn.dp import run_dp
 
-        params, dp_report = run_dp(session, B, cfg, data, params, sum(counts), progress=on_step)
+        params, out["dp"] = run_dp(session, B, cfg, data, params, sum(counts), progress=meter)
     else:
         params, _ = train(
             B,
@@ -147,16 +120,71 @@ def run_training(
             cfg.train,
             data,
             params,
-            progress=on_step,
+            progress=meter,
             start_epoch=start,
             adversarial=cfg.adversarial,
             value_range=value_range(cfg),
             velocity=velocity,
             on_epoch_end=save,
         )
-    seconds = time.perf_counter() - t0
+    out.update(seconds=time.perf_counter() - t0, step_seconds=meter.seconds)
+    out["step_rounds"] = meter.rounds
+    out.update(_reveal_outputs(session, B, cfg, params, data, sum(counts)))
+    return out
+
+
+def _checkpoints(session, cfg: RunConfig, params: dict, checkpoint_dir, resume: bool):
+    """(params, optimizer state, start epoch, the per-epoch save callback or None): resumed
+    from the newest epoch every party checkpointed, when asked."""
+    from mpcrnn import checkpoint
+
+    velocity, start = None, 0
+    if resume and checkpoint_dir:
+        start = checkpoint.agree_epoch(session, checkpoint_dir)
+        if start:
+            params, velocity = checkpoint.load(
+                checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), cfg.train.epochs
+            )
+    if not checkpoint_dir:
+        return params, velocity, start, None
+
+    def save(epoch, p, v):
+        checkpoint.save(
+            checkpoint_dir, session.rank, epoch, cfg.checkpoint_digest(), p, v, cfg.train.epochs
+        )
+
+    return params, velocity, start, save
+
+
+class _StepMeter:
+    """The training loop's progress callback: seconds and CrypTen's round counter (dealer round
+    trips included) per step, then the caller's own ``progress``."""
+
+    def __init__(self, progress) -> None:
+        import crypten.communicator as crypten_comm
+
+        self.comm = crypten_comm
+        self.progress = progress
+        self.seconds: list[float] = []
+        self.rounds: list[int] = []
+        self.last = crypten_comm.get().comm_rounds
+
+    def __call__(self, ev: dict) -> None:
+        self.seconds.append(ev["seconds"])
+        now = self.comm.get().comm_rounds
+        self.rounds.append(int(now - self.last))
+        self.last = now
+        if self.progress:
+            self.progress(ev)
+
+
+def _reveal_outputs(session, B, cfg: RunConfig, params: dict, data: Dataset, n_rows: int):
+    """The run's only openings, to the receivers: the pooled training accuracy (with
+    ``reveal_metrics``), then every final weight.  Returns {params, train_accuracy?}."""
+    from protocols.reveal import reveal
+
     receivers = cfg.receivers()
-    metrics = None
+    out = {}
     if cfg.reveal_metrics:
         correct = correct_count_shared(session, B, cfg, params, data)
         metrics = reveal(
@@ -167,6 +195,8 @@ def run_training(
             why="--reveal-metrics",
             allowed_to=receivers,
         )
+        if metrics is not None:  # a receiver; a count, +-2^-16 noise
+            out["train_accuracy"] = round(float(metrics.reshape(()))) / n_rows
     opened = {
         k: reveal(
             session,
@@ -178,20 +208,7 @@ def run_training(
         )
         for k, v in params.items()
     }
-    out = {
-        "params": opened if session.rank in receivers else None,
-        "counts": counts,
-        "seconds": seconds,
-        "resumed_from": start,
-        "step_seconds": step_seconds,
-        "step_rounds": step_rounds,
-    }
-    if cfg.dp.enabled:
-        out["dp"] = dp_report
-    if metrics is not None:
-        out["train_accuracy"] = round(float(metrics.reshape(()))) / sum(
-            counts
-        )  # a count: +-2^-16 noise
+    out["params"] = opened if session.rank in receivers else None
     return out
 
 
