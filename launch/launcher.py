@@ -40,21 +40,28 @@ def launch_local(
     n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
     tmp = tempfile.mkdtemp(prefix="mpcrnn-run-")  # 0700
     try:
-        return _launch(
-            ctx,
-            cfg,
-            n,
-            tmp,
-            train_files,
-            test_files,
-            out_dir,
-            timeout_s,
-            show_progress,
-            on_start,
-            resume,
-            strict,
-            max_file_bytes,
-        )
+        cfg, key_dirs = throwaway_identities(cfg, tmp)
+        jobs = [
+            PartyJob(
+                rank,
+                f"file://{tmp}/rendezvous",
+                cfg,
+                train_files[rank] if rank < cfg.world_size else None,
+                test_files[rank] if rank < cfg.world_size else None,
+                out_dir,
+                timeout_s,
+                show_progress=show_progress and rank == 0,
+                resume=resume,
+                key_dir=key_dirs[rank],
+                strict=strict,
+                max_file_bytes=max_file_bytes,
+            )
+            for rank in range(n)
+        ]
+        procs, pipes = _spawn(ctx, jobs, cfg)
+        if on_start:
+            on_start([p.pid for p in procs])
+        return _watch(procs, pipes, cfg, show_progress)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # the throw-away keys go with it
 
@@ -74,48 +81,22 @@ def throwaway_identities(cfg, folder: str) -> tuple:
     return replace(cfg, identities=pins), dirs
 
 
-def _launch(
-    ctx,
-    cfg,
-    n,
-    tmp,
-    train_files,
-    test_files,
-    out_dir,
-    timeout_s,
-    show_progress,
-    on_start,
-    resume,
-    strict,
-    max_file_bytes,
-) -> list[dict]:
-    rendezvous = f"file://{tmp}/rendezvous"
-    cfg, key_dirs = throwaway_identities(cfg, tmp)
+def _spawn(ctx, jobs: list[PartyJob], cfg) -> tuple[list, list]:
+    """Start one process per job; (processes, the read ends of their report pipes)."""
     procs, pipes = [], []
-    for rank in range(n):
-        is_party = rank < cfg.world_size
-        job = PartyJob(
-            rank,
-            rendezvous,
-            cfg,
-            train_files[rank] if is_party else None,
-            test_files[rank] if is_party else None,
-            out_dir,
-            timeout_s,
-            show_progress=show_progress and rank == 0,
-            resume=resume,
-            key_dir=key_dirs[rank],
-            strict=strict,
-            max_file_bytes=max_file_bytes,
-        )
+    for job in jobs:
         recv, send = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=party_entry, args=(job, send), name=_name(rank, cfg))
+        p = ctx.Process(target=party_entry, args=(job, send), name=_name(job.rank, cfg))
         p.start()
         send.close()
         procs.append(p)
         pipes.append(recv)
-    if on_start:
-        on_start([p.pid for p in procs])
+    return procs, pipes
+
+
+def _watch(procs, pipes, cfg, show_progress: bool) -> list[dict]:
+    """Wait for every process: their reports in rank order, or :class:`PartyError` naming the
+    root cause (the others stopped) as soon as one fails or is stopped."""
     messages: dict[int, tuple] = {}
     stopped_since: dict[int, float] = {}
     try:
@@ -153,7 +134,7 @@ def _launch(
     finally:
         for r in pipes:
             r.close()
-    return [messages.get(rank, ("ok", {}))[1] for rank in range(n)]
+    return [messages.get(rank, ("ok", {}))[1] for rank in range(len(procs))]
 
 
 # A process that is stopped (state T: SIGSTOP, SIGTSTP, a debugger) this long stops the run and is

@@ -113,9 +113,39 @@ def read_ts(
     to spec.max_len and validated; without: shape and classes from the file, no value bound.
     Read line by line; a file over ``max_bytes`` is refused unread.
     """
-    source, meta, started, blank = str(path), {}, False, True
+    source = str(path)
     _check_size(path, source, max_bytes)
     lines = _lines(path, source)
+    declared, dims = _ts_header(lines, source)
+    if spec is not None and not set(declared) <= set(spec.classes):
+        fail(
+            f"{source}: @classLabel",
+            f"names among the {len(spec.classes)} declared classes",
+            "other names",
+        )
+    if spec is not None and dims is not None and dims != spec.n_features:
+        fail(f"{source}: number of features", spec.n_features, f"{dims} (@dimensions)")
+    seqs, names, dims = _ts_rows(lines, source, dims, spec)
+    check_labels(
+        np.flatnonzero([name not in declared for name in names]),
+        len(declared),
+        source,
+        " in @classLabel",
+    )
+    if spec is None:  # describe the file itself; no magnitude limit
+        spec = DataSpec(
+            dims or 1,
+            declared,
+            max((len(s) for s in seqs), default=1),
+            value_bound=sys.float_info.max,
+        )
+    return _assemble(seqs, names, spec, source)
+
+
+def _ts_header(lines, source: str) -> tuple[tuple[str, ...], int | None]:
+    """Read a .ts header up to ``@data`` from ``lines``: (the declared class names, the
+    declared number of dimensions or None)."""
+    meta, started, blank = {}, False, True
     for n, line in lines:
         tok = line.split() or [""]
         blank = blank and not line.strip()
@@ -146,15 +176,11 @@ def read_ts(
     dims = meta.get("@dimensions")  # absent: the first data row decides
     if dims is not None and (len(dims) != 1 or not dims[0].isdigit() or int(dims[0]) < 1):
         fail(f"{source}: @dimensions", "a positive integer", "a malformed value")
-    dims = int(dims[0]) if dims else None
-    if spec is not None and not set(declared) <= set(spec.classes):
-        fail(
-            f"{source}: @classLabel",
-            f"names among the {len(spec.classes)} declared classes",
-            "other names",
-        )
-    if spec is not None and dims is not None and dims != spec.n_features:
-        fail(f"{source}: number of features", spec.n_features, f"{dims} (@dimensions)")
+    return declared, int(dims[0]) if dims else None
+
+
+def _ts_rows(lines, source: str, dims: int | None, spec: DataSpec | None):
+    """The .ts data rows after ``@data``: (sequences (T_i, F), label names, dims)."""
     longest = spec.max_len if spec is not None else None
     seqs, names = [], []
     for n, line in lines:
@@ -182,20 +208,7 @@ def read_ts(
             )
         names.append(parts[-1].strip())
         seqs.append(np.stack(cols, axis=1))
-    check_labels(
-        np.flatnonzero([name not in declared for name in names]),
-        len(declared),
-        source,
-        " in @classLabel",
-    )
-    if spec is None:  # describe the file itself; no magnitude limit
-        spec = DataSpec(
-            dims or 1,
-            declared,
-            max((len(s) for s in seqs), default=1),
-            value_bound=sys.float_info.max,
-        )
-    return _assemble(seqs, names, spec, source)
+    return seqs, names, dims
 
 
 def read_csv(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) -> SequenceData:
