@@ -94,15 +94,15 @@ DEFAULT_LR = {"adam": 0.01, "adamw": 0.01, "sgd": 0.2}
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """The optimizer and the public schedule (:mod:`mpcrnn.train`).  Run file: ``[train]``."""
+
     # the demo schedule (Japanese Vowels, GRU: 93.8-95.4% over seeds 0-2; cosine needs >= ~12)
     epochs: int = 12
     # Defaults below (adam, lr 0.01, eps 1e-3, clip_value 1, cosine with 10 warm-up steps) were
     # chosen by the sweep in README "Defaults" (benchmarks/learning_rows.py --sweep): RNN, GRU,
     # LSTM x 1, 2 layers on Japanese Vowels and GRU, LSTM on GunPoint, 3 seeds each
     batch_size: int = 32
-    optimizer: str = (
-        "adam"  # adam | adamw (decoupled weight decay) | sgd (with momentum), all on shares
-    )
+    optimizer: str = "adam"  # adam | adamw (decoupled weight decay) | sgd (momentum); on shares
     lr: float | None = None  # None: the optimizer's default (DEFAULT_LR: adam 0.01, sgd 0.2)
     momentum: float = 0.9  # sgd only
     beta1: float = 0.9  # adam: first-moment decay
@@ -249,9 +249,7 @@ class FedAvgConfig:
     rounds: int = 10  # R: opened global models, one per round (Japanese Vowels: ~95% with E = 2)
     local_epochs: int = 2  # E: local passes over a party's own rows per round
     weighting: str = "rows"  # rows: weights = public row counts | equal: 1 per party
-    update_clip: float = (
-        0.0  # bound each party's update norm ||theta_i - theta|| on shares (0: off)
-    )
+    update_clip: float = 0.0  # bound each party's update norm ||theta_i - theta|| (0: off)
 
     def validate(self) -> None:
         if self.rounds < 1 or self.local_epochs < 1:
