@@ -20,6 +20,7 @@ from launch.options import (
     RUN_FLAGS,
     TRAIN_FLAGS,
     adversarial_options,
+    config_option,
     dp_options,
     fail,
     intake_options,
@@ -60,12 +61,7 @@ def main() -> None:
     is_flag=True,
     help="Continue from the newest epoch every party checkpointed in --out.",
 )
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(),
-    help="Run config file (TOML); explicit flags override it.",
-)
+@config_option("Run config file (TOML); explicit flags override it.")
 @setting_options(RUN_FLAGS[2:] + FEDAVG_FLAGS)
 @dp_options
 @transport_options(with_key=False)
@@ -162,12 +158,7 @@ def _check_and_warn(cfg, data_files) -> None:
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(),
-    help="Run config file (TOML) shared by all parties.",
-)
+@config_option("Run config file (TOML) shared by all parties.")
 @click.option("--rank", type=int, help="This party's rank (or RANK).")
 @click.option(
     "--world-size",
@@ -243,9 +234,7 @@ def party(
 
 
 @main.command()
-@click.option(
-    "--config", "config_file", type=click.Path(), help="The run config file (for the party count)."
-)
+@config_option("The run config file (for the party count).")
 @click.option("--world-size", type=int, help="Data parties (or [run] parties, or WORLD_SIZE - 1).")
 @click.option("--rendezvous", help="tcp://host:port (or MASTER_ADDR/MASTER_PORT).")
 @click.option("--timeout", default=120.0, show_default=True)

@@ -8,16 +8,11 @@ from pathlib import Path
 
 import click
 
-from launch.options import fail
+from launch.options import config_option, fail
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(),
-    help="The run config file (TOML) of the MPC run to rehearse.",
-)
+@config_option("The run config file (TOML) of the MPC run to rehearse.")
 @click.option(
     "--data", "data_file", required=True, type=click.Path(), help="This party's own training file."
 )

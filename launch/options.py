@@ -183,6 +183,11 @@ def setting_options(flags: tuple[str, ...], with_defaults: bool = True):
     return deco
 
 
+def config_option(help: str):
+    """--config FILE: the run file (TOML)."""
+    return click.option("--config", "config_file", type=click.Path(), help=help)
+
+
 def dp_options(f):
     """--dp-* flags (DP-SGD inside MPC, mpcrnn.dp), shared by ``train`` and ``party``."""
     opts = [
