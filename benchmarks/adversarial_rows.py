@@ -122,8 +122,7 @@ def mpc_column(cfg, parts, tests_raw, test_scaled, workdir: Path) -> dict:
 
 def run(quick: bool, smoke: bool, out: Path | None) -> dict:
     from mpcrnn import data as D
-    from mpcrnn.config import AdversarialConfig, ModelConfig
-    from mpcrnn.secure import RunConfig
+    from mpcrnn.config import AdversarialConfig, ModelConfig, RunConfig
 
     which = ["japanese_vowels"] if smoke or quick else ["japanese_vowels", "gunpoint"]
     cells = ["gru"] if smoke else ["gru", "lstm"]

@@ -44,8 +44,7 @@ DP_MOMENTUM = 0.5
 
 def _setup(quick: bool, smoke: bool):
     from mpcrnn import data as D
-    from mpcrnn.config import DPConfig, ModelConfig, TrainConfig
-    from mpcrnn.secure import RunConfig
+    from mpcrnn.config import DPConfig, ModelConfig, RunConfig, TrainConfig
 
     spec = D.JAPANESE_VOWELS_SPEC
     if smoke:

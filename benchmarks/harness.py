@@ -519,8 +519,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from mpcrnn import data as D
-    from mpcrnn.config import ModelConfig, TrainConfig
-    from mpcrnn.secure import RunConfig, concat
+    from mpcrnn.config import ModelConfig, RunConfig, TrainConfig
+    from mpcrnn.secure import concat
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -77,8 +77,7 @@ def load(name: str):
 
 
 def run_config(name: str, cell: str, layers: int, seed: int, epochs: int, **train_overrides):
-    from mpcrnn.config import ModelConfig, TrainConfig
-    from mpcrnn.secure import RunConfig
+    from mpcrnn.config import ModelConfig, RunConfig, TrainConfig
 
     spec, _, _ = load(name)
     return RunConfig(

@@ -1,1 +1,2 @@
-"""Process wiring and the command line: top layer (imports mpcrnn and protocols, never the reverse)."""
+"""Process wiring and the command line: the top layer (imports mpcrnn and protocols, never the
+reverse)."""

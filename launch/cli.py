@@ -7,144 +7,30 @@ exits non-zero; no traceback unless MPCRNN_DEBUG=1.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import click
 
+from launch.local_commands import attack, keygen, predict, rehearse
+from launch.options import (
+    DP_MOMENTUM_WARNING,
+    DP_SAFE_MOMENTUM,
+    FEDAVG_FLAGS,
+    MODEL_FLAGS,
+    RUN_FLAGS,
+    TRAIN_FLAGS,
+    adversarial_options,
+    config_option,
+    dp_options,
+    fail,
+    intake_options,
+    setting_options,
+    transport_options,
+    with_transport,
+    writable_dir,
+)
 from mpcrnn import __version__
-
-INSECURE_TRANSPORT = (
-    "WARNING: --insecure-plaintext-transport: every share, seed and model byte crosses the network "
-    "in CLEAR and anyone who reaches the rendezvous can take a rank. Tests and single-machine demos "
-    "only; real runs use the default (mutual TLS 1.3 with the run file's pinned certificates)."
-)
-INSECURE_TFP = (
-    "WARNING: --provider tfp is a SIMULATION: party 0 generates every Beaver triple and "
-    "could decrypt every value. Use the default TTP dealer for real data."
-)
-
-
-def _fail(exc) -> None:
-    """One line on stderr, then exit at once: a live gloo process group's threads must not run
-    C++ teardown after a peer is gone (it aborts with 'terminate called ...')."""
-    if getattr(
-        exc, "template", None
-    ):  # e.g. the [data] section a run file lacks; the error line stays last
-        click.echo(exc.template, err=True)
-    click.echo(f"error: {exc}", err=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(getattr(exc, "exit_code", 2))
-
-
-def _dp_options(f):
-    """--dp-* flags (DP-SGD inside MPC, mpcrnn.dp), shared by ``train`` and ``party``."""
-    opts = [
-        click.option(
-            "--dp-epsilon",
-            type=float,
-            help="DP-SGD: target epsilon; sigma from Opacus's get_noise_multiplier.",
-        ),
-        click.option(
-            "--dp-noise",
-            type=float,
-            help="DP-SGD: noise multiplier sigma instead; the spent epsilon is reported.",
-        ),
-        click.option(
-            "--dp-delta", type=float, help="DP-SGD: delta (default 1e-5; keep it below 1/rows)."
-        ),
-        click.option(
-            "--dp-clip", type=float, help="DP-SGD: per-example L2 clipping norm C (default 1.0)."
-        ),
-        click.option(
-            "--dp-accountant",
-            type=click.Choice(["rdp", "prv"]),
-            help="DP-SGD: Opacus accountant (default rdp).",
-        ),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-def _transport_options(with_key: bool):
-    """--insecure-plaintext-transport (every command that runs processes) and --key DIR (one process)."""
-
-    def deco(f):
-        f = click.option(
-            "--insecure-plaintext-transport",
-            "insecure",
-            is_flag=True,
-            help="INSECURE: plain TCP, no identities, no encryption (tests, demos). Hashed into the run config.",
-        )(f)
-        if with_key:
-            f = click.option(
-                "--key",
-                "key_dir",
-                type=click.Path(),
-                help="This organization's identity folder (mpcrnn keygen --out DIR); its fingerprint must be "
-                "the one [identities] pins for this rank.",
-            )(f)
-        return f
-
-    return deco
-
-
-def _with_transport(cfg, insecure: bool):
-    """The run config with --insecure-plaintext-transport applied (and loudly flagged)."""
-    from dataclasses import replace
-
-    if insecure:
-        cfg = replace(cfg, insecure_transport=True)
-    if cfg.insecure_transport:
-        click.secho(INSECURE_TRANSPORT, fg="red", err=True)
-    return cfg
-
-
-def _intake_options(f):
-    """--strict / --max-file-bytes: how a party treats its own files, shared by ``train`` and ``party``."""
-    f = click.option(
-        "--max-file-bytes",
-        type=click.IntRange(min=1),
-        default=512 << 20,
-        show_default=True,
-        help="Refuse a data file larger than this, unread (an .npz: its unpacked size).",
-    )(f)
-    return click.option(
-        "--strict",
-        is_flag=True,
-        help="Refuse, not just warn, a party below the declared [data] min_rows.",
-    )(f)
-
-
-def _adversarial_options(f):
-    """--adversarial and --adv-* (adversarial training on shares, mpcrnn.adversarial), shared by ``train`` and ``party``."""
-    opts = [
-        click.option(
-            "--adversarial",
-            type=click.Choice(["none", "fgsm", "pgd"]),
-            help="Adversarial training on shares: FGSM or PGD perturbations (default none).",
-        ),
-        click.option(
-            "--adv-eps",
-            type=float,
-            help="Perturbation radius, L-infinity, scaled feature units (default 0.1).",
-        ),
-        click.option("--adv-steps", type=int, help="PGD steps (default 10)."),
-        click.option("--adv-alpha", type=float, help="PGD step size (default 0.025)."),
-        click.option(
-            "--adv-mix", type=float, help="Share of the loss on perturbed rows (default 0.5)."
-        ),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-ADV_FLAGS = ("adversarial", "adv_eps", "adv_steps", "adv_alpha", "adv_mix")
-DP_FLAGS = ("dp_epsilon", "dp_noise", "dp_delta", "dp_clip", "dp_accountant")
+from mpcrnn.report import INSECURE_TFP
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -154,54 +40,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--parties", default=3, show_default=True, help="Data parties (organizations).")
-@click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), default="gru", show_default=True)
-@click.option("--hidden", default=32, show_default=True)
-@click.option("--layers", default=1, show_default=True)
-@click.option("--epochs", default=12, show_default=True)
-@click.option("--batch-size", default=32, show_default=True)
-@click.option(
-    "--optimizer",
-    type=click.Choice(["adam", "adamw", "sgd"]),
-    default="adam",
-    show_default=True,
-    help="Optimizer on shares (adam: the default; sgd: SGD with --momentum).",
-)
-@click.option(
-    "--lr", type=float, default=None, help="Learning rate (default: adam/adamw 0.01, sgd 0.2)."
-)
-@click.option(
-    "--schedule",
-    type=click.Choice(["constant", "warmup", "cosine"]),
-    default="cosine",
-    show_default=True,
-    help="Public learning-rate schedule.",
-)
-@click.option(
-    "--warmup-steps", default=10, show_default=True, help="Linear warm-up steps (warmup, cosine)."
-)
-@click.option(
-    "--momentum",
-    default=0.9,
-    show_default=True,
-    help="SGD momentum (with --dp-*: 0.5 is safer, see README).",
-)
-@click.option(
-    "--seed", default=0, show_default=True, help="Public seed: initialization and batch schedule."
-)
-@click.option(
-    "--provider",
-    type=click.Choice(["ttp", "tfp"], case_sensitive=False),
-    default="ttp",
-    show_default=True,
-    help="ttp: dealer process (secure). tfp: party 0 makes triples (INSECURE simulation).",
-)
-@click.option(
-    "--reveal-to",
-    multiple=True,
-    type=int,
-    help="Ranks that receive the final weights (repeatable; default all).",
-)
+@setting_options(RUN_FLAGS[:2] + MODEL_FLAGS + TRAIN_FLAGS)
 @click.option(
     "--data",
     "data_files",
@@ -218,346 +57,108 @@ def main() -> None:
 )
 @click.option("--no-baseline", is_flag=True, help="Demo: skip the plaintext baseline.")
 @click.option(
-    "--reveal-metrics",
-    is_flag=True,
-    help="Also open the pooled training accuracy (one number, ledgered).",
-)
-@click.option(
     "--resume",
     is_flag=True,
     help="Continue from the newest epoch every party checkpointed in --out.",
 )
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(),
-    help="Run config file (TOML); explicit flags override it.",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["mpc", "fedavg"]),
-    default="mpc",
-    show_default=True,
-    help="mpc: train on secret shares, open only the final weights. fedavg: train locally, "
-    "average on shares, open every round's average (faster, reveals more).",
-)
-@click.option(
-    "--rounds", default=10, show_default=True, help="fedavg: rounds (each opens one average)."
-)
-@click.option(
-    "--local-epochs", default=2, show_default=True, help="fedavg: local epochs per round."
-)
-@click.option(
-    "--weighting",
-    type=click.Choice(["rows", "equal"]),
-    default="rows",
-    show_default=True,
-    help="fedavg: weight each party by its (public) row count, or equally.",
-)
-@click.option(
-    "--update-clip",
-    default=0.0,
-    show_default=True,
-    help="fedavg: bound each party's update norm on shares (0: off).",
-)
-@_dp_options
-@_transport_options(with_key=False)
-@_adversarial_options
-@_intake_options
+@config_option("Run config file (TOML); explicit flags override it.")
+@setting_options(RUN_FLAGS[2:] + FEDAVG_FLAGS)
+@dp_options
+@transport_options(with_key=False)
+@adversarial_options
+@intake_options
 @click.pass_context
-def train(
-    ctx,
-    parties,
-    cell,
-    hidden,
-    layers,
-    epochs,
-    batch_size,
-    optimizer,
-    lr,
-    schedule,
-    warmup_steps,
-    momentum,
-    seed,
-    provider,
-    reveal_to,
-    data_files,
-    test_files,
-    out,
-    timeout,
-    no_baseline,
-    reveal_metrics,
-    resume,
-    config_file,
-    mode,
-    rounds,
-    local_epochs,
-    weighting,
-    update_clip,
-    insecure,
-    strict,
-    max_file_bytes,
-    **dp_flags,
-):
+def train(ctx, data_files, test_files, out, timeout, no_baseline, resume, config_file, **opts):
     """Spawn the parties and the dealer on this machine and train.
 
     With no --data: the built-in demo (Japanese Vowels split 50/30/20 across 3 organizations).
     """
     from launch.launcher import launch_local
-    from mpcrnn import data as D
+    from mpcrnn.report import summarize
     from protocols.errors import MpcrnnError
 
+    insecure, strict, max_file_bytes = (
+        opts.pop(k) for k in ("insecure", "strict", "max_file_bytes")
+    )
     try:
         from launch.runfile import build, read_file, require_data_declaration
 
-        demo = not data_files
-
-        if not demo:
-            for f in data_files:
-                require_data_declaration(read_file(config_file), config_file, f)
-        # with a run file, only the flags given on the command line override it; without, all flags count
-        names = (
-            "parties",
-            "cell",
-            "hidden",
-            "layers",
-            "epochs",
-            "batch_size",
-            "optimizer",
-            "lr",
-            "schedule",
-            "warmup_steps",
-            "momentum",
-            "seed",
-            "provider",
-            "reveal_to",
-            "reveal_metrics",
-            "mode",
-            "rounds",
-            "local_epochs",
-            "weighting",
-            "update_clip",
-            *DP_FLAGS,
-            *ADV_FLAGS,
-        )
+        for f in data_files:
+            require_data_declaration(read_file(config_file), config_file, f)
+        # with a run file, only the flags given on the command line override it; without, all
+        source = click.core.ParameterSource.COMMANDLINE
         given = {
-            name: ctx.params[name]
-            for name in names
-            if not config_file
-            or ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+            name: value
+            for name, value in opts.items()
+            if not config_file or ctx.get_parameter_source(name) == source
         }
-        if "reveal_to" in given:
-            given["reveal_to"] = list(given["reveal_to"])
-        cfg = _with_transport(
-            build(read_file(config_file), given), insecure
-        )  # validated: nothing written or spawned yet
-        out_dir = _writable_dir(out)
+        cfg = with_transport(build(read_file(config_file), given), insecure)  # validated
+        out_dir = writable_dir(out)
+        demo = not data_files
         if demo:
-            parties = cfg.world_size
-            plan = (
-                f"{cfg.train.epochs} epochs"
-                if cfg.mode == "mpc"
-                else f"fedavg: {cfg.fedavg.rounds} rounds x {cfg.fedavg.local_epochs} local epochs"
-            )
-            click.echo(
-                f"mpcrnn demo: Japanese Vowels (UCI), {parties} organizations, {cfg.model.cell.upper()} H={cfg.model.hidden_size}, "
-                f"{plan}, provider {cfg.provider}"
-            )
-            fractions = [0.5, 0.3, 0.2] if parties == 3 else [1.0 / parties] * parties
-            tr_parts = D.split_rows(D.japanese_vowels("train"), fractions, cfg.train.seed)
-            te_parts = D.split_rows(D.japanese_vowels("test"), fractions, cfg.train.seed + 1)
-            data_files, test_files = D.write_party_files(tr_parts, te_parts, out_dir)
-            click.echo(
-                "  rows per organization (public): "
-                + ", ".join(f"party {r}: {p.n_rows}" for r, p in enumerate(tr_parts))
-            )
-        if len(data_files) != cfg.world_size:
-            raise click.UsageError(
-                f"--data: expected one file per party ({cfg.world_size}), got {len(data_files)}"
-            )
-        tests = list(test_files) + [None] * (cfg.world_size - len(test_files))
-        if cfg.provider == "TFP":
-            click.secho(INSECURE_TFP, fg="red", err=True)
-        if cfg.mode == "fedavg":
-            click.echo(_fedavg_notice(cfg))
-        if (
-            cfg.dp.enabled
-            and cfg.train.optimizer == "sgd"
-            and cfg.train.momentum > DP_SAFE_MOMENTUM
-        ):
-            click.secho(DP_MOMENTUM_WARNING.format(cfg.train.momentum), fg="yellow", err=True)
+            data_files, test_files = _demo_files(cfg, out_dir)
+        _check_and_warn(cfg, data_files)
         reports = launch_local(
             cfg,
             list(data_files),
-            tests,
+            list(test_files) + [None] * (cfg.world_size - len(test_files)),
             str(out_dir),
             timeout_s=timeout,
             resume=resume,
             strict=strict,
             max_file_bytes=max_file_bytes,
         )
-        summary = _summarize(cfg, reports, demo and not no_baseline, out_dir, list(data_files))
+        baseline = demo and not no_baseline
+        summary = summarize(cfg, reports, baseline, list(data_files), echo=click.echo)
         (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
         click.echo(f"  report: {out_dir / 'report.json'}")
     except MpcrnnError as exc:
-        _fail(exc)
+        fail(exc)
 
 
-DP_SAFE_MOMENTUM = 0.5
-DP_MOMENTUM_WARNING = (
-    "WARNING: DP-SGD noise with momentum {} can push gate pre-activations outside the polynomials' "
-    "interval, after which training collapses (Japanese Vowels, epsilon <= 3, momentum 0.9: chance "
-    "accuracy). Measured safe there: --momentum 0.5 (see README, Differential privacy)."
-)
-
-
-def _writable_dir(out: str) -> Path:
-    """``--out``, created if needed and checked writable up front (not after an epoch of MPC)."""
-    from protocols.errors import ConfigError, expected_got
-
-    path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".mpcrnn-write-check-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(
-            expected_got(
-                f"--out {out}", "a writable folder", f"{type(exc).__name__} ({exc.strerror})"
-            )
-        ) from None
-    return path
-
-
-def _fedavg_notice(cfg) -> str:
-    note = (
-        f"  --mode fedavg reveals {cfg.fedavg.rounds} intermediate global models (one average per round) to every "
-        f"party, unlike --mode mpc, which opens only the final weights"
-    )
-    if cfg.world_size == 2:
-        note += (
-            "\n  WARNING: with 2 data parties the average plus a party's own update gives it the other party's "
-            "update: secure aggregation hides an individual update only among 3 or more parties"
-        )
-    return note
-
-
-def _summarize(cfg, reports, baseline: bool, out_dir: Path, train_files: list[str]) -> dict:
+def _demo_files(cfg, out_dir: Path) -> tuple[list[str], list[str]]:
+    """The demo: Japanese Vowels split across the parties, written as their files."""
     from mpcrnn import data as D
 
-    parties = [r for r in reports if r.get("role") == "party"]
-    tests = [p["local_test"] for p in parties if "local_test" in p]
-    n = sum(t["rows"] for t in tests)
-    summary = {
-        "config": cfg.to_json(),
-        "config_sha256": cfg.digest(),
-        "provider": cfg.provider,
-        "provider_note": INSECURE_TFP
-        if cfg.provider == "TFP"
-        else "TTP dealer: owns no data, must not collude with any party",
-        "transport": INSECURE_TRANSPORT
-        if cfg.insecure_transport
-        else "mutual TLS 1.3 between every two processes, throw-away identities made and pinned for this run",
-        "parties": parties,
-        "dealer": next((r for r in reports if r.get("role") == "dealer"), None),
-    }
-    summary["mode"] = cfg.mode
+    parties = cfg.world_size
+    plan = (
+        f"{cfg.train.epochs} epochs"
+        if cfg.mode == "mpc"
+        else f"fedavg: {cfg.fedavg.rounds} rounds x {cfg.fedavg.local_epochs} local epochs"
+    )
+    click.echo(
+        f"mpcrnn demo: Japanese Vowels (UCI), {parties} organizations, "
+        f"{cfg.model.cell.upper()} H={cfg.model.hidden_size}, {plan}, provider {cfg.provider}"
+    )
+    fractions = [0.5, 0.3, 0.2] if parties == 3 else [1.0 / parties] * parties
+    tr_parts = D.split_rows(D.japanese_vowels("train"), fractions, cfg.train.seed)
+    te_parts = D.split_rows(D.japanese_vowels("test"), fractions, cfg.train.seed + 1)
+    data_files, test_files = D.write_party_files(tr_parts, te_parts, out_dir)
+    click.echo(
+        "  rows per organization (public): "
+        + ", ".join(f"party {r}: {p.n_rows}" for r, p in enumerate(tr_parts))
+    )
+    return data_files, test_files
+
+
+def _check_and_warn(cfg, data_files) -> None:
+    """One file per party; the loud warnings of insecure or risky settings."""
+    from mpcrnn.report import fedavg_notice
+
+    if len(data_files) != cfg.world_size:
+        raise click.UsageError(
+            f"--data: expected one file per party ({cfg.world_size}), got {len(data_files)}"
+        )
+    if cfg.provider == "TFP":
+        click.secho(INSECURE_TFP, fg="red", err=True)
     if cfg.mode == "fedavg":
-        summary["revealed"] = {
-            "intermediate_global_models": cfg.fedavg.rounds,
-            "to": "all parties",
-            "note": _fedavg_notice(cfg).strip(),
-        }
-    if tests and cfg.mode == "fedavg":
-        acc_exact = sum(t["accuracy_exact"] * t["rows"] for t in tests) / n
-        summary["test_accuracy"] = {"fedavg_model": acc_exact}
-        click.echo(
-            f"  FedAvg model test accuracy ({n} rows, pooled from each party's local evaluation): "
-            f"{100 * acc_exact:.1f}% (torch, exact activations)"
-        )
-    elif tests:
-        acc_exact = sum(t["accuracy_exact"] * t["rows"] for t in tests) / n
-        acc_poly = sum(t["accuracy_polynomial"] * t["rows"] for t in tests) / n
-        summary["test_accuracy"] = {
-            "mpc_model_exact_activations": acc_exact,
-            "mpc_model_polynomial": acc_poly,
-        }
-        click.echo(
-            f"  MPC model test accuracy ({n} rows, pooled from each party's local evaluation): "
-            f"{100 * acc_exact:.1f}% (torch, exact activations), {100 * acc_poly:.1f}% (polynomial)"
-        )
-    if (
-        baseline and cfg.dp.enabled
-    ):  # the non-private mirror is no like-for-like baseline for DP-SGD
-        click.echo(
-            "  (no plaintext baseline in DP mode; benchmarks/dp_rows.py compares with Opacus DP-SGD)"
-        )
-    elif baseline:
-        from mpcrnn.secure import concat, evaluate_local, train_plain_mirror
-
-        # the parties' rows pooled in rank order: exactly the rows and schedule the MPC run used
-        train_all = D.scale_features(
-            concat([D.load_party_file(f, cfg.spec) for f in train_files]), cfg.spec
-        )
-        test_all = D.scale_features(D.japanese_vowels("test"), cfg.spec)
-        if cfg.mode == "fedavg":
-            exact = evaluate_local(
-                cfg, train_plain_mirror(cfg, train_all, exact=True), test_all, polynomial=False
-            )
-            summary["baseline"] = {"centralized_plaintext_exact": exact["accuracy_exact"]}
-            if "test_accuracy" in summary:
-                summary["baseline"]["gap_points"] = 100 * (
-                    exact["accuracy_exact"] - summary["test_accuracy"]["fedavg_model"]
-                )
-            click.echo(
-                f"  centralized plaintext (all rows pooled, torch-exact {cfg.model.cell.upper()}, "
-                f"{cfg.train.epochs} epochs): {100 * exact['accuracy_exact']:.1f}%"
-            )
-            return _finish(summary, parties)
-        mirror = evaluate_local(cfg, train_plain_mirror(cfg, train_all, exact=False), test_all)
-        exact = evaluate_local(cfg, train_plain_mirror(cfg, train_all, exact=True), test_all)
-        summary["baseline"] = {
-            "plaintext_mirror_polynomial": mirror["accuracy_polynomial"],
-            "plaintext_exact_gru": exact["accuracy_exact"],
-        }
-        click.echo(
-            f"  plaintext, same seed and schedule: {100 * mirror['accuracy_polynomial']:.1f}% (mirror, polynomial), "
-            f"{100 * exact['accuracy_exact']:.1f}% (torch GRU, exact)"
-        )
-    return _finish(summary, parties)
-
-
-def _finish(summary: dict, parties: list[dict]) -> dict:
-    revealed = [p["train_accuracy_revealed"] for p in parties if "train_accuracy_revealed" in p]
-    if revealed:
-        summary["train_accuracy_revealed"] = revealed[0]
-        click.echo(
-            f"  training accuracy (revealed with --reveal-metrics, in the ledger): {100 * revealed[0]:.1f}%"
-        )
-    dp = next((p["dp"] for p in parties if "dp" in p), None)
-    if dp:
-        summary["dp"] = dp
-        eps = "inf (no noise)" if dp["epsilon"] is None else f"{dp['epsilon']:.3g}"
-        aware = dp["epsilon_vs_schedule_aware_party"]["epsilon"]
-        click.echo(
-            f"  DP-SGD: epsilon {eps} at delta {dp['delta']:g} ({dp['accountant']}, sigma {dp['noise_multiplier']:.3g}, "
-            f"C {dp['clip_norm']:g}, Poisson q {dp['sampling']['sample_rate']:.3g}, {dp['sampling']['steps']} steps) "
-            f"against observers of the weights; against a data party (knows the schedule): "
-            f"{'inf' if aware is None else f'{aware:.3g}'}"
-        )
-    models = [p["model_file"] for p in parties if "model_file" in p]
-    click.echo("  model written to: " + ", ".join(models))
-    return summary
+        click.echo(fedavg_notice(cfg))
+    if cfg.dp.enabled and cfg.train.optimizer == "sgd" and cfg.train.momentum > DP_SAFE_MOMENTUM:
+        click.secho(DP_MOMENTUM_WARNING.format(cfg.train.momentum), fg="yellow", err=True)
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(),
-    help="Run config file (TOML) shared by all parties.",
-)
+@config_option("Run config file (TOML) shared by all parties.")
 @click.option("--rank", type=int, help="This party's rank (or RANK).")
 @click.option(
     "--world-size",
@@ -570,19 +171,13 @@ def _finish(summary: dict, parties: list[dict]) -> dict:
 @click.option("--data", "data_file", required=True, type=click.Path())
 @click.option("--test", "test_file", type=click.Path())
 @click.option("--out", default="runs/party", type=click.Path())
-@click.option("--provider", type=click.Choice(["ttp", "tfp"], case_sensitive=False))
-@click.option("--epochs", type=int)
-@click.option("--hidden", type=int)
-@click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]))
-@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]))
-@click.option("--lr", type=float)
-@click.option("--seed", type=int)
+@setting_options(("provider", "epochs", "hidden", "cell", "optimizer", "lr", "seed"), False)
 @click.option("--timeout", default=120.0, show_default=True)
 @click.option("--resume", is_flag=True)
-@_dp_options
-@_transport_options(with_key=True)
-@_adversarial_options
-@_intake_options
+@dp_options
+@transport_options(with_key=True)
+@adversarial_options
+@intake_options
 def party(
     config_file,
     rank,
@@ -591,20 +186,13 @@ def party(
     data_file,
     test_file,
     out,
-    provider,
-    epochs,
-    hidden,
-    cell,
-    optimizer,
-    lr,
-    seed,
     timeout,
     resume,
     insecure,
     key_dir,
     strict,
     max_file_bytes,
-    **dp_flags,
+    **settings,
 ):
     """Run one data party on this host (one organization)."""
     from launch.party import PartyJob, run_party
@@ -616,25 +204,12 @@ def party(
         from launch.runfile import require_data_declaration
 
         require_data_declaration(raw, config_file, data_file)
-        cfg = build(
-            raw,
-            {
-                "parties": world_size,
-                "provider": provider,
-                "epochs": epochs,
-                "hidden": hidden,
-                "cell": cell,
-                "optimizer": optimizer,
-                "lr": lr,
-                "seed": seed,
-                **dp_flags,
-            },
-        )
+        cfg = build(raw, {"parties": world_size, **settings})
         given = world_size if world_size is not None else raw.get("run", {}).get("parties")
         rank, rendezvous, parties = from_environment(rank, rendezvous, given, cfg.provider)
         from dataclasses import replace
 
-        cfg = _with_transport(replace(cfg, world_size=parties), insecure)
+        cfg = with_transport(replace(cfg, world_size=parties), insecure)
         if cfg.provider == "TFP":
             click.secho(INSECURE_TFP, fg="red", err=True)
         report = run_party(
@@ -655,17 +230,15 @@ def party(
         )
         click.echo(json.dumps({k: v for k, v in report.items() if k != "ledger"}, indent=2))
     except MpcrnnError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @main.command()
-@click.option(
-    "--config", "config_file", type=click.Path(), help="The run config file (for the party count)."
-)
+@config_option("The run config file (for the party count).")
 @click.option("--world-size", type=int, help="Data parties (or [run] parties, or WORLD_SIZE - 1).")
 @click.option("--rendezvous", help="tcp://host:port (or MASTER_ADDR/MASTER_PORT).")
 @click.option("--timeout", default=120.0, show_default=True)
-@_transport_options(with_key=True)
+@transport_options(with_key=True)
 def dealer(config_file, world_size, rendezvous, timeout, insecure, key_dir):
     """Run the dealer (trusted third party: owns no data, must not collude)."""
     from dataclasses import replace
@@ -679,7 +252,7 @@ def dealer(config_file, world_size, rendezvous, timeout, insecure, key_dir):
         cfg = build(raw, {"provider": "ttp"})
         parties = world_size if world_size is not None else raw.get("run", {}).get("parties")
         _, rendezvous, parties = from_environment(-1, rendezvous, parties, "ttp")
-        cfg = _with_transport(replace(cfg, world_size=parties), insecure)
+        cfg = with_transport(replace(cfg, world_size=parties), insecure)
         click.echo(
             json.dumps(
                 run_party(
@@ -688,210 +261,11 @@ def dealer(config_file, world_size, rendezvous, timeout, insecure, key_dir):
             )
         )
     except MpcrnnError as exc:
-        _fail(exc)
+        fail(exc)
 
 
-@main.command()
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(),
-    help="The run config file (TOML) of the MPC run to rehearse.",
-)
-@click.option(
-    "--data", "data_file", required=True, type=click.Path(), help="This party's own training file."
-)
-@click.option(
-    "--test", "test_file", type=click.Path(), help="Optional: this party's own test file."
-)
-@click.option(
-    "--json", "as_json", is_flag=True, help="Also print the history and warnings as JSON."
-)
-def rehearse(config_file, data_file, test_file, as_json):
-    """Run the run config in plaintext on this party's own rows only (nothing is shared)."""
-    from launch.runfile import build, read_file, require_data_declaration
-    from mpcrnn import data as D
-    from mpcrnn.rehearse import rehearse as run_rehearsal
-    from protocols.errors import MpcrnnError
-
-    try:
-        raw = read_file(config_file)
-        require_data_declaration(raw, config_file, data_file)
-        cfg = build(raw, {})
-        local = D.scale_features(D.load_party_file(data_file, cfg.spec), cfg.spec, data_file)
-        test = (
-            D.scale_features(D.load_party_file(test_file, cfg.spec), cfg.spec, test_file)
-            if test_file
-            else None
-        )
-        click.echo(
-            f"mpcrnn rehearse: {local.n_rows} own rows, {cfg.model.cell.upper()} x{cfg.model.num_layers} "
-            f"H={cfg.model.hidden_size}, {cfg.train.optimizer} lr {cfg.train.step_lr:g} ({cfg.train.schedule}), "
-            f"{cfg.train.epochs} epochs; plaintext mirror with the run's polynomials, nothing shared"
-        )
-        if cfg.dp.enabled:
-            click.echo(
-                "  note: DP noise is not simulated here (the DP run adds noise to these gradients)"
-            )
-        result = run_rehearsal(cfg, local, test, echo=click.echo)
-        click.echo(
-            f"  largest |pre-activation| / polynomial bound: {result['max_preactivation_over_bound']:.2f} "
-            f"({'inside' if result['max_preactivation_over_bound'] <= 1 else 'OUTSIDE'} the interval)"
-        )
-        for w in result["warnings"]:
-            click.secho(f"WARNING: {w}", fg="yellow", err=True)
-        if not result["warnings"]:
-            click.echo("  training learns on these rows with this configuration")
-        if as_json:
-            click.echo(json.dumps(result))
-    except MpcrnnError as exc:
-        _fail(exc)
-
-
-@main.command()
-@click.option("--model", "model_file", required=True, type=click.Path())
-@click.option("--data", "data_file", required=True, type=click.Path())
-@click.option(
-    "--dp-epsilon",
-    type=float,
-    help="Release Laplace-noised class probabilities (scale 2/epsilon, "
-    "epsilon-DP PER QUERY row; n rows compose to n x epsilon) and predictions from them.",
-)
-def predict(model_file, data_file, dp_epsilon):
-    """Run a trained model on this party's own data, in plaintext (torch, exact activations)."""
-    import torch
-
-    from mpcrnn import data as D
-    from protocols.errors import MpcrnnError
-
-    try:
-        if dp_epsilon is not None:
-            from mpcrnn.dp import check_predict_epsilon
-
-            check_predict_epsilon(dp_epsilon)
-        from mpcrnn.model_file import read_model_file
-
-        _, spec, model = read_model_file(model_file)
-        data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
-        with torch.no_grad():
-            logits = model(
-                torch.as_tensor(data.x, dtype=torch.float64), torch.as_tensor(data.lengths)
-            )
-        extra = {}
-        if (
-            dp_epsilon is not None
-        ):  # noisy release: scores and predictions are post-processing of the noise
-            from mpcrnn.dp import laplace_scores, predict_dp_note
-
-            scores = laplace_scores(torch.softmax(logits, 1), dp_epsilon)
-            logits = scores
-            extra = {"scores": scores.tolist(), "dp": predict_dp_note(dp_epsilon, len(scores))}
-        pred = logits.argmax(1).numpy()
-        acc = float((pred == data.y).mean())
-        click.echo(
-            json.dumps(
-                {
-                    "rows": int(len(pred)),
-                    "accuracy": acc,
-                    "predictions": [spec.classes[i] for i in pred],
-                    **extra,
-                }
-            )
-        )
-    except MpcrnnError as exc:
-        _fail(exc)
-
-
-@main.command()
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(),
-    help="Folder for key.pem (0600, stays on this host) and cert.pem.",
-)
-@click.option(
-    "--name",
-    default="mpcrnn",
-    show_default=True,
-    help="Common name written into the certificate (informational).",
-)
-def keygen(out_dir, name):
-    """Make this organization's identity: a key pair and self-signed certificate.
-
-    Prints the certificate's fingerprint: send it (and only it, or cert.pem) to the other
-    organizations; the shared run file pins it under [identities]."""
-    from protocols.errors import MpcrnnError
-    from protocols.identity import keygen as make
-
-    try:
-        fp = make(out_dir, name)
-    except MpcrnnError as exc:
-        _fail(exc)
-    except OSError as exc:
-        _fail(f"cannot write the identity into {out_dir}: {type(exc).__name__}")
-    click.echo(fp)
-    click.echo(
-        f"  wrote {Path(out_dir) / 'key.pem'} (private, 0600: never copy it off this host) and "
-        f"{Path(out_dir) / 'cert.pem'} (public)",
-        err=True,
-    )
-
-
-@main.command()
-@click.option("--model", "model_file", required=True, type=click.Path())
-@click.option(
-    "--data", "data_file", required=True, type=click.Path(), help="This party's own labelled rows."
-)
-@click.option(
-    "--eps",
-    "eps_list",
-    multiple=True,
-    type=float,
-    help="Perturbation radii, scaled feature units (repeatable; default 0.05 0.1 0.2).",
-)
-@click.option(
-    "--method",
-    "methods",
-    multiple=True,
-    type=click.Choice(["fgsm", "pgd"]),
-    help="Attacks (repeatable; default both).",
-)
-@click.option("--pgd-steps", default=10, show_default=True, type=click.IntRange(1, 1000))
-def attack(model_file, data_file, eps_list, methods, pgd_steps):
-    """Robust accuracy of a released model under FGSM / PGD on this party's own rows (plain torch)."""
-    from mpcrnn import data as D
-    from mpcrnn.attacks import robust_accuracy
-    from mpcrnn.model_file import read_model_file
-    from protocols.errors import ConfigError, MpcrnnError, expected_got
-
-    try:
-        for eps in eps_list:
-            if not 0 < eps <= 1:
-                raise ConfigError(expected_got("--eps", "in (0, 1] (scaled feature units)", eps))
-        _, spec, model = read_model_file(model_file)
-        data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
-        out = {
-            "rows": data.n_rows,
-            "clean": robust_accuracy(
-                model, data.x, data.lengths, data.y, "none", 0.0, spec.value_bound
-            ),
-        }
-        for method in methods or ("fgsm", "pgd"):
-            for eps in eps_list or (0.05, 0.1, 0.2):
-                out[f"{method} {eps:g}"] = robust_accuracy(
-                    model,
-                    data.x,
-                    data.lengths,
-                    data.y,
-                    method,
-                    eps,
-                    spec.value_bound,
-                    steps=pgd_steps,
-                )
-        click.echo(json.dumps(out))
-    except MpcrnnError as exc:
-        _fail(exc)
+for _command in (rehearse, predict, keygen, attack):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

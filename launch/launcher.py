@@ -2,7 +2,8 @@
 
 Strict and boring: ``get_context("spawn")``; a fresh ``file://`` rendezvous per run in a
 private folder (0700) that also holds every process's throw-away identity (keys 0600, pinned
-in the run's configuration, deleted with the folder when the run ends); every exit code checked; if any process exits non-zero (or is killed) the others are terminated within a
+in the run's configuration, deleted with the folder when the run ends); every exit code
+checked; if any process exits non-zero (or is killed) the others are terminated within a
 second and :class:`PartyError` names the one that died first; Ctrl-C terminates all children.
 """
 
@@ -39,21 +40,28 @@ def launch_local(
     n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
     tmp = tempfile.mkdtemp(prefix="mpcrnn-run-")  # 0700
     try:
-        return _launch(
-            ctx,
-            cfg,
-            n,
-            tmp,
-            train_files,
-            test_files,
-            out_dir,
-            timeout_s,
-            show_progress,
-            on_start,
-            resume,
-            strict,
-            max_file_bytes,
-        )
+        cfg, key_dirs = throwaway_identities(cfg, tmp)
+        jobs = [
+            PartyJob(
+                rank,
+                f"file://{tmp}/rendezvous",
+                cfg,
+                train_files[rank] if rank < cfg.world_size else None,
+                test_files[rank] if rank < cfg.world_size else None,
+                out_dir,
+                timeout_s,
+                show_progress=show_progress and rank == 0,
+                resume=resume,
+                key_dir=key_dirs[rank],
+                strict=strict,
+                max_file_bytes=max_file_bytes,
+            )
+            for rank in range(n)
+        ]
+        procs, pipes = _spawn(ctx, jobs, cfg)
+        if on_start:
+            on_start([p.pid for p in procs])
+        return _watch(procs, pipes, cfg, show_progress)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # the throw-away keys go with it
 
@@ -73,58 +81,27 @@ def throwaway_identities(cfg, folder: str) -> tuple:
     return replace(cfg, identities=pins), dirs
 
 
-def _launch(
-    ctx,
-    cfg,
-    n,
-    tmp,
-    train_files,
-    test_files,
-    out_dir,
-    timeout_s,
-    show_progress,
-    on_start,
-    resume,
-    strict,
-    max_file_bytes,
-) -> list[dict]:
-    rendezvous = f"file://{tmp}/rendezvous"
-    cfg, key_dirs = throwaway_identities(cfg, tmp)
+def _spawn(ctx, jobs: list[PartyJob], cfg) -> tuple[list, list]:
+    """Start one process per job; (processes, the read ends of their report pipes)."""
     procs, pipes = [], []
-    for rank in range(n):
-        is_party = rank < cfg.world_size
-        job = PartyJob(
-            rank,
-            rendezvous,
-            cfg,
-            train_files[rank] if is_party else None,
-            test_files[rank] if is_party else None,
-            out_dir,
-            timeout_s,
-            show_progress=show_progress and rank == 0,
-            resume=resume,
-            key_dir=key_dirs[rank],
-            strict=strict,
-            max_file_bytes=max_file_bytes,
-        )
+    for job in jobs:
         recv, send = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=party_entry, args=(job, send), name=_name(rank, cfg))
+        p = ctx.Process(target=party_entry, args=(job, send), name=_name(job.rank, cfg))
         p.start()
         send.close()
         procs.append(p)
         pipes.append(recv)
-    if on_start:
-        on_start([p.pid for p in procs])
+    return procs, pipes
+
+
+def _watch(procs, pipes, cfg, show_progress: bool) -> list[dict]:
+    """Wait for every process: their reports in rank order, or :class:`PartyError` naming the
+    root cause (the others stopped) as soon as one fails or is stopped."""
     messages: dict[int, tuple] = {}
     stopped_since: dict[int, float] = {}
     try:
         while True:
-            for rank, (p, r) in enumerate(zip(procs, pipes)):
-                if rank not in messages and r.poll():
-                    try:
-                        messages[rank] = r.recv()
-                    except EOFError:
-                        messages[rank] = ("error", "exited without a report")
+            _drain(pipes, messages)
             failed = [(rank, p) for rank, p in enumerate(procs) if p.exitcode not in (None, 0)]
             if failed:
                 time.sleep(1.0)  # let the other exits land, then blame the root cause
@@ -142,8 +119,9 @@ def _launch(
             if stopped is not None:
                 _stop_all(procs)
                 raise PartyError(
-                    f"{_name(stopped, cfg)} was stopped (not running for {STOPPED_LIMIT_S:g} s, e.g. "
-                    "SIGSTOP or a debugger). All other processes were stopped; no model was written as final"
+                    f"{_name(stopped, cfg)} was stopped (not running for {STOPPED_LIMIT_S:g} s, "
+                    "e.g. SIGSTOP or a debugger). All other processes were stopped; no model was "
+                    "written as final"
                 )
             time.sleep(0.1)
     except KeyboardInterrupt:
@@ -156,7 +134,7 @@ def _launch(
     finally:
         for r in pipes:
             r.close()
-    return [messages.get(rank, ("ok", {}))[1] for rank in range(n)]
+    return [messages.get(rank, ("ok", {}))[1] for rank in range(len(procs))]
 
 
 # A process that is stopped (state T: SIGSTOP, SIGTSTP, a debugger) this long stops the run and is

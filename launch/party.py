@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import ssl
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocols.errors import MpcrnnError
+from protocols.errors import MpcrnnError, PartyError
 
 
 @dataclass(frozen=True)
 class PartyJob:
     rank: int
     rendezvous: str
-    run_config: object  # mpcrnn.secure.RunConfig
+    run_config: object  # mpcrnn.config.RunConfig
     train_file: str | None  # None for the dealer
     test_file: str | None
     out_dir: str
@@ -112,7 +114,8 @@ def transport_report() -> dict:
     kind = (
         "mutual TLS 1.3, every process's certificate pinned by the run file"
         if c.secure
-        else "INSECURE plaintext TCP (--insecure-plaintext-transport): no authentication, no encryption"
+        else "INSECURE plaintext TCP (--insecure-plaintext-transport): no authentication, "
+        "no encryption"
     )
     return {
         "kind": kind,
@@ -124,45 +127,72 @@ def transport_report() -> dict:
 def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
     from crypten.config import cfg as crypten_cfg
 
-    from mpcrnn.secure import evaluate_local, fixed_point, run_training
+    from mpcrnn.secure import fixed_point
     from protocols.parties import shutdown
     from protocols.session import MpcSession
 
     crypten_cfg.communicator.verbose = True  # CrypTen's own round/byte counters, for the report
     session = MpcSession.current(fixed_point(cfg))
     progress = _Progress(session) if job.show_progress else None
-    by_round: list[dict] = []
-    if cfg.mode == "fedavg":
-        from mpcrnn.fedavg import run_fedavg
-
-        def on_round(r, params):  # this party's own test rows, in plaintext; nothing is sent
-            if test is not None:
-                by_round.append({"round": r, **evaluate_local(cfg, params, test, polynomial=False)})
-
-        result = run_fedavg(
-            session,
-            cfg,
-            local,
-            progress=progress,
-            checkpoint_dir=str(Path(job.out_dir) / "checkpoints"),
-            resume=job.resume,
-            on_round=on_round,
-        )
-    else:
-        result = run_training(
-            session,
-            cfg,
-            local,
-            progress=progress,
-            checkpoint_dir=str(Path(job.out_dir) / "checkpoints"),
-            resume=job.resume,
-        )
+    result, by_round = _train(job, cfg, session, local, test, progress)
     if progress:
         progress.done()
     if job.rank == 0 and spec.has_dealer:
         from protocols.dealer import stop_dealer
 
         stop_dealer()
+    report = _party_report(job, cfg, session, result, by_round)
+    out = Path(job.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if result["params"] is not None:
+        from mpcrnn.model_file import write_model_file
+        from mpcrnn.secure import evaluate_local
+
+        model_path = out / f"model-party{job.rank}.pt"
+        saved = write_model_file(model_path, cfg.model, cfg.activation, cfg.spec, result["params"])
+        report["model_file"] = str(model_path)
+        if test is not None:  # evaluate exactly the weights saved, as `predict` will
+            report["local_test"] = evaluate_local(cfg, saved, test)
+    shutdown()
+    import resource
+
+    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    (out / f"report-party{job.rank}.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _train(job: PartyJob, cfg, session, local, test, progress) -> tuple[dict, list[dict]]:
+    """The run of ``cfg.mode`` (mpcrnn.secure or mpcrnn.fedavg): (its result, fedavg's local
+    test accuracy per round)."""
+    from mpcrnn.secure import evaluate_local, run_training
+
+    by_round: list[dict] = []
+    checkpoints = str(Path(job.out_dir) / "checkpoints")
+    if cfg.mode != "fedavg":
+        result = run_training(
+            session, cfg, local, progress=progress, checkpoint_dir=checkpoints, resume=job.resume
+        )
+        return result, by_round
+    from mpcrnn.fedavg import run_fedavg
+
+    def on_round(r, params):  # this party's own test rows, in plaintext; nothing is sent
+        if test is not None:
+            by_round.append({"round": r, **evaluate_local(cfg, params, test, polynomial=False)})
+
+    result = run_fedavg(
+        session,
+        cfg,
+        local,
+        progress=progress,
+        checkpoint_dir=checkpoints,
+        resume=job.resume,
+        on_round=on_round,
+    )
+    return result, by_round
+
+
+def _party_report(job: PartyJob, cfg, session, result: dict, by_round: list[dict]) -> dict:
+    """This party's report: public facts of the run, its ledger of openings, its costs."""
     report = {
         "role": "party",
         "rank": job.rank,
@@ -184,28 +214,10 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
         report["revealed_intermediate_models"] = cfg.fedavg.rounds
         if by_round:
             report["local_test_by_round"] = by_round
-    if (
-        "dp" in result
-    ):  # DP-SGD: epsilon, delta, accountant, sigma, C, sampling (public values only)
+    if "dp" in result:  # DP-SGD: epsilon, delta, accountant, sigma, C, sampling (public values)
         report["dp"] = result["dp"]
-    if "train_accuracy" in result and result["train_accuracy"] is not None:
+    if result.get("train_accuracy") is not None:
         report["train_accuracy_revealed"] = result["train_accuracy"]
-    out = Path(job.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if result["params"] is not None:
-        from mpcrnn.model_file import write_model_file
-
-        model_path = out / f"model-party{job.rank}.pt"
-        write_model_file(model_path, cfg.model, cfg.activation, cfg.spec, result["params"])
-        report["model_file"] = str(model_path)
-        if test is not None:  # evaluate exactly the weights saved (float32), as `predict` will
-            saved = {k: v.float().double() for k, v in result["params"].items()}
-            report["local_test"] = evaluate_local(cfg, saved, test)
-    shutdown()
-    import resource
-
-    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    (out / f"report-party{job.rank}.json").write_text(json.dumps(report, indent=2))
     return report
 
 
@@ -226,13 +238,35 @@ class _Progress:
     def __call__(self, ev: dict) -> None:
         st = self.s.stats
         sys.stderr.write(
-            f"\r  {ev.get('unit', 'epoch')} {ev['epoch']}/{ev['epochs']} step {ev['step']}/{ev['steps']}  "
-            f"{ev['seconds']:.2f} s/step  rounds {st.total_rounds}  sent {st.total_bytes / 1e6:.1f} MB   "
+            f"\r  {ev.get('unit', 'epoch')} {ev['epoch']}/{ev['epochs']} step "
+            f"{ev['step']}/{ev['steps']}  "
+            f"{ev['seconds']:.2f} s/step  rounds {st.total_rounds}  sent "
+            f"{st.total_bytes / 1e6:.1f} MB   "
         )
         sys.stderr.flush()
 
     def done(self) -> None:
         sys.stderr.write(f"\n  trained in {time.perf_counter() - self.t0:.1f} s\n")
+
+
+# Exceptions that mean the network failed under a party (a peer closed its connection, reset
+# it, never answered, or broke TLS).  The links (protocols.links, protocols.channels) already
+# turn what they see into PartyError; these are the same failures raised elsewhere (the
+# dealer's socket, the rendezvous).  Anything else is a bug and is reported as one.
+LOST_CONTACT = (ConnectionError, TimeoutError, ssl.SSLError, socket.gaierror, socket.herror)
+
+
+def describe_failure(exc: BaseException, who: str) -> tuple[str, int]:
+    """(one-line message, exit code) for an exception that ended a party process: expected
+    errors as they are, connection errors as lost contact, anything else as an internal error
+    with its type named."""
+    first = str(exc).splitlines()[0][:300] if str(exc) else ""
+    if isinstance(exc, MpcrnnError):
+        return f"{type(exc).__name__}: {exc}", exc.exit_code
+    if isinstance(exc, LOST_CONTACT):
+        lost = PartyError(f"{who}: lost contact with a peer ({type(exc).__name__}: {first})")
+        return f"PartyError: {lost}", lost.exit_code
+    return f"internal error {type(exc).__name__}: {first}", 1
 
 
 def party_entry(job: PartyJob, conn) -> None:
@@ -241,22 +275,15 @@ def party_entry(job: PartyJob, conn) -> None:
         report = run_party(job)
         conn.send(("ok", report))
         code = 0
-    except MpcrnnError as exc:
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-        code = exc.exit_code
     except KeyboardInterrupt:
         code = 130
-    except BaseException as exc:  # noqa: BLE001 - a bug: report type and first line only
+    except BaseException as exc:  # noqa: BLE001 - reported by type: expected, network, or a bug
         import traceback
 
-        conn.send(
-            (
-                "error",
-                f"internal error {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
-            )
-        )
-        if os.environ.get("MPCRNN_DEBUG"):
+        who = "dealer" if job.train_file is None else f"party {job.rank}"
+        message, code = describe_failure(exc, who)
+        conn.send(("error", message))
+        if code == 1 and os.environ.get("MPCRNN_DEBUG"):
             traceback.print_exc()
-        code = 1
     conn.close()
     os._exit(code)

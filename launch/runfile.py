@@ -1,6 +1,6 @@
 """The run configuration file (TOML) that every party of a run shares, and the environment.
 
-Everything in it is public and hashed (:meth:`mpcrnn.secure.RunConfig.digest`); parties with
+Everything in it is public and hashed (:meth:`mpcrnn.config.RunConfig.digest`); parties with
 different files stop before sharing anything.  Per-party settings (rank, data file, output
 folder, rendezvous) are command-line flags.  Example (every key optional; defaults shown)::
 
@@ -78,35 +78,37 @@ from mpcrnn.config import (
     DPConfig,
     FedAvgConfig,
     ModelConfig,
+    RunConfig,
     TrainConfig,
+    file_keys,
 )
-from mpcrnn.secure import RunConfig
-from protocols.errors import ConfigError, expected_got
+from protocols.errors import ConfigError, DataError, expected_got
 
-SECTIONS = {
-    "run": {
-        "parties",
-        "provider",
-        "reveal_to",
-        "reveal_metrics",
-        "mode",
-        "insecure_plaintext_transport",
-    },
-    "identities": None,  # party0.., dealer: checked against the party count in build()
-    "model": {"cell", "hidden", "layers"},
-    "train": {f.name for f in fields(TrainConfig)},
-    "data": {f.name for f in fields(D.DataSpec)},
-    "fedavg": {f.name for f in fields(FedAvgConfig)},
-    "dp": {"epsilon", "noise", "delta", "clip", "accountant"},
-    "adversarial": {f.name for f in fields(AdversarialConfig)},
+# section -> the dataclass whose fields it sets (keys: mpcrnn.config.file_keys)
+CONFIGS = {
+    "run": RunConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "fedavg": FedAvgConfig,
+    "dp": DPConfig,
+    "adversarial": AdversarialConfig,
 }
-ADV_FLAGS = {
-    "adversarial": "method",
-    "adv_eps": "eps",
-    "adv_steps": "steps",
-    "adv_alpha": "alpha",
-    "adv_mix": "mix",
-}
+SECTIONS = {name: set(file_keys(cls)) for name, cls in CONFIGS.items()}
+SECTIONS["identities"] = None  # party0.., dealer: checked against the party count in build()
+SECTIONS["data"] = {f.name for f in fields(D.DataSpec)}
+
+
+def _flag(section: str, key: str) -> str:
+    """The command-line flag (click's name) that sets ``key`` of ``section``."""
+    if section == "dp":
+        return f"dp_{key}"  # --dp-epsilon, --dp-noise, --dp-delta, --dp-clip, --dp-accountant
+    if section == "adversarial":
+        return "adversarial" if key == "method" else f"adv_{key}"  # --adversarial, --adv-eps
+    return key
+
+
+# flag -> (section, key): every run setting a command line may override
+FLAGS = {_flag(sec, key): (sec, key) for sec, cls in CONFIGS.items() for key in file_keys(cls)}
 
 
 MAX_RUN_FILE_BYTES = 1 << 20  # a run file is a few hundred bytes; bounds what a stray path reads
@@ -164,72 +166,54 @@ def read_file(path: str | None) -> dict:
     return raw
 
 
+# how a run-file value becomes a field value, where the field wants more than the TOML type
+COERCE = {
+    "world_size": int,
+    "hidden_size": int,
+    "num_layers": int,
+    "provider": lambda v: str(v).upper(),
+    "reveal_to": tuple,
+    "reveal_metrics": bool,
+    "mode": str,
+    "insecure_transport": bool,
+}
+
+
+def _fields(section: str, body: dict) -> dict:
+    """A section's run-file keys -> its dataclass's field names (values coerced)."""
+    names = file_keys(CONFIGS[section])
+    out = {names[k]: v for k, v in body.items()}
+    return {k: COERCE[k](v) if k in COERCE else v for k, v in out.items()}
+
+
 def build(raw: dict, overrides: dict) -> RunConfig:
-    """RunConfig from the file's sections, then explicit command-line overrides (flat keys)."""
-    run = {
-        "parties": 3,
-        "provider": "ttp",
-        "reveal_to": [],
-        "reveal_metrics": False,
-        "mode": "mpc",
-        "insecure_plaintext_transport": False,
-        **raw.get("run", {}),
-    }
-    model = {"cell": "gru", "hidden": 32, "layers": 1, **raw.get("model", {})}
-    train = dict(raw.get("train", {}))
-    fedavg = dict(raw.get("fedavg", {}))
-    dp = dict(raw.get("dp", {}))
-    adversarial = dict(raw.get("adversarial", {}))
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key in ADV_FLAGS:  # --adversarial, --adv-eps, --adv-steps, --adv-alpha, --adv-mix
-            adversarial[ADV_FLAGS[key]] = value
-            continue
-        if key.startswith("dp_"):  # --dp-epsilon, --dp-noise, --dp-delta, --dp-clip
-            dp[key[3:]] = value
-            continue
-        if key in run:
-            run[key] = value
-        elif key in model:
-            model[key] = value
-        elif key in SECTIONS["fedavg"]:
-            fedavg[key] = value
-        else:
-            train[key] = value
+    """RunConfig from the file's sections, then explicit command-line overrides (flag names,
+    :data:`FLAGS`; None: not given).  Defaults: the dataclasses' (mpcrnn.config)."""
+    body = {name: dict(raw.get(name) or {}) for name in CONFIGS}
+    for flag, value in overrides.items():
+        if value is not None:
+            section, key = FLAGS[flag]
+            body[section][key] = value
     spec = _spec(raw.get("data"))
     try:
-        tc = TrainConfig(**{"epochs": 12, **train})
-    except TypeError as exc:
-        raise ConfigError(f"train settings: {exc}") from None
-    try:
-        fa = FedAvgConfig(**fedavg)
-    except TypeError as exc:
-        raise ConfigError(f"[fedavg]: {exc}") from None
-    try:
+        run = _fields("run", body["run"])
+        model = ModelConfig(
+            input_size=spec.n_features,
+            num_classes=len(spec.classes),
+            **_fields("model", body["model"]),
+        )
+        world_size = run.get("world_size", RunConfig.world_size)
+        provider = run.get("provider", RunConfig.provider)
         cfg = RunConfig(
-            model=ModelConfig(
-                cell=model["cell"],
-                input_size=spec.n_features,
-                hidden_size=int(model["hidden"]),
-                num_layers=int(model["layers"]),
-                num_classes=len(spec.classes),
-            ),
+            model=model,
             activation=ActivationConfig(),
-            train=tc,
+            train=TrainConfig(**body["train"]),
             spec=spec,
-            world_size=int(run["parties"]),
-            provider=str(run["provider"]).upper(),
-            reveal_to=tuple(run["reveal_to"]),
-            reveal_metrics=bool(run["reveal_metrics"]),
-            mode=str(run["mode"]),
-            fedavg=fa,
-            dp=_dp(dp),
-            identities=identities(
-                raw.get("identities"), int(run["parties"]), str(run["provider"]).upper()
-            ),
-            insecure_transport=bool(run["insecure_plaintext_transport"]),
-            adversarial=AdversarialConfig(**adversarial),
+            fedavg=FedAvgConfig(**body["fedavg"]),
+            dp=_dp(body["dp"]),
+            identities=identities(raw.get("identities"), world_size, provider),
+            adversarial=AdversarialConfig(**body["adversarial"]),
+            **run,
         )
         cfg.validate()  # here, in the launcher, before any process starts
     except (TypeError, ValueError) as exc:  # a value of the wrong type in the run file
@@ -272,27 +256,19 @@ def identities(section: dict | None, world_size: int, provider: str) -> tuple[st
 
 
 def _dp(section: dict) -> DPConfig:
-    """[dp] / --dp-* -> DPConfig (validated here, so a bad value stops the CLI before any launch)."""
-
-    def num(key):
-        if section.get(key) is None:
-            return None
-        try:
-            return float(section[key])
-        except (TypeError, ValueError):
-            raise ConfigError(
-                expected_got(f"[dp] {key}", "a number", type(section[key]).__name__)
-            ) from None
-
-    enabled = section.get("epsilon") is not None or section.get("noise") is not None
-    cfg = DPConfig(
-        enabled=enabled,
-        clip=num("clip") if section.get("clip") is not None else 1.0,
-        noise_multiplier=num("noise"),
-        target_epsilon=num("epsilon"),
-        delta=num("delta") if section.get("delta") is not None else 1e-5,
-        accountant=str(section.get("accountant", "rdp")),
-    )
+    """[dp] / --dp-* -> DPConfig (validated here, so a bad value stops the CLI before any
+    launch).  On when epsilon or noise is set."""
+    values = {}
+    for key, value in section.items():
+        if key != "accountant":
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    expected_got(f"[dp] {key}", "a number", type(value).__name__)
+                ) from None
+        values[key] = value if key != "accountant" else str(value)
+    enabled = "epsilon" in values or "noise" in values
     if not enabled and set(section) - {"accountant"}:
         raise ConfigError(
             expected_got(
@@ -301,6 +277,7 @@ def _dp(section: dict) -> DPConfig:
                 ", ".join(sorted(set(section))) + " without either",
             )
         )
+    cfg = DPConfig(enabled=enabled, **_fields("dp", values))
     cfg.validate()
     return cfg
 
@@ -371,7 +348,7 @@ def require_data_declaration(raw: dict, config_file: str | None, data_file: str)
     try:
         D.load_party_file(data_file, D.JAPANESE_VOWELS_SPEC)
         return
-    except D.DataError as exc:
+    except DataError as exc:
         if not any(k in str(exc) for k in ("number of features", "classes", "label of sequence")):
             return  # the demo's shape: a bad value, length or file, reported as such by the intake
     where = f"{config_file} has no [data] section" if config_file else "no run file (--config)"
@@ -404,14 +381,17 @@ def data_template(data_file: str) -> str:
             pass
     return "\n".join(
         [
-            "[data]                       # the public declaration of every party's data, the same in every party's run file",
+            "[data]                       # the public declaration of every party's data, the same "
+            "in every party's run file",
             f"n_features = {n_features}",
             f"classes = {classes}   # all classes of all parties, in one agreed order",
             f"max_len = {max_len}",
             'scaling = "bounds"           # each feature mapped from [low, high] to [-1, 1]',
-            "feature_low = [<low of feature 0>, ...]    # PUBLIC bounds agreed by all parties from domain knowledge",
-            "feature_high = [<high of feature 0>, ...]  # (not your rows' min/max: those would reveal your data's extremes)",
-            "# then check the settings on your own rows, with nothing shared: mpcrnn rehearse --config run.toml --data "
-            + str(data_file),
+            "feature_low = [<low of feature 0>, ...]    # PUBLIC bounds agreed by all parties from "
+            "domain knowledge",
+            "feature_high = [<high of feature 0>, ...]  # (not your rows' min/max: those would "
+            "reveal your data's extremes)",
+            "# then check the settings on your own rows, with nothing shared: mpcrnn rehearse "
+            "--config run.toml --data " + str(data_file),
         ]
     )

@@ -54,8 +54,8 @@ def robust_accuracy(
     steps: int = 10,
     alpha: float | None = None,
 ) -> float:
-    """Accuracy on the attacked rows (method "fgsm" or "pgd"; PGD's alpha defaults to 2.5 eps / steps;
-    "none": the clean rows)."""
+    """Accuracy on the attacked rows (method "fgsm" or "pgd"; PGD's alpha defaults to
+    2.5 eps / steps; "none": the clean rows)."""
     model = model.double().eval()
     x = torch.as_tensor(x, dtype=torch.float64)
     lengths, y = torch.as_tensor(lengths), torch.as_tensor(y)

@@ -48,6 +48,9 @@ class Activations:
         return self._cache[key]
 
 
+PLAIN_OPS = {"mul": torch.mul, "matmul": torch.matmul}  # the products of ``mul_many``
+
+
 class PlainBackend:
     """float64 torch; ``exact=True`` uses torch.sigmoid/tanh instead of the polynomials."""
 
@@ -65,7 +68,8 @@ class PlainBackend:
         pass
 
     def mul_many(self, pairs: Sequence[tuple]) -> list[torch.Tensor]:
-        return [getattr(torch, op)(x, y) for op, x, y in pairs]
+        """Each ("mul" | "matmul", x, y): x * y or x @ y."""
+        return [PLAIN_OPS[op](x, y) for op, x, y in pairs]
 
     def fixed_operand(self, w: torch.Tensor, uses) -> torch.Tensor:
         return w
@@ -107,7 +111,8 @@ class PlainBackend:
         return x.clamp(-c, c)
 
     def masked_sign(self, g: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        """m * (2 [g >= 0] - 1): +-1 where the 0/1 mask m is 1 (sign(0) = +1, as on shares), 0 elsewhere."""
+        """m * (2 [g >= 0] - 1): +-1 where the 0/1 mask m is 1 (sign(0) = +1, as on shares),
+        0 elsewhere."""
         return m * torch.where(g >= 0, 1.0, -1.0).to(g.dtype)
 
     def clip_norm(self, x: torch.Tensor, c: float) -> torch.Tensor:
@@ -252,7 +257,8 @@ class SharedBackend:
         return clip_rows_to_norm(self.s, x, c, ratio_bits or RATIO_BITS)
 
     def softmax(self, logits: torch.Tensor) -> torch.Tensor:
-        """Exact row max (sign-bit circuit), then batched exp and bounded reciprocal (protocols.softmax)."""
+        """Exact row max (sign-bit circuit), then batched exp and bounded reciprocal
+        (protocols.softmax)."""
         from protocols.softmax import softmax_rows
 
         return softmax_rows(self.s, logits)

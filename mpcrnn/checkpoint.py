@@ -167,6 +167,26 @@ def load(
         raise DataError(
             expected_got(where, "an mpcrnn checkpoint header", "a damaged one")
         ) from None
+    _check_header(meta, where, rank, epoch, digest, epochs)
+    body = blob[start + n :]
+    try:
+        plain = AESGCM(_key(directory, rank, create=False)).decrypt(
+            body[:NONCE_BYTES], body[NONCE_BYTES:], header
+        )
+    except (InvalidTag, ValueError):
+        raise DataError(
+            expected_got(
+                where,
+                f"a file sealed by party {rank} of this run",
+                "one that fails authentication (corrupted, truncated, or another party's or run's)",
+            )
+        ) from None
+    state = torch.load(io.BytesIO(plain), weights_only=True)
+    return state["params"], state["velocity"]
+
+
+def _check_header(meta: dict, where: str, rank: int, epoch: int, digest: str, epochs: int):
+    """The header names this party, this epoch and this run (its configuration digest)."""
     if meta["rank"] != rank:
         raise DataError(
             expected_got(
@@ -199,18 +219,3 @@ def load(
                 "resume with the same options",
             )
         )
-    body = blob[start + n :]
-    try:
-        plain = AESGCM(_key(directory, rank, create=False)).decrypt(
-            body[:NONCE_BYTES], body[NONCE_BYTES:], header
-        )
-    except (InvalidTag, ValueError):
-        raise DataError(
-            expected_got(
-                where,
-                f"a file sealed by party {rank} of this run",
-                "one that fails authentication (corrupted, truncated, or another party's or run's)",
-            )
-        ) from None
-    state = torch.load(io.BytesIO(plain), weights_only=True)
-    return state["params"], state["velocity"]

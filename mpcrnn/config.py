@@ -1,24 +1,61 @@
-"""Run configuration: frozen dataclasses, passed explicitly.  Every default is explained inline."""
+"""Run configuration: frozen dataclasses, passed explicitly.  Every default is explained inline.
+
+One vocabulary: these dataclasses are the only place a setting is named and given its default.
+The run file (:mod:`launch.runfile`) has one section per dataclass and one key per field, the
+field's name unless the field declares its run-file key (``file_key``: torch's and Opacus's
+names stay in code and model files, the run file keeps its short keys: ``hidden``, ``layers``,
+``parties``, ``epsilon``, ``noise``, ``insecure_plaintext_transport``); :func:`file_keys` lists
+them.  Command-line flags and their defaults are read from here too (:mod:`launch.options`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import hashlib
+import json
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
 
 from protocols.errors import ConfigError, expected_got
 
+if TYPE_CHECKING:
+    from mpcrnn.declaration import DataSpec
+
 CELLS = ("rnn", "gru", "lstm")
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # gate blocks per layer, torch's layout
+
+
+def file_key(key: str | None, default=MISSING, **kw):
+    """A field whose run-file key is ``key`` (None: not in the run file)."""
+    return field(default=default, metadata={"key": key}, **kw)
+
+
+def file_keys(cls) -> dict[str, str]:
+    """{run-file key: field name} of a config dataclass (keys in field order)."""
+    out = {}
+    for f in fields(cls):
+        key = f.metadata.get("key", f.name)
+        if key is not None:
+            out[key] = f.name
+    return out
+
+
+def default_of(cls, name: str):
+    """The default of field ``name`` of a config dataclass (the one place it is written)."""
+    (f,) = (f for f in fields(cls) if f.name == name)
+    return f.default if f.default is not MISSING else f.default_factory()
 
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The network; field names are torch's (``nn.GRU(input_size, hidden_size, num_layers)``),
+    as in the model file.  Run file ``[model]``: cell, hidden, layers; the rest from ``[data]``."""
+
     cell: str = "gru"  # rnn (Elman, tanh) | gru | lstm, torch's equations and gate order
-    input_size: int = 12  # F, features per time step (Japanese Vowels: 12)
-    hidden_size: int = 32  # H
-    num_layers: int = 1  # stacked layers
-    num_classes: int = 9  # C, classes of the many-to-one head; 0 with task="regress"
-    task: str = "classify"  # classify (many-to-one, softmax cross-entropy) | regress (per-step MSE)
-    output_size: int = 0  # regression outputs per step (task="regress")
+    input_size: int = file_key(None, 12)  # F, features per step ([data] n_features; JV: 12)
+    hidden_size: int = file_key("hidden", 32)  # H
+    num_layers: int = file_key("layers", 1)  # stacked layers
+    num_classes: int = file_key(None, 9)  # C, classes of the head ([data] classes); 0: regress
+    task: str = file_key(None, "classify")  # classify (many-to-one, cross-entropy) | regress
+    output_size: int = file_key(None, 0)  # regression outputs per step (task="regress")
 
     def validate(self) -> None:
         if self.cell not in CELLS:
@@ -57,14 +94,15 @@ DEFAULT_LR = {"adam": 0.01, "adamw": 0.01, "sgd": 0.2}
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 12  # the demo schedule (Japanese Vowels, GRU: 93.8-95.4% over seeds 0-2; cosine needs >= ~12)
+    """The optimizer and the public schedule (:mod:`mpcrnn.train`).  Run file: ``[train]``."""
+
+    # the demo schedule (Japanese Vowels, GRU: 93.8-95.4% over seeds 0-2; cosine needs >= ~12)
+    epochs: int = 12
     # Defaults below (adam, lr 0.01, eps 1e-3, clip_value 1, cosine with 10 warm-up steps) were
     # chosen by the sweep in README "Defaults" (benchmarks/learning_rows.py --sweep): RNN, GRU,
     # LSTM x 1, 2 layers on Japanese Vowels and GRU, LSTM on GunPoint, 3 seeds each
     batch_size: int = 32
-    optimizer: str = (
-        "adam"  # adam | adamw (decoupled weight decay) | sgd (with momentum), all on shares
-    )
+    optimizer: str = "adam"  # adam | adamw (decoupled weight decay) | sgd (momentum); on shares
     lr: float | None = None  # None: the optimizer's default (DEFAULT_LR: adam 0.01, sgd 0.2)
     momentum: float = 0.9  # sgd only
     beta1: float = 0.9  # adam: first-moment decay
@@ -73,7 +111,8 @@ class TrainConfig:
     weight_decay: float = 0.0  # sgd/adam: + wd theta in the gradient; adamw: theta *= 1 - lr_t wd
     clip_value: float = 1.0  # clip every gradient entry to [-c, c] on shares (0: off)
     clip_norm: float = 0.0  # then rescale the whole gradient to norm <= c on shares (0: off)
-    schedule: str = "cosine"  # public lr schedule: constant | warmup (linear) | cosine (warm-up, then cosine to 0)
+    # public lr schedule: constant | warmup (linear) | cosine (warm-up, then cosine to 0)
+    schedule: str = "cosine"
     warmup_steps: int = 10  # linear warm-up steps for "warmup" and "cosine"
     seed: int = 0  # public: initialization and the batch schedule
 
@@ -149,10 +188,12 @@ class DPConfig:
     DPDataLoader convention; expected batch q N), see :func:`mpcrnn.dp.poisson_plan`.
     """
 
-    enabled: bool = False
+    enabled: bool = file_key(None, False)  # on when the run file sets epsilon or noise
     clip: float = 1.0  # C: each example's gradient to L2 norm <= C (the sensitivity)
-    noise_multiplier: float | None = None  # sigma: noise N(0, sigma^2 C^2) on the clipped sum
-    target_epsilon: float | None = None  # or: the smallest sigma spending at most this epsilon
+    # sigma: noise N(0, sigma^2 C^2) on the clipped sum (run file: noise)
+    noise_multiplier: float | None = file_key("noise", None)
+    # or: the smallest sigma spending at most this epsilon (run file: epsilon)
+    target_epsilon: float | None = file_key("epsilon", None)
     delta: float = 1e-5  # the delta of (epsilon, delta); keep it below 1/N
     accountant: str = "rdp"  # rdp | prv (opacus.accountants)
 
@@ -202,14 +243,13 @@ class FedAvgConfig:
     """``--mode fedavg`` (:mod:`mpcrnn.fedavg`): R rounds; in each, every party trains locally in
     plain torch for E epochs from the global model, and the weighted mean of the models is
     computed on shares and opened to all parties.  Local training uses TrainConfig's batch size,
-    optimizer (Adam by default, as in --mode mpc), learning rate, weight decay and clipping.  Public: in the run file and its digest."""
+    optimizer (Adam by default, as in --mode mpc), learning rate, weight decay and clipping.
+    Public: in the run file and its digest."""
 
     rounds: int = 10  # R: opened global models, one per round (Japanese Vowels: ~95% with E = 2)
     local_epochs: int = 2  # E: local passes over a party's own rows per round
     weighting: str = "rows"  # rows: weights = public row counts | equal: 1 per party
-    update_clip: float = (
-        0.0  # bound each party's update norm ||theta_i - theta|| on shares (0: off)
-    )
+    update_clip: float = 0.0  # bound each party's update norm ||theta_i - theta|| (0: off)
 
     def validate(self) -> None:
         if self.rounds < 1 or self.local_epochs < 1:
@@ -226,10 +266,6 @@ class FedAvgConfig:
             raise ConfigError(
                 expected_got("fedavg update_clip", "a finite number >= 0", self.update_clip)
             )
-
-
-def to_dict(*configs) -> dict:
-    return {type(c).__name__: asdict(c) for c in configs}
 
 
 ADVERSARIAL = ("none", "fgsm", "pgd")
@@ -270,3 +306,101 @@ class AdversarialConfig:
             )
         if not (isinstance(self.mix, (int, float)) and 0 < self.mix <= 1):
             raise ConfigError(expected_got("--adv-mix", "in (0, 1]", self.mix))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything all parties must agree on (its digest is compared before any data is shared)."""
+
+    # the run file's [model], [train], [data], [fedavg], [dp], [adversarial]; the rest is [run]
+    model: ModelConfig = file_key(None, default_factory=ModelConfig)
+    activation: ActivationConfig = file_key(None, default_factory=ActivationConfig)
+    train: TrainConfig = file_key(None, default_factory=TrainConfig)
+    spec: DataSpec | None = file_key(None, None)  # [data]; None: the built-in demo's
+    world_size: int = file_key("parties", 3)  # data parties, the dealer not counted
+    provider: str = "TTP"  # TTP: a dealer process makes the triples | TFP: party 0 (insecure)
+    frac_bits: int = file_key(None, 16)  # f: fixed point at scale 2^f
+    reveal_to: tuple[int, ...] = ()  # ranks receiving the final weights; empty: all parties
+    reveal_metrics: bool = False  # open the final training accuracy (ledgered)
+    mode: str = "mpc"  # mpc: train on shares | fedavg: local training + secure averaging
+    fedavg: FedAvgConfig = file_key(None, default_factory=FedAvgConfig)
+    dp: DPConfig = file_key(None, default_factory=DPConfig)  # DP-SGD inside MPC; off by default
+    # the network (protocols.channels): every process's pinned certificate fingerprint, rank
+    # order, the dealer last (the run file's [identities]); or the insecure plaintext transport
+    identities: tuple[str, ...] = file_key(None, ())
+    insecure_transport: bool = file_key("insecure_plaintext_transport", False)
+    # mpcrnn.adversarial; off by default
+    adversarial: AdversarialConfig = file_key(None, default_factory=AdversarialConfig)
+
+    def receivers(self) -> tuple[int, ...]:
+        return self.reveal_to or tuple(range(self.world_size))
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.train.validate()
+        if not isinstance(self.world_size, int) or self.world_size < 2:
+            raise ConfigError(
+                expected_got(
+                    "data parties (--parties / [run] parties)",
+                    ">= 2",
+                    self.world_size,
+                    "One organization alone can train on its own rows in plaintext "
+                    "(mpcrnn rehearse); MPC needs at least two",
+                )
+            )
+        if any(not 0 <= r < self.world_size for r in self.reveal_to):
+            raise ConfigError(
+                expected_got("--reveal-to ranks", f"in 0..{self.world_size - 1}", self.reveal_to)
+            )
+        if self.mode not in MODES:
+            raise ConfigError(expected_got("mode", " or ".join(MODES), self.mode))
+        if self.mode == "fedavg":
+            self.fedavg.validate()
+            if set(self.receivers()) != set(range(self.world_size)):
+                raise ConfigError(
+                    expected_got(
+                        "--reveal-to with --mode fedavg",
+                        "all parties (every party trains from each round's opened average)",
+                        self.reveal_to,
+                    )
+                )
+        self.dp.validate()
+        self.adversarial.validate()
+        if self.adversarial.enabled and (self.mode != "mpc" or self.dp.enabled):
+            raise ConfigError(
+                expected_got(
+                    "--adversarial",
+                    "--mode mpc without --dp-* (adversarial training runs on "
+                    "shares, with summed gradients)",
+                    f"mode {self.mode}" + (" with DP" if self.dp.enabled else ""),
+                )
+            )
+        if self.dp.enabled and self.mode != "mpc":
+            raise ConfigError(
+                expected_got("mode with --dp-*", "mpc (DP-SGD runs on shares)", self.mode)
+            )
+        from protocols.fixed_point import FixedPoint
+
+        # gate pre-activations up to 2B (sigmoid columns) multiply each other at scale 2^(2f)
+        FixedPoint(self.frac_bits).check_range(
+            (2 * self.activation.bound) ** 2, "gate products", failure_per_element=2.0**-20
+        )
+        if self.spec is not None and self.spec.n_features != self.model.input_size:
+            raise ConfigError(
+                expected_got("model input size", self.spec.n_features, self.model.input_size)
+            )
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self), default=list))
+
+    def digest(self) -> str:
+        """SHA-256 of everything agreed, the pinned identities and the transport included."""
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
+
+    def checkpoint_digest(self) -> str:
+        """SHA-256 of what a checkpoint depends on: the agreed configuration without the
+        network (``mpcrnn train`` makes fresh throw-away identities for every run, resume too)."""
+        body = self.to_json()
+        body.pop("identities", None)
+        body.pop("insecure_transport", None)
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

@@ -31,8 +31,9 @@ pooled shared rows), not to an outside observer of the released model.  Rate
 ``q = 1 / ceil(N / B)`` and ``ceil(N / B)`` steps per epoch (B = the configured batch size):
 Opacus's DPDataLoader convention, so the plaintext Opacus baseline samples identically.
 
-Accounting: ``opacus.accountants`` (RDP or PRV) over (sigma, q, steps); sigma from
-``opacus.accountants.utils.get_noise_multiplier`` when a target epsilon is given.  That
+Accounting (:mod:`mpcrnn.dp_accounting`): ``opacus.accountants`` (RDP or PRV) over
+(sigma, q, steps); sigma from ``opacus.accountants.utils.get_noise_multiplier`` when a target
+epsilon is given.  That
 epsilon holds against observers of the released weights who do not know the schedule.  Against
 a data party (it knows the schedule and its own noise draws) amplification by sampling does not
 apply: the report also gives the epsilon of the Gaussian mechanism with q = 1 over the largest
@@ -44,8 +45,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,6 +52,18 @@ import numpy as np
 import torch
 
 from mpcrnn.config import DPConfig, ModelConfig, TrainConfig
+from mpcrnn.dp_accounting import (  # noqa: F401 - the DP API, re-exported
+    clip_failure_bound,
+    epsilon_spent,
+    noise_for_epsilon,
+    report,
+)
+from mpcrnn.dp_release import (  # noqa: F401 - the DP API, re-exported
+    PREDICT_L1_SENSITIVITY,
+    check_predict_epsilon,
+    laplace_scores,
+    predict_dp_note,
+)
 from protocols.errors import ConfigError, expected_got
 from protocols.norm_clip import DP_RATIO_BITS
 
@@ -103,7 +114,8 @@ def poisson_rate(n_rows: int, batch_size: int) -> tuple[float, int]:
 
 
 def clip_applied(clip: float, n_params: int, world_size: int, frac_bits: int) -> float:
-    """C' = (C - 2 p sqrt(D) 2^-f) / (1 + CLIP_RELATIVE_ERROR): the computed clipped row has norm <= C."""
+    """C' = (C - 2 p sqrt(D) 2^-f) / (1 + CLIP_RELATIVE_ERROR): the computed clipped row has
+    norm <= C."""
     from protocols.norm_clip import CLIP_RELATIVE_ERROR
 
     margin = 2 * max(world_size, 1) * math.sqrt(n_params) * 2.0**-frac_bits
@@ -166,155 +178,6 @@ def agree_schedule_seed(session) -> int:
     return sum(int(v) for v in exchange_public(mine)) % 2**63
 
 
-# ---------------------------------------------------------------- accounting (Opacus)
-
-
-def epsilon_spent(
-    noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str
-) -> float:
-    """Opacus's accountant over ``steps`` identical steps (what PrivacyEngine records): inf for sigma = 0."""
-    if steps == 0:
-        return 0.0
-    if noise_multiplier == 0:
-        return math.inf
-    from opacus.accountants import create_accountant
-
-    acc = create_accountant(mechanism=accountant)
-    for _ in range(steps):
-        acc.step(noise_multiplier=noise_multiplier, sample_rate=sample_rate)
-    # Opacus's analysis warns (numpy log of 0 at q = 1; optimal RDP order at the edge): values unaffected
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        return float(acc.get_epsilon(delta=delta))
-
-
-def noise_for_epsilon(
-    target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str
-) -> float:
-    """sigma from ``opacus.accountants.utils.get_noise_multiplier`` (epsilon_tolerance 0.01)."""
-    from opacus.accountants.utils import get_noise_multiplier
-
-    try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            return float(
-                get_noise_multiplier(
-                    target_epsilon=target_epsilon,
-                    target_delta=delta,
-                    sample_rate=sample_rate,
-                    steps=steps,
-                    accountant=accountant,
-                )
-            )
-    except ValueError as exc:  # "The privacy budget is too low."
-        raise ConfigError(
-            expected_got(
-                "DP target epsilon (--dp-epsilon)",
-                "a budget Opacus can reach with sigma <= 1e6",
-                target_epsilon,
-                f"Opacus: {exc}",
-            )
-        ) from None
-
-
-def clip_failure_bound(rows_clipped: int, plan: DPPlan) -> float:
-    """Union bound on a truncation failure inside the norm clip over the run, from public values.
-
-    Per row: x*A (D elements at scale 2^(f+G), sum_j |x_j A| <= sqrt(2 D) C') and (x A) y (scale
-    2^2f, sum <= sqrt(D) C' (1 + err)); a failure has probability ~|v| / 2^63 (v encoded).  The
-    per-row scalars (||x||^2, the Newton iterates) depend on the row's norm and are left out.
-    """
-    from protocols.norm_clip import CLIP_RELATIVE_ERROR, DP_RATIO_BITS, scale_bits
-
-    f, D, c = plan.frac_bits, plan.n_params, plan.clip_applied
-    G = scale_bits(DP_RATIO_BITS)
-    per_row = (
-        math.sqrt(2 * D) * c * 2.0 ** (f + G)
-        + math.sqrt(D) * c * (1 + CLIP_RELATIVE_ERROR) * 2.0 ** (2 * f)
-    ) / 2.0**63
-    return rows_clipped * per_row
-
-
-def report(dp: DPConfig, plan: DPPlan, batches: list[np.ndarray]) -> dict:
-    """The run report's ``dp`` block (public values only): epsilon, delta, accountant, sigma, C,
-    sampling, the epsilon against a schedule-aware party, and the stated exclusions."""
-    eps = epsilon_spent(
-        plan.noise_multiplier, plan.sample_rate, plan.steps, dp.delta, dp.accountant
-    )
-    counts = np.zeros(plan.n_rows, dtype=np.int64)
-    for b in batches:
-        counts[b] += 1
-    k = int(counts.max()) if len(counts) else 0
-    eps_zero_out = epsilon_spent(plan.noise_multiplier, 1.0, k, dp.delta, dp.accountant)
-    eps_replace = epsilon_spent(plan.noise_multiplier / 2, 1.0, k, dp.delta, dp.accountant)
-    rows_clipped = int(sum(len(b) for b in batches))
-    fail = clip_failure_bound(rows_clipped, plan)
-    p = plan.world_size
-    return {
-        "mechanism": "DP-SGD inside MPC: per-example clipping and jointly generated Gaussian noise on shares",
-        "epsilon": _num(eps),
-        "delta": dp.delta,
-        "accountant": f"opacus.accountants.{'RDPAccountant' if dp.accountant == 'rdp' else 'PRVAccountant'}",
-        "noise_multiplier": plan.noise_multiplier,
-        "noise_multiplier_from": (
-            "given (--dp-noise)"
-            if dp.noise_multiplier is not None
-            else f"opacus get_noise_multiplier(target_epsilon={dp.target_epsilon}, delta={dp.delta})"
-        ),
-        "clip_norm": plan.clip,
-        "clip_applied": plan.clip_applied,
-        "sampling": {
-            "method": "poisson",
-            "sample_rate": plan.sample_rate,
-            "expected_batch_size": plan.expected_batch,
-            "steps": plan.steps,
-            "steps_per_epoch": plan.steps_per_epoch,
-            "epochs": plan.epochs,
-            "rows": plan.n_rows,
-            "batch_sizes_min_max": [int(min(map(len, batches))), int(max(map(len, batches)))]
-            if batches
-            else None,
-            "public_to": "every data party (membership and size of every batch); not in the run file",
-            "gradient_divided_by": "the expected batch size q N",
-        },
-        "noise": {
-            "parties": p,
-            "std_each_party": _per_party(plan),
-            "std_total": plan.noise_std * math.sqrt(p / max(p - 1, 1)),
-            "std_left_after_any_one_party_subtracts_its_own": plan.noise_std,
-            "units": "per coordinate of the summed clipped gradients (before / qN)",
-            "covers": "one semi-honest party (not coalitions)",
-        },
-        "epsilon_vs_schedule_aware_party": {
-            "epsilon": _num(eps_zero_out),
-            "epsilon_replace_one": _num(eps_replace),
-            "max_steps_of_any_row": k,
-            "sample_rate": 1.0,
-            "note": "a data party knows the batch schedule: no amplification by sampling. "
-            "epsilon: zero-out adjacency (a row replaced by one with zero gradient; sensitivity C); "
-            "epsilon_replace_one: sensitivity 2C",
-        },
-        "delta_excludes": {
-            "clip_truncation_failure_bound": fail,
-            "note": "the guarantee is conditional on no truncation failure inside the norm clip; "
-            "unconditionally delta + (1 + e^epsilon) * this bound",
-        },
-        "delta_vs_1_over_n": "ok"
-        if dp.delta < 1.0 / plan.n_rows
-        else f"delta >= 1/N = {1.0 / plan.n_rows:.3g}: too large to be meaningful",
-    }
-
-
-def _per_party(plan: DPPlan) -> float:
-    from protocols.joint_noise import per_party_std
-
-    return per_party_std(plan.noise_std, plan.world_size)
-
-
-def _num(x: float) -> float | None:
-    return None if not math.isfinite(x) else x
-
-
 # ---------------------------------------------------------------- the step and the loop
 
 
@@ -322,7 +185,8 @@ Noise = Callable[[tuple[int, ...]], torch.Tensor]
 
 
 def shared_noise(session, std: float, generator: torch.Generator | None = None) -> Noise:
-    """Joint noise on shares (:func:`protocols.joint_noise.joint_gaussian`); generator None: OS entropy."""
+    """Joint noise on shares (:func:`protocols.joint_noise.joint_gaussian`); generator None: OS "
+    "entropy."""
     from protocols.joint_noise import joint_gaussian
 
     return lambda shape: joint_gaussian(session, shape, std, generator)
@@ -348,24 +212,21 @@ def dp_step(
 ) -> tuple[dict, dict]:
     """One DP-SGD update.  rows_grads: per-example gradients keyed like params, each (N_t, *shape)
     (None for an empty batch).  Rounds: the norm clip (~40) + 3 batched truncations."""
-    names = list(params)
-    sizes = [params[k].numel() for k in names]
-    D = sum(sizes)
-    if rows_grads is None:
-        total = B.const(0.0, torch.zeros(D, dtype=torch.float64)) + noise((D,))
-    else:
-        n = rows_grads[names[0]].shape[0]
-        flat = torch.cat([rows_grads[k].reshape(n, -1) for k in names], 1)  # (N_t, D)
-        clipped = B.clip_rows(
-            flat, plan.clip_applied, DP_RATIO_BITS
-        )  # (N_t, D), norms <= C; > 64 C: 0
-        total = clipped.sum(0) + noise((D,))  # (D,)
-    combo = [(1.0 / plan.expected_batch, total)]
-    if tcfg.weight_decay and tcfg.optimizer != "adamw":
-        combo.append((tcfg.weight_decay, torch.cat([params[k].reshape(-1) for k in names])))
-    (g,) = B.lincomb_many([combo])
+    from mpcrnn.model import flatten
     from mpcrnn.train import update
 
+    D = sum(v.numel() for v in params.values())
+    if rows_grads is None:
+        summed = B.const(0.0, torch.zeros(D, dtype=torch.float64)) + noise((D,))
+    else:
+        n = next(iter(rows_grads.values())).shape[0]
+        rows = flatten({k: rows_grads[k] for k in params}, rows=n)  # (N_t, D)
+        clipped = B.clip_rows(rows, plan.clip_applied, DP_RATIO_BITS)  # norms <= C; > 64 C: 0
+        summed = clipped.sum(0) + noise((D,))  # (D,)
+    combo = [(1.0 / plan.expected_batch, summed)]
+    if tcfg.weight_decay and tcfg.optimizer != "adamw":
+        combo.append((tcfg.weight_decay, flatten(params)))
+    (g,) = B.lincomb_many([combo])
     return update(B, params, g, velocity, tcfg, step, total, grad_bound=dp_grad_bound(plan))
 
 
@@ -391,49 +252,42 @@ def train_dp(
     on_epoch_end=None,
 ) -> tuple[dict, dict, list[np.ndarray]]:
     """DP-SGD over the Poisson schedule; returns (params, velocity, every batch of the run).
-    ``data``: a :class:`mpcrnn.train.Dataset` (plaintext or shares).  ``progress`` gets public facts."""
+    ``data``: a :class:`mpcrnn.train.Dataset` (plaintext or shares).  ``progress`` gets public
+    facts."""
     from mpcrnn.model import forward_backward
-    from mpcrnn.train import init_state
+    from mpcrnn.train import batch_of, init_state, run_schedule
 
     velocity = velocity if velocity is not None else init_state(B, params, tcfg)
     T = data.x.shape[1]
-    every = []
-    total, n_step = plan.steps_per_epoch * tcfg.epochs, plan.steps_per_epoch * start_epoch
-    for epoch in range(start_epoch, tcfg.epochs):
-        batches = poisson_batches(
+    batches = {
+        epoch: poisson_batches(
             plan.n_rows, plan.sample_rate, plan.steps_per_epoch, schedule_seed, epoch
         )
-        every += batches
-        for step, idx in enumerate(batches):
-            t0 = time.perf_counter()
-            B.begin_step(("dp", len(idx), T))
-            rows = None
-            if len(idx):
-                index = torch.as_tensor(idx)
-                x = data.x[index].transpose(0, 1)  # (T, N_t, I)
-                m = data.m[index].transpose(0, 1)  # (T, N_t, 1)
-                tgt = (
-                    data.target[index]
-                    if mcfg.task == "classify"
-                    else data.target[index].transpose(0, 1)
-                )
-                rows, _ = forward_backward(B, mcfg, params, x, m, tgt, per_example=True)
-            n_step += 1
-            params, velocity = dp_step(B, params, rows, velocity, tcfg, plan, noise, n_step, total)
-            B.end_step()
-            if progress:
-                progress(
-                    {
-                        "epoch": epoch + 1,
-                        "epochs": tcfg.epochs,
-                        "step": step + 1,
-                        "steps": len(batches),
-                        "seconds": time.perf_counter() - t0,
-                    }
-                )
-        if on_epoch_end:
-            on_epoch_end(epoch + 1, params, velocity)
-    return params, velocity, every
+        for epoch in range(start_epoch, tcfg.epochs)
+    }
+    total = plan.steps_per_epoch * tcfg.epochs  # public step count
+
+    def step_fn(idx, params, velocity, step):
+        rows = None
+        if len(idx):
+            x, m, tgt = batch_of(data, idx, mcfg.task)
+            rows, _ = forward_backward(B, mcfg, params, x, m, tgt, per_example=True)
+        return dp_step(B, params, rows, velocity, tcfg, plan, noise, step, total)
+
+    params, velocity = run_schedule(
+        B,
+        batches,
+        lambda idx: ("dp", len(idx), T),
+        step_fn,
+        params,
+        velocity,
+        epochs=tcfg.epochs,
+        first_step=plan.steps_per_epoch * start_epoch,
+        prefetch=False,
+        progress=progress,
+        on_epoch_end=on_epoch_end,
+    )
+    return params, velocity, [idx for epoch in batches.values() for idx in epoch]
 
 
 def run_dp(
@@ -460,56 +314,3 @@ def run_dp(
         B, cfg.model, cfg.train, plan, data, params, noise, seed, progress=progress
     )
     return params, report(cfg.dp, plan, batches)
-
-
-# ---------------------------------------------------------------- noisy release of predictions
-
-
-PREDICT_L1_SENSITIVITY = 2.0  # any two probability vectors differ by at most 2 in L1
-
-
-def laplace_scores(
-    probs: torch.Tensor, epsilon: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Release (N, C) softmax probabilities with Laplace noise of scale 2 / epsilon per entry.
-
-    Each row's vector is epsilon-DP with respect to ANY change of what produced it (the training
-    data behind the model, or the query row), because its L1 sensitivity is at most 2.  It is a
-    per-query guarantee: N released rows about the same training data compose to N epsilon
-    (basic composition).  ``generator=None``: inverse-CDF on 53-bit uniforms from ``os.urandom``;
-    a floating-point Laplace sampler (Mironov 2012 caveat), output rounded to 2^-20.
-    """
-    check_predict_epsilon(epsilon)
-    scale = PREDICT_L1_SENSITIVITY / epsilon
-    n = probs.numel()
-    if generator is None:
-        raw = torch.frombuffer(bytearray(os.urandom(8 * max(n, 1))), dtype=torch.int64)[:n]
-        u = (((raw >> 11) & ((1 << 53) - 1)).to(torch.float64) + 0.5) / 2.0**53 - 0.5  # (-1/2, 1/2)
-    else:
-        u = torch.rand(n, generator=generator, dtype=torch.float64) - 0.5
-    noise = -scale * torch.sign(u) * torch.log1p(-2 * u.abs().clamp(max=0.5 - 2.0**-54))
-    out = probs.to(torch.float64) + noise.reshape(probs.shape)
-    return torch.round(out * 2.0**20) / 2.0**20
-
-
-def check_predict_epsilon(epsilon) -> None:
-    if not (isinstance(epsilon, (int, float)) and 0 < epsilon < float("inf")):
-        raise ConfigError(
-            expected_got("prediction epsilon (--dp-epsilon)", "a finite number > 0", epsilon)
-        )
-
-
-def predict_dp_note(epsilon: float, queries: int) -> dict:
-    """What ``mpcrnn predict --dp-epsilon`` states next to the noisy scores."""
-    return {
-        "mechanism": "Laplace on each released probability vector",
-        "epsilon_per_query": epsilon,
-        "l1_sensitivity": PREDICT_L1_SENSITIVITY,
-        "laplace_scale": PREDICT_L1_SENSITIVITY / epsilon,
-        "queries": queries,
-        "epsilon_all_queries_basic_composition": epsilon * queries,
-        "note": "per-query guarantee: each released vector is epsilon-DP w.r.t. any change of the training data "
-        "or of its query row; the rows of one call (and every later call) compose. Weaker than DP-SGD, "
-        "which protects the training data once for unlimited use of the weights; these weights are "
-        "still in the clear for whoever holds the model file",
-    }

@@ -29,20 +29,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from mpcrnn.model import flatten, unflatten
 from protocols.errors import ConfigError, expected_got
 
-
-def flatten(params: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Parameters in their (public) key order -> one float64 vector (D,)."""
-    return torch.cat([v.reshape(-1).to(torch.float64) for v in params.values()])
-
-
-def unflatten(vec: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out, pos = {}, 0
-    for k, v in like.items():
-        out[k] = vec[pos : pos + v.numel()].reshape(v.shape).to(torch.float64)
-        pos += v.numel()
-    return out
+__all__ = ["flatten", "local_train", "run_fedavg", "unflatten"]
 
 
 def local_train(
@@ -113,9 +103,6 @@ def run_fedavg(
     from mpcrnn import checkpoint
     from mpcrnn.model import init_params
     from mpcrnn.secure import agree
-    from protocols.reveal import reveal
-    from protocols.secure_average import weighted_mean
-    from protocols.sharing import add_public
 
     cfg.validate()
     if cfg.model.task != "classify":
@@ -124,32 +111,19 @@ def run_fedavg(
     counts = [m["n_rows"] for m in meta]
     fc = cfg.fedavg
     weights = counts if fc.weighting == "rows" else [1] * session.world_size
-    everyone = tuple(range(session.world_size))
     theta = init_params(cfg.model, cfg.train.seed)
-    start = 0
-    if resume and checkpoint_dir:
-        start = checkpoint.agree_epoch(session, checkpoint_dir)
-        if start:
-            theta, _ = checkpoint.load(
-                checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), fc.rounds
-            )
+    start = checkpoint.agree_epoch(session, checkpoint_dir) if resume and checkpoint_dir else 0
+    if start:
+        theta, _ = checkpoint.load(
+            checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), fc.rounds
+        )
     t0 = time.perf_counter()
     round_seconds, local_seconds = [], []
     for r in range(start, fc.rounds):
         t_round = time.perf_counter()
         mine = local_train(cfg, theta, local, r, session.rank)
         local_seconds.append(time.perf_counter() - t_round)
-        base = flatten(theta)
-        mean = weighted_mean(session, flatten(mine) - base, weights, fc.update_clip)
-        opened = reveal(
-            session,
-            add_public(session, mean, base),
-            to=everyone,
-            what=f"global model after round {r + 1}",
-            why="fedavg: every party trains from each round's average",
-            allowed_to=everyone,
-        )
-        theta = unflatten(opened, theta)
+        theta = _secure_average(session, cfg, theta, mine, weights, r)
         round_seconds.append(time.perf_counter() - t_round)
         if checkpoint_dir:
             checkpoint.save(
@@ -157,17 +131,9 @@ def run_fedavg(
             )
         if on_round:
             on_round(r + 1, theta)
-        if progress:
-            progress(
-                {
-                    "unit": "round",
-                    "epoch": r + 1,
-                    "epochs": fc.rounds,
-                    "step": 1,
-                    "steps": 1,
-                    "seconds": round_seconds[-1],
-                }
-            )
+        if progress:  # public facts only; a round counts as one step
+            event = {"unit": "round", "epoch": r + 1, "epochs": fc.rounds, "step": 1, "steps": 1}
+            progress({**event, "seconds": round_seconds[-1]})
     out = {
         "params": theta,
         "counts": counts,
@@ -180,6 +146,28 @@ def run_fedavg(
     if cfg.reveal_metrics:
         out["train_accuracy"] = _pooled_train_accuracy(session, cfg, theta, local, counts)
     return out
+
+
+def _secure_average(session, cfg, theta: dict, mine: dict, weights, r: int) -> dict:
+    """Round r's global model: theta + the weighted mean of the parties' (clipped) updates,
+    on shares, opened to every party (ledgered)."""
+    from protocols.reveal import reveal
+    from protocols.secure_average import weighted_mean
+    from protocols.sharing import add_public
+
+    everyone = tuple(range(session.world_size))
+    base = flatten(theta).to(torch.float64)
+    update = flatten(mine).to(torch.float64) - base
+    mean = weighted_mean(session, update, weights, cfg.fedavg.update_clip)
+    opened = reveal(
+        session,
+        add_public(session, mean, base),
+        to=everyone,
+        what=f"global model after round {r + 1}",
+        why="fedavg: every party trains from each round's average",
+        allowed_to=everyone,
+    )
+    return unflatten(opened.to(torch.float64), theta)
 
 
 def _pooled_train_accuracy(session, cfg, theta: dict, local, counts: list[int]) -> float | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from mpcrnn.cells import backward_factors, layer_backward, layer_forward
+from mpcrnn.cells import CELLS, backward_factors, layer_backward, layer_forward
 from mpcrnn.config import ModelConfig
 
 TORCH_CELLS = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
@@ -53,6 +53,23 @@ def _flat_state(model: TorchSequenceModel) -> dict[str, torch.Tensor]:
     return out
 
 
+def flatten(values: dict[str, torch.Tensor], rows: int | None = None) -> torch.Tensor:
+    """Values keyed like the parameters, in their (public) key order -> one vector (D,); with
+    ``rows``, per-row values (rows, *shape) -> (rows, D).  Plaintext or shares alike."""
+    if rows is None:
+        return torch.cat([v.reshape(-1) for v in values.values()])
+    return torch.cat([v.reshape(rows, -1) for v in values.values()], 1)
+
+
+def unflatten(flat: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`flatten`: (D,) -> tensors keyed and shaped like ``like``."""
+    out, pos = {}, 0
+    for k, v in like.items():
+        out[k] = flat[pos : pos + v.numel()].reshape(v.shape)
+        pos += v.numel()
+    return out
+
+
 def export_state_dicts(
     cfg: ModelConfig, plain_params: dict[str, torch.Tensor]
 ) -> TorchSequenceModel:
@@ -67,13 +84,16 @@ def export_state_dicts(
     return model
 
 
+LAYER_KEYS = ("W_ih", "W_hh", "b_ih", "b_hh")  # the cells' names for torch's below
+
+
+def _layer_names(k: int) -> tuple[str, ...]:
+    return (f"weight_ih_l{k}", f"weight_hh_l{k}", f"bias_ih_l{k}", f"bias_hh_l{k}")
+
+
 def _layer(params: dict, k: int) -> dict:
-    return {
-        "W_ih": params[f"weight_ih_l{k}"],
-        "W_hh": params[f"weight_hh_l{k}"],
-        "b_ih": params[f"bias_ih_l{k}"],
-        "b_hh": params[f"bias_hh_l{k}"],
-    }
+    """Layer k's parameters under the cells' names (W_ih, W_hh, b_ih, b_hh)."""
+    return {key: params[name] for key, name in zip(LAYER_KEYS, _layer_names(k))}
 
 
 def forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool = False):
@@ -81,10 +101,11 @@ def forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool = False
     Head output: logits (N, C) from the last layer's h_T, or (T, N, O) for regression.
     ``with_backward``: the randomness of :func:`forward_backward`'s backward products with
     W_hh is prepared with the forward's (see :func:`mpcrnn.cells.layer_forward`)."""
+    cell = CELLS[cfg.cell]
     inp, trace = x, []
     for k in range(cfg.num_layers):
         hs, saved = layer_forward(
-            B, cfg.cell, _layer(params, k), inp, m, cfg.hidden_size, with_backward
+            B, cell, _layer(params, k), inp, m, cfg.hidden_size, with_backward
         )
         trace.append((inp, hs, saved))
         inp = hs
@@ -118,51 +139,16 @@ def forward_backward(
     regress:  target (T, N, O); loss = sum over valid steps of ||y - target||^2 / 2;
               d y_t = m_t (y_t - target_t).
     """
+    cell = CELLS[cfg.cell]
     out, trace = forward(B, cfg, params, x, m, with_backward=True)
-    T, N, H = trace[-1][1].shape
-    hs = trace[-1][1]
-    if cfg.task == "classify":
-        dlogits = B.softmax(out) - target  # (N, C)
-        if per_example:  # (N, C, 1) @ (N, 1, H) -> (N, C, H)
-            dW, dh_T = B.mul_many(
-                [
-                    ("matmul", dlogits.unsqueeze(2), hs[-1].unsqueeze(1)),
-                    ("matmul", dlogits, params["fc.weight"]),
-                ]
-            )
-            db = dlogits
-        else:
-            dW, dh_T = B.mul_many(
-                [("matmul", dlogits.t(), hs[-1]), ("matmul", dlogits, params["fc.weight"])]
-            )
-            db = dlogits.sum(0)
-        dh_ext = (
-            torch.cat([B.const(0.0, hs[:-1]), dh_T.unsqueeze(0)]) if T > 1 else dh_T.unsqueeze(0)
-        )
-    else:
-        (dy,) = B.mul_many([("mul", m, out - target)])  # (T, N, O)
-        dyf = dy.reshape(T * N, -1)
-        if per_example:  # (N, O, T) @ (N, T, H) -> (N, O, H)
-            dW, dhf = B.mul_many(
-                [
-                    ("matmul", dy.permute(1, 2, 0), hs.transpose(0, 1)),
-                    ("matmul", dyf, params["fc.weight"]),
-                ]
-            )
-            db = dy.sum(0)  # (N, O)
-        else:
-            dW, dhf = B.mul_many(
-                [("matmul", dyf.t(), hs.reshape(T * N, H)), ("matmul", dyf, params["fc.weight"])]
-            )
-            db = dyf.sum(0)
-        dh_ext = dhf.reshape(T, N, H)
-    grads = {"fc.weight": dW, "fc.bias": db}
-    factors = backward_factors(B, [(cfg.cell, saved, m) for _, _, saved in trace])
+    head = _classify_backward if cfg.task == "classify" else _regress_backward
+    grads, dh_ext = head(B, params, out, trace[-1][1], m, target, per_example)
+    factors = backward_factors(B, [(cell, saved, m) for _, _, saved in trace])
     for k in reversed(range(cfg.num_layers)):
         inp, _, saved = trace[k]
         g, dx = layer_backward(
             B,
-            cfg.cell,
+            cell,
             _layer(params, k),
             saved,
             factors[k],
@@ -172,13 +158,48 @@ def forward_backward(
             need_dx=k > 0 or input_grad,
             per_example=per_example,
         )
-        grads.update(
-            {
-                f"weight_ih_l{k}": g["W_ih"],
-                f"weight_hh_l{k}": g["W_hh"],
-                f"bias_ih_l{k}": g["b_ih"],
-                f"bias_hh_l{k}": g["b_hh"],
-            }
-        )
+        grads.update({name: g[key] for key, name in zip(LAYER_KEYS, _layer_names(k))})
         dh_ext = dx
     return (grads, out, dh_ext) if input_grad else (grads, out)
+
+
+def _classify_backward(B, params, logits, hs, m, target, per_example: bool):
+    """Softmax cross-entropy head: ({fc.weight, fc.bias} grads, dh_ext (T, N, H), nonzero at T)."""
+    T = hs.shape[0]
+    dlogits = B.softmax(logits) - target  # (N, C)
+    if per_example:  # (N, C, 1) @ (N, 1, H) -> (N, C, H)
+        dW, dh_T = B.mul_many(
+            [
+                ("matmul", dlogits.unsqueeze(2), hs[-1].unsqueeze(1)),
+                ("matmul", dlogits, params["fc.weight"]),
+            ]
+        )
+        db = dlogits
+    else:
+        dW, dh_T = B.mul_many(
+            [("matmul", dlogits.t(), hs[-1]), ("matmul", dlogits, params["fc.weight"])]
+        )
+        db = dlogits.sum(0)
+    dh_ext = torch.cat([B.const(0.0, hs[:-1]), dh_T.unsqueeze(0)]) if T > 1 else dh_T.unsqueeze(0)
+    return {"fc.weight": dW, "fc.bias": db}, dh_ext
+
+
+def _regress_backward(B, params, y, hs, m, target, per_example: bool):
+    """Per-step squared error head: ({fc.weight, fc.bias} grads, dh_ext (T, N, H))."""
+    T, N, H = hs.shape
+    (dy,) = B.mul_many([("mul", m, y - target)])  # (T, N, O)
+    dyf = dy.reshape(T * N, -1)
+    if per_example:  # (N, O, T) @ (N, T, H) -> (N, O, H)
+        dW, dhf = B.mul_many(
+            [
+                ("matmul", dy.permute(1, 2, 0), hs.transpose(0, 1)),
+                ("matmul", dyf, params["fc.weight"]),
+            ]
+        )
+        db = dy.sum(0)  # (N, O)
+    else:
+        dW, dhf = B.mul_many(
+            [("matmul", dyf.t(), hs.reshape(T * N, H)), ("matmul", dyf, params["fc.weight"])]
+        )
+        db = dyf.sum(0)
+    return {"fc.weight": dW, "fc.bias": db}, dhf.reshape(T, N, H)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from mpcrnn.config import ActivationConfig, ModelConfig
-from mpcrnn.data import DataSpec
+from mpcrnn.declaration import DataSpec
 from protocols.errors import ConfigError, DataError, expected_got
 
 PARTS = ("model_config", "activation", "spec", "state_dict")
@@ -34,20 +34,24 @@ def write_model_file(
     activation: ActivationConfig,
     spec: DataSpec,
     params: dict[str, torch.Tensor],
-) -> None:
-    """Write atomically (a temporary name, then rename): no partial file is ever final."""
+) -> dict[str, torch.Tensor]:
+    """Write atomically (a temporary name, then rename): no partial file is ever final.
+    Returns the weights as written (float64 values of the float32 tensors), i.e. exactly what
+    :func:`read_model_file` will load."""
     path = Path(path)
     tmp = path.with_suffix(".tmp")
+    state = {k: v.float() for k, v in params.items()}
     torch.save(
         {
             "model_config": asdict(model),
             "activation": asdict(activation),
             "spec": asdict(spec),
-            "state_dict": {k: v.float() for k, v in params.items()},
+            "state_dict": state,
         },
         tmp,
     )
     os.replace(tmp, path)
+    return {k: v.double() for k, v in state.items()}
 
 
 def read_model_file(path: str | Path) -> tuple[ModelConfig, DataSpec, torch.nn.Module]:

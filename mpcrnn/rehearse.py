@@ -74,25 +74,7 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
         value_range=value_range(cfg),
     )
     majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
-    warnings = []
-    last, first = history[-1], history[0]
-    if last["train_accuracy"] < majority + LEARN_MARGIN:
-        warnings.append(
-            f"training does not learn: final training accuracy {100 * last['train_accuracy']:.1f}% is within "
-            f"{100 * LEARN_MARGIN:.0f} points of always predicting the most frequent class ({100 * majority:.1f}%); "
-            "try more epochs, a different lr, or check the data declaration and labels"
-        )
-    if len(history) > 1 and last["loss"] > LOSS_RATIO * first["loss"]:
-        warnings.append(
-            f"loss did not decrease: {first['loss']:.4f} after epoch 1, {last['loss']:.4f} at the end "
-            f"(expected below {100 * LOSS_RATIO:.0f}% of the first); try another lr or more epochs"
-        )
-    if B.max_abs_preactivation > 1:
-        warnings.append(
-            f"gate pre-activations left the polynomials' interval: max |x|/B = {B.max_abs_preactivation:.2f} > 1 "
-            f"(B = {cfg.activation.bound:g}); the polynomial is unbounded there and MPC training would break "
-            "down: lower the lr, clip harder, or declare tighter feature bounds"
-        )
+    warnings = _warnings(history, majority, B.max_abs_preactivation, cfg.activation.bound)
     return {
         "history": history,
         "warnings": warnings,
@@ -100,3 +82,30 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
         "max_preactivation_over_bound": B.max_abs_preactivation,
         "rows": int(len(local.y)),
     }
+
+
+def _warnings(history: list[dict], majority: float, max_ratio: float, bound: float) -> list[str]:
+    """What would make the MPC run fail or not learn, from the rehearsal's history."""
+    warnings = []
+    last, first = history[-1], history[0]
+    if last["train_accuracy"] < majority + LEARN_MARGIN:
+        warnings.append(
+            "training does not learn: final training accuracy "
+            f"{100 * last['train_accuracy']:.1f}% is within {100 * LEARN_MARGIN:.0f} points of "
+            f"always predicting the most frequent class ({100 * majority:.1f}%); try more "
+            "epochs, a different lr, or check the data declaration and labels"
+        )
+    if len(history) > 1 and last["loss"] > LOSS_RATIO * first["loss"]:
+        warnings.append(
+            f"loss did not decrease: {first['loss']:.4f} after epoch 1, {last['loss']:.4f} at "
+            f"the end (expected below {100 * LOSS_RATIO:.0f}% of the first); try another lr or "
+            "more epochs"
+        )
+    if max_ratio > 1:
+        warnings.append(
+            "gate pre-activations left the polynomials' interval: max |x|/B = "
+            f"{max_ratio:.2f} > 1 (B = {bound:g}); the polynomial is unbounded there and MPC "
+            "training would break down: lower the lr, clip harder, or declare tighter feature "
+            "bounds"
+        )
+    return warnings

@@ -10,125 +10,19 @@ the ledger.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from mpcrnn.backend import PlainBackend, SharedBackend
-from mpcrnn.config import (
-    MODES,
-    ActivationConfig,
-    AdversarialConfig,
-    DPConfig,
-    FedAvgConfig,
-    ModelConfig,
-    TrainConfig,
-)
-from mpcrnn.data import DataSpec, SequenceData
+from mpcrnn.config import RunConfig
+from mpcrnn.data import SequenceData
 from mpcrnn.model import export_state_dicts, init_params
 from mpcrnn.train import Dataset, masks, predict_plain, train
 from protocols.errors import AgreementError, ConfigError, expected_got
 from protocols.fixed_point import FixedPoint
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything all parties must agree on (its digest is compared before any data is shared)."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    activation: ActivationConfig = field(default_factory=ActivationConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    spec: DataSpec | None = None
-    world_size: int = 3
-    provider: str = "TTP"
-    frac_bits: int = 16
-    reveal_to: tuple[int, ...] = ()  # empty: all parties
-    reveal_metrics: bool = False  # open the final training accuracy (ledgered)
-    mode: str = "mpc"  # mpc: train on shares | fedavg: local training + secure averaging
-    fedavg: FedAvgConfig = field(default_factory=FedAvgConfig)
-    dp: DPConfig = field(default_factory=DPConfig)  # DP-SGD inside MPC (mpcrnn.dp); off by default
-    # the network (protocols.channels): every process's pinned certificate fingerprint, rank
-    # order, the dealer last (the run file's [identities]); or the insecure plaintext transport
-    identities: tuple[str, ...] = ()
-    insecure_transport: bool = False
-    adversarial: AdversarialConfig = field(
-        default_factory=AdversarialConfig
-    )  # mpcrnn.adversarial; off by default
-
-    def receivers(self) -> tuple[int, ...]:
-        return self.reveal_to or tuple(range(self.world_size))
-
-    def validate(self) -> None:
-        self.model.validate()
-        self.train.validate()
-        if not isinstance(self.world_size, int) or self.world_size < 2:
-            raise ConfigError(
-                expected_got(
-                    "data parties (--parties / [run] parties)",
-                    ">= 2",
-                    self.world_size,
-                    "One organization alone can train on its own rows in plaintext "
-                    "(mpcrnn rehearse); MPC needs at least two",
-                )
-            )
-        if any(not 0 <= r < self.world_size for r in self.reveal_to):
-            raise ConfigError(
-                expected_got("--reveal-to ranks", f"in 0..{self.world_size - 1}", self.reveal_to)
-            )
-        if self.mode not in MODES:
-            raise ConfigError(expected_got("mode", " or ".join(MODES), self.mode))
-        if self.mode == "fedavg":
-            self.fedavg.validate()
-            if set(self.receivers()) != set(range(self.world_size)):
-                raise ConfigError(
-                    expected_got(
-                        "--reveal-to with --mode fedavg",
-                        "all parties (every party trains from each round's opened average)",
-                        self.reveal_to,
-                    )
-                )
-        self.dp.validate()
-        self.adversarial.validate()
-        if self.adversarial.enabled and (self.mode != "mpc" or self.dp.enabled):
-            raise ConfigError(
-                expected_got(
-                    "--adversarial",
-                    "--mode mpc without --dp-* (adversarial training runs on "
-                    "shares, with summed gradients)",
-                    f"mode {self.mode}" + (" with DP" if self.dp.enabled else ""),
-                )
-            )
-        if self.dp.enabled and self.mode != "mpc":
-            raise ConfigError(
-                expected_got("mode with --dp-*", "mpc (DP-SGD runs on shares)", self.mode)
-            )
-        # gate pre-activations up to 2B (sigmoid columns) multiply each other at scale 2^(2f)
-        FixedPoint(self.frac_bits).check_range(
-            (2 * self.activation.bound) ** 2, "gate products", failure_per_element=2.0**-20
-        )
-        if self.spec is not None and self.spec.n_features != self.model.input_size:
-            raise ConfigError(
-                expected_got("model input size", self.spec.n_features, self.model.input_size)
-            )
-
-    def to_json(self) -> dict:
-        return json.loads(json.dumps(asdict(self), default=list))
-
-    def digest(self) -> str:
-        """SHA-256 of everything agreed, the pinned identities and the transport included."""
-        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
-
-    def checkpoint_digest(self) -> str:
-        """SHA-256 of what a checkpoint depends on: the agreed configuration without the
-        network (``mpcrnn train`` makes fresh throw-away identities for every run, resume too)."""
-        body = self.to_json()
-        body.pop("identities", None)
-        body.pop("insecure_transport", None)
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def agree(session, cfg: RunConfig, local: SequenceData) -> list[dict]:
@@ -189,13 +83,12 @@ def run_training(
     resume: bool = False,
 ) -> dict:
     """Agree, share, train on shares, reveal the final weights.  Returns a result dict with
-    ``params`` (float64, only on receivers), ``counts``, ``seconds``, ``resumed_from``.
+    ``params`` (float64, only on receivers), ``counts``, ``seconds``, ``resumed_from``,
+    ``step_seconds``, ``step_rounds`` (and ``dp``, ``train_accuracy`` when they apply).
 
     checkpoint_dir: write this party's shares there after every epoch.
     resume: continue from the newest epoch every party has in its checkpoint_dir.
     """
-    from mpcrnn import checkpoint
-    from protocols.reveal import reveal
     from protocols.sharing import public
 
     cfg.validate()
@@ -213,39 +106,13 @@ def run_training(
     data = share_all(session, cfg, local, counts)
     B = SharedBackend(session, cfg.activation)
     params = {k: public(session, v) for k, v in init_params(cfg.model, cfg.train.seed).items()}
-    velocity, start = None, 0
-    if resume and checkpoint_dir:
-        start = checkpoint.agree_epoch(session, checkpoint_dir)
-        if start:
-            params, velocity = checkpoint.load(
-                checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), cfg.train.epochs
-            )
-    save = None
-    if checkpoint_dir:
-
-        def save(epoch, p, v):
-            checkpoint.save(
-                checkpoint_dir, session.rank, epoch, cfg.checkpoint_digest(), p, v, cfg.train.epochs
-            )
-
-    step_seconds: list[float] = []
-    step_rounds: list[int] = []  # CrypTen's round counter (dealer round trips included) per step
-    import crypten.communicator as crypten_comm
-
-    last = [crypten_comm.get().comm_rounds]
-
-    def on_step(ev: dict) -> None:
-        step_seconds.append(ev["seconds"])
-        now = crypten_comm.get().comm_rounds
-        step_rounds.append(int(now - last[0]))
-        last[0] = now
-        if progress:
-            progress(ev)
-
+    params, velocity, start, save = _checkpoints(session, cfg, params, checkpoint_dir, resume)
+    meter = _StepMeter(progress)
+    out = {"counts": counts, "resumed_from": start}
     if cfg.dp.enabled:  # DP-SGD on shares (mpcrnn.dp); no checkpoints: the accountant cannot resume
         from mpcrnn.dp import run_dp
 
-        params, dp_report = run_dp(session, B, cfg, data, params, sum(counts), progress=on_step)
+        params, out["dp"] = run_dp(session, B, cfg, data, params, sum(counts), progress=meter)
     else:
         params, _ = train(
             B,
@@ -253,16 +120,71 @@ def run_training(
             cfg.train,
             data,
             params,
-            progress=on_step,
+            progress=meter,
             start_epoch=start,
             adversarial=cfg.adversarial,
             value_range=value_range(cfg),
             velocity=velocity,
             on_epoch_end=save,
         )
-    seconds = time.perf_counter() - t0
+    out.update(seconds=time.perf_counter() - t0, step_seconds=meter.seconds)
+    out["step_rounds"] = meter.rounds
+    out.update(_reveal_outputs(session, B, cfg, params, data, sum(counts)))
+    return out
+
+
+def _checkpoints(session, cfg: RunConfig, params: dict, checkpoint_dir, resume: bool):
+    """(params, optimizer state, start epoch, the per-epoch save callback or None): resumed
+    from the newest epoch every party checkpointed, when asked."""
+    from mpcrnn import checkpoint
+
+    velocity, start = None, 0
+    if resume and checkpoint_dir:
+        start = checkpoint.agree_epoch(session, checkpoint_dir)
+        if start:
+            params, velocity = checkpoint.load(
+                checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), cfg.train.epochs
+            )
+    if not checkpoint_dir:
+        return params, velocity, start, None
+
+    def save(epoch, p, v):
+        checkpoint.save(
+            checkpoint_dir, session.rank, epoch, cfg.checkpoint_digest(), p, v, cfg.train.epochs
+        )
+
+    return params, velocity, start, save
+
+
+class _StepMeter:
+    """The training loop's progress callback: seconds and CrypTen's round counter (dealer round
+    trips included) per step, then the caller's own ``progress``."""
+
+    def __init__(self, progress) -> None:
+        import crypten.communicator as crypten_comm
+
+        self.comm = crypten_comm
+        self.progress = progress
+        self.seconds: list[float] = []
+        self.rounds: list[int] = []
+        self.last = crypten_comm.get().comm_rounds
+
+    def __call__(self, ev: dict) -> None:
+        self.seconds.append(ev["seconds"])
+        now = self.comm.get().comm_rounds
+        self.rounds.append(int(now - self.last))
+        self.last = now
+        if self.progress:
+            self.progress(ev)
+
+
+def _reveal_outputs(session, B, cfg: RunConfig, params: dict, data: Dataset, n_rows: int):
+    """The run's only openings, to the receivers: the pooled training accuracy (with
+    ``reveal_metrics``), then every final weight.  Returns {params, train_accuracy?}."""
+    from protocols.reveal import reveal
+
     receivers = cfg.receivers()
-    metrics = None
+    out = {}
     if cfg.reveal_metrics:
         correct = correct_count_shared(session, B, cfg, params, data)
         metrics = reveal(
@@ -273,6 +195,8 @@ def run_training(
             why="--reveal-metrics",
             allowed_to=receivers,
         )
+        if metrics is not None:  # a receiver; a count, +-2^-16 noise
+            out["train_accuracy"] = round(float(metrics.reshape(()))) / n_rows
     opened = {
         k: reveal(
             session,
@@ -284,20 +208,7 @@ def run_training(
         )
         for k, v in params.items()
     }
-    out = {
-        "params": opened if session.rank in receivers else None,
-        "counts": counts,
-        "seconds": seconds,
-        "resumed_from": start,
-        "step_seconds": step_seconds,
-        "step_rounds": step_rounds,
-    }
-    if cfg.dp.enabled:
-        out["dp"] = dp_report
-    if metrics is not None:
-        out["train_accuracy"] = round(float(metrics.reshape(()))) / sum(
-            counts
-        )  # a count: +-2^-16 noise
+    out["params"] = opened if session.rank in receivers else None
     return out
 
 

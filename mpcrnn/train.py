@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from mpcrnn.config import ModelConfig, TrainConfig
-from mpcrnn.model import forward_backward
+from mpcrnn.model import flatten, forward_backward, unflatten
 
 
 @dataclass
@@ -78,8 +78,7 @@ def init_state(B, params: dict, cfg: TrainConfig) -> dict:
     """Zero optimizer state: SGD's velocity per parameter, or Adam's flat (m^, v^)."""
     if cfg.optimizer == "sgd":
         return {k: B.const(0.0, v) for k, v in params.items()}
-    flat = torch.cat([v.reshape(-1) for v in params.values()])
-    m, v = B.adam_zeros(flat)
+    m, v = B.adam_zeros(flatten(params))
     return {"adam.m": m, "adam.v": v}
 
 
@@ -91,20 +90,12 @@ def _flat_grad(B, params: dict, grads: dict, cfg: TrainConfig, n_rows: int) -> t
         if cfg.weight_decay and cfg.optimizer != "adamw":
             combo.append((cfg.weight_decay, params[k]))
         combos.append(combo)
-    flat = torch.cat([g.reshape(-1) for g in B.lincomb_many(combos)])
+    flat = flatten(dict(zip(names, B.lincomb_many(combos))))
     if cfg.clip_value > 0:
         flat = B.clip_value(flat, cfg.clip_value)
     if cfg.clip_norm > 0:
         flat = B.clip_norm(flat, cfg.clip_norm)
     return flat
-
-
-def _unflat(flat: torch.Tensor, params: dict) -> dict:
-    out, pos = {}, 0
-    for k, v in params.items():
-        out[k] = flat[pos : pos + v.numel()].reshape(v.shape)
-        pos += v.numel()
-    return out
 
 
 def sgd_step(
@@ -137,7 +128,7 @@ def update(
     grad_bound: public bound on |g| entries for Adam on shares (default: the clip)."""
     lr = lr_at(cfg, step, total)
     if cfg.optimizer == "sgd":
-        return momentum_update(B, params, _unflat(g_flat, params), state, cfg, lr)
+        return momentum_update(B, params, unflatten(g_flat, params), state, cfg, lr)
     return adam_update(B, params, g_flat, state, cfg, step, lr, grad_bound or cfg.grad_bound())
 
 
@@ -155,7 +146,7 @@ def adam_update(
     c1 = (1 - cfg.beta1) / (1 - cfg.beta1**step)
     c2 = (1 - cfg.beta2) / (1 - cfg.beta2**step)
     m, v = B.adam_moments(g, state["adam.m"], state["adam.v"], c1, c2)
-    upd = _unflat(B.adam_direction(m, v, lr, cfg.eps, grad_bound), params)
+    upd = unflatten(B.adam_direction(m, v, lr, cfg.eps, grad_bound), params)
     names = list(params)
     if cfg.optimizer == "adamw" and cfg.weight_decay:
         decayed = B.lincomb_many([[(1.0 - lr * cfg.weight_decay, params[k])] for k in names])
@@ -183,6 +174,64 @@ def momentum_update(
     return new_p, new_v
 
 
+def batch_of(data: Dataset, idx, task: str) -> tuple:
+    """Rows ``idx`` of the dataset, time-major: x (T, N, F), m (T, N, 1), target (N, C) or
+    (T, N, O)."""
+    index = torch.as_tensor(idx)
+    x = data.x[index].transpose(0, 1)  # (T, N, F)
+    m = data.m[index].transpose(0, 1)  # (T, N, 1)
+    target = data.target[index] if task == "classify" else data.target[index].transpose(0, 1)
+    return x, m, target
+
+
+StepFn = Callable[[np.ndarray, dict, dict, int], tuple[dict, dict]]
+
+
+def run_schedule(
+    B,
+    plan: dict[int, list[np.ndarray]],
+    step_key: Callable[[np.ndarray], tuple],
+    step_fn: StepFn,
+    params: dict,
+    state: dict,
+    *,
+    epochs: int,
+    first_step: int,
+    prefetch: bool,
+    progress: Callable[[dict], None] | None = None,
+    on_epoch_end: Callable[[int, dict, dict], None] | None = None,
+) -> tuple[dict, dict]:
+    """The training loop of every mode on shares (and of the mirror): for each epoch of
+    ``plan`` ({epoch: its batches' row indices}), for each batch, ``step_fn(idx, params, state,
+    step)`` with the public 1-based step count ``first_step + n``, inside
+    ``B.begin_step(step_key(idx), next) ... B.end_step()``.  ``prefetch``: name the next step's
+    key (the dealer works ahead).  ``progress`` gets public facts only; ``on_epoch_end(epoch,
+    params, state)`` after each epoch (1-based)."""
+    keys = [step_key(idx) for batches in plan.values() for idx in batches]
+    n_step = 0
+    for epoch, batches in plan.items():
+        for step, idx in enumerate(batches):
+            t0 = time.perf_counter()
+            n_step += 1
+            following = keys[n_step] if prefetch and n_step < len(keys) else None
+            B.begin_step(keys[n_step - 1], following)
+            params, state = step_fn(idx, params, state, first_step + n_step)
+            B.end_step()
+            if progress:
+                progress(
+                    {
+                        "epoch": epoch + 1,
+                        "epochs": epochs,
+                        "step": step + 1,
+                        "steps": len(batches),
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
+        if on_epoch_end:
+            on_epoch_end(epoch + 1, params, state)
+    return params, state
+
+
 def train(
     B,
     mcfg: ModelConfig,
@@ -198,54 +247,37 @@ def train(
 ) -> tuple[dict, dict]:
     """Run the schedule; returns (params, optimizer state).  ``progress`` gets public facts only.
     ``adversarial`` (an enabled AdversarialConfig): each step's gradient mixes clean and
-    perturbed rows (:mod:`mpcrnn.adversarial`), perturbations clamped to [-value_range, value_range]."""
+    perturbed rows (:mod:`mpcrnn.adversarial`), perturbations clamped to
+    [-value_range, value_range]."""
     velocity = velocity if velocity is not None else init_state(B, params, tcfg)
     T = data.x.shape[1]
-    epochs = {
-        epoch: schedule(data.n_rows, tcfg, epoch) for epoch in range(start_epoch, tcfg.epochs)
-    }
-    keys = [
-        (len(idx), T) for batches in epochs.values() for idx in batches
-    ]  # public: lets the dealer work ahead
+    plan = {epoch: schedule(data.n_rows, tcfg, epoch) for epoch in range(start_epoch, tcfg.epochs)}
     per_epoch = len(schedule(data.n_rows, tcfg, 0))
-    total, done = per_epoch * tcfg.epochs, per_epoch * start_epoch  # public step counts
-    n_step = 0
-    for epoch, batches in epochs.items():
-        for step, idx in enumerate(batches):
-            t0 = time.perf_counter()
-            index = torch.as_tensor(idx)
-            x = data.x[index].transpose(0, 1)  # (T, N, I)
-            m = data.m[index].transpose(0, 1)  # (T, N, 1)
-            tgt = (
-                data.target[index]
-                if mcfg.task == "classify"
-                else data.target[index].transpose(0, 1)
-            )
-            n_step += 1
-            B.begin_step((len(idx), x.shape[0]), keys[n_step] if n_step < len(keys) else None)
-            if adversarial is not None and adversarial.enabled:
-                from mpcrnn.adversarial import adversarial_gradients
+    total = per_epoch * tcfg.epochs  # public step count
 
-                grads = adversarial_gradients(B, mcfg, adversarial, params, x, m, tgt, value_range)
-            else:
-                grads, _ = forward_backward(B, mcfg, params, x, m, tgt)
-            params, velocity = sgd_step(
-                B, params, grads, velocity, tcfg, len(idx), done + n_step, total
-            )
-            B.end_step()
-            if progress:
-                progress(
-                    {
-                        "epoch": epoch + 1,
-                        "epochs": tcfg.epochs,
-                        "step": step + 1,
-                        "steps": len(batches),
-                        "seconds": time.perf_counter() - t0,
-                    }
-                )
-        if on_epoch_end:
-            on_epoch_end(epoch + 1, params, velocity)
-    return params, velocity
+    def step_fn(idx, params, velocity, step):
+        x, m, tgt = batch_of(data, idx, mcfg.task)
+        if adversarial is not None and adversarial.enabled:
+            from mpcrnn.adversarial import adversarial_gradients
+
+            grads = adversarial_gradients(B, mcfg, adversarial, params, x, m, tgt, value_range)
+        else:
+            grads, _ = forward_backward(B, mcfg, params, x, m, tgt)
+        return sgd_step(B, params, grads, velocity, tcfg, len(idx), step, total)
+
+    return run_schedule(
+        B,
+        plan,
+        lambda idx: (len(idx), T),  # public: lets the dealer work ahead
+        step_fn,
+        params,
+        velocity,
+        epochs=tcfg.epochs,
+        first_step=per_epoch * start_epoch,
+        prefetch=True,
+        progress=progress,
+        on_epoch_end=on_epoch_end,
+    )
 
 
 def masks(lengths: torch.Tensor, T: int) -> torch.Tensor:

@@ -21,8 +21,7 @@ import torch
 from launch.launcher import launch_local
 from mpcrnn import checkpoint
 from mpcrnn import data as D
-from mpcrnn.config import ModelConfig, TrainConfig
-from mpcrnn.secure import RunConfig
+from mpcrnn.config import ModelConfig, RunConfig, TrainConfig
 from protocols.errors import PartyError
 
 CFG = RunConfig(

@@ -251,3 +251,18 @@ def test_out_of_range_rank_and_world(args, pattern, tmp_path):
         text=True,
     )
     _check(proc, pattern)
+
+
+def test_only_connection_errors_read_as_lost_contact():
+    """A dropped connection is reported as lost contact (PartyError, exit 4); any other
+    exception (a bug) as an internal error naming its type, never as a network failure."""
+    from launch.party import describe_failure
+    from protocols.errors import ConfigError
+
+    msg, code = describe_failure(ConnectionResetError(104, "Connection reset by peer"), "party 1")
+    assert code == 4 and msg.startswith("PartyError: party 1: lost contact with a peer")
+    assert "ConnectionResetError" in msg
+    msg, code = describe_failure(RuntimeError("index out of range"), "party 1")
+    assert code == 1 and msg == "internal error RuntimeError: index out of range"
+    assert "lost contact" not in msg
+    assert describe_failure(ConfigError("bad"), "dealer") == ("ConfigError: bad", 2)

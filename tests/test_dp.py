@@ -282,6 +282,34 @@ def test_noise_off_dp_equals_plain_training_on_the_same_batches_mirror(exact):
         torch.testing.assert_close(got[k], want[k], atol=1e-12, rtol=0, msg=k)
 
 
+def test_dp_runs_the_default_cosine_schedule_past_its_warmup():
+    """The step count reaches the learning-rate schedule (it once got the noisy gradient sum
+    instead, and the cosine schedule failed at the first step after warm-up)."""
+    from dataclasses import replace
+
+    from mpcrnn import dp as DP
+    from mpcrnn.train import lr_at
+
+    x, lengths, y = _poisson_data()
+    tcfg = replace(DP_TCFG, schedule="cosine", warmup_steps=1)
+    plan = _noise_off_plan(3)
+    seen = []
+    B = PlainBackend(ActivationConfig())
+    DP.train_dp(
+        B,
+        DP_MCFG,
+        tcfg,
+        plan,
+        Dataset(x, masks(lengths, 5), y),
+        init_params(DP_MCFG, 0),
+        DP.plain_noise(0.0, [torch.Generator().manual_seed(i) for i in range(3)], 16),
+        77,
+        progress=seen.append,
+    )
+    total = 2 * plan.steps_per_epoch
+    assert len(seen) == total > tcfg.warmup_steps and lr_at(tcfg, total, total) < tcfg.lr
+
+
 def dp_train_party(rank, sigma, clip, seed):
     from mpcrnn import dp as DP
     from mpcrnn.backend import SharedBackend
@@ -533,7 +561,8 @@ def run_dp_party(rank):
     from crypten.mpc.primitives import ArithmeticSharedTensor, BinarySharedTensor
 
     from mpcrnn import data as D
-    from mpcrnn.secure import RunConfig, run_training
+    from mpcrnn.config import RunConfig
+    from mpcrnn.secure import run_training
     from protocols.session import MpcSession
 
     opened = (

@@ -232,8 +232,8 @@ def run_and_leak(rank):
     from crypten.mpc.provider.ttp_provider import TTPClient
 
     from mpcrnn import data as D
-    from mpcrnn.config import ModelConfig, TrainConfig
-    from mpcrnn.secure import RunConfig, run_training
+    from mpcrnn.config import ModelConfig, RunConfig, TrainConfig
+    from mpcrnn.secure import run_training
     from protocols.session import MpcSession
 
     spec = D.JAPANESE_VOWELS_SPEC

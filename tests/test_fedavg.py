@@ -14,8 +14,7 @@ import torch
 from mpc_harness import run_kill_resume, run_parties
 
 from mpcrnn import data as D
-from mpcrnn.config import FedAvgConfig, ModelConfig, TrainConfig
-from mpcrnn.secure import RunConfig
+from mpcrnn.config import FedAvgConfig, ModelConfig, RunConfig, TrainConfig
 from protocols.errors import ConfigError
 
 D_LEN = 50

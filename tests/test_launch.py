@@ -14,8 +14,7 @@ import pytest
 from mpc_harness import run_kill_resume
 
 from mpcrnn import data as D
-from mpcrnn.config import ModelConfig, TrainConfig
-from mpcrnn.secure import RunConfig
+from mpcrnn.config import ModelConfig, RunConfig, TrainConfig
 from protocols.errors import PartyError
 
 MPCRNN = str(Path(sys.executable).with_name("mpcrnn"))

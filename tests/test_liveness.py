@@ -14,8 +14,7 @@ import pytest
 
 from launch.launcher import STOPPED_LIMIT_S, launch_local
 from mpcrnn import data as D
-from mpcrnn.config import ModelConfig, TrainConfig
-from mpcrnn.secure import RunConfig
+from mpcrnn.config import ModelConfig, RunConfig, TrainConfig
 from protocols.errors import PartyError
 
 CFG = RunConfig(

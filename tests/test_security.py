@@ -129,9 +129,9 @@ def instrument():
 
 def instrumented_party(rank, reveal_to, mode="mpc", adversarial="none"):
     from mpcrnn import data as D
-    from mpcrnn.config import AdversarialConfig, FedAvgConfig, ModelConfig, TrainConfig
+    from mpcrnn.config import AdversarialConfig, FedAvgConfig, ModelConfig, RunConfig, TrainConfig
     from mpcrnn.fedavg import run_fedavg
-    from mpcrnn.secure import RunConfig, run_training
+    from mpcrnn.secure import run_training
     from protocols.session import MpcSession
 
     crypten_open, ours = instrument()

@@ -9,9 +9,8 @@ from mpc_harness import run_parties
 
 from mpcrnn import data as D
 from mpcrnn.backend import PlainBackend
-from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
+from mpcrnn.config import ActivationConfig, ModelConfig, RunConfig, TrainConfig
 from mpcrnn.model import init_params
-from mpcrnn.secure import RunConfig
 from mpcrnn.train import plain_dataset, train
 from protocols.errors import ConfigError, PrecisionError
 

@@ -1,1 +1,2 @@
-"""Public demo data shipped with mpcrnn (read through :mod:`mpcrnn.data`, never imported as code)."""
+"""Public demo data shipped with mpcrnn (read through :mod:`mpcrnn.data`, never imported as
+code)."""
