@@ -124,7 +124,7 @@ def _demo_files(cfg, out_dir: Path) -> tuple[list[str], list[str]]:
     plan = (
         f"{cfg.train.epochs} epochs"
         if cfg.mode == "mpc"
-        else f"fedavg: {cfg.fedavg.rounds} rounds x {cfg.fedavg.local_epochs} local epochs"
+        else f"fedavg: {cfg.fedavg_rounds} rounds x {cfg.fedavg.local_epochs} local epochs"
     )
     click.echo(
         f"mpcrnn demo: Japanese Vowels (UCI), {parties} organizations, "

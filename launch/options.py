@@ -126,7 +126,7 @@ SETTINGS = {
     "rounds": (
         FedAvgConfig,
         "rounds",
-        dict(type=int, help="fedavg: rounds (each opens one average)."),
+        dict(type=int, help="fedavg: rounds (each opens one average); 0: one per epoch."),
     ),
     "local_epochs": (
         FedAvgConfig,

@@ -134,7 +134,12 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
     crypten_cfg.communicator.verbose = True  # CrypTen's own round/byte counters, for the report
     session = MpcSession.current(fixed_point(cfg))
     progress = _Progress(session) if job.show_progress else None
-    result, by_round = _train(job, cfg, session, local, test, progress)
+    try:
+        result, by_round = _train(job, cfg, session, local, test, progress)
+    except BaseException:
+        if progress is not None and progress.shown:
+            sys.stderr.write("\n")  # the error line starts on a fresh line, not after the bar
+        raise
     if progress:
         progress.done()
     if job.rank == 0 and spec.has_dealer:
@@ -211,7 +216,7 @@ def _party_report(job: PartyJob, cfg, session, result: dict, by_round: list[dict
     if cfg.mode == "fedavg":
         report["round_seconds"] = result["round_seconds"]
         report["local_train_seconds"] = result["local_seconds"]
-        report["revealed_intermediate_models"] = cfg.fedavg.rounds
+        report["revealed_intermediate_models"] = cfg.fedavg_rounds
         if by_round:
             report["local_test_by_round"] = by_round
     if "dp" in result:  # DP-SGD: epsilon, delta, accountant, sigma, C, sampling (public values)
@@ -234,6 +239,7 @@ class _Progress:
     def __init__(self, session) -> None:
         self.s = session
         self.t0 = time.perf_counter()
+        self.shown = False  # a progress line (ending in a carriage return) is on stderr
 
     def __call__(self, ev: dict) -> None:
         st = self.s.stats
@@ -244,6 +250,7 @@ class _Progress:
             f"{st.total_bytes / 1e6:.1f} MB   "
         )
         sys.stderr.flush()
+        self.shown = True
 
     def done(self) -> None:
         sys.stderr.write(f"\n  trained in {time.perf_counter() - self.t0:.1f} s\n")

@@ -39,7 +39,7 @@ folder, rendezvous) are command-line flags.  Example (every key optional; defaul
     seed = 0
 
     [fedavg]                 # only with mode = "fedavg"
-    rounds = 10
+    rounds = 0                # 0: one round per epoch ([train] epochs)
     local_epochs = 2
     weighting = "rows"       # rows | equal
     update_clip = 0.0        # bound each party's update norm on shares (0: off)

@@ -115,11 +115,11 @@ def run_fedavg(
     start = checkpoint.agree_epoch(session, checkpoint_dir) if resume and checkpoint_dir else 0
     if start:
         theta, _ = checkpoint.load(
-            checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), fc.rounds
+            checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), cfg.fedavg_rounds
         )
     t0 = time.perf_counter()
     round_seconds, local_seconds = [], []
-    for r in range(start, fc.rounds):
+    for r in range(start, cfg.fedavg_rounds):
         t_round = time.perf_counter()
         mine = local_train(cfg, theta, local, r, session.rank)
         local_seconds.append(time.perf_counter() - t_round)
@@ -127,12 +127,24 @@ def run_fedavg(
         round_seconds.append(time.perf_counter() - t_round)
         if checkpoint_dir:
             checkpoint.save(
-                checkpoint_dir, session.rank, r + 1, cfg.checkpoint_digest(), theta, {}, fc.rounds
+                checkpoint_dir,
+                session.rank,
+                r + 1,
+                cfg.checkpoint_digest(),
+                theta,
+                {},
+                cfg.fedavg_rounds,
             )
         if on_round:
             on_round(r + 1, theta)
         if progress:  # public facts only; a round counts as one step
-            event = {"unit": "round", "epoch": r + 1, "epochs": fc.rounds, "step": 1, "steps": 1}
+            event = {
+                "unit": "round",
+                "epoch": r + 1,
+                "epochs": cfg.fedavg_rounds,
+                "step": 1,
+                "steps": 1,
+            }
             progress({**event, "seconds": round_seconds[-1]})
     out = {
         "params": theta,

@@ -35,7 +35,7 @@ Echo = Callable[[str], None]
 def fedavg_notice(cfg: RunConfig) -> str:
     """What ``--mode fedavg`` reveals beyond ``--mode mpc`` (and the 2-party caveat)."""
     note = (
-        f"  --mode fedavg reveals {cfg.fedavg.rounds} intermediate global models (one average "
+        f"  --mode fedavg reveals {cfg.fedavg_rounds} intermediate global models (one average "
         "per round) to every party, unlike --mode mpc, which opens only the final weights"
     )
     if cfg.world_size == 2:
@@ -65,7 +65,7 @@ def summarize(
     }
     if cfg.mode == "fedavg":
         summary["revealed"] = {
-            "intermediate_global_models": cfg.fedavg.rounds,
+            "intermediate_global_models": cfg.fedavg_rounds,
             "to": "all parties",
             "note": fedavg_notice(cfg).strip(),
         }

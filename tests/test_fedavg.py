@@ -150,9 +150,13 @@ def test_fedavg_config_errors():
     with pytest.raises(ConfigError, match="fedavg weighting: expected rows or equal, got median"):
         RunConfig(mode="fedavg", fedavg=FedAvgConfig(weighting="median")).validate()
     with pytest.raises(
-        ConfigError, match=r"fedavg rounds and local_epochs: expected >= 1, got \(0, 2\)"
+        ConfigError,
+        match=r"fedavg rounds and local_epochs: expected >= 0 \(0: one per epoch\) and >= 1, "
+        r"got \(-1, 2\)",
     ):
-        RunConfig(mode="fedavg", fedavg=FedAvgConfig(rounds=0)).validate()
+        RunConfig(mode="fedavg", fedavg=FedAvgConfig(rounds=-1)).validate()
+    assert RunConfig(mode="fedavg", train=TrainConfig(epochs=7)).fedavg_rounds == 7
+    assert RunConfig(fedavg=FedAvgConfig(rounds=3), train=TrainConfig(epochs=7)).fedavg_rounds == 3
     with pytest.raises(ConfigError, match="mode: expected mpc or fedavg, got sgd"):
         RunConfig(mode="sgd").validate()
 
@@ -184,9 +188,9 @@ def test_fedavg_kill_mid_round_names_the_party_then_resume(tmp_path):
 
 
 def test_fedavg_japanese_vowels_close_to_centralized_training(tmp_path):
-    """The demo through the CLI: 3 organizations (135/81/54 rows), GRU H=32, 10 rounds x 2 local
-    epochs.  Measured: 94.9% vs 94.3% for centralized torch training (6 epochs, pooled rows);
-    asserted: within 2 points of centralized, and 10 averages in the ledger."""
+    """The demo through the CLI: 3 organizations (135/81/54 rows), GRU H=32, one round per
+    epoch (12) x 2 local epochs; asserted: within 2 points of centralized torch training
+    (pooled rows), and 12 averages in the ledger."""
     import json
     import subprocess
     import sys
@@ -200,15 +204,15 @@ def test_fedavg_japanese_vowels_close_to_centralized_training(tmp_path):
         timeout=600,
     )
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "reveals 10 intermediate global models" in res.stdout
+    assert "reveals 12 intermediate global models" in res.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     fed = report["test_accuracy"]["fedavg_model"]
     central = report["baseline"]["centralized_plaintext_exact"]
     assert fed >= central - 0.02, (fed, central)
     assert [e["what"] for e in report["parties"][1]["ledger"]] == [
-        f"global model after round {r}" for r in range(1, 11)
+        f"global model after round {r}" for r in range(1, 13)
     ]
-    assert report["revealed"]["intermediate_global_models"] == 10
+    assert report["revealed"]["intermediate_global_models"] == 12
 
 
 def test_run_file_selects_fedavg_for_party_processes(tmp_path):

@@ -119,6 +119,7 @@ def test_stopped_remote_process_is_named_by_its_peers_within_30_s(tmp_path, stop
             assert p.returncode == PartyError.exit_code, err[-2000:]
             assert f"{who} stopped responding" in err, err[-2000:]
             assert "Traceback" not in err, err[-2000:]
+            assert err.splitlines()[-1].startswith("error: "), err[-2000:]  # on a fresh line
     finally:
         for p in procs:
             if p.poll() is None:
