@@ -17,7 +17,14 @@ from collections.abc import Sequence
 import torch
 
 from mpcrnn.config import ActivationConfig
+from protocols.multiply import Product
 from protocols.polynomial import OddPolynomial, fit_tanh, sigmoid_from_tanh
+from protocols.requests import BILINEAR
+
+
+def _product(pair) -> Product:
+    """A :class:`protocols.multiply.Product`, or the cells' ``(op, x, y[, shift])`` for one."""
+    return pair if isinstance(pair, Product) else Product.of(*pair)
 
 
 class Activations:
@@ -65,7 +72,7 @@ class PlainBackend:
         pass
 
     def mul_many(self, pairs: Sequence[tuple]) -> list[torch.Tensor]:
-        return [getattr(torch, op)(x, y) for op, x, y in pairs]
+        return [BILINEAR[p.op](p.x, p.y) for p in map(_product, pairs)]
 
     def fixed_operand(self, w: torch.Tensor, uses) -> torch.Tensor:
         return w
@@ -164,7 +171,7 @@ class SharedBackend:
         """1 opening (+1 truncation gather for > 2 parties)."""
         from protocols.multiply import multiply_many
 
-        return multiply_many(self.s, list(pairs))
+        return multiply_many(self.s, [_product(p) for p in pairs])
 
     def fixed_operand(self, w: torch.Tensor, uses):
         """``w`` as the right operand of the products ``uses`` ((shape, transpose) in order):
@@ -236,7 +243,7 @@ class SharedBackend:
         from protocols.sign_bit import nonnegative_bits
 
         bits = nonnegative_bits(self.s, g)
-        (mb,) = multiply_many(self.s, [("mul", m, bits, 0)])
+        (mb,) = multiply_many(self.s, [Product.mul(m, bits, 0)])
         return 2 * mb - m
 
     def clip_norm(self, x: torch.Tensor, c: float) -> torch.Tensor:

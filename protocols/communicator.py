@@ -112,10 +112,9 @@ def communicator_class():
             self.main_group = tuple(range(world_size))
             self.ttp_group = tuple(range(total))
             self.ttp_comm_group = (0, total - 1) if total > 1 else None
-            self.ttp_initialized = has_dealer
-            self.bulk_seed = (
-                None  # this party's dealer stream seed and stream (protocols.triples), set at join
-            )
+            self.ttp_initialized = self.has_dealer = has_dealer
+            # this party's dealer stream seed and stream (protocols.streams), set when joining
+            self.bulk_seed = None
             self.bulk_stream = None
 
         @classmethod

@@ -16,14 +16,14 @@ import math
 
 import torch
 
-from protocols.multiply import multiply_many
+from protocols.multiply import Product, multiply_many
 from protocols.sign_bit import nonnegative_bits
 
 
 def relu_shares(session, x_shared: torch.Tensor) -> torch.Tensor:
     """``[max(x, 0)]`` for shares at scale 2^f: ``x * [x >= 0]`` (the bit at scale 1: no truncation)."""
     bits = nonnegative_bits(session, x_shared)
-    (out,) = multiply_many(session, [("mul", x_shared, bits, 0)])
+    (out,) = multiply_many(session, [Product.mul(x_shared, bits, 0)])
     return out
 
 
@@ -61,11 +61,11 @@ def row_max(session, x: torch.Tensor) -> torch.Tensor:
         k = level.shape[2]
         half = k // 2
         (prod,) = multiply_many(
-            session, [("mul", level[:, :, :half], level[:, :, half : 2 * half], 0)]
+            session, [Product.mul(level[:, :, :half], level[:, :, half : 2 * half], 0)]
         )
         level = torch.cat([prod, level[:, :, 2 * half :]], 2)
     first_max = level[:, :, 0]  # (N, C) at scale 1
-    (picked,) = multiply_many(session, [("mul", x, first_max, 0)])
+    (picked,) = multiply_many(session, [Product.mul(x, first_max, 0)])
     return picked.sum(1, keepdim=True)
 
 

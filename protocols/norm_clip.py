@@ -73,7 +73,7 @@ def clip_rows_to_norm(
     """
     from protocols.comparison import ge_bits
     from protocols.errors import ConfigError, expected_got
-    from protocols.multiply import multiply_many
+    from protocols.multiply import Product, multiply_many
     from protocols.sharing import add_public
 
     if x.dim() != 2:
@@ -87,7 +87,7 @@ def clip_rows_to_norm(
         raise ConfigError(expected_got("ratio bits", "1..30", K))
     from protocols.truncation import truncate_many
 
-    (sq,) = multiply_many(session, [("mul", x, x, 0)])  # scale 2^(2f): truncate once after the sum,
+    (sq,) = multiply_many(session, [Product.mul(x, x, 0)])  # scale 2^(2f): truncate once after the sum,
     (ss,) = truncate_many(session, [sq.sum(1)])  # so rounding does not bias ||x||^2 by D ulps
     s = _scale(session, ss, 1.0 / c**2)  # (R,)
     thresholds = torch.tensor([2.0**k for k in range(K + 1)], dtype=torch.float64)
@@ -98,17 +98,17 @@ def clip_rows_to_norm(
     one_G = 1 << G if session.rank == 0 else 0
     A = (bits[:, 1:] * da).sum(1) + one_G  # (R,) scale 2^G
     A2 = (bits[:, 1:] * da2).sum(1) + one_G
-    sA2, xA = multiply_many(session, [("mul", s, A2, G), ("mul", x, A.unsqueeze(1), G)])
-    (t,) = multiply_many(session, [("mul", bits[:, 0], add_public(session, sA2, -1.0), 0)])
+    sA2, xA = multiply_many(session, [Product.mul(s, A2, G), Product.mul(x, A.unsqueeze(1), G)])
+    (t,) = multiply_many(session, [Product.mul(bits[:, 0], add_public(session, sA2, -1.0), 0)])
     t = add_public(session, t, 1.0) + bits[:, K] * (1 << f)  # in [1, 2); 1 for dropped rows (A = 0)
     y = add_public(session, _scale(session, t, -0.5 * Y0**3), 1.5 * Y0)  # first Newton step
     for _ in range(NEWTON_STEPS - 1):
-        (y2,) = multiply_many(session, [("mul", y, y)])
-        (ty2,) = multiply_many(session, [("mul", t, y2)])
+        (y2,) = multiply_many(session, [Product.mul(y, y)])
+        (ty2,) = multiply_many(session, [Product.mul(t, y2)])
         (y,) = multiply_many(
-            session, [("mul", y, add_public(session, -ty2, 3.0), f + 1)]
+            session, [Product.mul(y, add_public(session, -ty2, 3.0), f + 1)]
         )  # /2 folded in
-    (out,) = multiply_many(session, [("mul", xA, y.unsqueeze(1))])
+    (out,) = multiply_many(session, [Product.mul(xA, y.unsqueeze(1))])
     return out
 
 

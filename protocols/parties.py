@@ -193,7 +193,7 @@ def init_party(spec: PartySpec) -> None:
         if not spec.is_dealer:
             crypten._setup_prng()  # PRZS seeds: over the mesh (inside TLS)
             if spec.has_dealer:
-                from protocols.triples import receive_dealer_seeds
+                from protocols.streams import receive_dealer_seeds
 
                 receive_dealer_seeds()
     except MpcrnnError:

@@ -39,6 +39,7 @@ import torch
 
 from protocols.errors import ConfigError, expected_got
 from protocols.multiply import beaver_combine
+from protocols.requests import MaskProductRequest, MaskRequest, Op, WrapsRequest
 from protocols.reveal import open_masked
 from protocols.truncation import needs_wraps, truncate_many
 
@@ -184,10 +185,10 @@ def evaluate_many(
                     first_use.setdefault((n, m), level)
     operands = sorted(first_use, key=lambda nk: (first_use[nk], nk))
     at = {nk: pos for pos, nk in enumerate(operands)}
-    requests = [("mask", tuple(xs[n].shape)) for n, _ in operands]
-    for pos, (_, n, k, i, j) in enumerate(products, start=len(operands)):
+    requests: list = [MaskRequest(tuple(xs[n].shape)) for n, _ in operands]
+    for pos, (_, n, _k, i, j) in enumerate(products, start=len(operands)):
         shape = tuple(xs[n].shape)
-        requests.append(("maskmul", shape, shape, pos - at[(n, i)], pos - at[(n, j)]))
+        requests.append(MaskProductRequest(Op.MUL, shape, shape, pos - at[(n, i)], pos - at[(n, j)]))
     level_sizes = [
         sum(xs[n].numel() for lv, n, *_ in products if lv == level) for level in range(levels)
     ]
@@ -195,7 +196,7 @@ def evaluate_many(
     sums_size = sum(x.numel() for x in xs)
     wrapped = needs_wraps(session)
     if wrapped:
-        requests += [("wraps", (n,)) for n in level_sizes + [sums_size]]
+        requests += [WrapsRequest((n,)) for n in level_sizes + [sums_size]]
     fetched = session.triples.fetch(requests)
     masks = {nk: fetched[at[nk]][0] for nk in operands}
     cs = [fetched[len(operands) + p][0] for p in range(len(products))]

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from protocols.errors import SecurityError, expected_got
+from protocols.errors import ProtocolError, SecurityError, expected_got
 
 
 @dataclass(frozen=True)
@@ -114,11 +114,9 @@ def open_masked(
 def gather_masked(session, masked: torch.Tensor, kind: str) -> list[torch.Tensor] | None:
     """Send a uniformly masked flat tensor to rank 0 (ONE round, over the direct links); rank 0
     gets every share (in rank order, its own included)."""
-    import crypten.communicator as comm
-
     links = _links(session)
     session.stats.add(kind, 8 * masked.numel())
-    _count(comm.get(), masked.numel() * (session.world_size - 1 if session.rank == 0 else 1))
+    _count(session, masked.numel() * (session.world_size - 1 if session.rank == 0 else 1))
     if session.rank != 0:
         links.send(0, masked)
         return None
@@ -129,28 +127,26 @@ def _exchange(session, flat: torch.Tensor) -> list[torch.Tensor]:
     """Send ``flat`` to every other data party and receive theirs (one round, all messages in
     flight at once, over the direct links).  Every wait has the run's timeout: a dead or silent
     peer raises :class:`PartyError` naming it, never hangs."""
-    import crypten.communicator as comm
-
     links = _links(session)
-    _count(comm.get(), flat.numel() * (session.world_size - 1))
+    _count(session, flat.numel() * (session.world_size - 1))
     return links.exchange(flat)
 
 
 def _links(session):
     if session.links is None:  # MpcSession.current() attaches them in every multi-party run
-        raise RuntimeError(
+        raise ProtocolError(
             "internal: a multi-party session without its direct links (protocols.links)"
         )
     return session.links
 
 
-def _count(communicator, n_elements: int) -> None:
-    """One round and ``n_elements`` ring elements sent, in CrypTen's own counters (the
-    benchmarks read them), when CrypTen counts (``cfg.communicator.verbose``)."""
-    from crypten.config import cfg
+def _count(session, n_elements: int) -> None:
+    """One round and ``n_elements`` ring elements sent, in CrypTen's own counters (the run
+    report and the benchmarks read them), when the session counts (``session.count_traffic``)."""
+    if session.count_traffic:
+        import crypten.communicator as comm
 
-    if cfg.communicator.verbose:
-        communicator._log_communication(n_elements)
+        comm.get()._log_communication(n_elements)
 
 
 def _split_like(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import torch
 
+from protocols.requests import AndRequest, BitRequest
 from protocols.reveal import open_masked
 
 KOGGE_STONE_SHIFTS = (1, 2, 4, 8, 16, 32)
@@ -46,7 +47,7 @@ KOGGE_STONE_SHIFTS = (1, 2, 4, 8, 16, 32)
 
 def and_many(session, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
     """XOR shares of ``x & y`` for each pair of same-shape XOR-shared int64 tensors, ONE round."""
-    triples = session.triples.fetch([("and", tuple(x.shape), tuple(y.shape)) for x, y in pairs])
+    triples = session.triples.fetch([AndRequest(x.shape, y.shape) for x, y in pairs])
     masked = []
     for (x, y), (a, b, _c) in zip(pairs, triples):
         masked += [x ^ a, y ^ b]
@@ -88,7 +89,7 @@ def negative_bits(session, x: torch.Tensor) -> torch.Tensor:
             (g_new,) = and_many(session, [(prop, gen << k)])
         gen = gen ^ g_new
     msb = (((s ^ t) >> 63) ^ (gen >> 62)) & 1  # XOR shares of the bit
-    ((r_bin, r_arith),) = session.triples.fetch([("bit", tuple(flat.shape))])
+    ((r_bin, r_arith),) = session.triples.fetch([BitRequest(flat.shape)])
     (c,) = open_masked(session, [msb ^ r_bin], "b2a", combine="xor")
     bit = (1 - 2 * c) * r_arith
     if session.rank == 0:

@@ -29,7 +29,7 @@ import functools
 
 import torch
 
-from protocols.multiply import multiply_many
+from protocols.multiply import Product, multiply_many
 
 EXP_SQUARINGS = 5
 EXP_DEGREE = 6
@@ -54,7 +54,7 @@ def exp_nonpositive(session, z: torch.Tensor) -> torch.Tensor:
     powers = {1: w}
     for level in power_plan(EXP_DEGREE, odd_only=False):
         for (k, _, _), r in zip(
-            level, multiply_many(session, [("mul", powers[i], powers[j]) for k, i, j in level])
+            level, multiply_many(session, [Product.mul(powers[i], powers[j]) for k, i, j in level])
         ):
             powers[k] = r
     coeffs = exp_coefficients()
@@ -63,7 +63,7 @@ def exp_nonpositive(session, z: torch.Tensor) -> torch.Tensor:
     if session.rank == 0:
         y = y + int(session.fp.encode(coeffs[0]))
     for _ in range(EXP_SQUARINGS):
-        (y,) = multiply_many(session, [("mul", y, y)])
+        (y,) = multiply_many(session, [Product.mul(y, y)])
     return y
 
 
@@ -99,8 +99,8 @@ def softmax_rows(session, logits: torch.Tensor) -> torch.Tensor:
     (r,) = multiply_many(session, [], also_truncate=[(d * int(session.fp.encode(b)), f)])
     r = r + a_sh
     for _ in range(steps):
-        (dr,) = multiply_many(session, [("mul", d, r)])
-        (r,) = multiply_many(session, [("mul", r, two - dr)])
-    (p,) = multiply_many(session, [("mul", y, r)])
+        (dr,) = multiply_many(session, [Product.mul(d, r)])
+        (r,) = multiply_many(session, [Product.mul(r, two - dr)])
+    (p,) = multiply_many(session, [Product.mul(y, r)])
     session.stats.add("softmax", 0)
     return p

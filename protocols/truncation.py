@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from protocols.requests import WrapsRequest
 from protocols.reveal import _split_like, gather_masked
 
 
@@ -58,7 +59,7 @@ def truncate_many(session, xs: list[torch.Tensor], wraps=None, bits=None) -> lis
     bits: None (f for all), or one entry per x: an int or an int64 tensor broadcasting against
         that x (per-column shifts, used by the polynomial evaluator).
     wraps: pre-fetched ``(r, theta_r)`` shares covering the concatenation of ``xs`` (one
-        ``("wraps", (n,))`` request), or None to fetch them here.
+        :class:`protocols.requests.WrapsRequest` of n), or None to fetch them here.
     """
     if bits is None:
         bits = [session.fp.frac_bits] * len(xs)
@@ -76,7 +77,7 @@ def truncate_many(session, xs: list[torch.Tensor], wraps=None, bits=None) -> lis
         )
         shift = shift.numpy()
     if wraps is None:
-        (wraps,) = session.triples.fetch([("wraps", (flat.numel(),))])
+        (wraps,) = session.triples.fetch([WrapsRequest((flat.numel(),))])
     # the ring arithmetic on numpy views of the same memory: numpy's int64 operations wrap like
     # torch's and cost half as much at these sizes (measured: 14 vs 32 us for a 3-share wrap count
     # of 3900 elements, torch's per-operation dispatch dominating)
