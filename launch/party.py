@@ -122,14 +122,12 @@ def transport_report() -> dict:
 
 
 def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
-    from crypten.config import cfg as crypten_cfg
-
     from mpcrnn.secure import evaluate_local, fixed_point, run_training
     from protocols.parties import shutdown
     from protocols.session import MpcSession
 
-    crypten_cfg.communicator.verbose = True  # CrypTen's own round/byte counters, for the report
-    session = MpcSession.current(fixed_point(cfg))
+    # count_traffic: CrypTen's own round/byte counters, for the report
+    session = MpcSession.current(fixed_point(cfg), count_traffic=True)
     progress = _Progress(session) if job.show_progress else None
     by_round: list[dict] = []
     if cfg.mode == "fedavg":

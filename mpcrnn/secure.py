@@ -230,13 +230,11 @@ def run_training(
 
     step_seconds: list[float] = []
     step_rounds: list[int] = []  # CrypTen's round counter (dealer round trips included) per step
-    import crypten.communicator as crypten_comm
-
-    last = [crypten_comm.get().comm_rounds]
+    last = [session.comm_rounds]
 
     def on_step(ev: dict) -> None:
         step_seconds.append(ev["seconds"])
-        now = crypten_comm.get().comm_rounds
+        now = session.comm_rounds
         step_rounds.append(int(now - last[0]))
         last[0] = now
         if progress:
@@ -304,16 +302,11 @@ def run_training(
 def correct_count_shared(session, B, cfg: RunConfig, params: dict, data: Dataset):
     """[number of training rows whose argmax logit is the label], on shares: one forward pass
     over all rows, CrypTen's one-hot argmax (comparisons), a dot product with the labels."""
-    from crypten.mpc import MPCTensor
-
     from mpcrnn.model import forward
+    from protocols.comparison import argmax_onehot
 
     logits, _ = forward(B, cfg.model, params, data.x.transpose(0, 1), data.m.transpose(0, 1))
-    onehot = (
-        MPCTensor.from_shares(logits, precision=session.fp.frac_bits)
-        .argmax(1, one_hot=True)
-        ._tensor.share
-    )
+    onehot = argmax_onehot(session, logits, dim=1)
     (hits,) = B.mul_many([("mul", onehot, data.target)])
     return hits.sum().reshape(1)
 

@@ -22,10 +22,12 @@ once (CrypTen uses it for 8-byte seeds); ``irecv`` posts a receive that complete
 
 from __future__ import annotations
 
+import functools
 import pickle
 
 import torch
 
+from protocols.errors import ProtocolError
 from protocols.runtime import load_crypten
 
 
@@ -67,14 +69,10 @@ def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
-_CLASS: list = []
-
-
+@functools.cache
 def communicator_class():
     """:class:`MeshCommunicator`, defined on first use (CrypTen is imported through
     :func:`protocols.runtime.load_crypten`, never at this module's import)."""
-    if _CLASS:
-        return _CLASS[0]
     load_crypten()
     from crypten.common import serial
     from crypten.communicator.communicator import _logging
@@ -90,7 +88,7 @@ def communicator_class():
             elif op == ReduceOp.SUM:
                 out += v
             else:
-                raise ValueError(f"reduce op {op} is not supported by mpcrnn's communicator")
+                raise ProtocolError(f"reduce op {op} is not supported by mpcrnn's communicator")
         return out
 
     class MeshCommunicator(DistributedCommunicator):
@@ -262,14 +260,13 @@ def communicator_class():
         def get_distributed_backend(self):
             return self.distributed_backend
 
-    _CLASS.append(MeshCommunicator)
     return MeshCommunicator
 
 
 def shutdown() -> None:
     """Close this process's links and forget its communicator (safe to call twice)."""
-    if _CLASS:
-        _CLASS[0].shutdown()
+    if communicator_class.cache_info().currsize:  # defined: a communicator may be installed
+        communicator_class().shutdown()
 
 
 def _split(flat: torch.Tensor, like: list[torch.Tensor], batched: bool):

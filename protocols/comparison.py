@@ -69,13 +69,26 @@ def row_max(session, x: torch.Tensor) -> torch.Tensor:
     return picked.sum(1, keepdim=True)
 
 
+def argmax_onehot(session, x_shared: torch.Tensor, dim: int) -> torch.Tensor:
+    """Shares (scale 2^f) of the one-hot argmax of ``[x]`` along ``dim``: 1 at the maximum.
+
+    CrypTen's ``MPCTensor.argmax(one_hot=True)`` (its comparison tree, its own openings of
+    masked values; with a dealer, one dealer round trip per comparison level).  Nothing but
+    uniformly masked values is opened.  Used outside training steps (``--reveal-metrics``)."""
+    return on_crypten(session, x_shared, lambda t: t.argmax(dim, one_hot=True))
+
+
 def softmax_shares(session, logits_shared: torch.Tensor) -> torch.Tensor:
     """CrypTen's own row-wise softmax of (N, C) logits (the naive baseline; mpcrnn uses
     :func:`protocols.softmax.softmax_rows`)."""
+    return on_crypten(session, logits_shared, lambda t: t.softmax(1))
+
+
+def on_crypten(session, x_shared: torch.Tensor, op) -> torch.Tensor:
+    """``op`` (a function of a CrypTen ``MPCTensor``) applied to the shares ``[x]`` at the
+    session's precision; returns the result's shares.  The one place protocols reach into
+    CrypTen's share representation."""
     from crypten.mpc import MPCTensor
 
-    return (
-        MPCTensor.from_shares(logits_shared, precision=session.fp.frac_bits)
-        .softmax(1)
-        ._tensor.share
-    )
+    x = MPCTensor.from_shares(x_shared, precision=session.fp.frac_bits)
+    return op(x)._tensor.share
