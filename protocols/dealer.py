@@ -16,16 +16,7 @@ from __future__ import annotations
 import torch
 
 from protocols.provider import RandomnessProvider
-from protocols.requests import (
-    BILINEAR,
-    AndRequest,
-    BitRequest,
-    MaskProductRequest,
-    MaskRequest,
-    ProductRequest,
-    WrapsRequest,
-    from_wire,
-)
+from protocols.requests import BILINEAR, from_wire
 from protocols.streams import RingStream, plan_stream, send_dealer_seeds
 from protocols.triples import BULK_FUNCTION
 from protocols.truncation import count_wraps
@@ -60,25 +51,25 @@ class DealerAnswers(RandomnessProvider):
         """``value`` minus the shares parties 1.. draw for it (what party 0 must hold)."""
         return (value - self._sum(size, self.streams[1:])).reshape(-1)
 
-    def mask(self, req: MaskRequest):
+    def mask(self, req):
         return _NOTHING, self._sum(req.size)
 
-    def mask_product(self, req: MaskProductRequest, a, b):
+    def mask_product(self, req, a, b):
         return self._party0_share(req.combine(a, b), req.output_size())
 
-    def product(self, req: ProductRequest):
+    def product(self, req):
         a, b = self._sum(req.size_a), self._sum(req.size_b)
         return self._party0_share(BILINEAR[req.op](a, b), req.output_size())
 
-    def and_triple(self, req: AndRequest):
+    def and_triple(self, req):
         a, b = self._xor(req.size_a), self._xor(req.size_b)
         return ((a & b) ^ self._xor(req.output_size(), self.streams[1:])).reshape(-1)
 
-    def wraps(self, req: WrapsRequest):
+    def wraps(self, req):
         theta = count_wraps([g.draw(req.size) for g in self.streams])
         return self._party0_share(theta, req.size)
 
-    def bit(self, req: BitRequest):
+    def bit(self, req):
         # every party draws its XOR share bit, then (rank > 0) its arithmetic share
         return self._party0_share(self._xor(req.size, mask=1), req.size)
 

@@ -24,6 +24,7 @@ import enum
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -65,18 +66,44 @@ def product_size(op: Op, a: Size, b: Size, transpose_b: bool = False) -> Size:
     return broadcast(a[:-2], b[:-2]) + (a[-2], b[-1])
 
 
+_MASK_PRODUCT_KIND = {Op.MUL: "maskmul", Op.MATMUL: "maskmatmul"}  # names on the wire
+
+
+def _freeze_sizes(req, *names: str) -> None:
+    for name in names:
+        object.__setattr__(req, name, _size(getattr(req, name)))
+
+
 @dataclass(frozen=True)
-class MaskRequest:
+class _OneSize:
+    """A request for ``size`` values of one kind (``KIND`` on the wire)."""
+
+    KIND: ClassVar[str]
     size: Size
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "size", _size(self.size))
+        _freeze_sizes(self, "size")
+
+    def output_size(self) -> Size:
+        return self.size
+
+    def wire(self) -> tuple:
+        return (self.KIND, self.size)
+
+
+class MaskRequest(_OneSize):
+    KIND = "mask"
 
     def output_size(self) -> Size:
         return (0,)  # the dealer sends nothing for a mask
 
-    def wire(self) -> tuple:
-        return ("mask", self.size)
+
+class WrapsRequest(_OneSize):
+    KIND = "wraps"
+
+
+class BitRequest(_OneSize):
+    KIND = "bit"
 
 
 @dataclass(frozen=True)
@@ -86,8 +113,7 @@ class ProductRequest:
     size_b: Size
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "size_a", _size(self.size_a))
-        object.__setattr__(self, "size_b", _size(self.size_b))
+        _freeze_sizes(self, "size_a", "size_b")
 
     def output_size(self) -> Size:
         return product_size(self.op, self.size_a, self.size_b)
@@ -102,8 +128,7 @@ class AndRequest:
     size_b: Size
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "size_a", _size(self.size_a))
-        object.__setattr__(self, "size_b", _size(self.size_b))
+        _freeze_sizes(self, "size_a", "size_b")
 
     def output_size(self) -> Size:
         if self.size_a != self.size_b:
@@ -112,34 +137,6 @@ class AndRequest:
 
     def wire(self) -> tuple:
         return ("and", self.size_a, self.size_b)
-
-
-@dataclass(frozen=True)
-class WrapsRequest:
-    size: Size
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "size", _size(self.size))
-
-    def output_size(self) -> Size:
-        return self.size
-
-    def wire(self) -> tuple:
-        return ("wraps", self.size)
-
-
-@dataclass(frozen=True)
-class BitRequest:
-    size: Size
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "size", _size(self.size))
-
-    def output_size(self) -> Size:
-        return self.size
-
-    def wire(self) -> tuple:
-        return ("bit", self.size)
 
 
 @dataclass(frozen=True)
@@ -152,15 +149,14 @@ class MaskProductRequest:
     transpose_b: bool = False  # MATMUL only: c = a @ b^T
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "size_a", _size(self.size_a))
-        object.__setattr__(self, "size_b", _size(self.size_b))
+        _freeze_sizes(self, "size_a", "size_b")
         object.__setattr__(self, "back_a", int(self.back_a))
         object.__setattr__(self, "back_b", int(self.back_b))
         object.__setattr__(self, "transpose_b", bool(self.transpose_b))
 
     @property
     def kind(self) -> str:
-        return "mask" + self.op.value
+        return _MASK_PRODUCT_KIND[self.op]
 
     def output_size(self) -> Size:
         return product_size(self.op, self.size_a, self.size_b, self.transpose_b)

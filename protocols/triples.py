@@ -29,15 +29,7 @@ import torch
 
 from protocols.errors import ProtocolError
 from protocols.provider import RandomnessProvider
-from protocols.requests import (
-    AndRequest,
-    BitRequest,
-    MaskProductRequest,
-    MaskRequest,
-    ProductRequest,
-    Request,
-    WrapsRequest,
-)
+from protocols.requests import MaskRequest, Request
 from protocols.streams import RingStream, plan_stream
 
 BULK_FUNCTION = "mpcrnn_bulk"
@@ -54,24 +46,24 @@ class PartyShares(RandomnessProvider):
     def _unless_party0(self, size) -> torch.Tensor | None:
         return None if self.rank == 0 else self.stream.draw(size)
 
-    def mask(self, req: MaskRequest):
+    def mask(self, req):
         return [self.stream.draw(req.size)], None
 
-    def mask_product(self, req: MaskProductRequest, a, b):
+    def mask_product(self, req, a, b):
         return [self._unless_party0(req.output_size())]  # c only; a and b are the masks
 
-    def product(self, req: ProductRequest):
+    def product(self, req):
         a, b = self.stream.draw(req.size_a), self.stream.draw(req.size_b)
         return [a, b, self._unless_party0(req.output_size())]
 
-    def and_triple(self, req: AndRequest):  # XOR shares, c = a & b: the same draws
+    def and_triple(self, req):  # XOR shares, c = a & b: the same draws
         a, b = self.stream.draw(req.size_a), self.stream.draw(req.size_b)
         return [a, b, self._unless_party0(req.output_size())]
 
-    def wraps(self, req: WrapsRequest):
+    def wraps(self, req):
         return [self.stream.draw(req.size), self._unless_party0(req.size)]
 
-    def bit(self, req: BitRequest):  # (r XOR share in {0, 1}, r arithmetic share at scale 1)
+    def bit(self, req):  # (r XOR share in {0, 1}, r arithmetic share at scale 1)
         return [self.stream.draw(req.size) & 1, self._unless_party0(req.size)]
 
 
@@ -237,29 +229,29 @@ class FirstPartyTriples(RandomnessProvider):
 
         return ArithmeticSharedTensor(plain, precision=0, src=0).share
 
-    def mask(self, req: MaskRequest):
+    def mask(self, req):
         from crypten.common.rng import generate_random_ring_element
 
         plain = generate_random_ring_element(torch.Size(req.size))  # party 0's, in the clear
         return (self._party0(plain),), plain
 
-    def mask_product(self, req: MaskProductRequest, a, b):
+    def mask_product(self, req, a, b):
         return (self._party0(req.combine(a, b)),)
 
-    def product(self, req: ProductRequest):
+    def product(self, req):
         a, b, c = self._tfp.generate_additive_triple(
             torch.Size(req.size_a), torch.Size(req.size_b), req.op.value
         )
         return (a.share, b.share, c.share)
 
-    def and_triple(self, req: AndRequest):
+    def and_triple(self, req):
         a, b, c = self._tfp.generate_binary_triple(torch.Size(req.size_a), torch.Size(req.size_b))
         return (a.share, b.share, c.share)
 
-    def wraps(self, req: WrapsRequest):
+    def wraps(self, req):
         r, theta = self._tfp.wrap_rng(torch.Size(req.size))
         return (r.share, theta.share)
 
-    def bit(self, req: BitRequest):
+    def bit(self, req):
         r_arith, r_bin = self._tfp.B2A_rng(torch.Size(req.size))
         return (r_bin.share, r_arith.share)
