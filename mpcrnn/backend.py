@@ -18,7 +18,7 @@ import torch
 
 from mpcrnn.config import ActivationConfig
 from protocols.multiply import Product
-from protocols.polynomial import OddPolynomial, fit_tanh, sigmoid_from_tanh
+from protocols.polynomial import OddPolynomial, fit_tanh, odd_chebyshev_sum, sigmoid_from_tanh
 from protocols.requests import BILINEAR
 
 
@@ -90,13 +90,7 @@ class PlainBackend:
                 out.append(torch.where(is_sig, torch.sigmoid(x), torch.tanh(x)))
             else:  # the same Chebyshev expansion as on shares, per column
                 u = x / bounds
-                t_prev, t_cur = torch.ones_like(u), u
-                y = offsets + torch.zeros_like(x)
-                for k in range(1, 2 * coeffs.shape[0]):
-                    if k % 2 == 1:
-                        y = y + coeffs[k // 2] * t_cur
-                    t_prev, t_cur = t_cur, 2 * u * t_cur - t_prev
-                out.append(y)
+                out.append(odd_chebyshev_sum(u, coeffs, offsets + torch.zeros_like(x)))
         return out
 
     def const(self, value, like: torch.Tensor) -> torch.Tensor:

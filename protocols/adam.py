@@ -59,6 +59,8 @@ import math
 
 import torch
 
+from protocols.sharing import held_by_party0
+
 TAIL_BITS = 0  # J: E_K >= 2^J in the lowest bucket (its sqrt is off by <= 0.012: 1.2% of E_K)
 SQRT_ITERATIONS = 4  # Goldschmidt sqrt on [1/16, 1): 2.7e-6 relative
 DIVISION_ITERATIONS = 4  # Goldschmidt division on [0.4, 1.6]: 0.6^16 = 2.8e-4 relative
@@ -113,10 +115,7 @@ def _linear_in_bits(
     (``b_j = 1`` iff n <= j): ``c_K + sum_j b_j (c_j - c_(j+1))`` on ENCODED values."""
     enc = torch.tensor([round(v * 2.0**scale_bits) for v in values], dtype=torch.int64)
     delta = enc[:-1] - enc[1:]
-    out = (bits * delta).sum(-1)
-    if session.rank == 0:
-        out = out + enc[-1]
-    return out
+    return (bits * delta).sum(-1) + held_by_party0(session, enc[-1])
 
 
 def _buckets(eps: float, v_top: float, frac_bits: int):
@@ -147,10 +146,9 @@ def direction(
     f = session.fp.frac_bits
     P = round(math.log(v_top, 4))
     thr, F, R, z = _buckets(eps, v_top, f)
-    D = v.numel()
     vv = v.reshape(-1)
     mm = m.reshape(-1)
-    one = thr if session.rank == 0 else torch.zeros_like(thr)
+    one = held_by_party0(session, thr)
     bits = nonnegative_bits(session, vv.unsqueeze(1) - one)  # (D, K-1) at scale 1
     Fn = _linear_in_bits(session, bits, F, 0)  # integer 16^(n-1)
     zn = _linear_in_bits(session, bits, z, f)  # z_n at 2^f

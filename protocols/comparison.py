@@ -17,6 +17,7 @@ import math
 import torch
 
 from protocols.multiply import Product, multiply_many
+from protocols.sharing import held_by_party0
 from protocols.sign_bit import nonnegative_bits
 
 
@@ -50,7 +51,7 @@ def row_max(session, x: torch.Tensor) -> torch.Tensor:
         return x.clone()
     iu, ju = torch.triu_indices(c, c, offset=1)
     ge = nonnegative_bits(session, x[:, iu] - x[:, ju])  # (N, C(C-1)/2): [x_i >= x_j], i < j
-    one = torch.ones_like(ge) if session.rank == 0 else torch.zeros_like(ge)
+    one = held_by_party0(session, torch.ones_like(ge))
     # bits[:, i, k]: the k-th factor of row i's product (C - 1 factors)
     factors: list[list[torch.Tensor]] = [[] for _ in range(c)]
     for pair, (i, j) in enumerate(zip(iu.tolist(), ju.tolist())):

@@ -40,6 +40,8 @@ import math
 
 import torch
 
+from protocols.sharing import held_by_party0
+
 RATIO_BITS = 20  # K: rows with ||x|| >= 2^(K/2) c are zeroed (default: 1024 c)
 DP_RATIO_BITS = 12  # K for DP-SGD: rows above 64 C are zeroed (a valid clip: norm 0 <= C)
 NEWTON_STEPS = 4  # from y0 = 0.85 on [1, 2): relative error < 2e-7 before rounding
@@ -95,7 +97,7 @@ def clip_rows_to_norm(
         session, s.unsqueeze(1).expand(-1, K + 1).contiguous(), thresholds
     )  # (R, K+1) at scale 1
     da, da2 = _bucket_constants(K, G)
-    one_G = 1 << G if session.rank == 0 else 0
+    one_G = held_by_party0(session, torch.tensor(1 << G))
     A = (bits[:, 1:] * da).sum(1) + one_G  # (R,) scale 2^G
     A2 = (bits[:, 1:] * da2).sum(1) + one_G
     sA2, xA = multiply_many(session, [Product.mul(s, A2, G), Product.mul(x, A.unsqueeze(1), G)])

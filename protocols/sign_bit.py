@@ -41,6 +41,7 @@ import torch
 
 from protocols.requests import AndRequest, BitRequest
 from protocols.reveal import open_masked
+from protocols.sharing import held_by_party0
 
 KOGGE_STONE_SHIFTS = (1, 2, 4, 8, 16, 32)
 
@@ -91,13 +92,11 @@ def negative_bits(session, x: torch.Tensor) -> torch.Tensor:
     msb = (((s ^ t) >> 63) ^ (gen >> 62)) & 1  # XOR shares of the bit
     ((r_bin, r_arith),) = session.triples.fetch([BitRequest(flat.shape)])
     (c,) = open_masked(session, [msb ^ r_bin], "b2a", combine="xor")
-    bit = (1 - 2 * c) * r_arith
-    if session.rank == 0:
-        bit = bit + c
+    bit = (1 - 2 * c) * r_arith + held_by_party0(session, c)  # [r XOR c] = r + c - 2 r c
     return bit.reshape(shape)
 
 
 def nonnegative_bits(session, x: torch.Tensor) -> torch.Tensor:
     """Arithmetic shares (scale 1) of ``[x >= 0]``."""
     neg = negative_bits(session, x)
-    return (1 - neg) if session.rank == 0 else -neg
+    return held_by_party0(session, torch.ones_like(neg)) - neg

@@ -30,6 +30,7 @@ import functools
 import torch
 
 from protocols.multiply import Product, multiply_many
+from protocols.sharing import add_public, held_by_party0
 
 EXP_SQUARINGS = 5
 EXP_DEGREE = 6
@@ -60,8 +61,7 @@ def exp_nonpositive(session, z: torch.Tensor) -> torch.Tensor:
     coeffs = exp_coefficients()
     acc = sum(powers[k] * int(session.fp.encode(coeffs[k])) for k in range(1, EXP_DEGREE + 1))
     (y,) = truncate_many(session, [acc])
-    if session.rank == 0:
-        y = y + int(session.fp.encode(coeffs[0]))
+    y = add_public(session, y, coeffs[0])
     for _ in range(EXP_SQUARINGS):
         (y,) = multiply_many(session, [Product.mul(y, y)])
     return y
@@ -92,10 +92,8 @@ def softmax_rows(session, logits: torch.Tensor) -> torch.Tensor:
     y = exp_nonpositive(session, z)
     d = y.sum(1, keepdim=True)  # (N, 1) in [1, C]
     a, b, steps = reciprocal_guess(float(c))
-    two = torch.full_like(d, 2 * session.fp.scale) if session.rank == 0 else torch.zeros_like(d)
-    a_sh = (
-        torch.full_like(d, int(session.fp.encode(a))) if session.rank == 0 else torch.zeros_like(d)
-    )
+    two = held_by_party0(session, torch.full_like(d, 2 * session.fp.scale))
+    a_sh = held_by_party0(session, torch.full_like(d, int(session.fp.encode(a))))
     (r,) = multiply_many(session, [], also_truncate=[(d * int(session.fp.encode(b)), f)])
     r = r + a_sh
     for _ in range(steps):
