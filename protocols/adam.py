@@ -43,10 +43,11 @@ Reciprocal ``1 / (sqrt(v) + eps)`` over v in [0, v_top) (v_top = 4^P > bound on 
    error 0.6^16 = 2.8e-4).  N is carried at 2^(f+8).
 
 Error of the computed step against ``lr m / (sqrt(v) + eps)`` (exact v, m as shared): relative
-below ``ADAM_RELATIVE_ERROR`` = 1e-3 (``ADAM_TAIL_RELATIVE_ERROR`` = 2% where v < eps^2) (Goldschmidt 3e-6 and 2.8e-4, the public constants'
-encoding ~2e-5, a few units of 2^-16 in t, s, d: ~4e-4; measured in tests/test_adam.py) plus a few units of
-2^-16 absolute (the update lands on theta at 2^-16), and up to ~2^-16 / eps relative where v is
-within a few units of 2^-32 of 0 (its resolution).
+below ``ADAM_RELATIVE_ERROR`` = 1e-3 (``ADAM_TAIL_RELATIVE_ERROR`` = 2% where v < eps^2)
+(Goldschmidt 3e-6 and 2.8e-4, the public constants' encoding ~2e-5, a few units of 2^-16 in t,
+s, d: ~4e-4; measured in tests/test_adam.py) plus a few units of 2^-16 absolute (the update
+lands on theta at 2^-16), and up to ~2^-16 / eps relative where v is within a few units of
+2^-32 of 0 (its resolution).
 
 Rounds (3 parties + dealer, counted): moments 1 opening + 2 truncation gathers; the reciprocal
 and step: 9 (sign bits) + 2 + 1 + 2 x 2 x 4 + 2 x 5 + ... ~= 42.  Bytes per element: the sign-bit
@@ -157,7 +158,9 @@ def direction(
     Qn = _linear_in_bits(
         session, bits, [lr * r * zz for r, zz in zip(R, z)], q_bits
     )  # lr R_n z_n at 2^24
-    vF, N = multiply_many(session, [Product.mul(vv, Fn, 0), Product.mul(mm, Qn, q_bits - N_EXTRA_BITS)])
+    vF, N = multiply_many(
+        session, [Product.mul(vv, Fn, 0), Product.mul(mm, Qn, q_bits - N_EXTRA_BITS)]
+    )
     (t,) = truncate_many(session, [vF], bits=[f + 2 * P])  # t = v F / v_top at 2^f
     a, b = Y0
     bt, bt2 = truncate_many(session, [t * int(round(b * 2.0**f)), t * int(round(b / 2 * 2.0**f))])

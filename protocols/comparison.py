@@ -22,7 +22,8 @@ from protocols.sign_bit import nonnegative_bits
 
 
 def relu_shares(session, x_shared: torch.Tensor) -> torch.Tensor:
-    """``[max(x, 0)]`` for shares at scale 2^f: ``x * [x >= 0]`` (the bit at scale 1: no truncation)."""
+    """``[max(x, 0)]`` for shares at scale 2^f: ``x * [x >= 0]`` (the bit at scale 1: no
+    truncation)."""
     bits = nonnegative_bits(session, x_shared)
     (out,) = multiply_many(session, [Product.mul(x_shared, bits, 0)])
     return out

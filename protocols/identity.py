@@ -102,7 +102,8 @@ def load_identity(directory: str) -> Identity:
 
 
 def keygen(directory: str, name: str = "mpcrnn") -> str:
-    """Write a fresh key pair and self-signed certificate into ``directory``; return its fingerprint.
+    """Write a fresh key pair and self-signed certificate into ``directory``; return the
+    certificate's fingerprint.
 
     Refuses to overwrite an existing key (an organization's identity is pinned in run files).
     """

@@ -13,7 +13,8 @@ For each pair ``([x], [y])`` and op in {``mul`` (elementwise, broadcasting), ``m
    1) skip truncation.
 
 A square (``x`` and ``y`` the same tensor object) opens ``x`` once under one mask ``a``, with
-``c = a * a`` from the dealer (:class:`protocols.requests.MaskRequest` / :class:`~protocols.requests.MaskProductRequest`).
+``c = a * a`` from the dealer (a :class:`~protocols.requests.MaskRequest` and a
+:class:`~protocols.requests.MaskProductRequest`).
 
 Rounds per call: 1 dealer round trip (party 0 only; TTP), 1 opening, 1 truncation gather
 (world size > 2).  Bytes per party: 8 * (|x| + |y|) for the opening (8 * |x| for a square)

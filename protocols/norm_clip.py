@@ -5,9 +5,9 @@ secure average (FedAvg) and for clipping a whole gradient by norm (one row).
 
 Protocol, for ``[x]`` of shape (R, D) at scale 2^f (f = 16), all rows at once::
 
-    s_r    = ||x_r||^2 / c^2                          1 multiplication, 2 truncations (the squares
-                                                      are summed at scale 2^2f: one rounding per row)
-    b_rk   = [s_r >= 2^k],  k = 0 .. K                ONE sign-bit circuit (protocols.sign_bit, 9 rounds)
+    s_r    = ||x_r||^2 / c^2                1 multiplication, 2 truncations (the squares
+                                            are summed at scale 2^2f: one rounding per row)
+    b_rk   = [s_r >= 2^k],  k = 0 .. K      ONE sign-bit circuit (protocols.sign_bit, 9 rounds)
     A_r    = 2^(-j/2),  A2_r = 2^-j   for s_r in [2^j, 2^(j+1)), 0 <= j < K
              (1 for s_r < 1, and 0 for s_r >= 2^K)    linear in the bits: local, public constants
     t_r    = 1 + b_r0 * (s_r * A2_r - 1) + b_rK       in [1, 2): 2 sequential multiplications
@@ -25,9 +25,9 @@ powers of two for A2), so the small factors keep 11 significant bits; the produc
 by G bits.
 
 Error: Newton from y0 = 0.85 on t in [1, 2) leaves a relative error below 2e-7 after 4 steps;
-fixed point adds a few units of 2^-16 in t and y, and below 5e-4 relative in A.  The norm of an output
-row is at most ``c * (1 + CLIP_RELATIVE_ERROR)`` (measured on shares in the tests: below 1e-4);
-callers that need a hard bound (DP sensitivity) clip to ``c / (1 + CLIP_RELATIVE_ERROR)``.
+fixed point adds a few units of 2^-16 in t and y, and below 5e-4 relative in A.  The norm of an
+output row is at most ``c * (1 + CLIP_RELATIVE_ERROR)`` (measured on shares in the tests: below
+1e-4); callers that need a hard bound (DP sensitivity) clip to ``c / (1 + CLIP_RELATIVE_ERROR)``.
 
 Rounds (3 parties + dealer, measured): 37 openings and truncation gathers (9 of them the sign-bit
 circuit), independent of R and D, plus, outside a training step's prefetched plan, one dealer
@@ -52,7 +52,8 @@ CLIP_RELATIVE_ERROR = 1e-3  # documented bound on (output norm / c - 1); tests m
 def scale_bits(ratio_bits: int) -> int:
     """G, the scale of the bucket factors: A >= 2^(-(K-1)/2) keeps 11 significant bits (relative
     precision 5e-4).  Kept as small as that allows: the product x*A is truncated from scale
-    2^(f+G), and a truncation fails with probability ~|value| 2^(f+G-63) (CrypTen's ignored wrap)."""
+    2^(f+G), and a truncation fails with probability ~|value| 2^(f+G-63) (CrypTen's ignored
+    wrap)."""
     return 11 + ratio_bits // 2
 
 
@@ -89,8 +90,10 @@ def clip_rows_to_norm(
         raise ConfigError(expected_got("ratio bits", "1..30", K))
     from protocols.truncation import truncate_many
 
-    (sq,) = multiply_many(session, [Product.mul(x, x, 0)])  # scale 2^(2f): truncate once after the sum,
-    (ss,) = truncate_many(session, [sq.sum(1)])  # so rounding does not bias ||x||^2 by D ulps
+    # the squares at scale 2^(2f): truncated once after the sum, so that rounding does not
+    # bias ||x||^2 by D ulps
+    (sq,) = multiply_many(session, [Product.mul(x, x, 0)])
+    (ss,) = truncate_many(session, [sq.sum(1)])
     s = _scale(session, ss, 1.0 / c**2)  # (R,)
     thresholds = torch.tensor([2.0**k for k in range(K + 1)], dtype=torch.float64)
     bits = ge_bits(

@@ -172,9 +172,7 @@ class MaskProductRequest:
         return head + (int(self.transpose_b),) if self.op is Op.MATMUL else head
 
 
-Request = (
-    MaskRequest | ProductRequest | AndRequest | WrapsRequest | BitRequest | MaskProductRequest
-)
+Request = MaskRequest | ProductRequest | AndRequest | WrapsRequest | BitRequest | MaskProductRequest
 
 
 def from_wire(item: tuple) -> Request:

@@ -93,11 +93,9 @@ def open_masked(
     share straight to every other party (point to point, all sends in flight at once) and sums
     them (``combine="add"``, arithmetic shares mod 2^64) or XORs them (``"xor"``, binary shares).
 
-    Transport: the session's direct links (:mod:`protocols.links`).  Why not CrypTen's
-    ``all_reduce``: gloo's ring all-reduce takes 2(p-1) sequential hops and thread hand-offs per
-    call; measured for 3 parties on this machine (87 KB, the W1 mean message): 1.05 ms per
-    all-reduce, 0.36 ms gloo point to point, 0.11 ms over the links.  Bytes per party: (p-1) * 8 * n, counted once as one round in CrypTen's communicator
-    statistics too."""
+    Transport: the session's direct links (:mod:`protocols.links`), not a ring all-reduce
+    (2(p-1) sequential hops per call).  Rounds: 1.  Bytes per party: (p-1) * 8 * n, counted
+    once as one round in CrypTen's communicator statistics too (``session.count_traffic``)."""
     if session.world_size == 1:
         return masked
     flat = torch.cat([m.reshape(-1) for m in masked])

@@ -9,8 +9,8 @@ It does three things, once per process, and only when called (nothing happens at
    ``import crypten``.  site-packages is never modified.  Consequence, stated plainly:
    CrypTen's ONNX import (``crypten.nn.from_pytorch``/``from_onnx``) does not work; mpcrnn does
    not use it.
-2. **Fast configuration.**  CrypTen reads its omegaconf config on every operation (27-48 us a
-   lookup, ~600 lookups in a matmul+sigmoid+backward step).  We swap the class of the global
+2. **Fast configuration.**  CrypTen reads its omegaconf config on every operation (hundreds of
+   slow omegaconf lookups in a training step).  We swap the class of the global
    ``crypten.config.cfg`` object for :class:`_SnapshotConfig`, which keeps the omegaconf object
    as the source of truth but serves reads from a plain-attribute snapshot rebuilt whenever the
    config changes (``load_config``, ``set_config``, attribute assignment, ``temp_override``).
@@ -35,7 +35,6 @@ _INSTALL_HINT = (
     "Run `make venv` in the mpcrnn checkout (it installs torch==2.13.0 and crypten==0.4.1 "
     "--no-deps into .venv), then use .venv/bin/python or .venv/bin/mpcrnn"
 )
-
 
 
 def _check_torch() -> Any:

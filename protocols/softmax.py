@@ -5,7 +5,8 @@ For logits ``[x]`` (N, C)::
     1. [m] = max_j [x_j]       pairwise, one sign-bit circuit (:func:`protocols.comparison.row_max`)
     2. [z] = [x] - [m]          in [-R, 0]                                          (local)
     3. [e] = q(z / 2^s)^(2^s)   q: degree-6 least-squares polynomial of exp on [-2, 0]
-                                (max relative error 8.2e-6, measured), s = 5 squarings: valid for R <= 64
+                                (max relative error 8.2e-6, measured), s = 5 squarings:
+                                valid for R <= 64
     4. [d] = sum_j [e_j]        in [1, C]: the max's own term is exactly 1            (local)
     5. [r] = 1 / [d]            Newton-Raphson r <- r (2 - d r) from the minimax linear guess
                                 on [1, C]; steps chosen so the relative error < 2^-16, the
