@@ -160,7 +160,7 @@ def init_party(spec: PartySpec) -> None:
     from protocols.links import Links
 
     torch.set_num_threads(1)
-    cfg.mpc.provider = spec.provider
+    cfg.mpc.provider = spec.provider  # CrypTen's own operations read it from its global config
     names = spec.names()
     secure = not spec.insecure and spec.total > 1
     if spec.total == 1:

@@ -1,7 +1,8 @@
 """The only place where values leave secret shares.
 
-Two kinds of opening exist, and ``grep -n "comm.get()" protocols/`` finds them all here or in the
-dealer link (:mod:`protocols.triples`, which moves only dealer randomness):
+Two kinds of opening exist, and they all happen here.  Everything else that moves bytes moves
+randomness or public values: the dealer link (:mod:`protocols.streams`, :mod:`protocols.triples`,
+:mod:`protocols.dealer`) and the public metadata (:mod:`protocols.public_exchange`).
 
 * :func:`reveal` opens a *secret value* (model weights at the end of a run, or metrics the user
   asked for) to named parties.  Every call is recorded in the :class:`RevealLedger` with what,
