@@ -31,7 +31,6 @@ def _data(B, T, F, C, seed=0):
 def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
     import torch
     from crypten import communicator as comm
-    from crypten.config import cfg as ccfg
 
     from mpcrnn.backend import SharedBackend
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
@@ -40,8 +39,7 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
     from protocols.session import MpcSession
     from protocols.sharing import public, share
 
-    ccfg.communicator.verbose = True
-    s = MpcSession.current()
+    s = MpcSession.current(count_traffic=True)
     mc = ModelConfig(cell=cell, hidden_size=H)
     x, lengths, y = _data(B, T, 12, 9)
     own = rank == 0
@@ -90,7 +88,6 @@ def optimizer_pairs(rank, B, T, H, repeats, cell="gru"):
     warm its triple plan)."""
     import torch
     from crypten import communicator as comm
-    from crypten.config import cfg as ccfg
 
     from mpcrnn.backend import SharedBackend
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
@@ -99,8 +96,7 @@ def optimizer_pairs(rank, B, T, H, repeats, cell="gru"):
     from protocols.session import MpcSession
     from protocols.sharing import public, share
 
-    ccfg.communicator.verbose = True
-    s = MpcSession.current()
+    s = MpcSession.current(count_traffic=True)
     mc = ModelConfig(cell=cell, hidden_size=H)
     x, lengths, y = _data(B, T, 12, 9)
     own = rank == 0

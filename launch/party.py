@@ -125,14 +125,12 @@ def transport_report() -> dict:
 
 
 def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
-    from crypten.config import cfg as crypten_cfg
-
     from mpcrnn.secure import fixed_point
     from protocols.parties import shutdown
     from protocols.session import MpcSession
 
-    crypten_cfg.communicator.verbose = True  # CrypTen's own round/byte counters, for the report
-    session = MpcSession.current(fixed_point(cfg))
+    # count_traffic: CrypTen's own round/byte counters, for the report
+    session = MpcSession.current(fixed_point(cfg), count_traffic=True)
     progress = _Progress(session) if job.show_progress else None
     try:
         result, by_round = _train(job, cfg, session, local, test, progress)
@@ -207,7 +205,7 @@ def _party_report(job: PartyJob, cfg, session, result: dict, by_round: list[dict
         "step_seconds": result["step_seconds"],
         "step_rounds": result.get("step_rounds", []),
         "communication": session.stats.snapshot(),
-        "crypten_counted": _crypten_counters(),
+        "crypten_counted": {"rounds": session.comm_rounds, "bytes": session.comm_bytes},
         "ledger": session.ledger.to_json(),
         "received_model": result["params"] is not None,
         "mode": cfg.mode,
@@ -224,13 +222,6 @@ def _party_report(job: PartyJob, cfg, session, result: dict, by_round: list[dict
     if result.get("train_accuracy") is not None:
         report["train_accuracy_revealed"] = result["train_accuracy"]
     return report
-
-
-def _crypten_counters() -> dict:
-    import crypten.communicator as comm
-
-    c = comm.get()
-    return {"rounds": int(c.comm_rounds), "bytes": int(c.comm_bytes)}
 
 
 class _Progress:

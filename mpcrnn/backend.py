@@ -17,7 +17,14 @@ from collections.abc import Sequence
 import torch
 
 from mpcrnn.config import ActivationConfig
-from protocols.polynomial import OddPolynomial, fit_tanh, sigmoid_from_tanh
+from protocols.multiply import Product
+from protocols.polynomial import OddPolynomial, fit_tanh, odd_chebyshev_sum, sigmoid_from_tanh
+from protocols.requests import BILINEAR
+
+
+def _product(pair) -> Product:
+    """A :class:`protocols.multiply.Product`, or the cells' ``(op, x, y[, shift])`` for one."""
+    return pair if isinstance(pair, Product) else Product.of(*pair)
 
 
 class Activations:
@@ -48,9 +55,6 @@ class Activations:
         return self._cache[key]
 
 
-PLAIN_OPS = {"mul": torch.mul, "matmul": torch.matmul}  # the products of ``mul_many``
-
-
 class PlainBackend:
     """float64 torch; ``exact=True`` uses torch.sigmoid/tanh instead of the polynomials."""
 
@@ -68,8 +72,8 @@ class PlainBackend:
         pass
 
     def mul_many(self, pairs: Sequence[tuple]) -> list[torch.Tensor]:
-        """Each ("mul" | "matmul", x, y): x * y or x @ y."""
-        return [PLAIN_OPS[op](x, y) for op, x, y in pairs]
+        """Each ("mul" | "matmul", x, y) or Product: x * y or x @ y."""
+        return [BILINEAR[p.op](p.x, p.y) for p in map(_product, pairs)]
 
     def fixed_operand(self, w: torch.Tensor, uses) -> torch.Tensor:
         return w
@@ -87,13 +91,7 @@ class PlainBackend:
                 out.append(torch.where(is_sig, torch.sigmoid(x), torch.tanh(x)))
             else:  # the same Chebyshev expansion as on shares, per column
                 u = x / bounds
-                t_prev, t_cur = torch.ones_like(u), u
-                y = offsets + torch.zeros_like(x)
-                for k in range(1, 2 * coeffs.shape[0]):
-                    if k % 2 == 1:
-                        y = y + coeffs[k // 2] * t_cur
-                    t_prev, t_cur = t_cur, 2 * u * t_cur - t_prev
-                out.append(y)
+                out.append(odd_chebyshev_sum(u, coeffs, offsets + torch.zeros_like(x)))
         return out
 
     def const(self, value, like: torch.Tensor) -> torch.Tensor:
@@ -169,7 +167,7 @@ class SharedBackend:
         """1 opening (+1 truncation gather for > 2 parties)."""
         from protocols.multiply import multiply_many
 
-        return multiply_many(self.s, list(pairs))
+        return multiply_many(self.s, [_product(p) for p in pairs])
 
     def fixed_operand(self, w: torch.Tensor, uses):
         """``w`` as the right operand of the products ``uses`` ((shape, transpose) in order):
@@ -241,7 +239,7 @@ class SharedBackend:
         from protocols.sign_bit import nonnegative_bits
 
         bits = nonnegative_bits(self.s, g)
-        (mb,) = multiply_many(self.s, [("mul", m, bits, 0)])
+        (mb,) = multiply_many(self.s, [Product.mul(m, bits, 0)])
         return 2 * mb - m
 
     def clip_norm(self, x: torch.Tensor, c: float) -> torch.Tensor:

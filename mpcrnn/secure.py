@@ -107,7 +107,7 @@ def run_training(
     B = SharedBackend(session, cfg.activation)
     params = {k: public(session, v) for k, v in init_params(cfg.model, cfg.train.seed).items()}
     params, velocity, start, save = _checkpoints(session, cfg, params, checkpoint_dir, resume)
-    meter = _StepMeter(progress)
+    meter = _StepMeter(session, progress)
     out = {"counts": counts, "resumed_from": start}
     if cfg.dp.enabled:  # DP-SGD on shares (mpcrnn.dp); no checkpoints: the accountant cannot resume
         from mpcrnn.dp import run_dp
@@ -160,18 +160,16 @@ class _StepMeter:
     """The training loop's progress callback: seconds and CrypTen's round counter (dealer round
     trips included) per step, then the caller's own ``progress``."""
 
-    def __init__(self, progress) -> None:
-        import crypten.communicator as crypten_comm
-
-        self.comm = crypten_comm
+    def __init__(self, session, progress) -> None:
+        self.session = session
         self.progress = progress
         self.seconds: list[float] = []
         self.rounds: list[int] = []
-        self.last = crypten_comm.get().comm_rounds
+        self.last = session.comm_rounds
 
     def __call__(self, ev: dict) -> None:
         self.seconds.append(ev["seconds"])
-        now = self.comm.get().comm_rounds
+        now = self.session.comm_rounds
         self.rounds.append(int(now - self.last))
         self.last = now
         if self.progress:
@@ -215,16 +213,11 @@ def _reveal_outputs(session, B, cfg: RunConfig, params: dict, data: Dataset, n_r
 def correct_count_shared(session, B, cfg: RunConfig, params: dict, data: Dataset):
     """[number of training rows whose argmax logit is the label], on shares: one forward pass
     over all rows, CrypTen's one-hot argmax (comparisons), a dot product with the labels."""
-    from crypten.mpc import MPCTensor
-
     from mpcrnn.model import forward
+    from protocols.comparison import argmax_onehot
 
     logits, _ = forward(B, cfg.model, params, data.x.transpose(0, 1), data.m.transpose(0, 1))
-    onehot = (
-        MPCTensor.from_shares(logits, precision=session.fp.frac_bits)
-        .argmax(1, one_hot=True)
-        ._tensor.share
-    )
+    onehot = argmax_onehot(session, logits, dim=1)
     (hits,) = B.mul_many([("mul", onehot, data.target)])
     return hits.sum().reshape(1)
 

@@ -43,10 +43,11 @@ Reciprocal ``1 / (sqrt(v) + eps)`` over v in [0, v_top) (v_top = 4^P > bound on 
    error 0.6^16 = 2.8e-4).  N is carried at 2^(f+8).
 
 Error of the computed step against ``lr m / (sqrt(v) + eps)`` (exact v, m as shared): relative
-below ``ADAM_RELATIVE_ERROR`` = 1e-3 (``ADAM_TAIL_RELATIVE_ERROR`` = 2% where v < eps^2) (Goldschmidt 3e-6 and 2.8e-4, the public constants'
-encoding ~2e-5, a few units of 2^-16 in t, s, d: ~4e-4; measured in tests/test_adam.py) plus a few units of
-2^-16 absolute (the update lands on theta at 2^-16), and up to ~2^-16 / eps relative where v is
-within a few units of 2^-32 of 0 (its resolution).
+below ``ADAM_RELATIVE_ERROR`` = 1e-3 (``ADAM_TAIL_RELATIVE_ERROR`` = 2% where v < eps^2)
+(Goldschmidt 3e-6 and 2.8e-4, the public constants' encoding ~2e-5, a few units of 2^-16 in t,
+s, d: ~4e-4; measured in tests/test_adam.py) plus a few units of 2^-16 absolute (the update
+lands on theta at 2^-16), and up to ~2^-16 / eps relative where v is within a few units of
+2^-32 of 0 (its resolution).
 
 Rounds (3 parties + dealer, counted): moments 1 opening + 2 truncation gathers; the reciprocal
 and step: 9 (sign bits) + 2 + 1 + 2 x 2 x 4 + 2 x 5 + ... ~= 42.  Bytes per element: the sign-bit
@@ -58,6 +59,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from protocols.sharing import held_by_party0
 
 TAIL_BITS = 0  # J: E_K >= 2^J in the lowest bucket (its sqrt is off by <= 0.012: 1.2% of E_K)
 SQRT_ITERATIONS = 4  # Goldschmidt sqrt on [1/16, 1): 2.7e-6 relative
@@ -92,11 +95,11 @@ def moments(session, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, c1: floa
     """``(m + c1 (g - m), v + c2 (g^2 - v))``; g, m at 2^f, v at 2^(2f).  1 opening (the square)
     + 1 truncation gather.  The same requests every step (c = 1 at t = 1 included): a training
     step's randomness plan is recorded once per batch shape and replayed."""
-    from protocols.multiply import multiply_many
+    from protocols.multiply import Product, multiply_many
     from protocols.truncation import truncate_many
 
     f = session.fp.frac_bits
-    (sq,) = multiply_many(session, [("mul", g, g, 0)])  # g^2 at 2^(2f), exact
+    (sq,) = multiply_many(session, [Product.mul(g, g, 0)])  # g^2 at 2^(2f), exact
     (k1, b1), (k2, b2) = effective_weight(c1, f), effective_weight(c2, f)
     dm, dv = truncate_many(session, [(g - m) * k1, (sq - v) * k2], bits=[b1, b2])
     return m + dm, v + dv
@@ -113,10 +116,7 @@ def _linear_in_bits(
     (``b_j = 1`` iff n <= j): ``c_K + sum_j b_j (c_j - c_(j+1))`` on ENCODED values."""
     enc = torch.tensor([round(v * 2.0**scale_bits) for v in values], dtype=torch.int64)
     delta = enc[:-1] - enc[1:]
-    out = (bits * delta).sum(-1)
-    if session.rank == 0:
-        out = out + enc[-1]
-    return out
+    return (bits * delta).sum(-1) + held_by_party0(session, enc[-1])
 
 
 def _buckets(eps: float, v_top: float, frac_bits: int):
@@ -140,17 +140,16 @@ def direction(
 ) -> torch.Tensor:
     """Shares of ``lr m / (sqrt(v) + eps)`` at 2^f for m at 2^f, v at 2^(2f) in [0, v_top).
     See the module docstring for the protocol and its error."""
-    from protocols.multiply import multiply_many
+    from protocols.multiply import Product, multiply_many
     from protocols.sign_bit import nonnegative_bits
     from protocols.truncation import truncate_many
 
     f = session.fp.frac_bits
     P = round(math.log(v_top, 4))
     thr, F, R, z = _buckets(eps, v_top, f)
-    D = v.numel()
     vv = v.reshape(-1)
     mm = m.reshape(-1)
-    one = thr if session.rank == 0 else torch.zeros_like(thr)
+    one = held_by_party0(session, thr)
     bits = nonnegative_bits(session, vv.unsqueeze(1) - one)  # (D, K-1) at scale 1
     Fn = _linear_in_bits(session, bits, F, 0)  # integer 16^(n-1)
     zn = _linear_in_bits(session, bits, z, f)  # z_n at 2^f
@@ -159,23 +158,25 @@ def direction(
     Qn = _linear_in_bits(
         session, bits, [lr * r * zz for r, zz in zip(R, z)], q_bits
     )  # lr R_n z_n at 2^24
-    vF, N = multiply_many(session, [("mul", vv, Fn, 0), ("mul", mm, Qn, q_bits - N_EXTRA_BITS)])
+    vF, N = multiply_many(
+        session, [Product.mul(vv, Fn, 0), Product.mul(mm, Qn, q_bits - N_EXTRA_BITS)]
+    )
     (t,) = truncate_many(session, [vF], bits=[f + 2 * P])  # t = v F / v_top at 2^f
     a, b = Y0
     bt, bt2 = truncate_many(session, [t * int(round(b * 2.0**f)), t * int(round(b / 2 * 2.0**f))])
     y0 = _affine(session, bt, -1.0, a)  # y0 = a - b t
     h = _affine(session, bt2, -1.0, a / 2)  # h0 = y0 / 2
-    g, u = multiply_many(session, [("mul", t, y0), ("mul", t, zn)])  # g0 = t y0, u = t z_n
+    g, u = multiply_many(session, [Product.mul(t, y0), Product.mul(t, zn)])  # g0 = t y0, u = t z_n
     gz = None
     for it in range(SQRT_ITERATIONS):
-        pairs = [("mul", g, h)] + ([("mul", u, y0)] if gz is None else [])
+        pairs = [Product.mul(g, h)] + ([Product.mul(u, y0)] if gz is None else [])
         out = multiply_many(session, pairs)
         gh = out[0]
         if gz is None:
             gz = out[1]  # z_n t y0
         r = _affine(session, gh, -1.0, 0.5)
         last = it == SQRT_ITERATIONS - 1
-        pairs = [("mul", gz, r)] + ([] if last else [("mul", g, r), ("mul", h, r)])
+        pairs = [Product.mul(gz, r)] + ([] if last else [Product.mul(g, r), Product.mul(h, r)])
         out = multiply_many(session, pairs)
         gz = gz + out[0]
         if not last:
@@ -184,8 +185,8 @@ def direction(
     for it in range(DIVISION_ITERATIONS):
         fac = _affine(session, d, -1.0, 2.0)
         last = it == DIVISION_ITERATIONS - 1
-        pairs = [("mul", N, fac, f + (N_EXTRA_BITS if last else 0))] + (
-            [] if last else [("mul", d, fac)]
+        pairs = [Product.mul(N, fac, f + (N_EXTRA_BITS if last else 0))] + (
+            [] if last else [Product.mul(d, fac)]
         )
         out = multiply_many(session, pairs)
         N = out[0]

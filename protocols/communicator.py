@@ -22,10 +22,13 @@ once (CrypTen uses it for 8-byte seeds); ``irecv`` posts a receive that complete
 
 from __future__ import annotations
 
+import functools
 import pickle
 
 import torch
+from torch.distributed import ReduceOp  # the enum only: nothing of torch.distributed runs
 
+from protocols.errors import ProtocolError
 from protocols.runtime import load_crypten
 
 
@@ -67,210 +70,216 @@ def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
-_CLASS: list = []
+def _combine(values: list[torch.Tensor], op) -> torch.Tensor:
+    """Reduce in rank order (so float sums are bit-identical at every party)."""
+    out = values[0].clone()
+    for v in values[1:]:
+        if op == ReduceOp.BXOR:
+            out ^= v
+        elif op == ReduceOp.SUM:
+            out += v
+        else:
+            raise ProtocolError(f"reduce op {op} is not supported by mpcrnn's communicator")
+    return out
 
 
-def communicator_class():
-    """:class:`MeshCommunicator`, defined on first use (CrypTen is imported through
-    :func:`protocols.runtime.load_crypten`, never at this module's import)."""
-    if _CLASS:
-        return _CLASS[0]
-    load_crypten()
+def _restricted_loads(data: bytes):
+    """A peer's object, read with CrypTen's restricted unpickler (never plain pickle.loads)."""
     from crypten.common import serial
+
+    return serial.restricted_loads(data)
+
+
+class _MeshMethods:
+    """CrypTen's communicator interface over :class:`protocols.links.Links`; mixed into
+    CrypTen's ``DistributedCommunicator`` by :func:`communicator_class`, which also wraps every
+    exchange in CrypTen's counting decorator (the names in ``_LOGGED``)."""
+
+    BYTES_PER_ELEMENT = 8
+
+    def __init__(
+        self, rank: int, world_size: int, links, has_dealer: bool, rendezvous: str, secure: bool
+    ) -> None:
+        # DistributedCommunicator.__init__ would start torch.distributed: not called
+        self.rank, self.world_size, self.links = rank, world_size, links
+        self.rendezvous = rendezvous
+        self.distributed_backend = "mpcrnn-tls" if secure else "mpcrnn-plaintext"
+        self.secure = secure
+        self.reset_communication_stats()
+        self._name = f"rank{rank}"
+        total = world_size + (1 if has_dealer else 0)
+        self.main_group = tuple(range(world_size))
+        self.ttp_group = tuple(range(total))
+        self.ttp_comm_group = (0, total - 1) if total > 1 else None
+        self.ttp_initialized = self.has_dealer = has_dealer
+        # this party's dealer stream seed and stream (protocols.streams), set when joining
+        self.bulk_seed = None
+        self.bulk_stream = None
+
+    @classmethod
+    def is_initialized(cls) -> bool:
+        from crypten.communicator.distributed_communicator import DistributedCommunicator
+
+        return DistributedCommunicator.instance is not None
+
+    @classmethod
+    def shutdown(cls) -> None:
+        from crypten.communicator.distributed_communicator import DistributedCommunicator
+
+        inst = DistributedCommunicator.instance
+        DistributedCommunicator.instance = None
+        if inst is not None and inst.links is not None:
+            inst.links.close()
+
+    def _others(self, group) -> list[int]:
+        return [r for r in (self.main_group if group is None else group) if r != self.rank]
+
+    # ------------------------------------------------------------------ point to point
+
+    def send(self, tensor, dst):
+        self.links.send_bytes(dst, _to_bytes(tensor))
+
+    def recv(self, tensor, src=None):
+        return _from_bytes(self.links.recv_bytes(src, _nbytes(tensor)), tensor).clone()
+
+    def isend(self, tensor, dst):
+        self.links.send_bytes(dst, _to_bytes(tensor))
+        return _Done()
+
+    def irecv(self, tensor, src=None):
+        return _Posted(self.links, self.links.post_recv(src, _nbytes(tensor)), tensor)
+
+    # ------------------------------------------------------------------ collectives
+
+    def scatter(self, scatter_list, src, size=None, device=None):
+        if src == self.rank:
+            self.links.transfer({r: _to_bytes(scatter_list[r]) for r in self._others(None)}, {})
+            return scatter_list[self.rank]
+        if size is None:
+            size = scatter_list[self.rank].size()
+        like = torch.empty(size, dtype=torch.long)
+        return _from_bytes(self.links.recv_bytes(src, _nbytes(like)), like).clone()
+
+    def reduce(self, input, dst, op=ReduceOp.SUM, batched=False):
+        items = list(input) if batched else [input]
+        flat = (
+            torch.cat([t.reshape(-1) for t in items]) if items else torch.empty(0, dtype=torch.long)
+        )
+        if self.rank != dst:
+            self.links.send_bytes(dst, _to_bytes(flat))
+            return None
+        others = self._others(None)
+        got = self.links.transfer({}, {r: _nbytes(flat) for r in others})
+        values = [flat if r == self.rank else _from_bytes(got[r], flat) for r in self.main_group]
+        return _split(_combine(values, op), items, batched)
+
+    def all_reduce(self, input, op=ReduceOp.SUM, batched=False):
+        items = list(input) if batched else [input]
+        flat = (
+            torch.cat([t.reshape(-1) for t in items]) if items else torch.empty(0, dtype=torch.long)
+        )
+        received = dict(zip(self._others(None), self.links.exchange(flat.contiguous())))
+        values = [flat if r == self.rank else received[r] for r in self.main_group]
+        return _split(_combine(values, op), items, batched)
+
+    def gather(self, tensor, dst):
+        if self.rank != dst:
+            self.links.send_bytes(dst, _to_bytes(tensor))
+            return [None]
+        got = self.links.transfer({}, {r: _nbytes(tensor) for r in self._others(None)})
+        return [
+            tensor.clone() if r == self.rank else _from_bytes(got[r], tensor).clone()
+            for r in self.main_group
+        ]
+
+    def all_gather(self, tensor):
+        received = dict(zip(self._others(None), self.links.exchange(tensor.contiguous())))
+        return [tensor.clone() if r == self.rank else received[r].clone() for r in self.main_group]
+
+    def broadcast(self, input, src, group=None, batched=False):
+        items = list(input) if batched else [input]
+        if self.rank == src:
+            payload = b"".join(_to_bytes(t) for t in items)
+            self.links.transfer({r: payload for r in self._others(group)}, {})
+            return input
+        data = self.links.recv_bytes(src, sum(_nbytes(t) for t in items))
+        pos = 0
+        for t in items:
+            n = _nbytes(t)
+            t.data.copy_(_from_bytes(data[pos : pos + n], t))
+            pos += n
+        return input
+
+    def barrier(self):
+        self.links.exchange(torch.empty(0, dtype=torch.long))
+
+    # ------------------------------------------------------------------ objects
+
+    def send_obj(self, obj, dst, group=None):
+        self.links.send_bytes(dst, pickle.dumps(obj))
+
+    def recv_obj(self, src, group=None):
+        return _restricted_loads(bytes(self.links.recv_message(src)))
+
+    def broadcast_obj(self, obj, src, group=None):
+        if self.rank == src:
+            payload = pickle.dumps(obj)
+            for r in self._others(group):
+                self.links.send_bytes(r, payload)
+            return obj
+        return _restricted_loads(bytes(self.links.recv_message(src)))
+
+    # ------------------------------------------------------------------ identity
+
+    def get_world_size(self):
+        return self.world_size
+
+    def get_rank(self):
+        return self.rank
+
+    def get_ttp_rank(self):
+        return self.world_size
+
+    def get_distributed_backend(self):
+        return self.distributed_backend
+
+
+_LOGGED = (
+    "send",
+    "recv",
+    "isend",
+    "irecv",
+    "scatter",
+    "reduce",
+    "all_reduce",
+    "gather",
+    "all_gather",
+    "broadcast",
+    "barrier",
+    "send_obj",
+    "recv_obj",
+    "broadcast_obj",
+)
+
+
+@functools.cache
+def communicator_class():
+    """``MeshCommunicator``: CrypTen's ``DistributedCommunicator`` (so its isinstance checks
+    hold) with :class:`_MeshMethods`, each exchange counted by CrypTen's own ``_logging``
+    decorator; defined on first use (CrypTen is imported through
+    :func:`protocols.runtime.load_crypten`, never at this module's import)."""
+    load_crypten()
     from crypten.communicator.communicator import _logging
     from crypten.communicator.distributed_communicator import DistributedCommunicator
-    from torch.distributed import ReduceOp  # the enum only: nothing of torch.distributed runs
 
-    def _combine(values: list[torch.Tensor], op) -> torch.Tensor:
-        """Reduce in rank order (so float sums are bit-identical at every party)."""
-        out = values[0].clone()
-        for v in values[1:]:
-            if op == ReduceOp.BXOR:
-                out ^= v
-            elif op == ReduceOp.SUM:
-                out += v
-            else:
-                raise ValueError(f"reduce op {op} is not supported by mpcrnn's communicator")
-        return out
-
-    class MeshCommunicator(DistributedCommunicator):
-        """CrypTen's communicator interface over :class:`protocols.links.Links`."""
-
-        BYTES_PER_ELEMENT = 8
-
-        def __init__(
-            self, rank: int, world_size: int, links, has_dealer: bool, rendezvous: str, secure: bool
-        ) -> None:
-            # DistributedCommunicator.__init__ would start torch.distributed: not called
-            self.rank, self.world_size, self.links = rank, world_size, links
-            self.rendezvous = rendezvous
-            self.distributed_backend = "mpcrnn-tls" if secure else "mpcrnn-plaintext"
-            self.secure = secure
-            self.reset_communication_stats()
-            self._name = f"rank{rank}"
-            total = world_size + (1 if has_dealer else 0)
-            self.main_group = tuple(range(world_size))
-            self.ttp_group = tuple(range(total))
-            self.ttp_comm_group = (0, total - 1) if total > 1 else None
-            self.ttp_initialized = has_dealer
-            self.bulk_seed = (
-                None  # this party's dealer stream seed and stream (protocols.triples), set at join
-            )
-            self.bulk_stream = None
-
-        @classmethod
-        def is_initialized(cls) -> bool:
-            return DistributedCommunicator.instance is not None
-
-        @classmethod
-        def shutdown(cls) -> None:
-            inst = DistributedCommunicator.instance
-            DistributedCommunicator.instance = None
-            if inst is not None and inst.links is not None:
-                inst.links.close()
-
-        def _others(self, group) -> list[int]:
-            return [r for r in (self.main_group if group is None else group) if r != self.rank]
-
-        # ------------------------------------------------------------------ point to point
-
-        @_logging
-        def send(self, tensor, dst):
-            self.links.send_bytes(dst, _to_bytes(tensor))
-
-        @_logging
-        def recv(self, tensor, src=None):
-            return _from_bytes(self.links.recv_bytes(src, _nbytes(tensor)), tensor).clone()
-
-        @_logging
-        def isend(self, tensor, dst):
-            self.links.send_bytes(dst, _to_bytes(tensor))
-            return _Done()
-
-        @_logging
-        def irecv(self, tensor, src=None):
-            return _Posted(self.links, self.links.post_recv(src, _nbytes(tensor)), tensor)
-
-        # ------------------------------------------------------------------ collectives
-
-        @_logging
-        def scatter(self, scatter_list, src, size=None, device=None):
-            if src == self.rank:
-                self.links.transfer({r: _to_bytes(scatter_list[r]) for r in self._others(None)}, {})
-                return scatter_list[self.rank]
-            if size is None:
-                size = scatter_list[self.rank].size()
-            like = torch.empty(size, dtype=torch.long)
-            return _from_bytes(self.links.recv_bytes(src, _nbytes(like)), like).clone()
-
-        @_logging
-        def reduce(self, input, dst, op=ReduceOp.SUM, batched=False):
-            items = list(input) if batched else [input]
-            flat = (
-                torch.cat([t.reshape(-1) for t in items])
-                if items
-                else torch.empty(0, dtype=torch.long)
-            )
-            if self.rank != dst:
-                self.links.send_bytes(dst, _to_bytes(flat))
-                return None
-            others = self._others(None)
-            got = self.links.transfer({}, {r: _nbytes(flat) for r in others})
-            values = [
-                flat if r == self.rank else _from_bytes(got[r], flat) for r in self.main_group
-            ]
-            return _split(_combine(values, op), items, batched)
-
-        @_logging
-        def all_reduce(self, input, op=ReduceOp.SUM, batched=False):
-            items = list(input) if batched else [input]
-            flat = (
-                torch.cat([t.reshape(-1) for t in items])
-                if items
-                else torch.empty(0, dtype=torch.long)
-            )
-            received = dict(zip(self._others(None), self.links.exchange(flat.contiguous())))
-            values = [flat if r == self.rank else received[r] for r in self.main_group]
-            return _split(_combine(values, op), items, batched)
-
-        @_logging
-        def gather(self, tensor, dst):
-            if self.rank != dst:
-                self.links.send_bytes(dst, _to_bytes(tensor))
-                return [None]
-            got = self.links.transfer({}, {r: _nbytes(tensor) for r in self._others(None)})
-            return [
-                tensor.clone() if r == self.rank else _from_bytes(got[r], tensor).clone()
-                for r in self.main_group
-            ]
-
-        @_logging
-        def all_gather(self, tensor):
-            received = dict(zip(self._others(None), self.links.exchange(tensor.contiguous())))
-            return [
-                tensor.clone() if r == self.rank else received[r].clone() for r in self.main_group
-            ]
-
-        @_logging
-        def broadcast(self, input, src, group=None, batched=False):
-            items = list(input) if batched else [input]
-            if self.rank == src:
-                payload = b"".join(_to_bytes(t) for t in items)
-                self.links.transfer({r: payload for r in self._others(group)}, {})
-                return input
-            data = self.links.recv_bytes(src, sum(_nbytes(t) for t in items))
-            pos = 0
-            for t in items:
-                n = _nbytes(t)
-                t.data.copy_(_from_bytes(data[pos : pos + n], t))
-                pos += n
-            return input
-
-        @_logging
-        def barrier(self):
-            self.links.exchange(torch.empty(0, dtype=torch.long))
-
-        # ------------------------------------------------------------------ objects
-
-        @_logging
-        def send_obj(self, obj, dst, group=None):
-            self.links.send_bytes(dst, pickle.dumps(obj))
-
-        @_logging
-        def recv_obj(self, src, group=None):
-            return serial.restricted_loads(bytes(self.links.recv_message(src)))
-
-        @_logging
-        def broadcast_obj(self, obj, src, group=None):
-            if self.rank == src:
-                payload = pickle.dumps(obj)
-                for r in self._others(group):
-                    self.links.send_bytes(r, payload)
-                return obj
-            return serial.restricted_loads(bytes(self.links.recv_message(src)))
-
-        # ------------------------------------------------------------------ identity
-
-        def get_world_size(self):
-            return self.world_size
-
-        def get_rank(self):
-            return self.rank
-
-        def get_ttp_rank(self):
-            return self.world_size
-
-        def get_distributed_backend(self):
-            return self.distributed_backend
-
-    _CLASS.append(MeshCommunicator)
-    return MeshCommunicator
+    logged = {name: _logging(getattr(_MeshMethods, name)) for name in _LOGGED}
+    return type("MeshCommunicator", (_MeshMethods, DistributedCommunicator), logged)
 
 
 def shutdown() -> None:
     """Close this process's links and forget its communicator (safe to call twice)."""
-    if _CLASS:
-        _CLASS[0].shutdown()
+    if communicator_class.cache_info().currsize:  # defined: a communicator may be installed
+        communicator_class().shutdown()
 
 
 def _split(flat: torch.Tensor, like: list[torch.Tensor], batched: bool):

@@ -16,14 +16,16 @@ import math
 
 import torch
 
-from protocols.multiply import multiply_many
+from protocols.multiply import Product, multiply_many
+from protocols.sharing import held_by_party0
 from protocols.sign_bit import nonnegative_bits
 
 
 def relu_shares(session, x_shared: torch.Tensor) -> torch.Tensor:
-    """``[max(x, 0)]`` for shares at scale 2^f: ``x * [x >= 0]`` (the bit at scale 1: no truncation)."""
+    """``[max(x, 0)]`` for shares at scale 2^f: ``x * [x >= 0]`` (the bit at scale 1: no
+    truncation)."""
     bits = nonnegative_bits(session, x_shared)
-    (out,) = multiply_many(session, [("mul", x_shared, bits, 0)])
+    (out,) = multiply_many(session, [Product.mul(x_shared, bits, 0)])
     return out
 
 
@@ -50,7 +52,7 @@ def row_max(session, x: torch.Tensor) -> torch.Tensor:
         return x.clone()
     iu, ju = torch.triu_indices(c, c, offset=1)
     ge = nonnegative_bits(session, x[:, iu] - x[:, ju])  # (N, C(C-1)/2): [x_i >= x_j], i < j
-    one = torch.ones_like(ge) if session.rank == 0 else torch.zeros_like(ge)
+    one = held_by_party0(session, torch.ones_like(ge))
     # bits[:, i, k]: the k-th factor of row i's product (C - 1 factors)
     factors: list[list[torch.Tensor]] = [[] for _ in range(c)]
     for pair, (i, j) in enumerate(zip(iu.tolist(), ju.tolist())):
@@ -61,21 +63,34 @@ def row_max(session, x: torch.Tensor) -> torch.Tensor:
         k = level.shape[2]
         half = k // 2
         (prod,) = multiply_many(
-            session, [("mul", level[:, :, :half], level[:, :, half : 2 * half], 0)]
+            session, [Product.mul(level[:, :, :half], level[:, :, half : 2 * half], 0)]
         )
         level = torch.cat([prod, level[:, :, 2 * half :]], 2)
     first_max = level[:, :, 0]  # (N, C) at scale 1
-    (picked,) = multiply_many(session, [("mul", x, first_max, 0)])
+    (picked,) = multiply_many(session, [Product.mul(x, first_max, 0)])
     return picked.sum(1, keepdim=True)
+
+
+def argmax_onehot(session, x_shared: torch.Tensor, dim: int) -> torch.Tensor:
+    """Shares (scale 2^f) of the one-hot argmax of ``[x]`` along ``dim``: 1 at the maximum.
+
+    CrypTen's ``MPCTensor.argmax(one_hot=True)`` (its comparison tree, its own openings of
+    masked values; with a dealer, one dealer round trip per comparison level).  Nothing but
+    uniformly masked values is opened.  Used outside training steps (``--reveal-metrics``)."""
+    return on_crypten(session, x_shared, lambda t: t.argmax(dim, one_hot=True))
 
 
 def softmax_shares(session, logits_shared: torch.Tensor) -> torch.Tensor:
     """CrypTen's own row-wise softmax of (N, C) logits (the naive baseline; mpcrnn uses
     :func:`protocols.softmax.softmax_rows`)."""
+    return on_crypten(session, logits_shared, lambda t: t.softmax(1))
+
+
+def on_crypten(session, x_shared: torch.Tensor, op) -> torch.Tensor:
+    """``op`` (a function of a CrypTen ``MPCTensor``) applied to the shares ``[x]`` at the
+    session's precision; returns the result's shares.  The one place protocols reach into
+    CrypTen's share representation."""
     from crypten.mpc import MPCTensor
 
-    return (
-        MPCTensor.from_shares(logits_shared, precision=session.fp.frac_bits)
-        .softmax(1)
-        ._tensor.share
-    )
+    x = MPCTensor.from_shares(x_shared, precision=session.fp.frac_bits)
+    return op(x)._tensor.share

@@ -1,29 +1,77 @@
 """The dealer (trusted third party) process: owns no data, answers randomness requests.
 
-It serves CrypTen's own TTP requests (used by CrypTen ops we call, e.g. comparisons for
-gradient clipping and softmax) and mpcrnn's bulk requests (:mod:`protocols.triples`): one
-message with a list of requests, answered by one tensor holding party 0's share of every ``c``
-(or ``theta_r``) in order.
+It serves CrypTen's own TTP requests (used by CrypTen ops we call, e.g. the argmax behind
+``--reveal-metrics``) and mpcrnn's bulk requests (:mod:`protocols.triples`): one message with a
+list of requests, answered by one tensor holding party 0's share of every ``c`` (or
+``theta_r``) in order (:class:`DealerAnswers`).
 
 Every wait has the run's timeout: if party 0 stops talking for ``timeout_s`` or any party
-dies, :func:`serve` raises :class:`PartyError` instead of waiting forever.  Its seeds, the
-requests and the answers travel only on its authenticated links (:mod:`protocols.channels`).
+dies, the links raise :class:`PartyError` naming the peer instead of waiting forever.  Its
+seeds, the requests and the answers travel only on its authenticated links
+(:mod:`protocols.channels`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from protocols.errors import PartyError
-from protocols.triples import (
-    BULK_FUNCTION,
-    MASK_PRODUCTS,
-    mask_product,
-    mask_references,
-    output_size,
-    plan_stream,
-)
+from protocols.provider import RandomnessProvider
+from protocols.requests import BILINEAR, from_wire
+from protocols.streams import RingStream, plan_stream, send_dealer_seeds
+from protocols.triples import BULK_FUNCTION
 from protocols.truncation import count_wraps
+
+_NOTHING = torch.empty(0, dtype=torch.long)
+
+
+class DealerAnswers(RandomnessProvider):
+    """Party 0's share of every ``c`` (or ``theta_r``, or bit), flat, from every party's stream
+    (``streams[i]`` is party i's, drawn in the same order as :class:`PartyShares` draws it)."""
+
+    def __init__(self, streams: list[RingStream]) -> None:
+        self.streams = streams
+
+    def _sum(self, size, streams=None) -> torch.Tensor:
+        """Sum over the parties' streams (all, or ``streams``) of their next draw of ``size``."""
+        out = None
+        for g in self.streams if streams is None else streams:
+            d = g.draw(size)
+            out = d if out is None else out + d
+        return out
+
+    def _xor(self, size, streams=None, mask: int = -1) -> torch.Tensor:
+        """XOR over the parties' streams of their next draw of ``size`` (``& mask``)."""
+        out = None
+        for g in self.streams if streams is None else streams:
+            d = g.draw(size) & mask
+            out = d if out is None else out ^ d
+        return out
+
+    def _party0_share(self, value: torch.Tensor, size) -> torch.Tensor:
+        """``value`` minus the shares parties 1.. draw for it (what party 0 must hold)."""
+        return (value - self._sum(size, self.streams[1:])).reshape(-1)
+
+    def mask(self, req):
+        return _NOTHING, self._sum(req.size)
+
+    def mask_product(self, req, a, b):
+        return self._party0_share(req.combine(a, b), req.output_size())
+
+    def product(self, req):
+        a, b = self._sum(req.size_a), self._sum(req.size_b)
+        return self._party0_share(BILINEAR[req.op](a, b), req.output_size())
+
+    def and_triple(self, req):
+        a, b = self._xor(req.size_a), self._xor(req.size_b)
+        return ((a & b) ^ self._xor(req.output_size(), self.streams[1:])).reshape(-1)
+
+    def wraps(self, req):
+        theta = count_wraps([g.draw(req.size) for g in self.streams])
+        return self._party0_share(theta, req.size)
+
+    def bit(self, req):
+        # every party draws its XOR share bit, then (rank > 0) its arithmetic share
+        return self._party0_share(self._xor(req.size, mask=1), req.size)
 
 
 def serve() -> int:
@@ -31,11 +79,8 @@ def serve() -> int:
     import crypten.communicator as comm
     from crypten.mpc.provider.ttp_provider import TTPServer
 
-    from protocols.triples import send_dealer_seeds
-
-    server = TTPServer.__new__(
-        TTPServer
-    )  # CrypTen's request handlers, without its torch.distributed set-up
+    # CrypTen's request handlers, without its torch.distributed set-up
+    server = TTPServer.__new__(TTPServer)
     server.ttp_group = comm.get().ttp_group
     server.comm_group = comm.get().ttp_comm_group
     server.device = "cpu"
@@ -45,57 +90,23 @@ def serve() -> int:
     ttp_rank = comm.get().get_ttp_rank()
     served = 0
     while True:
-        try:
-            message = comm.get().recv_obj(0, server.ttp_group)
-        except RuntimeError as exc:
-            raise PartyError(f"dealer: lost contact with party 0 ({_first_line(exc)})") from None
+        message = comm.get().recv_obj(0, server.ttp_group)  # PartyError if party 0 is gone
         if message == "terminate":
             return served
         served += 1
         if message["function"] == BULK_FUNCTION:
             plan = message["kwargs"].get("plan")
-            bulk = bulk_streams if plan is None else [plan_stream(seed, plan) for seed in seeds]
-            mask_references(message["args"][0])
-            parts, masks = [], {}  # masks: position in this request list -> the summed mask
-            for pos, req in enumerate(message["args"][0]):
-                if req[0] == "mask":
-                    masks[pos] = _sum_draws(req[1], bulk)
-                    parts.append(torch.empty(0, dtype=torch.long))
-                elif req[0] in MASK_PRODUCTS:
-                    c = mask_product(req, masks[pos - req[3]], masks[pos - req[4]])
-                    parts.append((c - _sum_draws(output_size(req), bulk[1:])).reshape(-1))
-                elif req[0] == "wraps":
-                    r = [g.draw(req[1]) for g in bulk]
-                    theta = count_wraps(r)
-                    parts.append((theta - _sum_draws(req[1], bulk[1:])).reshape(-1))
-                elif (
-                    req[0] == "bit"
-                ):  # every party draws its XOR share bit, then (rank > 0) its arithmetic share
-                    r = _xor_draws(req[1], bulk, mask=1)
-                    parts.append((r - _sum_draws(req[1], bulk[1:])).reshape(-1))
-                elif req[0] == "and":
-                    a = _xor_draws(req[1], bulk)
-                    b = _xor_draws(req[2], bulk)
-                    parts.append(((a & b) ^ _xor_draws(output_size(req), bulk[1:])).reshape(-1))
-                else:
-                    a = _sum_draws(req[1], bulk)
-                    b = _sum_draws(req[2], bulk)
-                    c = getattr(torch, req[0])(a, b)
-                    c0 = c - _sum_draws(output_size(req), bulk[1:])
-                    parts.append(c0.reshape(-1))
-            result = torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
-            links.send_bytes(
-                0, result.contiguous().numpy().tobytes()
-            )  # PartyError names party 0 if it is gone
+            streams = bulk_streams if plan is None else [plan_stream(s, plan) for s in seeds]
+            requests = [from_wire(item) for item in message["args"][0]]
+            parts = DealerAnswers(streams).answer(requests)
+            result = torch.cat(parts) if parts else _NOTHING
+            links.send_bytes(0, result.contiguous().numpy().tobytes())
             continue
         # CrypTen's own request format (TTPServer loop body)
         server.device = message["device"]
         result = getattr(server, message["function"])(*message["args"], **message["kwargs"])
-        try:
-            comm.get().send_obj(result.size(), 0, server.ttp_group)
-            comm.get().broadcast(result, ttp_rank, server.comm_group)
-        except RuntimeError as exc:
-            raise PartyError(f"dealer: lost contact with party 0 ({_first_line(exc)})") from None
+        comm.get().send_obj(result.size(), 0, server.ttp_group)
+        comm.get().broadcast(result, ttp_rank, server.comm_group)
 
 
 def stop_dealer() -> None:
@@ -105,26 +116,3 @@ def stop_dealer() -> None:
 
     if comm.get().get_rank() == 0:
         comm.get().send_obj("terminate", comm.get().get_ttp_rank(), TTPClient.get().ttp_group)
-
-
-def _sum_draws(size, streams) -> torch.Tensor:
-    """Sum over the given parties' streams of their next draw of ``size`` (in party order)."""
-    out = None
-    for g in streams:
-        d = g.draw(size)
-        out = d if out is None else out + d
-    return out
-
-
-def _xor_draws(size, streams, mask: int = -1) -> torch.Tensor:
-    """XOR over the given parties' streams of their next draw of ``size`` (``& mask``)."""
-    out = None
-    for g in streams:
-        d = g.draw(size) & mask
-        out = d if out is None else out ^ d
-    return out
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__

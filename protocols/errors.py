@@ -14,6 +14,8 @@ Hierarchy::
     ├── DataError           a party's own input file fails local validation
     ├── AgreementError      parties disagree on public metadata before sharing
     ├── PartyError          a peer (party or dealer) died, timed out or could not be reached
+    ├── ProtocolError       a broken internal invariant: a bug, or processes whose protocol
+    │                       steps disagree (never a lost peer, never the user's input)
     └── SecurityError       an operation would reveal something the run did not authorize
         └── IntegrityError  bytes on a link failed TLS authentication (tampered in transit)
 """
@@ -53,6 +55,14 @@ class PartyError(MpcrnnError):
     """A peer process died, timed out or could not be reached."""
 
     exit_code = 4
+
+
+class ProtocolError(MpcrnnError):
+    """A broken internal invariant of a protocol: a bug in mpcrnn, or processes whose protocol
+    steps disagree (a message of the wrong length, a randomness request list that does not
+    match the recorded step plan).  Not a connection failure: that is :class:`PartyError`."""
+
+    exit_code = 7
 
 
 class SecurityError(MpcrnnError):

@@ -51,7 +51,8 @@ class FixedPoint:
         return failure_per_element * 2.0 ** (RING_BITS - 1 - 2 * self.frac_bits)
 
     def check_range(self, bound: float, what: str, failure_per_element: float = 2.0**-30) -> None:
-        """Raise PrecisionError if values up to ``bound`` (as products) are unsafe in this format."""
+        """Raise PrecisionError if values up to ``bound`` (as products) are unsafe in this
+        format."""
         if not 8 <= self.frac_bits <= 24:
             raise PrecisionError(
                 expected_got("fixed-point fractional bits", "8..24", self.frac_bits)

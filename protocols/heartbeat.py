@@ -138,67 +138,42 @@ class Heartbeat:
             sel.close()
 
 
-def open_heartbeats(
-    data_socks: dict[int, socket.socket],
-    rank: int,
-    names: list[str],
-    trust,
-    host: str,
-    timeout_s: float,
-) -> dict[int, socket.socket]:
+def open_heartbeats(mesh, trust, host: str, timeout_s: float) -> dict[int, socket.socket]:
     """The heartbeat connections of this process (``{peer rank: socket}``), made after the data
-    mesh ``data_socks`` is complete (see the module docstring); ``trust`` and ``host`` as for
-    :func:`protocols.channels.open_mesh`.
+    mesh (a complete :class:`protocols.channels.Mesh`) with the same ``trust`` (see the module
+    docstring); ``host`` is the address this process listens on.
 
     Raises:
-        PartyError: not complete within ``timeout_s`` (naming whom it waited for).
+        PartyError: not complete within ``timeout_s`` (naming whom it waited for, and every
+            refused attempt).
     """
     from protocols import channels as C
     from protocols.errors import PartyError
+    from protocols.handshake import Late, brief, close, connect_peer
 
-    total, me = len(names), names[rank]
+    rank, names, total = mesh.rank, mesh.names, len(mesh.names)
+    beats = C.Mesh(rank, names, {}, mesh.versions, [], mesh.secure)
     deadline = time.monotonic() + timeout_s
-    socks: dict[int, socket.socket] = {}
-    refused: list[str] = []
     listener = C._listen(host, 0) if rank < total - 1 else None
     try:
         if listener is not None:
-            host_, port = listener.getsockname()[:2]
-            addr = f"{host_}:{port}"
+            at, port = listener.getsockname()[:2]
             for k in range(rank + 1, total):  # over the authenticated data link
-                C._send_json(data_socks[k], {"heartbeat": addr})
+                C._send_json(mesh.socks[k], {"heartbeat": f"{at}:{port}"})
         for j in range(rank):
-            told = C._recv_json(data_socks[j], deadline)
+            told = C._recv_json(mesh.socks[j], deadline)
             if not isinstance(told, dict) or not isinstance(told.get("heartbeat"), str):
                 raise ValueError(f"{names[j]} sent no heartbeat address")
-            socks[j] = C._connect(
-                j, C._parse_addr(told["heartbeat"]), rank, names, trust, deadline, refused
-            )
-        higher = range(rank + 1, total)
-        while len(socks) < total - 1:
-            conn = C._accept(
-                listener, deadline, me, lambda: C._missing(names, socks, higher), refused
-            )
-            try:
-                peer, s = C._server_side(
-                    conn, rank, names, set(higher) - set(socks), trust, deadline
-                )
-            except C._Refused as exc:
-                C._refuse(conn, me, exc, refused)
-                continue
-            except (OSError, ValueError) as exc:
-                C._refuse(
-                    conn, me, C._Refused(f"heartbeat hello failed ({C._brief(exc)})"), refused
-                )
-                continue
-            socks[peer] = s
-        return socks
-    except (OSError, ValueError, KeyError, TypeError, C._Late) as exc:
-        for s in socks.values():
-            C._close(s)
+            addr = C._parse_addr(told["heartbeat"])
+            beats.socks[j] = connect_peer(j, addr, rank, names, trust, deadline, beats.refused)
+        C._accept_peers(beats, listener, range(rank + 1, total), trust, deadline)
+        return beats.socks
+    except (OSError, ValueError, KeyError, TypeError, Late) as exc:
+        for s in beats.socks.values():
+            close(s)
         raise PartyError(
-            f"{me}: could not open the heartbeat connections within {timeout_s:g} s "
-            f"({C._brief(exc)})" + C._refusals(refused)
+            f"{names[rank]}: could not open the heartbeat connections within {timeout_s:g} s "
+            f"({brief(exc)})" + C._refusals(beats.refused)
         ) from None
     finally:
         if listener is not None:

@@ -102,16 +102,13 @@ def load_identity(directory: str) -> Identity:
 
 
 def keygen(directory: str, name: str = "mpcrnn") -> str:
-    """Write a fresh key pair and self-signed certificate into ``directory``; return its fingerprint.
+    """Write a fresh key pair and self-signed certificate into ``directory``; return the
+    certificate's fingerprint.
 
     Refuses to overwrite an existing key (an organization's identity is pinned in run files).
     """
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -125,9 +122,30 @@ def keygen(directory: str, name: str = "mpcrnn") -> str:
             )
         )
     key = ec.generate_private_key(ec.SECP256R1())
+    cert = _self_signed(key, name)
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key_bytes)
+    os.chmod(key_path, 0o600)
+    der = cert.public_bytes(serialization.Encoding.DER)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return fingerprint(der)
+
+
+def _self_signed(key, name: str):
+    """A self-signed CA certificate for ``key`` (10 years), common name ``name``."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name[:64] or "mpcrnn")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
@@ -152,13 +170,3 @@ def keygen(directory: str, name: str = "mpcrnn") -> str:
         )
         .sign(key, hashes.SHA256())
     )
-    key_bytes = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key_bytes)
-    os.chmod(key_path, 0o600)
-    der = cert.public_bytes(serialization.Encoding.DER)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return fingerprint(der)

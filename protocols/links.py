@@ -8,9 +8,8 @@ dealer send (:mod:`protocols.communicator`).
 
 Why not torch.distributed / gloo: this torch build's gloo has no TLS, its TCPStore binds every
 interface without authentication, and each gloo message is handed to gloo's own I/O thread and
-back, which on a 2-core machine dominated a small model's step.  Measured here before TLS, 3
-parties exchanging a message with each other (median of 350): 8 bytes 0.21 ms over gloo p2p,
-0.04 ms over these links; 87 KB 0.36 vs 0.11 ms (gloo's ring all-reduce: 0.27 and 1.05 ms).
+back, which on a 2-core machine dominated a small model's step (the link benchmark,
+``benchmarks/``, compares the two).
 
 Messages: an 8-byte length header, then the payload; both sides know what they expect, so a
 length mismatch (a protocol desynchronization) raises instead of returning garbage.  A message
@@ -25,7 +24,8 @@ served in order: any later receive from that peer first reads every earlier post
 Every wait has the run's ``timeout_s``; a closed connection or a timeout raises
 :class:`PartyError` naming the peer ("lost contact with party k"); a record that fails TLS
 authentication (a changed, inserted or replayed byte) raises :class:`IntegrityError` naming the
-link: nothing received on a link after that is ever used.
+link: nothing received on a link after that is ever used; a message of another length than
+the one expected (the processes' protocol steps disagree) raises :class:`ProtocolError`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from collections import deque
 
 import torch
 
-from protocols.errors import IntegrityError, PartyError
+from protocols.errors import IntegrityError, PartyError, ProtocolError
 
 HEADER = struct.Struct("<q")
 SEND_BUFFER_BYTES = 4 << 20  # asked for; the kernel caps it (net.core.wmem_max)
@@ -79,9 +79,9 @@ class Links:
         for s in peers.values():
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
             s.settimeout(timeout_s)  # every blocking call waits at most timeout_s
-        # Messages up to `small` bytes go out with a plain blocking sendall before receiving:
-        # 3.5x faster than the selectors loop for 8 bytes (0.033 vs 0.117 ms, 3 parties).  Safe:
-        # a party sends its exchange message k+1 only after receiving every peer's message k,
+        # Messages up to `small` bytes go out with a plain blocking sendall before receiving
+        # (cheaper than the selectors loop for small messages).  Safe: a party sends its
+        # exchange message k+1 only after receiving every peer's message k,
         # so at most two exchange messages are ever unread on a link, and twice `small` (plus
         # TLS record overhead, < 1/64) fits in the kernel's send buffer: an exchange's sendall
         # never waits.  Gathers only flow to party 0, whose sends are exchange messages.  Larger
@@ -133,7 +133,7 @@ class Links:
         head = self._read(src, HEADER.size)
         (n,) = HEADER.unpack(head)
         if not 0 <= n <= MAX_MESSAGE:
-            raise PartyError(
+            raise ProtocolError(
                 f"{self.names[self.rank]}: {self.names[src]} sent a message header of {n} bytes "
                 "(the processes' protocol steps disagree)"
             )
@@ -171,14 +171,8 @@ class Links:
     def _sendall(self, p: int, message: bytes) -> None:
         try:
             self.peers[p].sendall(message)
-        except TimeoutError:
-            raise self._lost(p, f"not reading for {self.timeout_s:g} s") from None
-        except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
-            raise self._lost(p, exc) from None
-        except ssl.SSLError as exc:
-            raise self._integrity(p, exc) from None
         except OSError as exc:
-            raise self._lost(p, exc) from None
+            raise self._failure(p, exc, f"not reading for {self.timeout_s:g} s") from None
 
     def _recv(self, p: int, n: int) -> bytearray:
         self._drain(p)
@@ -198,64 +192,24 @@ class Links:
                 if k == 0:
                     raise self._lost(p, "connection closed")
                 got += k
-        except TimeoutError:
-            raise self._lost(p, f"no data for {self.timeout_s:g} s") from None
-        except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
-            raise self._lost(p, exc) from None
-        except ssl.SSLError as exc:
-            raise self._integrity(p, exc) from None
         except OSError as exc:
-            raise self._lost(p, exc) from None
+            raise self._failure(p, exc, f"no data for {self.timeout_s:g} s") from None
         return buf
 
     def _transfer(self, sends: dict[int, bytes], recvs: dict[int, int]) -> dict[int, bytearray]:
+        """Every send and receive of one round in flight at once, over one selectors loop."""
         for p in set(sends) | set(recvs):  # posted receives first (in order); see send_bytes
             self._drain(p)
-        out = {p: memoryview(HEADER.pack(len(b)) + b) for p, b in sends.items()}
-        sent = dict.fromkeys(out, 0)
-        inbox = {p: bytearray(HEADER.size + n) for p, n in recvs.items()}
-        views = {p: memoryview(b) for p, b in inbox.items()}
-        got = dict.fromkeys(inbox, 0)
+        rnd = _Round(sends, recvs)
         sel = self._sel
-        involved = set(out) | set(inbox)
-
-        def wanted(p):
-            return (selectors.EVENT_WRITE if p in out and sent[p] < len(out[p]) else 0) | (
-                selectors.EVENT_READ if p in inbox and got[p] < len(inbox[p]) else 0
-            )
-
-        def step(p, sock, mask):
-            try:
-                if mask & selectors.EVENT_WRITE and p in out and sent[p] < len(out[p]):
-                    try:
-                        sent[p] += sock.send(out[p][sent[p] : sent[p] + CHUNK])
-                    except _RETRY:
-                        pass
-                if mask & selectors.EVENT_READ and p in inbox:
-                    try:  # read until the socket (and OpenSSL's buffer) has nothing more
-                        while got[p] < len(inbox[p]):
-                            n = sock.recv_into(views[p][got[p] :], len(inbox[p]) - got[p])
-                            if n == 0:
-                                raise self._lost(p, "connection closed")
-                            got[p] += n
-                    except _RETRY:
-                        pass
-            except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
-                raise self._lost(p, exc) from None
-            except ssl.SSLError as exc:
-                raise self._integrity(p, exc) from None
-            except OSError as exc:
-                raise self._lost(p, exc) from None
-
-        for p in involved:
+        for p in rnd.involved:
             self.peers[p].setblocking(False)
         try:
-            for p in involved:
-                step(
-                    p, self.peers[p], wanted(p)
-                )  # first try: no select (TLS may hold decrypted bytes)
-                if wanted(p):
-                    sel.register(self.peers[p], wanted(p), p)
+            for p in rnd.involved:
+                # first try: no select (TLS may hold decrypted bytes)
+                self._step(rnd, p, self.peers[p], rnd.wanted(p))
+                if rnd.wanted(p):
+                    sel.register(self.peers[p], rnd.wanted(p), p)
             deadline = time.monotonic() + self.timeout_s
             while sel.get_map():
                 events = sel.select(max(deadline - time.monotonic(), 0.0))
@@ -265,8 +219,8 @@ class Links:
                 deadline = time.monotonic() + self.timeout_s  # progress: wait again up to timeout_s
                 for key, mask in events:
                     p, sock = key.data, key.fileobj
-                    step(p, sock, mask)
-                    left = wanted(p)
+                    self._step(rnd, p, sock, mask)
+                    left = rnd.wanted(p)
                     if not left:
                         sel.unregister(sock)
                     elif left != key.events:
@@ -274,14 +228,35 @@ class Links:
         finally:
             for key in list(sel.get_map().values()):
                 sel.unregister(key.fileobj)
-            for p in involved:
+            for p in rnd.involved:
                 try:
                     self.peers[p].settimeout(self.timeout_s)
                 except OSError:
                     pass
-        for p, buf in inbox.items():
+        for p, buf in rnd.inbox.items():
             self._check_length(p, buf)
-        return {p: buf[HEADER.size :] for p, buf in inbox.items()}
+        return {p: buf[HEADER.size :] for p, buf in rnd.inbox.items()}
+
+    def _step(self, rnd: _Round, p: int, sock, mask: int) -> None:
+        """Move what the socket to ``p`` allows now: one chunk out, everything readable in."""
+        try:
+            if mask & selectors.EVENT_WRITE and p in rnd.out and rnd.sent[p] < len(rnd.out[p]):
+                try:
+                    rnd.sent[p] += sock.send(rnd.out[p][rnd.sent[p] : rnd.sent[p] + CHUNK])
+                except _RETRY:
+                    pass
+            if mask & selectors.EVENT_READ and p in rnd.inbox:
+                inbox, view = rnd.inbox[p], rnd.views[p]
+                try:  # read until the socket (and OpenSSL's buffer) has nothing more
+                    while rnd.got[p] < len(inbox):
+                        n = sock.recv_into(view[rnd.got[p] :], len(inbox) - rnd.got[p])
+                        if n == 0:
+                            raise self._lost(p, "connection closed")
+                        rnd.got[p] += n
+                except _RETRY:
+                    pass
+        except OSError as exc:
+            raise self._failure(p, exc, f"no data for {self.timeout_s:g} s") from None
 
     def close(self) -> None:
         if self.heartbeat is not None:
@@ -293,6 +268,18 @@ class Links:
             except OSError:
                 pass
         self.peers = {}
+
+    def _failure(self, p: int, exc: OSError, timed_out: str) -> PartyError | IntegrityError:
+        """What a socket error on the link to ``p`` means: a timeout (``timed_out`` says
+        which), a closed or broken connection (:class:`PartyError`), or a record that failed
+        TLS authentication (:class:`IntegrityError`)."""
+        if isinstance(exc, TimeoutError):
+            return self._lost(p, timed_out)
+        if isinstance(exc, ssl.SSLError) and not isinstance(
+            exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+        ):
+            return self._integrity(p, exc)
+        return self._lost(p, exc)
 
     def _lost(self, p: int, why: object) -> PartyError:
         return self._stopped_peer() or PartyError(
@@ -318,10 +305,28 @@ class Links:
     def _check_length(self, p: int, buf: bytearray) -> None:
         (n,) = HEADER.unpack_from(buf)
         if n != len(buf) - HEADER.size:
-            raise PartyError(
-                f"{self.names[self.rank]}: {self.names[p]} sent {n} bytes where {len(buf) - HEADER.size} "
-                "were expected (the processes' protocol steps disagree)"
+            raise ProtocolError(
+                f"{self.names[self.rank]}: {self.names[p]} sent {n} bytes where "
+                f"{len(buf) - HEADER.size} were expected (the processes' protocol steps disagree)"
             )
+
+
+class _Round:
+    """The progress of one :meth:`Links._transfer`: framed messages out, buffers in."""
+
+    def __init__(self, sends: dict[int, bytes], recvs: dict[int, int]) -> None:
+        self.out = {p: memoryview(HEADER.pack(len(b)) + b) for p, b in sends.items()}
+        self.sent = dict.fromkeys(self.out, 0)
+        self.inbox = {p: bytearray(HEADER.size + n) for p, n in recvs.items()}
+        self.views = {p: memoryview(b) for p, b in self.inbox.items()}
+        self.got = dict.fromkeys(self.inbox, 0)
+        self.involved = set(self.out) | set(self.inbox)
+
+    def wanted(self, p: int) -> int:
+        """The selector events ``p``'s socket still waits for (0: done)."""
+        write = p in self.out and self.sent[p] < len(self.out[p])
+        read = p in self.inbox and self.got[p] < len(self.inbox[p])
+        return (selectors.EVENT_WRITE if write else 0) | (selectors.EVENT_READ if read else 0)
 
 
 def _bytes(flat: torch.Tensor) -> bytes:

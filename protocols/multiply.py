@@ -13,7 +13,8 @@ For each pair ``([x], [y])`` and op in {``mul`` (elementwise, broadcasting), ``m
    1) skip truncation.
 
 A square (``x`` and ``y`` the same tensor object) opens ``x`` once under one mask ``a``, with
-``c = a * a`` from the dealer (:mod:`protocols.triples` kinds ``mask`` / ``maskmul``).
+``c = a * a`` from the dealer (a :class:`~protocols.requests.MaskRequest` and a
+:class:`~protocols.requests.MaskProductRequest`).
 
 Rounds per call: 1 dealer round trip (party 0 only; TTP), 1 opening, 1 truncation gather
 (world size > 2).  Bytes per party: 8 * (|x| + |y|) for the opening (8 * |x| for a square)
@@ -23,20 +24,60 @@ Rounds per call: 1 dealer round trip (party 0 only; TTP), 1 opening, 1 truncatio
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
+from protocols.errors import ProtocolError
+from protocols.requests import (
+    BILINEAR,
+    MaskProductRequest,
+    MaskRequest,
+    Op,
+    ProductRequest,
+    WrapsRequest,
+)
 from protocols.reveal import open_masked
-from protocols.triples import output_size
 from protocols.truncation import needs_wraps, truncate_many
 
-Pair = tuple  # (op, x_shared, y_shared) or (op, x_shared, y_shared, shift)
-# shift: None = truncate by f (both operands at scale 2^f); 0 = no truncation (an operand at
-# scale 1, e.g. a 0/1 mask); an int or int64 tensor (broadcasting over the product) = that many bits.
+
+@dataclass(frozen=True, eq=False)
+class Product:
+    """One product of two shares, ``op(x, y)``, for :func:`multiply_many`.
+
+    shift: how the product is truncated: None = by f (both operands at scale 2^f); 0 = not at
+        all (an operand at scale 1, e.g. a 0/1 mask); an int or an int64 tensor (broadcasting
+        over the product) = by that many bits.
+    """
+
+    op: Op
+    x: torch.Tensor
+    y: torch.Tensor
+    shift: int | torch.Tensor | None = None
+
+    @classmethod
+    def mul(cls, x: torch.Tensor, y: torch.Tensor, shift=None) -> Product:
+        """``[x * y]`` (elementwise, broadcasting)."""
+        return cls(Op.MUL, x, y, shift)
+
+    @classmethod
+    def matmul(cls, x: torch.Tensor, y: torch.Tensor, shift=None) -> Product:
+        """``[x @ y]``."""
+        return cls(Op.MATMUL, x, y, shift)
+
+    @classmethod
+    def of(cls, op: str | Op, x: torch.Tensor, y: torch.Tensor, shift=None) -> Product:
+        """From an op's name (``"mul"`` / ``"matmul"``) or :class:`Op`."""
+        return cls(Op(op), x, y, shift)
+
+    @property
+    def is_square(self) -> bool:
+        """``x * x`` with the same tensor twice: ``x`` is opened once, under one mask."""
+        return self.op is Op.MUL and self.x is self.y
 
 
 def multiply_many(
-    session, pairs: Sequence[Pair], also_truncate: Sequence[tuple] = ()
+    session, pairs: Sequence[Product], also_truncate: Sequence[tuple] = ()
 ) -> list[torch.Tensor]:
     """Products of many independent pairs of shares; see the module docstring for the protocol.
 
@@ -45,43 +86,41 @@ def multiply_many(
     """
     if not pairs and not also_truncate:
         return []
-    ops = [p[0] for p in pairs]
-    shifts = [session.fp.frac_bits if len(p) < 4 or p[3] is None else p[3] for p in pairs]
+    shifts = [session.fp.frac_bits if p.shift is None else p.shift for p in pairs]
     trunc = [not (isinstance(b, int) and b == 0) for b in shifts]
-    # a square (x * x, the same tensor twice) opens x once: one mask a and c = a * a
-    square = [op == "mul" and p[1] is p[2] for op, p in zip(ops, pairs)]
     requests, out_sizes = [], []
-    for op, p, sq in zip(ops, pairs, square):
-        shape = tuple(p[1].shape)
-        if sq:
-            requests += [("mask", shape), ("maskmul", shape, shape, 1, 1)]
+    for p in pairs:
+        shape = tuple(p.x.shape)
+        if p.is_square:  # one mask a and c = a * a
+            requests += [MaskRequest(shape), MaskProductRequest(Op.MUL, shape, shape, 1, 1)]
         else:
-            requests.append((op, shape, tuple(p[2].shape)))
-        out_sizes.append(output_size(requests[-1]))
+            requests.append(ProductRequest(p.op, shape, tuple(p.y.shape)))
+        out_sizes.append(requests[-1].output_size())
     n_trunc = sum(int(torch.Size(s).numel()) for s, t in zip(out_sizes, trunc) if t)
     n_trunc += sum(x.numel() for x, _ in also_truncate)
-    if n_trunc and needs_wraps(session):
-        requests.append(("wraps", (n_trunc,)))
+    wrapped = bool(n_trunc) and needs_wraps(session)
+    if wrapped:
+        requests.append(WrapsRequest((n_trunc,)))
     fetched = iter(session.triples.fetch(requests))
     triples = []
-    for sq in square:
-        if sq:
+    for p in pairs:
+        if p.is_square:
             (a,), (c,) = next(fetched), next(fetched)
             triples.append((a, a, c))
         else:
             triples.append(next(fetched))
-    wraps = next(fetched) if n_trunc and needs_wraps(session) else None
+    wraps = next(fetched) if wrapped else None
 
     masked, at = [], []  # at[i]: positions of pair i's eps and delta in ``masked``
-    for (op, x, y, *_), (a, b, _c), sq in zip(pairs, triples, square):
+    for p, (a, b, _c) in zip(pairs, triples):
+        sq = p.is_square
         at.append((len(masked), len(masked)) if sq else (len(masked), len(masked) + 1))
-        masked += [x - a] if sq else [x - a, y - b]
+        masked += [p.x - a] if sq else [p.x - a, p.y - b]
     opened = open_masked(session, masked, "beaver") if masked else []
-    products = []
-    for i, ((op, *_), (a, b, c)) in enumerate(zip(pairs, triples)):
-        products.append(
-            beaver_combine(session, getattr(torch, op), c, opened[at[i][0]], b, a, opened[at[i][1]])
-        )
+    products = [
+        beaver_combine(session, BILINEAR[p.op], c, opened[i], b, a, opened[j])
+        for p, (a, b, c), (i, j) in zip(pairs, triples, at)
+    ]
     to_trunc = [z for z, t in zip(products, trunc) if t] + [x for x, _ in also_truncate]
     if to_trunc:
         bits = [b for b, t in zip(shifts, trunc) if t] + [b for _, b in also_truncate]
@@ -113,12 +152,12 @@ class FixedOperand:
         from collections import deque
 
         self.w = w
-        requests: list[tuple] = [("mask", tuple(w.shape))]
+        requests: list = [MaskRequest(tuple(w.shape))]
         for shape, transpose in uses:
             pos = len(requests)
             requests += [
-                ("mask", tuple(shape)),
-                ("maskmatmul", tuple(shape), tuple(w.shape), 1, pos + 1, int(transpose)),
+                MaskRequest(tuple(shape)),
+                MaskProductRequest(Op.MATMUL, shape, tuple(w.shape), 1, pos + 1, transpose),
             ]
         fetched = session.triples.fetch(requests)
         self.mask = fetched[0][0]
@@ -131,12 +170,12 @@ class FixedOperand:
     def take(self, shape: tuple[int, ...], transpose: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """The next prepared use's ``(A_X, c)``; it must be the ``(shape, transpose)`` prepared."""
         if not self._uses:
-            raise RuntimeError(
+            raise ProtocolError(
                 "internal: more products with a fixed operand than it was prepared for"
             )
         want_shape, want_tr, a_x, c = self._uses.popleft()
         if (want_shape, want_tr) != (shape, transpose):
-            raise RuntimeError(
+            raise ProtocolError(
                 f"internal: fixed-operand use {shape}, transpose={transpose} "
                 f"where {want_shape}, transpose={want_tr} was prepared"
             )

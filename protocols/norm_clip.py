@@ -5,9 +5,9 @@ secure average (FedAvg) and for clipping a whole gradient by norm (one row).
 
 Protocol, for ``[x]`` of shape (R, D) at scale 2^f (f = 16), all rows at once::
 
-    s_r    = ||x_r||^2 / c^2                          1 multiplication, 2 truncations (the squares
-                                                      are summed at scale 2^2f: one rounding per row)
-    b_rk   = [s_r >= 2^k],  k = 0 .. K                ONE sign-bit circuit (protocols.sign_bit, 9 rounds)
+    s_r    = ||x_r||^2 / c^2                1 multiplication, 2 truncations (the squares
+                                            are summed at scale 2^2f: one rounding per row)
+    b_rk   = [s_r >= 2^k],  k = 0 .. K      ONE sign-bit circuit (protocols.sign_bit, 9 rounds)
     A_r    = 2^(-j/2),  A2_r = 2^-j   for s_r in [2^j, 2^(j+1)), 0 <= j < K
              (1 for s_r < 1, and 0 for s_r >= 2^K)    linear in the bits: local, public constants
     t_r    = 1 + b_r0 * (s_r * A2_r - 1) + b_rK       in [1, 2): 2 sequential multiplications
@@ -25,9 +25,9 @@ powers of two for A2), so the small factors keep 11 significant bits; the produc
 by G bits.
 
 Error: Newton from y0 = 0.85 on t in [1, 2) leaves a relative error below 2e-7 after 4 steps;
-fixed point adds a few units of 2^-16 in t and y, and below 5e-4 relative in A.  The norm of an output
-row is at most ``c * (1 + CLIP_RELATIVE_ERROR)`` (measured on shares in the tests: below 1e-4);
-callers that need a hard bound (DP sensitivity) clip to ``c / (1 + CLIP_RELATIVE_ERROR)``.
+fixed point adds a few units of 2^-16 in t and y, and below 5e-4 relative in A.  The norm of an
+output row is at most ``c * (1 + CLIP_RELATIVE_ERROR)`` (measured on shares in the tests: below
+1e-4); callers that need a hard bound (DP sensitivity) clip to ``c / (1 + CLIP_RELATIVE_ERROR)``.
 
 Rounds (3 parties + dealer, measured): 37 openings and truncation gathers (9 of them the sign-bit
 circuit), independent of R and D, plus, outside a training step's prefetched plan, one dealer
@@ -40,6 +40,8 @@ import math
 
 import torch
 
+from protocols.sharing import held_by_party0
+
 RATIO_BITS = 20  # K: rows with ||x|| >= 2^(K/2) c are zeroed (default: 1024 c)
 DP_RATIO_BITS = 12  # K for DP-SGD: rows above 64 C are zeroed (a valid clip: norm 0 <= C)
 NEWTON_STEPS = 4  # from y0 = 0.85 on [1, 2): relative error < 2e-7 before rounding
@@ -50,7 +52,8 @@ CLIP_RELATIVE_ERROR = 1e-3  # documented bound on (output norm / c - 1); tests m
 def scale_bits(ratio_bits: int) -> int:
     """G, the scale of the bucket factors: A >= 2^(-(K-1)/2) keeps 11 significant bits (relative
     precision 5e-4).  Kept as small as that allows: the product x*A is truncated from scale
-    2^(f+G), and a truncation fails with probability ~|value| 2^(f+G-63) (CrypTen's ignored wrap)."""
+    2^(f+G), and a truncation fails with probability ~|value| 2^(f+G-63) (CrypTen's ignored
+    wrap)."""
     return 11 + ratio_bits // 2
 
 
@@ -73,7 +76,7 @@ def clip_rows_to_norm(
     """
     from protocols.comparison import ge_bits
     from protocols.errors import ConfigError, expected_got
-    from protocols.multiply import multiply_many
+    from protocols.multiply import Product, multiply_many
     from protocols.sharing import add_public
 
     if x.dim() != 2:
@@ -87,28 +90,30 @@ def clip_rows_to_norm(
         raise ConfigError(expected_got("ratio bits", "1..30", K))
     from protocols.truncation import truncate_many
 
-    (sq,) = multiply_many(session, [("mul", x, x, 0)])  # scale 2^(2f): truncate once after the sum,
-    (ss,) = truncate_many(session, [sq.sum(1)])  # so rounding does not bias ||x||^2 by D ulps
+    # the squares at scale 2^(2f): truncated once after the sum, so that rounding does not
+    # bias ||x||^2 by D ulps
+    (sq,) = multiply_many(session, [Product.mul(x, x, 0)])
+    (ss,) = truncate_many(session, [sq.sum(1)])
     s = _scale(session, ss, 1.0 / c**2)  # (R,)
     thresholds = torch.tensor([2.0**k for k in range(K + 1)], dtype=torch.float64)
     bits = ge_bits(
         session, s.unsqueeze(1).expand(-1, K + 1).contiguous(), thresholds
     )  # (R, K+1) at scale 1
     da, da2 = _bucket_constants(K, G)
-    one_G = 1 << G if session.rank == 0 else 0
+    one_G = held_by_party0(session, torch.tensor(1 << G))
     A = (bits[:, 1:] * da).sum(1) + one_G  # (R,) scale 2^G
     A2 = (bits[:, 1:] * da2).sum(1) + one_G
-    sA2, xA = multiply_many(session, [("mul", s, A2, G), ("mul", x, A.unsqueeze(1), G)])
-    (t,) = multiply_many(session, [("mul", bits[:, 0], add_public(session, sA2, -1.0), 0)])
+    sA2, xA = multiply_many(session, [Product.mul(s, A2, G), Product.mul(x, A.unsqueeze(1), G)])
+    (t,) = multiply_many(session, [Product.mul(bits[:, 0], add_public(session, sA2, -1.0), 0)])
     t = add_public(session, t, 1.0) + bits[:, K] * (1 << f)  # in [1, 2); 1 for dropped rows (A = 0)
     y = add_public(session, _scale(session, t, -0.5 * Y0**3), 1.5 * Y0)  # first Newton step
     for _ in range(NEWTON_STEPS - 1):
-        (y2,) = multiply_many(session, [("mul", y, y)])
-        (ty2,) = multiply_many(session, [("mul", t, y2)])
+        (y2,) = multiply_many(session, [Product.mul(y, y)])
+        (ty2,) = multiply_many(session, [Product.mul(t, y2)])
         (y,) = multiply_many(
-            session, [("mul", y, add_public(session, -ty2, 3.0), f + 1)]
+            session, [Product.mul(y, add_public(session, -ty2, 3.0), f + 1)]
         )  # /2 folded in
-    (out,) = multiply_many(session, [("mul", xA, y.unsqueeze(1))])
+    (out,) = multiply_many(session, [Product.mul(xA, y.unsqueeze(1))])
     return out
 
 

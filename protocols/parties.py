@@ -161,7 +161,7 @@ def init_party(spec: PartySpec) -> None:
     from protocols.links import Links
 
     torch.set_num_threads(1)
-    cfg.mpc.provider = spec.provider
+    cfg.mpc.provider = spec.provider  # CrypTen's own operations read it from its global config
     names = spec.names()
     secure = not spec.insecure and spec.total > 1
     if spec.total == 1:
@@ -183,9 +183,7 @@ def init_party(spec: PartySpec) -> None:
         if mismatch:
             links.close()
             raise AgreementError(mismatch)
-        beats = open_heartbeats(
-            mesh.socks, spec.rank, names, trust, local_address(spec.rendezvous), spec.timeout_s
-        )
+        beats = open_heartbeats(mesh, trust, local_address(spec.rendezvous), spec.timeout_s)
         links.heartbeat = Heartbeat(beats, names, on_stop=lambda _: shut_down(mesh.socks)).start()
     inst = communicator_class()(
         spec.rank, spec.world_size, links, spec.has_dealer, spec.rendezvous, secure
@@ -198,7 +196,7 @@ def init_party(spec: PartySpec) -> None:
         if not spec.is_dealer:
             crypten._setup_prng()  # PRZS seeds: over the mesh (inside TLS)
             if spec.has_dealer:
-                from protocols.triples import receive_dealer_seeds
+                from protocols.streams import receive_dealer_seeds
 
                 receive_dealer_seeds()
     except MpcrnnError:

@@ -39,7 +39,9 @@ import torch
 
 from protocols.errors import ConfigError, expected_got
 from protocols.multiply import beaver_combine
+from protocols.requests import MaskProductRequest, MaskRequest, Op, WrapsRequest
 from protocols.reveal import open_masked
+from protocols.sharing import add_public, held_by_party0
 from protocols.truncation import needs_wraps, truncate_many
 
 
@@ -61,23 +63,32 @@ class OddPolynomial:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Plaintext evaluation (float64), the same polynomial as on shares."""
         u = x / self.bound
-        t_prev, t_cur = torch.ones_like(u), u
-        out = torch.zeros_like(u) + self.offset
-        for k in range(1, self.degree + 1):
-            if k % 2 == 1:
-                out = out + self.coeffs[k // 2] * t_cur
-            t_prev, t_cur = t_cur, 2 * u * t_cur - t_prev
-        return out
+        return odd_chebyshev_sum(u, self.coeffs, torch.zeros_like(u) + self.offset)
+
+
+def odd_chebyshev(u, degree: int):
+    """``T_1(u), T_3(u), .., T_degree(u)`` (torch tensors or numpy arrays, elementwise), by the
+    recurrence ``T_(k+1) = 2 u T_k - T_(k-1)``: the one plaintext place it is written."""
+    t_prev = np.ones_like(u) if isinstance(u, np.ndarray) else torch.ones_like(u)
+    t_cur = u
+    for k in range(1, degree + 1):
+        if k % 2 == 1:
+            yield t_cur
+        t_prev, t_cur = t_cur, 2 * u * t_cur - t_prev
+
+
+def odd_chebyshev_sum(u, coeffs, start):
+    """``start + sum_k coeffs[k] T_(2k+1)(u)``, the terms added in order of k (``coeffs``: a
+    sequence of scalars, or of per-column rows)."""
+    out = start
+    for c, t in zip(coeffs, odd_chebyshev(u, 2 * len(coeffs) - 1)):
+        out = out + c * t
+    return out
 
 
 def _cheb_odd(u: np.ndarray, degree: int) -> np.ndarray:
     """(len(u), (degree+1)//2) matrix of T_1, T_3, .., T_degree at u."""
-    cols, t_prev, t_cur = [], np.ones_like(u), u
-    for k in range(1, degree + 1):
-        if k % 2 == 1:
-            cols.append(t_cur)
-        t_prev, t_cur = t_cur, 2 * u * t_cur - t_prev
-    return np.stack(cols, 1)
+    return np.stack(list(odd_chebyshev(u, degree)), 1)
 
 
 def fit_tanh(degree: int = 15, bound: float = 8.0) -> OddPolynomial:
@@ -167,77 +178,25 @@ def evaluate_many(
     openings reveal nothing.  All the randomness (masks, products, every level's truncation
     masks) is ONE request list.
     """
-    plans = [power_plan(2 * c.shape[0] - 1) for c in coeffs]
-    f = session.fp.frac_bits
+    plan = _TreePlan.of(xs, coeffs)
     shifts = [
         torch.log2(torch.as_tensor(b, dtype=torch.float64)).round().to(torch.int64) for b in bounds
     ]
-    depth = max((len(p) for p in plans), default=0)
-    levels = max(depth, 1)  # degree 1 has no products, but u = x / B is still truncated
-    first_use: dict[tuple[int, int], int] = {}  # (input n, k) -> the level that first uses T_k
-    products = []  # (level, n, k, i, j): T_k from T_i T_j
-    for n, plan in enumerate(plans):
-        for level, prods in enumerate(plan):
-            for k, i, j in prods:
-                products.append((level, n, k, i, j))
-                for m in (i, j):
-                    first_use.setdefault((n, m), level)
-    operands = sorted(first_use, key=lambda nk: (first_use[nk], nk))
-    at = {nk: pos for pos, nk in enumerate(operands)}
-    requests = [("mask", tuple(xs[n].shape)) for n, _ in operands]
-    for pos, (_, n, k, i, j) in enumerate(products, start=len(operands)):
-        shape = tuple(xs[n].shape)
-        requests.append(("maskmul", shape, shape, pos - at[(n, i)], pos - at[(n, j)]))
-    level_sizes = [
-        sum(xs[n].numel() for lv, n, *_ in products if lv == level) for level in range(levels)
-    ]
-    level_sizes[0] += sum(x.numel() for x in xs)  # u = x / B, truncated with level 1's products
-    sums_size = sum(x.numel() for x in xs)
-    wrapped = needs_wraps(session)
-    if wrapped:
-        requests += [("wraps", (n,)) for n in level_sizes + [sums_size]]
-    fetched = session.triples.fetch(requests)
-    masks = {nk: fetched[at[nk]][0] for nk in operands}
-    cs = [fetched[len(operands) + p][0] for p in range(len(products))]
-    wraps = fetched[len(operands) + len(products) :] if wrapped else [None] * (levels + 1)
-
-    value = [
-        {1: x} for x in xs
-    ]  # the operand share of T_k; T_1 = u is represented by x (scale 2^f * B)
+    masks, cs, wraps = _tree_randomness(session, xs, plan)
+    value = [{1: x} for x in xs]  # the operand share of T_k; T_1 = u is x (scale 2^f * B)
     cheb: list[dict] = [{} for _ in xs]  # cheb[n][k] = share of T_k(u) at scale 2^f (k >= 1)
     opened: dict[tuple[int, int], torch.Tensor] = {}
-    for level in range(levels):
-        new = [nk for nk in operands if first_use[nk] == level]
+    for level in range(plan.levels):
+        new = [nk for nk in plan.operands if plan.first_use[nk] == level]
         if new:
-            opened.update(
-                zip(
-                    new,
-                    open_masked(session, [value[n][k] - masks[(n, k)] for n, k in new], "beaver"),
-                )
-            )
-        zs, bits, where = [], [], []
-        for p, (lv, n, k, i, j) in enumerate(products):
-            if lv != level:
-                continue
-            zs.append(
-                beaver_combine(
-                    session,
-                    torch.mul,
-                    cs[p],
-                    opened[(n, i)],
-                    masks[(n, j)],
-                    masks[(n, i)],
-                    opened[(n, j)],
-                )
-            )
-            # operands: an x operand carries scale 2^f * B: shift log2 B more; 2 T_i T_j: one bit less
-            bits.append(f - 1 + shifts[n] * ((i == 1) + (j == 1)))
-            where.append((n, k, i, j))
-        if level == 0:
+            masked = [value[n][k] - masks[(n, k)] for n, k in new]
+            opened.update(zip(new, open_masked(session, masked, "beaver")))
+        zs, where = _level_products(session, level, plan, shifts, masks, cs, opened)
+        if level == 0:  # u = x / B, truncated with level 1's products
             zs += list(xs)
-            bits += list(shifts)
-            where += [(n, 1, 0, 0) for n in range(len(xs))]
-        for (n, k, i, j), z in zip(
+            where += [(n, 1, 0, 0, b) for n, b in enumerate(shifts)]
+        bits = [w[4] for w in where]
+        for (n, k, i, j, _), z in zip(
             where, truncate_many(session, zs, wraps=wraps[level], bits=bits)
         ):
             if k == 1:
@@ -248,25 +207,94 @@ def evaluate_many(
                 cheb[n][k] = z - cheb[n][j - i]
             if k > 1:
                 value[n][k] = cheb[n][k]
+    out = truncate_many(session, _weighted_sums(session, cheb, coeffs), wraps=wraps[plan.levels])
+    return [add_public(session, y, off) for y, off in zip(out, offsets)]
+
+
+def _weighted_sums(session, cheb: list[dict], coeffs) -> list[torch.Tensor]:
+    """``sum_k c_k [T_(2k+1)]`` per input, local, at scale 2^(2f) (public coefficients)."""
     sums = []
-    for n, x in enumerate(xs):
-        c_enc = session.fp.encode(coeffs[n])
+    for n, c in enumerate(coeffs):
+        c_enc = session.fp.encode(c)
         acc = None
-        for k in range(coeffs[n].shape[0]):
+        for k in range(c.shape[0]):
             term = cheb[n][2 * k + 1] * c_enc[k]
             acc = term if acc is None else acc + term
         sums.append(acc)
-    out = truncate_many(session, sums, wraps=wraps[levels])
-    result = []
-    for y, off in zip(out, offsets):
-        result.append(y + session.fp.encode(off) if session.rank == 0 else y)
-    return result
+    return sums
+
+
+@dataclass(frozen=True)
+class _TreePlan:
+    """The power trees of every input: ``products[p] = (level, n, k, i, j)`` (input n's T_k from
+    T_i T_j), and the level at which each operand ``(n, k)`` is first used (and opened)."""
+
+    levels: int
+    products: list
+    first_use: dict
+    operands: list  # (n, k), in order of first use
+
+    @classmethod
+    def of(cls, xs, coeffs) -> _TreePlan:
+        plans = [power_plan(2 * c.shape[0] - 1) for c in coeffs]
+        depth = max((len(p) for p in plans), default=0)
+        first_use: dict[tuple[int, int], int] = {}
+        products = []
+        for n, plan in enumerate(plans):
+            for level, prods in enumerate(plan):
+                for k, i, j in prods:
+                    products.append((level, n, k, i, j))
+                    for m in (i, j):
+                        first_use.setdefault((n, m), level)
+        operands = sorted(first_use, key=lambda nk: (first_use[nk], nk))
+        # degree 1 has no products, but u = x / B is still truncated: at least one level
+        return cls(max(depth, 1), products, first_use, operands)
+
+
+def _tree_randomness(session, xs, plan: _TreePlan):
+    """ONE request list: a mask per operand, ``c = a_i a_j`` per product and (world size > 2)
+    every level's truncation wraps; returns ``(masks by (n, k), cs, wraps per level)``."""
+    at = {nk: pos for pos, nk in enumerate(plan.operands)}
+    requests: list = [MaskRequest(tuple(xs[n].shape)) for n, _ in plan.operands]
+    for pos, (_, n, _k, i, j) in enumerate(plan.products, start=len(plan.operands)):
+        shape = tuple(xs[n].shape)
+        back_a, back_b = pos - at[(n, i)], pos - at[(n, j)]
+        requests.append(MaskProductRequest(Op.MUL, shape, shape, back_a, back_b))
+    level_sizes = [
+        sum(xs[n].numel() for lv, n, *_ in plan.products if lv == level)
+        for level in range(plan.levels)
+    ]
+    level_sizes[0] += sum(x.numel() for x in xs)  # u = x / B, truncated with level 1's products
+    sums_size = sum(x.numel() for x in xs)
+    wrapped = needs_wraps(session)
+    if wrapped:
+        requests += [WrapsRequest((n,)) for n in level_sizes + [sums_size]]
+    fetched = session.triples.fetch(requests)
+    n_ops, n_prods = len(plan.operands), len(plan.products)
+    masks = {nk: fetched[at[nk]][0] for nk in plan.operands}
+    cs = [fetched[n_ops + p][0] for p in range(n_prods)]
+    wraps = fetched[n_ops + n_prods :] if wrapped else [None] * (plan.levels + 1)
+    return masks, cs, wraps
+
+
+def _level_products(session, level, plan: _TreePlan, shifts, masks, cs, opened):
+    """The untruncated ``2 T_i T_j`` of one level (Beaver with the opened operands) and, per
+    product, ``(n, k, i, j, truncation bits)``."""
+    f = session.fp.frac_bits
+    zs, where = [], []
+    for p, (lv, n, k, i, j) in enumerate(plan.products):
+        if lv != level:
+            continue
+        e_i, e_j = opened[(n, i)], opened[(n, j)]
+        zs.append(beaver_combine(session, torch.mul, cs[p], e_i, masks[(n, j)], masks[(n, i)], e_j))
+        # an x operand carries scale 2^f * B: shift log2 B more; 2 T_i T_j: one bit less
+        where.append((n, k, i, j, f - 1 + shifts[n] * ((i == 1) + (j == 1))))
+    return zs, where
 
 
 def session_one(session, like: torch.Tensor) -> torch.Tensor:
     """The public constant 1 at scale 2^f as a sharing (party 0 holds it)."""
-    one = torch.full(like.shape, session.fp.scale, dtype=torch.int64)
-    return one if session.rank == 0 else torch.zeros_like(one)
+    return held_by_party0(session, torch.full(like.shape, session.fp.scale, dtype=torch.int64))
 
 
 def rounds(degree: int, world_size: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from protocols.errors import PartyError
+from protocols.errors import ProtocolError
 
 
 def exchange_public(obj) -> list:
@@ -18,7 +18,8 @@ def exchange_public(obj) -> list:
     (after the same JSON round trip, so every party compares like with like).
 
     Raises:
-        PartyError: a peer is gone, silent for the run's timeout, or sent something that is not JSON.
+        PartyError: a peer is gone or silent for the run's timeout.
+        ProtocolError: a peer sent something that is not JSON (the processes are out of step).
     """
     import crypten.communicator as comm
 
@@ -36,7 +37,7 @@ def exchange_public(obj) -> list:
         try:
             got[r] = json.loads(bytes(raw))
         except ValueError:
-            raise PartyError(
+            raise ProtocolError(
                 f"party {c.get_rank()}: party {r} sent public metadata that is not JSON "
                 "(the processes' protocol steps disagree)"
             ) from None

@@ -1,7 +1,8 @@
 """The only place where values leave secret shares.
 
-Two kinds of opening exist, and ``grep -n "comm.get()" protocols/`` finds them all here or in the
-dealer link (:mod:`protocols.triples`, which moves only dealer randomness):
+Two kinds of opening exist, and they all happen here.  Everything else that moves bytes moves
+randomness or public values: the dealer link (:mod:`protocols.streams`, :mod:`protocols.triples`,
+:mod:`protocols.dealer`) and the public metadata (:mod:`protocols.public_exchange`).
 
 * :func:`reveal` opens a *secret value* (model weights at the end of a run, or metrics the user
   asked for) to named parties.  Every call is recorded in the :class:`RevealLedger` with what,
@@ -18,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from protocols.errors import SecurityError, expected_got
+from protocols.errors import ProtocolError, SecurityError, expected_got
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,9 @@ def open_masked(
     share straight to every other party (point to point, all sends in flight at once) and sums
     them (``combine="add"``, arithmetic shares mod 2^64) or XORs them (``"xor"``, binary shares).
 
-    Transport: the session's direct links (:mod:`protocols.links`).  Why not CrypTen's
-    ``all_reduce``: gloo's ring all-reduce takes 2(p-1) sequential hops and thread hand-offs per
-    call; measured for 3 parties on this machine (87 KB, the W1 mean message): 1.05 ms per
-    all-reduce, 0.36 ms gloo point to point, 0.11 ms over the links.  Bytes per party: (p-1) * 8 * n, counted once as one round in CrypTen's communicator
-    statistics too."""
+    Transport: the session's direct links (:mod:`protocols.links`), not a ring all-reduce
+    (2(p-1) sequential hops per call).  Rounds: 1.  Bytes per party: (p-1) * 8 * n, counted
+    once as one round in CrypTen's communicator statistics too (``session.count_traffic``)."""
     if session.world_size == 1:
         return masked
     flat = torch.cat([m.reshape(-1) for m in masked])
@@ -114,11 +113,9 @@ def open_masked(
 def gather_masked(session, masked: torch.Tensor, kind: str) -> list[torch.Tensor] | None:
     """Send a uniformly masked flat tensor to rank 0 (ONE round, over the direct links); rank 0
     gets every share (in rank order, its own included)."""
-    import crypten.communicator as comm
-
     links = _links(session)
     session.stats.add(kind, 8 * masked.numel())
-    _count(comm.get(), masked.numel() * (session.world_size - 1 if session.rank == 0 else 1))
+    _count(session, masked.numel() * (session.world_size - 1 if session.rank == 0 else 1))
     if session.rank != 0:
         links.send(0, masked)
         return None
@@ -129,28 +126,26 @@ def _exchange(session, flat: torch.Tensor) -> list[torch.Tensor]:
     """Send ``flat`` to every other data party and receive theirs (one round, all messages in
     flight at once, over the direct links).  Every wait has the run's timeout: a dead or silent
     peer raises :class:`PartyError` naming it, never hangs."""
-    import crypten.communicator as comm
-
     links = _links(session)
-    _count(comm.get(), flat.numel() * (session.world_size - 1))
+    _count(session, flat.numel() * (session.world_size - 1))
     return links.exchange(flat)
 
 
 def _links(session):
     if session.links is None:  # MpcSession.current() attaches them in every multi-party run
-        raise RuntimeError(
+        raise ProtocolError(
             "internal: a multi-party session without its direct links (protocols.links)"
         )
     return session.links
 
 
-def _count(communicator, n_elements: int) -> None:
-    """One round and ``n_elements`` ring elements sent, in CrypTen's own counters (the
-    benchmarks read them), when CrypTen counts (``cfg.communicator.verbose``)."""
-    from crypten.config import cfg
+def _count(session, n_elements: int) -> None:
+    """One round and ``n_elements`` ring elements sent, in CrypTen's own counters (the run
+    report and the benchmarks read them), when the session counts (``session.count_traffic``)."""
+    if session.count_traffic:
+        import crypten.communicator as comm
 
-    if cfg.communicator.verbose:
-        communicator._log_communication(n_elements)
+        comm.get()._log_communication(n_elements)
 
 
 def _split_like(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -9,8 +9,8 @@ It does three things, once per process, and only when called (nothing happens at
    ``import crypten``.  site-packages is never modified.  Consequence, stated plainly:
    CrypTen's ONNX import (``crypten.nn.from_pytorch``/``from_onnx``) does not work; mpcrnn does
    not use it.
-2. **Fast configuration.**  CrypTen reads its omegaconf config on every operation (27-48 us a
-   lookup, ~600 lookups in a matmul+sigmoid+backward step).  We swap the class of the global
+2. **Fast configuration.**  CrypTen reads its omegaconf config on every operation (hundreds of
+   slow omegaconf lookups in a training step).  We swap the class of the global
    ``crypten.config.cfg`` object for :class:`_SnapshotConfig`, which keeps the omegaconf object
    as the source of truth but serves reads from a plain-attribute snapshot rebuilt whenever the
    config changes (``load_config``, ``set_config``, attribute assignment, ``temp_override``).
@@ -22,6 +22,7 @@ It does three things, once per process, and only when called (nothing happens at
 
 from __future__ import annotations
 
+import functools
 import sys
 import types
 from typing import Any
@@ -34,8 +35,6 @@ _INSTALL_HINT = (
     "Run `make venv` in the mpcrnn checkout (it installs torch==2.13.0 and crypten==0.4.1 "
     "--no-deps into .venv), then use .venv/bin/python or .venv/bin/mpcrnn"
 )
-
-_crypten: Any = None
 
 
 def _check_torch() -> Any:
@@ -66,15 +65,17 @@ def _install_onnx_registration_shim() -> None:
     sys.modules[name] = shim
 
 
+@functools.cache
 def load_crypten() -> Any:
     """Import CrypTen with the compatibility step and the fast config applied; return the module.
 
+    Once per process (cached): the shim and the fast config patch CrypTen's process-wide
+    module and its global ``cfg`` object, which every session of the process shares.
+
     Raises:
-        InstallError: torch or CrypTen missing or at an unsupported version.
+        InstallError: torch or CrypTen missing or at an unsupported version (not cached: the
+            next call tries again).
     """
-    global _crypten
-    if _crypten is not None:
-        return _crypten
     _check_torch()
     _install_onnx_registration_shim()
     try:
@@ -85,7 +86,6 @@ def load_crypten() -> Any:
         raise InstallError(
             expected_got("CrypTen version", SUPPORTED_CRYPTEN, crypten.__version__, _INSTALL_HINT)
         )
-    _crypten = crypten
     use_fast_config(True)
     return crypten
 
@@ -121,7 +121,10 @@ class _Section:
         return f"_Section({self._path}: {sorted(self.__dict__)})"
 
 
+@functools.cache
 def _snapshot_class() -> type:
+    """The snapshot subclass of CrypTen's config class, defined once per process (the class of
+    CrypTen's one global ``cfg`` object is swapped for it and back)."""
     from crypten.config.config import CrypTenConfig
     from omegaconf import OmegaConf
 
@@ -164,29 +167,24 @@ def _snapshot_class() -> type:
     return _SnapshotConfig
 
 
-_SNAPSHOT_CLASS: Any = None
-_ORIGINAL_CLASS: Any = None
-
-
 def use_fast_config(enabled: bool) -> None:
-    """Switch CrypTen's global ``cfg`` between the snapshot (fast) and the original (slow) class."""
-    global _SNAPSHOT_CLASS, _ORIGINAL_CLASS
+    """Switch CrypTen's global ``cfg`` between the snapshot (fast) and the original (slow) class.
+
+    Process-wide by nature: CrypTen reads its one ``cfg`` object everywhere."""
     from crypten.config import cfg
     from crypten.config.config import CrypTenConfig
 
-    if _SNAPSHOT_CLASS is None:
-        _SNAPSHOT_CLASS = _snapshot_class()
-        _ORIGINAL_CLASS = CrypTenConfig
-    if enabled and type(cfg) is not _SNAPSHOT_CLASS:
-        object.__setattr__(cfg, "__class__", _SNAPSHOT_CLASS)
+    snapshot = _snapshot_class()
+    if enabled and type(cfg) is not snapshot:
+        object.__setattr__(cfg, "__class__", snapshot)
         cfg._rebuild()
-    elif not enabled and type(cfg) is _SNAPSHOT_CLASS:
+    elif not enabled and type(cfg) is snapshot:
         for key in object.__getattribute__(cfg, "_snapshot_keys"):
             object.__delattr__(cfg, key)
-        object.__setattr__(cfg, "__class__", _ORIGINAL_CLASS)
+        object.__setattr__(cfg, "__class__", CrypTenConfig)
 
 
 def fast_config_enabled() -> bool:
     from crypten.config import cfg
 
-    return _SNAPSHOT_CLASS is not None and type(cfg) is _SNAPSHOT_CLASS
+    return type(cfg) is _snapshot_class()

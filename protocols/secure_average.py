@@ -5,9 +5,10 @@ protocol returns shares of::
 
     mean = sum_i w_i * clip(u_i) / sum_i w_i            (D,)
 
-with public weights ``w_i`` (row counts, or all 1) and, optionally, ``clip(u) = u * min(1, C/||u||)``
-applied on shares (:mod:`protocols.norm_clip`), so that no party can dominate the mean with a
-huge update, and no party learns whether (or by how much) another party's update was clipped.
+with public weights ``w_i`` (row counts, or all 1) and, optionally,
+``clip(u) = u * min(1, C/||u||)`` applied on shares (:mod:`protocols.norm_clip`), so that no
+party can dominate the mean with a huge update, and no party learns whether (or by how much)
+another party's update was clipped.
 
 Steps:
 

@@ -37,11 +37,17 @@ def share(
     return przs
 
 
+def held_by_party0(session, encoded: torch.Tensor) -> torch.Tensor:
+    """A public ring value (already encoded, int64) as a trivial sharing: party 0 holds it, the
+    others hold zeros of its shape.  The one place that decides who holds a public constant."""
+    return encoded if session.rank == 0 else torch.zeros_like(encoded)
+
+
 def public(session, value: torch.Tensor | float, scale_bits: int | None = None) -> torch.Tensor:
-    """A public value as a (trivial) sharing: party 0 holds it, the others hold 0."""
+    """A public value as a (trivial) sharing at scale 2^scale_bits (party 0 holds it)."""
     bits = session.fp.frac_bits if scale_bits is None else scale_bits
     enc = torch.round(torch.as_tensor(value, dtype=torch.float64) * (1 << bits)).to(torch.int64)
-    return enc if session.rank == 0 else torch.zeros_like(enc)
+    return held_by_party0(session, enc)
 
 
 def add_public(session, x_shared: torch.Tensor, value: torch.Tensor | float) -> torch.Tensor:

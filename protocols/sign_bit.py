@@ -39,14 +39,16 @@ from __future__ import annotations
 
 import torch
 
+from protocols.requests import AndRequest, BitRequest
 from protocols.reveal import open_masked
+from protocols.sharing import held_by_party0
 
 KOGGE_STONE_SHIFTS = (1, 2, 4, 8, 16, 32)
 
 
 def and_many(session, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
     """XOR shares of ``x & y`` for each pair of same-shape XOR-shared int64 tensors, ONE round."""
-    triples = session.triples.fetch([("and", tuple(x.shape), tuple(y.shape)) for x, y in pairs])
+    triples = session.triples.fetch([AndRequest(x.shape, y.shape) for x, y in pairs])
     masked = []
     for (x, y), (a, b, _c) in zip(pairs, triples):
         masked += [x ^ a, y ^ b]
@@ -88,15 +90,13 @@ def negative_bits(session, x: torch.Tensor) -> torch.Tensor:
             (g_new,) = and_many(session, [(prop, gen << k)])
         gen = gen ^ g_new
     msb = (((s ^ t) >> 63) ^ (gen >> 62)) & 1  # XOR shares of the bit
-    ((r_bin, r_arith),) = session.triples.fetch([("bit", tuple(flat.shape))])
+    ((r_bin, r_arith),) = session.triples.fetch([BitRequest(flat.shape)])
     (c,) = open_masked(session, [msb ^ r_bin], "b2a", combine="xor")
-    bit = (1 - 2 * c) * r_arith
-    if session.rank == 0:
-        bit = bit + c
+    bit = (1 - 2 * c) * r_arith + held_by_party0(session, c)  # [r XOR c] = r + c - 2 r c
     return bit.reshape(shape)
 
 
 def nonnegative_bits(session, x: torch.Tensor) -> torch.Tensor:
     """Arithmetic shares (scale 1) of ``[x >= 0]``."""
     neg = negative_bits(session, x)
-    return (1 - neg) if session.rank == 0 else -neg
+    return held_by_party0(session, torch.ones_like(neg)) - neg

@@ -5,7 +5,8 @@ For logits ``[x]`` (N, C)::
     1. [m] = max_j [x_j]       pairwise, one sign-bit circuit (:func:`protocols.comparison.row_max`)
     2. [z] = [x] - [m]          in [-R, 0]                                          (local)
     3. [e] = q(z / 2^s)^(2^s)   q: degree-6 least-squares polynomial of exp on [-2, 0]
-                                (max relative error 8.2e-6, measured), s = 5 squarings: valid for R <= 64
+                                (max relative error 8.2e-6, measured), s = 5 squarings:
+                                valid for R <= 64
     4. [d] = sum_j [e_j]        in [1, C]: the max's own term is exactly 1            (local)
     5. [r] = 1 / [d]            Newton-Raphson r <- r (2 - d r) from the minimax linear guess
                                 on [1, C]; steps chosen so the relative error < 2^-16, the
@@ -29,7 +30,8 @@ import functools
 
 import torch
 
-from protocols.multiply import multiply_many
+from protocols.multiply import Product, multiply_many
+from protocols.sharing import add_public, held_by_party0
 
 EXP_SQUARINGS = 5
 EXP_DEGREE = 6
@@ -54,16 +56,15 @@ def exp_nonpositive(session, z: torch.Tensor) -> torch.Tensor:
     powers = {1: w}
     for level in power_plan(EXP_DEGREE, odd_only=False):
         for (k, _, _), r in zip(
-            level, multiply_many(session, [("mul", powers[i], powers[j]) for k, i, j in level])
+            level, multiply_many(session, [Product.mul(powers[i], powers[j]) for k, i, j in level])
         ):
             powers[k] = r
     coeffs = exp_coefficients()
     acc = sum(powers[k] * int(session.fp.encode(coeffs[k])) for k in range(1, EXP_DEGREE + 1))
     (y,) = truncate_many(session, [acc])
-    if session.rank == 0:
-        y = y + int(session.fp.encode(coeffs[0]))
+    y = add_public(session, y, coeffs[0])
     for _ in range(EXP_SQUARINGS):
-        (y,) = multiply_many(session, [("mul", y, y)])
+        (y,) = multiply_many(session, [Product.mul(y, y)])
     return y
 
 
@@ -92,15 +93,13 @@ def softmax_rows(session, logits: torch.Tensor) -> torch.Tensor:
     y = exp_nonpositive(session, z)
     d = y.sum(1, keepdim=True)  # (N, 1) in [1, C]
     a, b, steps = reciprocal_guess(float(c))
-    two = torch.full_like(d, 2 * session.fp.scale) if session.rank == 0 else torch.zeros_like(d)
-    a_sh = (
-        torch.full_like(d, int(session.fp.encode(a))) if session.rank == 0 else torch.zeros_like(d)
-    )
+    two = held_by_party0(session, torch.full_like(d, 2 * session.fp.scale))
+    a_sh = held_by_party0(session, torch.full_like(d, int(session.fp.encode(a))))
     (r,) = multiply_many(session, [], also_truncate=[(d * int(session.fp.encode(b)), f)])
     r = r + a_sh
     for _ in range(steps):
-        (dr,) = multiply_many(session, [("mul", d, r)])
-        (r,) = multiply_many(session, [("mul", r, two - dr)])
-    (p,) = multiply_many(session, [("mul", y, r)])
+        (dr,) = multiply_many(session, [Product.mul(d, r)])
+        (r,) = multiply_many(session, [Product.mul(r, two - dr)])
+    (p,) = multiply_many(session, [Product.mul(y, r)])
     session.stats.add("softmax", 0)
     return p

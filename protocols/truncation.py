@@ -22,18 +22,20 @@ from __future__ import annotations
 
 import torch
 
+from protocols.requests import WrapsRequest
 from protocols.reveal import _split_like, gather_masked
 
 
 def count_wraps(shares: list):
-    """Wraps of a sum of int64 shares (all of one shape; torch tensors or numpy arrays), elementwise:
-    ``theta = (sum_i s_i over the integers - (sum_i s_i mod 2^64, as signed int64)) / 2^64``.
+    """Wraps of a sum of int64 shares (all of one shape; torch tensors or numpy arrays),
+    elementwise::
+
+        theta = (sum_i s_i over the integers - (sum_i s_i mod 2^64, as signed int64)) / 2^64
 
     Adding the shares in order, ``prev + cur`` overflows iff ``prev`` and ``cur`` have one sign
     and the wrapped sum the other: ``((prev ^ next) & (cur ^ next)) < 0``; that wrap is +1 when
     ``prev >= 0`` and -1 when ``prev < 0``.  Used instead of CrypTen's ``count_wraps`` (at the
-    parties and the dealer alike): half its tensor operations (measured 2x faster at W1's sizes:
-    13.5 vs 27 us for two 3072-element shares), and exact where CrypTen's is not:
+    parties and the dealer alike): half its tensor operations, and exact where CrypTen's is not:
     ``-2^63 + -2^63`` wraps down once, which CrypTen's counts as no wrap.
     """
     prev, theta = shares[0], None
@@ -58,7 +60,7 @@ def truncate_many(session, xs: list[torch.Tensor], wraps=None, bits=None) -> lis
     bits: None (f for all), or one entry per x: an int or an int64 tensor broadcasting against
         that x (per-column shifts, used by the polynomial evaluator).
     wraps: pre-fetched ``(r, theta_r)`` shares covering the concatenation of ``xs`` (one
-        ``("wraps", (n,))`` request), or None to fetch them here.
+        :class:`protocols.requests.WrapsRequest` of n), or None to fetch them here.
     """
     if bits is None:
         bits = [session.fp.frac_bits] * len(xs)
@@ -76,10 +78,9 @@ def truncate_many(session, xs: list[torch.Tensor], wraps=None, bits=None) -> lis
         )
         shift = shift.numpy()
     if wraps is None:
-        (wraps,) = session.triples.fetch([("wraps", (flat.numel(),))])
+        (wraps,) = session.triples.fetch([WrapsRequest((flat.numel(),))])
     # the ring arithmetic on numpy views of the same memory: numpy's int64 operations wrap like
-    # torch's and cost half as much at these sizes (measured: 14 vs 32 us for a 3-share wrap count
-    # of 3900 elements, torch's per-operation dispatch dominating)
+    # torch's, without torch's per-operation dispatch cost at these sizes
     x, r, theta_r = flat.numpy(), wraps[0].numpy(), wraps[1].numpy()
     z = x + r
     gathered = gather_masked(session, torch.from_numpy(z), "truncate")
@@ -94,7 +95,6 @@ def truncate_many(session, xs: list[torch.Tensor], wraps=None, bits=None) -> lis
 def shift_right_trunc(x, k):
     """``x / 2^k`` rounded toward zero, as ``torch.div(x, 2**k, rounding_mode="trunc")``, for
     int64 ``x`` (a torch tensor or numpy array) and ``k`` an int in [0, 63] or an int64 tensor /
-    array of such (broadcasting): ``>>``
-    floors, so negative ``x`` get ``2^k - 1`` added first.  Measured 2x cheaper than ``div``
-    (10.7 vs 21.6 us for 9216 elements)."""
+    array of such (broadcasting): ``>>`` floors, so negative ``x`` get ``2^k - 1`` added first
+    (cheaper than ``div``)."""
     return (x + ((x >> 63) & ((1 << k) - 1))) >> k

@@ -13,6 +13,8 @@ import pytest
 import torch
 from mpc_harness import _party_main, run_parties
 
+from protocols.requests import MaskProductRequest, MaskRequest, Op, ProductRequest
+
 TOL = 2e-4
 
 
@@ -26,7 +28,7 @@ def _inputs():
 
 def arithmetic_party(rank: int):
     """Each input is owned by a different party; returns opened results."""
-    from protocols.multiply import multiply_many
+    from protocols.multiply import Product, multiply_many
     from protocols.reveal import reveal
     from protocols.session import MpcSession
     from protocols.sharing import share
@@ -35,7 +37,9 @@ def arithmetic_party(rank: int):
     x, y, w = _inputs()
     own = lambda v, src: share(s, v if rank == src else None, src=src, shape=tuple(v.shape))  # noqa: E731
     xs, ys, ws = own(x, 0), own(y, 1 % s.world_size), own(w, s.world_size - 1)
-    prod, mm, sq = multiply_many(s, [("mul", xs, ws), ("matmul", xs, ys), ("mul", xs, xs)])
+    prod, mm, sq = multiply_many(
+        s, [Product.mul(xs, ws), Product.matmul(xs, ys), Product.mul(xs, xs)]
+    )
     everyone = tuple(range(s.world_size))
     out = {
         name: reveal(s, v, to=everyone, what=name, why="test")
@@ -182,19 +186,22 @@ def test_shift_right_trunc_matches_division_toward_zero(k):
     "requests,message",
     [
         (
-            [("maskmul", (2, 3), (2, 3), 1, 1)],
+            [MaskProductRequest(Op.MUL, (2, 3), (2, 3), 1, 1)],
             "maskmul at 0: expected a mask of size (2, 3) 1 requests back",
         ),
         (
-            [("mask", (2, 3)), ("maskmul", (2, 3), (2, 3), 1, 2)],
+            [MaskRequest((2, 3)), MaskProductRequest(Op.MUL, (2, 3), (2, 3), 1, 2)],
             "maskmul at 1: expected a mask of size (2, 3) 2 requests back",
         ),
         (
-            [("mask", (2, 4)), ("maskmul", (2, 3), (2, 3), 1, 1)],
+            [MaskRequest((2, 4)), MaskProductRequest(Op.MUL, (2, 3), (2, 3), 1, 1)],
             "maskmul at 1: expected a mask of size (2, 3) 1 requests back",
         ),
         (
-            [("mul", (2, 3), (2, 3)), ("maskmul", (2, 3), (2, 3), 1, 1)],
+            [
+                ProductRequest(Op.MUL, (2, 3), (2, 3)),
+                MaskProductRequest(Op.MUL, (2, 3), (2, 3), 1, 1),
+            ],
             "maskmul at 1: expected a mask of size (2, 3) 1 requests back",
         ),
     ],
@@ -202,11 +209,18 @@ def test_shift_right_trunc_matches_division_toward_zero(k):
 def test_mask_references_are_checked(requests, message):
     """A maskmul must name masks of its operand sizes earlier in the same list: the parties and
     the dealer both refuse anything else before drawing a single value."""
-    from protocols.triples import mask_references
+    from protocols.errors import ProtocolError
+    from protocols.requests import check_mask_references
 
-    with pytest.raises(ValueError, match=re.escape(message)):
-        mask_references(requests)
-    mask_references([("mask", (2, 3)), ("mul", (1,), (1,)), ("maskmul", (2, 3), (2, 3), 2, 2)])
+    with pytest.raises(ProtocolError, match=re.escape(message)):
+        check_mask_references(requests)
+    check_mask_references(
+        [
+            MaskRequest((2, 3)),
+            ProductRequest(Op.MUL, (1,), (1,)),
+            MaskProductRequest(Op.MUL, (2, 3), (2, 3), 2, 2),
+        ]
+    )
 
 
 def fixed_operand_party(rank: int):
@@ -225,8 +239,10 @@ def fixed_operand_party(rank: int):
     out = {}
     for name, x, tr in (("x1 W^T", x1s, True), ("x2 W^T", x2s, True), ("g W", gs, False)):
         out[name] = reveal(s, multiply_fixed(s, x, fixed, tr), to=everyone, what=name, why="test")
+    from protocols.errors import ProtocolError
+
     with pytest.raises(
-        RuntimeError, match="more products with a fixed operand than it was prepared for"
+        ProtocolError, match="more products with a fixed operand than it was prepared for"
     ):
         multiply_fixed(s, x1s, fixed, True)
     out["stats"] = s.stats.snapshot()

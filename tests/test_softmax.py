@@ -18,7 +18,6 @@ def _logits():
 
 def softmax_party(rank):
     from crypten import communicator as comm
-    from crypten.config import cfg
 
     from protocols.comparison import softmax_shares
     from protocols.reveal import reveal
@@ -26,8 +25,7 @@ def softmax_party(rank):
     from protocols.sharing import share
     from protocols.softmax import softmax_rows
 
-    cfg.communicator.verbose = True
-    s = MpcSession.current()
+    s = MpcSession.current(count_traffic=True)
     x = share(s, _logits() if rank == 0 else None, src=0, shape=(32, 9))
     rounds = {}
     comm.get().reset_communication_stats()
