@@ -2,9 +2,9 @@
 
 Run as a file (never imported as a package named ``benchmarks``)::
 
-    .venv/bin/python benchmarks/adversarial_rows.py            # JV GRU, JV LSTM, GunPoint GRU
-    .venv/bin/python benchmarks/adversarial_rows.py --quick    # JV GRU and JV LSTM only
-    .venv/bin/python benchmarks/adversarial_rows.py --smoke    # seconds-scale (H=4, 1 epoch, JV GRU)
+    .venv/bin/python benchmarks/adversarial_rows.py          # JV GRU, JV LSTM, GunPoint GRU
+    .venv/bin/python benchmarks/adversarial_rows.py --quick  # JV GRU and JV LSTM only
+    .venv/bin/python benchmarks/adversarial_rows.py --smoke  # seconds-scale (H=4, 1 epoch, JV GRU)
 
 For each data set and cell, four models, each evaluated on the test rows: clean accuracy, and
 robust accuracy under FGSM and PGD-10 (step 2.5 eps / 10, start at x) at three eps, in plain
@@ -180,7 +180,8 @@ def markdown(results: dict) -> str:
     for key, row in results.items():
         metrics = list(row["a"])
         lines += [
-            f"**{key}** ({row['epochs']} epochs; plaintext: median (min-max) over seeds; MPC: seed 0)",
+            f"**{key}** ({row['epochs']} epochs; "
+            "plaintext: median (min-max) over seeds; MPC: seed 0)",
             "",
             "| model | " + " | ".join(metrics) + " |",
             "|---|" + "---:|" * len(metrics),

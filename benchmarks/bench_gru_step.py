@@ -211,20 +211,25 @@ def main() -> None:
         )
     base = rows[1][1]
     print(
-        f"\nGRU H={H}, batch {B}, T={T}, {args.parties} parties + TTP dealer, loopback, torch threads=1; median of {rep}"
+        f"\nGRU H={H}, batch {B}, T={T}, {args.parties} parties + TTP dealer, loopback, "
+        f"torch threads=1; median of {rep}"
     )
     print(
-        "| implementation | s/step (median) | min-max | rounds/step | rounds per time step: forward / backward+update | MB/step (party 0) | speed-up vs naive |"
+        "| implementation | s/step (median) | min-max | rounds/step "
+        "| rounds per time step: forward / backward+update | MB/step (party 0) "
+        "| speed-up vs naive |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, med, lo, hi, rounds, nbytes, _, fwd in rows:
         print(
-            f"| {name} | {med:.2f} | {lo:.2f}-{hi:.2f} | {rounds} | {fwd / T:.1f} / {(rounds - fwd) / T:.1f} | {nbytes / 1e6:.1f} | {base / med:.1f}x |"
+            f"| {name} | {med:.2f} | {lo:.2f}-{hi:.2f} | {rounds} "
+            f"| {fwd / T:.1f} / {(rounds - fwd) / T:.1f} | {nbytes / 1e6:.1f} | {base / med:.1f}x |"
         )
     mine = rows[0][6]
     if mine:
         print(
-            f"mpcrnn by kind (party 0's own counters): {mine['rounds']} (dealer entries = dealer round trips)"
+            f"mpcrnn by kind (party 0's own counters): {mine['rounds']} "
+            "(dealer entries = dealer round trips)"
         )
 
 
@@ -243,19 +248,22 @@ def optimizer_table(args) -> None:
     sgd, adam = out["sgd"], out["adam"]
     med = statistics.median
     print(
-        f"\nW1 step (GRU H=32, batch 32, T={T}, {args.parties} parties + TTP dealer), SGD vs Adam interleaved in one run; "
+        f"\nW1 step (GRU H=32, batch 32, T={T}, {args.parties} parties + TTP dealer), "
+        "SGD vs Adam interleaved in one run; "
         f"median of {len(sgd['times'])} pairs"
     )
     print("| optimizer | s/step | rounds/step | MB/step (party 0) |")
     print("|---|---:|---:|---:|")
     for name, r in (("sgd (momentum)", sgd), ("adam", adam)):
         print(
-            f"| {name} | {med(r['times']):.3f} | {med(r['rounds']):.0f} | {med(r['bytes']) / 1e6:.1f} |"
+            f"| {name} | {med(r['times']):.3f} | {med(r['rounds']):.0f} "
+            f"| {med(r['bytes']) / 1e6:.1f} |"
         )
     ratios = [a / b for a, b in zip(adam["times"], sgd["times"])]
     print(
         f"| adam / sgd | {med(ratios):.3f} (pairs: {', '.join(f'{r:.2f}' for r in ratios)}) | "
-        f"{med(adam['rounds']) / med(sgd['rounds']):.3f} | {med(adam['bytes']) / med(sgd['bytes']):.3f} |"
+        f"{med(adam['rounds']) / med(sgd['rounds']):.3f} "
+        f"| {med(adam['bytes']) / med(sgd['bytes']):.3f} |"
     )
 
 

@@ -43,7 +43,8 @@ def main() -> None:
             med, cpu = statistics.median(out["times"]), statistics.median(out["cpu"])
             rows[name].append((med, out["rounds"], out["bytes"], cpu))
             print(
-                f"pair {pair + 1} {name:9s}: {med:.3f} s/step wall, {cpu:.3f} s/step CPU of party 0 "
+                f"pair {pair + 1} {name:9s}: {med:.3f} s/step wall, "
+                f"{cpu:.3f} s/step CPU of party 0 "
                 f"(medians of {args.repeats}), rounds {out['rounds']}, bytes {out['bytes']}",
                 flush=True,
             )
@@ -53,16 +54,19 @@ def main() -> None:
     tls_cpu = statistics.median(r[3] for r in rows["tls"])
     same = {r[1:3] for r in rows["plaintext"]} == {r[1:3] for r in rows["tls"]}
     print(
-        f"\nW1 step (GRU H={H}, batch {B}, T={args.T}, 3 parties + dealer, loopback, torch threads=1), "
+        f"\nW1 step (GRU H={H}, batch {B}, T={args.T}, 3 parties + dealer, loopback, "
+        "torch threads=1), "
         f"{args.pairs} interleaved pairs x {args.repeats} steps"
     )
     print("| transport | s/step wall | s/step CPU, party 0 | rounds/step | bytes/step (party 0) |")
     print("|---|---:|---:|---:|---:|")
     print(
-        f"| plaintext (--insecure-plaintext-transport) | {plain:.3f} | {plain_cpu:.3f} | {rows['plaintext'][0][1]} | {rows['plaintext'][0][2]} |"
+        f"| plaintext (--insecure-plaintext-transport) | {plain:.3f} | {plain_cpu:.3f} "
+        f"| {rows['plaintext'][0][1]} | {rows['plaintext'][0][2]} |"
     )
     print(
-        f"| mutual TLS 1.3, pinned (default) | {tls:.3f} | {tls_cpu:.3f} | {rows['tls'][0][1]} | {rows['tls'][0][2]} |"
+        f"| mutual TLS 1.3, pinned (default) | {tls:.3f} | {tls_cpu:.3f} "
+        f"| {rows['tls'][0][1]} | {rows['tls'][0][2]} |"
     )
     print(
         f"TLS / plaintext: wall {tls / plain:.3f}, CPU {tls_cpu / plain_cpu:.3f}; wall per pair: "

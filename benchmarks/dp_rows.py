@@ -2,21 +2,23 @@
 
 Run as a file (never imported as a package named ``benchmarks``)::
 
-    .venv/bin/python benchmarks/dp_rows.py            # epsilon 1, 3, 8 at delta 1e-5, the W1 schedule (6 epochs)
-    .venv/bin/python benchmarks/dp_rows.py --quick    # the same, 2 epochs
-    .venv/bin/python benchmarks/dp_rows.py --smoke    # seconds-scale (32 rows, H=4, 1 epoch, epsilon 8)
+    .venv/bin/python benchmarks/dp_rows.py          # epsilon 1, 3, 8 at delta 1e-5,
+                                                    # the W1 schedule (6 epochs)
+    .venv/bin/python benchmarks/dp_rows.py --quick  # the same, 2 epochs
+    .venv/bin/python benchmarks/dp_rows.py --smoke  # seconds-scale (32 rows, H=4, 1 epoch,
+                                                    # epsilon 8)
 
 From the harness: ``sys.path.insert(0, <benchmarks>); from dp_rows import dp_rows, markdown``.
 
 Same data, schedule and privacy parameters on both sides: Japanese Vowels split 50/30/20 across
-3 parties (seed 0; the harness's split), GRU H=32, lr 0.2, momentum 0.5 (see _setup), batch size B = 32,
-clipping norm C = 1.0, Poisson sampling at q = 1/ceil(N/B) for ceil(N/B) steps per epoch (both
-use Opacus's DPDataLoader convention), the gradient divided by the expected batch size, and
-sigma from Opacus's get_noise_multiplier with the RDP accountant for (epsilon, delta, q, steps).
-Differences, on purpose: mpcrnn runs the polynomial activations in fixed point on shares; its
-total noise variance is p/(p-1) = 1.5x Opacus's (every single party must still face sigma C:
-see protocols/joint_noise.py), so at the same epsilon it trains with more noise; Opacus's
-per-step batches come from its own sampler (same q, different draws).
+3 parties (seed 0; the harness's split), GRU H=32, lr 0.2, momentum 0.5 (see _setup),
+batch size B = 32, clipping norm C = 1.0, Poisson sampling at q = 1/ceil(N/B) for ceil(N/B)
+steps per epoch (both use Opacus's DPDataLoader convention), the gradient divided by the
+expected batch size, and sigma from Opacus's get_noise_multiplier with the RDP accountant for
+(epsilon, delta, q, steps). Differences, on purpose: mpcrnn runs the polynomial activations in
+fixed point on shares; its total noise variance is p/(p-1) = 1.5x Opacus's (every single party
+must still face sigma C: see protocols/joint_noise.py), so at the same epsilon it trains with
+more noise; Opacus's per-step batches come from its own sampler (same q, different draws).
 """
 
 from __future__ import annotations
@@ -58,10 +60,10 @@ def _setup(quick: bool, smoke: bool):
     else:
         parts = D.split_rows(D.japanese_vowels("train"), [0.5, 0.3, 0.2], 0)
         tests = D.split_rows(D.japanese_vowels("test"), [0.5, 0.3, 0.2], 1)
-        # momentum 0.5, not the W1 schedule's 0.9: with 0.9 the DP noise drives the weights so far that
-        # pre-activations leave the polynomials' interval at epsilon <= 3 (plaintext mirror, exact tanh:
-        # max |x|/B 1.29 at epsilon 3) and training collapses to chance; at 0.5 the mirror stays below
-        # 0.62 B at epsilon 1, 3 and 8.  Both rows use the same lr and momentum.
+        # momentum 0.5, not the W1 schedule's 0.9: with 0.9 the DP noise drives the weights so far
+        # that pre-activations leave the polynomials' interval at epsilon <= 3 (plaintext mirror,
+        # exact tanh: max |x|/B 1.29 at epsilon 3) and training collapses to chance; at 0.5 the
+        # mirror stays below 0.62 B at epsilon 1, 3 and 8.  Both rows use the same lr and momentum.
         cfg = RunConfig(
             spec=spec,
             train=TrainConfig(optimizer="sgd", epochs=2 if quick else 6, momentum=DP_MOMENTUM),
@@ -103,7 +105,10 @@ def mpcrnn_dp_row(parts, tests, cfg, epsilon: float, workdir: Path) -> dict:
 
 
 def opacus_row(parts, tests, cfg, epsilon: float, seed: int = 0) -> dict:
-    """Opacus DPGRU in plaintext (float32, exact activations): PrivacyEngine with Poisson sampling."""
+    """Opacus DPGRU in plaintext (float32, exact activations).
+
+    PrivacyEngine with Poisson sampling.
+    """
     import torch
     from opacus import PrivacyEngine
     from opacus.layers import DPGRU
@@ -186,7 +191,10 @@ def opacus_row(parts, tests, cfg, epsilon: float, seed: int = 0) -> dict:
 def dp_rows(
     quick: bool, *, smoke: bool = False, epsilons: tuple[float, ...] | None = None
 ) -> list[dict]:
-    """Rows (dicts) for epsilon in ``epsilons`` (default 1, 3, 8; smoke: 8): Opacus, then mpcrnn-DP."""
+    """Rows (dicts) for epsilon in ``epsilons`` (default 1, 3, 8; smoke: 8).
+
+    Opacus, then mpcrnn-DP.
+    """
     os.environ.setdefault("MPCRNN_LINK_IFNAME", "lo")
     import torch
 
@@ -204,7 +212,8 @@ def dp_rows(
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| target epsilon | row | epsilon spent (delta 1e-5) | sigma | noise std / sigma C | vs a data party | test acc | train s | s/step |",
+        "| target epsilon | row | epsilon spent (delta 1e-5) | sigma | noise std / sigma C "
+        "| vs a data party | test acc | train s | s/step |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -215,17 +224,22 @@ def markdown(rows: list[dict]) -> str:
             else ("inf" if aware is None and "epsilon_vs_schedule_aware_party" in r else "-")
         )
         lines.append(
-            f"| {r['target_epsilon']:g} | {r['row']} | {r['epsilon']:.2f} | {r['noise_multiplier']:.3f} | "
-            f"{r['noise_std_total_over_sigma_C']:.2f} | {aware} | {100 * r['test_accuracy']:.1f}% | "
+            f"| {r['target_epsilon']:g} | {r['row']} | {r['epsilon']:.2f} "
+            f"| {r['noise_multiplier']:.3f} | "
+            f"{r['noise_std_total_over_sigma_C']:.2f} | {aware} "
+            f"| {100 * r['test_accuracy']:.1f}% | "
             f"{r['train_seconds']:.1f} | {r['step_s_median']:.3f} |"
         )
     first = rows[0]
     lines += [
         "",
         (
-            f"Poisson sampling q = {first['sample_rate']:.4f} (expected batch {first['expected_batch_size']:.1f}), "
-            f"{first['steps']} steps, C = {first['clip_norm']:g}, accountant {first['accountant']}; "
-            "'vs a data party': epsilon without amplification by sampling (a party knows the schedule)."
+            f"Poisson sampling q = {first['sample_rate']:.4f} "
+            f"(expected batch {first['expected_batch_size']:.1f}), "
+            f"{first['steps']} steps, C = {first['clip_norm']:g}, "
+            f"accountant {first['accountant']}; "
+            "'vs a data party': epsilon without amplification by sampling "
+            "(a party knows the schedule)."
         ),
     ]
     return "\n".join(lines)

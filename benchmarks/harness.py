@@ -263,10 +263,13 @@ def pingpong(rank, sizes, repeats):
         t = torch.zeros(n, dtype=torch.long)
         one = torch.zeros(1, dtype=torch.long)
         for name, fn in (
-            ("open", lambda: open_masked(s, [t], "pingpong")),
+            ("open", lambda t=t: open_masked(s, [t], "pingpong")),
             (
                 "gather",
-                lambda: (gather_masked(s, t, "pingpong"), open_masked(s, [one], "pingpong")),
+                lambda t=t, one=one: (
+                    gather_masked(s, t, "pingpong"),
+                    open_masked(s, [one], "pingpong"),
+                ),
             ),
         ):
             for _ in range(3):
@@ -342,7 +345,8 @@ def markdown(res) -> str:
         f"{res['workload']}, {res['machine']}; {res['epochs']} epochs, median (min-max). "
         f"mpcrnn rounds/bytes per step: {res['mpcrnn_counts_from']}",
         "",
-        "| row | s/step | s/epoch | x torch | x naive | rounds/step | MB/step (party 0) | peak RSS/party MB | test acc |",
+        "| row | s/step | s/epoch | x torch | x naive | rounds/step | MB/step (party 0) "
+        "| peak RSS/party MB | test acc |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in w1.items():
@@ -360,11 +364,13 @@ def markdown(res) -> str:
         if "test_accuracy_polynomial" in r:
             acc += f" ({100 * r['test_accuracy_polynomial']:.1f}%)"
         lines.append(
-            f"| {name} | {med:.4f} ({lo:.4f}-{hi:.4f}) | {ep_s} | {med / base1:.0f}x | {base3 / med:.1f}x | {rounds} | {mb} | {rss} | {acc} |"
+            f"| {name} | {med:.4f} ({lo:.4f}-{hi:.4f}) | {ep_s} | {med / base1:.0f}x "
+            f"| {base3 / med:.1f}x | {rounds} | {mb} | {rss} | {acc} |"
         )
     lines += [
         "",
-        "Test accuracy: the model evaluated with exact sigmoid/tanh (torch.nn.GRU, as `mpcrnn predict` does); "
+        "Test accuracy: the model evaluated with exact sigmoid/tanh "
+        "(torch.nn.GRU, as `mpcrnn predict` does); "
         "in parentheses, with the polynomials it was trained with.",
     ]
     if res.get("seeds"):
@@ -372,38 +378,47 @@ def markdown(res) -> str:
         mean = lambda k: 100 * statistics.mean(x[k] for x in sd)  # noqa: E731
         lines += [
             "",
-            "Rows 1 and 2 over training seeds (initial weights and batch order); exact evaluation (polynomial):",
+            "Rows 1 and 2 over training seeds (initial weights and batch order); "
+            "exact evaluation (polynomial):",
             "",
             "| seed | torch GRU | mirror |",
             "|---:|---:|---:|",
         ]
         lines += [
-            f"| {x['seed']} | {100 * x['torch']:.1f}% | {100 * x['mirror']:.1f}% ({100 * x['mirror_polynomial']:.1f}%) |"
+            f"| {x['seed']} | {100 * x['torch']:.1f}% | {100 * x['mirror']:.1f}% "
+            f"({100 * x['mirror_polynomial']:.1f}%) |"
             for x in sd
         ]
         lines.append(
-            f"| mean | {mean('torch'):.1f}% | {mean('mirror'):.1f}% ({mean('mirror_polynomial'):.1f}%) |"
+            f"| mean | {mean('torch'):.1f}% | {mean('mirror'):.1f}% "
+            f"({mean('mirror_polynomial'):.1f}%) |"
         )
     f = res["floor"]
     per_t = res.get("rounds_per_time_step", {})
     lines += [
         "",
-        "Rounds per time step (GRU forward + backward; the slope of a step's counted rounds over T, party 0, dealer included): "
+        "Rounds per time step (GRU forward + backward; the slope of a step's counted rounds "
+        "over T, party 0, dealer included): "
         + ", ".join(f"{p} parties {v:.1f}" for p, v in per_t.items() if v is not None)
         + (
-            f"; all-in (a whole W1 step / 29, softmax, clipping and the update included): {res['rounds_all_in_per_time_step']:.1f}."
+            "; all-in (a whole W1 step / 29, softmax, clipping and the update included): "
+            f"{res['rounds_all_in_per_time_step']:.1f}."
             if res.get("rounds_all_in_per_time_step")
             else "."
         ),
     ]
     lines += [
         "",
-        f"Round trip (the step's opening: every party sends 8 bytes to every other, 3 parties): {1e3 * f['rtt_s']:.2f} ms; "
-        f"truncation gather (8 bytes to party 0): {1e3 * f['gather_s']:.2f} ms; bandwidth {f['bandwidth_MBps']:.0f} MB/s. "
-        f"mpcrnn step floor = openings x RTT + gathers x gather time + bytes / bandwidth = {f['floor_s']:.2f} s; "
+        "Round trip (the step's opening: every party sends 8 bytes to every other, 3 parties): "
+        f"{1e3 * f['rtt_s']:.2f} ms; "
+        f"truncation gather (8 bytes to party 0): {1e3 * f['gather_s']:.2f} ms; "
+        f"bandwidth {f['bandwidth_MBps']:.0f} MB/s. "
+        "mpcrnn step floor = openings x RTT + gathers x gather time + bytes / bandwidth = "
+        f"{f['floor_s']:.2f} s; "
         f"wall / floor = {f['wall_over_floor']:.2f}.",
         "",
-        "WAN projection for one mpcrnn step (compute = wall - local floor, plus rounds x RTT/2 + bytes / 100 Mbit/s):",
+        "WAN projection for one mpcrnn step "
+        "(compute = wall - local floor, plus rounds x RTT/2 + bytes / 100 Mbit/s):",
         "",
         "| RTT | projected s/step | x torch |",
         "|---:|---:|---:|",
@@ -417,7 +432,8 @@ def markdown(res) -> str:
 
         lines += [
             "",
-            "DP-SGD (mpcrnn-DP, 3 parties + dealer, on shares; Opacus DPGRU in plaintext; same data, "
+            "DP-SGD (mpcrnn-DP, 3 parties + dealer, on shares; Opacus DPGRU in plaintext; "
+            "same data, "
             f"schedule convention, C and delta; {res['epochs']} epochs):",
             "",
             dp_markdown(res["dp"]),
@@ -431,7 +447,8 @@ def markdown(res) -> str:
     ]
     for p in res["sweeps"]:
         lines.append(
-            f"| {p['parties']} | {p['provider']} | {p['B']} | {p['T']} | {p['H']} | {p['cell']} | {p['step_s']:.2f} | {p['rounds']} | "
+            f"| {p['parties']} | {p['provider']} | {p['B']} | {p['T']} | {p['H']} | {p['cell']} "
+            f"| {p['step_s']:.2f} | {p['rounds']} | "
             f"{p['forward_rounds'] / p['T']:.1f} | {p['bytes'] / 1e6:.1f} |"
         )
     return "\n".join(lines)
@@ -441,22 +458,30 @@ def mode_table(modes: dict) -> str:
     t, m, f = modes["torch"], modes["mpc"], modes["fedavg"]
     target = f["target"]
     lines = [
-        f"Training modes, time to reach the W1 accuracy ({100 * target:.1f}%, torch's, row 1). Communication "
+        f"Training modes, time to reach the W1 accuracy ({100 * target:.1f}%, torch's, row 1). "
+        "Communication "
         "is CrypTen's counter on party 0; seconds are training time (no process start-up).",
         "",
-        "| mode | opened to the parties | schedule | train s | test acc | reached | comm. rounds | MB sent |",
+        "| mode | opened to the parties | schedule | train s | test acc | reached "
+        "| comm. rounds | MB sent |",
         "|---|---|---|---:|---:|---|---:|---:|",
     ]
     lines.append(
-        f"| plaintext torch (pooled rows: no privacy) | all data | {modes['epochs']} epochs | {t['train_s']:.1f} | "
+        f"| plaintext torch (pooled rows: no privacy) | all data | {modes['epochs']} epochs "
+        f"| {t['train_s']:.1f} | "
         f"{100 * t['test_accuracy']:.1f}% | by definition | - | - |"
     )
     lines.append(
-        f"| mpc | final weights only | {modes['epochs']} epochs | {m['train_s']:.1f} | {100 * m['test_accuracy']:.1f}% | "
-        f"{'yes' if m['test_accuracy'] >= target else 'no'} (end of schedule) | {m['total_rounds']} | {m['total_bytes'] / 1e6:.1f} |"
+        f"| mpc | final weights only | {modes['epochs']} epochs | {m['train_s']:.1f} "
+        f"| {100 * m['test_accuracy']:.1f}% | "
+        f"{'yes' if m['test_accuracy'] >= target else 'no'} (end of schedule) "
+        f"| {m['total_rounds']} | {m['total_bytes'] / 1e6:.1f} |"
     )
     if f["round_reaching_target"] is not None:
-        reach = f"round {f['round_reaching_target']} of {f['rounds']}, after {f['time_to_target_s']:.1f} s"
+        reach = (
+            f"round {f['round_reaching_target']} of {f['rounds']}, "
+            f"after {f['time_to_target_s']:.1f} s"
+        )
         comm = f"{f['comm_rounds_to_target']:.0f} | {f['bytes_to_target'] / 1e6:.1f}"
     else:
         reach, comm = (
@@ -464,7 +489,8 @@ def mode_table(modes: dict) -> str:
             f"{f['total_rounds']} | {f['total_bytes'] / 1e6:.1f}",
         )
     lines.append(
-        f"| fedavg | {f['revealed_models']} global models (one per round) | {f['rounds']} rounds x {f['local_epochs']} "
+        f"| fedavg | {f['revealed_models']} global models (one per round) "
+        f"| {f['rounds']} rounds x {f['local_epochs']} "
         f"local epochs | {f['train_s']:.1f} | {100 * f['test_accuracy']:.1f}% | {reach} | {comm} |"
     )
     return "\n".join(lines)
@@ -621,7 +647,10 @@ def main() -> None:
         if (p["parties"], p["provider"], p["B"], p["T"], p["H"], p["cell"])
         == (3, "TTP", cfg.train.batch_size, 29, cfg.model.hidden_size, cfg.model.cell)
     ]
-    counts_from = "whole training run / steps (includes sharing, the reveal and the plan-recording first step)"
+    counts_from = (
+        "whole training run / steps "
+        "(includes sharing, the reveal and the plan-recording first step)"
+    )
     if w1_point:  # a steady-state step (its triple plan replayed), measured in the sweep
         m["rounds_per_step"], m["bytes_per_step"] = w1_point[0]["rounds"], w1_point[0]["bytes"]
         counts_from = "a steady-state step (sweep point at the W1 shape)"
@@ -645,7 +674,8 @@ def main() -> None:
         "epochs": epochs,
         "w1": w1,
         "mpcrnn_counts_from": counts_from,
-        "workload": f"Japanese Vowels, {cfg.model.cell.upper()} H={cfg.model.hidden_size}, batch {cfg.train.batch_size}, T=29, 3 parties + TTP dealer",
+        "workload": f"Japanese Vowels, {cfg.model.cell.upper()} H={cfg.model.hidden_size}, "
+        f"batch {cfg.train.batch_size}, T=29, 3 parties + TTP dealer",
         "floor": {
             "rtt_s": rtt,
             "gather_s": gather_s,
@@ -673,10 +703,14 @@ def main() -> None:
     print("\n" + text)
     mp = w1["mpcrnn"]
     print(
-        f"\nSummary: mpcrnn {w1['naive CrypTen autograd']['step_s'][0] / mp['step_s'][0]:.1f}x faster than naive CrypTen per step, "
-        f"{mp['step_s'][0] / w1['torch GRU (exact, float32)']['step_s'][0]:.0f}x slower than torch; test accuracy "
-        f"{100 * mp['test_accuracy']:.1f}% vs {100 * w1['torch GRU (exact, float32)']['test_accuracy']:.1f}% (torch, exact); "
-        f"peak RSS {max(mp['peak_rss_mb_per_party']):.0f} MB per party; harness ran {res['seconds']:.0f} s. "
+        f"\nSummary: mpcrnn {w1['naive CrypTen autograd']['step_s'][0] / mp['step_s'][0]:.1f}x "
+        "faster than naive CrypTen per step, "
+        f"{mp['step_s'][0] / w1['torch GRU (exact, float32)']['step_s'][0]:.0f}x "
+        "slower than torch; test accuracy "
+        f"{100 * mp['test_accuracy']:.1f}% vs "
+        f"{100 * w1['torch GRU (exact, float32)']['test_accuracy']:.1f}% (torch, exact); "
+        f"peak RSS {max(mp['peak_rss_mb_per_party']):.0f} MB per party; "
+        f"harness ran {res['seconds']:.0f} s. "
         f"Files: {out}/w1.md, w1.json, " + ", ".join(Path(p).name for p in res["plots"])
     )
     mirror = w1["mirror, polynomials (float64)"]
@@ -684,8 +718,10 @@ def main() -> None:
         abs(mp["test_accuracy_polynomial"] - mirror["test_accuracy_polynomial"]) > 0.01
     ):  # same seed, schedule and math
         print(
-            f"WARNING: mpcrnn ({100 * mp['test_accuracy_polynomial']:.1f}%) and the plaintext mirror "
-            f"({100 * mirror['test_accuracy_polynomial']:.1f}%) differ by more than 1 point with the same polynomials: "
+            f"WARNING: mpcrnn ({100 * mp['test_accuracy_polynomial']:.1f}%) "
+            "and the plaintext mirror "
+            f"({100 * mirror['test_accuracy_polynomial']:.1f}%) differ by more than 1 point "
+            "with the same polynomials: "
             "check that both rows train on the same (once-scaled) data"
         )
 

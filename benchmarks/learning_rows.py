@@ -169,7 +169,9 @@ def _stats(xs):
 
 def table(rows: list[dict]) -> str:
     out = [
-        "| data | model | epochs | torch Adam (exact) median (range) | mirror, defaults median (range) | mirror seed 0 | MPC seed 0 | MPC s/step | max abs(x)/B | mirror - torch (medians) |",
+        "| data | model | epochs | torch Adam (exact) median (range) "
+        "| mirror, defaults median (range) | mirror seed 0 | MPC seed 0 | MPC s/step "
+        "| max abs(x)/B | mirror - torch (medians) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -177,9 +179,12 @@ def table(rows: list[dict]) -> str:
         mp = f"{100 * r['mpc']['test_accuracy']:.1f}%" if r.get("mpc") else "not run"
         sp = f"{r['mpc']['step_s']:.2f}" if r.get("mpc") else "-"
         out.append(
-            f"| {r['data']} | {r['cell'].upper()} x{r['layers']} | {r['epochs']} | {100 * t['median']:.1f}% "
-            f"({100 * t['min']:.1f}-{100 * t['max']:.1f}) | {100 * m['median']:.1f}% ({100 * m['min']:.1f}-{100 * m['max']:.1f}) | "
-            f"{100 * m['all'][0]:.1f}% | {mp} | {sp} | {r['max_preact']:.2f} | {100 * (m['median'] - t['median']):+.1f} |"
+            f"| {r['data']} | {r['cell'].upper()} x{r['layers']} | {r['epochs']} "
+            f"| {100 * t['median']:.1f}% "
+            f"({100 * t['min']:.1f}-{100 * t['max']:.1f}) | {100 * m['median']:.1f}% "
+            f"({100 * m['min']:.1f}-{100 * m['max']:.1f}) | "
+            f"{100 * m['all'][0]:.1f}% | {mp} | {sp} | {r['max_preact']:.2f} "
+            f"| {100 * (m['median'] - t['median']):+.1f} |"
         )
     return "\n".join(out)
 

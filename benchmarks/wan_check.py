@@ -65,8 +65,10 @@ def bandwidth(rate_mbit: int = 100) -> dict:
     measured = steps[f"{rate_mbit}mbit"] - steps[None]
     projected = sent * 8 / (rate_mbit * 1e6)
     print(
-        f"bandwidth: steady-state step {steps[None]:.2f} s unthrottled, {steps[f'{rate_mbit}mbit']:.2f} s at {rate_mbit} Mbit/s: "
-        f"+{measured:.2f} s measured, +{projected:.2f} s projected from {sent / 1e6:.1f} MB sent per step "
+        f"bandwidth: steady-state step {steps[None]:.2f} s unthrottled, "
+        f"{steps[f'{rate_mbit}mbit']:.2f} s at {rate_mbit} Mbit/s: "
+        f"+{measured:.2f} s measured, +{projected:.2f} s projected from "
+        f"{sent / 1e6:.1f} MB sent per step "
         f"(ratio {measured / projected:.2f})"
     )
     return {
@@ -91,8 +93,10 @@ def delay(rtt_ms: float = 10.0) -> dict:
         rounds * rtt_ms / 2 / 1e3
     )  # the harness's model: one one-way latency per counted round
     print(
-        f"delay: steady-state step {steps[0.0]:.2f} s through the relay, {steps[rtt_ms]:.2f} s with +{rtt_ms:g} ms round trip: "
-        f"+{measured:.2f} s measured, +{projected:.2f} s projected from {rounds} rounds x {rtt_ms / 2:g} ms (RTT/2) "
+        f"delay: steady-state step {steps[0.0]:.2f} s through the relay, "
+        f"{steps[rtt_ms]:.2f} s with +{rtt_ms:g} ms round trip: "
+        f"+{measured:.2f} s measured, +{projected:.2f} s projected from "
+        f"{rounds} rounds x {rtt_ms / 2:g} ms (RTT/2) "
         f"(ratio {measured / projected:.2f}: {measured / rounds * 1e3:.1f} ms per counted round)"
     )
     return {

@@ -28,7 +28,8 @@ def hosts(n: int = 3):
         _sh("ip", "netns", "add", bridge_ns)
     except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired) as exc:
         raise NetnsUnavailable(
-            f"network namespaces cannot be made here ({type(exc).__name__}); needs root and iproute2"
+            f"network namespaces cannot be made here ({type(exc).__name__}); "
+            "needs root and iproute2"
         ) from None
     subnet = 10 + os.getpid() % 200
     try:

@@ -28,7 +28,10 @@ from protocols.channels import HELLO, MAGIC
 from protocols.parties import WIRE_PROTOCOL
 
 MPCRNN = str(Path(sys.executable).with_name("mpcrnn"))
-RUN_TOML = '[run]\nparties = 2\nprovider = "ttp"\n[model]\nhidden = 4\n[train]\nepochs = 1\nbatch_size = 20\n'
+RUN_TOML = (
+    '[run]\nparties = 2\nprovider = "ttp"\n[model]\nhidden = 4\n'
+    "[train]\nepochs = 1\nbatch_size = 20\n"
+)
 TOTAL = 3  # party 0, party 1, dealer
 
 
@@ -73,7 +76,8 @@ class Run:
                 f'{k} = "{self.fp[k]}"\n' for k in ("party0", "party1", "dealer")
             )
         (tmp / "run.toml").write_text(body)
-        # the rogue dealer's own run file pins ITS certificate as the dealer (it passes its own checks)
+        # the rogue dealer's own run file pins ITS certificate as the dealer
+        # (it passes its own checks)
         rogue = body.replace(self.fp["dealer"], self.fp["stranger"]) if not insecure else body
         (tmp / "rogue.toml").write_text(rogue)
         self.procs: dict[str, subprocess.Popen] = {}
@@ -525,7 +529,7 @@ def test_a_rewritten_byte_stops_the_run_with_an_integrity_error_naming_the_link(
     assert not list(tmp_path.glob("out*/model-*.pt"))
 
 
-# ------------------------------------------------------------------ configuration errors (no network)
+# ---------------------------------------------------------- configuration errors (no network)
 
 
 def test_keygen_key_is_private_and_fingerprint_is_the_certificates(tmp_path):
@@ -622,9 +626,11 @@ def test_party_without_its_pinned_identity_stops_with_one_line(case, tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     last = res.stderr.strip().splitlines()[-1]
     want = {
-        "no identities": r"\[identities\] in the run file: expected a fingerprint for each of the 3 processes",
+        "no identities": r"\[identities\] in the run file: "
+        r"expected a fingerprint for each of the 3 processes",
         "no key": r"party 1's identity: expected --key DIR",
-        "wrong key": rf"this process's certificate \(party 1\): expected {run.fp['party1']} \(pinned in the run file\), "
+        "wrong key": rf"this process's certificate \(party 1\): expected {run.fp['party1']} "
+        r"\(pinned in the run file\), "
         rf"got {run.fp['party0']}",
     }[case]
     import re

@@ -181,7 +181,8 @@ def test_resume_with_a_longer_schedule_says_it_cannot_be_extended(finished, tmp_
     longer = replace(CFG, train=replace(CFG.train, epochs=3))
     error = _resume(run, files, longer)
     assert error is not None and re.search(
-        r"schedule: expected 3 epochs \(this run\), got 2 epochs \(the checkpointed run\)\. the schedule cannot "
+        r"schedule: expected 3 epochs \(this run\), "
+        r"got 2 epochs \(the checkpointed run\)\. the schedule cannot "
         r"be extended",
         error,
     ), error

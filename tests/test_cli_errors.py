@@ -88,7 +88,8 @@ def _csv(tmp, name, lines, suffix=".csv"):
 
 
 def _party(rank, world, rendezvous, data, *extra, timeout=4.0, provider="tfp"):
-    # the plaintext transport: these cases are about the run's own errors (identities: test_channels.py)
+    # the plaintext transport: these cases are about the run's own errors
+    # (identities: test_channels.py)
     return subprocess.Popen(
         [
             MPCRNN,

@@ -37,8 +37,12 @@ def test_shipped_files_are_the_uea_copies():
     root = Path(D.__file__).parent / "datasets" / "japanese_vowels"
     digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.glob("*.ts")}
     assert digests == {
-        "JapaneseVowels_TRAIN.ts": "68a430eabd919cc77f40b1f5f3bc0dcafacc1486bca9260785aeb7d262cc78cd",
-        "JapaneseVowels_TEST.ts": "b3d41d6a0ca3bcad3afb9ca7d4365382aa51341e2e58bae2a574babdda5b9462",
+        "JapaneseVowels_TRAIN.ts": (
+            "68a430eabd919cc77f40b1f5f3bc0dcafacc1486bca9260785aeb7d262cc78cd"
+        ),
+        "JapaneseVowels_TEST.ts": (
+            "b3d41d6a0ca3bcad3afb9ca7d4365382aa51341e2e58bae2a574babdda5b9462"
+        ),
     }
     assert "Kudo" in (root / "README.md").read_text()
 

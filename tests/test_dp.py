@@ -158,7 +158,10 @@ def clipped_rows_party(rank, c):
     s = MpcSession.current()
     cfg, x, lengths, y = _batch("gru", n=6)
     src = s.world_size - 1
-    sh = lambda v: share(s, v if s.rank == src else None, src=src, shape=tuple(v.shape))
+
+    def sh(v):
+        return share(s, v if s.rank == src else None, src=src, shape=tuple(v.shape))
+
     onehot = torch.nn.functional.one_hot(y, 3).double()
     B = SharedBackend(s, ActivationConfig())
     params = {k: public(s, v) for k, v in init_params(cfg, 1).items()}
@@ -319,7 +322,10 @@ def dp_train_party(rank, sigma, clip, seed):
 
     s = MpcSession.current()
     x, lengths, y = _poisson_data()
-    sh = lambda v: share(s, v if s.rank == 1 else None, src=1, shape=tuple(v.shape))
+
+    def sh(v):
+        return share(s, v if s.rank == 1 else None, src=1, shape=tuple(v.shape))
+
     data = Dataset(sh(x), sh(masks(lengths, 5)), sh(y))
     D = sum(v.numel() for v in init_params(DP_MCFG, 0).values())
     plan = DP.make_plan(
@@ -350,7 +356,7 @@ def test_noise_off_dp_on_three_parties_equals_plain_training():
     want = _plain_on_batches(
         PlainBackend(ActivationConfig()), off[0][1], _noise_off_plan(3).expected_batch
     )
-    for opened, batches, _, ledger in off:
+    for opened, _batches, _, ledger in off:
         for k in want:
             torch.testing.assert_close(opened[k], want[k], atol=5e-3, rtol=0, msg=k)
         assert [e["what"] for e in ledger] == list(

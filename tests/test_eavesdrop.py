@@ -20,8 +20,8 @@ shapes of the public run configuration).  How far it gets:
   all 12 sequences of the first training batch, each equal to one party's true row within
   2^-15 (checked against every party's data).  Decoding the other batches the same way only
   needs more bookkeeping; the test stops at the first.
-* **Default transport** (mutual TLS 1.3): the same script recovers no model and no row, and none of the
-  true seeds' 8-byte encodings appears anywhere in the capture (all streams, all bytes).
+* **Default transport** (mutual TLS 1.3): the same script recovers no model and no row, and none
+  of the true seeds' 8-byte encodings appears anywhere in the capture (all streams, all bytes).
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ SO_RCVBUFFORCE = 33
 
 
 class Capture:
-    """Every TCP segment on ``lo`` while running, reassembled per direction (src, dst) by sequence number."""
+    """Every TCP segment on ``lo`` while running, reassembled per direction (src, dst) by
+    sequence number."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))
@@ -121,7 +122,7 @@ def eavesdrop(
             _, rank, _, mode, n_cert = HELLO.unpack_from(data)
             hellos[key] = (rank, mode, HELLO.size + n_cert)
     messages = {}  # (sender rank, receiver rank) -> list of payloads
-    for (a, b), (rank, mode, pos) in hellos.items():
+    for (a, b), (rank, _mode, pos) in hellos.items():
         back = hellos.get((b, a))
         if back is None:
             continue

@@ -222,7 +222,8 @@ def test_run_file_selects_fedavg_for_party_processes(tmp_path):
 
     f = tmp_path / "run.toml"
     f.write_text(
-        '[run]\nmode = "fedavg"\n[fedavg]\nrounds = 3\nlocal_epochs = 1\nweighting = "equal"\nupdate_clip = 2.5\n'
+        '[run]\nmode = "fedavg"\n[fedavg]\nrounds = 3\nlocal_epochs = 1\n'
+        'weighting = "equal"\nupdate_clip = 2.5\n'
     )
     cfg = build(read_file(str(f)), {})
     assert (cfg.mode, cfg.fedavg) == (
@@ -233,7 +234,8 @@ def test_run_file_selects_fedavg_for_party_processes(tmp_path):
     f.write_text("[fedavg]\nround = 3\n")
     with pytest.raises(
         ConfigError,
-        match=r"keys of \[fedavg\]: expected local_epochs, rounds, update_clip, weighting, got round",
+        match=r"keys of \[fedavg\]: "
+        r"expected local_epochs, rounds, update_clip, weighting, got round",
     ):
         read_file(str(f))
 

@@ -27,7 +27,8 @@ CASES = [  # (id, bytes of the run file, pattern)
     (
         "oversized",
         b"#" * (MAX_RUN_FILE_BYTES + 10),
-        rf"run\.toml: size: expected at most {MAX_RUN_FILE_BYTES} bytes \(a run config file\), got more",
+        rf"run\.toml: size: expected at most {MAX_RUN_FILE_BYTES} bytes "
+        r"\(a run config file\), got more",
     ),
 ]
 

@@ -215,7 +215,8 @@ def test_train_with_a_run_file_on_other_data(tmp_path):
         D.write_csv(D.SequenceData(x, lengths, y, ("no", "yes")), tmp_path / f"org{r}.csv")
     (tmp_path / "run.toml").write_text(
         "[run]\nparties = 2\n[model]\nhidden = 4\n[train]\nepochs = 3\nbatch_size = 8\n"
-        '[data]\nn_features = 3\nclasses = ["no", "yes"]\nmax_len = 5\nscaling = "none"\nvalue_bound = 2.0\n'
+        '[data]\nn_features = 3\nclasses = ["no", "yes"]\nmax_len = 5\n'
+        'scaling = "none"\nvalue_bound = 2.0\n'
     )
     out = tmp_path / "run"
     res = subprocess.run(

@@ -93,7 +93,8 @@ CASES = [  # (id, writer, pattern)
     (
         "wrong-shapes",
         _save(_blob(state_dict={**_params(), "weight_hh_l0": torch.zeros(3, 3)})),
-        r"state_dict: expected torch's tensors of this lstm with their shapes, got differences at weight_hh_l0",
+        r"state_dict: expected torch's tensors of this lstm with their shapes, "
+        r"got differences at weight_hh_l0",
     ),
     (
         "gru-weights-for-lstm",

@@ -122,7 +122,7 @@ def _commands(tmp: Path, files: list[str], prefix: list[list[str]]) -> list[list
 
 
 def _assert_trained(results, tmp: Path):
-    for code, out, err in results:
+    for code, _out, err in results:
         assert code == 0, err[-3000:]
     reports = [json.loads(results[i][1]) for i in (1, 2)]
     assert [r["rank"] for r in reports] == [0, 1] and all(r["received_model"] for r in reports)

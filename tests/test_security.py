@@ -5,9 +5,10 @@ Instrumentation (inside each party process): every CrypTen opening function
 ``MPCTensor.get_plain_text``), every method of CrypTen's communicator (ours,
 :mod:`protocols.communicator`) and every send/receive of the links of :mod:`protocols.links`
 (which carry every byte between processes: torch.distributed is not used) is wrapped to record
-its caller outside the transport.  Asserted: plaintext openings happen only through ``protocols/reveal.py``'s ``reveal``
-(and only for the final weights, all in the ledger); CrypTen's own openings happen only inside
-its masked-opening protocol steps; our collectives come only from the reveal module.
+its caller outside the transport.  Asserted: plaintext openings happen only through
+``protocols/reveal.py``'s ``reveal`` (and only for the final weights, all in the ledger);
+CrypTen's own openings happen only inside its masked-opening protocol steps; our collectives
+come only from the reveal module.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def _only_masked_openings_and_ledgered_reveals(crypten_open, ours):
     assert not any(k[1] == "get_plain_text" for k in crypten_open)
     # who moved bytes: masked openings and the ledgered reveal; CrypTen's from its primitives;
     # dealer requests and answers; the public metadata exchange (digest, row counts)
-    for (name, where), n in ours.items():
+    for (name, where), _n in ours.items():
         assert (
             where in OUR_COLLECTIVE_CALLERS
             or where.startswith("crypten/mpc/primitives/")  # CrypTen's masked openings (above)
