@@ -101,7 +101,6 @@ def run_fedavg(
     opened global model (e.g. the party's own local evaluation; nothing is sent).
     """
     from mpcrnn import checkpoint
-    from mpcrnn.model import init_params
     from mpcrnn.secure import agree
 
     cfg.validate()
@@ -111,40 +110,22 @@ def run_fedavg(
     counts = [m["n_rows"] for m in meta]
     fc = cfg.fedavg
     weights = counts if fc.weighting == "rows" else [1] * session.world_size
-    theta = init_params(cfg.model, cfg.train.seed)
-    start = checkpoint.agree_epoch(session, checkpoint_dir) if resume and checkpoint_dir else 0
-    if start:
-        theta, _ = checkpoint.load(
-            checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), cfg.fedavg_rounds
-        )
+    theta, start = _starting_point(session, cfg, checkpoint_dir, resume)
     t0 = time.perf_counter()
     round_seconds, local_seconds = [], []
-    for r in range(start, cfg.fedavg_rounds):
+    R, digest = cfg.fedavg_rounds, cfg.checkpoint_digest()
+    for r in range(start, R):
         t_round = time.perf_counter()
         mine = local_train(cfg, theta, local, r, session.rank)
         local_seconds.append(time.perf_counter() - t_round)
         theta = _secure_average(session, cfg, theta, mine, weights, r)
         round_seconds.append(time.perf_counter() - t_round)
         if checkpoint_dir:
-            checkpoint.save(
-                checkpoint_dir,
-                session.rank,
-                r + 1,
-                cfg.checkpoint_digest(),
-                theta,
-                {},
-                cfg.fedavg_rounds,
-            )
+            checkpoint.save(checkpoint_dir, session.rank, r + 1, digest, theta, {}, R)
         if on_round:
             on_round(r + 1, theta)
         if progress:  # public facts only; a round counts as one step
-            event = {
-                "unit": "round",
-                "epoch": r + 1,
-                "epochs": cfg.fedavg_rounds,
-                "step": 1,
-                "steps": 1,
-            }
+            event = {"unit": "round", "epoch": r + 1, "epochs": R, "step": 1, "steps": 1}
             progress({**event, "seconds": round_seconds[-1]})
     out = {
         "params": theta,
@@ -180,6 +161,21 @@ def _secure_average(session, cfg, theta: dict, mine: dict, weights, r: int) -> d
         allowed_to=everyone,
     )
     return unflatten(opened.to(torch.float64), theta)
+
+
+def _starting_point(session, cfg, checkpoint_dir: str | None, resume: bool) -> tuple[dict, int]:
+    """(theta, first round): the public initialization, or the newest round every party has
+    checkpointed (``resume``)."""
+    from mpcrnn import checkpoint
+    from mpcrnn.model import init_params
+
+    start = checkpoint.agree_epoch(session, checkpoint_dir) if resume and checkpoint_dir else 0
+    if not start:
+        return init_params(cfg.model, cfg.train.seed), 0
+    theta, _ = checkpoint.load(
+        checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), cfg.fedavg_rounds
+    )
+    return theta, start
 
 
 def _pooled_train_accuracy(session, cfg, theta: dict, local, counts: list[int]) -> float | None:

@@ -155,36 +155,13 @@ def init_party(spec: PartySpec) -> None:
     import torch
     from crypten.config import cfg
 
-    from protocols.channels import Trust, local_address, open_mesh
     from protocols.communicator import communicator_class, install
-    from protocols.heartbeat import Heartbeat, open_heartbeats, shut_down
-    from protocols.links import Links
 
     torch.set_num_threads(1)
     cfg.mpc.provider = spec.provider  # CrypTen's own operations read it from its global config
     names = spec.names()
     secure = not spec.insecure and spec.total > 1
-    if spec.total == 1:
-        links = Links(0, 1, {}, spec.timeout_s, names, secure)
-    else:
-        trust = Trust(spec.identity, tuple(spec.pins), spec.insecure)
-        mesh = open_mesh(
-            spec.rank,
-            names,
-            spec.rendezvous,
-            spec.timeout_s,
-            trust,
-            WIRE_PROTOCOL,
-            local_address(spec.rendezvous),
-        )
-        links = Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure)
-        links.refused = list(mesh.refused)
-        mismatch = check_wire_protocol(mesh.versions, spec.world_size)
-        if mismatch:
-            links.close()
-            raise AgreementError(mismatch)
-        beats = open_heartbeats(mesh, trust, local_address(spec.rendezvous), spec.timeout_s)
-        links.heartbeat = Heartbeat(beats, names, on_stop=lambda _: shut_down(mesh.socks)).start()
+    links = _open_links(spec, names, secure)
     inst = communicator_class()(
         spec.rank, spec.world_size, links, spec.has_dealer, spec.rendezvous, secure
     )
@@ -203,6 +180,29 @@ def init_party(spec: PartySpec) -> None:
         _teardown()
         raise
     _seed_local_generator()
+
+
+def _open_links(spec: PartySpec, names: list[str], secure: bool):
+    """The mesh (a complete one, on one release), its :class:`Links`, and the heartbeat
+    thread that names a stopped peer (:mod:`protocols.heartbeat`)."""
+    from protocols.channels import Trust, local_address, open_mesh
+    from protocols.heartbeat import Heartbeat, open_heartbeats, shut_down
+    from protocols.links import Links
+
+    if spec.total == 1:
+        return Links(0, 1, {}, spec.timeout_s, names, secure)
+    trust = Trust(spec.identity, tuple(spec.pins), spec.insecure)
+    host = local_address(spec.rendezvous)
+    mesh = open_mesh(spec.rank, names, spec.rendezvous, spec.timeout_s, trust, WIRE_PROTOCOL, host)
+    links = Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure)
+    links.refused = list(mesh.refused)
+    mismatch = check_wire_protocol(mesh.versions, spec.world_size)
+    if mismatch:
+        links.close()
+        raise AgreementError(mismatch)
+    beats = open_heartbeats(mesh, trust, host, spec.timeout_s)
+    links.heartbeat = Heartbeat(beats, names, on_stop=lambda _: shut_down(mesh.socks)).start()
+    return links
 
 
 def _seed_local_generator() -> None:
