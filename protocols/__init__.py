@@ -16,6 +16,7 @@ The modules of this package, from the bottom up::
     handshake       who is on the other end of a connection: hellos, pins, mutual TLS 1.3
     channels        the run's network: rendezvous and one connection per pair of processes
     links           framed messages over those connections (masked openings, everything else)
+    heartbeat       liveness: one byte per peer every 2 s on a connection of its own
     communicator    CrypTen's communicator over the links (no torch.distributed)
     public_exchange public metadata between the data parties (digest, counts, epochs)
     reveal          the only place values are opened; the reveal ledger
@@ -44,7 +45,8 @@ One training run, from a party's data file to the released weights (module at ea
     launch/launcher.py     spawns them, watches exit codes, names a failing party
     launch/party.py        a party: reads and validates ITS OWN file (mpcrnn/data.py), joins
                            the run (protocols/parties.py: channels.py + handshake.py -> links.py
-                           -> communicator.py; streams.py: the dealer's seeds), and opens its
+                           -> communicator.py; heartbeat.py; streams.py: the dealer's seeds),
+                           and opens its
                            session (protocols/session.py); the dealer runs protocols/dealer.py
     mpcrnn/secure.py       run_training: agree on public metadata (protocols/public_exchange.py),
                            share every party's rows (protocols/sharing.py), then train
