@@ -114,16 +114,18 @@ class Heartbeat:
         try:
             while live and not self._halt.is_set():
                 now = time.monotonic()
+                gone = []
                 if now - last_sent >= self.interval_s:
-                    for r in sorted(live):
-                        if not _send_beat(self.socks[r]):
-                            live.discard(r)
+                    gone += [r for r in sorted(live) if not _send_beat(self.socks[r])]
                     last_sent = now
                 for key, _ in sel.select(timeout=min(self.interval_s / 2, 0.5)):
                     r = key.data
                     if r in live and not _drain(self.socks[r]):
-                        live.discard(r)  # ended: the data links report it
+                        gone.append(r)  # ended: the data links report it
                     seen[r] = time.monotonic()
+                for r in set(gone) & live:  # never watched again (an ended socket stays readable)
+                    live.discard(r)
+                    sel.unregister(self.socks[r])
                 now = time.monotonic()
                 for r in sorted(live):
                     if now - seen[r] > self.limit_s and not self._halt.is_set():
