@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_multihost import _keygen  # `mpcrnn keygen` as an organization runs it
 
 from mpcrnn import data as D
 from protocols.channels import HELLO, MAGIC
@@ -33,17 +34,6 @@ RUN_TOML = (
     "[train]\nepochs = 1\nbatch_size = 20\n"
 )
 TOTAL = 3  # party 0, party 1, dealer
-
-
-def _keygen(folder: Path) -> str:
-    res = subprocess.run(
-        [MPCRNN, "keygen", "--out", str(folder)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return res.stdout.strip().splitlines()[0]
 
 
 def _free_port() -> int:
