@@ -59,6 +59,7 @@ folder, rendezvous) are command-line flags.  Example (every key optional; defaul
     feature_low = [...]      # per feature, public
     feature_high = [...]
     value_bound = 8.0
+    frame = 1                # time steps stacked into one model input (long series: 5-10)
 
 Environment (torchrun / schedulers): ``MASTER_ADDR`` + ``MASTER_PORT`` give the rendezvous
 ``tcp://MASTER_ADDR:MASTER_PORT``, ``RANK`` the rank, ``WORLD_SIZE`` the number of processes
@@ -198,7 +199,7 @@ def build(raw: dict, overrides: dict) -> RunConfig:
     try:
         run = _fields("run", body["run"])
         model = ModelConfig(
-            input_size=spec.n_features,
+            input_size=spec.input_size,
             num_classes=len(spec.classes),
             **_fields("model", body["model"]),
         )
@@ -364,6 +365,7 @@ def require_data_declaration(raw: dict, config_file: str | None, data_file: str)
 def data_template(data_file: str) -> str:
     """A [data] section to paste into the run file: shapes and class names from this party's
     own file when it is a readable .ts file, bounds as placeholders (they must be PUBLIC)."""
+    frame = "1                    # time steps per model input; a long series of few features: 5-10"
     n_features, classes, max_len = (
         "<F>",
         '["<class 1>", "<class 2>"]',
@@ -377,6 +379,11 @@ def data_template(data_file: str) -> str:
                 f"{own.max_len}   # your longest; every party's must fit",
             )
             classes = "[" + ", ".join(f'"{c}"' for c in own.classes) + "]"
+            if own.max_len > 50:
+                frame = (
+                    f"{-(-own.max_len // 16)}   # {own.max_len} steps are long for a recurrent "
+                    "model: frames of this many steps (rehearse with and without)"
+                )
         except Exception:  # noqa: BLE001 - a template is still useful without the file's shapes
             pass
     return "\n".join(
@@ -391,6 +398,7 @@ def data_template(data_file: str) -> str:
             "domain knowledge",
             "feature_high = [<high of feature 0>, ...]  # (not your rows' min/max: those would "
             "reveal your data's extremes)",
+            f"frame = {frame}",
             "# then check the settings on your own rows, with nothing shared: mpcrnn rehearse "
             "--config run.toml --data " + str(data_file),
         ]

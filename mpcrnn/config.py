@@ -50,7 +50,7 @@ class ModelConfig:
     as in the model file.  Run file ``[model]``: cell, hidden, layers; the rest from ``[data]``."""
 
     cell: str = "gru"  # rnn (Elman, tanh) | gru | lstm, torch's equations and gate order
-    input_size: int = file_key(None, 12)  # F, features per step ([data] n_features; JV: 12)
+    input_size: int = file_key(None, 12)  # F per step ([data] n_features x frame; JV: 12)
     hidden_size: int = file_key("hidden", 32)  # H
     num_layers: int = file_key("layers", 1)  # stacked layers
     num_classes: int = file_key(None, 9)  # C, classes of the head ([data] classes); 0: regress
@@ -395,9 +395,9 @@ class RunConfig:
         FixedPoint(self.frac_bits).check_range(
             (2 * self.activation.bound) ** 2, "gate products", failure_per_element=2.0**-20
         )
-        if self.spec is not None and self.spec.n_features != self.model.input_size:
+        if self.spec is not None and self.spec.input_size != self.model.input_size:
             raise ConfigError(
-                expected_got("model input size", self.spec.n_features, self.model.input_size)
+                expected_got("model input size", self.spec.input_size, self.model.input_size)
             )
 
     def to_json(self) -> dict:

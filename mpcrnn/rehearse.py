@@ -24,6 +24,7 @@ import torch
 
 LEARN_MARGIN = 0.05  # final train accuracy must beat the majority-class rate by this much
 LOSS_RATIO = 0.9  # final loss must be below this fraction of the first epoch's
+LONG_INPUT = 50  # more model input steps than this: suggest [data] frame when nothing is learned
 
 
 def rehearse(cfg, local, test=None, echo=print) -> dict:
@@ -75,6 +76,14 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
     )
     majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
     warnings = _warnings(history, majority, B.max_abs_preactivation, cfg.activation.bound)
+    if warnings and cfg.spec is not None and cfg.spec.input_len > LONG_INPUT:
+        k = -(-cfg.spec.max_len // 16)
+        warnings.append(
+            f"the model reads {cfg.spec.input_len} steps of {cfg.spec.input_size} value(s): a "
+            "recurrent model learns long series of few features poorly step by step; try "
+            f"[data] frame = {k} ({k} time steps per model input, {-(-cfg.spec.max_len // k)} "
+            "steps), then rehearse again"
+        )
     return {
         "history": history,
         "warnings": warnings,

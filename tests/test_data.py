@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,25 @@ def test_scale_features_maps_declared_bounds_to_unit_interval():
     ) as err:
         D.scale_features(D.SequenceData(x, train.lengths, train.y, train.classes), JV, "mem")
     assert PLANT not in str(err.value)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7, 29])
+def test_frames_stack_consecutive_steps_after_scaling(k):
+    """frame = k: x'[i, s] = concat(x[i, sk], ..., x[i, sk + k - 1]), zeros past the end,
+    lengths ceil(L / k); the public input shape is (ceil(max_len / k), k F)."""
+    train = D.japanese_vowels("train")
+    spec = replace(JV, frame=k)
+    assert spec.input_size == 12 * k and spec.input_len == -(-29 // k)
+    plain, framed = D.scale_features(train, JV), D.scale_features(train, spec)
+    assert framed.x.shape == (train.n_rows, spec.input_len, spec.input_size)
+    np.testing.assert_array_equal(framed.lengths, -(-train.lengths // k))
+    for i in (0, 7, train.n_rows - 1):
+        for s in range(spec.input_len):
+            for j in range(k):
+                t = s * k + j
+                want = plain.x[i, t] if t < plain.max_len else np.zeros(12)
+                np.testing.assert_array_equal(framed.x[i, s, 12 * j : 12 * (j + 1)], want)
+    assert np.all(framed.x[~framed.mask()] == 0)  # padding frames stay zero
 
 
 @pytest.mark.parametrize("module", ["data.py", "declaration.py", "readers.py"])
@@ -216,6 +236,9 @@ def test_split_rows_rejects_bad_parts(parts):
         dict(scaling="bounds", feature_low=(0.0,), feature_high=(1.0,)),
         dict(scaling="bounds", feature_low=(1.0, 0.0), feature_high=(1.0, 1.0)),
         dict(feature_low=(0.0, 0.0), feature_high=(1.0, 1.0)),
+        dict(frame=0),
+        dict(frame=5),
+        dict(frame=2.0),
     ],
 )
 def test_dataspec_rejects_bad_declarations(kwargs):

@@ -197,9 +197,11 @@ def test_kill_then_resume_reaches_the_uninterrupted_weights(tmp_path):
         torch.testing.assert_close(out["got"][k], out["ref"][k], atol=2e-3, rtol=0, msg=k)
 
 
-def test_train_with_a_run_file_on_other_data(tmp_path):
+@pytest.mark.parametrize("frame", [1, 2])
+def test_train_with_a_run_file_on_other_data(tmp_path, frame):
     """An organization's own data shape, declared in the shared run file: 3 features, 2 classes,
-    sequences up to 5 steps, CSV files; explicit flags override the file."""
+    sequences up to 5 steps, CSV files; explicit flags override the file.  ``frame = 2``: the
+    model reads 3 steps of 6 values (the released weight_ih is (3 H, 6))."""
     import json
 
     import numpy as np
@@ -216,7 +218,7 @@ def test_train_with_a_run_file_on_other_data(tmp_path):
     (tmp_path / "run.toml").write_text(
         "[run]\nparties = 2\n[model]\nhidden = 4\n[train]\nepochs = 3\nbatch_size = 8\n"
         '[data]\nn_features = 3\nclasses = ["no", "yes"]\nmax_len = 5\n'
-        'scaling = "none"\nvalue_bound = 2.0\n'
+        'scaling = "none"\nvalue_bound = 2.0\n' + f"frame = {frame}\n"
     )
     out = tmp_path / "run"
     res = subprocess.run(
@@ -248,6 +250,7 @@ def test_train_with_a_run_file_on_other_data(tmp_path):
     import torch
 
     blob = torch.load(out / "model-party1.pt", weights_only=True)
-    assert tuple(blob["state_dict"]["weight_ih_l0"].shape) == (12, 3) and tuple(
+    assert report["config"]["spec"]["frame"] == frame
+    assert tuple(blob["state_dict"]["weight_ih_l0"].shape) == (12, 3 * frame) and tuple(
         blob["state_dict"]["fc.weight"].shape
     ) == (2, 4)

@@ -118,3 +118,31 @@ def test_rehearse_bad_input_is_one_error_line(tmp_path):
     assert out.returncode != 0
     assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
     assert "123.456" not in out.stderr
+
+
+def test_long_series_get_a_frame_hint_and_frames_run(tmp_path):
+    """A 60-step series that does not learn: the warning names [data] frame; with frame = 4
+    the same rows rehearse as 15 steps of 8 values."""
+    toml = SPEC_TOML.format(epochs=2, lr=0.0002).replace("max_len = 10", "max_len = 60")
+    (tmp_path / "run.toml").write_text(toml)
+    rows = _toy(learnable=False)
+    x = np.concatenate([rows.x] * 6, axis=1)  # (64, 60, 2)
+    D.write_npz(D.SequenceData(x, np.full(64, 60), rows.y, rows.classes), tmp_path / "mine.npz")
+    out = _run(["rehearse", "--config", "run.toml", "--data", "mine.npz"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "[data] frame = 4 (4 time steps per model input, 15 steps)" in out.stderr
+    (tmp_path / "run.toml").write_text(toml + "frame = 4\n")
+    out = _run(["rehearse", "--config", "run.toml", "--data", "mine.npz", "--json"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "[data] frame" not in out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["rows"] == 64
+
+
+def test_template_for_a_long_series_suggests_frames(tmp_path):
+    from launch.runfile import data_template
+
+    lines = ["@problemName long", "@univariate true", "@classLabel true a b", "@data"]
+    lines += [",".join(["0.5"] * 150) + ":a", ",".join(["0.1"] * 150) + ":b"]
+    (tmp_path / "long.ts").write_text("\n".join(lines) + "\n")
+    text = data_template(str(tmp_path / "long.ts"))
+    assert "max_len = 150" in text and "frame = 10" in text
