@@ -23,12 +23,17 @@ Precision (f = 16 fractional bits, the ring Z_2^64):
 
 Reciprocal ``1 / (sqrt(v) + eps)`` over v in [0, v_top) (v_top = 4^P > bound on g^2):
 
-1. Buckets, ONE sign-bit circuit (:mod:`protocols.sign_bit`, 9 rounds) over ``K - 1`` public
-   thresholds per element: ``b_j = [v >= v_top 16^-j]``, j = 1..K-1; element in bucket n
-   (``v in [v_top 16^-n, v_top 16^-(n-1))``, n = K: everything below).  Any public function
-   of n is linear in the bits (differences of encoded values: exact telescoping, as in
-   :mod:`protocols.norm_clip`).  K - 1 = ceil((J + P + log2(1/eps)) / 2), J = TAIL_BITS, so that
-   ``E_K = eps 4^(K-1) / sqrt(v_top) >= 2^J``.
+1. Buckets over ``K - 1`` public thresholds ``thr_j = v_top 16^-j``, j = 1..K-1: the element
+   is in bucket n (``v in [v_top 16^-n, v_top 16^-(n-1))``, n = K: everything below).
+   K - 1 = ceil((J + P + log2(1/eps)) / 2), J = TAIL_BITS, so that
+   ``E_K = eps 4^(K-1) / sqrt(v_top) >= 2^J``.  A BINARY SEARCH (:func:`bucket_search`) finds
+   ``n - 1`` as L = ceil(log2 K) bits, one sign-bit circuit (:mod:`protocols.sign_bit`, 9 rounds)
+   on one copy of v per level, against a threshold that is a public table of the bits found so
+   far (a multilinear polynomial in them); the products of the bits come one round per level.
+   Any public function of n is then that multilinear polynomial, exact on encoded integers.
+   At the default eps 1e-3 (K - 1 = 5): 3 comparisons per element where comparing with every
+   threshold at once took 5 (the sign-bit circuit is most of the optimizer's bytes), for 20
+   more rounds; at eps 2^-13 (K - 1 = 7) still 3.
 2. ``t = v 16^(n-1) / v_top`` in [1/16, 1): an exact integer product (no truncation; the value
    is <= v_top at 2^32) and one truncation by 2f - f + 2P bits (|value| <= 2^34: failure 2^-30).
 3. ``s ~ sqrt(t)`` by Goldschmidt from the linear guess ``y0 = 2.94 - 2.24 t`` (relative error
@@ -50,8 +55,9 @@ lands on theta at 2^-16), and up to ~2^-16 / eps relative where v is within a fe
 2^-32 of 0 (its resolution).
 
 Rounds (3 parties + dealer, counted): moments 1 opening + 2 truncation gathers; the reciprocal
-and step: 9 (sign bits) + 2 + 1 + 2 x 2 x 4 + 2 x 5 + ... ~= 42.  Bytes per element: the sign-bit
-circuit on K - 1 copies (~136 B each) dominates.  Opens nothing (every opening is masked).
+and step: L x 9 (sign bits) + L - 1 (bit products) + 2 + 1 + 2 x 2 x 4 + 2 x 5 + ... ~= 62 at
+L = 3.  Bytes per element: the sign-bit circuit on L copies dominates.  Opens nothing (every
+opening is masked).
 """
 
 from __future__ import annotations
@@ -109,14 +115,72 @@ def moments_plain(g, m, v, c1: float, c2: float):
     return m + c1 * (g - m), v + c2 * (g * g - v)
 
 
-def _linear_in_bits(
-    session, bits: torch.Tensor, values: list[float], scale_bits: int
-) -> torch.Tensor:
-    """Shares of ``values[n-1]`` (bucket n = 1..K) at 2^scale_bits from thermometer bits (D, K-1)
-    (``b_j = 1`` iff n <= j): ``c_K + sum_j b_j (c_j - c_(j+1))`` on ENCODED values."""
-    enc = torch.tensor([round(v * 2.0**scale_bits) for v in values], dtype=torch.int64)
-    delta = enc[:-1] - enc[1:]
-    return (bits * delta).sum(-1) + held_by_party0(session, enc[-1])
+def search_levels(eps: float, v_top: float) -> int:
+    """L: comparisons per element, ``2^L >= K`` buckets (K - 1 = :func:`n_thresholds`)."""
+    return max(1, math.ceil(math.log2(n_thresholds(eps, v_top) + 1)))
+
+
+def _monomial_coefficients(values: list[int], levels: int) -> dict[int, int]:
+    """{subset mask S: c_S} with ``sum_S c_S prod_(k in S) x_k = values[i(x)]`` for every bit
+    vector x (x_1 the most significant bit of the index i), exact on integers: the Moebius
+    transform of the table (the multilinear extension)."""
+    coef = list(values) + [values[-1]] * (2**levels - len(values))
+    for k in range(levels):  # bit k of the mask <-> x_(levels - k)
+        for mask in range(2**levels):
+            if mask >> k & 1:
+                coef[mask] -= coef[mask ^ (1 << k)]
+    return {mask: c for mask, c in enumerate(coef) if c}
+
+
+def _multilinear(session, monomials: dict[int, torch.Tensor], values: list[int], levels: int):
+    """Shares of ``values[i]`` (encoded integers) for the element's index i, from the shares of
+    every monomial of its bits (``monomials[S]``, S != 0); the constant term via party 0."""
+    coef = _monomial_coefficients(values, levels)
+    out = None
+    for mask, c in coef.items():
+        if mask == 0:
+            continue
+        term = monomials[mask] * c
+        out = term if out is None else out + term
+    const = coef.get(0, 0)
+    shape = next(iter(monomials.values())).shape
+    base = held_by_party0(session, torch.full(shape, const, dtype=torch.int64))
+    return base if out is None else out + base
+
+
+def bucket_search(session, v: torch.Tensor, thr: torch.Tensor) -> tuple[dict, int]:
+    """Binary search of v's bucket over descending public thresholds ``thr`` (K - 1, encoded
+    like v): the index ``i = #{j : v < thr_j}`` in [0, K) as bits ``x_1 .. x_L`` (MSB first),
+    L = ceil(log2 K), and every product of them: ``({mask: shares of prod x_k}, L)``.
+
+    Level l compares v with ``thr_(mid(P))`` for the prefix P of the bits so far, a public
+    table of P, hence a multilinear polynomial in the prefix bits (:func:`_multilinear`): ONE
+    sign-bit circuit on D elements per level, then one product round for the new monomials.
+    Thresholds past K - 1 repeat the last (empty buckets).  Rounds: L x 9 + (L - 1).
+    """
+    from protocols.multiply import Product, multiply_many
+    from protocols.sign_bit import negative_bits
+
+    levels = max(1, math.ceil(math.log2(len(thr) + 1)))
+    table = torch.cat([thr, thr[-1:].expand(2**levels - 1 - len(thr))])  # thr_1 .. thr_(2^L - 1)
+    monomials: dict[int, torch.Tensor] = {}
+    for level in range(levels):
+        span = 2 ** (levels - level)  # indices per prefix value
+        mids = [int(table[P * span + span // 2 - 1]) for P in range(2**level)]
+        if level == 0:
+            cut = held_by_party0(session, torch.full_like(v, mids[0]))
+        else:
+            cut = _multilinear(session, monomials, mids, level)
+        bit = negative_bits(session, v - cut)  # x = [v < thr_mid]
+        # the new bit enters as the least significant of the prefix: shift the old masks up
+        old = {mask << 1: mono for mask, mono in monomials.items()}
+        products = (
+            multiply_many(session, [Product.mul(mono, bit, 0) for mono in old.values()])
+            if old
+            else []
+        )
+        monomials = {**old, 1: bit, **{mask | 1: p for mask, p in zip(old, products)}}
+    return monomials, levels
 
 
 def _buckets(eps: float, v_top: float, frac_bits: int):
@@ -141,7 +205,6 @@ def direction(
     """Shares of ``lr m / (sqrt(v) + eps)`` at 2^f for m at 2^f, v at 2^(2f) in [0, v_top).
     See the module docstring for the protocol and its error."""
     from protocols.multiply import Product, multiply_many
-    from protocols.sign_bit import nonnegative_bits
     from protocols.truncation import truncate_many
 
     f = session.fp.frac_bits
@@ -149,15 +212,17 @@ def direction(
     thr, F, R, z = _buckets(eps, v_top, f)
     vv = v.reshape(-1)
     mm = m.reshape(-1)
-    one = held_by_party0(session, thr)
-    bits = nonnegative_bits(session, vv.unsqueeze(1) - one)  # (D, K-1) at scale 1
-    Fn = _linear_in_bits(session, bits, F, 0)  # integer 16^(n-1)
-    zn = _linear_in_bits(session, bits, z, f)  # z_n at 2^f
-    Ez = _linear_in_bits(session, bits, [eps * r * zz for r, zz in zip(R, z)], f)  # E_n z_n at 2^f
+    monomials, levels = bucket_search(session, vv, thr)
+
+    def per_bucket(values: list[float], scale_bits: int) -> torch.Tensor:
+        enc = [round(x * 2.0**scale_bits) for x in values]
+        return _multilinear(session, monomials, enc, levels)
+
+    Fn = per_bucket(F, 0)  # integer 16^(n-1)
+    zn = per_bucket(z, f)  # z_n at 2^f
+    Ez = per_bucket([eps * r * zz for r, zz in zip(R, z)], f)  # E_n z_n at 2^f
     q_bits = 24
-    Qn = _linear_in_bits(
-        session, bits, [lr * r * zz for r, zz in zip(R, z)], q_bits
-    )  # lr R_n z_n at 2^24
+    Qn = per_bucket([lr * r * zz for r, zz in zip(R, z)], q_bits)  # lr R_n z_n at 2^24
     vF, N = multiply_many(
         session, [Product.mul(vv, Fn, 0), Product.mul(mm, Qn, q_bits - N_EXTRA_BITS)]
     )

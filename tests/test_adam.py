@@ -185,6 +185,39 @@ def test_three_parties_and_dealer_match_mirror():
         assert ledger == 1  # the optimizer opened nothing: the test's own reveal is the only entry
 
 
+BUCKET_CASES = [(1e-3, 1.0), (2.0**-13, 1.0), (2.0**-13, 4096.0), (0.5, 1.0)]  # L = 3, 3, 4, 1
+
+
+def bucket_party(rank):
+    """Every bucket index by the binary search on shares, at and next to every threshold."""
+    from protocols.adam import _buckets, _multilinear, bucket_search
+    from protocols.reveal import reveal
+    from protocols.session import MpcSession
+    from protocols.sharing import share
+
+    s = MpcSession.current()
+    out = []
+    for eps, v_top in BUCKET_CASES:
+        thr = _buckets(eps, v_top, s.fp.frac_bits)[0]
+        v = torch.cat([thr, thr - 1, thr + 1, torch.tensor([0, 1, int(v_top * 2**32) - 1])])
+        vs = share(s, v.double() / 2.0**16 if rank == 0 else None, src=0, shape=v.shape)
+        monomials, levels = bucket_search(s, vs, thr)
+        index = _multilinear(s, monomials, list(range(len(thr) + 1)), levels)
+        got = reveal(s, index, to=tuple(range(s.world_size)), what="i", why="test")
+        out.append((torch.round(got * 2.0**16), (v.unsqueeze(1) < thr.unsqueeze(0)).sum(1), levels))
+    return out, len(s.ledger.entries)
+
+
+def test_bucket_search_on_shares_finds_every_bucket_exactly():
+    """Binary search (3 comparisons for 6 or 8 buckets, 4 for 11): the index #{j: v < thr_j}
+    exactly, at every threshold and one unit either side, with 3 parties + dealer."""
+    for out, ledger in run_parties(bucket_party, world_size=3, provider="TTP", timeout_s=180):
+        assert [lv for *_, lv in out] == [3, 3, 4, 1]
+        for got, want, _ in out:
+            assert torch.equal(got.to(torch.int64), want)
+        assert ledger == len(BUCKET_CASES)  # only the test's own openings
+
+
 @pytest.mark.parametrize(
     "kwargs,pattern",
     [
