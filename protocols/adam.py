@@ -115,11 +115,6 @@ def moments_plain(g, m, v, c1: float, c2: float):
     return m + c1 * (g - m), v + c2 * (g * g - v)
 
 
-def search_levels(eps: float, v_top: float) -> int:
-    """L: comparisons per element, ``2^L >= K`` buckets (K - 1 = :func:`n_thresholds`)."""
-    return max(1, math.ceil(math.log2(n_thresholds(eps, v_top) + 1)))
-
-
 def _monomial_coefficients(values: list[int], levels: int) -> dict[int, int]:
     """{subset mask S: c_S} with ``sum_S c_S prod_(k in S) x_k = values[i(x)]`` for every bit
     vector x (x_1 the most significant bit of the index i), exact on integers: the Moebius
