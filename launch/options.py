@@ -238,7 +238,7 @@ def adversarial_options(f):
             help=f"Perturbation radius, L-infinity, scaled feature units (default {_adv('eps')}).",
         ),
         click.option("--adv-steps", type=int, help=f"PGD steps (default {_adv('steps')})."),
-        click.option("--adv-alpha", type=float, help=f"PGD step size (default {_adv('alpha')})."),
+        click.option("--adv-alpha", type=float, help="PGD step size (default: eps / 4)."),
         click.option(
             "--adv-mix",
             type=float,

@@ -47,7 +47,7 @@ def perturb(
     for k in range(acfg.steps):
         if k:
             _, _, dx = forward_backward(B, mcfg, params, x_k, m, target, input_grad=True)
-        (moved,) = B.lincomb_many([[(1.0, x_k), (-1.0, x), (acfg.alpha, B.masked_sign(dx, m))]])
+        (moved,) = B.lincomb_many([[(1.0, x_k), (-1.0, x), (acfg.step_size, B.masked_sign(dx, m))]])
         x_k = B.clip_value(x + B.clip_value(moved, acfg.eps), value_range)
     return x_k
 

@@ -285,12 +285,17 @@ class AdversarialConfig:
     method: str = "none"  # none | fgsm | pgd
     eps: float = 0.1  # radius of the perturbation ball
     steps: int = 10  # pgd: gradient steps
-    alpha: float = 0.025  # pgd: step size (eps / 4 at the default eps)
+    alpha: float | None = None  # pgd: step size; None: eps / 4 (follows --adv-eps)
     mix: float = 0.5  # share of the loss on perturbed rows: (1 - mix) L(x) + mix L(x_adv)
 
     @property
     def enabled(self) -> bool:
         return self.method != "none"
+
+    @property
+    def step_size(self) -> float:
+        """PGD's step: ``alpha``, or ``eps / 4`` when not set."""
+        return self.eps / 4 if self.alpha is None else self.alpha
 
     def validate(self) -> None:
         if self.method not in ADVERSARIAL:
@@ -305,7 +310,9 @@ class AdversarialConfig:
             )
         if not (isinstance(self.steps, int) and 1 <= self.steps <= 100):
             raise ConfigError(expected_got("--adv-steps", "an integer in 1..100", self.steps))
-        if not (isinstance(self.alpha, (int, float)) and 0 < self.alpha <= self.eps):
+        if self.alpha is not None and not (
+            isinstance(self.alpha, (int, float)) and 0 < self.alpha <= self.eps
+        ):
             raise ConfigError(
                 expected_got("--adv-alpha", f"in (0, eps = {self.eps:g}]", self.alpha)
             )

@@ -186,6 +186,12 @@ def test_config_is_validated():
     ):
         with pytest.raises(ConfigError):
             AdversarialConfig(**bad).validate()
+    # the PGD step follows eps when not set, so a small eps alone is valid (FGSM and PGD)
+    for method in ("fgsm", "pgd"):
+        small = AdversarialConfig(method=method, eps=0.02)
+        small.validate()
+        assert small.step_size == pytest.approx(0.005)
+    assert AdversarialConfig(method="pgd", eps=0.1, alpha=0.04).step_size == 0.04
 
 
 def test_attack_command_on_a_released_model(tmp_path):
