@@ -1,7 +1,8 @@
 """Local data intake: read, check and scale one party's own sequence data (numpy only).
 
 One party's pipeline: ``load_party_file(path, spec)`` (read + validate; raw units, zero-padded),
-then ``scale_features(data, spec)`` (declared bounds -> [-1, 1]), then secret sharing (elsewhere).
+then ``scale_features(data, spec)`` (declared bounds -> [-1, 1], then ``[data] frame``), then secret
+sharing (elsewhere).
 
 This module is the one name to import: the declaration and its checks live in
 :mod:`mpcrnn.declaration`, the file readers in :mod:`mpcrnn.readers`; the demo data
