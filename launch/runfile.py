@@ -83,6 +83,7 @@ from mpcrnn.config import (
     TrainConfig,
     file_keys,
 )
+from mpcrnn.declaration import LONG_SERIES, suggested_frame
 from protocols.errors import ConfigError, DataError, expected_got
 
 # section -> the dataclass whose fields it sets (keys: mpcrnn.config.file_keys)
@@ -379,10 +380,10 @@ def data_template(data_file: str) -> str:
                 f"{own.max_len}   # your longest; every party's must fit",
             )
             classes = "[" + ", ".join(f'"{c}"' for c in own.classes) + "]"
-            if own.max_len > 50:
+            if own.max_len > LONG_SERIES:
                 frame = (
-                    f"{-(-own.max_len // 16)}   # {own.max_len} steps are long for a recurrent "
-                    "model: frames of this many steps (rehearse with and without)"
+                    f"{suggested_frame(own.max_len)}   # {own.max_len} steps are long for a "
+                    "recurrent model: frames of this many steps (rehearse with and without)"
                 )
         except Exception:  # noqa: BLE001 - a template is still useful without the file's shapes
             pass

@@ -255,6 +255,14 @@ def scale_features(data: SequenceData, spec: DataSpec, source: str = "data") -> 
     return frame_steps(scaled, spec.frame)
 
 
+LONG_SERIES = 50  # more steps than this: a frame is worth rehearsing (template and rehearse say so)
+
+
+def suggested_frame(max_len: int) -> int:
+    """The frame that leaves about 16 model steps: ``ceil(max_len / 16)`` (GunPoint 150 -> 10)."""
+    return -(-max_len // 16)
+
+
 def frame_steps(data: SequenceData, k: int) -> SequenceData:
     """Stack every ``k`` consecutive steps into one: x (N, T, F) -> (N, ceil(T/k), k F) with
     ``x'[i, s] = concat(x[i, s k], ..., x[i, s k + k - 1])`` (zeros past the end), lengths

@@ -24,7 +24,6 @@ import torch
 
 LEARN_MARGIN = 0.05  # final train accuracy must beat the majority-class rate by this much
 LOSS_RATIO = 0.9  # final loss must be below this fraction of the first epoch's
-LONG_INPUT = 50  # more model input steps than this: suggest [data] frame when nothing is learned
 
 
 def rehearse(cfg, local, test=None, echo=print) -> dict:
@@ -76,8 +75,10 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
     )
     majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
     warnings = _warnings(history, majority, B.max_abs_preactivation, cfg.activation.bound)
-    if warnings and cfg.spec is not None and cfg.spec.input_len > LONG_INPUT:
-        k = -(-cfg.spec.max_len // 16)
+    from mpcrnn.declaration import LONG_SERIES, suggested_frame
+
+    if warnings and cfg.spec is not None and cfg.spec.input_len > LONG_SERIES:
+        k = suggested_frame(cfg.spec.max_len)
         warnings.append(
             f"the model reads {cfg.spec.input_len} steps of {cfg.spec.input_size} value(s): a "
             "recurrent model learns long series of few features poorly step by step; try "
