@@ -77,6 +77,7 @@ N_EXTRA_BITS = 8  # the numerator N is carried at 2^(f + 8)
 ADAM_RELATIVE_ERROR = 1e-3
 ADAM_TAIL_RELATIVE_ERROR = 0.02  # in the lowest bucket (v < eps^2)
 MIN_EPS = 2.0**-13  # smaller eps: 1/eps steps on values at the 2^-16 resolution
+SEARCH_SCALE_BITS = 29  # the bucket search compares v / v_top at 2^29: exact up to v = 4 v_top
 
 
 def v_top_for(grad_bound: float) -> float:
@@ -143,7 +144,9 @@ def _multilinear(session, monomials: dict[int, torch.Tensor], values: list[int],
     return base if out is None else out + base
 
 
-def bucket_search(session, v: torch.Tensor, thr: torch.Tensor) -> tuple[dict, int]:
+def bucket_search(
+    session, v: torch.Tensor, thr: torch.Tensor, lane_bits: int = 64
+) -> tuple[dict, int]:
     """Binary search of v's bucket over descending public thresholds ``thr`` (K - 1, encoded
     like v): the index ``i = #{j : v < thr_j}`` in [0, K) as bits ``x_1 .. x_L`` (MSB first),
     L = ceil(log2 K), and every product of them: ``({mask: shares of prod x_k}, L)``.
@@ -152,6 +155,8 @@ def bucket_search(session, v: torch.Tensor, thr: torch.Tensor) -> tuple[dict, in
     table of P, hence a multilinear polynomial in the prefix bits (:func:`_multilinear`): ONE
     sign-bit circuit on D elements per level, then one product round for the new monomials.
     Thresholds past K - 1 repeat the last (empty buckets).  Rounds: L x 9 + (L - 1).
+    lane_bits = 32 (two comparisons per word, 8 rounds each): the caller guarantees
+    ``|v - thr_j| < 2^31`` for every threshold.
     """
     from protocols.multiply import Product, multiply_many
     from protocols.sign_bit import negative_bits
@@ -166,7 +171,7 @@ def bucket_search(session, v: torch.Tensor, thr: torch.Tensor) -> tuple[dict, in
             cut = held_by_party0(session, torch.full_like(v, mids[0]))
         else:
             cut = _multilinear(session, monomials, mids, level)
-        bit = negative_bits(session, v - cut)  # x = [v < thr_mid]
+        bit = negative_bits(session, v - cut, lane_bits)  # x = [v < thr_mid]
         # the new bit enters as the least significant of the prefix: shift the old masks up
         old = {mask << 1: mono for mask, mono in monomials.items()}
         products = (
@@ -207,7 +212,7 @@ def direction(
     thr, F, R, z = _buckets(eps, v_top, f)
     vv = v.reshape(-1)
     mm = m.reshape(-1)
-    monomials, levels = bucket_search(session, vv, thr)
+    monomials, levels = _search(session, vv, thr, P)
 
     def per_bucket(values: list[float], scale_bits: int) -> torch.Tensor:
         enc = [round(x * 2.0**scale_bits) for x in values]
@@ -253,6 +258,35 @@ def direction(
         if not last:
             d = out[1]
     return N.reshape(m.shape)
+
+
+def search_shift(thr: torch.Tensor, P: int, frac_bits: int) -> int | None:
+    """Bits to drop from v (at 2^(2f), in [0, v_top = 4^P]) so that the bucket search compares
+    on 32-bit lanes: v / v_top at 2^29, when every threshold ``2^(29 - 4j)`` stays an exact
+    integer >= 8 there (K - 1 <= 6: the default eps and clip, and DP's); None otherwise (the
+    search then runs on whole words).  A lane holds |v - thr| < 2^31, i.e. v < 4 v_top: the
+    same headroom over the gradient bound as the whole-word search, whose linear guess for
+    1/sqrt(t) turns negative at t = 1.3 (v above v_top comes from a bound exceeded, e.g. by L2
+    weight decay added to a clipped gradient)."""
+    shift = 2 * frac_bits + 2 * P - SEARCH_SCALE_BITS
+    if shift < 0 or bool((thr & ((1 << shift) - 1) != 0).any()) or int(thr.min() >> shift) < 8:
+        return None
+    return shift
+
+
+def _search(session, vv: torch.Tensor, thr: torch.Tensor, P: int) -> tuple[dict, int]:
+    """The bucket search, on two comparisons per word where :func:`search_shift` allows: v is
+    first divided by 2^shift (one truncation round; the +-1 unit of its rounding can move an
+    element across a threshold only when v is within 2^-28 v_top of it (<= 1/4 of the lowest
+    threshold), where t then lies that much outside [1/16, 1), inside the approximations'
+    margins)."""
+    from protocols.truncation import truncate_many
+
+    shift = search_shift(thr, P, session.fp.frac_bits)
+    if shift is None or session.world_size == 1:
+        return bucket_search(session, vv, thr)
+    (small,) = truncate_many(session, [vv], bits=[shift]) if shift else (vv,)
+    return bucket_search(session, small, thr >> shift, lane_bits=32)
 
 
 def direction_plain(m, v, lr: float, eps: float):

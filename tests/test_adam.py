@@ -185,12 +185,16 @@ def test_three_parties_and_dealer_match_mirror():
         assert ledger == 1  # the optimizer opened nothing: the test's own reveal is the only entry
 
 
-BUCKET_CASES = [(1e-3, 1.0), (2.0**-13, 1.0), (2.0**-13, 4096.0), (0.5, 1.0)]  # L = 3, 3, 4, 1
+BUCKET_CASES = [(1e-3, 1.0), (2.0**-13, 1.0), (2.0**-13, 4096.0), (0.5, 1.0), (1e-3, 16.0)]
+BUCKET_LEVELS = [3, 3, 4, 1, 3]
+OFFSETS = (-512, -64, -4, -1, 0, 1, 4, 64, 512)  # around every threshold, in units of 2^-32
 
 
 def bucket_party(rank):
-    """Every bucket index by the binary search on shares, at and next to every threshold."""
-    from protocols.adam import _buckets, _multilinear, bucket_search
+    """Every bucket index by the binary search on shares, at and next to every threshold: on
+    whole words (``bucket_search``) and as training runs it (``_search``: on 32-bit lanes after
+    dividing v by 2^shift, where allowed)."""
+    from protocols.adam import _buckets, _multilinear, _search, bucket_search, search_shift
     from protocols.reveal import reveal
     from protocols.session import MpcSession
     from protocols.sharing import share
@@ -199,23 +203,49 @@ def bucket_party(rank):
     out = []
     for eps, v_top in BUCKET_CASES:
         thr = _buckets(eps, v_top, s.fp.frac_bits)[0]
-        v = torch.cat([thr, thr - 1, thr + 1, torch.tensor([0, 1, int(v_top * 2**32) - 1])])
+        P = round(math.log(v_top, 4))
+        top = int(v_top * 2**32)
+        ends = torch.tensor([0, 1, 2, top - 1, top, 2 * top, 4 * top - 2**10])
+        v = torch.cat([thr + d for d in OFFSETS] + [ends]).clamp(0)
         vs = share(s, v.double() / 2.0**16 if rank == 0 else None, src=0, shape=v.shape)
-        monomials, levels = bucket_search(s, vs, thr)
-        index = _multilinear(s, monomials, list(range(len(thr) + 1)), levels)
-        got = reveal(s, index, to=tuple(range(s.world_size)), what="i", why="test")
-        out.append((torch.round(got * 2.0**16), (v.unsqueeze(1) < thr.unsqueeze(0)).sum(1), levels))
+        want = (v.unsqueeze(1) < thr.unsqueeze(0)).sum(1)
+        everyone = tuple(range(s.world_size))
+        got = []
+        for on_lanes in (False, True):
+            s.stats.reset()
+            monomials, levels = _search(s, vs, thr, P) if on_lanes else bucket_search(s, vs, thr)
+            index = _multilinear(s, monomials, list(range(len(thr) + 1)), levels)
+            got.append(torch.round(reveal(s, index, to=everyone, what="i", why="test") * 2**16))
+            got.append(s.stats.rounds["and"])
+        out.append((v, want, levels, search_shift(thr, P, s.fp.frac_bits), *got))
     return out, len(s.ledger.entries)
 
 
 def test_bucket_search_on_shares_finds_every_bucket_exactly():
-    """Binary search (3 comparisons for 6 or 8 buckets, 4 for 11): the index #{j: v < thr_j}
-    exactly, at every threshold and one unit either side, with 3 parties + dealer."""
+    """Binary search (3 comparisons for 6 to 8 buckets, 4 for 11), 3 parties + dealer: the index
+    #{j: v < thr_j} exactly, at every threshold and next to it, on whole words; on 32-bit lanes
+    (v first divided by 2^shift) exactly wherever v is 2^(shift+1) units or more from every
+    threshold, and at most one bucket off within that, with one AND round less per level."""
+    from protocols.adam import _buckets
+
+    thr_of = {case: _buckets(*case, 16)[0] for case in BUCKET_CASES}
     for out, ledger in run_parties(bucket_party, world_size=3, provider="TTP", timeout_s=180):
-        assert [lv for *_, lv in out] == [3, 3, 4, 1]
-        for got, want, _ in out:
-            assert torch.equal(got.to(torch.int64), want)
-        assert ledger == len(BUCKET_CASES)  # only the test's own openings
+        assert [lv for _, _, lv, *_ in out] == BUCKET_LEVELS
+        assert [sh for _, _, _, sh, *_ in out] == [3, None, None, 3, 7]
+        for case, (v, want, levels, shift, whole, and_whole, lanes, and_lanes) in zip(
+            BUCKET_CASES, out
+        ):
+            assert torch.equal(whole.to(torch.int64), want)
+            assert and_whole == levels * 8  # CSA, G, 5 (G, P) levels and the last G
+            if shift is None:
+                assert torch.equal(lanes.to(torch.int64), want)
+                continue
+            assert and_lanes == levels * 7  # 4 (G, P) levels and the last G
+            near = (v.unsqueeze(1) - thr_of[case].unsqueeze(0)).abs().min(1).values
+            far = near >= 2 ** (shift + 1)
+            assert torch.equal(lanes.to(torch.int64)[far], want[far])
+            assert (lanes.to(torch.int64) - want).abs().max() <= 1
+        assert ledger == 2 * len(BUCKET_CASES)  # only the test's own openings
 
 
 @pytest.mark.parametrize(
