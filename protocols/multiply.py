@@ -12,17 +12,21 @@ For each pair ``([x], [y])`` and op in {``mul`` (elementwise, broadcasting), ``m
    two parties, none for two).  Operands marked integer-scale (e.g. a 0/1 mask shared at scale
    1) skip truncation.
 
-A square (``x`` and ``y`` the same tensor object) opens ``x`` once under one mask ``a``, with
-``c = a * a`` from the dealer (a :class:`~protocols.requests.MaskRequest` and a
-:class:`~protocols.requests.MaskProductRequest`).
+An operand that enters several products of one call (the same tensor object: ``x * x``, or
+``r`` in ``g r`` and ``h r``) is opened ONCE, under one mask ``a``: each such operand gets a
+:class:`~protocols.requests.MaskRequest`, and each product that uses one a
+:class:`~protocols.requests.MaskProductRequest` ``c = op(a, b)`` of its two masks.  Opening
+``x - a`` once reveals nothing more than opening it once per product under fresh masks: every
+opened value is still masked by its own uniform ``a``, used for no other opened value.
 
 Rounds per call: 1 dealer round trip (party 0 only; TTP), 1 opening, 1 truncation gather
-(world size > 2).  Bytes per party: 8 * (|x| + |y|) for the opening (8 * |x| for a square)
-+ 8 * |z| for truncation.
+(world size > 2).  Bytes per party: 8 * |x| for each distinct operand x of the call, for the
+opening (8 * (|x| + |y|) per product with operands of its own), + 8 * |z| for truncation.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,34 +92,45 @@ def multiply_many(
         return []
     shifts = [session.fp.frac_bits if p.shift is None else p.shift for p in pairs]
     trunc = [not (isinstance(b, int) and b == 0) for b in shifts]
-    requests, out_sizes = [], []
+    uses: dict[int, int] = {}  # id(operand) -> products using it (a square counts twice)
     for p in pairs:
-        shape = tuple(p.x.shape)
-        if p.is_square:  # one mask a and c = a * a
-            requests += [MaskRequest(shape), MaskProductRequest(Op.MUL, shape, shape, 1, 1)]
-        else:
-            requests.append(ProductRequest(p.op, shape, tuple(p.y.shape)))
-        out_sizes.append(requests[-1].output_size())
-    n_trunc = sum(int(torch.Size(s).numel()) for s, t in zip(out_sizes, trunc) if t)
+        for t in (p.x, p.y):
+            uses[id(t)] = uses.get(id(t), 0) + 1
+    requests: list = []
+    shared: dict[int, tuple[torch.Tensor, int]] = {}  # id -> (operand, its MaskRequest's position)
+    product_at = []  # each pair's ProductRequest or MaskProductRequest position
+    for p in pairs:
+        if uses[id(p.x)] == 1 and uses[id(p.y)] == 1:  # operands of its own: one triple
+            requests.append(ProductRequest(p.op, tuple(p.x.shape), tuple(p.y.shape)))
+        else:  # the masks of shared operands once, then c = op(a, b) from them
+            for t in (p.x, p.y):
+                if id(t) not in shared:
+                    shared[id(t)] = (t, len(requests))
+                    requests.append(MaskRequest(tuple(t.shape)))
+            pos = len(requests)
+            back = (pos - shared[id(p.x)][1], pos - shared[id(p.y)][1])
+            requests.append(MaskProductRequest(p.op, tuple(p.x.shape), tuple(p.y.shape), *back))
+        product_at.append(len(requests) - 1)
+    n_trunc = sum(math.prod(requests[i].output_size()) for i, t in zip(product_at, trunc) if t)
     n_trunc += sum(x.numel() for x, _ in also_truncate)
     wrapped = bool(n_trunc) and needs_wraps(session)
     if wrapped:
         requests.append(WrapsRequest((n_trunc,)))
-    fetched = iter(session.triples.fetch(requests))
-    triples = []
-    for p in pairs:
-        if p.is_square:
-            (a,), (c,) = next(fetched), next(fetched)
-            triples.append((a, a, c))
+    fetched = session.triples.fetch(requests)
+    wraps = fetched[-1] if wrapped else None
+    masked = [t - fetched[pos][0] for t, pos in shared.values()]  # each shared operand once
+    opened_at = {t_id: i for i, t_id in enumerate(shared)}
+    triples, at = [], []  # at[i]: positions of pair i's eps and delta in ``masked``
+    for p, pos in zip(pairs, product_at):
+        if isinstance(requests[pos], ProductRequest):
+            a, b, c = fetched[pos]
+            at.append((len(masked), len(masked) + 1))
+            masked += [p.x - a, p.y - b]
         else:
-            triples.append(next(fetched))
-    wraps = next(fetched) if wrapped else None
-
-    masked, at = [], []  # at[i]: positions of pair i's eps and delta in ``masked``
-    for p, (a, b, _c) in zip(pairs, triples):
-        sq = p.is_square
-        at.append((len(masked), len(masked)) if sq else (len(masked), len(masked) + 1))
-        masked += [p.x - a] if sq else [p.x - a, p.y - b]
+            (c,) = fetched[pos]
+            a, b = (fetched[shared[id(t)][1]][0] for t in (p.x, p.y))
+            at.append((opened_at[id(p.x)], opened_at[id(p.y)]))
+        triples.append((a, b, c))
     opened = open_masked(session, masked, "beaver") if masked else []
     products = [
         beaver_combine(session, BILINEAR[p.op], c, opened[i], b, a, opened[j])

@@ -37,14 +37,22 @@ def arithmetic_party(rank: int):
     x, y, w = _inputs()
     own = lambda v, src: share(s, v if rank == src else None, src=src, shape=tuple(v.shape))  # noqa: E731
     xs, ys, ws = own(x, 0), own(y, 1 % s.world_size), own(w, s.world_size - 1)
-    prod, mm, sq = multiply_many(
-        s, [Product.mul(xs, ws), Product.matmul(xs, ys), Product.mul(xs, xs)]
+    # x enters three products (opened once); the last product has operands of its own
+    prod, mm, sq, own_pair = multiply_many(
+        s,
+        [
+            Product.mul(xs, ws),
+            Product.matmul(xs, ys),
+            Product.mul(xs, xs),
+            Product.mul(xs + ws, ws - xs),
+        ],
     )
     everyone = tuple(range(s.world_size))
     out = {
         name: reveal(s, v, to=everyone, what=name, why="test")
         for name, v in {"x": xs, "sum": xs + ws, "mul": prod, "matmul": mm, "square": sq}.items()
     }
+    out["own"] = reveal(s, own_pair, to=everyone, what="own", why="test")
     out["rounds"] = s.stats.snapshot()
     out["ledger"] = s.ledger.to_json()
     return out
@@ -57,6 +65,8 @@ def _check(out):
     torch.testing.assert_close(out["mul"], x * w, atol=TOL, rtol=0)
     torch.testing.assert_close(out["matmul"], x @ y, atol=TOL, rtol=0)
     torch.testing.assert_close(out["square"], x * x, atol=TOL, rtol=0)
+    if "own" in out:
+        torch.testing.assert_close(out["own"], (x + w) * (w - x), atol=TOL, rtol=0)
 
 
 def test_arithmetic_in_process():
@@ -71,12 +81,13 @@ def test_arithmetic_multiprocess(world_size, provider):
     outs = run_parties(arithmetic_party, world_size=world_size, provider=provider)
     for out in outs:
         _check(out)
-        assert [e["what"] for e in out["ledger"]] == ["x", "sum", "mul", "matmul", "square"]
+        assert [e["what"] for e in out["ledger"]] == ["x", "sum", "mul", "matmul", "square", "own"]
     # the three products were batched: one opening round for all of them
     assert outs[0]["rounds"]["rounds"]["beaver"] == 1
     assert outs[0]["rounds"]["rounds"].get("truncate", 0) == (1 if world_size > 2 else 0)
-    # opened elements: x and w (mul), x (4x5) and y (5x3) (matmul), and x ONCE for the square
-    assert outs[0]["rounds"]["bytes_sent"]["beaver"] == 8 * (20 + 20 + 20 + 15 + 20)
+    # opened elements: x (4x5) ONCE for all three products (mul, matmul, square), w (4x5), y
+    # (5x3), and both operands of the product of its own (w + x) * y^T-shaped ones (4x5 each)
+    assert outs[0]["rounds"]["bytes_sent"]["beaver"] == 8 * (20 + 20 + 15 + 20 + 20)
 
 
 def _older_release_main(fn, rank, *rest):
