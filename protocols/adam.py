@@ -33,7 +33,10 @@ Reciprocal ``1 / (sqrt(v) + eps)`` over v in [0, v_top) (v_top = 4^P > bound on 
    Any public function of n is then that multilinear polynomial, exact on encoded integers.
    At the default eps 1e-3 (K - 1 = 5): 3 comparisons per element where comparing with every
    threshold at once took 5 (the sign-bit circuit is most of the optimizer's bytes), for 20
-   more rounds; at eps 2^-13 (K - 1 = 7) still 3.
+   more rounds; at eps 2^-13 (K - 1 = 7) still 3.  Where every threshold stays >= 8 units at
+   that scale (K - 1 <= 6), the search runs on v / v_top at 2^29 (one truncation) with two
+   comparisons per 64-bit word (:func:`search_shift`, :func:`_search`): 8 rounds and 96 bytes
+   per comparison instead of 9 and 216.
 2. ``t = v 16^(n-1) / v_top`` in [1/16, 1): an exact integer product (no truncation; the value
    is <= v_top at 2^32) and one truncation by 2f - f + 2P bits (|value| <= 2^34: failure 2^-30).
 3. ``s ~ sqrt(t)`` by Goldschmidt from the linear guess ``y0 = 2.94 - 2.24 t`` (relative error
@@ -55,9 +58,10 @@ lands on theta at 2^-16), and up to ~2^-16 / eps relative where v is within a fe
 2^-32 of 0 (its resolution).
 
 Rounds (3 parties + dealer, counted): moments 1 opening + 2 truncation gathers; the reciprocal
-and step: L x 9 (sign bits) + L - 1 (bit products) + 2 + 1 + 2 x 2 x 4 + 2 x 5 + ... ~= 62 at
-L = 3.  Bytes per element: the sign-bit circuit on L copies dominates.  Opens nothing (every
-opening is masked).
+and step: 1 + L x 8 (sign bits on lanes) + L - 1 (bit products) + 2 + 1 + 2 x 2 x 4 + 2 x 5 +
+... ~= 57 at L = 3.  Bytes per element: the L comparisons and the ~40 distinct Beaver operands
+(an operand of several products of one round is opened once).  Opens nothing (every opening is
+masked).
 """
 
 from __future__ import annotations
