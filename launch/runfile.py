@@ -22,6 +22,11 @@ folder, rendezvous) are command-line flags.  Example (every key optional; defaul
     hidden = 32
     layers = 1
 
+    [activation]             # the polynomial sigmoid/tanh every party evaluates on shares
+    degree = 15              # odd, <= 31: 15 (4 levels, tanh error 0.033) | 23 (5, 0.0069)
+    bound = 8.0              # power of two: tanh on [-bound, bound], sigmoid on [-2 bound, ...]
+    cell_clip = 8.0          # LSTM cell state clamped to [-cell_clip, cell_clip] (0: off)
+
     [train]
     epochs = 12
     batch_size = 32
@@ -90,6 +95,7 @@ from protocols.errors import ConfigError, DataError, expected_got
 CONFIGS = {
     "run": RunConfig,
     "model": ModelConfig,
+    "activation": ActivationConfig,
     "train": TrainConfig,
     "fedavg": FedAvgConfig,
     "dp": DPConfig,
@@ -106,6 +112,8 @@ def _flag(section: str, key: str) -> str:
         return f"dp_{key}"  # --dp-epsilon, --dp-noise, --dp-delta, --dp-clip, --dp-accountant
     if section == "adversarial":
         return "adversarial" if key == "method" else f"adv_{key}"  # --adversarial, --adv-eps
+    if section == "activation":
+        return f"activation_{key}"  # run file only: no command-line flag sets these
     return key
 
 
@@ -208,7 +216,7 @@ def build(raw: dict, overrides: dict) -> RunConfig:
         provider = run.get("provider", RunConfig.provider)
         cfg = RunConfig(
             model=model,
-            activation=ActivationConfig(),
+            activation=ActivationConfig(**_fields("activation", body["activation"])),
             train=TrainConfig(**body["train"]),
             spec=spec,
             fedavg=FedAvgConfig(**body["fedavg"]),

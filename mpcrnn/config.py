@@ -77,14 +77,33 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ActivationConfig:
+    """The polynomial sigmoid/tanh (:mod:`protocols.polynomial`).  Run file ``[activation]``:
+    degree, bound, cell_clip.  Degree 15 at bound 8 (4 multiplication levels) errs by up to
+    0.033 in tanh; 23 (0.0069) and 31 (0.0014) take 5 levels (README "Learning off the demo")."""
+
     degree: int = 15  # odd degree of the Chebyshev expansion of tanh; 15 -> 4 levels
     bound: float = 8.0  # power of two: tanh on [-bound, bound], sigmoid on [-2 bound, 2 bound]
-    exact: bool = False  # plaintext only: torch's exact sigmoid/tanh (for parity tests)
+    # plaintext only: torch's exact sigmoid/tanh (for parity tests); never in a run file
+    exact: bool = file_key(None, False)
     # LSTM: tanh(clamp(c, -cell_clip, cell_clip)) of the cell state (0: no clamp).  c accumulates
     # i*g over time steps (|c_t| <= t): with Adam it reached 14.6 on Japanese Vowels (T = 29) and
     # diverged a 2-layer LSTM past any interval; the clamp (one sign-bit circuit per time step,
     # 10 rounds) bounds it by construction, at an error of 1 - tanh(8) = 2.3e-7
     cell_clip: float = 8.0
+
+    def validate(self) -> None:
+        if not isinstance(self.degree, int) or self.degree % 2 == 0 or not 1 <= self.degree <= 31:
+            raise ConfigError(expected_got("[activation] degree", "odd, 1..31", self.degree))
+        if self.bound not in (1.0, 2.0, 4.0, 8.0, 16.0):
+            raise ConfigError(
+                expected_got("[activation] bound", "a power of two in 1..16", self.bound)
+            )
+        if not 0 <= self.cell_clip <= self.bound:  # tanh(c) is read on [-bound, bound]
+            raise ConfigError(
+                expected_got(
+                    "[activation] cell_clip", f"in [0, {self.bound:g}] (0: off)", self.cell_clip
+                )
+            )
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -324,7 +343,8 @@ class AdversarialConfig:
 class RunConfig:
     """Everything all parties must agree on (its digest is compared before any data is shared)."""
 
-    # the run file's [model], [train], [data], [fedavg], [dp], [adversarial]; the rest is [run]
+    # the run file's [model], [activation], [train], [data], [fedavg], [dp], [adversarial]; the
+    # rest is [run]
     model: ModelConfig = file_key(None, default_factory=ModelConfig)
     activation: ActivationConfig = file_key(None, default_factory=ActivationConfig)
     train: TrainConfig = file_key(None, default_factory=TrainConfig)
@@ -381,6 +401,7 @@ class RunConfig:
                         self.reveal_to,
                     )
                 )
+        self.activation.validate()
         self.dp.validate()
         self.adversarial.validate()
         if self.adversarial.enabled and (self.mode != "mpc" or self.dp.enabled):

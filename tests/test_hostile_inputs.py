@@ -43,6 +43,43 @@ def test_bad_run_file_is_one_config_error(tmp_path, content, pattern):
     assert re.search(pattern, msg) and "\n" not in msg, msg
 
 
+ACTIVATION_CASES = [  # (id, [activation] body, pattern)
+    ("even-degree", "degree = 16", r"\[activation\] degree: expected odd, 1\.\.31, got 16"),
+    ("degree-too-high", "degree = 33", r"\[activation\] degree: expected odd, 1\.\.31, got 33"),
+    ("bound", "bound = 6.0", r"\[activation\] bound: expected a power of two in 1\.\.16, got 6"),
+    (
+        "cell-clip-past-tanh",
+        "cell_clip = 9.0",
+        r"\[activation\] cell_clip: expected in \[0, 8\] \(0: off\), got 9",
+    ),
+    ("exact-is-not-a-setting", "exact = true", r"keys of \[activation\]: expected bound, "),
+]
+
+
+@pytest.mark.parametrize(
+    "body, pattern", [c[1:] for c in ACTIVATION_CASES], ids=[c[0] for c in ACTIVATION_CASES]
+)
+def test_bad_activation_section_is_one_config_error(tmp_path, body, pattern):
+    from launch.runfile import build
+
+    path = tmp_path / "run.toml"
+    path.write_text(f"[activation]\n{body}\n")
+    with pytest.raises(ConfigError) as err:
+        build(read_file(str(path)), {})
+    msg = str(err.value)
+    assert re.search(pattern, msg) and "\n" not in msg, msg
+
+
+def test_activation_section_sets_the_polynomial_and_enters_the_digest(tmp_path):
+    from launch.runfile import build
+
+    path = tmp_path / "run.toml"
+    path.write_text("[activation]\ndegree = 23\ncell_clip = 4.0\n")
+    cfg = build(read_file(str(path)), {})
+    assert (cfg.activation.degree, cfg.activation.bound, cfg.activation.cell_clip) == (23, 8.0, 4.0)
+    assert cfg.digest() != build({}, {}).digest()  # parties with other polynomials do not agree
+
+
 # --- through the real CLI: one line, exit 2, no traceback, nothing spawned or written ----------
 import subprocess  # noqa: E402
 import sys  # noqa: E402
