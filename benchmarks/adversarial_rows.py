@@ -17,7 +17,10 @@ torch on the exported model (:mod:`mpcrnn.attacks`):
 (a) and (b) are the plaintext mirror with exact activations: the same code, optimizer, schedule,
 initialization and adversarial algorithm as (c) and (d), so the columns differ only in MPC's
 polynomials and fixed point.  Plaintext columns: median (min-max) over 3 training seeds; MPC:
-seed 0.  Also per step, from party 0's report: seconds (median), rounds and MB sent, standard
+seed 0.  (c0) and (d0) are what (c) and (d) follow, up to fixed-point noise: the mirror with
+MPC's polynomials, seed 0, on MPC's row order (the parties' parts pooled in rank order; the
+batch schedule permutes row indices, so the file's order is another draw of the batches).
+Also per step, from party 0's report: seconds (median), rounds and MB sent, standard
 vs adversarial, side by side (same run of this script).  Every perturbation is in scaled
 feature units (the declared bounds map to [-1, 1]).
 
@@ -130,6 +133,7 @@ def mpc_column(cfg, parts, tests_raw, test_scaled, workdir: Path, eps_list) -> d
 def run(quick: bool, smoke: bool, out: Path | None, only=()) -> dict:
     from mpcrnn import data as D
     from mpcrnn.config import AdversarialConfig, ModelConfig, RunConfig
+    from mpcrnn.secure import concat, train_plain_mirror
 
     which = ["japanese_vowels"] if smoke or quick else ["japanese_vowels", "gunpoint"]
     which = [w for w in which if not only or w in only]
@@ -166,6 +170,10 @@ def run(quick: bool, smoke: bool, out: Path | None, only=()) -> dict:
                 "a": plain_column(base, train_scaled, test_scaled, seeds, eps_list),
                 "b": plain_column(advc, train_scaled, test_scaled, seeds, eps_list),
             }
+            pooled = D.scale_features(concat(parts), spec)
+            for col, cfg in (("c0", base), ("d0", advc)):
+                params = train_plain_mirror(cfg, pooled, exact=False)
+                row[col] = {k: [v] for k, v in _eval(cfg, params, test_scaled, eps_list).items()}
             with tempfile.TemporaryDirectory() as tmp:
                 row["c"] = mpc_column(base, parts, tests, test_scaled, Path(tmp) / "c", eps_list)
                 row["d"] = mpc_column(advc, parts, tests, test_scaled, Path(tmp) / "d", eps_list)
@@ -200,11 +208,13 @@ def markdown(results: dict) -> str:
         names = {
             "a": "(a) plaintext standard",
             "b": "(b) plaintext adversarial",
+            "c0": "(c0) mirror of (c): polynomials, MPC's row order",
             "c": "(c) mpcrnn standard",
+            "d0": "(d0) mirror of (d): polynomials, MPC's row order",
             "d": "(d) mpcrnn adversarial",
         }
-        for col in "abcd":
-            acc = row[col] if col in "ab" else row[col]["acc"]
+        for col in [c for c in names if c in row]:
+            acc = row[col]["acc"] if col in "cd" else row[col]
             lines.append(f"| {names[col]} | " + " | ".join(_fmt(acc[m]) for m in metrics) + " |")
         c, d = row["c"], row["d"]
         lines += [
