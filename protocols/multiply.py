@@ -74,11 +74,6 @@ class Product:
         """From an op's name (``"mul"`` / ``"matmul"``) or :class:`Op`."""
         return cls(Op(op), x, y, shift)
 
-    @property
-    def is_square(self) -> bool:
-        """``x * x`` with the same tensor twice: ``x`` is opened once, under one mask."""
-        return self.op is Op.MUL and self.x is self.y
-
 
 def multiply_many(
     session, pairs: Sequence[Product], also_truncate: Sequence[tuple] = ()
