@@ -131,6 +131,8 @@ def mpc_column(cfg, parts, tests_raw, test_scaled, workdir: Path, eps_list) -> d
 
 
 def run(quick: bool, smoke: bool, out: Path | None, only=()) -> dict:
+    from learning_rows import party_parts
+
     from mpcrnn import data as D
     from mpcrnn.config import AdversarialConfig, ModelConfig, RunConfig
     from mpcrnn.secure import concat, train_plain_mirror
@@ -145,8 +147,7 @@ def run(quick: bool, smoke: bool, out: Path | None, only=()) -> dict:
             D.scale_features(train_raw, spec),
             D.scale_features(test_raw, spec),
         )
-        parts = D.split_rows(train_raw, [0.5, 0.3, 0.2], 0)
-        tests = D.split_rows(test_raw, [0.5, 0.3, 0.2], 1)
+        parts, tests = party_parts(train_raw, test_raw)
         for cell in cells if name == "japanese_vowels" else ["gru"]:
             base = RunConfig(
                 spec=spec,

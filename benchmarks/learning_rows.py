@@ -155,7 +155,7 @@ def party_parts(raw_tr, raw_te):
     return D.split_rows(raw_tr, [0.5, 0.3, 0.2], 0), D.split_rows(raw_te, [0.5, 0.3, 0.2], 1)
 
 
-def mirror_on_party_order(cfg, spec, raw_tr, te) -> float:
+def mirror_on_party_order(cfg, spec, parts, te) -> float:
     """The mirror on the rows in MPC's order: the parties' parts concatenated in rank order,
     as :func:`mpcrnn.secure.share_all` pools them.  The batch schedule permutes row INDICES,
     so this order, not the file's, is the trajectory an MPC run with this seed follows (up to
@@ -163,14 +163,13 @@ def mirror_on_party_order(cfg, spec, raw_tr, te) -> float:
     from mpcrnn import data as D
     from mpcrnn.secure import concat
 
-    parts, _ = party_parts(raw_tr, raw_tr)
     return mirror(cfg, D.scale_features(concat(parts), spec), te)[0]
 
 
-def mpc(cfg, raw_tr, raw_te, workdir: Path) -> dict:
+def mpc(cfg, parts, tests, workdir: Path) -> dict:
+    """One launcher run on the parties' raw rows (:func:`party_parts`)."""
     from harness import launch_parties, pooled_accuracy
 
-    parts, tests = party_parts(raw_tr, raw_te)
     parties, wall = launch_parties(cfg, parts, tests, workdir, timeout_s=600)
     p0 = parties[0]
     return {
@@ -260,11 +259,12 @@ def bench(
         row = next(r for r in rows if (r["data"], r["cell"], r["layers"]) == key)
         spec, raw_tr, raw_te = load(key[0])
         cfg = run_config(*key, 0, row["epochs"], **overrides)
+        parts, tests = party_parts(raw_tr, raw_te)
         row["mirror_party_order"] = mirror_on_party_order(
-            cfg, spec, raw_tr, D.scale_features(raw_te, spec)
+            cfg, spec, parts, D.scale_features(raw_te, spec)
         )
         with tempfile.TemporaryDirectory() as tmp:
-            row["mpc"] = mpc(cfg, raw_tr, raw_te, Path(tmp))
+            row["mpc"] = mpc(cfg, parts, tests, Path(tmp))
         print(json.dumps({"mpc": key, **row["mpc"]}), flush=True)
         if out:
             out.write_text(json.dumps(rows, indent=1))
