@@ -23,7 +23,7 @@ folder, rendezvous) are command-line flags.  Example (every key optional; defaul
     layers = 1
 
     [activation]             # the polynomial sigmoid/tanh every party evaluates on shares
-    degree = 15              # odd, <= 31: 15 (4 levels, tanh error 0.033) | 23 (5, 0.0069)
+    degree = 23              # odd, <= 31: 23 (5 levels, tanh error 0.0069) | 15 (4, 0.033)
     bound = 8.0              # power of two: tanh on [-bound, bound], sigmoid on [-2 bound, ...]
     cell_clip = 8.0          # LSTM cell state clamped to [-cell_clip, cell_clip] (0: off)
 

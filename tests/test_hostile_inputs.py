@@ -74,9 +74,9 @@ def test_activation_section_sets_the_polynomial_and_enters_the_digest(tmp_path):
     from launch.runfile import build
 
     path = tmp_path / "run.toml"
-    path.write_text("[activation]\ndegree = 23\ncell_clip = 4.0\n")
+    path.write_text("[activation]\ndegree = 15\ncell_clip = 4.0\n")
     cfg = build(read_file(str(path)), {})
-    assert (cfg.activation.degree, cfg.activation.bound, cfg.activation.cell_clip) == (23, 8.0, 4.0)
+    assert (cfg.activation.degree, cfg.activation.bound, cfg.activation.cell_clip) == (15, 8.0, 4.0)
     assert cfg.digest() != build({}, {}).digest()  # parties with other polynomials do not agree
 
 
