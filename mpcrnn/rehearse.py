@@ -24,6 +24,9 @@ import torch
 
 LEARN_MARGIN = 0.05  # final train accuracy must beat the majority-class rate by this much
 LOSS_RATIO = 0.9  # final loss must be below this fraction of the first epoch's
+# warn above this max |x|/B: the pooled rows of an MPC run (and its fixed-point noise) can push a
+# gate further than one party's rows did; the benchmark rows peak at 0.94 (README "Guard")
+NEAR_EDGE = 0.9
 
 
 def rehearse(cfg, local, test=None, echo=print) -> dict:
@@ -117,5 +120,12 @@ def _warnings(history: list[dict], majority: float, max_ratio: float, bound: flo
             f"{max_ratio:.2f} > 1 (B = {bound:g}); the polynomial is unbounded there and MPC "
             "training would break down: lower the lr, clip harder, or declare tighter feature "
             "bounds"
+        )
+    elif max_ratio > NEAR_EDGE:
+        warnings.append(
+            "gate pre-activations came close to the polynomials' interval: max |x|/B = "
+            f"{max_ratio:.2f} > {NEAR_EDGE} (B = {bound:g}); the pooled rows of the MPC run can "
+            "go further, past which the polynomial is unbounded: consider a lower lr or a "
+            "tighter clip_value"
         )
     return warnings

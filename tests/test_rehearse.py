@@ -146,3 +146,15 @@ def test_template_for_a_long_series_suggests_frames(tmp_path):
     (tmp_path / "long.ts").write_text("\n".join(lines) + "\n")
     text = data_template(str(tmp_path / "long.ts"))
     assert "max_len = 150" in text and "frame = 10" in text
+
+
+def test_interval_warnings_past_and_near_the_edge():
+    """Past B: 'left the interval'; within 10% of it: 'came close'; below: neither."""
+    from mpcrnn.rehearse import _warnings
+
+    history = [{"loss": 1.0, "train_accuracy": 0.9}, {"loss": 0.2, "train_accuracy": 1.0}]
+    assert _warnings(history, 0.5, 0.5, 8.0) == []
+    (near,) = _warnings(history, 0.5, 0.95, 8.0)
+    assert "came close" in near and "0.95 > 0.9 (B = 8)" in near and "\n" not in near
+    (past,) = _warnings(history, 0.5, 1.2, 8.0)
+    assert "left the polynomials' interval" in past and "1.20 > 1 (B = 8)" in past
