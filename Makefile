@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_config_fix.py
 	$(BIN)/python benchmarks/harness.py --out bench-out
 	$(BIN)/python benchmarks/learning_rows.py --out bench-out
+	$(BIN)/python benchmarks/one_bad_step.py
 	$(BIN)/python benchmarks/bench_gru_step.py --optimizers
 	$(BIN)/python benchmarks/adversarial_rows.py --out bench-out
 
