@@ -128,14 +128,16 @@ def _yardstick(cfg, tr, te) -> float:
     return float((pred == te.y).mean())
 
 
-def mirror(cfg, tr, te) -> tuple[float, float]:
-    """(test accuracy with exact activations, as MPC's model is evaluated; max |x| / B)."""
+def mirror(cfg, tr, te, backend=None) -> tuple[float, float]:
+    """(test accuracy with exact activations, as MPC's model is evaluated; max |x| / B).
+    ``backend``: a :class:`mpcrnn.backend.PlainBackend` (subclass) to train with, e.g. one
+    that injects a fault (``one_bad_step.py``); default a plain one."""
     from mpcrnn.backend import PlainBackend
     from mpcrnn.model import init_params
     from mpcrnn.secure import evaluate_local
     from mpcrnn.train import plain_dataset, train
 
-    B = PlainBackend(cfg.activation)
+    B = backend or PlainBackend(cfg.activation)
     params, _ = train(
         B,
         cfg.model,
@@ -155,7 +157,7 @@ def party_parts(raw_tr, raw_te):
     return D.split_rows(raw_tr, [0.5, 0.3, 0.2], 0), D.split_rows(raw_te, [0.5, 0.3, 0.2], 1)
 
 
-def mirror_on_party_order(cfg, spec, parts, te) -> float:
+def mirror_on_party_order(cfg, spec, parts, te, backend=None) -> float:
     """The mirror on the rows in MPC's order: the parties' parts concatenated in rank order,
     as :func:`mpcrnn.secure.share_all` pools them.  The batch schedule permutes row INDICES,
     so this order, not the file's, is the trajectory an MPC run with this seed follows (up to
@@ -163,7 +165,7 @@ def mirror_on_party_order(cfg, spec, parts, te) -> float:
     from mpcrnn import data as D
     from mpcrnn.secure import concat
 
-    return mirror(cfg, D.scale_features(concat(parts), spec), te)[0]
+    return mirror(cfg, D.scale_features(concat(parts), spec), te, backend)[0]
 
 
 def mpc(cfg, parts, tests, workdir: Path) -> dict:

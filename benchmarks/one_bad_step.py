@@ -26,40 +26,30 @@ ROWS = {"gunpoint": (5, 50, 200, 600), "japanese_vowels": (5, 30, 100)}
 
 
 def accuracy_with_bad_step(name: str, cell: str, bad_step: int | None, seed: int = 0) -> float:
-    """Test accuracy of the mirror whose ``bad_step``-th clipped gradient (1-based) is
-    replaced by random +-clip (None: the clean run)."""
+    """Test accuracy of the mirror on MPC's row order whose ``bad_step``-th clipped gradient
+    (1-based; the default ``clip_value`` clips once per step) is replaced by random +-clip
+    (None: the clean run)."""
     import torch
-    from learning_rows import EPOCHS, load, party_parts, run_config
+    from learning_rows import EPOCHS, load, mirror_on_party_order, party_parts, run_config
 
     from mpcrnn import data as D
     from mpcrnn.backend import PlainBackend
-    from mpcrnn.model import init_params
-    from mpcrnn.secure import concat, evaluate_local
-    from mpcrnn.train import plain_dataset, train
-
-    spec, raw_tr, raw_te = load(name)
-    parts, _ = party_parts(raw_tr, raw_te)
-    tr, te = D.scale_features(concat(parts), spec), D.scale_features(raw_te, spec)
-    cfg = run_config(name, cell, 1, seed, EPOCHS[name])
 
     class OneBadStep(PlainBackend):
         calls = 0
 
         def clip_value(self, x, c):
-            OneBadStep.calls += 1
-            if OneBadStep.calls == bad_step:
+            self.calls += 1
+            if self.calls == bad_step:
                 gen = torch.Generator().manual_seed(1)
                 return c * torch.sign(torch.randn(x.shape, generator=gen, dtype=x.dtype))
             return super().clip_value(x, c)
 
-    params, _ = train(
-        OneBadStep(cfg.activation),
-        cfg.model,
-        cfg.train,
-        plain_dataset(tr.x, tr.lengths, tr.y, cfg.model),
-        init_params(cfg.model, seed),
-    )
-    return evaluate_local(cfg, params, te, polynomial=False)["accuracy_exact"]
+    spec, raw_tr, raw_te = load(name)
+    parts, _ = party_parts(raw_tr, raw_te)
+    cfg = run_config(name, cell, 1, seed, EPOCHS[name])
+    te = D.scale_features(raw_te, spec)
+    return mirror_on_party_order(cfg, spec, parts, te, OneBadStep(cfg.activation))
 
 
 def main() -> None:
