@@ -3,7 +3,7 @@
   1. the yardstick: plain torch (torch.nn.RNN/GRU/LSTM, exact activations, float32) with
      torch.optim.Adam (lr 0.01, no clipping), the same initial weights and batch schedule;
   2. the plaintext mirror with mpcrnn's defaults (TrainConfig(): Adam on the bias-corrected
-     moments, lr 0.01, eps 1e-3, clip_value 1, cosine schedule with 10 warm-up steps,
+     moments, lr 0.01, eps 1e-3, clip_value 1, clip_norm 1, cosine schedule with 10 warm-up steps,
      polynomials) -- median and range over seeds 0, 1, 2;
   3. mpcrnn itself: 3 parties + dealer through the launcher (seed 0);
 

@@ -38,7 +38,7 @@ folder, rendezvous) are command-line flags.  Example (every key optional; defaul
     momentum = 0.9           # sgd
     weight_decay = 0.0
     clip_value = 1.0
-    clip_norm = 0.0
+    clip_norm = 1.0          # after clip_value; 0: off
     schedule = "cosine"      # constant | warmup | cosine (public, per step)
     warmup_steps = 10
     seed = 0

@@ -118,9 +118,10 @@ class TrainConfig:
 
     # the demo schedule (Japanese Vowels, GRU: 93.8-95.4% over seeds 0-2; cosine needs >= ~12)
     epochs: int = 12
-    # Defaults below (adam, lr 0.01, eps 1e-3, clip_value 1, cosine with 10 warm-up steps) were
-    # chosen by the sweep in README "Defaults" (benchmarks/learning_rows.py --sweep): RNN, GRU,
-    # LSTM x 1, 2 layers on Japanese Vowels and GRU, LSTM on GunPoint, 3 seeds each
+    # Defaults below (adam, lr 0.01, eps 1e-3, clip_value 1, clip_norm 1, cosine with 10 warm-up
+    # steps) were chosen by the sweep in README "Defaults" (benchmarks/learning_rows.py
+    # --sweep): RNN, GRU, LSTM x 1, 2 layers on Japanese Vowels and GRU, LSTM on GunPoint,
+    # 3 seeds each
     batch_size: int = 32
     optimizer: str = "adam"  # adam | adamw (decoupled weight decay) | sgd (momentum); on shares
     lr: float | None = None  # None: the optimizer's default (DEFAULT_LR: adam 0.01, sgd 0.2)
@@ -130,7 +131,9 @@ class TrainConfig:
     eps: float = 1e-3  # adam: m / (sqrt(v) + eps); >= 2^-13 on shares (protocols.adam.MIN_EPS)
     weight_decay: float = 0.0  # sgd/adam: + wd theta in the gradient; adamw: theta *= 1 - lr_t wd
     clip_value: float = 1.0  # clip every gradient entry to [-c, c] on shares (0: off)
-    clip_norm: float = 0.0  # then rescale the whole gradient to norm <= c on shares (0: off)
+    # then rescale the whole gradient to norm <= c on shares (0: off).  On by default so that one
+    # garbage step (a rare fixed-point failure on shares) cannot wreck a run: README "Defaults"
+    clip_norm: float = 1.0
     # public lr schedule: constant | warmup (linear) | cosine (warm-up, then cosine to 0)
     schedule: str = "cosine"
     warmup_steps: int = 10  # linear warm-up steps for "warmup" and "cosine"
