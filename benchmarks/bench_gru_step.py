@@ -81,9 +81,10 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
 
 
 def optimizer_pairs(rank, B, T, H, repeats, cell="gru"):
-    """The W1 step with SGD (momentum 0.9, lr 0.2, the previous default) and with Adam (the new
-    default), interleaved step by step in ONE run (sgd, adam, sgd, adam, ...) from the same
-    weights, so machine drift hits both alike.  Per optimizer: seconds, CrypTen-counted rounds
+    """The W1 step with SGD (momentum 0.9, lr 0.2), with Adam (the default) and with Adam
+    without the norm clip (``clip_norm = 0``, the default before it), interleaved step by step
+    in ONE run (sgd, adam, adam0, sgd, ...) from the same weights, so machine drift hits all
+    alike.  Per optimizer: seconds, CrypTen-counted rounds
     and bytes (party 0) of every steady-state step (each optimizer's first two steps record and
     warm its triple plan)."""
     import torch
@@ -104,7 +105,11 @@ def optimizer_pairs(rank, B, T, H, repeats, cell="gru"):
     ms = share(s, masks(lengths, T) if own else None, src=0, shape=(B, T, 1)).transpose(0, 1)
     ys = share(s, torch.nn.functional.one_hot(y, 9).double() if own else None, src=0, shape=(B, 9))
     Bk = SharedBackend(s, ActivationConfig())
-    cfgs = {"sgd": TrainConfig(optimizer="sgd"), "adam": TrainConfig()}
+    cfgs = {
+        "sgd": TrainConfig(optimizer="sgd"),
+        "adam": TrainConfig(),
+        "adam0": TrainConfig(clip_norm=0.0),
+    }
     params = {k: {n: public(s, v) for n, v in init_params(mc, 0).items()} for k in cfgs}
     state = {k: init_state(Bk, params[k], c) for k, c in cfgs.items()}
     out = {k: {"times": [], "rounds": [], "bytes": []} for k in cfgs}
@@ -116,7 +121,7 @@ def optimizer_pairs(rank, B, T, H, repeats, cell="gru"):
         Bk.begin_step((k, B, T), nxt)
         grads, _ = forward_backward(Bk, mc, params[k], xs, ms, ys)
         params[k], state[k] = sgd_step(
-            Bk, params[k], grads, state[k], cfgs[k], B, i // 2 + 1, repeats + 2
+            Bk, params[k], grads, state[k], cfgs[k], B, i // len(cfgs) + 1, repeats + 2
         )
         Bk.end_step()
         if i >= 2 * len(cfgs):
@@ -245,26 +250,31 @@ def optimizer_table(args) -> None:
         args=(32, T, 32, rep),
         timeout_s=3000,
     )[0]
-    sgd, adam = out["sgd"], out["adam"]
+    sgd, adam, adam0 = out["sgd"], out["adam"], out["adam0"]
     med = statistics.median
     print(
         f"\nW1 step (GRU H=32, batch 32, T={T}, {args.parties} parties + TTP dealer), "
-        "SGD vs Adam interleaved in one run; "
-        f"median of {len(sgd['times'])} pairs"
+        "SGD, Adam and Adam without the norm clip interleaved in one run; "
+        f"median of {len(sgd['times'])} triples"
     )
     print("| optimizer | s/step | rounds/step | MB/step (party 0) |")
     print("|---|---:|---:|---:|")
-    for name, r in (("sgd (momentum)", sgd), ("adam", adam)):
+    for name, r in (
+        ("sgd (momentum), clip_norm 1", sgd),
+        ("adam, clip_norm 1 (default)", adam),
+        ("adam, clip_norm 0", adam0),
+    ):
         print(
             f"| {name} | {med(r['times']):.3f} | {med(r['rounds']):.0f} "
             f"| {med(r['bytes']) / 1e6:.1f} |"
         )
-    ratios = [a / b for a, b in zip(adam["times"], sgd["times"])]
-    print(
-        f"| adam / sgd | {med(ratios):.3f} (pairs: {', '.join(f'{r:.2f}' for r in ratios)}) | "
-        f"{med(adam['rounds']) / med(sgd['rounds']):.3f} "
-        f"| {med(adam['bytes']) / med(sgd['bytes']):.3f} |"
-    )
+    for name, a, b in (("adam / sgd", adam, sgd), ("norm clip: adam / adam0", adam, adam0)):
+        ratios = [x / y for x, y in zip(a["times"], b["times"])]
+        print(
+            f"| {name} | {med(ratios):.3f} (per step: {', '.join(f'{r:.2f}' for r in ratios)}) "
+            f"| {med(a['rounds']) / med(b['rounds']):.3f} "
+            f"| {med(a['bytes']) / med(b['bytes']):.3f} |"
+        )
 
 
 if __name__ == "__main__":
