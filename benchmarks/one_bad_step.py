@@ -10,6 +10,12 @@ the default norm clip (``clip_norm = 1``, after the value clip) and without it (
 
     .venv/bin/python benchmarks/one_bad_step.py                 # GunPoint GRU and JV GRU
     .venv/bin/python benchmarks/one_bad_step.py --only japanese_vowels
+    .venv/bin/python benchmarks/one_bad_step.py --noise 4 --row japanese_vowels:lstm:2
+
+``--noise U``: instead, add uniform noise of +-U units of 2^-16 (fixed point's resolution) to
+every clipped gradient entry, one run per noise seed: how far the mirror's trajectory moves
+under errors of the size MPC's rounding makes (not a model of those errors: MPC rounds the
+forward and backward passes too).
 
 Measured (README, "Learning off the demo"): without the norm clip, a bad step in the first
 tenth of training leaves GunPoint GRU near chance and costs Japanese Vowels GRU 16-27 points
@@ -57,13 +63,63 @@ def accuracy_with_bad_step(
     return mirror_on_party_order(cfg, spec, parts, te, OneBadStep(cfg.activation))
 
 
+def accuracy_with_noise(
+    name: str, cell: str, layers: int, units: float, noise_seed: int, seed: int = 0, **overrides
+) -> float:
+    """Test accuracy of the mirror on MPC's row order (the defaults, or ``overrides`` of
+    TrainConfig) with uniform noise of +-``units`` x 2^-16 added to every value-clipped
+    gradient entry (noise drawn from ``noise_seed``)."""
+    import torch
+    from learning_rows import EPOCHS, load, mirror_on_party_order, party_parts, run_config
+
+    from mpcrnn import data as D
+    from mpcrnn.backend import PlainBackend
+
+    gen = torch.Generator().manual_seed(noise_seed)
+
+    class Noisy(PlainBackend):
+        def clip_value(self, x, c):
+            u = torch.rand(x.shape, generator=gen, dtype=x.dtype) * 2 - 1
+            return super().clip_value(x, c) + units * 2.0**-16 * u
+
+    spec, raw_tr, raw_te = load(name)
+    parts, _ = party_parts(raw_tr, raw_te)
+    cfg = run_config(name, cell, layers, seed, EPOCHS[name], **overrides)
+    te = D.scale_features(raw_te, spec)
+    return mirror_on_party_order(cfg, spec, parts, te, Noisy(cfg.activation))
+
+
+def noise_table(row: str, units: float, seeds: int, **overrides) -> None:
+    import statistics
+
+    name, cell, layers = row.split(":")
+    clean = accuracy_with_noise(name, cell, int(layers), 0.0, 0, **overrides)
+    accs = [
+        accuracy_with_noise(name, cell, int(layers), units, s, **overrides) for s in range(seeds)
+    ]
+    for s, a in enumerate(accs):
+        print(f"| {row} | noise +-{units:g} units, seed {s} | {100 * a:.1f}% |", flush=True)
+    print(
+        f"| {row} | median (range) over {seeds} noise seeds | {100 * statistics.median(accs):.1f}%"
+        f" ({100 * min(accs):.1f}-{100 * max(accs):.1f}) |"
+        + f" clean (no noise): {100 * clean:.1f}%"
+    )
+
+
 def main() -> None:
     import torch
 
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", default=(), help="data sets (default: both)")
+    ap.add_argument("--noise", type=float, default=0.0, help="noise mode: +-U units of 2^-16")
+    ap.add_argument("--row", default="gunpoint:gru:1", help="noise mode: data:cell:layers")
+    ap.add_argument("--noise-seeds", type=int, default=8)
+    ap.add_argument("--clip-norm", type=float, help="noise mode: TrainConfig.clip_norm")
     args = ap.parse_args()
+    if args.noise > 0:
+        over = {} if args.clip_norm is None else {"clip_norm": args.clip_norm}
+        return noise_table(args.row, args.noise, args.noise_seeds, **over)
     print(
         "| data, GRU x1 | bad step | test accuracy, defaults (clip_norm 1) | clip_norm 0 |\n"
         "|---|---:|---:|---:|"
