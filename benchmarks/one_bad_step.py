@@ -34,75 +34,74 @@ sys.path.insert(0, str(HERE))
 ROWS = {"gunpoint": (5, 50, 200, 600), "japanese_vowels": (5, 30, 100)}
 
 
-def accuracy_with_bad_step(
-    name: str, cell: str, bad_step: int | None, seed: int = 0, **train_overrides
-) -> float:
-    """Test accuracy of the mirror on MPC's row order whose ``bad_step``-th value-clipped
-    gradient (1-based; the default ``clip_value`` clips once per step) is replaced by random
-    +-clip (None: the clean run); the norm clip, if on, then applies to it as to every step."""
-    import torch
+def mirror_with_fault(name: str, cell: str, layers: int, fault=None, seed: int = 0, **overrides):
+    """Test accuracy (exact activations) of the mirror on MPC's row order with the defaults (or
+    ``overrides`` of TrainConfig), where ``fault(call, clipped, c)``, if given, replaces every
+    value-clipped gradient (``call``: 1-based count of clip_value calls, one per step); the
+    norm clip, if on, then applies to the result as to every step."""
     from learning_rows import EPOCHS, load, mirror_on_party_order, party_parts, run_config
 
     from mpcrnn import data as D
     from mpcrnn.backend import PlainBackend
 
-    class OneBadStep(PlainBackend):
+    class Faulty(PlainBackend):
         calls = 0
 
         def clip_value(self, x, c):
             self.calls += 1
-            if self.calls == bad_step:
-                gen = torch.Generator().manual_seed(1)
-                return c * torch.sign(torch.randn(x.shape, generator=gen, dtype=x.dtype))
-            return super().clip_value(x, c)
-
-    spec, raw_tr, raw_te = load(name)
-    parts, _ = party_parts(raw_tr, raw_te)
-    cfg = run_config(name, cell, 1, seed, EPOCHS[name], **train_overrides)
-    te = D.scale_features(raw_te, spec)
-    return mirror_on_party_order(cfg, spec, parts, te, OneBadStep(cfg.activation))
-
-
-def accuracy_with_noise(
-    name: str, cell: str, layers: int, units: float, noise_seed: int, seed: int = 0, **overrides
-) -> float:
-    """Test accuracy of the mirror on MPC's row order (the defaults, or ``overrides`` of
-    TrainConfig) with uniform noise of +-``units`` x 2^-16 added to every value-clipped
-    gradient entry (noise drawn from ``noise_seed``)."""
-    import torch
-    from learning_rows import EPOCHS, load, mirror_on_party_order, party_parts, run_config
-
-    from mpcrnn import data as D
-    from mpcrnn.backend import PlainBackend
-
-    gen = torch.Generator().manual_seed(noise_seed)
-
-    class Noisy(PlainBackend):
-        def clip_value(self, x, c):
-            u = torch.rand(x.shape, generator=gen, dtype=x.dtype) * 2 - 1
-            return super().clip_value(x, c) + units * 2.0**-16 * u
+            clipped = super().clip_value(x, c)
+            return clipped if fault is None else fault(self.calls, clipped, c)
 
     spec, raw_tr, raw_te = load(name)
     parts, _ = party_parts(raw_tr, raw_te)
     cfg = run_config(name, cell, layers, seed, EPOCHS[name], **overrides)
     te = D.scale_features(raw_te, spec)
-    return mirror_on_party_order(cfg, spec, parts, te, Noisy(cfg.activation))
+    return mirror_on_party_order(cfg, spec, parts, te, Faulty(cfg.activation))
+
+
+def accuracy_with_bad_step(name: str, cell: str, bad_step: int | None, **overrides) -> float:
+    """1 layer; the ``bad_step``-th clipped gradient replaced by random +-clip (None: clean)."""
+    import torch
+
+    def garbage(call, clipped, c):
+        if call != bad_step:
+            return clipped
+        gen = torch.Generator().manual_seed(1)
+        return c * torch.sign(torch.randn(clipped.shape, generator=gen, dtype=clipped.dtype))
+
+    return mirror_with_fault(name, cell, 1, garbage, **overrides)
+
+
+def accuracy_with_noise(
+    name: str, cell: str, layers: int, units: float, noise_seed: int, **overrides
+) -> float:
+    """Uniform noise of +-``units`` x 2^-16 added to every clipped gradient entry (drawn from
+    ``noise_seed``)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(noise_seed)
+
+    def noise(call, clipped, c):
+        u = torch.rand(clipped.shape, generator=gen, dtype=clipped.dtype) * 2 - 1
+        return clipped + units * 2.0**-16 * u
+
+    return mirror_with_fault(name, cell, layers, noise, **overrides)
 
 
 def noise_table(row: str, units: float, seeds: int, **overrides) -> None:
     import statistics
 
     name, cell, layers = row.split(":")
-    clean = accuracy_with_noise(name, cell, int(layers), 0.0, 0, **overrides)
+    clean = mirror_with_fault(name, cell, int(layers), **overrides)
     accs = [
         accuracy_with_noise(name, cell, int(layers), units, s, **overrides) for s in range(seeds)
     ]
     for s, a in enumerate(accs):
         print(f"| {row} | noise +-{units:g} units, seed {s} | {100 * a:.1f}% |", flush=True)
+    med, lo, hi = statistics.median(accs), min(accs), max(accs)
     print(
-        f"| {row} | median (range) over {seeds} noise seeds | {100 * statistics.median(accs):.1f}%"
-        f" ({100 * min(accs):.1f}-{100 * max(accs):.1f}) |"
-        + f" clean (no noise): {100 * clean:.1f}%"
+        f"| {row} | median (range) over {seeds} noise seeds | {100 * med:.1f}% "
+        f"({100 * lo:.1f}-{100 * hi:.1f}); clean (no noise): {100 * clean:.1f}% |"
     )
 
 

@@ -118,10 +118,10 @@ class TrainConfig:
 
     # the demo schedule (Japanese Vowels, GRU: 93.8-95.4% over seeds 0-2; cosine needs >= ~12)
     epochs: int = 12
-    # Defaults below (adam, lr 0.01, eps 1e-3, clip_value 1, clip_norm 1, cosine with 10 warm-up
-    # steps) were chosen by the sweep in README "Defaults" (benchmarks/learning_rows.py
-    # --sweep): RNN, GRU, LSTM x 1, 2 layers on Japanese Vowels and GRU, LSTM on GunPoint,
-    # 3 seeds each
+    # Defaults below (adam, lr 0.01, eps 1e-3, clip_value 1, cosine with 10 warm-up steps) were
+    # chosen by the sweep in README "Defaults" (benchmarks/learning_rows.py --sweep): RNN, GRU,
+    # LSTM x 1, 2 layers on Japanese Vowels and GRU, LSTM on GunPoint, 3 seeds each; clip_norm 1
+    # by benchmarks/one_bad_step.py (one garbage step), then checked on the same rows
     batch_size: int = 32
     optimizer: str = "adam"  # adam | adamw (decoupled weight decay) | sgd (momentum); on shares
     lr: float | None = None  # None: the optimizer's default (DEFAULT_LR: adam 0.01, sgd 0.2)
