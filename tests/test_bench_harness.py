@@ -49,3 +49,37 @@ def test_harness_smoke(tmp_path):
     )
     assert "| fedavg | 2 global models (one per round) |" in text
     assert [r["row"].split()[0] for r in data["dp"]] == ["Opacus", "mpcrnn-DP"] and "DP-SGD" in text
+
+
+def _adv_rows(*args, check=True):
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "adversarial_rows.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    if check:
+        assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+def test_adversarial_rows_split_and_merge(tmp_path):
+    """The table's plaintext part and its MPC part run apart (the MPC part on a machine with more
+    cores) and merge into one table; an MPC run given twice is refused, not double-counted."""
+    _adv_rows("--smoke", "--part", "plain", "--out", str(tmp_path / "plain"))
+    _adv_rows("--smoke", "--part", "d", "--out", str(tmp_path / "mpc"))
+    runs = tmp_path / "mpc" / "adversarial.runs.jsonl"
+    assert len(runs.read_text().splitlines()) == 1  # one finished run: (d), seed 0
+    plain = tmp_path / "plain" / "adversarial.json"
+    _adv_rows("--merge", str(plain), str(runs), "--out", str(tmp_path / "all"))
+    row = json.loads((tmp_path / "all" / "adversarial.json").read_text())["japanese_vowels gru"]
+    assert set(row) >= {"a", "b", "c0", "d0", "d"} and "c" not in row
+    assert row["d"]["seeds"] == [0]
+    assert set(row["d"]["acc"]) == set(row["d0"])  # the same metrics as the plaintext columns
+    assert all(0.0 <= v[0] <= 1.0 for v in row["d"]["acc"].values())
+    md = (tmp_path / "all" / "adversarial.md").read_text()
+    assert "(d) mpcrnn adversarial" in md and "(b) plaintext adversarial" in md
+    res = _adv_rows("--merge", str(plain), str(runs), str(runs), check=False)
+    assert res.returncode != 0
+    assert "merge: japanese_vowels gru (d) seed 0 twice" in res.stderr
