@@ -233,12 +233,12 @@ def run(
                 row["plain_seconds"] = time.perf_counter() - t0
                 print(markdown({key: row}), flush=True)
             if part in ("all", "mpc", "c", "d"):
-                for col, cfg in [
-                    (c, f) for c, f in (("d", advc), ("c", base)) if part in (c, "mpc", "all")
-                ]:
+                for col, cfg in (("d", advc), ("c", base)):
+                    if part not in (col, "mpc", "all"):
+                        continue
                     for seed in seeds:
-                        c = replace(cfg, train=replace(cfg.train, seed=seed))
-                        jobs.append((key, col, seed, c, parts, tests, test_scaled, eps_list))
+                        cs = replace(cfg, train=replace(cfg.train, seed=seed))
+                        jobs.append((key, col, seed, cs, parts, tests, test_scaled, eps_list))
     # the adversarial runs first (the comparison the issue asks for), the longest cell first
     jobs.sort(key=lambda j: (j[1] != "d", "lstm" not in j[0], j[2]))
     log = None
