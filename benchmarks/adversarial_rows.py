@@ -245,6 +245,7 @@ def run(
     if out and jobs:
         out.mkdir(parents=True, exist_ok=True)
         log = out / "adversarial.runs.jsonl"
+        log.write_text("")  # this run's finished runs only: an earlier run's would merge twice
     for key, cols in mpc_columns(jobs, parallel, log).items():
         results[key].update(cols)
     save(results, out)
