@@ -20,7 +20,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from protocols.parties import init_in_process
+    from protocols.network.parties import init_in_process
     from protocols.runtime import load_crypten, use_fast_config
 
     crypten = load_crypten()

@@ -36,8 +36,8 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
     from mpcrnn.model import forward_backward, init_params
     from mpcrnn.train import init_state, masks, sgd_step
+    from protocols.arithmetic.sharing import public, share
     from protocols.session import MpcSession
-    from protocols.sharing import public, share
 
     s = MpcSession.current(count_traffic=True)
     mc = ModelConfig(cell=cell, hidden_size=H)
@@ -94,8 +94,8 @@ def optimizer_pairs(rank, B, T, H, repeats, cell="gru"):
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
     from mpcrnn.model import forward_backward, init_params
     from mpcrnn.train import init_state, masks, sgd_step
+    from protocols.arithmetic.sharing import public, share
     from protocols.session import MpcSession
-    from protocols.sharing import public, share
 
     s = MpcSession.current(count_traffic=True)
     mc = ModelConfig(cell=cell, hidden_size=H)

@@ -17,7 +17,8 @@ steps per epoch (both use Opacus's DPDataLoader convention), the gradient divide
 expected batch size, and sigma from Opacus's get_noise_multiplier with the RDP accountant for
 (epsilon, delta, q, steps). Differences, on purpose: mpcrnn runs the polynomial activations in
 fixed point on shares; its total noise variance is p/(p-1) = 1.5x Opacus's (every single party
-must still face sigma C: see protocols/joint_noise.py), so at the same epsilon it trains with
+must still face sigma C: see protocols/arithmetic/joint_noise.py), so at the same epsilon it trains
+with
 more noise; Opacus's per-step batches come from its own sampler (same q, different draws).
 """
 

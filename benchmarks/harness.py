@@ -248,13 +248,14 @@ def fedavg_row(parts, tests, cfg, rounds, workdir: Path, target: float):
 
 def pingpong(rank, sizes, repeats):
     """Per message size: the median time of the step's two exchange primitives between the party
-    processes (:mod:`protocols.reveal`): ``open`` (every party sends its share to every other
+    processes (:mod:`protocols.arithmetic.reveal`): ``open`` (every party sends its share to every
+    other
     one: a Beaver/AND opening) and ``gather`` (shares to party 0: a truncation), the latter
     timed as (gather + an 8-byte open) - (the 8-byte open): alone, the senders would run ahead
     and party 0 would time a queue, not a latency."""
     import torch
 
-    from protocols.reveal import gather_masked, open_masked
+    from protocols.arithmetic.reveal import gather_masked, open_masked
     from protocols.session import MpcSession
 
     s = MpcSession.current()

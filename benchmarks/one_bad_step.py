@@ -1,6 +1,7 @@
 """How much does ONE corrupted training step cost?  (Fault injection on the plaintext mirror.)
 
-A value that goes wrong on shares (the truncation's ignored wrap, ``protocols/truncation.py``:
+A value that goes wrong on shares (the truncation's ignored wrap,
+``protocols/arithmetic/truncation.py``:
 an error of about 2^32 in value) leaves the step's gradient as garbage, which the value clip
 turns into +-clip per element.  This script trains the mirror on MPC's row order (what an MPC
 run with seed 0 follows) and replaces the clipped gradient of ONE step by random +-clip, at

@@ -71,7 +71,7 @@ def throwaway_identities(cfg, folder: str) -> tuple:
     folders by rank; unchanged (no keys) with the insecure transport."""
     from dataclasses import replace
 
-    from protocols.identity import keygen
+    from protocols.network.identity import keygen
 
     n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
     if cfg.insecure_transport:

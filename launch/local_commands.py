@@ -142,7 +142,7 @@ def keygen(out_dir, name):
     Prints the certificate's fingerprint: send it (and only it, or cert.pem) to the other
     organizations; the shared run file pins it under [identities]."""
     from protocols.errors import MpcrnnError
-    from protocols.identity import keygen as make
+    from protocols.network.identity import keygen as make
 
     try:
         fp = make(out_dir, name)

@@ -43,12 +43,12 @@ def run_party(job: PartyJob) -> dict:
 
     torch.set_num_threads(1)
     from mpcrnn import data as D
-    from protocols.parties import init_party, shutdown
+    from protocols.network.parties import init_party, shutdown
 
     cfg = job.run_config
     spec = transport_spec(job)
     if spec.is_dealer:
-        from protocols.dealer import serve
+        from protocols.randomness.dealer import serve
 
         init_party(spec)
         try:
@@ -81,8 +81,8 @@ def run_party(job: PartyJob) -> dict:
 
 def transport_spec(job: PartyJob):
     """The PartySpec of a job, with its identity and every pinned fingerprint (validated)."""
-    from protocols.identity import load_identity
-    from protocols.parties import PartySpec
+    from protocols.network.identity import load_identity
+    from protocols.network.parties import PartySpec
 
     cfg = job.run_config
     spec = PartySpec(
@@ -126,7 +126,7 @@ def transport_report() -> dict:
 
 def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
     from mpcrnn.secure import fixed_point
-    from protocols.parties import shutdown
+    from protocols.network.parties import shutdown
     from protocols.session import MpcSession
 
     # count_traffic: CrypTen's own round/byte counters, for the report
@@ -141,7 +141,7 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
     if progress:
         progress.done()
     if job.rank == 0 and spec.has_dealer:
-        from protocols.dealer import stop_dealer
+        from protocols.randomness.dealer import stop_dealer
 
         stop_dealer()
     report = _party_report(job, cfg, session, result, by_round)
@@ -248,7 +248,8 @@ class _Progress:
 
 
 # Exceptions that mean the network failed under a party (a peer closed its connection, reset
-# it, never answered, or broke TLS).  The links (protocols.links, protocols.channels) already
+# it, never answered, or broke TLS).  The links (protocols.network.links,
+# protocols.network.channels) already
 # turn what they see into PartyError; these are the same failures raised elsewhere (the
 # dealer's socket, the rendezvous).  Anything else is a bug and is reported as one.
 LOST_CONTACT = (ConnectionError, TimeoutError, ssl.SSLError, socket.gaierror, socket.herror)

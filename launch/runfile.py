@@ -248,7 +248,7 @@ def identity_names(world_size: int, provider: str) -> list[str]:
 def identities(section: dict | None, world_size: int, provider: str) -> tuple[str, ...]:
     """[identities] -> every process's pinned fingerprint in rank order (the dealer last); ()
     when the file has none (then --insecure-plaintext-transport, or `mpcrnn train`'s own)."""
-    from protocols.identity import check_fingerprint
+    from protocols.network.identity import check_fingerprint
 
     if not section:
         return ()

@@ -7,7 +7,7 @@ values: on shares they are local.  Everything non-linear goes through a backend 
 takes a *list* of independent operations, which the shared backend runs in one round.
 
 Values: :class:`PlainBackend` uses float64 tensors; :class:`SharedBackend` uses int64 shares at
-scale 2^f (see :mod:`protocols.fixed_point`).
+scale 2^f (see :mod:`protocols.arithmetic.fixed_point`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,19 @@ from collections.abc import Sequence
 import torch
 
 from mpcrnn.config import ActivationConfig
-from protocols.multiply import Product
-from protocols.polynomial import OddPolynomial, fit_tanh, odd_chebyshev_sum, sigmoid_from_tanh
-from protocols.requests import BILINEAR
+from protocols.arithmetic.multiply import Product
+from protocols.arithmetic.polynomial import (
+    OddPolynomial,
+    fit_tanh,
+    odd_chebyshev_sum,
+    sigmoid_from_tanh,
+)
+from protocols.randomness.requests import BILINEAR
 
 
 def _product(pair) -> Product:
-    """A :class:`protocols.multiply.Product`, or the cells' ``(op, x, y[, shift])`` for one."""
+    """A :class:`protocols.arithmetic.multiply.Product`, or the cells' ``(op, x, y[, shift])`` for
+    one."""
     return pair if isinstance(pair, Product) else Product.of(*pair)
 
 
@@ -117,7 +123,7 @@ class PlainBackend:
         return self.clip_rows(x.reshape(1, -1), c).reshape(x.shape)
 
     def clip_rows(self, x: torch.Tensor, c: float, ratio_bits: int | None = None) -> torch.Tensor:
-        from protocols.norm_clip import RATIO_BITS, clip_rows_to_norm_plain
+        from protocols.arithmetic.norm_clip import RATIO_BITS, clip_rows_to_norm_plain
 
         return clip_rows_to_norm_plain(x, c, ratio_bits or RATIO_BITS)
 
@@ -129,13 +135,13 @@ class PlainBackend:
 
     def adam_moments(self, g, m, v, c1: float, c2: float):
         """Bias-corrected moments: m + c1 (g - m), v + c2 (g^2 - v) (exact, float64)."""
-        from protocols.adam import moments_plain
+        from protocols.arithmetic.adam import moments_plain
 
         return moments_plain(g, m, v, c1, c2)
 
     def adam_direction(self, m, v, lr: float, eps: float, grad_bound: float):
         """lr m / (sqrt(v) + eps): torch.optim.Adam's step on the bias-corrected moments."""
-        from protocols.adam import direction_plain
+        from protocols.arithmetic.adam import direction_plain
 
         return direction_plain(m, v, lr, eps)
 
@@ -165,26 +171,26 @@ class SharedBackend:
 
     def mul_many(self, pairs: Sequence[tuple]) -> list[torch.Tensor]:
         """1 opening (+1 truncation gather for > 2 parties)."""
-        from protocols.multiply import multiply_many
+        from protocols.arithmetic.multiply import multiply_many
 
         return multiply_many(self.s, [_product(p) for p in pairs])
 
     def fixed_operand(self, w: torch.Tensor, uses):
         """``w`` as the right operand of the products ``uses`` ((shape, transpose) in order):
-        opened once for all of them (:class:`protocols.multiply.FixedOperand`)."""
-        from protocols.multiply import FixedOperand
+        opened once for all of them (:class:`protocols.arithmetic.multiply.FixedOperand`)."""
+        from protocols.arithmetic.multiply import FixedOperand
 
         return FixedOperand(self.s, w, uses)
 
     def matmul_fixed(self, x: torch.Tensor, fixed, transpose: bool) -> torch.Tensor:
         """``x @ W^T`` or ``x @ W``: 1 opening (+1 truncation gather for > 2 parties)."""
-        from protocols.multiply import multiply_fixed
+        from protocols.arithmetic.multiply import multiply_fixed
 
         return multiply_fixed(self.s, x, fixed, transpose)
 
     def act_many(self, items: Sequence[tuple[torch.Tensor, str, int]]) -> list[torch.Tensor]:
         """One shared power tree for all items: 2*ceil(log2 degree)+1 rounds (> 2 parties)."""
-        from protocols.polynomial import evaluate_many
+        from protocols.arithmetic.polynomial import evaluate_many
 
         xs, cs, offs, bds = [], [], [], []
         for x, layout, hidden in items:
@@ -196,12 +202,12 @@ class SharedBackend:
         return evaluate_many(self.s, xs, cs, offs, bds)
 
     def const(self, value, like: torch.Tensor) -> torch.Tensor:
-        from protocols.sharing import public
+        from protocols.arithmetic.sharing import public
 
         return public(self.s, torch.full(like.shape, float(value), dtype=torch.float64))
 
     def add_const(self, x: torch.Tensor, value) -> torch.Tensor:
-        from protocols.sharing import add_public
+        from protocols.arithmetic.sharing import add_public
 
         return add_public(self.s, x, value)
 
@@ -209,7 +215,7 @@ class SharedBackend:
         self, combos: Sequence[Sequence[tuple[float, torch.Tensor]]]
     ) -> list[torch.Tensor]:
         """sum_i c_i [v_i] with public c_i: local at scale 2^(2f), then ONE batched truncation."""
-        from protocols.truncation import truncate_many
+        from protocols.arithmetic.truncation import truncate_many
 
         sums = []
         for combo in combos:
@@ -222,8 +228,9 @@ class SharedBackend:
 
     def clip_value(self, x: torch.Tensor, c: float) -> torch.Tensor:
         """clamp(x, -c, c) = x - relu(x - c) + relu(-x - c): one sign-bit circuit over both
-        halves at once (:func:`protocols.comparison.relu_shares`, 9 + 1 rounds for 3 parties)."""
-        from protocols.comparison import relu_shares
+        halves at once (:func:`protocols.arithmetic.comparison.relu_shares`, 9 + 1 rounds for 3
+        parties)."""
+        from protocols.arithmetic.comparison import relu_shares
 
         lo_hi = torch.cat([self.add_const(x, -c), self.add_const(-x, -c)])
         r = relu_shares(self.s, lo_hi)
@@ -235,8 +242,8 @@ class SharedBackend:
         then one product with the mask (the bit at scale 1: no truncation).  Exact for every g
         as shared; a g whose true value is within a few 2^-16 of 0 may have been rounded across
         0 by the fixed-point arithmetic before it got here."""
-        from protocols.multiply import multiply_many
-        from protocols.sign_bit import nonnegative_bits
+        from protocols.arithmetic.multiply import multiply_many
+        from protocols.arithmetic.sign_bit import nonnegative_bits
 
         bits = nonnegative_bits(self.s, g)
         (mb,) = multiply_many(self.s, [Product.mul(m, bits, 0)])
@@ -244,35 +251,38 @@ class SharedBackend:
 
     def clip_norm(self, x: torch.Tensor, c: float) -> torch.Tensor:
         """x * min(1, c / ||x||) for the whole tensor (torch's clip_grad_norm_ without its 1e-6):
-        :func:`protocols.norm_clip.clip_rows_to_norm` on one row (~40 rounds)."""
+        :func:`protocols.arithmetic.norm_clip.clip_rows_to_norm` on one row (~40 rounds)."""
         return self.clip_rows(x.reshape(1, -1), c).reshape(x.shape)
 
     def clip_rows(self, x: torch.Tensor, c: float, ratio_bits: int | None = None) -> torch.Tensor:
-        """Each row of (R, D) to norm <= c, all rows in the same rounds (protocols.norm_clip);
+        """Each row of (R, D) to norm <= c, all rows in the same rounds
+        (protocols.arithmetic.norm_clip);
         rows above 2^(ratio_bits/2) c are zeroed."""
-        from protocols.norm_clip import RATIO_BITS, clip_rows_to_norm
+        from protocols.arithmetic.norm_clip import RATIO_BITS, clip_rows_to_norm
 
         return clip_rows_to_norm(self.s, x, c, ratio_bits or RATIO_BITS)
 
     def softmax(self, logits: torch.Tensor) -> torch.Tensor:
         """Exact row max (sign-bit circuit), then batched exp and bounded reciprocal
-        (protocols.softmax)."""
-        from protocols.softmax import softmax_rows
+        (protocols.arithmetic.softmax)."""
+        from protocols.arithmetic.softmax import softmax_rows
 
         return softmax_rows(self.s, logits)
 
     def adam_zeros(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """m^ at 2^f, v^ at 2^(2f) (protocols.adam): zero shares."""
+        """m^ at 2^f, v^ at 2^(2f) (protocols.arithmetic.adam): zero shares."""
         return torch.zeros_like(flat), torch.zeros_like(flat)
 
     def adam_moments(self, g, m, v, c1: float, c2: float):
-        """1 opening (g^2, kept at 2^(2f)) + 1 truncation gather (protocols.adam.moments)."""
-        from protocols.adam import moments
+        """1 opening (g^2, kept at 2^(2f)) + 1 truncation gather
+        (protocols.arithmetic.adam.moments)."""
+        from protocols.arithmetic.adam import moments
 
         return moments(self.s, g, m, v, c1, c2)
 
     def adam_direction(self, m, v, lr: float, eps: float, grad_bound: float):
-        """[lr m / (sqrt(v) + eps)] on shares, v < v_top(grad_bound) (protocols.adam.direction)."""
-        from protocols.adam import direction, v_top_for
+        """[lr m / (sqrt(v) + eps)] on shares, v < v_top(grad_bound)
+        (protocols.arithmetic.adam.direction)."""
+        from protocols.arithmetic.adam import direction, v_top_for
 
         return direction(self.s, m, v, lr, eps, v_top_for(grad_bound))

@@ -38,7 +38,7 @@ Approximations (every one, on shares and in the mirror alike unless ``exact``):
 * tanh: an odd Chebyshev polynomial of degree ``ActivationConfig.degree`` (23) on
   [-bound, bound] (8); sigmoid(v) = (1 + tanh(v / 2)) / 2 from the same polynomial on
   [-2 bound, 2 bound].  Max error 0.0069 (tanh) and 0.0035 (sigmoid) at the defaults
-  (:mod:`protocols.polynomial`); outside the interval the polynomial is unbounded.
+  (:mod:`protocols.arithmetic.polynomial`); outside the interval the polynomial is unbounded.
 * LSTM: tanh(clamp(c_t, -cell_clip, cell_clip)) (cell_clip 8: error <= 1 - tanh(8) = 2.3e-7);
   the backward uses tanh(c_t) of the clamped value and treats the clamp as the identity.
 * Shares: fixed point at scale 2^f (f = 16), each truncation within 2^-f.

@@ -136,7 +136,7 @@ def latest_epoch(directory: str | Path, rank: int) -> int:
 
 def agree_epoch(session, directory: str | Path) -> int:
     """All parties: the newest epoch every party has (0: start from scratch)."""
-    from protocols.public_exchange import exchange_public
+    from protocols.network.public_exchange import exchange_public
 
     return min(int(e) for e in exchange_public(latest_epoch(directory, session.rank)))
 

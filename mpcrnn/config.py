@@ -77,7 +77,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ActivationConfig:
-    """The polynomial sigmoid/tanh (:mod:`protocols.polynomial`).  Run file ``[activation]``:
+    """The polynomial sigmoid/tanh (:mod:`protocols.arithmetic.polynomial`).  Run file
+    ``[activation]``:
     degree, bound, cell_clip.  Default degree 23 at bound 8 (5 multiplication levels) errs by
     up to 0.0069 in tanh; 15 (4 levels, 0.033) cost Elman RNNs 3 points against torch and 31
     (5 levels, 0.0014) adds bytes for no measured gain (README "Learning off the demo")."""
@@ -128,7 +129,9 @@ class TrainConfig:
     momentum: float = 0.9  # sgd only
     beta1: float = 0.9  # adam: first-moment decay
     beta2: float = 0.999  # adam: second-moment decay
-    eps: float = 1e-3  # adam: m / (sqrt(v) + eps); >= 2^-13 on shares (protocols.adam.MIN_EPS)
+    eps: float = (
+        1e-3  # adam: m / (sqrt(v) + eps); >= 2^-13 on shares (protocols.arithmetic.adam.MIN_EPS)
+    )
     weight_decay: float = 0.0  # sgd/adam: + wd theta in the gradient; adamw: theta *= 1 - lr_t wd
     clip_value: float = 1.0  # clip every gradient entry to [-c, c] on shares (0: off)
     # then rescale the whole gradient to norm <= c on shares (0: off).  On by default so that one
@@ -170,7 +173,7 @@ class TrainConfig:
         if self.warmup_steps < 0:
             raise ConfigError(expected_got("warmup_steps", ">= 0", self.warmup_steps))
         if self.optimizer in ("adam", "adamw"):
-            from protocols.adam import MIN_EPS
+            from protocols.arithmetic.adam import MIN_EPS
 
             if not (0 < self.beta1 < 1 and 0 < self.beta2 < 1):
                 raise ConfigError(
@@ -361,7 +364,7 @@ class RunConfig:
     mode: str = "mpc"  # mpc: train on shares | fedavg: local training + secure averaging
     fedavg: FedAvgConfig = file_key(None, default_factory=FedAvgConfig)
     dp: DPConfig = file_key(None, default_factory=DPConfig)  # DP-SGD inside MPC; off by default
-    # the network (protocols.channels): every process's pinned certificate fingerprint, rank
+    # the network (protocols.network.channels): every process's pinned certificate fingerprint, rank
     # order, the dealer last (the run file's [identities]); or the insecure plaintext transport
     identities: tuple[str, ...] = file_key(None, ())
     insecure_transport: bool = file_key("insecure_plaintext_transport", False)
@@ -421,7 +424,7 @@ class RunConfig:
             raise ConfigError(
                 expected_got("mode with --dp-*", "mpc (DP-SGD runs on shares)", self.mode)
             )
-        from protocols.fixed_point import FixedPoint
+        from protocols.arithmetic.fixed_point import FixedPoint
 
         # gate pre-activations up to 2B (sigmoid columns) multiply each other at scale 2^(2f)
         FixedPoint(self.frac_bits).check_range(

@@ -4,9 +4,9 @@ Per step t, on the batch S_t drawn by Poisson sampling (every pooled row indepen
 probability q), all on shares::
 
     g_r = grad of row r's loss               (|S_t|, D)  per-example BPTT (cells, per_example=True)
-    u_r = g_r * min(1, C' / ||g_r||)         protocols.norm_clip: every row in the same ~40 rounds
+    u_r = g_r * min(1, C' / ||g_r||)         arithmetic.norm_clip: every row in the same ~40 rounds
                                              (a row above 64 C is zeroed: DP_RATIO_BITS = 12)
-    G   = sum_r u_r + z                      z: protocols.joint_noise, N(0, sigma^2 C^2) even
+    G   = sum_r u_r + z                      z: arithmetic.joint_noise, N(0, sigma^2 C^2) even
                                              against a party that subtracts its own draw
     g   = G / (q N)                          Opacus's convention for Poisson sampling: the
                                              EXPECTED batch size, never the secret-free |S_t|
@@ -64,8 +64,8 @@ from mpcrnn.dp_release import (  # noqa: F401 - the DP API, re-exported
     laplace_scores,
     predict_dp_note,
 )
+from protocols.arithmetic.norm_clip import DP_RATIO_BITS
 from protocols.errors import ConfigError, expected_got
-from protocols.norm_clip import DP_RATIO_BITS
 
 # ---------------------------------------------------------------- plan: sampling, sigma, clip
 
@@ -116,7 +116,7 @@ def poisson_rate(n_rows: int, batch_size: int) -> tuple[float, int]:
 def clip_applied(clip: float, n_params: int, world_size: int, frac_bits: int) -> float:
     """C' = (C - 2 p sqrt(D) 2^-f) / (1 + CLIP_RELATIVE_ERROR): the computed clipped row has
     norm <= C."""
-    from protocols.norm_clip import CLIP_RELATIVE_ERROR
+    from protocols.arithmetic.norm_clip import CLIP_RELATIVE_ERROR
 
     margin = 2 * max(world_size, 1) * math.sqrt(n_params) * 2.0**-frac_bits
     c = (clip - margin) / (1 + CLIP_RELATIVE_ERROR)
@@ -173,7 +173,7 @@ def agree_schedule_seed(session) -> int:
     mine = int.from_bytes(os.urandom(8), "little")
     if session.world_size == 1:
         return mine % 2**63
-    from protocols.public_exchange import exchange_public
+    from protocols.network.public_exchange import exchange_public
 
     return sum(int(v) for v in exchange_public(mine)) % 2**63
 
@@ -185,16 +185,16 @@ Noise = Callable[[tuple[int, ...]], torch.Tensor]
 
 
 def shared_noise(session, std: float, generator: torch.Generator | None = None) -> Noise:
-    """Joint noise on shares (:func:`protocols.joint_noise.joint_gaussian`); generator None: OS "
-    "entropy."""
-    from protocols.joint_noise import joint_gaussian
+    """Joint noise on shares (:func:`protocols.arithmetic.joint_noise.joint_gaussian`); generator
+    None: OS entropy."""
+    from protocols.arithmetic.joint_noise import joint_gaussian
 
     return lambda shape: joint_gaussian(session, shape, std, generator)
 
 
 def plain_noise(std: float, generators: list[torch.Generator], frac_bits: int) -> Noise:
     """The mirror's noise: the same draws as parties holding ``generators`` (one per party)."""
-    from protocols.joint_noise import joint_gaussian_plain
+    from protocols.arithmetic.joint_noise import joint_gaussian_plain
 
     return lambda shape: joint_gaussian_plain(shape, std, generators, frac_bits)
 

@@ -78,7 +78,7 @@ def clip_failure_bound(rows_clipped: int, plan: DPPlan) -> float:
     2^2f, sum <= sqrt(D) C' (1 + err)); a failure has probability ~|v| / 2^63 (v encoded).  The
     per-row scalars (||x||^2, the Newton iterates) depend on the row's norm and are left out.
     """
-    from protocols.norm_clip import CLIP_RELATIVE_ERROR, DP_RATIO_BITS, scale_bits
+    from protocols.arithmetic.norm_clip import CLIP_RELATIVE_ERROR, DP_RATIO_BITS, scale_bits
 
     f, D, c = plan.frac_bits, plan.n_params, plan.clip_applied
     G = scale_bits(DP_RATIO_BITS)
@@ -176,7 +176,7 @@ def _schedule_aware(dp: DPConfig, plan: DPPlan, batches: list[np.ndarray]) -> di
 
 
 def _per_party(plan: DPPlan) -> float:
-    from protocols.joint_noise import per_party_std
+    from protocols.arithmetic.joint_noise import per_party_std
 
     return per_party_std(plan.noise_std, plan.world_size)
 

@@ -6,7 +6,7 @@ the public seed, then each round's opened average)::
     every party i:  theta_i = E local epochs of SGD on its own rows, in plain torch
                     (torch.nn.RNN/GRU/LSTM, exact activations, float32), from theta
                     u_i     = theta_i - theta                              (D,) its update
-    on shares:      [mean]  = sum_i w_i clip(u_i) / sum_i w_i              protocols.secure_average
+    on shares:      [mean]  = sum_i w_i clip(u_i) / sum_i w_i      arithmetic.secure_average
                     [theta] = theta + [mean]                               (public theta: local)
     opened to all:  theta   (ledgered: "global model after round r")
 
@@ -144,9 +144,9 @@ def run_fedavg(
 def _secure_average(session, cfg, theta: dict, mine: dict, weights, r: int) -> dict:
     """Round r's global model: theta + the weighted mean of the parties' (clipped) updates,
     on shares, opened to every party (ledgered)."""
-    from protocols.reveal import reveal
-    from protocols.secure_average import weighted_mean
-    from protocols.sharing import add_public
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.secure_average import weighted_mean
+    from protocols.arithmetic.sharing import add_public
 
     everyone = tuple(range(session.world_size))
     base = flatten(theta).to(torch.float64)
@@ -182,8 +182,8 @@ def _pooled_train_accuracy(session, cfg, theta: dict, local, counts: list[int]) 
     """Each party counts its own correctly classified rows in plaintext and shares the count;
     only the sum is opened (ledgered), to the receivers."""
     from mpcrnn.model import export_state_dicts
-    from protocols.reveal import reveal
-    from protocols.sharing import share
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.sharing import share
 
     model = export_state_dicts(cfg.model, theta)
     with torch.no_grad():

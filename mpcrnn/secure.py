@@ -21,13 +21,13 @@ from mpcrnn.config import RunConfig
 from mpcrnn.data import SequenceData
 from mpcrnn.model import export_state_dicts, init_params
 from mpcrnn.train import Dataset, masks, predict_plain, train
+from protocols.arithmetic.fixed_point import FixedPoint
 from protocols.errors import AgreementError, ConfigError, expected_got
-from protocols.fixed_point import FixedPoint
 
 
 def agree(session, cfg: RunConfig, local: SequenceData) -> list[dict]:
     """Exchange public metadata; raise AgreementError naming the first mismatch."""
-    from protocols.public_exchange import exchange_public
+    from protocols.network.public_exchange import exchange_public
 
     mine = {
         "digest": cfg.digest(),
@@ -59,7 +59,7 @@ def _short(v) -> str:
 
 def share_all(session, cfg: RunConfig, local: SequenceData, counts: list[int]) -> Dataset:
     """Every party shares its own rows; the result concatenates parties in rank order."""
-    from protocols.sharing import share
+    from protocols.arithmetic.sharing import share
 
     T, F, C = local.x.shape[1], local.x.shape[2], cfg.model.num_classes
     xs, ms, ys = [], [], []
@@ -89,7 +89,7 @@ def run_training(
     checkpoint_dir: write this party's shares there after every epoch.
     resume: continue from the newest epoch every party has in its checkpoint_dir.
     """
-    from protocols.sharing import public
+    from protocols.arithmetic.sharing import public
 
     cfg.validate()
     if cfg.dp.enabled and resume:
@@ -179,7 +179,7 @@ class _StepMeter:
 def _reveal_outputs(session, B, cfg: RunConfig, params: dict, data: Dataset, n_rows: int):
     """The run's only openings, to the receivers: the pooled training accuracy (with
     ``reveal_metrics``), then every final weight.  Returns {params, train_accuracy?}."""
-    from protocols.reveal import reveal
+    from protocols.arithmetic.reveal import reveal
 
     receivers = cfg.receivers()
     out = {}
@@ -214,7 +214,7 @@ def correct_count_shared(session, B, cfg: RunConfig, params: dict, data: Dataset
     """[number of training rows whose argmax logit is the label], on shares: one forward pass
     over all rows, CrypTen's one-hot argmax (comparisons), a dot product with the labels."""
     from mpcrnn.model import forward
-    from protocols.comparison import argmax_onehot
+    from protocols.arithmetic.comparison import argmax_onehot
 
     logits, _ = forward(B, cfg.model, params, data.x.transpose(0, 1), data.m.transpose(0, 1))
     onehot = argmax_onehot(session, logits, dim=1)

@@ -5,9 +5,9 @@ Per step t = 1, 2, ..., on the batch of N rows drawn by the public schedule::
 
     g    = (1/N) * sum_rows grad (+ wd theta: adam, sgd)    (one batched truncation)
     g    = clamp(g, -c, c)                  (one sign-bit circuit over every gradient entry; c > 0)
-    g    = g / max(1, ||g|| / C)            (optional: protocols.norm_clip on one row)
+    g    = g / max(1, ||g|| / C)            (optional: protocols.arithmetic.norm_clip on one row)
     lr_t = lr * schedule(t)                 (public: constant | warmup | cosine)
-  adam / adamw (the default; protocols.adam, on the bias-corrected moments):
+  adam / adamw (the default; protocols.arithmetic.adam, on the bias-corrected moments):
     m^   = m^ + c1_t (g - m^),  v^ = v^ + c2_t (g^2 - v^),  c_t = (1 - b) / (1 - b^t)   (public)
     theta = theta (1 - lr_t wd [adamw]) - lr_t m^ / (sqrt(v^) + eps)
   sgd:
@@ -16,7 +16,8 @@ Per step t = 1, 2, ..., on the batch of N rows drawn by the public schedule::
 
 The optimizer is written once here against the backend; :class:`mpcrnn.backend.PlainBackend`
 computes torch.optim.Adam's arithmetic exactly (the mirror matches torch to 1e-12),
-:class:`mpcrnn.backend.SharedBackend` the same on shares within protocols.adam's stated error.
+:class:`mpcrnn.backend.SharedBackend` the same on shares within protocols.arithmetic.adam's stated
+error.
 
 Public: the schedule (epochs, batch size, the permutation from ``seed``), hyper-parameters, the
 step count and therefore every per-step constant (lr_t, bias corrections), shapes.  Secret:
@@ -142,7 +143,8 @@ def adam_update(
     lr: float,
     grad_bound: float,
 ) -> tuple[dict, dict]:
-    """torch.optim.Adam / AdamW on the bias-corrected moments (protocols.adam); 2 + ~42 rounds."""
+    """torch.optim.Adam / AdamW on the bias-corrected moments (protocols.arithmetic.adam); 2 + ~42
+    rounds."""
     c1 = (1 - cfg.beta1) / (1 - cfg.beta1**step)
     c2 = (1 - cfg.beta2) / (1 - cfg.beta2**step)
     m, v = B.adam_moments(g, state["adam.m"], state["adam.v"], c1, c2)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from protocols.fixed_point import FixedPoint
-from protocols.reveal import RevealLedger
+from protocols.arithmetic.fixed_point import FixedPoint
+from protocols.arithmetic.reveal import RevealLedger
 from protocols.stats import CommStats
 
 
@@ -20,10 +20,11 @@ class MpcSession:
     rank: int
     world_size: int
     fp: FixedPoint
-    triples: object  # protocols.triples.DealerTriples or FirstPartyTriples
+    triples: object  # protocols.randomness.triples.DealerTriples or FirstPartyTriples
     ledger: RevealLedger = field(default_factory=RevealLedger)
     stats: CommStats = field(default_factory=CommStats)
-    # the process's transport, owned by its communicator (protocols.communicator); None: one party
+    # the process's transport, owned by its communicator (protocols.network.communicator); None:
+    # one party
     links: object = None
     # also count this session's direct-link traffic in CrypTen's counters (comm_rounds, comm_bytes)
     count_traffic: bool = False
@@ -36,7 +37,7 @@ class MpcSession:
         *,
         count_traffic: bool = False,
     ) -> MpcSession:
-        """Session for the party initialized in this process (see :mod:`protocols.parties`).
+        """Session for the party initialized in this process (see :mod:`protocols.network.parties`).
 
         The randomness source follows the run: the dealer when the run has one (TTP), else
         party 0 (TFP).  ``count_traffic``: turn on CrypTen's round and byte counters (a CrypTen
@@ -45,7 +46,7 @@ class MpcSession:
         """
         import crypten.communicator as comm
 
-        from protocols.triples import DealerTriples, FirstPartyTriples
+        from protocols.randomness.triples import DealerTriples, FirstPartyTriples
 
         transport = comm.get()
         if count_traffic:

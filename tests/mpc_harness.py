@@ -30,8 +30,8 @@ def _party_main(
         import torch
 
         torch.set_num_threads(1)
-        from protocols.identity import load_identity
-        from protocols.parties import PartySpec, init_party, shutdown
+        from protocols.network.identity import load_identity
+        from protocols.network.parties import PartySpec, init_party, shutdown
 
         key_dirs, pins, insecure = transport or ((), (), True)
         identity = None if insecure else load_identity(key_dirs[rank])
@@ -40,13 +40,13 @@ def _party_main(
         )
         init_party(spec)
         if spec.is_dealer:
-            from protocols.dealer import serve
+            from protocols.randomness.dealer import serve
 
             results.put((rank, "ok", _bytes(serve())))
         else:
             out = fn(rank, *args)
             if rank == 0 and spec.has_dealer:
-                from protocols.dealer import stop_dealer
+                from protocols.randomness.dealer import stop_dealer
 
                 stop_dealer()
             results.put((rank, "ok", _bytes(out)))
@@ -60,7 +60,7 @@ def make_identities(folder, n_procs: int, insecure: bool = False) -> tuple:
     ``folder`` (or nothing with ``insecure``)."""
     if insecure:
         return (), (), True
-    from protocols.identity import keygen
+    from protocols.network.identity import keygen
 
     dirs = [os.path.join(str(folder), f"id{rank}") for rank in range(n_procs)]
     return dirs, tuple(keygen(d) for d in dirs), False

@@ -18,7 +18,8 @@ from protocols.errors import ConfigError
 
 STEPS = 6
 # shares vs mirror, per parameter after STEPS steps of lr 0.01, eps 1e-3: each step's update is
-# within 1e-3 relative (protocols.adam.ADAM_RELATIVE_ERROR) + a few units of 2^-16 absolute, and
+# within 1e-3 relative (protocols.arithmetic.adam.ADAM_RELATIVE_ERROR) + a few units of 2^-16
+# absolute, and
 # the gradient itself is shared at 2^-16 (+-1 unit from sharing and the weight-decay truncation),
 # which moves a step by up to lr 2^-16 / eps (the step's sensitivity to g is at most lr / eps)
 SHARE_TOL = STEPS * (0.01 * (1e-3 + 2 * 2.0**-16 / 1e-3) + 4 * 2.0**-16)
@@ -104,7 +105,7 @@ def test_schedules_are_public_per_step_constants():
 
 def _share_steps(s, src: int, optimizer: str):
     from mpcrnn.backend import SharedBackend
-    from protocols.sharing import public, share
+    from protocols.arithmetic.sharing import public, share
 
     cfg = TrainConfig(optimizer=optimizer, lr=0.01, eps=1e-3, weight_decay=0.05, clip_value=1.0)
     B = SharedBackend(s, ActivationConfig())
@@ -131,7 +132,7 @@ def _mirror_steps(optimizer: str):
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])
 def test_shares_in_process_match_mirror(optimizer):
-    from protocols.parties import init_in_process
+    from protocols.network.parties import init_in_process
     from protocols.session import MpcSession
 
     init_in_process()
@@ -143,13 +144,13 @@ def test_shares_in_process_match_mirror(optimizer):
 def test_direction_on_shares_over_six_decades_of_v():
     """The reciprocal square root over v in [0, 4): the step within 1e-3 relative (2% in the lowest
     bucket, v < eps^2) + 3 units of 2^-16."""
-    from protocols.adam import (
+    from protocols.arithmetic.adam import (
         ADAM_RELATIVE_ERROR,
         ADAM_TAIL_RELATIVE_ERROR,
         direction,
         direction_plain,
     )
-    from protocols.parties import init_in_process
+    from protocols.network.parties import init_in_process
     from protocols.session import MpcSession
 
     init_in_process()
@@ -170,7 +171,7 @@ def test_direction_on_shares_over_six_decades_of_v():
 
 
 def adam_party(rank, optimizer):
-    from protocols.reveal import reveal
+    from protocols.arithmetic.reveal import reveal
     from protocols.session import MpcSession
 
     s = MpcSession.current()
@@ -196,10 +197,16 @@ def bucket_party(rank):
     """Every bucket index by the binary search on shares, at and next to every threshold: on
     whole words (``bucket_search``) and as training runs it (``_search``: on 32-bit lanes after
     dividing v by 2^shift, where allowed)."""
-    from protocols.adam import _buckets, _multilinear, _search, bucket_search, search_shift
-    from protocols.reveal import reveal
+    from protocols.arithmetic.adam import (
+        _buckets,
+        _multilinear,
+        _search,
+        bucket_search,
+        search_shift,
+    )
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.sharing import share
     from protocols.session import MpcSession
-    from protocols.sharing import share
 
     s = MpcSession.current()
     out = []
@@ -228,7 +235,7 @@ def test_bucket_search_on_shares_finds_every_bucket_exactly():
     #{j: v < thr_j} exactly, at every threshold and next to it, on whole words; on 32-bit lanes
     (v first divided by 2^shift) exactly wherever v is 2^(shift+1) units or more from every
     threshold, and at most one bucket off within that, with one AND round less per level."""
-    from protocols.adam import _buckets
+    from protocols.arithmetic.adam import _buckets
 
     thr_of = {case: _buckets(*case, 16)[0] for case in BUCKET_CASES}
     for out, ledger in run_parties(bucket_party, world_size=3, provider="TTP", timeout_s=180):

@@ -89,7 +89,7 @@ def test_fgsm_mirror_is_torch_fgsm():
 
 
 def _shared_adv(session, cfg, acfg, x, lengths, y, src=0):
-    from protocols.sharing import public, share
+    from protocols.arithmetic.sharing import public, share
 
     B = SharedBackend(session, ActivationConfig())
     m = masks(lengths, x.shape[1])
@@ -137,7 +137,7 @@ def _compare(shared, decode, cfg, acfg, x, lengths, y) -> int:
 @pytest.mark.parametrize("method", ["fgsm", "pgd"])
 @pytest.mark.parametrize("cell,layers", [("gru", 1), ("lstm", 2), ("rnn", 1)])
 def test_shares_match_the_mirror_in_process(cell, layers, method):
-    from protocols.parties import init_in_process
+    from protocols.network.parties import init_in_process
     from protocols.session import MpcSession
 
     init_in_process()
@@ -151,7 +151,7 @@ def test_shares_match_the_mirror_in_process(cell, layers, method):
 
 
 def adv_party(rank, cell, layers, method):
-    from protocols.reveal import reveal
+    from protocols.arithmetic.reveal import reveal
     from protocols.session import MpcSession
 
     s = MpcSession.current()

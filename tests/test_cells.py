@@ -68,7 +68,7 @@ def test_init_reproduces_torch_and_export_loads():
 
 
 def _shared_grads(session, cfg, x, lengths, y, src=0):
-    from protocols.sharing import public, share
+    from protocols.arithmetic.sharing import public, share
 
     B = SharedBackend(session, ActivationConfig())
     rank = session.rank
@@ -91,7 +91,7 @@ def _compare(grads_sh, logits_sh, decode, cfg, x, lengths, y, tol=2e-2):
 
 @pytest.mark.parametrize("cell,layers", CASES)
 def test_shared_backend_matches_mirror_in_process(cell, layers):
-    from protocols.parties import init_in_process
+    from protocols.network.parties import init_in_process
     from protocols.session import MpcSession
 
     init_in_process()
@@ -102,7 +102,7 @@ def test_shared_backend_matches_mirror_in_process(cell, layers):
 
 
 def shares_party(rank, cell, layers):
-    from protocols.reveal import reveal
+    from protocols.arithmetic.reveal import reveal
     from protocols.session import MpcSession
 
     s = MpcSession.current()
@@ -136,9 +136,9 @@ def _regress_batch(cell):
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_sequence_regression_mse_matches_autograd_and_shares(cell):
-    from protocols.parties import init_in_process
+    from protocols.arithmetic.sharing import public
+    from protocols.network.parties import init_in_process
     from protocols.session import MpcSession
-    from protocols.sharing import public
 
     cfg, x, lengths, target = _regress_batch(cell)
     m = masks(lengths, 6).transpose(0, 1)  # (T, N, 1)
@@ -182,9 +182,9 @@ def test_mpc_forward_within_approximation_error_of_torch(cell):
     """Shares (polynomial activations) vs the exported model in torch (exact activations): the
     logits differ by the propagated approximation error.  With the default polynomial (max
     error 0.033 tanh / 0.016 sigmoid) and |W| <= 1/sqrt(H) this stays below 0.05 here."""
-    from protocols.parties import init_in_process
+    from protocols.arithmetic.sharing import public
+    from protocols.network.parties import init_in_process
     from protocols.session import MpcSession
-    from protocols.sharing import public
 
     init_in_process()
     s = MpcSession.current()

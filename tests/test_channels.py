@@ -25,8 +25,8 @@ import pytest
 from test_multihost import _keygen  # `mpcrnn keygen` as an organization runs it
 
 from mpcrnn import data as D
-from protocols.channels import HELLO, MAGIC
-from protocols.parties import WIRE_PROTOCOL
+from protocols.network.channels import HELLO, MAGIC
+from protocols.network.parties import WIRE_PROTOCOL
 
 MPCRNN = str(Path(sys.executable).with_name("mpcrnn"))
 RUN_TOML = (
@@ -525,7 +525,7 @@ def test_a_rewritten_byte_stops_the_run_with_an_integrity_error_naming_the_link(
 def test_keygen_key_is_private_and_fingerprint_is_the_certificates(tmp_path):
     import ssl
 
-    from protocols.identity import fingerprint, load_identity
+    from protocols.network.identity import fingerprint, load_identity
 
     fp = _keygen(tmp_path / "id")
     assert (tmp_path / "id" / "key.pem").stat().st_mode & 0o777 == 0o600
@@ -544,7 +544,7 @@ def test_keygen_key_is_private_and_fingerprint_is_the_certificates(tmp_path):
 
 def test_a_readable_key_is_refused(tmp_path):
     from protocols.errors import ConfigError
-    from protocols.identity import load_identity
+    from protocols.network.identity import load_identity
 
     _keygen(tmp_path / "id")
     os.chmod(tmp_path / "id" / "key.pem", 0o644)

@@ -1,4 +1,5 @@
-"""DP-SGD inside MPC (mpcrnn.dp, protocols.joint_noise) against plaintext references and Opacus.
+"""DP-SGD inside MPC (mpcrnn.dp, protocols.arithmetic.joint_noise) against plaintext references and
+Opacus.
 
 Tolerances:
 * mirror (float64, exact activations) vs torch.func per-row gradients and Opacus grad samples:
@@ -151,9 +152,9 @@ def test_clipped_sum_matches_opacus_dp_optimizer_without_noise():
 
 def clipped_rows_party(rank, c):
     from mpcrnn.backend import SharedBackend
-    from protocols.reveal import reveal
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.sharing import public, share
     from protocols.session import MpcSession
-    from protocols.sharing import public, share
 
     s = MpcSession.current()
     cfg, x, lengths, y = _batch("gru", n=6)
@@ -183,7 +184,7 @@ def clipped_rows_party(rank, c):
 
 
 def _mirror_rows(c):
-    from protocols.norm_clip import clip_rows_to_norm_plain
+    from protocols.arithmetic.norm_clip import clip_rows_to_norm_plain
 
     cfg, x, lengths, y = _batch("gru", n=6)
     params = init_params(cfg, 1)
@@ -316,9 +317,9 @@ def test_dp_runs_the_default_cosine_schedule_past_its_warmup():
 def dp_train_party(rank, sigma, clip, seed):
     from mpcrnn import dp as DP
     from mpcrnn.backend import SharedBackend
-    from protocols.reveal import reveal
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.sharing import public, share
     from protocols.session import MpcSession
-    from protocols.sharing import public, share
 
     s = MpcSession.current()
     x, lengths, y = _poisson_data()
@@ -406,8 +407,8 @@ NOISE_STD = 0.8  # s = sigma C
 
 
 def noise_party(rank):
-    from protocols.joint_noise import joint_gaussian
-    from protocols.reveal import reveal
+    from protocols.arithmetic.joint_noise import joint_gaussian
+    from protocols.arithmetic.reveal import reveal
     from protocols.session import MpcSession
 
     s = MpcSession.current()
@@ -433,7 +434,7 @@ def test_joint_noise_variance_and_one_party_removed():
     false-failure probability 5e-6 for a random seed; with these fixed seeds it is deterministic."""
     from scipy.stats import norm
 
-    from protocols.joint_noise import own_draw
+    from protocols.arithmetic.joint_noise import own_draw
 
     outs = run_parties(noise_party, world_size=3, provider="TFP", timeout_s=60)
     z, rounds = outs[0]
@@ -457,7 +458,7 @@ def test_os_entropy_normals_are_standard():
     tails (|z| > 3 rate, binomial).  Unseeded, so this test can fail by chance: 2e-6 in total."""
     from scipy.stats import binom
 
-    from protocols.joint_noise import standard_normal
+    from protocols.arithmetic.joint_noise import standard_normal
 
     z = standard_normal((200_000,), None)
     ok, ratio = _chi2_variance_ok(z, 1.0)

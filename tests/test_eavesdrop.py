@@ -14,7 +14,8 @@ shapes of the public run configuration).  How far it gets:
   shares of the six weight tensors (the final reveal), their sum decodes to the model, equal to
   the parties' opened weights within fixed-point rounding.  And **training data**: with the
   bulk seeds and party 0's request lists (pickled, in clear on its link to the dealer), it
-  replays every party's triple stream with the public code (:class:`protocols.streams.RingStream`)
+  replays every party's triple stream with the public code
+  (:class:`protocols.randomness.streams.RingStream`)
   exactly as the dealer does, up to the first product whose left operand has the public shape
   of an input batch; that mask plus the sum of the parties' opened ``x - a`` is the batch:
   all 12 sequences of the first training batch, each equal to one party's true row within
@@ -36,7 +37,7 @@ import pytest
 import torch
 from mpc_harness import run_parties
 
-from protocols.channels import HELLO, MAGIC
+from protocols.network.channels import HELLO, MAGIC
 
 WEIGHTS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias")
 SO_RCVBUFFORCE = 33
@@ -164,15 +165,16 @@ def eavesdrop(
 def _first_input_batch(messages: dict, x_rows: tuple) -> torch.Tensor | None:
     """The dealer's view plus the party links: replay every party's bulk stream (seeds from the
     dealer's first message to each party; request lists from party 0's pickled requests, public
-    code :class:`protocols.streams.RingStream`) up to the first ``matmul`` whose left operand has
+    code :class:`protocols.randomness.streams.RingStream`) up to the first ``matmul`` whose left
+    operand has
     the public shape of an input batch ``(T * batch, features)``; that Beaver mask ``a`` plus the
     sum of the parties' opened ``x - a`` (the opening of that request group: the k-th message of
     that length on each party's link, the first that decodes within the public value bound) is
     the batch itself.  None if any step fails (as it must on the TLS transport)."""
     import pickle
 
-    from protocols.requests import from_wire
-    from protocols.streams import RingStream
+    from protocols.randomness.requests import from_wire
+    from protocols.randomness.streams import RingStream
 
     MASK_PRODUCTS = ("maskmul", "maskmatmul")  # the wire names of the mask products
 

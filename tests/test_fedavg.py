@@ -30,8 +30,8 @@ def _vectors(p: int) -> list[torch.Tensor]:
 
 
 def mean_party(rank: int, weights, clip):
-    from protocols.reveal import reveal
-    from protocols.secure_average import weighted_mean
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.secure_average import weighted_mean
     from protocols.session import MpcSession
 
     s = MpcSession.current()
@@ -49,7 +49,7 @@ def mean_party(rank: int, weights, clip):
     ],
 )
 def test_weighted_mean_equals_the_plaintext_weighted_mean(world_size, weights, clip):
-    from protocols.norm_clip import clip_rows_to_norm_plain
+    from protocols.arithmetic.norm_clip import clip_rows_to_norm_plain
 
     vs = torch.stack(_vectors(world_size))
     if clip:
@@ -89,8 +89,8 @@ def test_weighted_mean_equals_the_plaintext_weighted_mean(world_size, weights, c
     ],
 )
 def test_weighted_mean_rejects_bad_input_without_showing_values(vector, weights, clip, msg):
-    from protocols.parties import init_in_process
-    from protocols.secure_average import weighted_mean
+    from protocols.arithmetic.secure_average import weighted_mean
+    from protocols.network.parties import init_in_process
     from protocols.session import MpcSession
 
     init_in_process()

@@ -1,4 +1,5 @@
-"""protocols.heartbeat on socket pairs, in one process, with short intervals: a silent peer whose
+"""protocols.network.heartbeat on socket pairs, in one process, with short intervals: a silent peer
+whose
 connection stays open is named within the limit; a live one never is; an ended one is neither
 named nor polled (an ended socket stays readable: watching it would spin)."""
 
@@ -8,7 +9,7 @@ import socket
 import threading
 import time
 
-from protocols.heartbeat import Heartbeat
+from protocols.network.heartbeat import Heartbeat
 
 NAMES = ["party 0", "party 1", "dealer"]
 FAST = {"interval_s": 0.1, "limit_s": 0.8}

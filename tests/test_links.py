@@ -1,4 +1,5 @@
-"""The direct links between data parties (protocols.links): results, large transfers, and the
+"""The direct links between data parties (protocols.network.links): results, large transfers, and
+the
 typed errors a silent, dead or out-of-step peer produces (never a hang)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from mpc_harness import run_parties
 
 
 def exchange_party(rank: int, n: int):
-    from protocols.reveal import gather_masked, open_masked
+    from protocols.arithmetic.reveal import gather_masked, open_masked
     from protocols.session import MpcSession
 
     s = MpcSession.current()
@@ -40,8 +41,8 @@ def test_exchange_and_gather(world_size, n):
 
 
 def silent_party(rank: int):
+    from protocols.arithmetic.reveal import open_masked
     from protocols.errors import PartyError
-    from protocols.reveal import open_masked
     from protocols.session import MpcSession
 
     s = MpcSession.current()
@@ -68,8 +69,8 @@ def test_silent_peer_times_out_naming_it():
 def dead_party(rank: int):
     import os
 
+    from protocols.arithmetic.reveal import open_masked
     from protocols.errors import PartyError
-    from protocols.reveal import open_masked
     from protocols.session import MpcSession
 
     s = MpcSession.current()
@@ -93,8 +94,8 @@ def test_dead_peer_is_named_at_once():
 
 
 def desync_party(rank: int):
+    from protocols.arithmetic.reveal import open_masked
     from protocols.errors import PartyError, ProtocolError
-    from protocols.reveal import open_masked
     from protocols.session import MpcSession
 
     s = MpcSession.current()
@@ -121,7 +122,7 @@ def test_posted_receives_complete_in_order_and_a_large_send_cannot_deadlock_on_t
     import socket
     import threading
 
-    from protocols.links import Links
+    from protocols.network.links import Links
 
     a_sock, b_sock = socket.socketpair()
     a = Links(0, 1, {1: a_sock}, 20.0, ["party 0", "dealer"])

@@ -1,4 +1,5 @@
-"""Row-wise clipping to a norm on shares (protocols.norm_clip) against its plaintext definition.
+"""Row-wise clipping to a norm on shares (protocols.arithmetic.norm_clip) against its plaintext
+definition.
 
 Tolerance: every output element within 1e-4 of x_r * min(1, c/||x_r||) (fixed point, f = 16:
 the squares are summed before one truncation, the bucket factors are kept at scale 2^24), and
@@ -27,10 +28,10 @@ def _rows():
 
 
 def clip_party(rank: int, K: int = 20):
-    from protocols.norm_clip import clip_rows_to_norm
-    from protocols.reveal import reveal
+    from protocols.arithmetic.norm_clip import clip_rows_to_norm
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.sharing import share
     from protocols.session import MpcSession
-    from protocols.sharing import share
 
     s = MpcSession.current()
     x = _rows()
@@ -43,7 +44,7 @@ def clip_party(rank: int, K: int = 20):
 
 
 def _check(out, K: int = 20):
-    from protocols.norm_clip import CLIP_RELATIVE_ERROR, clip_rows_to_norm_plain
+    from protocols.arithmetic.norm_clip import CLIP_RELATIVE_ERROR, clip_rows_to_norm_plain
 
     x = _rows()
     ref = clip_rows_to_norm_plain(x, C, K)
@@ -64,7 +65,7 @@ def _check(out, K: int = 20):
 
 @pytest.mark.parametrize("K", [20, 12])  # the default range (1024 c) and DP-SGD's (64 C)
 def test_clip_rows_in_process(K):
-    from protocols.parties import init_in_process
+    from protocols.network.parties import init_in_process
 
     init_in_process()
     _check(clip_party(0, K)["out"], K)
@@ -87,9 +88,9 @@ def test_clip_rows_three_parties(K):
     "shape,c,msg", [((5,), 1.0, "expected a 2-D"), ((2, 3), 0.0, "clipping norm: expected > 0")]
 )
 def test_clip_rows_bad_input(shape, c, msg):
+    from protocols.arithmetic.norm_clip import clip_rows_to_norm
     from protocols.errors import ConfigError
-    from protocols.norm_clip import clip_rows_to_norm
-    from protocols.parties import init_in_process
+    from protocols.network.parties import init_in_process
     from protocols.session import MpcSession
 
     init_in_process()

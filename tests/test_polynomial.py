@@ -7,8 +7,8 @@ import pytest
 import torch
 from mpc_harness import run_parties
 
+from protocols.arithmetic.polynomial import fit_tanh, power_plan, sigmoid_from_tanh
 from protocols.errors import ConfigError
-from protocols.polynomial import fit_tanh, power_plan, sigmoid_from_tanh
 
 # (degree, bound, max |tanh error| on [-bound, bound]) as stated in docs/README
 TABLE = [(7, 4.0, 0.038), (15, 4.0, 0.0019), (7, 8.0, 0.160), (11, 8.0, 0.072), (15, 8.0, 0.033)]
@@ -54,10 +54,10 @@ def test_chebyshev_coefficients_are_small():
 
 
 def poly_party(rank, degree=15):
-    from protocols.polynomial import evaluate_many
-    from protocols.reveal import reveal
+    from protocols.arithmetic.polynomial import evaluate_many
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.sharing import share
     from protocols.session import MpcSession
-    from protocols.sharing import share
 
     s = MpcSession.current()
     t = fit_tanh(degree, 8.0)
@@ -95,7 +95,7 @@ OPERANDS = {1: 0, 3: 2, 7: 4, 15: 7}
 def test_polynomial_degrees_parties_providers(degree, world_size, provider):
     """Every degree's power tree against the plaintext polynomial; each operand is opened ONCE
     (its mask reused by every product it enters): bytes = 8 x operands x numel per party."""
-    from protocols.polynomial import rounds
+    from protocols.arithmetic.polynomial import rounds
 
     outs = run_parties(poly_party, world_size=world_size, provider=provider, args=(degree,))
     t = fit_tanh(degree, 8.0)

@@ -15,9 +15,9 @@ def steps_party(rank, batch_size=4, mislead=False):
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
     from mpcrnn.model import init_params
     from mpcrnn.train import Dataset, masks, train
-    from protocols.reveal import reveal
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.sharing import public, share
     from protocols.session import MpcSession
-    from protocols.sharing import public, share
 
     s = MpcSession.current()
     g = torch.Generator().manual_seed(1)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from mpc_harness import _party_main, run_parties
 
-from protocols.requests import MaskProductRequest, MaskRequest, Op, ProductRequest
+from protocols.randomness.requests import MaskProductRequest, MaskRequest, Op, ProductRequest
 
 TOL = 2e-4
 
@@ -28,10 +28,10 @@ def _inputs():
 
 def arithmetic_party(rank: int):
     """Each input is owned by a different party; returns opened results."""
-    from protocols.multiply import Product, multiply_many
-    from protocols.reveal import reveal
+    from protocols.arithmetic.multiply import Product, multiply_many
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.sharing import share
     from protocols.session import MpcSession
-    from protocols.sharing import share
 
     s = MpcSession.current()
     x, y, w = _inputs()
@@ -70,7 +70,7 @@ def _check(out):
 
 
 def test_arithmetic_in_process():
-    from protocols.parties import init_in_process
+    from protocols.network.parties import init_in_process
 
     init_in_process()
     _check(arithmetic_party(0))
@@ -92,7 +92,7 @@ def test_arithmetic_multiprocess(world_size, provider):
 
 def _older_release_main(fn, rank, *rest):
     """Party 1 runs a release with another wire protocol (what a host that missed an upgrade is)."""
-    import protocols.parties as parties
+    import protocols.network.parties as parties
 
     if rank == 1:
         parties.WIRE_PROTOCOL -= 1
@@ -101,7 +101,7 @@ def _older_release_main(fn, rank, *rest):
 
 def test_mismatched_releases_stop_before_anything_is_shared():
     """Different wire protocols would give silently wrong triples: every process refuses at join."""
-    from protocols.parties import WIRE_PROTOCOL
+    from protocols.network.parties import WIRE_PROTOCOL
 
     with pytest.raises(AssertionError) as info:
         run_parties(
@@ -118,7 +118,7 @@ def test_mismatched_releases_stop_before_anything_is_shared():
 
 
 def test_wire_protocol_check_names_the_dealer():
-    from protocols.parties import check_wire_protocol
+    from protocols.network.parties import check_wire_protocol
 
     assert check_wire_protocol([2, 2, 2], 2) is None
     assert check_wire_protocol([2, 2, 3], 2).startswith(
@@ -127,8 +127,8 @@ def test_wire_protocol_check_names_the_dealer():
 
 
 def shares_party(rank: int):
+    from protocols.arithmetic.sharing import share
     from protocols.session import MpcSession
-    from protocols.sharing import share
 
     s = MpcSession.current()
     x, _, _ = _inputs()
@@ -161,7 +161,7 @@ def _edge_ring_values(n: int = 4000) -> torch.Tensor:
 def test_count_wraps_is_exact_over_the_integers(n_shares, as_numpy):
     """theta = (sum over the integers - wrapped sum) / 2^64, checked with Python's exact ints on
     random shares plus every pairing of the edge values (-2^63 + -2^63 wraps down once)."""
-    from protocols.truncation import count_wraps
+    from protocols.arithmetic.truncation import count_wraps
 
     base = _edge_ring_values()
     shares = [base.roll(7 * i) for i in range(n_shares)]
@@ -182,7 +182,7 @@ def test_count_wraps_is_exact_over_the_integers(n_shares, as_numpy):
 
 @pytest.mark.parametrize("k", [0, 1, 16, 33, 63])
 def test_shift_right_trunc_matches_division_toward_zero(k):
-    from protocols.truncation import shift_right_trunc
+    from protocols.arithmetic.truncation import shift_right_trunc
 
     x = _edge_ring_values()
     want = [(abs(v) >> k) * (1 if v >= 0 else -1) for v in x.tolist()]  # exact, toward zero
@@ -221,7 +221,7 @@ def test_mask_references_are_checked(requests, message):
     """A maskmul must name masks of its operand sizes earlier in the same list: the parties and
     the dealer both refuse anything else before drawing a single value."""
     from protocols.errors import ProtocolError
-    from protocols.requests import check_mask_references
+    from protocols.randomness.requests import check_mask_references
 
     with pytest.raises(ProtocolError, match=re.escape(message)):
         check_mask_references(requests)
@@ -236,10 +236,10 @@ def test_mask_references_are_checked(requests, message):
 
 def fixed_operand_party(rank: int):
     """W (6x4, party 0's) opened once for three products: x1 @ W^T, x2 @ W^T, g @ W."""
-    from protocols.multiply import FixedOperand, multiply_fixed
-    from protocols.reveal import reveal
+    from protocols.arithmetic.multiply import FixedOperand, multiply_fixed
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.sharing import share
     from protocols.session import MpcSession
-    from protocols.sharing import share
 
     s = MpcSession.current()
     w, x1, x2, g = _fixed_inputs()

@@ -38,7 +38,7 @@ def test_crypten_imports_and_config_snapshot_follows_changes():
 def test_results_identical_with_and_without_fast_config():
     import torch
 
-    from protocols.parties import init_in_process
+    from protocols.network.parties import init_in_process
     from protocols.runtime import load_crypten, use_fast_config
 
     crypten = load_crypten()

@@ -3,10 +3,11 @@
 Instrumentation (inside each party process): every CrypTen opening function
 (``reveal``/``reveal_batch``/``get_plain_text`` of arithmetic and binary shares, and
 ``MPCTensor.get_plain_text``), every method of CrypTen's communicator (ours,
-:mod:`protocols.communicator`) and every send/receive of the links of :mod:`protocols.links`
+:mod:`protocols.network.communicator`) and every send/receive of the links of
+:mod:`protocols.network.links`
 (which carry every byte between processes: torch.distributed is not used) is wrapped to record
 its caller outside the transport.  Asserted: plaintext openings happen only through
-``protocols/reveal.py``'s ``reveal`` (and only for the final weights, all in the ledger);
+``protocols/arithmetic/reveal.py``'s ``reveal`` (and only for the final weights, all in the ledger);
 CrypTen's own openings happen only inside its masked-opening protocol steps; our collectives
 come only from the reveal module.
 """
@@ -65,8 +66,8 @@ def instrument():
         """The first caller outside the transport (CrypTen's and ours) and these wrappers."""
         skip = (
             "crypten/communicator/",
-            "protocols/communicator.py",
-            "protocols/links.py",
+            "protocols/network/communicator.py",
+            "protocols/network/links.py",
             "test_security.py",
         )
         frame = next(
@@ -75,13 +76,13 @@ def instrument():
             if not any(k in f.filename.replace("\\", "/") for k in skip)
         )
         file = frame.filename.replace("\\", "/")
-        if file.endswith("protocols/reveal.py"):
+        if file.endswith("protocols/arithmetic/reveal.py"):
             return frame.function
         if "/protocols/" in file:
             return "protocols/" + file.split("/protocols/")[-1]
         return file.split("site-packages/")[-1]
 
-    # every method of CrypTen's communicator (ours: protocols.communicator, over the links)
+    # every method of CrypTen's communicator (ours: protocols.network.communicator, over the links)
     for name in (
         "all_reduce",
         "reduce",
@@ -105,7 +106,7 @@ def instrument():
             return _b(*a, **k)
 
         setattr(inst, name, collective)
-    from protocols.links import Links
+    from protocols.network.links import Links
 
     # the links themselves: every byte any process sends or receives passes one of these
     for name in (
@@ -171,10 +172,10 @@ def _only_masked_openings_and_ledgered_reveals(crypten_open, ours):
             or where
             in (
                 "crypten/mpc/provider/ttp_provider.py",
-                "protocols/triples.py",
+                "protocols/randomness/triples.py",
             )  # dealer requests (public shapes) and randomness
             or (
-                where == "protocols/public_exchange.py"
+                where == "protocols/network/public_exchange.py"
                 and name in ("links.send_bytes", "links.recv_message")
             )
         ), (name, where)
@@ -259,8 +260,8 @@ def test_fedavg_opens_only_each_rounds_average_never_a_party_model():
 def reveal_policy_party(rank):
     import torch
 
+    from protocols.arithmetic.reveal import reveal
     from protocols.errors import SecurityError
-    from protocols.reveal import reveal
     from protocols.session import MpcSession
 
     s = MpcSession.current()

@@ -1,4 +1,5 @@
-"""Sign bits on shares (protocols.sign_bit) against plaintext ``x < 0``: exact, for every int64.
+"""Sign bits on shares (protocols.arithmetic.sign_bit) against plaintext ``x < 0``: exact, for
+every int64.
 
 The circuit is exact (no approximation, no failure probability), so the check is equality on
 values that cover the whole ring: 0, +-1, the extremes +-2^63, carries through every bit (2^k,
@@ -48,9 +49,9 @@ def _shares(x: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
 
 
 def sign_party(rank: int):
-    from protocols.reveal import open_masked
+    from protocols.arithmetic.reveal import open_masked
+    from protocols.arithmetic.sign_bit import negative_bits, nonnegative_bits
     from protocols.session import MpcSession
-    from protocols.sign_bit import negative_bits, nonnegative_bits
 
     s = MpcSession.current()
     x = _values()
@@ -97,9 +98,9 @@ def test_sign_bits_exact(world_size, provider):
 
 
 def test_sign_bits_in_process():
-    from protocols.parties import init_in_process
+    from protocols.arithmetic.sign_bit import negative_bits
+    from protocols.network.parties import init_in_process
     from protocols.session import MpcSession
-    from protocols.sign_bit import negative_bits
 
     init_in_process()
     s = MpcSession.current()
@@ -110,10 +111,10 @@ def test_sign_bits_in_process():
 
 
 def test_sign_bits_refuse_other_lane_widths():
+    from protocols.arithmetic.sign_bit import negative_bits
     from protocols.errors import ProtocolError
-    from protocols.parties import init_in_process
+    from protocols.network.parties import init_in_process
     from protocols.session import MpcSession
-    from protocols.sign_bit import negative_bits
 
     init_in_process()
     with pytest.raises(ProtocolError, match="lanes of 16 bits"):

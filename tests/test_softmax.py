@@ -6,7 +6,12 @@ import numpy as np
 import torch
 from mpc_harness import run_parties
 
-from protocols.softmax import EXP_DEGREE, EXP_SQUARINGS, exp_coefficients, reciprocal_guess
+from protocols.arithmetic.softmax import (
+    EXP_DEGREE,
+    EXP_SQUARINGS,
+    exp_coefficients,
+    reciprocal_guess,
+)
 
 
 def _logits():
@@ -19,11 +24,11 @@ def _logits():
 def softmax_party(rank):
     from crypten import communicator as comm
 
-    from protocols.comparison import softmax_shares
-    from protocols.reveal import reveal
+    from protocols.arithmetic.comparison import softmax_shares
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.sharing import share
+    from protocols.arithmetic.softmax import softmax_rows
     from protocols.session import MpcSession
-    from protocols.sharing import share
-    from protocols.softmax import softmax_rows
 
     s = MpcSession.current(count_traffic=True)
     x = share(s, _logits() if rank == 0 else None, src=0, shape=(32, 9))

@@ -22,9 +22,9 @@ def _grad():
 
 def clip_party(rank):
     from mpcrnn.backend import SharedBackend
-    from protocols.reveal import reveal
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.sharing import share
     from protocols.session import MpcSession
-    from protocols.sharing import share
 
     s = MpcSession.current()
     B = SharedBackend(s, ActivationConfig())

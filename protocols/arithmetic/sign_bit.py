@@ -28,7 +28,7 @@ AND of XOR shares with a dealer triple ``(a, b, c = a & b)``: open ``d = x ^ a``
 
 Security: every opened value is XOR-masked by fresh uniform dealer randomness (a, b; r), so
 it is uniform and independent of x.  The dealer's randomness arrives with the rest of the
-step's in the step's one bulk round trip (:mod:`protocols.triples`).
+step's in the step's one bulk round trip (:mod:`protocols.randomness.triples`).
 
 Rounds: p = 3: 1 + 1 + 6 + 1 = 9; p = 2: 8.  CrypTen's own comparison, which this replaces
 inside training steps, costs 13 counted rounds plus one dealer round trip per AND level.
@@ -49,9 +49,9 @@ from __future__ import annotations
 
 import torch
 
-from protocols.requests import AndRequest, BitRequest
-from protocols.reveal import open_masked
-from protocols.sharing import held_by_party0
+from protocols.arithmetic.reveal import open_masked
+from protocols.arithmetic.sharing import held_by_party0
+from protocols.randomness.requests import AndRequest, BitRequest
 
 KOGGE_STONE_SHIFTS = (1, 2, 4, 8, 16, 32)
 LANE_BITS = (64, 32)  # elements per word: 1 (any int64) or 2 (|x| < 2^31)

@@ -14,16 +14,17 @@ More than two parties (CrypTen's ``beaver.truncate``, batched): with dealer rand
    corrected by ``[theta_x] * 2^64 / 2^f``.
 
 Rounds: 1 gather + the dealer request (batched with the multiplication's triples by
-:mod:`protocols.multiply`).  Failure probability per element ~|x|/2^63 (CrypTen ignores
-``eta_xr``, as we do); :class:`protocols.fixed_point.FixedPoint` bounds |x| via ``check_range``.
+:mod:`protocols.arithmetic.multiply`).  Failure probability per element ~|x|/2^63 (CrypTen ignores
+``eta_xr``, as we do); :class:`protocols.arithmetic.fixed_point.FixedPoint` bounds |x| via
+``check_range``.
 """
 
 from __future__ import annotations
 
 import torch
 
-from protocols.requests import WrapsRequest
-from protocols.reveal import _split_like, gather_masked
+from protocols.arithmetic.reveal import _split_like, gather_masked
+from protocols.randomness.requests import WrapsRequest
 
 
 def count_wraps(shares: list):
@@ -60,7 +61,7 @@ def truncate_many(session, xs: list[torch.Tensor], wraps=None, bits=None) -> lis
     bits: None (f for all), or one entry per x: an int or an int64 tensor broadcasting against
         that x (per-column shifts, used by the polynomial evaluator).
     wraps: pre-fetched ``(r, theta_r)`` shares covering the concatenation of ``xs`` (one
-        :class:`protocols.requests.WrapsRequest` of n), or None to fetch them here.
+        :class:`protocols.randomness.requests.WrapsRequest` of n), or None to fetch them here.
     """
     if bits is None:
         bits = [session.fp.frac_bits] * len(xs)

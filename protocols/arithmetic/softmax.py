@@ -2,7 +2,7 @@
 
 For logits ``[x]`` (N, C)::
 
-    1. [m] = max_j [x_j]       pairwise, one sign-bit circuit (:func:`protocols.comparison.row_max`)
+    1. [m] = max_j [x_j]       pairwise, one sign-bit circuit (comparison.row_max)
     2. [z] = [x] - [m]          in [-R, 0]                                          (local)
     3. [e] = q(z / 2^s)^(2^s)   q: degree-6 least-squares polynomial of exp on [-2, 0]
                                 (max relative error 8.2e-6, measured), s = 5 squarings:
@@ -30,8 +30,8 @@ import functools
 
 import torch
 
-from protocols.multiply import Product, multiply_many
-from protocols.sharing import add_public, held_by_party0
+from protocols.arithmetic.multiply import Product, multiply_many
+from protocols.arithmetic.sharing import add_public, held_by_party0
 
 EXP_SQUARINGS = 5
 EXP_DEGREE = 6
@@ -49,8 +49,8 @@ def exp_coefficients() -> tuple[float, ...]:
 
 def exp_nonpositive(session, z: torch.Tensor) -> torch.Tensor:
     """exp([z]) for z in [-64, 0] (shares at scale 2^f); see step 3 of the module docstring."""
-    from protocols.polynomial import power_plan
-    from protocols.truncation import truncate_many
+    from protocols.arithmetic.polynomial import power_plan
+    from protocols.arithmetic.truncation import truncate_many
 
     (w,) = multiply_many(session, [], also_truncate=[(z, EXP_SQUARINGS)])
     powers = {1: w}
@@ -85,7 +85,7 @@ def reciprocal_guess(upper: float, tol: float = 2.0**-16) -> tuple[float, float,
 
 def softmax_rows(session, logits: torch.Tensor) -> torch.Tensor:
     """Softmax over the last dim of (N, C) logit shares; see the module docstring."""
-    from protocols.comparison import row_max
+    from protocols.arithmetic.comparison import row_max
 
     f = session.fp.frac_bits
     n, c = logits.shape

@@ -5,9 +5,9 @@ Ranks: data parties are ``0..world_size-1``; the dealer (TTP), when present, is 
 ``world_size`` (CrypTen's convention).  Every blocking wait on a peer has ``timeout_s``, so a
 dead or silent peer turns into a :class:`PartyError`, never a hang.
 
-The network is :mod:`protocols.channels` (mutual TLS 1.3 between every two processes, each
+The network is :mod:`protocols.network.channels` (mutual TLS 1.3 between every two processes, each
 certificate pinned by the run file, or ``--insecure-plaintext-transport``); CrypTen's
-communicator runs over it (:mod:`protocols.communicator`); torch.distributed is not used.
+communicator runs over it (:mod:`protocols.network.communicator`); torch.distributed is not used.
 Rendezvous: ``tcp://host:port`` (rank 0 listens on exactly that address) for several hosts, or
 ``file:///path`` on one machine (rank 0 writes its 127.0.0.1 port into that fresh file).
 ``MPCRNN_LINK_IFNAME`` (or ``GLOO_SOCKET_IFNAME``, still read) names the interface whose
@@ -41,7 +41,7 @@ class PartySpec:
     rendezvous: ``tcp://host:port`` (rank 0 listens there) or ``file:///path`` (one machine).
     provider: ``TTP`` (dealer process, secure) or ``TFP`` (party 0 makes all triples: simulation).
     timeout_s: limit on every wait for a peer, including the rendezvous itself.
-    identity: this process's key and certificate (:func:`protocols.identity.load_identity`).
+    identity: this process's key and certificate (:func:`protocols.network.identity.load_identity`).
     pins: every rank's certificate fingerprint, rank order, the dealer last (the run file's
         ``[identities]``).
     insecure: ``--insecure-plaintext-transport``: no identities, no encryption.
@@ -52,7 +52,7 @@ class PartySpec:
     rendezvous: str
     provider: str = "TTP"
     timeout_s: float = 60.0
-    identity: object = None  # protocols.identity.Identity
+    identity: object = None  # protocols.network.identity.Identity
     pins: tuple = ()
     insecure: bool = False
 
@@ -97,7 +97,7 @@ class PartySpec:
         """The pinned fingerprints and this process's own certificate among them."""
         if self.insecure or self.total == 1:
             return
-        from protocols.identity import check_fingerprint
+        from protocols.network.identity import check_fingerprint
 
         if len(self.pins) != self.total:
             raise ConfigError(
@@ -155,7 +155,7 @@ def init_party(spec: PartySpec) -> None:
     import torch
     from crypten.config import cfg
 
-    from protocols.communicator import communicator_class, install
+    from protocols.network.communicator import communicator_class, install
 
     torch.set_num_threads(1)
     cfg.mpc.provider = spec.provider  # CrypTen's own operations read it from its global config
@@ -173,7 +173,7 @@ def init_party(spec: PartySpec) -> None:
         if not spec.is_dealer:
             crypten._setup_prng()  # PRZS seeds: over the mesh (inside TLS)
             if spec.has_dealer:
-                from protocols.streams import receive_dealer_seeds
+                from protocols.randomness.streams import receive_dealer_seeds
 
                 receive_dealer_seeds()
     except MpcrnnError:
@@ -184,10 +184,10 @@ def init_party(spec: PartySpec) -> None:
 
 def _open_links(spec: PartySpec, names: list[str], secure: bool):
     """The mesh (a complete one, on one release), its :class:`Links`, and the heartbeat
-    thread that names a stopped peer (:mod:`protocols.heartbeat`)."""
-    from protocols.channels import Trust, local_address, open_mesh
-    from protocols.heartbeat import Heartbeat, open_heartbeats, shut_down
-    from protocols.links import Links
+    thread that names a stopped peer (:mod:`protocols.network.heartbeat`)."""
+    from protocols.network.channels import Trust, local_address, open_mesh
+    from protocols.network.heartbeat import Heartbeat, open_heartbeats, shut_down
+    from protocols.network.links import Links
 
     if spec.total == 1:
         return Links(0, 1, {}, spec.timeout_s, names, secure)
@@ -251,7 +251,7 @@ def check_wire_protocol(versions: list, world_size: int) -> str | None:
 
 def _teardown() -> None:
     try:
-        from protocols.communicator import shutdown as close_transport
+        from protocols.network.communicator import shutdown as close_transport
 
         close_transport()
     except Exception:  # noqa: BLE001 - best effort on the way out

@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from protocols.identity import Identity, fingerprint, pem_to_der
+from protocols.network.identity import Identity, fingerprint, pem_to_der
 
 # the bootstrap framing; stable across releases (WIRE_PROTOCOL is checked after it)
 MAGIC = b"MPCRNN\x00\x01"

@@ -1,16 +1,18 @@
 """Correlated randomness for multiplication and truncation: where Beaver triples come from.
 
-The requests are :mod:`protocols.requests`; a session's ``triples`` is one of two sources, each
+The requests are :mod:`protocols.randomness.requests`; a session's ``triples`` is one of two
+sources, each
 with ``begin(key, next_key)`` / ``end()`` around a training step and ``fetch(requests)``
 returning, per request, the tuple of this party's shares: ``(a, b, c)`` for a product or an AND
 gate, ``(a,)`` for a mask, ``(c,)`` for a mask product, ``(r, theta_r)`` for wraps and
 ``(r_xor, r_arith)`` for a bit.
 
 :class:`DealerTriples` (TTP, the secure default).  Party ``i`` shares a PRG stream with the
-dealer (:mod:`protocols.streams`), so it draws its own shares of ``a``, ``b`` (and, for
+dealer (:mod:`protocols.randomness.streams`), so it draws its own shares of ``a``, ``b`` (and, for
 ``i > 0``, of ``c``) locally (:class:`PartyShares`).  Only party 0's share of ``c`` needs the
 dealer: the dealer rebuilds ``a``, ``b`` from all streams and sends ``c0 = a*b - sum_{i>0} c_i``
-(:class:`protocols.dealer.DealerAnswers`).  Unlike CrypTen's provider (one dealer round trip
+(:class:`protocols.randomness.dealer.DealerAnswers`).  Unlike CrypTen's provider (one dealer round
+trip
 per request), :meth:`DealerTriples.fetch` asks for a whole list of requests in ONE round trip,
 and a recorded step plan lets a whole training step's triples arrive in ONE round trip at the
 start of the step (:meth:`DealerTriples.begin`).  The dealer owns no data and sees only random
@@ -28,9 +30,9 @@ from collections.abc import Sequence
 import torch
 
 from protocols.errors import ProtocolError
-from protocols.provider import RandomnessProvider
-from protocols.requests import MaskRequest, Request
-from protocols.streams import RingStream, plan_stream
+from protocols.randomness.provider import RandomnessProvider
+from protocols.randomness.requests import MaskRequest, Request
+from protocols.randomness.streams import RingStream, plan_stream
 
 BULK_FUNCTION = "mpcrnn_bulk"
 
@@ -78,12 +80,14 @@ class DealerTriples:
 
     Prefetch: ``begin(key, next_key)`` with the next step's (public) key also asks the dealer,
     right away, for the next step's plan, which the dealer computes while the parties run this
-    step.  Each replayed plan draws from its own stream (:func:`protocols.streams.plan_stream`,
+    step.  Each replayed plan draws from its own stream
+    (:func:`protocols.randomness.streams.plan_stream`,
     by a plan index every party counts alike), so prefetching never reorders anybody's draws; a
     prefetched plan that is not used (the next key differs) is dropped and its index never
     reused.
 
-    transport: the process's communicator (:mod:`protocols.communicator`): its rank, its dealer
+    transport: the process's communicator (:mod:`protocols.network.communicator`): its rank, its
+    dealer
         link and the bulk stream this party shares with the dealer.
     """
 
@@ -91,7 +95,7 @@ class DealerTriples:
         self.stats = stats
         self.transport = transport
         self.rank = transport.get_rank()
-        self.stream = transport.bulk_stream  # one per process (protocols.streams)
+        self.stream = transport.bulk_stream  # one per process (protocols.randomness.streams)
         self.seed = transport.bulk_seed
         self._plans: dict = {}
         self._recording: list | None = None

@@ -13,7 +13,8 @@
   ``transpose_b``) where ``a`` and ``b`` are the masks of the :class:`MaskRequest` s ``back_a``
   and ``back_b`` positions earlier in the same request list (equal for a square).
 
-Who answers them: :class:`protocols.provider.RandomnessProvider` (one method per kind).  On the
+Who answers them: :class:`protocols.randomness.provider.RandomnessProvider` (one method per kind).
+On the
 wire to the dealer a request travels as the plain tuple of :meth:`wire` (strings and integers:
 CrypTen's restricted unpickler accepts nothing else); :func:`from_wire` reads it back.
 """

@@ -7,7 +7,7 @@ Protocol, for ``[x]`` of shape (R, D) at scale 2^f (f = 16), all rows at once::
 
     s_r    = ||x_r||^2 / c^2                1 multiplication, 2 truncations (the squares
                                             are summed at scale 2^2f: one rounding per row)
-    b_rk   = [s_r >= 2^k],  k = 0 .. K      ONE sign-bit circuit (protocols.sign_bit, 9 rounds)
+    b_rk   = [s_r >= 2^k],  k = 0 .. K      ONE sign-bit circuit (arithmetic.sign_bit, 9 rounds)
     A_r    = 2^(-j/2),  A2_r = 2^-j   for s_r in [2^j, 2^(j+1)), 0 <= j < K
              (1 for s_r < 1, and 0 for s_r >= 2^K)    linear in the bits: local, public constants
     t_r    = 1 + b_r0 * (s_r * A2_r - 1) + b_rK       in [1, 2): 2 sequential multiplications
@@ -40,7 +40,7 @@ import math
 
 import torch
 
-from protocols.sharing import held_by_party0
+from protocols.arithmetic.sharing import held_by_party0
 
 RATIO_BITS = 20  # K: rows with ||x|| >= 2^(K/2) c are zeroed (default: 1024 c)
 DP_RATIO_BITS = 12  # K for DP-SGD: rows above 64 C are zeroed (a valid clip: norm 0 <= C)
@@ -74,10 +74,10 @@ def clip_rows_to_norm(
 
     Returns shares of shape (R, D) at scale 2^f.  See the module docstring for the protocol.
     """
-    from protocols.comparison import ge_bits
+    from protocols.arithmetic.comparison import ge_bits
+    from protocols.arithmetic.multiply import Product, multiply_many
+    from protocols.arithmetic.sharing import add_public
     from protocols.errors import ConfigError, expected_got
-    from protocols.multiply import Product, multiply_many
-    from protocols.sharing import add_public
 
     if x.dim() != 2:
         raise ConfigError(
@@ -88,7 +88,7 @@ def clip_rows_to_norm(
     f, G, K = session.fp.frac_bits, scale_bits(ratio_bits), ratio_bits
     if not 1 <= K <= 30:  # s < 2^K at scale 2^f stays far inside the ring; A2 >= 2^-K at scale 2^G
         raise ConfigError(expected_got("ratio bits", "1..30", K))
-    from protocols.truncation import truncate_many
+    from protocols.arithmetic.truncation import truncate_many
 
     # the squares at scale 2^(2f): truncated once after the sum, so that rounding does not
     # bias ||x||^2 by D ulps
@@ -119,7 +119,7 @@ def clip_rows_to_norm(
 
 def _scale(session, x: torch.Tensor, k: float) -> torch.Tensor:
     """``[k x]`` for a public real k: local product at scale 2^(2f), one truncation."""
-    from protocols.truncation import truncate_many
+    from protocols.arithmetic.truncation import truncate_many
 
     (out,) = truncate_many(session, [x * int(session.fp.encode(k))])
     return out

@@ -4,10 +4,10 @@ This module says which bytes go where.  Every byte between two processes of a ru
 parties and the dealer) travels on ONE connection between them, set up here once per run:
 
 * **Mutual TLS 1.3** (Python's ``ssl``; no session tickets) with **pinned certificates**: the
-  run file pins every rank's certificate fingerprint (:mod:`protocols.identity`); every new
+  run file pins every rank's certificate fingerprint (:mod:`protocols.network.identity`); every new
   connection is checked against the pin of the rank it claims before anything is sent back, then
   authenticated by a TLS 1.3 handshake that trusts exactly that certificate
-  (:mod:`protocols.handshake`).  After that, every record is encrypted and authenticated
+  (:mod:`protocols.network.handshake`).  After that, every record is encrypted and authenticated
   (AES-GCM / ChaCha20-Poly1305): a changed byte is an integrity error
   (:class:`protocols.errors.IntegrityError`) naming the link, never wrong data.
 * **Rendezvous without a store**: rank 0 listens on exactly the address the rendezvous names
@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 
 from protocols.errors import PartyError
-from protocols.handshake import (
+from protocols.network.handshake import (
     HELLO,  # noqa: F401 - the hello's layout, for tests that read captured traffic
     MAGIC,  # noqa: F401
     RETRY_S,
@@ -107,7 +107,7 @@ def open_mesh(
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 s.settimeout(timeout_s)
         # else: a process on another release: stop here; the caller names who
-        # (protocols.parties.check_wire_protocol)
+        # (protocols.network.parties.check_wire_protocol)
         return mesh
     except (OSError, ValueError, KeyError, TypeError, Late) as exc:
         for s in mesh.socks.values():

@@ -6,19 +6,22 @@ protocol returns shares of::
     mean = sum_i w_i * clip(u_i) / sum_i w_i            (D,)
 
 with public weights ``w_i`` (row counts, or all 1) and, optionally,
-``clip(u) = u * min(1, C/||u||)`` applied on shares (:mod:`protocols.norm_clip`), so that no
+``clip(u) = u * min(1, C/||u||)`` applied on shares (:mod:`protocols.arithmetic.norm_clip`), so
+that no
 party can dominate the mean with a huge update, and no party learns whether (or by how much)
 another party's update was clipped.
 
 Steps:
 
-1. every party shares its own ``u_i`` (PRZS masking, zero rounds, :mod:`protocols.sharing`):
+1. every party shares its own ``u_i`` (PRZS masking, zero rounds,
+:mod:`protocols.arithmetic.sharing`):
    p sharings of shape (D,), stacked to ``[U]`` (p, D);
 2. optional: ``[U] <- clip_rows_to_norm([U], C)`` (~45 rounds with the dealer, any D);
 3. ``[mean] = sum_i (w_i / W) [U_i]``: local products with the encoded public coefficients at
    scale 2^(2f), summed, ONE truncation (1 gather round for more than two parties).
 
-Nothing is opened here: the caller opens ``[mean]`` through :func:`protocols.reveal.reveal`,
+Nothing is opened here: the caller opens ``[mean]`` through
+:func:`protocols.arithmetic.reveal.reveal`,
 where it is ledgered.  What the opened mean tells a party: the weighted sum of the OTHER
 parties' (clipped) vectors, given its own.  With two parties that is the other party's vector
 itself; secure aggregation hides an individual vector only among three or more parties.
@@ -47,10 +50,10 @@ def weighted_mean(
         ConfigError: weights of the wrong length or sign, all zero, a negative clip_norm, a
             non-1-D vector, or values outside the fixed-point range.
     """
+    from protocols.arithmetic.norm_clip import clip_rows_to_norm
+    from protocols.arithmetic.sharing import share
+    from protocols.arithmetic.truncation import truncate_many
     from protocols.errors import ConfigError, expected_got
-    from protocols.norm_clip import clip_rows_to_norm
-    from protocols.sharing import share
-    from protocols.truncation import truncate_many
 
     p = session.world_size
     w = [float(v) for v in weights]

@@ -27,7 +27,8 @@ Reciprocal ``1 / (sqrt(v) + eps)`` over v in [0, v_top) (v_top = 4^P > bound on 
    is in bucket n (``v in [v_top 16^-n, v_top 16^-(n-1))``, n = K: everything below).
    K - 1 = ceil((J + P + log2(1/eps)) / 2), J = TAIL_BITS, so that
    ``E_K = eps 4^(K-1) / sqrt(v_top) >= 2^J``.  A BINARY SEARCH (:func:`bucket_search`) finds
-   ``n - 1`` as L = ceil(log2 K) bits, one sign-bit circuit (:mod:`protocols.sign_bit`, 9 rounds)
+   ``n - 1`` as L = ceil(log2 K) bits, one sign-bit circuit (:mod:`protocols.arithmetic.sign_bit`,
+   9 rounds)
    on one copy of v per level, against a threshold that is a public table of the bits found so
    far (a multilinear polynomial in them); the products of the bits come one round per level.
    Any public function of n is then that multilinear polynomial, exact on encoded integers.
@@ -70,7 +71,7 @@ import math
 
 import torch
 
-from protocols.sharing import held_by_party0
+from protocols.arithmetic.sharing import held_by_party0
 
 TAIL_BITS = 0  # J: E_K >= 2^J in the lowest bucket (its sqrt is off by <= 0.012: 1.2% of E_K)
 SQRT_ITERATIONS = 4  # Goldschmidt sqrt on [1/16, 1): 2.7e-6 relative
@@ -106,8 +107,8 @@ def moments(session, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, c1: floa
     """``(m + c1 (g - m), v + c2 (g^2 - v))``; g, m at 2^f, v at 2^(2f).  1 opening (the square)
     + 1 truncation gather.  The same requests every step (c = 1 at t = 1 included): a training
     step's randomness plan is recorded once per batch shape and replayed."""
-    from protocols.multiply import Product, multiply_many
-    from protocols.truncation import truncate_many
+    from protocols.arithmetic.multiply import Product, multiply_many
+    from protocols.arithmetic.truncation import truncate_many
 
     f = session.fp.frac_bits
     (sq,) = multiply_many(session, [Product.mul(g, g, 0)])  # g^2 at 2^(2f), exact
@@ -162,8 +163,8 @@ def bucket_search(
     lane_bits = 32 (two comparisons per word, 8 rounds each): the caller guarantees
     ``|v - thr_j| < 2^31`` for every threshold.
     """
-    from protocols.multiply import Product, multiply_many
-    from protocols.sign_bit import negative_bits
+    from protocols.arithmetic.multiply import Product, multiply_many
+    from protocols.arithmetic.sign_bit import negative_bits
 
     levels = max(1, math.ceil(math.log2(len(thr) + 1)))
     table = torch.cat([thr, thr[-1:].expand(2**levels - 1 - len(thr))])  # thr_1 .. thr_(2^L - 1)
@@ -208,8 +209,8 @@ def direction(
 ) -> torch.Tensor:
     """Shares of ``lr m / (sqrt(v) + eps)`` at 2^f for m at 2^f, v at 2^(2f) in [0, v_top).
     See the module docstring for the protocol and its error."""
-    from protocols.multiply import Product, multiply_many
-    from protocols.truncation import truncate_many
+    from protocols.arithmetic.multiply import Product, multiply_many
+    from protocols.arithmetic.truncation import truncate_many
 
     f = session.fp.frac_bits
     P = round(math.log(v_top, 4))
@@ -284,7 +285,7 @@ def _search(session, vv: torch.Tensor, thr: torch.Tensor, P: int) -> tuple[dict,
     element across a threshold only when v is within 2^-28 v_top of it (<= 1/4 of the lowest
     threshold), where t then lies that much outside [1/16, 1), inside the approximations'
     margins)."""
-    from protocols.truncation import truncate_many
+    from protocols.arithmetic.truncation import truncate_many
 
     shift = search_shift(thr, P, session.fp.frac_bits)
     if shift is None or session.world_size == 1:
@@ -300,6 +301,6 @@ def direction_plain(m, v, lr: float, eps: float):
 
 def _affine(session, x: torch.Tensor, k: int, c: float) -> torch.Tensor:
     """``k x + c`` for a public integer k and public c: local."""
-    from protocols.sharing import add_public
+    from protocols.arithmetic.sharing import add_public
 
     return add_public(session, x * int(k), c)

@@ -1,15 +1,17 @@
 """The only place where values leave secret shares.
 
 Two kinds of opening exist, and they all happen here.  Everything else that moves bytes moves
-randomness or public values: the dealer link (:mod:`protocols.streams`, :mod:`protocols.triples`,
-:mod:`protocols.dealer`) and the public metadata (:mod:`protocols.public_exchange`).
+randomness or public values: the dealer link (:mod:`protocols.randomness.streams`,
+:mod:`protocols.randomness.triples`,
+:mod:`protocols.randomness.dealer`) and the public metadata
+(:mod:`protocols.network.public_exchange`).
 
 * :func:`reveal` opens a *secret value* (model weights at the end of a run, or metrics the user
   asked for) to named parties.  Every call is recorded in the :class:`RevealLedger` with what,
   shape, to whom and why, and the ledger goes into the run report.
 * :func:`open_masked` / :func:`gather_masked` open values that are uniformly random by
   construction (``[x] - [a]`` with a fresh Beaver mask, ``[z] + [r]`` with a fresh wrap mask,
-  ``x ^ a`` with a fresh binary mask in :mod:`protocols.sign_bit`).
+  ``x ^ a`` with a fresh binary mask in :mod:`protocols.arithmetic.sign_bit`).
   They carry no information about the secrets and are counted (rounds, bytes), not ledgered.
 """
 
@@ -94,7 +96,7 @@ def open_masked(
     share straight to every other party (point to point, all sends in flight at once) and sums
     them (``combine="add"``, arithmetic shares mod 2^64) or XORs them (``"xor"``, binary shares).
 
-    Transport: the session's direct links (:mod:`protocols.links`), not a ring all-reduce
+    Transport: the session's direct links (:mod:`protocols.network.links`), not a ring all-reduce
     (2(p-1) sequential hops per call).  Rounds: 1.  Bytes per party: (p-1) * 8 * n, counted
     once as one round in CrypTen's communicator statistics too (``session.count_traffic``)."""
     if session.world_size == 1:
@@ -134,7 +136,7 @@ def _exchange(session, flat: torch.Tensor) -> list[torch.Tensor]:
 def _links(session):
     if session.links is None:  # MpcSession.current() attaches them in every multi-party run
         raise ProtocolError(
-            "internal: a multi-party session without its direct links (protocols.links)"
+            "internal: a multi-party session without its direct links (protocols.network.links)"
         )
     return session.links
 

@@ -3,14 +3,14 @@
 At start-up the dealer draws, per data party, a seed for CrypTen's TTP generator and one for
 mpcrnn's bulk stream (separate, so that bulk requests fetched ahead of use never desynchronize
 from CrypTen's on-demand requests), and sends each party its two seeds, and nothing else, over
-the dealer's authenticated link (:mod:`protocols.channels`).  Party ``i`` then draws its own
+the dealer's authenticated link (:mod:`protocols.network.channels`).  Party ``i`` then draws its own
 shares of every triple from its :class:`RingStream`; the dealer draws the same values from its
 copy of every party's stream.
 
 Process-wide on purpose: a party's bulk stream is a position in a sequence it shares with the
 dealer, so every session of one process must draw from the same stream object (two sessions
 restarting it from the seed would reuse randomness and desynchronize from the dealer).  It lives
-on the process's communicator (:mod:`protocols.communicator`), next to the dealer link it
+on the process's communicator (:mod:`protocols.network.communicator`), next to the dealer link it
 belongs to, and each :class:`protocols.session.MpcSession` takes it from there.
 """
 

@@ -79,8 +79,8 @@ def joint_gaussian(
 
     generator: THIS party's generator; None (real runs) draws from ``os.urandom``.
     """
+    from protocols.arithmetic.sharing import share
     from protocols.errors import ConfigError, expected_got
-    from protocols.sharing import share
 
     if not (std_target >= 0 and math.isfinite(std_target)):
         raise ConfigError(

@@ -14,8 +14,9 @@ For each pair ``([x], [y])`` and op in {``mul`` (elementwise, broadcasting), ``m
 
 An operand that enters several products of one call (the same tensor object: ``x * x``, or
 ``r`` in ``g r`` and ``h r``) is opened ONCE, under one mask ``a``: each such operand gets a
-:class:`~protocols.requests.MaskRequest`, and each product that uses one a
-:class:`~protocols.requests.MaskProductRequest` ``c = op(a, b)`` of its two masks.  Opening
+:class:`~protocols.randomness.requests.MaskRequest`, and each product that uses one a
+:class:`~protocols.randomness.requests.MaskProductRequest` ``c = op(a, b)`` of its two masks.
+Opening
 ``x - a`` once reveals nothing more than opening it once per product under fresh masks: every
 opened value is still masked by its own uniform ``a``, used for no other opened value.
 
@@ -32,8 +33,10 @@ from dataclasses import dataclass
 
 import torch
 
+from protocols.arithmetic.reveal import open_masked
+from protocols.arithmetic.truncation import needs_wraps, truncate_many
 from protocols.errors import ProtocolError
-from protocols.requests import (
+from protocols.randomness.requests import (
     BILINEAR,
     MaskProductRequest,
     MaskRequest,
@@ -41,8 +44,6 @@ from protocols.requests import (
     ProductRequest,
     WrapsRequest,
 )
-from protocols.reveal import open_masked
-from protocols.truncation import needs_wraps, truncate_many
 
 
 @dataclass(frozen=True, eq=False)

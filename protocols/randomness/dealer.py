@@ -1,25 +1,26 @@
 """The dealer (trusted third party) process: owns no data, answers randomness requests.
 
 It serves CrypTen's own TTP requests (used by CrypTen ops we call, e.g. the argmax behind
-``--reveal-metrics``) and mpcrnn's bulk requests (:mod:`protocols.triples`): one message with a
+``--reveal-metrics``) and mpcrnn's bulk requests (:mod:`protocols.randomness.triples`): one message
+with a
 list of requests, answered by one tensor holding party 0's share of every ``c`` (or
 ``theta_r``) in order (:class:`DealerAnswers`).
 
 Every wait has the run's timeout: if party 0 stops talking for ``timeout_s`` or any party
 dies, the links raise :class:`PartyError` naming the peer instead of waiting forever.  Its
 seeds, the requests and the answers travel only on its authenticated links
-(:mod:`protocols.channels`).
+(:mod:`protocols.network.channels`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from protocols.provider import RandomnessProvider
-from protocols.requests import BILINEAR, from_wire
-from protocols.streams import RingStream, plan_stream, send_dealer_seeds
-from protocols.triples import BULK_FUNCTION
-from protocols.truncation import count_wraps
+from protocols.arithmetic.truncation import count_wraps
+from protocols.randomness.provider import RandomnessProvider
+from protocols.randomness.requests import BILINEAR, from_wire
+from protocols.randomness.streams import RingStream, plan_stream, send_dealer_seeds
+from protocols.randomness.triples import BULK_FUNCTION
 
 _NOTHING = torch.empty(0, dtype=torch.long)
 

@@ -4,7 +4,7 @@
 it never leaves its host) and ``DIR/cert.pem`` (self-signed, public), and prints the
 certificate's fingerprint, ``sha256:<hex of SHA-256 over the DER certificate>``.  The run file
 lists every rank's fingerprint (``[identities]``), so the set of members is part of the
-agreed, hashed configuration; :mod:`protocols.channels` accepts a peer only if the
+agreed, hashed configuration; :mod:`protocols.network.channels` accepts a peer only if the
 certificate it proves to hold the key of (TLS 1.3, mutual) has the fingerprint pinned for the
 rank it claims.  Nothing is trusted on first use; there is no certificate authority.
 

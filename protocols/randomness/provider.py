@@ -2,11 +2,14 @@
 
 Three implementations (compare CrypTen's ``crypten/mpc/provider/provider.py``):
 
-* :class:`protocols.triples.PartyShares`: a data party's own shares, drawn from the stream it
+* :class:`protocols.randomness.triples.PartyShares`: a data party's own shares, drawn from the
+stream it
   shares with the dealer (party 0's share of each ``c`` is left for the dealer to send);
-* :class:`protocols.dealer.DealerAnswers`: the dealer's side, party 0's share of each ``c``
+* :class:`protocols.randomness.dealer.DealerAnswers`: the dealer's side, party 0's share of each
+``c``
   (or ``theta_r``) rebuilt from every party's stream;
-* :class:`protocols.triples.FirstPartyTriples`: CrypTen's trusted first party (simulation).
+* :class:`protocols.randomness.triples.FirstPartyTriples`: CrypTen's trusted first party
+(simulation).
 
 :meth:`RandomnessProvider.answer` is the only switch over request kinds: every implementation
 checks the mask references first and walks the list in order, so the dealer and the parties
@@ -18,7 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from protocols.requests import (
+from protocols.randomness.requests import (
     AndRequest,
     BitRequest,
     MaskProductRequest,

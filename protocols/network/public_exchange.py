@@ -3,7 +3,7 @@
 :func:`exchange_public` sends this party's public value (the run configuration's digest, row
 counts, checkpoint epochs, a schedule-seed contribution: JSON, never a share) to every other
 data party and returns everyone's, in rank order.  It runs over the run's authenticated links
-(:mod:`protocols.links`), decoded with ``json`` (a peer's bytes are never unpickled).
+(:mod:`protocols.network.links`), decoded with ``json`` (a peer's bytes are never unpickled).
 """
 
 from __future__ import annotations

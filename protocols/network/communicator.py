@@ -3,8 +3,8 @@
 CrypTen reaches the network only through ``crypten.communicator.get()``, which returns
 ``DistributedCommunicator.instance``.  :func:`install` puts a :class:`MeshCommunicator` there:
 a subclass (so CrypTen's isinstance checks hold) whose every method moves bytes over
-:class:`protocols.links.Links`, i.e. over the mutually authenticated TLS connections of
-:mod:`protocols.channels` (or plain TCP with ``--insecure-plaintext-transport``).  CrypTen's
+:class:`protocols.network.links.Links`, i.e. over the mutually authenticated TLS connections of
+:mod:`protocols.network.channels` (or plain TCP with ``--insecure-plaintext-transport``).  CrypTen's
 own openings and comparisons, its PRZS seeds (``crypten._setup_prng``), its TTP requests and
 seeds, and our dealer's requests, answers and stream seeds all travel there.
 
@@ -91,7 +91,7 @@ def _restricted_loads(data: bytes):
 
 
 class _MeshMethods:
-    """CrypTen's communicator interface over :class:`protocols.links.Links`; mixed into
+    """CrypTen's communicator interface over :class:`protocols.network.links.Links`; mixed into
     CrypTen's ``DistributedCommunicator`` by :func:`communicator_class`, which also wraps every
     exchange in CrypTen's counting decorator (the names in ``_LOGGED``)."""
 
@@ -112,7 +112,8 @@ class _MeshMethods:
         self.ttp_group = tuple(range(total))
         self.ttp_comm_group = (0, total - 1) if total > 1 else None
         self.ttp_initialized = self.has_dealer = has_dealer
-        # this party's dealer stream seed and stream (protocols.streams), set when joining
+        # this party's dealer stream seed and stream (protocols.randomness.streams), set when
+        # joining
         self.bulk_seed = None
         self.bulk_stream = None
 

@@ -1,10 +1,10 @@
 """The data path between the processes of a run: framed messages over the mesh's connections.
 
-:mod:`protocols.channels` opens ONE connection (mutual TLS 1.3 with pinned certificates, or
+:mod:`protocols.network.channels` opens ONE connection (mutual TLS 1.3 with pinned certificates, or
 plain TCP with ``--insecure-plaintext-transport``) between every two processes; this module
 moves bytes over them: masked openings and gathers between data parties (:meth:`Links.exchange`,
 :meth:`Links.send`, :meth:`Links.recv_from`), and everything CrypTen's communicator and the
-dealer send (:mod:`protocols.communicator`).
+dealer send (:mod:`protocols.network.communicator`).
 
 Why not torch.distributed / gloo: this torch build's gloo has no TLS, its TCPStore binds every
 interface without authentication, and each gloo message is handed to gloo's own I/O thread and
@@ -93,7 +93,7 @@ class Links:
         self.small = max(usable // 2 - usable // 64 - 1024, 0)
         self._sel = selectors.DefaultSelector()
         self._posted: dict[int, deque] = {}
-        self.heartbeat = None  # protocols.heartbeat.Heartbeat: names a stopped peer
+        self.heartbeat = None  # protocols.network.heartbeat.Heartbeat: names a stopped peer
 
     def exchange(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Send ``flat`` (int64, contiguous) to every other data party and receive theirs (ONE

@@ -1,8 +1,11 @@
-"""Comparison-based functions on shares, built on the sign-bit circuit of :mod:`protocols.sign_bit`.
+"""Comparison-based functions on shares, built on the sign-bit circuit of
+:mod:`protocols.arithmetic.sign_bit`.
 
 Used once per training step (never per time step): ReLU for gradient value clipping, the bucket
-bits of :mod:`protocols.norm_clip`, and the row max inside :mod:`protocols.softmax`.  All of
-their dealer randomness comes in the step's bulk round trip (:mod:`protocols.triples`); CrypTen's
+bits of :mod:`protocols.arithmetic.norm_clip`, and the row max inside
+:mod:`protocols.arithmetic.softmax`.  All of
+their dealer randomness comes in the step's bulk round trip (:mod:`protocols.randomness.triples`);
+CrypTen's
 own comparisons (one dealer round trip per AND level, all-reduce openings) are used only by the
 naive baseline (:func:`softmax_shares`) and by rare calls outside training steps.
 
@@ -16,9 +19,9 @@ import math
 
 import torch
 
-from protocols.multiply import Product, multiply_many
-from protocols.sharing import held_by_party0
-from protocols.sign_bit import nonnegative_bits
+from protocols.arithmetic.multiply import Product, multiply_many
+from protocols.arithmetic.sharing import held_by_party0
+from protocols.arithmetic.sign_bit import nonnegative_bits
 
 
 def relu_shares(session, x_shared: torch.Tensor) -> torch.Tensor:
@@ -33,7 +36,7 @@ def ge_bits(session, x_shared: torch.Tensor, thresholds: torch.Tensor) -> torch.
     """Shares of the 0/1 bits ``[x >= threshold]`` (public thresholds at scale 2^f, broadcasting
     against x), at scale 1 (an integer 0 or 1, usable as a multiplication operand with shift
     0).  ONE sign-bit circuit for the whole tensor."""
-    from protocols.sharing import add_public
+    from protocols.arithmetic.sharing import add_public
 
     return nonnegative_bits(session, add_public(session, x_shared, -thresholds))
 
@@ -82,7 +85,7 @@ def argmax_onehot(session, x_shared: torch.Tensor, dim: int) -> torch.Tensor:
 
 def softmax_shares(session, logits_shared: torch.Tensor) -> torch.Tensor:
     """CrypTen's own row-wise softmax of (N, C) logits (the naive baseline; mpcrnn uses
-    :func:`protocols.softmax.softmax_rows`)."""
+    :func:`protocols.arithmetic.softmax.softmax_rows`)."""
     return on_crypten(session, logits_shared, lambda t: t.softmax(1))
 
 

@@ -38,12 +38,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from protocols.arithmetic.multiply import beaver_combine
+from protocols.arithmetic.reveal import open_masked
+from protocols.arithmetic.sharing import add_public, held_by_party0
+from protocols.arithmetic.truncation import needs_wraps, truncate_many
 from protocols.errors import ConfigError, expected_got
-from protocols.multiply import beaver_combine
-from protocols.requests import MaskProductRequest, MaskRequest, Op, WrapsRequest
-from protocols.reveal import open_masked
-from protocols.sharing import add_public, held_by_party0
-from protocols.truncation import needs_wraps, truncate_many
+from protocols.randomness.requests import MaskProductRequest, MaskRequest, Op, WrapsRequest
 
 
 @dataclass(frozen=True)

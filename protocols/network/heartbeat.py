@@ -8,7 +8,7 @@ heartbeats, served by one thread per process that never waits on the training:
 
 * every ``INTERVAL_S`` the thread sends one byte to every peer (authenticated and encrypted
   like any link byte: the connection is made with the same pinned mutual TLS as the data
-  links, :mod:`protocols.channels`);
+  links, :mod:`protocols.network.channels`);
 * it reads whatever its peers sent; a peer that sent nothing for ``LIMIT_S`` seconds while
   its connection stayed open has **stopped**: the thread records which one
   (:attr:`Heartbeat.stopped`), calls ``on_stop(rank)`` (the party shuts its data links so its
@@ -142,16 +142,17 @@ class Heartbeat:
 
 def open_heartbeats(mesh, trust, host: str, timeout_s: float) -> dict[int, socket.socket]:
     """The heartbeat connections of this process (``{peer rank: socket}``), made after the data
-    mesh (a complete :class:`protocols.channels.Mesh`) with the same ``trust`` (see the module
+    mesh (a complete :class:`protocols.network.channels.Mesh`) with the same ``trust`` (see the
+    module
     docstring); ``host`` is the address this process listens on.
 
     Raises:
         PartyError: not complete within ``timeout_s`` (naming whom it waited for, and every
             refused attempt).
     """
-    from protocols import channels as C
     from protocols.errors import PartyError
-    from protocols.handshake import Late, brief, close, connect_peer
+    from protocols.network import channels as C
+    from protocols.network.handshake import Late, brief, close, connect_peer
 
     rank, names, total = mesh.rank, mesh.names, len(mesh.names)
     beats = C.Mesh(rank, names, {}, mesh.versions, [], mesh.secure)
