@@ -28,18 +28,18 @@ def _data(B, T, F, C, seed=0):
     return x, lengths, y
 
 
-def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
+def mpcrnn_step(session, B, T, H, repeats, cell="gru"):
+    rank = session.rank
     import torch
-    from crypten import communicator as comm
 
     from mpcrnn.backend import SharedBackend
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
     from mpcrnn.model import forward_backward, init_params
     from mpcrnn.train import init_state, masks, sgd_step
     from protocols.arithmetic.sharing import public, share
-    from protocols.session import MpcSession
 
-    s = MpcSession.current(count_traffic=True)
+    s = session
+    s.enable_traffic_counting()
     mc = ModelConfig(cell=cell, hidden_size=H)
     x, lengths, y = _data(B, T, 12, 9)
     own = rank == 0
@@ -52,7 +52,7 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
     vel = init_state(Bk, params, tcfg)
     times, cpu = [], []
     for i in range(repeats + 2):  # step 0 records the triple plan, step 1 warms up
-        comm.get().reset_communication_stats()
+        s.reset_traffic()
         s.stats.reset()
         t0, c0 = time.perf_counter(), time.process_time()
         Bk.begin_step((B, T), (B, T) if i < repeats + 1 else None)
@@ -64,7 +64,7 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
             cpu.append(
                 time.process_time() - c0
             )  # this party's CPU seconds (less sensitive to a busy machine)
-    st = comm.get()
+    st = s.transport
     total = {
         "times": times,
         "cpu": cpu,
@@ -80,24 +80,24 @@ def mpcrnn_step(rank, B, T, H, repeats, cell="gru"):
     return total
 
 
-def optimizer_pairs(rank, B, T, H, repeats, cell="gru"):
+def optimizer_pairs(session, B, T, H, repeats, cell="gru"):
     """The W1 step with SGD (momentum 0.9, lr 0.2), with Adam (the default) and with Adam
     without the norm clip (``clip_norm = 0``, the default before it), interleaved step by step
     in ONE run (sgd, adam, adam0, sgd, ...) from the same weights, so machine drift hits all
     alike.  Per optimizer: seconds, CrypTen-counted rounds
     and bytes (party 0) of every steady-state step (each optimizer's first two steps record and
     warm its triple plan)."""
+    rank = session.rank
     import torch
-    from crypten import communicator as comm
 
     from mpcrnn.backend import SharedBackend
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
     from mpcrnn.model import forward_backward, init_params
     from mpcrnn.train import init_state, masks, sgd_step
     from protocols.arithmetic.sharing import public, share
-    from protocols.session import MpcSession
 
-    s = MpcSession.current(count_traffic=True)
+    s = session
+    s.enable_traffic_counting()
     mc = ModelConfig(cell=cell, hidden_size=H)
     x, lengths, y = _data(B, T, 12, 9)
     own = rank == 0
@@ -115,7 +115,7 @@ def optimizer_pairs(rank, B, T, H, repeats, cell="gru"):
     out = {k: {"times": [], "rounds": [], "bytes": []} for k in cfgs}
     order = [k for _ in range(repeats + 2) for k in cfgs]
     for i, k in enumerate(order):
-        comm.get().reset_communication_stats()
+        s.reset_traffic()
         t0 = time.perf_counter()
         nxt = (order[i + 1], B, T) if i + 1 < len(order) else None
         Bk.begin_step((k, B, T), nxt)
@@ -125,7 +125,7 @@ def optimizer_pairs(rank, B, T, H, repeats, cell="gru"):
         )
         Bk.end_step()
         if i >= 2 * len(cfgs):
-            st = comm.get()
+            st = s.transport
             out[k]["times"].append(time.perf_counter() - t0)
             out[k]["rounds"].append(st.comm_rounds)
             out[k]["bytes"].append(st.comm_bytes)
@@ -145,7 +145,7 @@ def _naive_gru(crypten, torch, xe, me, W_ih, W_hh, b_ih, b_hh, B, T, H):
     return h
 
 
-def naive_step(rank, B, T, H, repeats):
+def naive_step(session, B, T, H, repeats):
     import crypten
     import torch
     from crypten import communicator as comm

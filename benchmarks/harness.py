@@ -246,7 +246,7 @@ def fedavg_row(parts, tests, cfg, rounds, workdir: Path, target: float):
     }
 
 
-def pingpong(rank, sizes, repeats):
+def pingpong(session, sizes, repeats):
     """Per message size: the median time of the step's two exchange primitives between the party
     processes (:mod:`protocols.arithmetic.reveal`): ``open`` (every party sends its share to every
     other
@@ -256,9 +256,8 @@ def pingpong(rank, sizes, repeats):
     import torch
 
     from protocols.arithmetic.reveal import gather_masked, open_masked
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     out = {}
     for n in sizes:
         t = torch.zeros(n, dtype=torch.long)

@@ -50,10 +50,10 @@ def run_party(job: PartyJob) -> dict:
     if spec.is_dealer:
         from protocols.randomness.dealer import serve
 
-        init_party(spec)
+        session = init_party(spec)
         try:
-            transport = transport_report()
-            served = serve()
+            transport = transport_report(session)
+            served = serve(session)
         finally:
             shutdown()
         return {"role": "dealer", "requests_served": served, "transport": transport}
@@ -71,9 +71,12 @@ def run_party(job: PartyJob) -> dict:
     warning = D.check_min_rows(local, cfg.spec, job.train_file, job.strict)
     if warning:
         sys.stderr.write(f"\nwarning: party {job.rank}: {warning}\n")
-    init_party(spec)
+    from mpcrnn.secure import fixed_point
+
+    # count_traffic: CrypTen's own round/byte counters, for the report
+    session = init_party(spec, fp=fixed_point(cfg), count_traffic=True)
     try:
-        return _run_joined(job, spec, cfg, local, test)
+        return _run_joined(job, cfg, session, local, test)
     except BaseException:
         shutdown()  # close every link before reporting
         raise
@@ -105,32 +108,25 @@ def transport_spec(job: PartyJob):
     return spec
 
 
-def transport_report() -> dict:
+def transport_report(session) -> dict:
     """What the report says about the network: TLS with pinned certificates or INSECURE
     plaintext, and every connection attempt that was refused (rank claimed, fingerprint)."""
-    import crypten.communicator as comm
-
-    c = comm.get()
     kind = (
         "mutual TLS 1.3, every process's certificate pinned by the run file"
-        if c.secure
+        if session.secure
         else "INSECURE plaintext TCP (--insecure-plaintext-transport): no authentication, "
         "no encryption"
     )
     return {
         "kind": kind,
-        "secure": bool(c.secure),
-        "refused_connections": list(getattr(c, "refused", [])),
+        "secure": session.secure,
+        "refused_connections": list(session.refused),
     }
 
 
-def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
-    from mpcrnn.secure import fixed_point
+def _run_joined(job: PartyJob, cfg, session, local, test) -> dict:
     from protocols.network.parties import shutdown
-    from protocols.session import MpcSession
 
-    # count_traffic: CrypTen's own round/byte counters, for the report
-    session = MpcSession.current(fixed_point(cfg), count_traffic=True)
     progress = _Progress(session) if job.show_progress else None
     try:
         result, by_round = _train(job, cfg, session, local, test, progress)
@@ -140,10 +136,10 @@ def _run_joined(job: PartyJob, spec, cfg, local, test) -> dict:
         raise
     if progress:
         progress.done()
-    if job.rank == 0 and spec.has_dealer:
+    if job.rank == 0 and session.has_dealer:
         from protocols.randomness.dealer import stop_dealer
 
-        stop_dealer()
+        stop_dealer(session)
     report = _party_report(job, cfg, session, result, by_round)
     out = Path(job.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -209,7 +205,7 @@ def _party_report(job: PartyJob, cfg, session, result: dict, by_round: list[dict
         "ledger": session.ledger.to_json(),
         "received_model": result["params"] is not None,
         "mode": cfg.mode,
-        "transport": transport_report(),
+        "transport": transport_report(session),
     }
     if cfg.mode == "fedavg":
         report["round_seconds"] = result["round_seconds"]

@@ -138,7 +138,7 @@ def agree_epoch(session, directory: str | Path) -> int:
     """All parties: the newest epoch every party has (0: start from scratch)."""
     from protocols.network.public_exchange import exchange_public
 
-    return min(int(e) for e in exchange_public(latest_epoch(directory, session.rank)))
+    return min(int(e) for e in exchange_public(session, latest_epoch(directory, session.rank)))
 
 
 def load(

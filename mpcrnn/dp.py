@@ -175,7 +175,7 @@ def agree_schedule_seed(session) -> int:
         return mine % 2**63
     from protocols.network.public_exchange import exchange_public
 
-    return sum(int(v) for v in exchange_public(mine)) % 2**63
+    return sum(int(v) for v in exchange_public(session, mine)) % 2**63
 
 
 # ---------------------------------------------------------------- the step and the loop

@@ -78,16 +78,8 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
     )
     majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
     warnings = _warnings(history, majority, B.max_abs_preactivation, cfg.activation.bound)
-    from mpcrnn.declaration import LONG_SERIES, suggested_frame
-
-    if warnings and cfg.spec is not None and cfg.spec.input_len > LONG_SERIES:
-        k = suggested_frame(cfg.spec.max_len)
-        warnings.append(
-            f"the model reads {cfg.spec.input_len} steps of {cfg.spec.input_size} value(s): a "
-            "recurrent model learns long series of few features poorly step by step; try "
-            f"[data] frame = {k} ({k} time steps per model input, {-(-cfg.spec.max_len // k)} "
-            "steps), then rehearse again"
-        )
+    if warnings:
+        warnings += _frame_hint(cfg.spec)
     return {
         "history": history,
         "warnings": warnings,
@@ -95,6 +87,21 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
         "max_preactivation_over_bound": B.max_abs_preactivation,
         "rows": int(len(local.y)),
     }
+
+
+def _frame_hint(spec) -> list[str]:
+    """For a model that does not learn on a long series of few features: the frame to try."""
+    from mpcrnn.declaration import LONG_SERIES, suggested_frame
+
+    if spec is None or spec.input_len <= LONG_SERIES:
+        return []
+    k = suggested_frame(spec.max_len)
+    return [
+        f"the model reads {spec.input_len} steps of {spec.input_size} value(s): a "
+        "recurrent model learns long series of few features poorly step by step; try "
+        f"[data] frame = {k} ({k} time steps per model input, {-(-spec.max_len // k)} "
+        "steps), then rehearse again"
+    ]
 
 
 def _warnings(history: list[dict], majority: float, max_ratio: float, bound: float) -> list[str]:

@@ -36,7 +36,7 @@ def agree(session, cfg: RunConfig, local: SequenceData) -> list[dict]:
         "classes": list(local.classes),
         "n_rows": int(local.x.shape[0]),
     }
-    everyone = exchange_public(mine)
+    everyone = exchange_public(session, mine)
     for rank, theirs in enumerate(everyone):
         for key in ("digest", "n_features", "max_len", "classes"):
             if theirs[key] != mine[key]:

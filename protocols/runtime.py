@@ -1,6 +1,20 @@
-"""The one door through which mpcrnn imports CrypTen.
+"""The one door through which mpcrnn first imports CrypTen.
 
-Every module that needs CrypTen calls :func:`load_crypten` (never ``import crypten`` directly).
+:func:`load_crypten` is the first import of CrypTen in every process (``init_party`` calls it
+before anything else touches CrypTen).  After it, CrypTen's own types and singletons are used,
+with a plain ``import crypten...`` inside the function that needs them, in these modules and no
+others (``mpcrnn`` and ``launch`` never import CrypTen; ``tests/test_runtime.py`` checks the
+list)::
+
+    protocols/runtime.py                 this module
+    protocols/network/communicator.py    CrypTen's communicator interface, over our links
+    protocols/network/parties.py         installs the communicator, CrypTen's PRZS seeds
+    protocols/randomness/streams.py      CrypTen's TTP client generator (the dealer's seed)
+    protocols/randomness/triples.py      CrypTen's trusted first party (TFP simulation)
+    protocols/randomness/dealer.py       CrypTen's TTP server handlers
+    protocols/arithmetic/sharing.py      CrypTen's shared tensor types (wrapping our shares)
+    protocols/arithmetic/comparison.py   CrypTen's binary circuits (sign bit, argmax)
+
 It does three things, once per process, and only when called (nothing happens at import time):
 
 1. **torch 2.x compatibility.**  CrypTen 0.4.1's ``crypten.nn.onnx_converter`` imports

@@ -38,17 +38,16 @@ def _party_main(
         spec = PartySpec(
             rank, world_size, rendezvous, provider, timeout_s, identity, tuple(pins), insecure
         )
-        init_party(spec)
+        session = init_party(spec)
         if spec.is_dealer:
             from protocols.randomness.dealer import serve
 
-            results.put((rank, "ok", _bytes(serve())))
+            results.put((rank, "ok", _bytes(serve(session))))
         else:
-            out = fn(rank, *args)
-            if rank == 0 and spec.has_dealer:
-                from protocols.randomness.dealer import stop_dealer
+            out = fn(session, *args)
+            from protocols.randomness.dealer import stop_dealer
 
-                stop_dealer()
+            stop_dealer(session)  # party 0 of a run with a dealer: tell it to exit
             results.put((rank, "ok", _bytes(out)))
         shutdown()
     except BaseException:  # noqa: BLE001 - report everything to the parent
@@ -83,7 +82,8 @@ def run_parties(
     entry: Callable[..., None] | None = None,
     insecure: bool = False,
 ) -> list[Any]:
-    """Run ``fn(rank, *args)`` in ``world_size`` party processes; return results by rank.
+    """Run ``fn(session, *args)`` in ``world_size`` party processes, each with the
+    :class:`protocols.session.MpcSession` its ``init_party`` returned; return results by rank.
 
     ``fn`` must be importable (module level).  Raises AssertionError naming every failed party,
     except the ranks in ``may_die`` that exit without a result (their entry is None).

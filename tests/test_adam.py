@@ -133,10 +133,9 @@ def _mirror_steps(optimizer: str):
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])
 def test_shares_in_process_match_mirror(optimizer):
     from protocols.network.parties import init_in_process
-    from protocols.session import MpcSession
 
-    init_in_process()
-    s = MpcSession.current()
+    session = init_in_process()
+    s = session
     got = s.fp.decode(_share_steps(s, 0, optimizer))
     torch.testing.assert_close(got, _mirror_steps(optimizer), atol=SHARE_TOL, rtol=0)
 
@@ -151,10 +150,9 @@ def test_direction_on_shares_over_six_decades_of_v():
         direction_plain,
     )
     from protocols.network.parties import init_in_process
-    from protocols.session import MpcSession
 
-    init_in_process()
-    s = MpcSession.current()
+    session = init_in_process()
+    s = session
     g = torch.Generator().manual_seed(0)
     v = torch.exp(
         torch.empty(4000, dtype=torch.float64).uniform_(math.log(1e-11), math.log(3.9), generator=g)
@@ -170,11 +168,10 @@ def test_direction_on_shares_over_six_decades_of_v():
     assert ((got - want).abs()[big] / want.abs()[big]).max() < 1e-3
 
 
-def adam_party(rank, optimizer):
+def adam_party(session, optimizer):
     from protocols.arithmetic.reveal import reveal
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     w = _share_steps(s, s.world_size - 1, optimizer)
     everyone = tuple(range(s.world_size))
     return reveal(s, w, to=everyone, what="w", why="test"), len(s.ledger.entries)
@@ -193,10 +190,11 @@ BUCKET_LEVELS = [3, 3, 4, 1, 3]
 OFFSETS = (-512, -64, -4, -1, 0, 1, 4, 64, 512)  # around every threshold, in units of 2^-32
 
 
-def bucket_party(rank):
+def bucket_party(session):
     """Every bucket index by the binary search on shares, at and next to every threshold: on
     whole words (``bucket_search``) and as training runs it (``_search``: on 32-bit lanes after
     dividing v by 2^shift, where allowed)."""
+    rank = session.rank
     from protocols.arithmetic.adam import (
         _buckets,
         _multilinear,
@@ -206,9 +204,8 @@ def bucket_party(rank):
     )
     from protocols.arithmetic.reveal import reveal
     from protocols.arithmetic.sharing import share
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     out = []
     for eps, v_top in BUCKET_CASES:
         thr = _buckets(eps, v_top, s.fp.frac_bits)[0]

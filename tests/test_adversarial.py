@@ -138,10 +138,9 @@ def _compare(shared, decode, cfg, acfg, x, lengths, y) -> int:
 @pytest.mark.parametrize("cell,layers", [("gru", 1), ("lstm", 2), ("rnn", 1)])
 def test_shares_match_the_mirror_in_process(cell, layers, method):
     from protocols.network.parties import init_in_process
-    from protocols.session import MpcSession
 
-    init_in_process()
-    s = MpcSession.current()
+    session = init_in_process()
+    s = session
     cfg, x, lengths, y = _batch(cell, layers)
     acfg = AdversarialConfig(method=method, eps=0.1, steps=3, alpha=0.04)
     n_differ = _compare(
@@ -150,11 +149,10 @@ def test_shares_match_the_mirror_in_process(cell, layers, method):
     assert n_differ <= 2, n_differ  # of 90 values; measured 0 here
 
 
-def adv_party(rank, cell, layers, method):
+def adv_party(session, cell, layers, method):
     from protocols.arithmetic.reveal import reveal
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     cfg, x, lengths, y = _batch(cell, layers)
     acfg = AdversarialConfig(method=method, eps=0.1, steps=2, alpha=0.05)
     dx, x_adv, grads = _shared_adv(s, cfg, acfg, x, lengths, y, src=s.world_size - 1)

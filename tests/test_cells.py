@@ -92,20 +92,18 @@ def _compare(grads_sh, logits_sh, decode, cfg, x, lengths, y, tol=2e-2):
 @pytest.mark.parametrize("cell,layers", CASES)
 def test_shared_backend_matches_mirror_in_process(cell, layers):
     from protocols.network.parties import init_in_process
-    from protocols.session import MpcSession
 
-    init_in_process()
-    s = MpcSession.current()
+    session = init_in_process()
+    s = session
     cfg, x, lengths, y = _batch(cell, layers)
     grads, logits = _shared_grads(s, cfg, x, lengths, y)
     _compare(grads, logits, s.fp.decode, cfg, x, lengths, y)
 
 
-def shares_party(rank, cell, layers):
+def shares_party(session, cell, layers):
     from protocols.arithmetic.reveal import reveal
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     cfg, x, lengths, y = _batch(cell, layers)
     grads, logits = _shared_grads(s, cfg, x, lengths, y, src=s.world_size - 1)
     everyone = tuple(range(s.world_size))
@@ -138,7 +136,6 @@ def _regress_batch(cell):
 def test_sequence_regression_mse_matches_autograd_and_shares(cell):
     from protocols.arithmetic.sharing import public
     from protocols.network.parties import init_in_process
-    from protocols.session import MpcSession
 
     cfg, x, lengths, target = _regress_batch(cell)
     m = masks(lengths, 6).transpose(0, 1)  # (T, N, 1)
@@ -162,8 +159,8 @@ def test_sequence_regression_mse_matches_autograd_and_shares(cell):
     }
     for k, v in named.items():
         torch.testing.assert_close(grads[k], v.grad, atol=1e-10, rtol=0, msg=k)
-    init_in_process()
-    s = MpcSession.current()
+    session = init_in_process()
+    s = session
     B = SharedBackend(s, ActivationConfig())
     params = {k: public(s, v) for k, v in init_params(cfg, 2).items()}
     g_sh, out_sh = forward_backward(
@@ -184,10 +181,9 @@ def test_mpc_forward_within_approximation_error_of_torch(cell):
     error 0.033 tanh / 0.016 sigmoid) and |W| <= 1/sqrt(H) this stays below 0.05 here."""
     from protocols.arithmetic.sharing import public
     from protocols.network.parties import init_in_process
-    from protocols.session import MpcSession
 
-    init_in_process()
-    s = MpcSession.current()
+    session = init_in_process()
+    s = session
     cfg, x, lengths, _ = _batch(cell, 2)
     params = init_params(cfg, 1)
     from mpcrnn.model import forward

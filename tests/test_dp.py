@@ -150,13 +150,12 @@ def test_clipped_sum_matches_opacus_dp_optimizer_without_noise():
         assert (new[k] - params[k]).abs().max() > 1e-4  # a real step happened
 
 
-def clipped_rows_party(rank, c):
+def clipped_rows_party(session, c):
     from mpcrnn.backend import SharedBackend
     from protocols.arithmetic.reveal import reveal
     from protocols.arithmetic.sharing import public, share
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     cfg, x, lengths, y = _batch("gru", n=6)
     src = s.world_size - 1
 
@@ -314,14 +313,14 @@ def test_dp_runs_the_default_cosine_schedule_past_its_warmup():
     assert len(seen) == total > tcfg.warmup_steps and lr_at(tcfg, total, total) < tcfg.lr
 
 
-def dp_train_party(rank, sigma, clip, seed):
+def dp_train_party(session, sigma, clip, seed):
+    rank = session.rank
     from mpcrnn import dp as DP
     from mpcrnn.backend import SharedBackend
     from protocols.arithmetic.reveal import reveal
     from protocols.arithmetic.sharing import public, share
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     x, lengths, y = _poisson_data()
 
     def sh(v):
@@ -406,12 +405,12 @@ NOISE_N = 200_000
 NOISE_STD = 0.8  # s = sigma C
 
 
-def noise_party(rank):
+def noise_party(session):
+    rank = session.rank
     from protocols.arithmetic.joint_noise import joint_gaussian
     from protocols.arithmetic.reveal import reveal
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     z = joint_gaussian(s, (NOISE_N,), NOISE_STD, torch.Generator().manual_seed(1000 + rank))
     rounds = s.stats.total_rounds
     return reveal(s, z, to=tuple(range(s.world_size)), what="joint noise", why="test"), rounds
@@ -560,7 +559,8 @@ def test_report_states_both_epsilons_from_opacus():
 # ---------------------------------------------------------------- end to end: run_training with DP
 
 
-def run_dp_party(rank):
+def run_dp_party(session):
+    rank = session.rank
     import collections
     import inspect
 
@@ -570,7 +570,6 @@ def run_dp_party(rank):
     from mpcrnn import data as D
     from mpcrnn.config import RunConfig
     from mpcrnn.secure import run_training
-    from protocols.session import MpcSession
 
     opened = (
         collections.Counter()
@@ -601,7 +600,7 @@ def run_dp_party(rank):
         dp=DPConfig(enabled=True, clip=1.0, target_epsilon=8.0),
         reveal_to=(0, 1),
     )
-    s = MpcSession.current()
+    s = session
     result = run_training(s, cfg, part)
     return (
         result["dp"],

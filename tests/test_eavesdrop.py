@@ -234,16 +234,15 @@ def _first_input_batch(messages: dict, x_rows: tuple) -> torch.Tensor | None:
     return None
 
 
-def run_and_leak(rank):
+def run_and_leak(session):
     """A small training run that also reports, from inside, the seeds it used (ground truth)."""
+    rank = session.rank
     import crypten
-    import crypten.communicator as comm
     from crypten.mpc.provider.ttp_provider import TTPClient
 
     from mpcrnn import data as D
     from mpcrnn.config import ModelConfig, RunConfig, TrainConfig
     from mpcrnn.secure import run_training
-    from protocols.session import MpcSession
 
     spec = D.JAPANESE_VOWELS_SPEC
     part = D.scale_features(D.split_rows(D.japanese_vowels("train"), [12, 12, 12], 0)[rank], spec)
@@ -256,8 +255,8 @@ def run_and_leak(rank):
         crypten.generators[k][torch.device("cpu")].initial_seed()
         for k in ("prev", "next", "global")
     ]
-    seeds += [TTPClient.get().generator.initial_seed(), comm.get().bulk_seed]
-    s = MpcSession.current()
+    seeds += [TTPClient.get().generator.initial_seed(), session.triples.seed]
+    s = session
     result = run_training(s, cfg, part)
     return seeds, {k: v.clone() for k, v in result["params"].items()}, torch.as_tensor(part.x)
 

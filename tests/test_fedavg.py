@@ -29,12 +29,12 @@ def _vectors(p: int) -> list[torch.Tensor]:
     ]
 
 
-def mean_party(rank: int, weights, clip):
+def mean_party(session, weights, clip):
+    rank = session.rank
     from protocols.arithmetic.reveal import reveal
     from protocols.arithmetic.secure_average import weighted_mean
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     everyone = tuple(range(s.world_size))
     mean = weighted_mean(s, _vectors(s.world_size)[rank], weights, clip)
     return reveal(s, mean, to=everyone, what="mean", why="test"), s.ledger.to_json()
@@ -91,11 +91,10 @@ def test_weighted_mean_equals_the_plaintext_weighted_mean(world_size, weights, c
 def test_weighted_mean_rejects_bad_input_without_showing_values(vector, weights, clip, msg):
     from protocols.arithmetic.secure_average import weighted_mean
     from protocols.network.parties import init_in_process
-    from protocols.session import MpcSession
 
-    init_in_process()
+    session = init_in_process()
     with pytest.raises(ConfigError, match=msg) as err:
-        weighted_mean(MpcSession.current(), vector.double(), weights, clip)
+        weighted_mean(session, vector.double(), weights, clip)
     assert "100000" not in str(err.value) and "1e+05" not in str(err.value)
 
 
@@ -116,11 +115,11 @@ def _parts(sizes=(40, 25, 15)):
     ]
 
 
-def fedavg_party(rank: int, cfg):
+def fedavg_party(session, cfg):
+    rank = session.rank
     from mpcrnn.fedavg import run_fedavg
-    from protocols.session import MpcSession
 
-    return run_fedavg(MpcSession.current(), cfg, _parts()[rank])["params"]
+    return run_fedavg(session, cfg, _parts()[rank])["params"]
 
 
 def test_fedavg_rounds_equal_plaintext_fedavg():
@@ -240,11 +239,11 @@ def test_run_file_selects_fedavg_for_party_processes(tmp_path):
         read_file(str(f))
 
 
-def metrics_party(rank: int, cfg):
+def metrics_party(session, cfg):
+    rank = session.rank
     from mpcrnn.fedavg import run_fedavg
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     out = run_fedavg(s, cfg, _parts()[rank])
     return out["train_accuracy"], out["params"], s.ledger.to_json()
 

@@ -11,11 +11,11 @@ import torch
 from mpc_harness import run_parties
 
 
-def exchange_party(rank: int, n: int):
+def exchange_party(session, n: int):
+    rank = session.rank
     from protocols.arithmetic.reveal import gather_masked, open_masked
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     assert s.links is not None  # multi-party runs open masked values over the links
     base = torch.arange(n, dtype=torch.int64)
     x = base * (rank + 1) + rank
@@ -40,12 +40,12 @@ def test_exchange_and_gather(world_size, n):
         assert gathered == ([True] * world_size if rank == 0 else None)
 
 
-def silent_party(rank: int):
+def silent_party(session):
+    rank = session.rank
     from protocols.arithmetic.reveal import open_masked
     from protocols.errors import PartyError
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     if rank == 1:
         time.sleep(s.links.timeout_s + 4)  # alive, but never answers
         return None
@@ -66,14 +66,14 @@ def test_silent_peer_times_out_naming_it():
     assert limit <= waited < limit + 3
 
 
-def dead_party(rank: int):
+def dead_party(session):
+    rank = session.rank
     import os
 
     from protocols.arithmetic.reveal import open_masked
     from protocols.errors import PartyError
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     if rank == 2:
         os._exit(3)  # dies without a word
     t0 = time.monotonic()
@@ -93,12 +93,12 @@ def test_dead_peer_is_named_at_once():
         assert waited < 5  # the closed connection, not the 30 s timeout
 
 
-def desync_party(rank: int):
+def desync_party(session):
+    rank = session.rank
     from protocols.arithmetic.reveal import open_masked
     from protocols.errors import PartyError, ProtocolError
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     try:
         open_masked(s, [torch.zeros(4 if rank == 1 else 3, dtype=torch.int64)], "test")
     except (ProtocolError, PartyError) as exc:  # the out-of-step message; the closed link

@@ -27,13 +27,13 @@ def _rows():
     )
 
 
-def clip_party(rank: int, K: int = 20):
+def clip_party(session, K: int = 20):
+    rank = session.rank
     from protocols.arithmetic.norm_clip import clip_rows_to_norm
     from protocols.arithmetic.reveal import reveal
     from protocols.arithmetic.sharing import share
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     x = _rows()
     xs = share(s, x if rank == 0 else None, src=0, shape=tuple(x.shape))
     before = s.stats.total_rounds
@@ -67,8 +67,8 @@ def _check(out, K: int = 20):
 def test_clip_rows_in_process(K):
     from protocols.network.parties import init_in_process
 
-    init_in_process()
-    _check(clip_party(0, K)["out"], K)
+    session = init_in_process()
+    _check(clip_party(session, K)["out"], K)
 
 
 @pytest.mark.parametrize("K", [20, 12])
@@ -91,8 +91,7 @@ def test_clip_rows_bad_input(shape, c, msg):
     from protocols.arithmetic.norm_clip import clip_rows_to_norm
     from protocols.errors import ConfigError
     from protocols.network.parties import init_in_process
-    from protocols.session import MpcSession
 
-    init_in_process()
+    session = init_in_process()
     with pytest.raises(ConfigError, match=msg):
-        clip_rows_to_norm(MpcSession.current(), torch.zeros(shape, dtype=torch.int64), c)
+        clip_rows_to_norm(session, torch.zeros(shape, dtype=torch.int64), c)

@@ -53,13 +53,13 @@ def test_chebyshev_coefficients_are_small():
     assert max(abs(c) for c in fit_tanh(15, 8.0).coeffs) < 1.5
 
 
-def poly_party(rank, degree=15):
+def poly_party(session, degree=15):
+    rank = session.rank
     from protocols.arithmetic.polynomial import evaluate_many
     from protocols.arithmetic.reveal import reveal
     from protocols.arithmetic.sharing import share
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     t = fit_tanh(degree, 8.0)
     sg = sigmoid_from_tanh(t)
     u = torch.linspace(-8, 8, 64, dtype=torch.float64).reshape(32, 2)

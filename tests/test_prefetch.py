@@ -10,16 +10,16 @@ import torch
 from mpc_harness import run_parties
 
 
-def steps_party(rank, batch_size=4, mislead=False):
+def steps_party(session, batch_size=4, mislead=False):
+    rank = session.rank
     from mpcrnn.backend import SharedBackend
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
     from mpcrnn.model import init_params
     from mpcrnn.train import Dataset, masks, train
     from protocols.arithmetic.reveal import reveal
     from protocols.arithmetic.sharing import public, share
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     g = torch.Generator().manual_seed(1)
     x = torch.rand(12, 5, 3, generator=g, dtype=torch.float64) * 2 - 1
     lengths = torch.tensor([5, 3, 1, 5, 4, 2, 5, 5, 1, 2, 3, 4])

@@ -79,3 +79,24 @@ def test_our_tests_and_benchmarks_are_never_shadowed():
         if ".venv" in path.parts:
             continue
         assert not bad.search(path.read_text()), f"{path} imports a name CrypTen's wheel shadows"
+
+
+def test_crypten_is_imported_only_where_the_runtime_docstring_says():
+    """protocols.runtime's docstring lists every module that imports CrypTen; mpcrnn and launch
+    import none, and reach the transport through the session (never ``comm.get()``)."""
+    import re
+    from pathlib import Path
+
+    import protocols.runtime
+
+    root = Path(protocols.runtime.__file__).resolve().parents[1]
+    listed = set(re.findall(r"^\s+(protocols/\S+\.py)\s", protocols.runtime.__doc__, re.M))
+    importing = set()
+    for package in ("protocols", "mpcrnn", "launch"):
+        for path in (root / package).rglob("*.py"):
+            text = path.read_text()
+            if re.search(r"^\s*(import crypten|from crypten)", text, re.M):
+                importing.add(path.relative_to(root).as_posix())
+            if package != "protocols":
+                assert "comm.get()" not in text, path
+    assert importing == listed

@@ -129,12 +129,12 @@ def instrument():
     return crypten_open, ours
 
 
-def instrumented_party(rank, reveal_to, mode="mpc", adversarial="none"):
+def instrumented_party(session, reveal_to, mode="mpc", adversarial="none"):
+    rank = session.rank
     from mpcrnn import data as D
     from mpcrnn.config import AdversarialConfig, FedAvgConfig, ModelConfig, RunConfig, TrainConfig
     from mpcrnn.fedavg import run_fedavg
     from mpcrnn.secure import run_training
-    from protocols.session import MpcSession
 
     crypten_open, ours = instrument()
     spec = D.JAPANESE_VOWELS_SPEC
@@ -148,7 +148,7 @@ def instrumented_party(rank, reveal_to, mode="mpc", adversarial="none"):
         fedavg=FedAvgConfig(rounds=2, local_epochs=1, update_clip=0.05),
         adversarial=AdversarialConfig(method=adversarial, steps=2, alpha=0.05),
     )
-    s = MpcSession.current()
+    s = session
     result = (run_fedavg if mode == "fedavg" else run_training)(s, cfg, part)
     return (
         dict(crypten_open),
@@ -257,14 +257,13 @@ def test_fedavg_opens_only_each_rounds_average_never_a_party_model():
         ]
 
 
-def reveal_policy_party(rank):
+def reveal_policy_party(session):
     import torch
 
     from protocols.arithmetic.reveal import reveal
     from protocols.errors import SecurityError
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     try:
         reveal(s, torch.zeros(2, dtype=torch.long), to=(1,), what="w", why="test", allowed_to=(0,))
     except SecurityError as exc:

@@ -48,12 +48,12 @@ def _shares(x: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     return x - sum(others) if rank == 0 else others[rank - 1]
 
 
-def sign_party(rank: int):
+def sign_party(session):
+    rank = session.rank
     from protocols.arithmetic.reveal import open_masked
     from protocols.arithmetic.sign_bit import negative_bits, nonnegative_bits
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     x = _values()
     xs = _shares(x, rank, s.world_size)
     neg = negative_bits(s, xs)
@@ -100,10 +100,9 @@ def test_sign_bits_exact(world_size, provider):
 def test_sign_bits_in_process():
     from protocols.arithmetic.sign_bit import negative_bits
     from protocols.network.parties import init_in_process
-    from protocols.session import MpcSession
 
-    init_in_process()
-    s = MpcSession.current()
+    session = init_in_process()
+    s = session
     x = _values()
     assert torch.equal(negative_bits(s, x), (x < 0).long())
     y = _values_31()
@@ -114,8 +113,7 @@ def test_sign_bits_refuse_other_lane_widths():
     from protocols.arithmetic.sign_bit import negative_bits
     from protocols.errors import ProtocolError
     from protocols.network.parties import init_in_process
-    from protocols.session import MpcSession
 
-    init_in_process()
+    session = init_in_process()
     with pytest.raises(ProtocolError, match="lanes of 16 bits"):
-        negative_bits(MpcSession.current(), torch.zeros(3, dtype=torch.int64), lane_bits=16)
+        negative_bits(session, torch.zeros(3, dtype=torch.int64), lane_bits=16)

@@ -21,24 +21,23 @@ def _logits():
     return x
 
 
-def softmax_party(rank):
-    from crypten import communicator as comm
-
+def softmax_party(session):
+    rank = session.rank
     from protocols.arithmetic.comparison import softmax_shares
     from protocols.arithmetic.reveal import reveal
     from protocols.arithmetic.sharing import share
     from protocols.arithmetic.softmax import softmax_rows
-    from protocols.session import MpcSession
 
-    s = MpcSession.current(count_traffic=True)
+    s = session
+    s.enable_traffic_counting()
     x = share(s, _logits() if rank == 0 else None, src=0, shape=(32, 9))
     rounds = {}
-    comm.get().reset_communication_stats()
+    s.reset_traffic()
     ours = softmax_rows(s, x)
-    rounds["mpcrnn"] = comm.get().comm_rounds
-    comm.get().reset_communication_stats()
+    rounds["mpcrnn"] = s.comm_rounds
+    s.reset_traffic()
     theirs = softmax_shares(s, x)
-    rounds["crypten"] = comm.get().comm_rounds
+    rounds["crypten"] = s.comm_rounds
     everyone = (0, 1, 2)
     return (
         reveal(s, ours, to=everyone, what="p", why="test"),

@@ -20,13 +20,13 @@ def _grad():
     return torch.randn(200, generator=g, dtype=torch.float64) * 0.7
 
 
-def clip_party(rank):
+def clip_party(session):
+    rank = session.rank
     from mpcrnn.backend import SharedBackend
     from protocols.arithmetic.reveal import reveal
     from protocols.arithmetic.sharing import share
-    from protocols.session import MpcSession
 
-    s = MpcSession.current()
+    s = session
     B = SharedBackend(s, ActivationConfig())
     x = share(s, _grad() if rank == 2 else None, src=2, shape=(200,))
     everyone = tuple(range(s.world_size))

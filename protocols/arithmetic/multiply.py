@@ -88,25 +88,7 @@ def multiply_many(
         return []
     shifts = [session.fp.frac_bits if p.shift is None else p.shift for p in pairs]
     trunc = [not (isinstance(b, int) and b == 0) for b in shifts]
-    uses: dict[int, int] = {}  # id(operand) -> products using it (a square counts twice)
-    for p in pairs:
-        for t in (p.x, p.y):
-            uses[id(t)] = uses.get(id(t), 0) + 1
-    requests: list = []
-    shared: dict[int, tuple[torch.Tensor, int]] = {}  # id -> (operand, its MaskRequest's position)
-    product_at = []  # each pair's ProductRequest or MaskProductRequest position
-    for p in pairs:
-        if uses[id(p.x)] == 1 and uses[id(p.y)] == 1:  # operands of its own: one triple
-            requests.append(ProductRequest(p.op, tuple(p.x.shape), tuple(p.y.shape)))
-        else:  # the masks of shared operands once, then c = op(a, b) from them
-            for t in (p.x, p.y):
-                if id(t) not in shared:
-                    shared[id(t)] = (t, len(requests))
-                    requests.append(MaskRequest(tuple(t.shape)))
-            pos = len(requests)
-            back = (pos - shared[id(p.x)][1], pos - shared[id(p.y)][1])
-            requests.append(MaskProductRequest(p.op, tuple(p.x.shape), tuple(p.y.shape), *back))
-        product_at.append(len(requests) - 1)
+    requests, shared, product_at = _plan_requests(pairs)
     n_trunc = sum(math.prod(requests[i].output_size()) for i, t in zip(product_at, trunc) if t)
     n_trunc += sum(x.numel() for x, _ in also_truncate)
     wrapped = bool(n_trunc) and needs_wraps(session)
@@ -139,6 +121,33 @@ def multiply_many(
         products = [next(done) if t else z for z, t in zip(products, trunc)]
         products += list(done)
     return products
+
+
+def _plan_requests(pairs: Sequence[Product]) -> tuple[list, dict, list[int]]:
+    """The randomness requests of ``pairs``: one ProductRequest for a pair whose operands are
+    its own; for an operand used by several products (a square counts twice), ONE MaskRequest
+    and a MaskProductRequest per product.  Returns (requests, shared operands as id ->
+    (operand, its MaskRequest's position), each pair's product request position)."""
+    uses: dict[int, int] = {}  # id(operand) -> products using it
+    for p in pairs:
+        for t in (p.x, p.y):
+            uses[id(t)] = uses.get(id(t), 0) + 1
+    requests: list = []
+    shared: dict[int, tuple[torch.Tensor, int]] = {}
+    product_at = []
+    for p in pairs:
+        if uses[id(p.x)] == 1 and uses[id(p.y)] == 1:  # operands of its own: one triple
+            requests.append(ProductRequest(p.op, tuple(p.x.shape), tuple(p.y.shape)))
+        else:  # the masks of shared operands once, then c = op(a, b) from them
+            for t in (p.x, p.y):
+                if id(t) not in shared:
+                    shared[id(t)] = (t, len(requests))
+                    requests.append(MaskRequest(tuple(t.shape)))
+            pos = len(requests)
+            back = (pos - shared[id(p.x)][1], pos - shared[id(p.y)][1])
+            requests.append(MaskProductRequest(p.op, tuple(p.x.shape), tuple(p.y.shape), *back))
+        product_at.append(len(requests) - 1)
+    return requests, shared, product_at
 
 
 class FixedOperand:

@@ -75,14 +75,12 @@ def reveal(
     out = None
     if session.world_size == 1:
         return session.fp.decode(x_shared.clone())
-    import crypten.communicator as comm
-
     if len(to) == session.world_size:
-        out = comm.get().all_reduce(x_shared.clone())
+        out = session.transport.all_reduce(x_shared.clone())
         session.stats.add("reveal", 8 * x_shared.numel())
         return session.fp.decode(out)
     for dst in to:
-        res = comm.get().reduce(x_shared.clone(), dst)
+        res = session.transport.reduce(x_shared.clone(), dst)
         session.stats.add("reveal", 8 * x_shared.numel())
         if dst == session.rank:
             out = session.fp.decode(res)
@@ -134,7 +132,7 @@ def _exchange(session, flat: torch.Tensor) -> list[torch.Tensor]:
 
 
 def _links(session):
-    if session.links is None:  # MpcSession.current() attaches them in every multi-party run
+    if session.links is None:  # a multi-party session always has its transport's links
         raise ProtocolError(
             "internal: a multi-party session without its direct links (protocols.network.links)"
         )
@@ -145,9 +143,7 @@ def _count(session, n_elements: int) -> None:
     """One round and ``n_elements`` ring elements sent, in CrypTen's own counters (the run
     report and the benchmarks read them), when the session counts (``session.count_traffic``)."""
     if session.count_traffic:
-        import crypten.communicator as comm
-
-        comm.get()._log_communication(n_elements)
+        session.transport._log_communication(n_elements)
 
 
 def _split_like(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -112,10 +112,6 @@ class _MeshMethods:
         self.ttp_group = tuple(range(total))
         self.ttp_comm_group = (0, total - 1) if total > 1 else None
         self.ttp_initialized = self.has_dealer = has_dealer
-        # this party's dealer stream seed and stream (protocols.randomness.streams), set when
-        # joining
-        self.bulk_seed = None
-        self.bulk_stream = None
 
     @classmethod
     def is_initialized(cls) -> bool:

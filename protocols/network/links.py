@@ -71,6 +71,7 @@ class Links:
         timeout_s: float,
         names: list[str] | None = None,
         secure: bool = False,
+        heartbeat=None,
     ) -> None:
         self.rank, self.world_size, self.peers, self.timeout_s = rank, world_size, peers, timeout_s
         self.names = names or [f"party {r}" for r in range(max([rank, *peers], default=0) + 1)]
@@ -93,7 +94,7 @@ class Links:
         self.small = max(usable // 2 - usable // 64 - 1024, 0)
         self._sel = selectors.DefaultSelector()
         self._posted: dict[int, deque] = {}
-        self.heartbeat = None  # protocols.network.heartbeat.Heartbeat: names a stopped peer
+        self.heartbeat = heartbeat  # protocols.network.heartbeat.Heartbeat: names a stopped peer
 
     def exchange(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Send ``flat`` (int64, contiguous) to every other data party and receive theirs (ONE

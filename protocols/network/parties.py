@@ -141,10 +141,17 @@ class PartySpec:
             )
 
 
-def init_party(spec: PartySpec) -> None:
-    """Join the run as a data party or the dealer: the mesh, CrypTen's communicator, PRNGs and
-    (with a dealer) the seeds it shares with each party, all received over the mesh.
+def init_party(spec: PartySpec, *, fp=None, count_traffic: bool = False):
+    """Join the run as a data party or the dealer and return this process's session: the mesh,
+    CrypTen's communicator, PRNGs and (with a dealer) the seeds it shares with each party, all
+    received over the mesh.
 
+    fp: the fixed-point format of the run (:class:`protocols.arithmetic.fixed_point.FixedPoint`;
+        None: the default).  count_traffic: turn on CrypTen's round and byte counters
+        (:meth:`protocols.session.MpcSession.enable_traffic_counting`).
+
+    Returns:
+        :class:`protocols.session.MpcSession`, the one session of this process.
     Raises:
         PartyError: the mesh was not complete within ``timeout_s`` (naming who is missing and
             any refused connection), or a peer died while the seeds were exchanged.
@@ -161,48 +168,68 @@ def init_party(spec: PartySpec) -> None:
     cfg.mpc.provider = spec.provider  # CrypTen's own operations read it from its global config
     names = spec.names()
     secure = not spec.insecure and spec.total > 1
-    links = _open_links(spec, names, secure)
-    inst = communicator_class()(
+    links, refused = _open_links(spec, names, secure)
+    transport = communicator_class()(
         spec.rank, spec.world_size, links, spec.has_dealer, spec.rendezvous, secure
     )
-    inst.refused = getattr(
-        links, "refused", []
-    )  # connection attempts refused while joining (for the report)
-    install(inst)
+    install(transport)  # CrypTen's own operations reach it as their singleton
     try:
+        bulk_seed = None
         if not spec.is_dealer:
             crypten._setup_prng()  # PRZS seeds: over the mesh (inside TLS)
             if spec.has_dealer:
                 from protocols.randomness.streams import receive_dealer_seeds
 
-                receive_dealer_seeds()
+                bulk_seed = receive_dealer_seeds(transport)
     except MpcrnnError:
         _teardown()
         raise
     _seed_local_generator()
+    return _session(spec, transport, bulk_seed, fp, count_traffic, refused)
+
+
+def _session(spec: PartySpec, transport, bulk_seed, fp, count_traffic: bool, refused):
+    from protocols.randomness.triples import DealerTriples, FirstPartyTriples
+    from protocols.session import MpcSession
+    from protocols.stats import CommStats
+
+    stats = CommStats()
+    if spec.is_dealer:
+        triples = None
+    elif spec.has_dealer:
+        triples = DealerTriples(stats, transport, bulk_seed)
+    else:
+        triples = FirstPartyTriples()
+    session = MpcSession(spec.rank, spec.world_size, transport, triples, stats=stats)
+    session.refused = tuple(refused)
+    if fp is not None:
+        session.fp = fp
+    if count_traffic:
+        session.enable_traffic_counting()
+    return session
 
 
 def _open_links(spec: PartySpec, names: list[str], secure: bool):
-    """The mesh (a complete one, on one release), its :class:`Links`, and the heartbeat
-    thread that names a stopped peer (:mod:`protocols.network.heartbeat`)."""
+    """The mesh (a complete one, on one release), its :class:`Links` with the heartbeat thread
+    that names a stopped peer (:mod:`protocols.network.heartbeat`), and the connection attempts
+    refused while joining."""
     from protocols.network.channels import Trust, local_address, open_mesh
     from protocols.network.heartbeat import Heartbeat, open_heartbeats, shut_down
     from protocols.network.links import Links
 
     if spec.total == 1:
-        return Links(0, 1, {}, spec.timeout_s, names, secure)
+        return Links(0, 1, {}, spec.timeout_s, names, secure), ()
     trust = Trust(spec.identity, tuple(spec.pins), spec.insecure)
     host = local_address(spec.rendezvous)
     mesh = open_mesh(spec.rank, names, spec.rendezvous, spec.timeout_s, trust, WIRE_PROTOCOL, host)
-    links = Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure)
-    links.refused = list(mesh.refused)
     mismatch = check_wire_protocol(mesh.versions, spec.world_size)
     if mismatch:
-        links.close()
+        Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure).close()
         raise AgreementError(mismatch)
     beats = open_heartbeats(mesh, trust, host, spec.timeout_s)
-    links.heartbeat = Heartbeat(beats, names, on_stop=lambda _: shut_down(mesh.socks)).start()
-    return links
+    heartbeat = Heartbeat(beats, names, on_stop=lambda _: shut_down(mesh.socks)).start()
+    links = Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure, heartbeat)
+    return links, tuple(mesh.refused)
 
 
 def _seed_local_generator() -> None:
@@ -215,18 +242,26 @@ def _seed_local_generator() -> None:
     del torch
 
 
-def init_in_process() -> None:
-    """A single party in this process (world size 1, TFP): the fast path for unit tests.
+def init_in_process(fp=None):
+    """A session of a single party in this process (world size 1, TFP): the fast path for unit
+    tests.  The first call joins; later calls return a fresh session (its own ledger and
+    counters) over the same transport.
 
     The same communicator class as real runs, with no peers (its collectives are identities),
     so every CrypTen code path is the one used with N parties.  Shares equal plaintext here:
     this checks the arithmetic of every protocol (fixed point, truncation, polynomial trees,
     BPTT), not the secrecy; the multi-process tests do that.
     """
+    global _IN_PROCESS
     crypten = load_crypten()
-    if crypten.is_initialized():
-        return
-    init_party(PartySpec(0, 1, "file:///nonexistent-in-process", "TFP", 30.0))
+    if _IN_PROCESS is None or not crypten.is_initialized():
+        _IN_PROCESS = init_party(PartySpec(0, 1, "file:///nonexistent-in-process", "TFP", 30.0))
+    return _IN_PROCESS.fresh(fp)
+
+
+# the in-process session (one party, unit tests): CrypTen's communicator is process-wide, so
+# this process can join only once
+_IN_PROCESS = None
 
 
 def shutdown() -> None:

@@ -13,7 +13,7 @@ import json
 from protocols.errors import ProtocolError
 
 
-def exchange_public(obj) -> list:
+def exchange_public(session, obj) -> list:
     """Every data party's ``obj`` (JSON-encodable), in rank order; this party's own included
     (after the same JSON round trip, so every party compares like with like).
 
@@ -21,14 +21,12 @@ def exchange_public(obj) -> list:
         PartyError: a peer is gone or silent for the run's timeout.
         ProtocolError: a peer sent something that is not JSON (the processes are out of step).
     """
-    import crypten.communicator as comm
-
-    c = comm.get()
+    rank, world_size = session.rank, session.world_size
     mine = json.dumps(obj, sort_keys=True).encode()
-    if c.get_world_size() == 1:
+    if world_size == 1:
         return [json.loads(mine)]
-    links = c.links
-    others = [r for r in range(c.get_world_size()) if r != c.get_rank()]
+    links = session.links
+    others = [r for r in range(world_size) if r != rank]
     for r in others:
         links.send_bytes(r, mine)
     got = {}
@@ -38,7 +36,7 @@ def exchange_public(obj) -> list:
             got[r] = json.loads(bytes(raw))
         except ValueError:
             raise ProtocolError(
-                f"party {c.get_rank()}: party {r} sent public metadata that is not JSON "
+                f"party {rank}: party {r} sent public metadata that is not JSON "
                 "(the processes' protocol steps disagree)"
             ) from None
-    return [json.loads(mine) if r == c.get_rank() else got[r] for r in range(c.get_world_size())]
+    return [json.loads(mine) if r == rank else got[r] for r in range(world_size)]

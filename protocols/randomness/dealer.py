@@ -1,9 +1,8 @@
 """The dealer (trusted third party) process: owns no data, answers randomness requests.
 
 It serves CrypTen's own TTP requests (used by CrypTen ops we call, e.g. the argmax behind
-``--reveal-metrics``) and mpcrnn's bulk requests (:mod:`protocols.randomness.triples`): one message
-with a
-list of requests, answered by one tensor holding party 0's share of every ``c`` (or
+``--reveal-metrics``) and mpcrnn's bulk requests (:mod:`protocols.randomness.triples`): one
+message with a list of requests, answered by one tensor holding party 0's share of every ``c`` (or
 ``theta_r``) in order (:class:`DealerAnswers`).
 
 Every wait has the run's timeout: if party 0 stops talking for ``timeout_s`` or any party
@@ -75,23 +74,25 @@ class DealerAnswers(RandomnessProvider):
         return self._party0_share(self._xor(req.size, mask=1), req.size)
 
 
-def serve() -> int:
-    """Run the dealer loop until party 0 sends ``terminate``; returns the number of requests."""
-    import crypten.communicator as comm
+def serve(session) -> int:
+    """Run the dealer loop until party 0 sends ``terminate``; returns the number of requests.
+
+    session: the dealer's :class:`protocols.session.MpcSession` (rank ``world_size``)."""
     from crypten.mpc.provider.ttp_provider import TTPServer
 
+    c = session.transport
     # CrypTen's request handlers, without its torch.distributed set-up
     server = TTPServer.__new__(TTPServer)
-    server.ttp_group = comm.get().ttp_group
-    server.comm_group = comm.get().ttp_comm_group
+    server.ttp_group = c.ttp_group
+    server.comm_group = c.ttp_comm_group
     server.device = "cpu"
-    server.generators, bulk_streams, seeds = send_dealer_seeds(comm.get().get_world_size())
+    server.generators, bulk_streams, seeds = send_dealer_seeds(c.links, c.get_world_size())
     server.generators_cuda = [None] * len(server.generators)
-    links = comm.get().links
-    ttp_rank = comm.get().get_ttp_rank()
+    links = c.links
+    ttp_rank = c.get_ttp_rank()
     served = 0
     while True:
-        message = comm.get().recv_obj(0, server.ttp_group)  # PartyError if party 0 is gone
+        message = c.recv_obj(0, server.ttp_group)  # PartyError if party 0 is gone
         if message == "terminate":
             return served
         served += 1
@@ -106,14 +107,12 @@ def serve() -> int:
         # CrypTen's own request format (TTPServer loop body)
         server.device = message["device"]
         result = getattr(server, message["function"])(*message["args"], **message["kwargs"])
-        comm.get().send_obj(result.size(), 0, server.ttp_group)
-        comm.get().broadcast(result, ttp_rank, server.comm_group)
+        c.send_obj(result.size(), 0, server.ttp_group)
+        c.broadcast(result, ttp_rank, server.comm_group)
 
 
-def stop_dealer() -> None:
-    """Called by party 0 at the end of a run: tell the dealer to exit."""
-    import crypten.communicator as comm
-    from crypten.mpc.provider.ttp_provider import TTPClient
-
-    if comm.get().get_rank() == 0:
-        comm.get().send_obj("terminate", comm.get().get_ttp_rank(), TTPClient.get().ttp_group)
+def stop_dealer(session) -> None:
+    """Called by party 0 at the end of a run: tell the dealer to exit (no-op elsewhere)."""
+    c = session.transport
+    if session.rank == 0 and session.has_dealer:
+        c.send_obj("terminate", c.get_ttp_rank(), c.ttp_group)

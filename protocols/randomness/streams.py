@@ -7,11 +7,11 @@ the dealer's authenticated link (:mod:`protocols.network.channels`).  Party ``i`
 shares of every triple from its :class:`RingStream`; the dealer draws the same values from its
 copy of every party's stream.
 
-Process-wide on purpose: a party's bulk stream is a position in a sequence it shares with the
-dealer, so every session of one process must draw from the same stream object (two sessions
-restarting it from the seed would reuse randomness and desynchronize from the dealer).  It lives
-on the process's communicator (:mod:`protocols.network.communicator`), next to the dealer link it
-belongs to, and each :class:`protocols.session.MpcSession` takes it from there.
+One stream object per process: a party's bulk stream is a position in a sequence it shares with
+the dealer (two objects restarting it from the seed would reuse randomness and desynchronize from
+the dealer).  :func:`protocols.network.parties.init_party` gives the seed to the one
+:class:`protocols.randomness.triples.DealerTriples` of the process's session, which owns the
+stream; :meth:`protocols.session.MpcSession.fresh` shares that object, never copies it.
 """
 
 from __future__ import annotations
@@ -57,15 +57,15 @@ def plan_stream(seed: int, index: int) -> RingStream:
     return RingStream(int.from_bytes(digest[:16], "little"))
 
 
-def send_dealer_seeds(world_size: int) -> tuple[list[torch.Generator], list[RingStream], list[int]]:
+def send_dealer_seeds(
+    links, world_size: int
+) -> tuple[list[torch.Generator], list[RingStream], list[int]]:
     """The dealer, once at start-up: a fresh seed per party for CrypTen's TTP generator and one
-    for the bulk stream, each sent only to its party.  Returns CrypTen's per-party generators,
-    the bulk streams and the bulk seeds."""
+    for the bulk stream, each sent only to its party over ``links`` (the dealer's
+    :class:`protocols.network.links.Links`).  Returns CrypTen's per-party generators, the bulk
+    streams and the bulk seeds."""
     import os
 
-    import crypten.communicator as comm
-
-    links = comm.get().links
     crypten_seeds = [SEED.unpack(os.urandom(8))[0] for _ in range(world_size)]
     bulk_seeds = [int.from_bytes(os.urandom(8), "little") >> 1 for _ in range(world_size)]
     for rank in range(world_size):
@@ -78,15 +78,14 @@ def send_dealer_seeds(world_size: int) -> tuple[list[torch.Generator], list[Ring
     return generators, [RingStream(seed) for seed in bulk_seeds], bulk_seeds
 
 
-def receive_dealer_seeds() -> None:
-    """A data party, once at start-up: the dealer's two seeds (see :func:`send_dealer_seeds`).
-    CrypTen's TTP client gets its generator (built here: CrypTen's own set-up would receive
-    its seed over torch.distributed); the bulk stream goes on the communicator (see the module
-    docstring for why it is per process)."""
-    import crypten.communicator as comm
+def receive_dealer_seeds(c) -> int:
+    """A data party, once at start-up: the dealer's two seeds (see :func:`send_dealer_seeds`)
+    over ``c``, this process's communicator.  CrypTen's TTP client (CrypTen's singleton) gets
+    its generator (built here: CrypTen's own set-up would receive its seed over
+    torch.distributed); returns the bulk seed, for the session's one
+    :class:`~protocols.randomness.triples.DealerTriples`."""
     from crypten.mpc.provider.ttp_provider import TTPClient
 
-    c = comm.get()
     data = c.links.recv_bytes(c.get_ttp_rank(), 2 * SEED.size)
     crypten_seed, bulk_seed = SEED.unpack_from(data, 0)[0], SEED.unpack_from(data, SEED.size)[0]
     inner = TTPClient._TTPClient__TTPClient  # CrypTen's singleton class (name-mangled)
@@ -96,5 +95,4 @@ def receive_dealer_seeds() -> None:
     client.generator.manual_seed(crypten_seed)
     client.generator_cuda = None
     TTPClient._TTPClient__instance = client
-    c.bulk_seed = bulk_seed
-    c.bulk_stream = RingStream(bulk_seed)
+    return bulk_seed

@@ -86,17 +86,17 @@ class DealerTriples:
     prefetched plan that is not used (the next key differs) is dropped and its index never
     reused.
 
-    transport: the process's communicator (:mod:`protocols.network.communicator`): its rank, its
-    dealer
-        link and the bulk stream this party shares with the dealer.
+    transport: the process's communicator (:mod:`protocols.network.communicator`): its rank and
+        its dealer link.  seed: the bulk seed this party shares with the dealer; this object
+        owns the one bulk stream of the process (:mod:`protocols.randomness.streams`).
     """
 
-    def __init__(self, stats, transport) -> None:
+    def __init__(self, stats, transport, seed: int) -> None:
         self.stats = stats
         self.transport = transport
         self.rank = transport.get_rank()
-        self.stream = transport.bulk_stream  # one per process (protocols.randomness.streams)
-        self.seed = transport.bulk_seed
+        self.stream = RingStream(seed)
+        self.seed = seed
         self._plans: dict = {}
         self._recording: list | None = None
         self._key = None
@@ -157,8 +157,6 @@ class DealerTriples:
         ``plan_index``'s streams) and post the receive of its answer; returns the ticket for
         :meth:`_collect`.  Answers come back in request order on the one dealer link, so a
         posted receive is completed (in order) by the next read from the dealer."""
-        from crypten.mpc.provider.ttp_provider import TTPClient
-
         sizes = [r.output_size() for r in requests]
         total = sum(int(torch.Size(s).numel()) for s in sizes)
         msg = {
@@ -168,7 +166,7 @@ class DealerTriples:
             "kwargs": {"plan": plan_index},
         }
         c = self.transport
-        c.send_obj(msg, c.get_ttp_rank(), TTPClient.get().ttp_group)
+        c.send_obj(msg, c.get_ttp_rank(), c.ttp_group)
         return c.links.post_recv(c.get_ttp_rank(), 8 * total), sizes
 
     def _collect(self, ticket: tuple) -> list[torch.Tensor]:
