@@ -37,7 +37,7 @@ def launch_local(
         # children inherit it before numpy loads: BLAS threads spin-wait, and 3 parties + the
         # dealer on 2 cores made the polynomial fit at start-up 20-50x slower than alone
         os.environ.setdefault(var, "1")
-    n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
+    n_processes = cfg.parties + (1 if cfg.provider == "TTP" else 0)
     tmp = tempfile.mkdtemp(prefix="mpcrnn-run-")  # 0700
     try:
         cfg, key_dirs = throwaway_identities(cfg, tmp)
@@ -46,8 +46,8 @@ def launch_local(
                 rank,
                 f"file://{tmp}/rendezvous",
                 cfg,
-                train_files[rank] if rank < cfg.world_size else None,
-                test_files[rank] if rank < cfg.world_size else None,
+                train_files[rank] if rank < cfg.parties else None,
+                test_files[rank] if rank < cfg.parties else None,
                 out_dir,
                 timeout_s,
                 show_progress=show_progress and rank == 0,
@@ -56,7 +56,7 @@ def launch_local(
                 strict=strict,
                 max_file_bytes=max_file_bytes,
             )
-            for rank in range(n)
+            for rank in range(n_processes)
         ]
         procs, pipes = _spawn(ctx, jobs, cfg)
         if on_start:
@@ -73,10 +73,10 @@ def throwaway_identities(cfg, folder: str) -> tuple:
 
     from protocols.network.identity import keygen
 
-    n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
-    if cfg.insecure_transport:
-        return cfg, [None] * n
-    dirs = [os.path.join(folder, f"identity-{rank}") for rank in range(n)]
+    n_processes = cfg.parties + (1 if cfg.provider == "TTP" else 0)
+    if cfg.insecure_plaintext_transport:
+        return cfg, [None] * n_processes
+    dirs = [os.path.join(folder, f"identity-{rank}") for rank in range(n_processes)]
     pins = tuple(keygen(d, name=_name(rank, cfg)) for rank, d in enumerate(dirs))
     return replace(cfg, identities=pins), dirs
 
@@ -187,7 +187,7 @@ def _culprit(procs, messages):
 
 
 def _name(rank: int, cfg) -> str:
-    return "dealer" if rank == cfg.world_size else f"party {rank}"
+    return "dealer" if rank == cfg.parties else f"party {rank}"
 
 
 def _stop_all(procs) -> None:

@@ -87,16 +87,16 @@ def transport_spec(job: PartyJob):
     cfg = job.run_config
     spec = PartySpec(
         job.rank,
-        cfg.world_size,
+        cfg.parties,
         job.rendezvous,
         cfg.provider,
         job.timeout_s,
-        insecure=cfg.insecure_transport,
+        insecure=cfg.insecure_plaintext_transport,
         pins=tuple(cfg.identities),
     )
     spec.validate_role()
     identity = None
-    if not cfg.insecure_transport and job.key_dir:
+    if not cfg.insecure_plaintext_transport and job.key_dir:
         identity = load_identity(job.key_dir)
     from dataclasses import replace
 
