@@ -21,6 +21,7 @@ from launch.options import (
     fail,
     intake_options,
     setting_options,
+    timeout_option,
     transport_options,
     warn_transport,
     writable_dir,
@@ -49,9 +50,7 @@ def main() -> None:
     "--test", "test_files", multiple=True, type=click.Path(), help="Optional test file per party."
 )
 @click.option("--out", default="runs/latest", show_default=True, type=click.Path())
-@click.option(
-    "--timeout", default=120.0, show_default=True, help="Seconds any party waits for a peer."
-)
+@timeout_option()
 @click.option("--no-baseline", is_flag=True, help="Demo: skip the plaintext baseline.")
 @click.option(
     "--resume",
@@ -158,7 +157,7 @@ def _check_and_warn(cfg, data_files) -> None:
 @setting_options(
     "provider", "epochs", "hidden_size", "cell", "optimizer", "lr", "seed", show_default=False
 )
-@click.option("--timeout", default=120.0, show_default=True)
+@timeout_option()
 @click.option("--resume", is_flag=True)
 @dp_options
 @transport_options(with_key=True)
@@ -223,7 +222,7 @@ def party(
 @config_option("The run config file (for the party count).")
 @setting_options("parties", show_default=False)
 @click.option("--rendezvous", help="tcp://host:port (or MASTER_ADDR/MASTER_PORT).")
-@click.option("--timeout", default=120.0, show_default=True)
+@timeout_option()
 @transport_options(with_key=True)
 def dealer(config_file, parties, rendezvous, timeout, insecure_plaintext_transport, key_dir):
     """Run the dealer (trusted third party: owns no data, must not collude).

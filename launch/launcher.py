@@ -17,7 +17,9 @@ import tempfile
 import time
 
 from launch.party import PartyJob, party_entry
+from mpcrnn.readers import MAX_FILE_BYTES
 from protocols.errors import PartyError
+from protocols.network.parties import TIMEOUT_S
 
 
 def launch_local(
@@ -25,12 +27,12 @@ def launch_local(
     train_files: list[str],
     test_files: list[str | None],
     out_dir: str,
-    timeout_s: float = 60.0,
+    timeout_s: float = TIMEOUT_S,
     show_progress: bool = True,
     on_start=None,
     resume: bool = False,
     strict: bool = False,
-    max_file_bytes: int = 512 << 20,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> list[dict]:
     ctx = mp.get_context("spawn")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -18,8 +18,10 @@ import click
 
 from launch.runfile import FLAGS
 from mpcrnn.config import AdversarialConfig, DPConfig, RunConfig
+from mpcrnn.readers import MAX_FILE_BYTES
 from mpcrnn.report import INSECURE_TRANSPORT
 from mpcrnn.settings import Setting, settings_of
+from protocols.network.parties import TIMEOUT_S
 
 
 def fail(exc) -> None:
@@ -87,6 +89,10 @@ def config_option(help: str):
     return click.option("--config", "config_file", type=click.Path(), help=help)
 
 
+def timeout_option(help: str = "Seconds any party waits for a peer."):
+    return click.option("--timeout", default=TIMEOUT_S, show_default=True, help=help)
+
+
 def transport_options(with_key: bool):
     """--insecure-plaintext-transport (every command that runs processes) and --key DIR (one
     process)."""
@@ -112,7 +118,7 @@ def intake_options(f):
     f = click.option(
         "--max-file-bytes",
         type=click.IntRange(min=1),
-        default=512 << 20,
+        default=MAX_FILE_BYTES,
         show_default=True,
         help="Refuse a data file larger than this, unread (an .npz: its unpacked size).",
     )(f)

@@ -16,7 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mpcrnn.readers import MAX_FILE_BYTES
 from protocols.errors import MpcrnnError, PartyError
+from protocols.network.parties import TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -27,14 +29,14 @@ class PartyJob:
     train_file: str | None  # None for the dealer
     test_file: str | None
     out_dir: str
-    timeout_s: float = 60.0
+    timeout_s: float = TIMEOUT_S
     show_progress: bool = False
     resume: bool = False
     key_dir: str | None = (
         None  # this process's identity (mpcrnn keygen); None with the insecure transport
     )
     strict: bool = False  # refuse (not just warn) when this party is below [data] min_rows
-    max_file_bytes: int = 512 << 20  # mpcrnn.data.MAX_FILE_BYTES: larger files are refused unread
+    max_file_bytes: int = MAX_FILE_BYTES  # larger files are refused unread
 
 
 def run_party(job: PartyJob) -> dict:

@@ -3,6 +3,7 @@ the run configuration's dataclasses, and each default is written once (no proces
 
 from __future__ import annotations
 
+import inspect
 import tomllib
 from dataclasses import fields
 
@@ -144,3 +145,25 @@ def test_library_errors_name_the_setting_and_the_command_line_adds_its_flag():
     with click.Context(cli.party):  # `party` has no --schedule: nothing to add
         assert with_flags("[train] schedule: expected") == "[train] schedule: expected"
     assert with_flags("[run] parties: expected >= 2") == "[run] parties: expected >= 2"
+
+
+def test_each_default_is_written_once():
+    """--timeout and --max-file-bytes: the library's constants, wherever a default is given."""
+    from launch.launcher import launch_local
+    from launch.party import PartyJob
+    from mpcrnn.readers import MAX_FILE_BYTES
+    from protocols.network.parties import TIMEOUT_S, PartySpec
+
+    def default(fn, name):
+        return inspect.signature(fn).parameters[name].default
+
+    for command in (cli.train, cli.party, cli.dealer):
+        (timeout,) = (p for p in command.params if p.name == "timeout")
+        assert timeout.default == TIMEOUT_S
+    for command in (cli.train, cli.party):
+        (limit,) = (p for p in command.params if p.name == "max_file_bytes")
+        assert limit.default == MAX_FILE_BYTES
+    assert default(launch_local, "timeout_s") == default(PartyJob, "timeout_s") == TIMEOUT_S
+    assert default(PartySpec, "timeout_s") == TIMEOUT_S
+    assert default(launch_local, "max_file_bytes") == default(PartyJob, "max_file_bytes")
+    assert default(PartyJob, "max_file_bytes") == MAX_FILE_BYTES
