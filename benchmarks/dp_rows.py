@@ -72,7 +72,7 @@ def _setup(quick: bool, smoke: bool):
     return (
         parts,
         tests,
-        replace(cfg, dp=DPConfig(enabled=True, clip=CLIP, target_epsilon=1.0, delta=DELTA)),
+        replace(cfg, dp=DPConfig(enabled=True, clip=CLIP, epsilon=1.0, delta=DELTA)),
     )
 
 
@@ -80,7 +80,7 @@ def mpcrnn_dp_row(parts, tests, cfg, epsilon: float, workdir: Path) -> dict:
     """One mpcrnn-DP training run through the launcher (3 party processes + the dealer)."""
     from harness import launch_parties, pooled_accuracy  # benchmarks/harness.py, a sibling file
 
-    run_cfg = replace(cfg, dp=replace(cfg.dp, target_epsilon=epsilon))
+    run_cfg = replace(cfg, dp=replace(cfg.dp, epsilon=epsilon))
     parties, wall = launch_parties(run_cfg, parts, tests, workdir, timeout_s=300)
     p0, dp = parties[0], parties[0]["dp"]
     acc = pooled_accuracy([p["local_test"] for p in parties])

@@ -15,21 +15,19 @@ from launch.local_commands import attack, keygen, predict, rehearse
 from launch.options import (
     DP_MOMENTUM_WARNING,
     DP_SAFE_MOMENTUM,
-    FEDAVG_FLAGS,
-    MODEL_FLAGS,
-    RUN_FLAGS,
-    TRAIN_FLAGS,
     adversarial_options,
     config_option,
     dp_options,
     fail,
     intake_options,
     setting_options,
+    timeout_option,
     transport_options,
-    with_transport,
+    warn_transport,
     writable_dir,
 )
 from mpcrnn import __version__
+from mpcrnn.config import FedAvgConfig, ModelConfig, TrainConfig
 from mpcrnn.report import INSECURE_TFP
 
 
@@ -40,7 +38,7 @@ def main() -> None:
 
 
 @main.command()
-@setting_options(RUN_FLAGS[:2] + MODEL_FLAGS + TRAIN_FLAGS)
+@setting_options("parties", "provider", ModelConfig, TrainConfig)
 @click.option(
     "--data",
     "data_files",
@@ -52,9 +50,7 @@ def main() -> None:
     "--test", "test_files", multiple=True, type=click.Path(), help="Optional test file per party."
 )
 @click.option("--out", default="runs/latest", show_default=True, type=click.Path())
-@click.option(
-    "--timeout", default=120.0, show_default=True, help="Seconds any party waits for a peer."
-)
+@timeout_option()
 @click.option("--no-baseline", is_flag=True, help="Demo: skip the plaintext baseline.")
 @click.option(
     "--resume",
@@ -62,13 +58,12 @@ def main() -> None:
     help="Continue from the newest epoch every party checkpointed in --out.",
 )
 @config_option("Run config file (TOML); explicit flags override it.")
-@setting_options(RUN_FLAGS[2:] + FEDAVG_FLAGS)
+@setting_options("reveal_to", "reveal_metrics", "mode", FedAvgConfig)
 @dp_options
 @transport_options(with_key=False)
 @adversarial_options
 @intake_options
-@click.pass_context
-def train(ctx, data_files, test_files, out, timeout, no_baseline, resume, config_file, **opts):
+def train(data_files, test_files, out, timeout, no_baseline, resume, config_file, **settings):
     """Spawn the parties and the dealer on this machine and train.
 
     With no --data: the built-in demo (Japanese Vowels split 50/30/20 across 3 organizations).
@@ -77,22 +72,14 @@ def train(ctx, data_files, test_files, out, timeout, no_baseline, resume, config
     from mpcrnn.report import summarize
     from protocols.errors import MpcrnnError
 
-    insecure, strict, max_file_bytes = (
-        opts.pop(k) for k in ("insecure", "strict", "max_file_bytes")
-    )
+    strict, max_file_bytes = settings.pop("strict"), settings.pop("max_file_bytes")
     try:
         from launch.runfile import build, read_file, require_data_declaration
 
+        raw = read_file(config_file)
         for f in data_files:
-            require_data_declaration(read_file(config_file), config_file, f)
-        # with a run file, only the flags given on the command line override it; without, all
-        source = click.core.ParameterSource.COMMANDLINE
-        given = {
-            name: value
-            for name, value in opts.items()
-            if not config_file or ctx.get_parameter_source(name) == source
-        }
-        cfg = with_transport(build(read_file(config_file), given), insecure)  # validated
+            require_data_declaration(raw, config_file, f)
+        cfg = warn_transport(build(raw, settings))  # validated; the flags given override the file
         out_dir = writable_dir(out)
         demo = not data_files
         if demo:
@@ -101,7 +88,7 @@ def train(ctx, data_files, test_files, out, timeout, no_baseline, resume, config
         reports = launch_local(
             cfg,
             list(data_files),
-            list(test_files) + [None] * (cfg.world_size - len(test_files)),
+            list(test_files) + [None] * (cfg.parties - len(test_files)),
             str(out_dir),
             timeout_s=timeout,
             resume=resume,
@@ -120,7 +107,7 @@ def _demo_files(cfg, out_dir: Path) -> tuple[list[str], list[str]]:
     """The demo: Japanese Vowels split across the parties, written as their files."""
     from mpcrnn import data as D
 
-    parties = cfg.world_size
+    parties = cfg.parties
     plan = (
         f"{cfg.train.epochs} epochs"
         if cfg.mode == "mpc"
@@ -145,9 +132,9 @@ def _check_and_warn(cfg, data_files) -> None:
     """One file per party; the loud warnings of insecure or risky settings."""
     from mpcrnn.report import fedavg_notice
 
-    if len(data_files) != cfg.world_size:
+    if len(data_files) != cfg.parties:
         raise click.UsageError(
-            f"--data: expected one file per party ({cfg.world_size}), got {len(data_files)}"
+            f"--data: expected one file per party ({cfg.parties}), got {len(data_files)}"
         )
     if cfg.provider == "TFP":
         click.secho(INSECURE_TFP, fg="red", err=True)
@@ -160,19 +147,17 @@ def _check_and_warn(cfg, data_files) -> None:
 @main.command()
 @config_option("Run config file (TOML) shared by all parties.")
 @click.option("--rank", type=int, help="This party's rank (or RANK).")
-@click.option(
-    "--world-size",
-    type=int,
-    help="Data parties, dealer not counted (or [run] parties, or WORLD_SIZE).",
-)
+@setting_options("parties", show_default=False)
 @click.option(
     "--rendezvous", help="tcp://host:port, the same for all (or MASTER_ADDR/MASTER_PORT)."
 )
 @click.option("--data", "data_file", required=True, type=click.Path())
 @click.option("--test", "test_file", type=click.Path())
 @click.option("--out", default="runs/party", type=click.Path())
-@setting_options(("provider", "epochs", "hidden", "cell", "optimizer", "lr", "seed"), False)
-@click.option("--timeout", default=120.0, show_default=True)
+@setting_options(
+    "provider", "epochs", "hidden_size", "cell", "optimizer", "lr", "seed", show_default=False
+)
+@timeout_option()
 @click.option("--resume", is_flag=True)
 @dp_options
 @transport_options(with_key=True)
@@ -181,35 +166,35 @@ def _check_and_warn(cfg, data_files) -> None:
 def party(
     config_file,
     rank,
-    world_size,
     rendezvous,
     data_file,
     test_file,
     out,
     timeout,
     resume,
-    insecure,
     key_dir,
     strict,
     max_file_bytes,
     **settings,
 ):
-    """Run one data party on this host (one organization)."""
+    """Run one data party on this host (one organization).
+
+    The number of data parties: --parties, or [run] parties, or WORLD_SIZE (which counts the
+    dealer too)."""
+    from dataclasses import replace
+
     from launch.party import PartyJob, run_party
-    from launch.runfile import build, from_environment, read_file
+    from launch.runfile import build, from_environment, read_file, require_data_declaration
     from protocols.errors import MpcrnnError
 
     try:
         raw = read_file(config_file)
-        from launch.runfile import require_data_declaration
-
         require_data_declaration(raw, config_file, data_file)
-        cfg = build(raw, {"parties": world_size, **settings})
-        given = world_size if world_size is not None else raw.get("run", {}).get("parties")
+        cfg = build(raw, settings)
+        parties = settings["parties"]
+        given = parties if parties is not None else raw.get("run", {}).get("parties")
         rank, rendezvous, parties = from_environment(rank, rendezvous, given, cfg.provider)
-        from dataclasses import replace
-
-        cfg = with_transport(replace(cfg, world_size=parties), insecure)
+        cfg = warn_transport(replace(cfg, parties=parties))
         if cfg.provider == "TFP":
             click.secho(INSECURE_TFP, fg="red", err=True)
         report = run_party(
@@ -235,12 +220,14 @@ def party(
 
 @main.command()
 @config_option("The run config file (for the party count).")
-@click.option("--world-size", type=int, help="Data parties (or [run] parties, or WORLD_SIZE - 1).")
+@setting_options("parties", show_default=False)
 @click.option("--rendezvous", help="tcp://host:port (or MASTER_ADDR/MASTER_PORT).")
-@click.option("--timeout", default=120.0, show_default=True)
+@timeout_option()
 @transport_options(with_key=True)
-def dealer(config_file, world_size, rendezvous, timeout, insecure, key_dir):
-    """Run the dealer (trusted third party: owns no data, must not collude)."""
+def dealer(config_file, parties, rendezvous, timeout, insecure_plaintext_transport, key_dir):
+    """Run the dealer (trusted third party: owns no data, must not collude).
+
+    The number of data parties: --parties, or [run] parties, or WORLD_SIZE - 1."""
     from dataclasses import replace
 
     from launch.party import PartyJob, run_party
@@ -249,10 +236,12 @@ def dealer(config_file, world_size, rendezvous, timeout, insecure, key_dir):
 
     try:
         raw = read_file(config_file)
-        cfg = build(raw, {"provider": "ttp"})
-        parties = world_size if world_size is not None else raw.get("run", {}).get("parties")
+        insecure = insecure_plaintext_transport
+        cfg = build(raw, {"provider": "ttp", "insecure_plaintext_transport": insecure})
+        if parties is None:
+            parties = raw.get("run", {}).get("parties")
         _, rendezvous, parties = from_environment(-1, rendezvous, parties, "ttp")
-        cfg = with_transport(replace(cfg, world_size=parties), insecure)
+        cfg = warn_transport(replace(cfg, parties=parties))
         click.echo(
             json.dumps(
                 run_party(

@@ -17,7 +17,9 @@ import tempfile
 import time
 
 from launch.party import PartyJob, party_entry
+from mpcrnn.readers import MAX_FILE_BYTES
 from protocols.errors import PartyError
+from protocols.network.parties import TIMEOUT_S
 
 
 def launch_local(
@@ -25,19 +27,19 @@ def launch_local(
     train_files: list[str],
     test_files: list[str | None],
     out_dir: str,
-    timeout_s: float = 60.0,
+    timeout_s: float = TIMEOUT_S,
     show_progress: bool = True,
     on_start=None,
     resume: bool = False,
     strict: bool = False,
-    max_file_bytes: int = 512 << 20,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> list[dict]:
     ctx = mp.get_context("spawn")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         # children inherit it before numpy loads: BLAS threads spin-wait, and 3 parties + the
         # dealer on 2 cores made the polynomial fit at start-up 20-50x slower than alone
         os.environ.setdefault(var, "1")
-    n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
+    n_processes = cfg.parties + (1 if cfg.provider == "TTP" else 0)
     tmp = tempfile.mkdtemp(prefix="mpcrnn-run-")  # 0700
     try:
         cfg, key_dirs = throwaway_identities(cfg, tmp)
@@ -46,8 +48,8 @@ def launch_local(
                 rank,
                 f"file://{tmp}/rendezvous",
                 cfg,
-                train_files[rank] if rank < cfg.world_size else None,
-                test_files[rank] if rank < cfg.world_size else None,
+                train_files[rank] if rank < cfg.parties else None,
+                test_files[rank] if rank < cfg.parties else None,
                 out_dir,
                 timeout_s,
                 show_progress=show_progress and rank == 0,
@@ -56,7 +58,7 @@ def launch_local(
                 strict=strict,
                 max_file_bytes=max_file_bytes,
             )
-            for rank in range(n)
+            for rank in range(n_processes)
         ]
         procs, pipes = _spawn(ctx, jobs, cfg)
         if on_start:
@@ -73,10 +75,10 @@ def throwaway_identities(cfg, folder: str) -> tuple:
 
     from protocols.network.identity import keygen
 
-    n = cfg.world_size + (1 if cfg.provider == "TTP" else 0)
-    if cfg.insecure_transport:
-        return cfg, [None] * n
-    dirs = [os.path.join(folder, f"identity-{rank}") for rank in range(n)]
+    n_processes = cfg.parties + (1 if cfg.provider == "TTP" else 0)
+    if cfg.insecure_plaintext_transport:
+        return cfg, [None] * n_processes
+    dirs = [os.path.join(folder, f"identity-{rank}") for rank in range(n_processes)]
     pins = tuple(keygen(d, name=_name(rank, cfg)) for rank, d in enumerate(dirs))
     return replace(cfg, identities=pins), dirs
 
@@ -187,7 +189,7 @@ def _culprit(procs, messages):
 
 
 def _name(rank: int, cfg) -> str:
-    return "dealer" if rank == cfg.world_size else f"party {rank}"
+    return "dealer" if rank == cfg.parties else f"party {rank}"
 
 
 def _stop_all(procs) -> None:

@@ -10,6 +10,8 @@ import click
 
 from launch.options import config_option, fail
 
+ATTACK_EPS = (0.05, 0.1, 0.2)  # `mpcrnn attack`'s perturbation radii when --eps is not given
+
 
 @click.command()
 @config_option("The run config file (TOML) of the MPC run to rehearse.")
@@ -168,7 +170,9 @@ def keygen(out_dir, name):
     "eps_list",
     multiple=True,
     type=float,
-    help="Perturbation radii, scaled feature units (repeatable; default 0.05 0.1 0.2).",
+    help="Perturbation radii, scaled feature units (repeatable; default "
+    + " ".join(f"{e:g}" for e in ATTACK_EPS)
+    + ").",
 )
 @click.option(
     "--method",
@@ -199,7 +203,7 @@ def attack(model_file, data_file, eps_list, methods, pgd_steps):
             ),
         }
         for method in methods or ("fgsm", "pgd"):
-            for eps in eps_list or (0.05, 0.1, 0.2):
+            for eps in eps_list or ATTACK_EPS:
                 out[f"{method} {eps:g}"] = robust_accuracy(
                     model,
                     data.x,

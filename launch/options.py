@@ -1,35 +1,27 @@
 """The command line's option groups and shared helpers (the commands are in :mod:`launch.cli`).
 
-Run settings: every flag that sets a field of the run configuration is declared here once, by
-its run-file section and key (:data:`launch.runfile.FLAGS`); its default is read from the
-dataclass (:func:`mpcrnn.config.default_of`), never written here.
+Run settings: every flag that sets a field of the run configuration is derived from the field's
+declaration (:mod:`mpcrnn.settings`): its name, type, choices, help and shown default; none is
+written here.  Their click parameter names are those of :data:`launch.runfile.FLAGS`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
+import types
 from pathlib import Path
+from typing import Union, get_args, get_origin
 
 import click
 
-from mpcrnn.config import (
-    ACCOUNTANTS,
-    ADVERSARIAL,
-    CELLS,
-    MODES,
-    OPTIMIZERS,
-    SCHEDULES,
-    WEIGHTINGS,
-    AdversarialConfig,
-    DPConfig,
-    FedAvgConfig,
-    ModelConfig,
-    RunConfig,
-    TrainConfig,
-    default_of,
-)
+from launch.runfile import FLAGS
+from mpcrnn.config import AdversarialConfig, DPConfig, RunConfig
+from mpcrnn.readers import MAX_FILE_BYTES
 from mpcrnn.report import INSECURE_TRANSPORT
+from mpcrnn.settings import Setting, settings_of
+from protocols.network.parties import TIMEOUT_S
 
 
 def fail(exc) -> None:
@@ -37,150 +29,59 @@ def fail(exc) -> None:
     C++ teardown after a peer is gone (it aborts with 'terminate called ...')."""
     if getattr(exc, "template", None):  # e.g. the [data] section a run file lacks
         click.echo(exc.template, err=True)  # the error line stays last
-    click.echo(f"error: {exc}", err=True)
+    click.echo(f"error: {with_flags(str(exc))}", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(getattr(exc, "exit_code", 2))
 
 
-def _adv(name: str):
-    return default_of(AdversarialConfig, name)
+def with_flags(message: str) -> str:
+    """``message`` with the flag after each setting it names that this command accepts: the
+    library says ``[dp] epsilon``, the command line ``[dp] epsilon (--dp-epsilon)``."""
+    ctx = click.get_current_context(silent=True)
+    accepted = {o for p in ctx.command.params for o in getattr(p, "opts", ())} if ctx else ()
+    for s in FLAGS.values():
+        if s.flag in accepted:
+            message = re.sub(re.escape(s.label) + r"\b(?! \()", f"{s.label} ({s.flag})", message)
+    return message
 
 
-def _dp(name: str):
-    return default_of(DPConfig, name)
+def setting_option(s: Setting, show_default: bool = True):
+    """The click option of one setting: no click default (None: not given, so a run file's value
+    stands), the dataclass's default shown in the help."""
+    kind, kw = s.type, {}
+    if get_origin(kind) in (Union, types.UnionType):  # `float | None`
+        (kind,) = (a for a in get_args(kind) if a is not type(None))
+    if s.choices is not None:
+        kw["type"] = click.Choice(s.choices, case_sensitive=s.parse is None)
+    elif kind is bool:
+        kw["is_flag"] = True
+    elif get_origin(kind) is tuple:  # tuple[int, ...]: repeatable
+        kw.update(multiple=True, type=get_args(kind)[0])
+    else:
+        kw["type"] = kind
+    shown = s.shown_default() if show_default else None
+    help_ = s.help + (f" [default: {shown}]" if shown is not None else "")
+    return click.option(s.flag, s.dest, default=None, help=help_, **kw)
 
 
-# flag -> (dataclass, field, click settings); the flag's run-file key: launch.runfile.FLAGS
-SETTINGS = {
-    "parties": (RunConfig, "world_size", dict(help="Data parties (organizations).")),
-    "provider": (
-        RunConfig,
-        "provider",
-        dict(
-            type=click.Choice(["ttp", "tfp"], case_sensitive=False),
-            help="ttp: dealer process (secure). tfp: party 0 makes triples (INSECURE simulation).",
-        ),
-    ),
-    "reveal_to": (
-        RunConfig,
-        "reveal_to",
-        dict(
-            multiple=True,
-            type=int,
-            help="Ranks that receive the final weights (repeatable; default all).",
-        ),
-    ),
-    "reveal_metrics": (
-        RunConfig,
-        "reveal_metrics",
-        dict(is_flag=True, help="Also open the pooled training accuracy (one number, ledgered)."),
-    ),
-    "mode": (
-        RunConfig,
-        "mode",
-        dict(
-            type=click.Choice(MODES),
-            help="mpc: train on secret shares, open only the final weights. fedavg: train "
-            "locally, average on shares, open every round's average (faster, reveals more).",
-        ),
-    ),
-    "cell": (ModelConfig, "cell", dict(type=click.Choice(CELLS))),
-    "hidden": (ModelConfig, "hidden_size", dict(type=int)),
-    "layers": (ModelConfig, "num_layers", dict(type=int)),
-    "epochs": (TrainConfig, "epochs", dict(type=int)),
-    "batch_size": (TrainConfig, "batch_size", dict(type=int)),
-    "optimizer": (
-        TrainConfig,
-        "optimizer",
-        dict(
-            type=click.Choice(OPTIMIZERS),
-            help="Optimizer on shares (adam: the default; sgd: SGD with --momentum).",
-        ),
-    ),
-    "lr": (
-        TrainConfig,
-        "lr",
-        dict(type=float, help="Learning rate (default: adam/adamw 0.01, sgd 0.2)."),
-    ),
-    "schedule": (
-        TrainConfig,
-        "schedule",
-        dict(type=click.Choice(SCHEDULES), help="Public learning-rate schedule."),
-    ),
-    "warmup_steps": (
-        TrainConfig,
-        "warmup_steps",
-        dict(type=int, help="Linear warm-up steps (warmup, cosine)."),
-    ),
-    "momentum": (
-        TrainConfig,
-        "momentum",
-        dict(type=float, help="SGD momentum (with --dp-*: 0.5 is safer, see README)."),
-    ),
-    "seed": (
-        TrainConfig,
-        "seed",
-        dict(type=int, help="Public seed: initialization and batch schedule."),
-    ),
-    "rounds": (
-        FedAvgConfig,
-        "rounds",
-        dict(type=int, help="fedavg: rounds (each opens one average); 0: one per epoch."),
-    ),
-    "local_epochs": (
-        FedAvgConfig,
-        "local_epochs",
-        dict(type=int, help="fedavg: local epochs per round."),
-    ),
-    "weighting": (
-        FedAvgConfig,
-        "weighting",
-        dict(
-            type=click.Choice(WEIGHTINGS),
-            help="fedavg: weight each party by its (public) row count, or equally.",
-        ),
-    ),
-    "update_clip": (
-        FedAvgConfig,
-        "update_clip",
-        dict(type=float, help="fedavg: bound each party's update norm on shares (0: off)."),
-    ),
-}
-RUN_FLAGS = ("parties", "provider", "reveal_to", "reveal_metrics", "mode")
-MODEL_FLAGS = ("cell", "hidden", "layers")
-TRAIN_FLAGS = (
-    "epochs",
-    "batch_size",
-    "optimizer",
-    "lr",
-    "schedule",
-    "warmup_steps",
-    "momentum",
-    "seed",
-)
-FEDAVG_FLAGS = ("rounds", "local_epochs", "weighting", "update_clip")
-
-
-def setting_options(flags: tuple[str, ...], with_defaults: bool = True):
-    """click options for run settings: with the dataclasses' defaults (shown in --help), or
-    none (``mpcrnn party``: only what the run file does not say)."""
+def setting_options(*which, show_default: bool = True):
+    """The options of run settings: every flagged setting of a config class, or one setting by
+    its click parameter name (``"hidden_size"``), in the order given."""
+    chosen = []
+    for w in which:
+        chosen += [s for s in settings_of(w) if s.flag] if isinstance(w, type) else [FLAGS[w]]
 
     def deco(f):
-        for flag in reversed(flags):
-            cls, name, kw = SETTINGS[flag]
-            kw = dict(kw)
-            default = default_of(cls, name)
-            if flag == "provider":
-                default = default.lower()  # click's choice; the config keeps "TTP"
-            if with_defaults and not kw.get("multiple"):
-                kw.update(default=default, show_default=default is not None)
-            elif not with_defaults and "type" not in kw and not kw.get("is_flag"):
-                kw["type"] = type(default)
-            f = click.option("--" + flag.replace("_", "-"), flag, **kw)(f)
+        for s in reversed(chosen):
+            f = setting_option(s, show_default)(f)
         return f
 
     return deco
+
+
+dp_options = setting_options(DPConfig)  # --dp-*: DP-SGD inside MPC (mpcrnn.dp)
+adversarial_options = setting_options(AdversarialConfig)  # --adversarial, --adv-*
 
 
 def config_option(help: str):
@@ -188,66 +89,8 @@ def config_option(help: str):
     return click.option("--config", "config_file", type=click.Path(), help=help)
 
 
-def dp_options(f):
-    """--dp-* flags (DP-SGD inside MPC, mpcrnn.dp), shared by ``train`` and ``party``."""
-    opts = [
-        click.option(
-            "--dp-epsilon",
-            type=float,
-            help="DP-SGD: target epsilon; sigma from Opacus's get_noise_multiplier.",
-        ),
-        click.option(
-            "--dp-noise",
-            type=float,
-            help="DP-SGD: noise multiplier sigma instead; the spent epsilon is reported.",
-        ),
-        click.option(
-            "--dp-delta",
-            type=float,
-            help=f"DP-SGD: delta (default {_dp('delta'):g}; keep it below 1/rows).",
-        ),
-        click.option(
-            "--dp-clip",
-            type=float,
-            help=f"DP-SGD: per-example L2 clipping norm C (default {_dp('clip')}).",
-        ),
-        click.option(
-            "--dp-accountant",
-            type=click.Choice(ACCOUNTANTS),
-            help=f"DP-SGD: Opacus accountant (default {_dp('accountant')}).",
-        ),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-def adversarial_options(f):
-    """--adversarial and --adv-* (adversarial training on shares, mpcrnn.adversarial), shared
-    by ``train`` and ``party``."""
-    opts = [
-        click.option(
-            "--adversarial",
-            type=click.Choice(ADVERSARIAL),
-            help="Adversarial training on shares: FGSM or PGD perturbations "
-            f"(default {_adv('method')}).",
-        ),
-        click.option(
-            "--adv-eps",
-            type=float,
-            help=f"Perturbation radius, L-infinity, scaled feature units (default {_adv('eps')}).",
-        ),
-        click.option("--adv-steps", type=int, help=f"PGD steps (default {_adv('steps')})."),
-        click.option("--adv-alpha", type=float, help="PGD step size (default: eps / 4)."),
-        click.option(
-            "--adv-mix",
-            type=float,
-            help=f"Share of the loss on perturbed rows (default {_adv('mix')}).",
-        ),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+def timeout_option(help: str = "Seconds any party waits for a peer."):
+    return click.option("--timeout", default=TIMEOUT_S, show_default=True, help=help)
 
 
 def transport_options(with_key: bool):
@@ -255,13 +98,7 @@ def transport_options(with_key: bool):
     process)."""
 
     def deco(f):
-        f = click.option(
-            "--insecure-plaintext-transport",
-            "insecure",
-            is_flag=True,
-            help="INSECURE: plain TCP, no identities, no encryption (tests, demos). Hashed into "
-            "the run config.",
-        )(f)
+        f = setting_options("insecure_plaintext_transport", show_default=False)(f)
         if with_key:
             f = click.option(
                 "--key",
@@ -281,7 +118,7 @@ def intake_options(f):
     f = click.option(
         "--max-file-bytes",
         type=click.IntRange(min=1),
-        default=512 << 20,
+        default=MAX_FILE_BYTES,
         show_default=True,
         help="Refuse a data file larger than this, unread (an .npz: its unpacked size).",
     )(f)
@@ -292,13 +129,9 @@ def intake_options(f):
     )(f)
 
 
-def with_transport(cfg, insecure: bool):
-    """The run config with --insecure-plaintext-transport applied (and loudly flagged)."""
-    from dataclasses import replace
-
-    if insecure:
-        cfg = replace(cfg, insecure_transport=True)
-    if cfg.insecure_transport:
+def warn_transport(cfg: RunConfig) -> RunConfig:
+    """The run config, after a loud warning if its transport is the insecure one."""
+    if cfg.insecure_plaintext_transport:
         click.secho(INSECURE_TRANSPORT, fg="red", err=True)
     return cfg
 

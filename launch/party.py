@@ -16,7 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mpcrnn.readers import MAX_FILE_BYTES
 from protocols.errors import MpcrnnError, PartyError
+from protocols.network.parties import TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -27,14 +29,14 @@ class PartyJob:
     train_file: str | None  # None for the dealer
     test_file: str | None
     out_dir: str
-    timeout_s: float = 60.0
+    timeout_s: float = TIMEOUT_S
     show_progress: bool = False
     resume: bool = False
     key_dir: str | None = (
         None  # this process's identity (mpcrnn keygen); None with the insecure transport
     )
     strict: bool = False  # refuse (not just warn) when this party is below [data] min_rows
-    max_file_bytes: int = 512 << 20  # mpcrnn.data.MAX_FILE_BYTES: larger files are refused unread
+    max_file_bytes: int = MAX_FILE_BYTES  # larger files are refused unread
 
 
 def run_party(job: PartyJob) -> dict:
@@ -90,16 +92,16 @@ def transport_spec(job: PartyJob):
     cfg = job.run_config
     spec = PartySpec(
         job.rank,
-        cfg.world_size,
+        cfg.parties,
         job.rendezvous,
         cfg.provider,
         job.timeout_s,
-        insecure=cfg.insecure_transport,
+        insecure=cfg.insecure_plaintext_transport,
         pins=tuple(cfg.identities),
     )
     spec.validate_role()
     identity = None
-    if not cfg.insecure_transport and job.key_dir:
+    if not cfg.insecure_plaintext_transport and job.key_dir:
         identity = load_identity(job.key_dir)
     from dataclasses import replace
 

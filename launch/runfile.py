@@ -2,131 +2,79 @@
 
 Everything in it is public and hashed (:meth:`mpcrnn.config.RunConfig.digest`); parties with
 different files stop before sharing anything.  Per-party settings (rank, data file, output
-folder, rendezvous) are command-line flags.  Example (every key optional; defaults shown)::
+folder, rendezvous) are command-line flags.
 
-    [run]
-    parties = 3              # data parties (the dealer is not counted)
-    provider = "ttp"         # ttp | tfp (insecure simulation)
-    reveal_to = []           # ranks receiving the final weights; empty: all
-    reveal_metrics = false
-    mode = "mpc"             # mpc | fedavg (local training + secure averaging; see [fedavg])
-    insecure_plaintext_transport = false   # true: no identities, no encryption (tests, demos)
-
-    [identities]             # every process's certificate fingerprint (mpcrnn keygen prints it)
-    party0 = "sha256:..."    # one line per data party, party0..party{parties-1}
-    party1 = "sha256:..."
-    dealer = "sha256:..."    # with provider = "ttp"
-
-    [model]
-    cell = "gru"             # rnn | gru | lstm
-    hidden = 32
-    layers = 1
-
-    [activation]             # the polynomial sigmoid/tanh every party evaluates on shares
-    degree = 23              # odd, <= 31: 23 (5 levels, tanh error 0.0069) | 15 (4, 0.033)
-    bound = 8.0              # power of two: tanh on [-bound, bound], sigmoid on [-2 bound, ...]
-    cell_clip = 8.0          # LSTM cell state clamped to [-cell_clip, cell_clip] (0: off)
-
-    [train]
-    epochs = 12
-    batch_size = 32
-    optimizer = "adam"       # adam | adamw | sgd
-    lr = 0.01                # default: adam/adamw 0.01, sgd 0.2
-    beta1 = 0.9              # adam
-    beta2 = 0.999            # adam
-    eps = 1e-3               # adam (>= 2^-13 on shares)
-    momentum = 0.9           # sgd
-    weight_decay = 0.0
-    clip_value = 1.0
-    clip_norm = 1.0          # after clip_value; 0: off
-    schedule = "cosine"      # constant | warmup | cosine (public, per step)
-    warmup_steps = 10
-    seed = 0
-
-    [fedavg]                 # only with mode = "fedavg"
-    rounds = 0                # 0: one round per epoch ([train] epochs)
-    local_epochs = 2
-    weighting = "rows"       # rows | equal
-    update_clip = 0.0        # bound each party's update norm on shares (0: off)
-
-    [dp]                     # DP-SGD inside MPC (mpcrnn.dp); on when epsilon or noise is set
-    epsilon = 3.0            # target epsilon: sigma from Opacus's get_noise_multiplier  (or:)
-    noise = 1.0              # noise multiplier sigma: the spent epsilon is reported
-    delta = 1e-5
-    clip = 1.0               # per-example L2 clipping norm C
-    accountant = "rdp"       # rdp | prv (opacus.accountants)
-
-    [data]                   # the public declaration of every party's data
-    n_features = 12
-    classes = ["1", "2", "3", "4", "5", "6", "7", "8", "9"]
-    max_len = 29
-    scaling = "bounds"       # bounds | none
-    feature_low = [...]      # per feature, public
-    feature_high = [...]
-    value_bound = 8.0
-    frame = 1                # time steps stacked into one model input (long series: 5-10)
+Sections: ``[run]``, ``[model]``, ``[activation]``, ``[train]``, ``[fedavg]``, ``[dp]``,
+``[adversarial]`` (one key per setting of :data:`mpcrnn.config.SECTIONS`, named as its field;
+every key optional), ``[identities]`` (every process's certificate fingerprint, ``party0`` ..
+``party{parties-1}`` and ``dealer`` with the TTP provider; ``mpcrnn keygen`` prints them) and
+``[data]`` (the public declaration of every party's data, :class:`mpcrnn.declaration.DataSpec`).
+Every key with its default and meaning: :func:`reference` (``python -m launch.runfile``).
+Renamed keys still read: ``[model] hidden`` and ``layers`` (now ``hidden_size``, ``num_layers``).
 
 Environment (torchrun / schedulers): ``MASTER_ADDR`` + ``MASTER_PORT`` give the rendezvous
 ``tcp://MASTER_ADDR:MASTER_PORT``, ``RANK`` the rank, ``WORLD_SIZE`` the number of processes
-(data parties + 1 dealer with TTP).
+(data parties + 1 dealer with TTP; ``--parties`` and ``[run] parties`` count data parties).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
-from dataclasses import fields
+from dataclasses import MISSING, fields
 
 from mpcrnn import data as D
-from mpcrnn.config import (
-    ActivationConfig,
-    AdversarialConfig,
-    DPConfig,
-    FedAvgConfig,
-    ModelConfig,
-    RunConfig,
-    TrainConfig,
-    file_keys,
-)
+from mpcrnn.config import SECTIONS, DPConfig, ModelConfig, RunConfig
 from mpcrnn.declaration import LONG_SERIES, suggested_frame
+from mpcrnn.settings import alternatives, coerce, flags, run_file_keys, section_of, settings_of
 from protocols.errors import ConfigError, DataError, expected_got
 
-# section -> the dataclass whose fields it sets (keys: mpcrnn.config.file_keys)
-CONFIGS = {
-    "run": RunConfig,
-    "model": ModelConfig,
-    "activation": ActivationConfig,
-    "train": TrainConfig,
-    "fedavg": FedAvgConfig,
-    "dp": DPConfig,
-    "adversarial": AdversarialConfig,
-}
-SECTIONS = {name: set(file_keys(cls)) for name, cls in CONFIGS.items()}
-SECTIONS["identities"] = None  # party0.., dealer: checked against the party count in build()
-SECTIONS["data"] = {f.name for f in fields(D.DataSpec)}
-
-
-def _flag(section: str, key: str) -> str:
-    """The command-line flag (click's name) that sets ``key`` of ``section``."""
-    if section == "dp":
-        return f"dp_{key}"  # --dp-epsilon, --dp-noise, --dp-delta, --dp-clip, --dp-accountant
-    if section == "adversarial":
-        return "adversarial" if key == "method" else f"adv_{key}"  # --adversarial, --adv-eps
-    if section == "activation":
-        return f"activation_{key}"  # run file only: no command-line flag sets these
-    return key
-
-
-# flag -> (section, key): every run setting a command line may override
-FLAGS = {_flag(sec, key): (sec, key) for sec, cls in CONFIGS.items() for key in file_keys(cls)}
-
+CONFIGS = {section_of(cls): cls for cls in SECTIONS}  # [section] -> its config dataclass
+KEYS = run_file_keys(SECTIONS)  # [section] -> {key: setting}
+FLAGS = flags(SECTIONS)  # click parameter name -> setting: what a command line may override
+RENAMED = {"model": {"hidden": "hidden_size", "layers": "num_layers"}}  # old key -> its name
+SECTION_KEYS = {name: set(keys) | set(RENAMED.get(name, ())) for name, keys in KEYS.items()}
+SECTION_KEYS["identities"] = None  # party0.., dealer: checked against the party count in build()
+SECTION_KEYS["data"] = {f.name for f in fields(D.DataSpec)}
 
 MAX_RUN_FILE_BYTES = 1 << 20  # a run file is a few hundred bytes; bounds what a stray path reads
 
 
 def read_file(path: str | None) -> dict:
+    """The run file's sections, checked against the known keys (renamed keys renamed)."""
     if not path:
         return {}
+    raw = _load(path)
+    for section, body in raw.items():
+        if not isinstance(body, dict):
+            raise ConfigError(
+                expected_got(f"{path}: '{section}'", "a [section] table", "a top-level value")
+            )
+        if section not in SECTION_KEYS:
+            raise ConfigError(
+                expected_got(
+                    f"{path}: section",
+                    "one of " + ", ".join(f"[{s}]" for s in SECTION_KEYS),
+                    f"[{section}]",
+                )
+            )
+        if SECTION_KEYS[section] is None:
+            continue
+        unknown = set(body) - SECTION_KEYS[section]
+        if unknown:
+            raise ConfigError(
+                expected_got(
+                    f"{path}: keys of [{section}]",
+                    ", ".join(sorted(KEYS.get(section, SECTION_KEYS[section]))),
+                    ", ".join(sorted(unknown)),
+                )
+            )
+        raw[section] = _renamed(path, section, body)
+    return raw
+
+
+def _load(path: str) -> dict:
     try:
         with open(path, "rb") as fh:
             text = fh.read(MAX_RUN_FILE_BYTES + 1)
@@ -138,7 +86,7 @@ def read_file(path: str | None) -> dict:
                     "more",
                 )
             )
-        raw = tomllib.loads(text.decode("utf-8"))
+        return tomllib.loads(text.decode("utf-8"))
     except OSError as exc:
         raise ConfigError(
             f"{path}: expected a readable run config file, got {type(exc).__name__}"
@@ -149,84 +97,55 @@ def read_file(path: str | None) -> dict:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: expected valid TOML, got {str(exc).splitlines()[0]}") from None
-    for section, body in raw.items():
-        if not isinstance(body, dict):
-            raise ConfigError(
-                expected_got(f"{path}: '{section}'", "a [section] table", "a top-level value")
-            )
-        if section not in SECTIONS:
-            raise ConfigError(
-                expected_got(
-                    f"{path}: section",
-                    "one of " + ", ".join(f"[{s}]" for s in SECTIONS),
-                    f"[{section}]",
+
+
+def _renamed(path: str, section: str, body: dict) -> dict:
+    """``body`` with the keys of an earlier release under their names (not both)."""
+    out = dict(body)
+    for old, new in RENAMED.get(section, {}).items():
+        if old in out:
+            if new in out:
+                raise ConfigError(
+                    expected_got(f"{path}: [{section}] {new}", "set once", f"{new} and {old}")
                 )
-            )
-        if SECTIONS[section] is None:
-            continue
-        unknown = set(body) - SECTIONS[section]
-        if unknown:
-            raise ConfigError(
-                expected_got(
-                    f"{path}: keys of [{section}]",
-                    ", ".join(sorted(SECTIONS[section])),
-                    ", ".join(sorted(unknown)),
-                )
-            )
-    return raw
-
-
-# how a run-file value becomes a field value, where the field wants more than the TOML type
-COERCE = {
-    "world_size": int,
-    "hidden_size": int,
-    "num_layers": int,
-    "provider": lambda v: str(v).upper(),
-    "reveal_to": tuple,
-    "reveal_metrics": bool,
-    "mode": str,
-    "insecure_transport": bool,
-}
-
-
-def _fields(section: str, body: dict) -> dict:
-    """A section's run-file keys -> its dataclass's field names (values coerced)."""
-    names = file_keys(CONFIGS[section])
-    out = {names[k]: v for k, v in body.items()}
-    return {k: COERCE[k](v) if k in COERCE else v for k, v in out.items()}
+            out[new] = out.pop(old)
+    return out
 
 
 def build(raw: dict, overrides: dict) -> RunConfig:
-    """RunConfig from the file's sections, then explicit command-line overrides (flag names,
-    :data:`FLAGS`; None: not given).  Defaults: the dataclasses' (mpcrnn.config)."""
+    """RunConfig from the file's sections, then explicit command-line overrides (click parameter
+    names, :data:`FLAGS`; None or an empty list: not given).  Defaults: the dataclasses'."""
     body = {name: dict(raw.get(name) or {}) for name in CONFIGS}
-    for flag, value in overrides.items():
-        if value is not None:
-            section, key = FLAGS[flag]
-            body[section][key] = value
+    for dest, value in overrides.items():
+        if value is not None and value != ():
+            body[FLAGS[dest].section][FLAGS[dest].name] = value
+    values = {
+        name: {key: coerce(KEYS[name][key], v) for key, v in section.items()}
+        for name, section in body.items()
+    }
     spec = _spec(raw.get("data"))
+    run = values["run"]
     try:
-        run = _fields("run", body["run"])
         model = ModelConfig(
-            input_size=spec.input_size,
-            num_classes=len(spec.classes),
-            **_fields("model", body["model"]),
+            input_size=spec.input_size, num_classes=len(spec.classes), **values["model"]
         )
-        world_size = run.get("world_size", RunConfig.world_size)
-        provider = run.get("provider", RunConfig.provider)
         cfg = RunConfig(
             model=model,
-            activation=ActivationConfig(**_fields("activation", body["activation"])),
-            train=TrainConfig(**body["train"]),
+            activation=CONFIGS["activation"](**values["activation"]),
+            train=CONFIGS["train"](**values["train"]),
             spec=spec,
-            fedavg=FedAvgConfig(**body["fedavg"]),
-            dp=_dp(body["dp"]),
-            identities=identities(raw.get("identities"), world_size, provider),
-            adversarial=AdversarialConfig(**body["adversarial"]),
+            fedavg=CONFIGS["fedavg"](**values["fedavg"]),
+            dp=_dp(values["dp"]),
+            identities=identities(
+                raw.get("identities"),
+                run.get("parties", RunConfig.parties),
+                run.get("provider", RunConfig.provider),
+            ),
+            adversarial=CONFIGS["adversarial"](**values["adversarial"]),
             **run,
         )
         cfg.validate()  # here, in the launcher, before any process starts
-    except (TypeError, ValueError) as exc:  # a value of the wrong type in the run file
+    except (TypeError, ValueError) as exc:  # a value no check above foresaw
         raise ConfigError(
             f"run settings: expected values of the documented types, got {_first_line(exc)}"
         ) from None
@@ -238,21 +157,19 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:200] if lines else type(exc).__name__
 
 
-def identity_names(world_size: int, provider: str) -> list[str]:
+def identity_names(parties: int, provider: str) -> list[str]:
     """The [identities] keys of a run, in rank order."""
-    return [f"party{r}" for r in range(world_size)] + (
-        ["dealer"] if provider.upper() == "TTP" else []
-    )
+    return [f"party{r}" for r in range(parties)] + (["dealer"] if provider.upper() == "TTP" else [])
 
 
-def identities(section: dict | None, world_size: int, provider: str) -> tuple[str, ...]:
+def identities(section: dict | None, parties: int, provider: str) -> tuple[str, ...]:
     """[identities] -> every process's pinned fingerprint in rank order (the dealer last); ()
     when the file has none (then --insecure-plaintext-transport, or `mpcrnn train`'s own)."""
     from protocols.network.identity import check_fingerprint
 
     if not section:
         return ()
-    names = identity_names(world_size, provider)
+    names = identity_names(parties, provider)
     if set(section) != set(names):
         raise ConfigError(
             expected_got(
@@ -265,29 +182,19 @@ def identities(section: dict | None, world_size: int, provider: str) -> tuple[st
     return tuple(check_fingerprint(section[n], f"[identities] {n}") for n in names)
 
 
-def _dp(section: dict) -> DPConfig:
-    """[dp] / --dp-* -> DPConfig (validated here, so a bad value stops the CLI before any
-    launch).  On when epsilon or noise is set."""
-    values = {}
-    for key, value in section.items():
-        if key != "accountant":
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise ConfigError(
-                    expected_got(f"[dp] {key}", "a number", type(value).__name__)
-                ) from None
-        values[key] = value if key != "accountant" else str(value)
+def _dp(values: dict) -> DPConfig:
+    """[dp] (values coerced) -> DPConfig, validated here, so a bad value stops the CLI before
+    any launch.  On when epsilon or noise is set."""
     enabled = "epsilon" in values or "noise" in values
-    if not enabled and set(section) - {"accountant"}:
+    if not enabled and set(values) - {"accountant"}:
         raise ConfigError(
             expected_got(
-                "DP settings",
-                "--dp-epsilon or --dp-noise with --dp-delta/--dp-clip",
-                ", ".join(sorted(set(section))) + " without either",
+                "DP-SGD's settings",
+                "[dp] epsilon or [dp] noise with delta and clip",
+                ", ".join(sorted(values)) + " without either",
             )
         )
-    cfg = DPConfig(enabled=enabled, **_fields("dp", values))
+    cfg = DPConfig(enabled=enabled, **values)
     cfg.validate()
     return cfg
 
@@ -306,22 +213,24 @@ def _spec(section: dict | None) -> D.DataSpec:
 
 
 def from_environment(
-    rank: int | None, rendezvous: str | None, world_size: int | None, provider: str
+    rank: int | None, rendezvous: str | None, parties: int | None, provider: str
 ) -> tuple[int, str, int]:
-    """Fill rank / rendezvous / data-party count from torchrun-style variables when not given."""
+    """Fill rank / rendezvous / data-party count from torchrun-style variables when not given
+    (``WORLD_SIZE`` counts processes: the data parties and the dealer)."""
     env = os.environ
     if rendezvous is None and "MASTER_ADDR" in env and "MASTER_PORT" in env:
         rendezvous = f"tcp://{env['MASTER_ADDR']}:{env['MASTER_PORT']}"
     if rank is None and "RANK" in env:
         rank = int(env["RANK"])
-    if world_size is None and "WORLD_SIZE" in env:
-        world_size = int(env["WORLD_SIZE"]) - (1 if provider.upper() == "TTP" else 0)
+    if parties is None and "WORLD_SIZE" in env:
+        n_processes = int(env["WORLD_SIZE"])
+        parties = n_processes - (1 if provider.upper() == "TTP" else 0)
     missing = [
         n
         for n, v in (
             ("--rank or RANK", rank),
             ("--rendezvous or MASTER_ADDR/MASTER_PORT", rendezvous),
-            ("--world-size, WORLD_SIZE or [run] parties", world_size),
+            ("[run] parties or WORLD_SIZE", parties),
         )
         if v is None
     ]
@@ -329,11 +238,48 @@ def from_environment(
         raise ConfigError(
             expected_got(
                 "process identity",
-                "rank, rendezvous and world size",
+                "rank, rendezvous and party count",
                 "missing " + ", ".join(missing),
             )
         )
-    return rank, rendezvous, world_size
+    return rank, rendezvous, parties
+
+
+def reference() -> str:
+    """The run file with every key, its default (a key without one commented out) and its help:
+    derived from the dataclasses, like the flags."""
+    lines = []
+    for cls in SECTIONS:
+        lines.append(f"[{section_of(cls)}]")
+        for s in settings_of(cls):
+            choices = f" [{alternatives(s.choices)}]" if s.choices else ""
+            lines.append(_line(s.name, s.default, s.help + choices))
+        lines.append("")
+    lines += [
+        "[identities]             # every process's certificate fingerprint (mpcrnn keygen)",
+        'party0 = "sha256:..."    # one line per data party, party0..party{parties-1}',
+        'dealer = "sha256:..."    # with provider "TTP"',
+        "",
+        "[data]                   # the public declaration of every party's data",
+    ]
+    for f in fields(D.DataSpec):
+        required = f.default is MISSING
+        lines.append(_line(f.name, ... if required else f.default, "required" if required else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _line(key: str, default, help: str) -> str:
+    """``key = default  # help``; commented out without a default."""
+    line = f"{key} = {_toml(default)}" if default is not None else f"# {key} ="
+    return f"{line:<24} # {help}" if help else line
+
+
+def _toml(value) -> str:
+    if value is ...:
+        return "..."
+    if isinstance(value, tuple):
+        value = list(value)
+    return json.dumps(value) if not isinstance(value, float) else repr(value)
 
 
 class MissingDataDeclaration(ConfigError):
@@ -412,3 +358,7 @@ def data_template(data_file: str) -> str:
             "--config run.toml --data " + str(data_file),
         ]
     )
+
+
+if __name__ == "__main__":
+    print(reference(), end="")

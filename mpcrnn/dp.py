@@ -123,10 +123,10 @@ def clip_applied(clip: float, n_params: int, world_size: int, frac_bits: int) ->
     if c <= 0.5 * clip:
         raise ConfigError(
             expected_got(
-                "DP clipping norm C (--dp-clip)",
+                "[dp] clip",
                 f">= {4 * margin:.3g} for {n_params} parameters at {frac_bits} fractional bits",
                 clip,
-                "raise --dp-clip",
+                "raise [dp] clip",
             )
         )
     return c
@@ -138,12 +138,10 @@ def make_plan(
     """Resolve sigma (Opacus's get_noise_multiplier for a target epsilon) and the sampling."""
     dp.validate()
     q, steps = poisson_rate(n_rows, tcfg.batch_size)
-    if dp.noise_multiplier is not None:
-        sigma = float(dp.noise_multiplier)
+    if dp.noise is not None:
+        sigma = float(dp.noise)
     else:
-        sigma = noise_for_epsilon(
-            dp.target_epsilon, dp.delta, q, steps * tcfg.epochs, dp.accountant
-        )
+        sigma = noise_for_epsilon(dp.epsilon, dp.delta, q, steps * tcfg.epochs, dp.accountant)
     return DPPlan(
         q,
         steps,

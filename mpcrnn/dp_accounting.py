@@ -63,7 +63,7 @@ def noise_for_epsilon(
     except ValueError as exc:  # "The privacy budget is too low."
         raise ConfigError(
             expected_got(
-                "DP target epsilon (--dp-epsilon)",
+                "[dp] epsilon",
                 "a budget Opacus can reach with sigma <= 1e6",
                 target_epsilon,
                 f"Opacus: {exc}",
@@ -106,10 +106,9 @@ def report(dp: DPConfig, plan: DPPlan, batches: list[np.ndarray]) -> dict:
         + ("RDPAccountant" if dp.accountant == "rdp" else "PRVAccountant"),
         "noise_multiplier": plan.noise_multiplier,
         "noise_multiplier_from": (
-            "given (--dp-noise)"
-            if dp.noise_multiplier is not None
-            else "opacus get_noise_multiplier("
-            f"target_epsilon={dp.target_epsilon}, delta={dp.delta})"
+            "given ([dp] noise)"
+            if dp.noise is not None
+            else f"opacus get_noise_multiplier(target_epsilon={dp.epsilon}, delta={dp.delta})"
         ),
         "clip_norm": plan.clip,
         "clip_applied": plan.clip_applied,

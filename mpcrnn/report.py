@@ -38,7 +38,7 @@ def fedavg_notice(cfg: RunConfig) -> str:
         f"  --mode fedavg reveals {cfg.fedavg_rounds} intermediate global models (one average "
         "per round) to every party, unlike --mode mpc, which opens only the final weights"
     )
-    if cfg.world_size == 2:
+    if cfg.parties == 2:
         note += (
             "\n  WARNING: with 2 data parties the average plus a party's own update gives it "
             "the other party's update: secure aggregation hides an individual update only "
@@ -58,7 +58,7 @@ def summarize(
         "config_sha256": cfg.digest(),
         "provider": cfg.provider,
         "provider_note": INSECURE_TFP if cfg.provider == "TFP" else TTP_NOTE,
-        "transport": INSECURE_TRANSPORT if cfg.insecure_transport else TLS_NOTE,
+        "transport": INSECURE_TRANSPORT if cfg.insecure_plaintext_transport else TLS_NOTE,
         "parties": parties,
         "dealer": next((r for r in reports if r.get("role") == "dealer"), None),
         "mode": cfg.mode,

@@ -258,7 +258,7 @@ def test_bucket_search_on_shares_finds_every_bucket_exactly():
     "kwargs,pattern",
     [
         ({"optimizer": "rmsprop"}, r"optimizer: expected adam \| adamw \| sgd, got rmsprop"),
-        ({"eps": 1e-8}, r"adam eps: expected in \[0.000122, 1\]"),
+        ({"eps": 1e-8}, r"\[train\] eps with optimizer adam: expected in \[0.000122, 1\]"),
         (
             {"clip_value": 0.0, "clip_norm": 0.0},
             r"clip_value or clip_norm with optimizer adam: expected in \(0, 64\]",

@@ -2,7 +2,7 @@
 line on stderr, no traceback, no data value in the message, no hang (every case has a timeout).
 
 Data errors are caught by local validation before a party joins the run; run-level errors
-(agreement, ranks, world size, ports, missing peers) involve real processes and short timeouts.
+(agreement, ranks, party counts, ports, missing peers) involve real processes and short timeouts.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def _party(rank, world, rendezvous, data, *extra, timeout=4.0, provider="tfp"):
             "party",
             "--rank",
             str(rank),
-            "--world-size",
+            "--parties",
             str(world),
             "--rendezvous",
             rendezvous,
@@ -106,7 +106,7 @@ def _party(rank, world, rendezvous, data, *extra, timeout=4.0, provider="tfp"):
             provider,
             "--timeout",
             str(timeout),
-            "--hidden",
+            "--hidden-size",
             "4",
             "--epochs",
             "1",
@@ -179,7 +179,7 @@ def test_duplicate_rank(tmp_path):
         _check(p, r"rank 0: could not join the run")
 
 
-def test_wrong_world_size(tmp_path):
+def test_wrong_party_count(tmp_path):
     good = _write(tmp_path, "good", _rows())
     rdv = f"tcp://127.0.0.1:{_free_port()}"
     a = _party(0, 3, rdv, good)
@@ -224,14 +224,14 @@ def test_dealer_missing(tmp_path):
         (["--rank", "5"], r"rank: expected 0\.\.2, got 5"),
         (["--rank", "-1"], r"rank: expected 0\.\.2, got -1"),
         (
-            ["--world-size", "0", "--rank", "0"],
-            r"data parties \(--parties / \[run\] parties\): expected >= 2, got 0",
+            ["--parties", "0", "--rank", "0"],
+            r"\[run\] parties \(--parties\): expected >= 2, got 0",
         ),
     ],
 )
 def test_out_of_range_rank_and_world(args, pattern, tmp_path):
     good = _write(tmp_path, "good", _rows())
-    base = {"--rank": "0", "--world-size": "2"}
+    base = {"--rank": "0", "--parties": "2"}
     it = iter(args)
     base.update(dict(zip(it, it)))
     proc = subprocess.Popen(
@@ -240,8 +240,8 @@ def test_out_of_range_rank_and_world(args, pattern, tmp_path):
             "party",
             "--rank",
             base["--rank"],
-            "--world-size",
-            base["--world-size"],
+            "--parties",
+            base["--parties"],
             "--rendezvous",
             "tcp://127.0.0.1:1",
             "--data",

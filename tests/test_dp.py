@@ -253,9 +253,7 @@ def _noise_off_plan(world_size):
     from mpcrnn import dp as DP
 
     D = sum(v.numel() for v in init_params(DP_MCFG, 0).values())
-    return DP.make_plan(
-        DPConfig(enabled=True, clip=1e6, noise_multiplier=0.0), DP_TCFG, 12, D, world_size, 16
-    )
+    return DP.make_plan(DPConfig(enabled=True, clip=1e6, noise=0.0), DP_TCFG, 12, D, world_size, 16)
 
 
 @pytest.mark.parametrize("exact", [True, False])
@@ -329,7 +327,7 @@ def dp_train_party(session, sigma, clip, seed):
     data = Dataset(sh(x), sh(masks(lengths, 5)), sh(y))
     D = sum(v.numel() for v in init_params(DP_MCFG, 0).values())
     plan = DP.make_plan(
-        DPConfig(enabled=True, clip=clip, noise_multiplier=sigma), DP_TCFG, 12, D, s.world_size, 16
+        DPConfig(enabled=True, clip=clip, noise=sigma), DP_TCFG, 12, D, s.world_size, 16
     )
     params = {k: public(s, v) for k, v in init_params(DP_MCFG, 0).items()}
     noise = DP.shared_noise(s, plan.noise_std, torch.Generator().manual_seed(seed + rank))
@@ -375,9 +373,7 @@ def test_dp_with_noise_on_three_parties_matches_mirror_with_the_same_draws():
         dp_train_party, world_size=3, provider="TTP", args=(1.0, 0.3, 40), timeout_s=150
     )
     D = sum(v.numel() for v in init_params(DP_MCFG, 0).values())
-    plan = DP.make_plan(
-        DPConfig(enabled=True, clip=0.3, noise_multiplier=1.0), DP_TCFG, 12, D, 3, 16
-    )
+    plan = DP.make_plan(DPConfig(enabled=True, clip=0.3, noise=1.0), DP_TCFG, 12, D, 3, 16)
     gens = [torch.Generator().manual_seed(40 + r) for r in range(3)]
     mirror, _, _ = DP.train_dp(
         PlainBackend(ActivationConfig()),
@@ -522,7 +518,7 @@ def test_report_states_both_epsilons_from_opacus():
 
     from mpcrnn import dp as DP
 
-    dpc = DPConfig(enabled=True, clip=1.0, target_epsilon=3.0)
+    dpc = DPConfig(enabled=True, clip=1.0, epsilon=3.0)
     plan = DP.make_plan(dpc, TrainConfig(epochs=3, batch_size=32), 270, 4713, 3, 16)
     batches = [
         b
@@ -597,7 +593,7 @@ def run_dp_party(session):
         model=ModelConfig(hidden_size=4),
         train=TrainConfig(epochs=1, batch_size=6),
         spec=spec6,
-        dp=DPConfig(enabled=True, clip=1.0, target_epsilon=8.0),
+        dp=DPConfig(enabled=True, clip=1.0, epsilon=8.0),
         reveal_to=(0, 1),
     )
     s = session
@@ -671,29 +667,35 @@ def _check(args, pattern):
     [
         (
             ["--dp-epsilon", "-1"],
-            r"DP target epsilon \(--dp-epsilon\): expected a finite number > 0, got -1",
+            r"\[dp\] epsilon \(--dp-epsilon\): expected a finite number > 0, got -1",
         ),
         (
             ["--dp-epsilon", "1", "--dp-noise", "1"],
-            r"DP noise setting: expected exactly one of --dp-noise or --dp-epsilon, got both",
+            r"expected exactly one of \[dp\] noise \(--dp-noise\) or \[dp\] epsilon "
+            r"\(--dp-epsilon\), got both",
         ),
-        (["--dp-delta", "1e-5"], r"DP settings: expected --dp-epsilon or --dp-noise"),
+        (
+            ["--dp-delta", "1e-5"],
+            r"expected \[dp\] epsilon \(--dp-epsilon\) or \[dp\] noise \(--dp-noise\)",
+        ),
         (
             ["--dp-noise", "1", "--dp-clip", "0"],
-            r"DP clipping norm C \(--dp-clip\): expected a finite number > 0, got 0",
+            r"\[dp\] clip \(--dp-clip\): expected a finite number > 0, got 0",
         ),
         (
             ["--dp-epsilon", "1", "--dp-delta", "2"],
-            r"DP delta \(--dp-delta\): expected in \(0, 1\), got 2",
+            r"\[dp\] delta \(--dp-delta\): expected in \(0, 1\), got 2",
         ),
         (
             ["--dp-noise", "nan"],
-            r"DP noise multiplier \(--dp-noise\): expected a finite number >= 0, got nan",
+            r"\[dp\] noise \(--dp-noise\): expected a finite number >= 0, got nan",
         ),
     ],
 )
 def test_bad_dp_flags_train(flags, pattern, tmp_path):
-    _check(["train", "--out", str(tmp_path), "--hidden", "4", "--epochs", "1", *flags], pattern)
+    _check(
+        ["train", "--out", str(tmp_path), "--hidden-size", "4", "--epochs", "1", *flags], pattern
+    )
 
 
 def test_bad_dp_flags_party_and_predict(tmp_path):
@@ -702,7 +704,7 @@ def test_bad_dp_flags_party_and_predict(tmp_path):
             "party",
             "--rank",
             "0",
-            "--world-size",
+            "--parties",
             "2",
             "--rendezvous",
             "tcp://127.0.0.1:1",
@@ -711,7 +713,7 @@ def test_bad_dp_flags_party_and_predict(tmp_path):
             "--dp-epsilon",
             "0",
         ],
-        r"DP target epsilon \(--dp-epsilon\): expected a finite number > 0, got 0",
+        r"\[dp\] epsilon \(--dp-epsilon\): expected a finite number > 0, got 0",
     )
     _check(
         ["predict", "--model", "m.pt", "--data", "x.npz", "--dp-epsilon", "-2"],

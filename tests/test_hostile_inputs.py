@@ -124,14 +124,14 @@ CLI_CASES = [  # (id, args after `train`, pattern); {tmp} is the test's folder
     (
         "negative-seed",
         ["--seed", "-1"],
-        r"seed \(--seed / \[train\] seed\): expected an integer in \[0, 2\^63\), got -1",
+        r"\[train\] seed \(--seed\): expected an integer in \[0, 2\^63\), got -1",
     ),
     (
         "one-party",
         ["--parties", "1"],
-        r"data parties \(--parties / \[run\] parties\): expected >= 2, got 1",
+        r"\[run\] parties \(--parties\): expected >= 2, got 1",
     ),
-    ("zero-lr", ["--lr", "0"], r"learning rate: expected in \(0, 10\], got 0"),
+    ("zero-lr", ["--lr", "0"], r"\[train\] lr \(--lr\): expected in \(0, 10\], got 0"),
     ("non-utf8-run-file", ["--config", "{tmp}/bad.toml"], r"bad\.toml: expected UTF-8 TOML text"),
     (
         "out-not-a-folder",

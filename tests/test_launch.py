@@ -88,7 +88,7 @@ def test_cli_help_and_version():
                 "party",
                 "--rank",
                 "7",
-                "--world-size",
+                "--parties",
                 "3",
                 "--rendezvous",
                 "tcp://127.0.0.1:1",
@@ -102,7 +102,7 @@ def test_cli_help_and_version():
                 "party",
                 "--rank",
                 "0",
-                "--world-size",
+                "--parties",
                 "3",
                 "--rendezvous",
                 "udp://x",
@@ -140,7 +140,7 @@ def test_train_then_predict_end_to_end(tmp_path):
         "train",
         "--epochs",
         "1",
-        "--hidden",
+        "--hidden-size",
         "4",
         "--batch-size",
         "20",
@@ -216,7 +216,7 @@ def test_train_with_a_run_file_on_other_data(tmp_path, frame):
         y = (x[:, 0, 0] > 0).astype(np.int64)
         D.write_csv(D.SequenceData(x, lengths, y, ("no", "yes")), tmp_path / f"org{r}.csv")
     (tmp_path / "run.toml").write_text(
-        "[run]\nparties = 2\n[model]\nhidden = 4\n[train]\nepochs = 3\nbatch_size = 8\n"
+        "[run]\nparties = 2\n[model]\nhidden_size = 4\n[train]\nepochs = 3\nbatch_size = 8\n"
         '[data]\nn_features = 3\nclasses = ["no", "yes"]\nmax_len = 5\n'
         'scaling = "none"\nvalue_bound = 2.0\n' + f"frame = {frame}\n"
     )
@@ -243,9 +243,7 @@ def test_train_with_a_run_file_on_other_data(tmp_path, frame):
     assert res.returncode == 0, res.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["train"]["epochs"] == 2  # the flag overrides the file's 3
-    assert (
-        report["config"]["spec"]["classes"] == ["no", "yes"] and report["config"]["world_size"] == 2
-    )
+    assert report["config"]["spec"]["classes"] == ["no", "yes"] and report["config"]["parties"] == 2
     assert [p["rows"] for p in report["parties"]] == [12, 12]
     import torch
 

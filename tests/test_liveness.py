@@ -21,7 +21,7 @@ CFG = RunConfig(
     model=ModelConfig(hidden_size=4),
     train=TrainConfig(epochs=40, batch_size=20),
     spec=D.JAPANESE_VOWELS_SPEC,
-    world_size=2,
+    parties=2,
 )
 
 

@@ -79,7 +79,7 @@ def test_data_without_declaration_says_what_is_missing(tmp_path):
             "party",
             "--rank",
             "0",
-            "--world-size",
+            "--parties",
             "1",
             "--rendezvous",
             "tcp://127.0.0.1:1",

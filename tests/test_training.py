@@ -86,10 +86,10 @@ def test_too_many_fraction_bits_is_a_precision_error():
 @pytest.mark.parametrize(
     "kwargs,pattern",
     [
-        ({"lr": 0.0}, r"learning rate: expected in \(0, 10\], got 0.0"),
+        ({"lr": 0.0}, r"\[train\] lr: expected in \(0, 10\], got 0.0"),
         ({"momentum": 1.0}, r"momentum: expected in \[0, 1\), got 1.0"),
         ({"clip_norm": -1.0}, r"clip_value and clip_norm: expected >= 0"),
-        ({"epochs": 0}, r"epochs and batch_size: expected >= 1"),
+        ({"epochs": 0}, r"\[train\] epochs: expected >= 1"),
     ],
 )
 def test_bad_train_config(kwargs, pattern):

@@ -23,6 +23,7 @@ from protocols.errors import AgreementError, ConfigError, MpcrnnError, expected_
 from protocols.runtime import load_crypten
 
 PROVIDERS = ("TTP", "TFP")
+TIMEOUT_S = 120.0  # the default limit on every wait for a peer (--timeout)
 
 # What the bytes between parties and the dealer mean; bumped whenever that changes (2: the
 # triple streams moved to numpy's PCG64, and the mask / maskmul requests arrived; 3: every
@@ -51,7 +52,7 @@ class PartySpec:
     world_size: int
     rendezvous: str
     provider: str = "TTP"
-    timeout_s: float = 60.0
+    timeout_s: float = TIMEOUT_S
     identity: object = None  # protocols.network.identity.Identity
     pins: tuple = ()
     insecure: bool = False
