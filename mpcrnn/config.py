@@ -13,15 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
 from mpcrnn.config_modes import AdversarialConfig, DPConfig, FedAvgConfig
+from mpcrnn.declaration import DataSpec
 from mpcrnn.settings import check_choices, label, section, setting
 from protocols.errors import ConfigError, expected_got
 from protocols.network.parties import PROVIDERS
-
-if TYPE_CHECKING:
-    from mpcrnn.declaration import DataSpec
 
 CELLS = ("rnn", "gru", "lstm")
 

@@ -26,8 +26,8 @@ from ``[data]``) or internal (``ActivationConfig.exact``).
 from __future__ import annotations
 
 import functools
-import sys
 import types
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Union, get_args, get_origin
@@ -104,7 +104,7 @@ def section_of(cls) -> str:
 def settings_of(cls) -> tuple[Setting, ...]:
     """The settings of a config dataclass, in field order."""
     name, prefix = _SECTIONS[cls]
-    names = vars(sys.modules[cls.__module__])
+    hints = typing.get_type_hints(cls)  # the annotations, evaluated in the class's module
     out = []
     for f in fields(cls):
         meta = f.metadata.get(_META)
@@ -113,8 +113,7 @@ def settings_of(cls) -> tuple[Setting, ...]:
         flag = meta["flag"]
         if flag is True:
             flag = "--" + prefix + f.name.replace("_", "-")
-        # the module's own annotation (`from __future__ import annotations` keeps it a string)
-        kind = eval(f.type, names) if isinstance(f.type, str) else f.type  # noqa: S307
+        kind = hints[f.name]
         default = f.default if f.default is not MISSING else f.default_factory()
         help_, choices, parse = meta["help"], meta["choices"], meta["parse"]
         out.append(Setting(name, f.name, flag or None, help_, kind, default, choices, parse))

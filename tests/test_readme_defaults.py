@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from mpcrnn import config as C
+from mpcrnn import config_modes
 from mpcrnn.declaration import DataSpec
+from mpcrnn.settings import settings_of
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -28,10 +30,19 @@ README_LIMIT = 25600  # bytes: a README for users, not a lab notebook (issue 30)
 
 CLASSES = {
     cls.__name__: cls
-    for cls in vars(C).values()
-    if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == C.__name__
+    for module in (C, config_modes)
+    for cls in vars(module).values()
+    if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == module.__name__
 }
 CLASSES["DataSpec"] = DataSpec
+
+
+def _default_of(cls, name: str):
+    """The dataclass default of ``cls.name`` (a default factory called)."""
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
 SECTIONS = {  # run-file section -> its dataclass (launch/runfile.py reads the same ones)
     "run": C.RunConfig,
     "model": C.ModelConfig,
@@ -84,7 +95,7 @@ def code_default(ref: str):
         assert cls_name in CLASSES, f"{ref}: expected a config dataclass, got {cls_name}"
         names = [f.name for f in dataclasses.fields(CLASSES[cls_name])]
         assert name in names, f"{ref}: expected a field of {cls_name}, got {name}"
-        return C.default_of(CLASSES[cls_name], name)
+        return _default_of(CLASSES[cls_name], name)
     m = re.fullmatch(r'(\w+)\["(\w+)"\]', ref)
     assert m, f'{ref}: expected Class.field or MAPPING["key"]'
     mapping, key = m.groups()
@@ -136,9 +147,14 @@ def test_run_file_key_sets_that_field(row):
     assert section in SECTIONS, f"expected a run-file section, got [{section}]"
     cls, field = _file_field(ticked(row[0]))
     assert SECTIONS[section] is cls, f"[{section}] sets {SECTIONS[section].__name__}, not {cls}"
-    keys = C.file_keys(cls)  # DataSpec declares no keys: its keys are its field names
-    assert keys.get(name) == field, (
-        f"[{section}] {name}: expected to set {field}, got {keys.get(name)}"
+    # a run-file key is its field's name (mpcrnn/settings.py); DataSpec's keys are its fields
+    keys = (
+        {f.name for f in dataclasses.fields(cls)}
+        if cls is DataSpec
+        else {s.name for s in settings_of(cls)}
+    )
+    assert name == field and name in keys, (
+        f"[{section}] {name}: expected the key of {cls.__name__}.{field}, got {sorted(keys)}"
     )
 
 
