@@ -38,7 +38,7 @@ GUNPOINT = Path(
     os.environ.get("MPCRNN_GUNPOINT", HERE.parent.parent / "shared" / "datasets" / "gunpoint")
 )
 # GunPoint: 50 rows, 2 steps per epoch; the cosine schedule's mean lr is half of torch's constant
-# one, and it needs 320 epochs (640 steps) where torch's Adam is within 3 points at 80 (README)
+# one, and it needs 320 epochs (640 steps) where torch's Adam is within 3 points at 80 (results/learning.md)
 EPOCHS = {"japanese_vowels": 20, "gunpoint": 320}
 QUICK_EPOCHS = {"japanese_vowels": 12, "gunpoint": 60}
 ROWS = [("japanese_vowels", c, L) for c in ("rnn", "gru", "lstm") for L in (1, 2)] + [
@@ -52,7 +52,7 @@ def gunpoint_spec():
 
     # z-normalized series (UCR): public bounds [-2.5, 2.5] from that convention, not from the
     # rows; frames of 10 steps (15 model steps of 10 values): step by step (150 x 1) neither
-    # torch's Adam nor the mirror learns GunPoint (README "Defaults")
+    # torch's Adam nor the mirror learns GunPoint (docs/approximations.md)
     return D.DataSpec(
         n_features=1,
         classes=("1", "2"),

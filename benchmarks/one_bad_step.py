@@ -18,7 +18,7 @@ every clipped gradient entry, one run per noise seed: how far the mirror's traje
 under errors of the size MPC's rounding makes (not a model of those errors: MPC rounds the
 forward and backward passes too).
 
-Measured (README, "Learning off the demo"): without the norm clip, a bad step in the first
+Measured (benchmarks/results/learning.md): without the norm clip, a bad step in the first
 tenth of training leaves GunPoint GRU near chance and costs Japanese Vowels GRU 16-27 points
 (late ones cost nothing); with it, no bad step costs more than the seed-to-seed spread.
 """

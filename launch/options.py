@@ -159,6 +159,6 @@ DP_SAFE_MOMENTUM = 0.5
 DP_MOMENTUM_WARNING = (
     "WARNING: DP-SGD noise with momentum {} can push gate pre-activations outside the "
     "polynomials' interval, after which training collapses (Japanese Vowels, epsilon <= 3, "
-    "momentum 0.9: chance accuracy). Measured safe there: --momentum 0.5 (see README, "
+    "momentum 0.9: chance accuracy). Measured safe there: --momentum 0.5 (see docs/dp.md, "
     "Differential privacy)."
 )

@@ -65,7 +65,7 @@ class ActivationConfig:
     """The polynomial sigmoid/tanh (:mod:`protocols.arithmetic.polynomial`), run file only.
     Degree 23 at bound 8 (5 multiplication levels) errs by up to 0.0069 in tanh; 15 (4 levels,
     0.033) cost Elman RNNs 3 points against torch and 31 (5 levels, 0.0014) adds bytes for no
-    measured gain (README "Learning off the demo")."""
+    measured gain (benchmarks/results/learning.md)."""
 
     degree: int = setting(
         23, flag=False, help="Odd degree (1..31) of the Chebyshev expansion of tanh."
@@ -110,7 +110,7 @@ DEFAULT_LR = {"adam": 0.01, "adamw": 0.01, "sgd": 0.2}
 class TrainConfig:
     """The optimizer and the public schedule (:mod:`mpcrnn.train`).
 
-    The defaults were chosen by the sweep in README "Defaults" (benchmarks/learning_rows.py
+    The defaults were chosen by the sweep in docs/approximations.md (benchmarks/learning_rows.py
     --sweep): RNN, GRU, LSTM x 1, 2 layers on Japanese Vowels and GRU, LSTM on GunPoint, 3 seeds
     each; ``clip_norm`` by benchmarks/one_bad_step.py (one garbage step), then checked on the
     same rows.  ``epochs``: the demo's schedule (Japanese Vowels, GRU: 93.8-95.4% over seeds
@@ -129,7 +129,7 @@ class TrainConfig:
         + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items())
         + ".",
     )
-    momentum: float = setting(0.9, help="SGD momentum (with DP-SGD 0.5 is safer, see README).")
+    momentum: float = setting(0.9, help="SGD momentum (with DP-SGD 0.5 is safer: docs/dp.md).")
     beta1: float = setting(0.9, flag=False, help="Adam: first-moment decay.")
     beta2: float = setting(0.999, flag=False, help="Adam: second-moment decay.")
     eps: float = setting(
@@ -148,7 +148,7 @@ class TrainConfig:
         1.0, flag=False, help="Clip every gradient entry to [-clip_value, clip_value] (0: off)."
     )
     # on by default so that one garbage step (a rare fixed-point failure on shares) cannot wreck
-    # a run: README "Defaults"
+    # a run: docs/approximations.md "How the defaults were chosen"
     clip_norm: float = setting(
         1.0, flag=False, help="Then rescale the whole gradient to norm <= clip_norm (0: off)."
     )

@@ -24,7 +24,7 @@ truncation failure inside the clip (probability ~|v| 2^(scale - 63) per element,
 ignored wrap); :func:`clip_failure_bound` bounds it from public values and the report states
 it.  Failures before the clip only corrupt that row's gradient, which is then clipped.
 
-Sampling and what is public (see also the README).  Poisson sampling from a schedule seed that
+Sampling and what is public (see also docs/dp.md).  Poisson sampling from a schedule seed that
 the parties draw jointly at the start of the run (each contributes 64 random bits; it is not
 in the run file): every step's membership and size are known to every party (they index the
 pooled shared rows), not to an outside observer of the released model.  Rate

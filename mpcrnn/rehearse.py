@@ -25,7 +25,7 @@ import torch
 LEARN_MARGIN = 0.05  # final train accuracy must beat the majority-class rate by this much
 LOSS_RATIO = 0.9  # final loss must be below this fraction of the first epoch's
 # warn above this max |x|/B: the pooled rows of an MPC run (and its fixed-point noise) can push a
-# gate further than one party's rows did; the benchmark rows peak at 0.94 (README "Guard")
+# gate further than one party's rows did; the benchmark rows peak at 0.94 (docs/approximations.md)
 NEAR_EDGE = 0.9
 
 

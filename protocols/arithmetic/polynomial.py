@@ -12,7 +12,7 @@ nothing to cancellation (the monomial basis needs coefficients up to ~500 on the
 intervals).  mpcrnn's default: degree 23, B = 8: max |error| 0.0069 for tanh on [-8, 8],
 0.0035 for sigmoid on [-16, 16] (degree 15: 0.033 / 0.016).  Outside the interval the
 polynomial is unbounded (T_k(u) grows like (2u)^k / 2): mpcrnn's guard is public input
-scaling plus the measured pre-activation range (README, "Guard").
+scaling plus the measured pre-activation range (docs/approximations.md, "The guard").
 
 Evaluation on shares, for many inputs at once with per-column coefficients (so every gate of a
 step, sigmoid and tanh alike, shares ONE tree):

@@ -29,7 +29,7 @@ class RingStream:
     numpy's PCG64, 64 raw bits per element (cheaper than torch's Mersenne Twister ``randint``
     over the full int64 range; drawing randomness is the dealer's largest cost).  Like CrypTen's
     generators it is a statistical PRG, not a cryptographic one; the seeds come from
-    ``os.urandom`` at the dealer (README, threat model).
+    ``os.urandom`` at the dealer (README.md, "Threat model").
     """
 
     def __init__(self, seed: int) -> None:
