@@ -38,7 +38,8 @@ GUNPOINT = Path(
     os.environ.get("MPCRNN_GUNPOINT", HERE.parent.parent / "shared" / "datasets" / "gunpoint")
 )
 # GunPoint: 50 rows, 2 steps per epoch; the cosine schedule's mean lr is half of torch's constant
-# one, and it needs 320 epochs (640 steps) where torch's Adam is within 3 points at 80 (results/learning.md)
+# one, and it needs 320 epochs (640 steps) where torch's Adam is within 3 points at 80
+# (results/learning.md)
 EPOCHS = {"japanese_vowels": 20, "gunpoint": 320}
 QUICK_EPOCHS = {"japanese_vowels": 12, "gunpoint": 60}
 ROWS = [("japanese_vowels", c, L) for c in ("rnn", "gru", "lstm") for L in (1, 2)] + [
