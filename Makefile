@@ -26,18 +26,23 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mpcrnn train
 
+# Every benchmark writes <name>.md (a header naming command, commit, date, machine and load, then
+# its table) and <name>.json through benchmarks/common: full runs into benchmarks/results/ (to be
+# committed), --quick runs into bench-out/ (ignored by git).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_config_fix.py
-	$(BIN)/python benchmarks/harness.py --out bench-out
-	$(BIN)/python benchmarks/learning_rows.py --out bench-out
+	$(BIN)/python benchmarks/harness.py
+	$(BIN)/python benchmarks/dp_rows.py
+	$(BIN)/python benchmarks/learning_rows.py
 	$(BIN)/python benchmarks/one_bad_step.py
 	$(BIN)/python benchmarks/bench_gru_step.py --optimizers
-	$(BIN)/python benchmarks/adversarial_rows.py --out bench-out
+	$(BIN)/python benchmarks/adversarial_rows.py
 
 bench-quick: $(STAMP)
-	$(BIN)/python benchmarks/harness.py --quick --out bench-out
-	$(BIN)/python benchmarks/learning_rows.py --quick --out bench-out
-	$(BIN)/python benchmarks/adversarial_rows.py --quick --seeds 0 --out bench-out
+	$(BIN)/python benchmarks/harness.py --quick
+	$(BIN)/python benchmarks/dp_rows.py --quick --epsilons 3
+	$(BIN)/python benchmarks/learning_rows.py --quick
+	$(BIN)/python benchmarks/adversarial_rows.py --quick --seeds 0
 	$(BIN)/python benchmarks/bench_gru_step.py --optimizers --quick
 
 clean:
