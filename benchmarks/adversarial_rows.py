@@ -27,7 +27,8 @@ feature units (the declared bounds map to [-1, 1]).
 
 The MPC runs are most of the time (18 launcher runs for the full table, about 3 h on 2 cores):
 ``--part mpc --parallel K`` runs K at a time on a machine with 3K cores or more, ``--part plain``
-the rest anywhere, and ``--merge plain/adversarial.json mpc/adversarial.json`` prints the table.
+the rest anywhere, and ``--merge plain/adversarial_rows.json mpc/adversarial_rows.runs.jsonl``
+writes the table.  Writes ``adversarial_rows.md`` and .json (``common.write_results``).
 
 Data: Japanese Vowels (UCI; the project's copy) split 50/30/20 across 3 parties; GunPoint from
 the UCR Time Series Classification Archive (Dau et al. 2019; originally Ratanamahatana and Keogh
@@ -40,15 +41,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))  # harness.py (as a file-level module, never `benchmarks.*`)
+import common
 
 # attack and training eps per data set, in scaled feature units.  GunPoint's standard model falls
 # to 15% at eps 0.05 and adversarial training at 0.1 leaves the majority class (49.3%, plaintext
@@ -56,20 +54,18 @@ sys.path.insert(0, str(HERE))  # harness.py (as a file-level module, never `benc
 EPS = {"japanese_vowels": (0.05, 0.1, 0.2), "gunpoint": (0.01, 0.02, 0.05)}
 TRAIN_EPS = {"japanese_vowels": 0.1, "gunpoint": 0.02}
 # epochs per data set: the default schedule (12) for Japanese Vowels; GunPoint as in
-# learning_rows.py (240 epochs of 2 steps, frames of 10 steps: its declaration there)
+# learning_rows.py's declaration (240 epochs of 2 steps, frames of 10 steps: its declaration there)
 EPOCHS = {"japanese_vowels": 12, "gunpoint": 240}
 
 
 def datasets(which: list[str]):
-    """{name: (spec, raw train, raw test)}: learning_rows.py's loaders (the same declarations)."""
-    from learning_rows import GUNPOINT, load
-
+    """{name: (spec, raw train, raw test)}: :func:`common.load` (learning_rows.py's data)."""
     out = {}
     for name in which:
-        if name == "gunpoint" and not (GUNPOINT / "GunPoint_TRAIN.ts").exists():
-            print(f"GunPoint skipped: {GUNPOINT} not found")
+        if name == "gunpoint" and not (common.GUNPOINT / "GunPoint_TRAIN.ts").exists():
+            print(f"GunPoint skipped: {common.GUNPOINT} not found")
             continue
-        out[name] = load(name)
+        out[name] = common.load(name)
     return out
 
 
@@ -111,11 +107,10 @@ def plain_column(cfg, train_scaled, test_scaled, seeds, eps_list, exact=True) ->
 def mpc_run(cfg, parts, tests_raw, test_scaled, eps_list) -> dict:
     """One launcher run (3 parties + dealer); the released model attacked in plain torch."""
     import torch
-    from harness import launch_parties
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        reports, wall = launch_parties(cfg, parts, tests_raw, workdir, timeout_s=600)
+        reports, wall = common.launch_parties(cfg, parts, tests_raw, workdir, timeout_s=600)
         state = torch.load(workdir / "run" / "model-party0.pt", weights_only=True)["state_dict"]
     acc = _eval(cfg, {k: v.double() for k, v in state.items()}, test_scaled, eps_list)
     r0 = reports[0]
@@ -176,28 +171,19 @@ def columns(done: dict) -> dict:
     return out
 
 
-def run(
-    quick: bool,
-    smoke: bool,
-    out: Path | None,
-    only=(),
-    seeds=(0, 1, 2),
-    part="all",
-    parallel: int = 1,
-    cells=("gru", "lstm"),
-) -> dict:
-    """``part``: "all", "plain" ((a), (b), (c0), (d0)), "mpc" ((c), (d)), "c" or "d"; parts' JSON
-    files are merged by ``--merge`` (the MPC part on a machine with more cores)."""
-    from learning_rows import party_parts
-
+def run(args) -> dict:
+    """The table for the parsed flags.  ``args.part``: "all", "plain" ((a), (b), (c0), (d0)),
+    "mpc" ((c), (d)), "c" or "d"; parts' JSON files are merged by ``--merge`` (the MPC part on a
+    machine with more cores)."""
+    quick, smoke, only, part = args.quick, args.smoke, args.only, args.part
     from mpcrnn import data as D
     from mpcrnn.config import AdversarialConfig, ModelConfig, RunConfig
     from mpcrnn.secure import concat
 
     which = ["japanese_vowels"] if smoke or quick else ["japanese_vowels", "gunpoint"]
     which = [w for w in which if not only or w in only]
-    cells = ["gru"] if smoke else list(cells)
-    seeds = (0,) if smoke else tuple(seeds)
+    cells = ["gru"] if smoke else list(args.cells)
+    seeds = (0,) if smoke else tuple(args.seeds)
     results: dict = {}
     jobs = []
     for name, (spec, train_raw, test_raw) in datasets(which).items():
@@ -205,7 +191,7 @@ def run(
             D.scale_features(train_raw, spec),
             D.scale_features(test_raw, spec),
         )
-        parts, tests = party_parts(train_raw, test_raw)
+        parts, tests = common.party_parts(train_raw, test_raw)
         pooled = D.scale_features(concat(parts), spec)
         for cell in cells if name == "japanese_vowels" else ["gru"]:
             base = RunConfig(
@@ -242,29 +228,29 @@ def run(
     # the adversarial runs first (the comparison the issue asks for), the longest cell first
     jobs.sort(key=lambda j: (j[1] != "d", "lstm" not in j[0], j[2]))
     log = None
-    if out and jobs:
-        out.mkdir(parents=True, exist_ok=True)
-        log = out / "adversarial.runs.jsonl"
+    if jobs:
+        args.out.mkdir(parents=True, exist_ok=True)
+        log = args.out / "adversarial_rows.runs.jsonl"
         log.write_text("")  # this run's finished runs only: an earlier run's would merge twice
-    for key, cols in mpc_columns(jobs, parallel, log).items():
+    for key, cols in mpc_columns(jobs, args.parallel, log).items():
         results[key].update(cols)
-    save(results, out)
+    save(results, args)
     return results
 
 
-def save(results: dict, out: Path | None) -> None:
-    print(markdown(results), flush=True)
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "adversarial.json").write_text(json.dumps(results, indent=2))
-        (out / "adversarial.md").write_text(markdown(results))
+def save(results: dict, args) -> None:
+    text = markdown(results)
+    print(text, flush=True)
+    common.write_results(
+        "adversarial_rows", text, results, args, title="Adversarial training: robustness and cost"
+    )
 
 
 def merge(files: list[Path]) -> dict:
-    """The union of several runs' columns: ``adversarial.json`` files (e.g. --part plain here)
-    and ``adversarial.runs.jsonl`` files (finished MPC runs, seeds from several files pooled:
-    e.g. --part mpc on a machine with more cores, and a run stopped midway).  A column, or an
-    MPC run (data set, column, seed), present twice is an error."""
+    """The union of several runs' columns: ``adversarial_rows.json`` files (e.g. --part plain
+    here) and ``adversarial_rows.runs.jsonl`` files (finished MPC runs, seeds from several
+    files pooled: e.g. --part mpc on a machine with more cores, and a run stopped midway).  A
+    column, or an MPC run (data set, column, seed), present twice is an error."""
     results: dict = {}
     done: dict = {}
     for f in files:
@@ -276,7 +262,7 @@ def merge(files: list[Path]) -> dict:
                     raise SystemExit(f"merge: {r['key']} ({r['col']}) seed {r['seed']} twice ({f})")
                 runs[r["seed"]] = r["run"]
             continue
-        for key, row in json.loads(f.read_text()).items():
+        for key, row in common.read_results(f).items():
             mine = results.setdefault(key, {})
             for col, v in row.items():
                 if col in mine and col not in ("epochs", "train_eps") and mine[col] != v:
@@ -356,12 +342,10 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--out", type=Path)
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], parents=[common.parent(seeds=(0, 1, 2))]
+    )
     ap.add_argument("--only", nargs="*", default=(), help="data sets to run (default: all)")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
     ap.add_argument(
         "--part",
         choices=("all", "plain", "mpc", "c", "d"),
@@ -374,12 +358,16 @@ def main() -> None:
     ap.add_argument(
         "--cells", nargs="+", default=["gru", "lstm"], help="Japanese Vowels cells (GunPoint: GRU)"
     )
-    ap.add_argument("--merge", nargs="+", type=Path, help="adversarial.json files to combine")
-    a = ap.parse_args()
-    if a.merge:
-        save(merge(a.merge), a.out)
-        return
-    run(a.quick, a.smoke, a.out, a.only, a.seeds, a.part, a.parallel, a.cells)
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        help="adversarial_rows.json and adversarial_rows.runs.jsonl files to combine",
+    )
+    args = common.parse(ap)
+    if args.merge:
+        return save(merge(args.merge), args)
+    run(args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Per-operation time of small MPCTensor mul/matmul with CrypTen's omegaconf config vs the
 snapshot config (protocols.runtime), side by side in one run (median of repeats).
 
-Run as a file: ``.venv/bin/python benchmarks/bench_config_fix.py [--repeats N]``.
+Run as a file: ``.venv/bin/python benchmarks/bench_config_fix.py [--repeats N]`` (``--quick``:
+20 repeats); writes ``bench_config_fix.md`` and .json.
 One party in-process (world size 1): this isolates CrypTen's per-operation bookkeeping, which is
 what the config fix removes; communication is measured by bench_gru_step.py.
 """
@@ -12,11 +13,17 @@ import argparse
 import statistics
 import time
 
+import common
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], parents=[common.parent(smoke=False)]
+    )
     ap.add_argument("--repeats", type=int, default=200)
-    args = ap.parse_args()
+    args = common.parse(ap)
+    if args.quick:
+        args.repeats = 20
     import torch
 
     torch.set_num_threads(1)
@@ -48,11 +55,19 @@ def main() -> None:
             med[fast] = statistics.median(times)
         rows.append((name, med[False], med[True]))
     use_fast_config(True)
-    print("| operation | omegaconf config (ms) | snapshot config (ms) | speed-up |")
-    print("|---|---:|---:|---:|")
+    lines = [
+        "| operation | omegaconf config (ms) | snapshot config (ms) | speed-up |",
+        "|---|---:|---:|---:|",
+    ]
     for name, slow, fast in rows:
-        print(f"| {name} | {slow * 1e3:.3f} | {fast * 1e3:.3f} | {slow / fast:.2f}x |")
-    print(f"median of {args.repeats} repeats each, 1 party in-process, torch threads = 1")
+        lines.append(f"| {name} | {slow * 1e3:.3f} | {fast * 1e3:.3f} | {slow / fast:.2f}x |")
+    lines += ["", f"median of {args.repeats} repeats each, 1 party in-process, torch threads = 1"]
+    text = "\n".join(lines)
+    print(text)
+    data = [{"operation": n, "omegaconf_s": slow, "snapshot_s": fast} for n, slow, fast in rows]
+    common.write_results(
+        "bench_config_fix", text, data, args, title="CrypTen's config: omegaconf vs snapshot"
+    )
 
 
 if __name__ == "__main__":

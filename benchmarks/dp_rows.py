@@ -5,10 +5,11 @@ Run as a file (never imported as a package named ``benchmarks``)::
     .venv/bin/python benchmarks/dp_rows.py          # epsilon 1, 3, 8 at delta 1e-5,
                                                     # the W1 schedule (6 epochs)
     .venv/bin/python benchmarks/dp_rows.py --quick  # the same, 2 epochs
+    .venv/bin/python benchmarks/dp_rows.py --quick --epsilons 3   # make bench-quick
     .venv/bin/python benchmarks/dp_rows.py --smoke  # seconds-scale (32 rows, H=4, 1 epoch,
                                                     # epsilon 8)
 
-From the harness: ``sys.path.insert(0, <benchmarks>); from dp_rows import dp_rows, markdown``.
+Writes ``dp_rows.md`` and .json (``common.write_results``).
 
 Same data, schedule and privacy parameters on both sides: Japanese Vowels split 50/30/20 across
 3 parties (seed 0; the harness's split), GRU H=32, lr 0.2, momentum 0.5 (see _setup),
@@ -25,19 +26,14 @@ more noise; Opacus's per-step batches come from its own sampler (same q, differe
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import sys
 import tempfile
 import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))  # harness.py (as a file-level module, never `benchmarks.*`)
+import common
 
 EPSILONS = (1.0, 3.0, 8.0)
 DELTA = 1e-5
@@ -50,17 +46,14 @@ def _setup(quick: bool, smoke: bool):
     from mpcrnn.config import DPConfig, ModelConfig, RunConfig, TrainConfig
 
     spec = D.JAPANESE_VOWELS_SPEC
+    parts, tests = common.party_parts(D.japanese_vowels("train"), D.japanese_vowels("test"), smoke)
     if smoke:
-        parts = D.split_rows(D.japanese_vowels("train"), [16, 8, 8], 0)
-        tests = D.split_rows(D.japanese_vowels("test"), [8, 8, 8], 1)
         cfg = RunConfig(
             model=ModelConfig(hidden_size=4),
             train=TrainConfig(optimizer="sgd", epochs=1, batch_size=16),
             spec=spec,
         )
     else:
-        parts = D.split_rows(D.japanese_vowels("train"), [0.5, 0.3, 0.2], 0)
-        tests = D.split_rows(D.japanese_vowels("test"), [0.5, 0.3, 0.2], 1)
         # momentum 0.5, not the W1 schedule's 0.9: with 0.9 the DP noise drives the weights so far
         # that pre-activations leave the polynomials' interval at epsilon <= 3 (plaintext mirror,
         # exact tanh: max |x|/B 1.29 at epsilon 3) and training collapses to chance; at 0.5 the
@@ -78,12 +71,10 @@ def _setup(quick: bool, smoke: bool):
 
 def mpcrnn_dp_row(parts, tests, cfg, epsilon: float, workdir: Path) -> dict:
     """One mpcrnn-DP training run through the launcher (3 party processes + the dealer)."""
-    from harness import launch_parties, pooled_accuracy  # benchmarks/harness.py, a sibling file
-
     run_cfg = replace(cfg, dp=replace(cfg.dp, epsilon=epsilon))
-    parties, wall = launch_parties(run_cfg, parts, tests, workdir, timeout_s=300)
+    parties, wall = common.launch_parties(run_cfg, parts, tests, workdir, timeout_s=300)
     p0, dp = parties[0], parties[0]["dp"]
-    acc = pooled_accuracy([p["local_test"] for p in parties])
+    acc = common.pooled_accuracy([p["local_test"] for p in parties])
     return {
         "row": "mpcrnn-DP (3 parties + dealer, shares)",
         "target_epsilon": epsilon,
@@ -149,28 +140,9 @@ def opacus_row(parts, tests, cfg, epsilon: float, seed: int = 0) -> dict:
             max_grad_norm=cfg.dp.clip,
             poisson_sampling=True,
         )
-        t0 = time.perf_counter()
-        steps = []
-        for _ in range(cfg.train.epochs):
-            for x, lengths, y in loader:
-                ts = time.perf_counter()
-                opt.zero_grad()
-                if len(y):
-                    torch.nn.functional.cross_entropy(model(x, lengths), y).backward()
-                opt.step()
-                steps.append(time.perf_counter() - ts)
-        seconds = time.perf_counter() - t0
+        steps, epoch_s = common.torch_loop(model, opt, lambda epoch: loader, cfg.train.epochs)
         eps = engine.get_epsilon(cfg.dp.delta)
-    with torch.no_grad():
-        model.eval()
-        acc = float(
-            (
-                model(torch.as_tensor(test.x, dtype=torch.float32), torch.as_tensor(test.lengths))
-                .argmax(1)
-                .numpy()
-                == test.y
-            ).mean()
-        )
+    acc = common.torch_accuracy(model, test)
     return {
         "row": "Opacus DPGRU (plaintext, float32)",
         "target_epsilon": epsilon,
@@ -184,7 +156,7 @@ def opacus_row(parts, tests, cfg, epsilon: float, seed: int = 0) -> dict:
         "steps": len(steps),
         "expected_batch_size": opt.expected_batch_size,
         "test_accuracy": acc,
-        "train_seconds": seconds,
+        "train_seconds": sum(epoch_s),
         "step_s_median": statistics.median(steps),
     }
 
@@ -196,7 +168,6 @@ def dp_rows(
 
     Opacus, then mpcrnn-DP.
     """
-    os.environ.setdefault("MPCRNN_LINK_IFNAME", "lo")
     import torch
 
     torch.set_num_threads(1)
@@ -247,20 +218,17 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="2 epochs instead of 6")
-    ap.add_argument("--smoke", action="store_true", help="tiny: 32 rows, H=4, 1 epoch, epsilon 8")
-    ap.add_argument("--out", default=None, help="write dp_rows.json and dp_rows.md there")
-    args = ap.parse_args()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[common.parent()])
+    ap.add_argument(
+        "--epsilons", nargs="+", type=float, help="target epsilons (default 1 3 8; --smoke: 8)"
+    )
+    args = common.parse(ap)  # --quick: 2 epochs instead of 6; --smoke: 32 rows, H=4, 1 epoch
     t0 = time.perf_counter()
-    rows = dp_rows(args.quick, smoke=args.smoke)
+    eps = tuple(args.epsilons) if args.epsilons else None
+    rows = dp_rows(args.quick, smoke=args.smoke, epsilons=eps)
     text = markdown(rows)
     print("\n" + text + f"\n\n(dp_rows ran {time.perf_counter() - t0:.0f} s)")
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "dp_rows.json").write_text(json.dumps(rows, indent=2))
-        (out / "dp_rows.md").write_text(text + "\n")
+    common.write_results("dp_rows", text, rows, args, title="DP-SGD on shares vs Opacus")
 
 
 if __name__ == "__main__":

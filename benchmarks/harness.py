@@ -6,9 +6,12 @@ Run as a file (never imported as a package named ``benchmarks``)::
     .venv/bin/python benchmarks/harness.py --quick    # under 5 minutes (make bench-quick)
     .venv/bin/python benchmarks/harness.py --smoke    # seconds-scale, for the test suite
 
+Writes ``harness.md``, ``harness.json`` and ``harness-sweep_*.png`` (``common.write_results``;
+into benchmarks/results/, or bench-out/ with --quick or --smoke).
+
 W1: Japanese Vowels, GRU H=32, 1 layer, batch 32, 3 data parties + TTP dealer, loopback.
-Also: the training modes (mpc, fedavg, plaintext) by time to the W1 accuracy, and DP-SGD rows at
-epsilon 1, 3, 8 (benchmarks/dp_rows.py; --quick: epsilon 3 only).
+Also: the training modes (mpc, fedavg, plaintext) by time to the W1 accuracy.  The DP-SGD rows
+at the same workload are benchmarks/dp_rows.py's (make bench runs both).
 Rows, same data, seed and schedule:
   1. torch.nn.GRU, exact activations, float32, autograd + the run's optimizer in torch (Adam)
   2. the plaintext mirror with mpcrnn's polynomials (float64)
@@ -28,17 +31,15 @@ parentheses); in the full run rows 1-2 are repeated over 5 training seeds to sho
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # bench_gru_step (as a file-level module, not `benchmarks.*`)
-sys.path.insert(0, str(HERE.parent / "tests"))  # mpc_harness
+import common
+
+from launch.local_parties import run_parties
 
 
 def _med(xs):
@@ -46,6 +47,21 @@ def _med(xs):
 
 
 # ---------------------------------------------------------------- plaintext rows
+
+
+def torch_optimizer(model, tc):
+    """The run's optimizer (``TrainConfig`` ``tc``) in torch."""
+    import torch
+
+    if tc.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=tc.step_lr, momentum=tc.momentum)
+    return (torch.optim.AdamW if tc.optimizer == "adamw" else torch.optim.Adam)(
+        model.parameters(),
+        lr=tc.step_lr,
+        betas=(tc.beta1, tc.beta2),
+        eps=tc.eps,
+        weight_decay=tc.weight_decay,
+    )
 
 
 def plain_rows(parts, test, cfg, epochs):
@@ -60,54 +76,22 @@ def plain_rows(parts, test, cfg, epochs):
     torch.set_num_threads(1)
     pooled = concat(parts)
     rows = {}
-    # row 1: torch.nn.GRU with autograd, float32, the run's optimizer in torch
+    # row 1: torch.nn.GRU with autograd, float32, the run's optimizer and lr schedule in torch
     model = export_state_dicts(cfg.model, init_params(cfg.model, cfg.train.seed))
-    tc = cfg.train
-    if tc.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=tc.step_lr, momentum=tc.momentum)
-    else:
-        opt = (torch.optim.AdamW if tc.optimizer == "adamw" else torch.optim.Adam)(
-            model.parameters(),
-            lr=tc.step_lr,
-            betas=(tc.beta1, tc.beta2),
-            eps=tc.eps,
-            weight_decay=tc.weight_decay,
-        )
-    x = torch.as_tensor(pooled.x, dtype=torch.float32)
-    lengths = torch.as_tensor(pooled.lengths)
-    y = torch.as_tensor(pooled.y)
-    steps, t_epoch = [], []
-    n_step, total = 0, epochs * len(schedule(len(y), cfg.train, 0))
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        for idx in schedule(len(y), cfg.train, epoch):
-            n_step += 1
-            for (
-                group
-            ) in opt.param_groups:  # the run's public lr schedule, as the mirror and MPC use it
-                group["lr"] = lr_at(cfg.train, n_step, total)
-            ts = time.perf_counter()
-            idx = torch.as_tensor(idx)
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(x[idx], lengths[idx]), y[idx])
-            loss.backward()
-            torch.nn.utils.clip_grad_value_(model.parameters(), cfg.train.clip_value)
-            opt.step()
-            steps.append(time.perf_counter() - ts)
-        t_epoch.append(time.perf_counter() - t0)
-    with torch.no_grad():
-        acc = float(
-            (
-                model(torch.as_tensor(test.x, dtype=torch.float32), torch.as_tensor(test.lengths))
-                .argmax(1)
-                .numpy()
-                == test.y
-            ).mean()
-        )
+    batches = common.scheduled_batches(pooled, cfg.train)
+    total = epochs * len(schedule(len(pooled.y), cfg.train, 0))
+    steps, t_epoch = common.torch_loop(
+        model,
+        torch_optimizer(model, cfg.train),
+        batches,
+        epochs,
+        lr=lambda n: lr_at(cfg.train, n, total),  # public, as the mirror and MPC use it
+        clip_value=cfg.train.clip_value,
+    )
     rows["torch GRU (exact, float32)"] = {
         "step_s": _med(steps),
         "epoch_s": _med(t_epoch),
-        "test_accuracy": acc,
+        "test_accuracy": common.torch_accuracy(model, test),
         "train_s": sum(t_epoch),
     }
     # row 2: the mirror with polynomials
@@ -139,11 +123,12 @@ def plain_rows(parts, test, cfg, epochs):
 
 
 def naive_row(T, repeats, parties):
-    from bench_gru_step import naive_step
-    from mpc_harness import run_parties
-
     out = run_parties(
-        naive_step, world_size=parties, provider="TTP", args=(32, T, 32, repeats), timeout_s=3000
+        common.naive_step,
+        world_size=parties,
+        provider="TTP",
+        args=(32, T, 32, repeats),
+        timeout_s=3000,
     )[0]
     return {
         "step_s": _med(out["times"]),
@@ -153,44 +138,16 @@ def naive_row(T, repeats, parties):
     }
 
 
-def launch_parties(
-    run_cfg, parts, tests, workdir: Path, timeout_s: float = 120
-) -> tuple[list[dict], float]:
-    """One run through the launcher (party processes + dealer) on party files written to
-    ``workdir``; returns (the data parties' reports, wall seconds).  ``parts``/``tests`` are RAW
-    rows: every party scales its own file by the declared bounds (launch/party.py), as in a
-    deployment; already-scaled rows would be scaled twice."""
-    from launch.launcher import launch_local
-    from mpcrnn import data as D
-
-    files, tfiles = D.write_party_files(parts, tests, workdir)
-    t0 = time.perf_counter()
-    reports = launch_local(
-        run_cfg, files, tfiles, str(workdir / "run"), timeout_s=timeout_s, show_progress=False
-    )
-    return [r for r in reports if r.get("role") == "party"], time.perf_counter() - t0
-
-
-def pooled_accuracy(evals: list[dict]) -> float:
-    """Each party's own test evaluation, pooled (weighted by its test rows)."""
-    return sum(e["accuracy_exact"] * e["rows"] for e in evals) / sum(e["rows"] for e in evals)
-
-
 def mpcrnn_row(parts, tests, cfg, epochs, workdir: Path):
     from dataclasses import replace
 
-    parties, wall = launch_parties(
+    parties, wall = common.launch_parties(
         replace(cfg, train=replace(cfg.train, epochs=epochs)), parts, tests, workdir
     )
     p0 = parties[0]
     n_steps = len(p0["step_seconds"])
-    acc = pooled_accuracy([p["local_test"] for p in parties])
-    acc_poly = pooled_accuracy(
-        [
-            {**p["local_test"], "accuracy_exact": p["local_test"]["accuracy_polynomial"]}
-            for p in parties
-        ]
-    )
+    acc = common.pooled_accuracy([p["local_test"] for p in parties])
+    acc_poly = common.pooled_accuracy([p["local_test"] for p in parties], "accuracy_polynomial")
     rss = [p["peak_rss_mb"] for p in parties]
     steps_per_epoch = n_steps // epochs
     epoch_s = [
@@ -219,10 +176,11 @@ def fedavg_row(parts, tests, cfg, rounds, workdir: Path, target: float):
     from dataclasses import replace
 
     run_cfg = replace(cfg, mode="fedavg", fedavg=replace(cfg.fedavg, rounds=rounds))
-    parties, _ = launch_parties(run_cfg, parts, tests, workdir)
+    parties, _ = common.launch_parties(run_cfg, parts, tests, workdir)
     p0 = parties[0]
     acc_by_round = [
-        pooled_accuracy([p["local_test_by_round"][r] for p in parties]) for r in range(rounds)
+        common.pooled_accuracy([p["local_test_by_round"][r] for p in parties])
+        for r in range(rounds)
     ]
     elapsed = [sum(p0["round_seconds"][: r + 1]) for r in range(rounds)]
     reached = next((r for r in range(rounds) if acc_by_round[r] >= target), None)
@@ -284,11 +242,8 @@ def pingpong(session, sizes, repeats):
 
 
 def sweep_point(parties, provider, B, T, H, cell, repeats=1):
-    from bench_gru_step import mpcrnn_step
-    from mpc_harness import run_parties
-
     out = run_parties(
-        mpcrnn_step,
+        common.mpcrnn_step,
         world_size=parties,
         provider=provider,
         args=(B, T, H, repeats, cell),
@@ -427,17 +382,6 @@ def markdown(res) -> str:
         lines.append(f"| {rtt} ms | {secs:.2f} | {secs / base1:.0f}x |")
     if "modes" in res:
         lines += ["", mode_table(res["modes"])]
-    if res.get("dp"):
-        from dp_rows import markdown as dp_markdown
-
-        lines += [
-            "",
-            "DP-SGD (mpcrnn-DP, 3 parties + dealer, on shares; Opacus DPGRU in plaintext; "
-            "same data, "
-            f"schedule convention, C and delta; {res['epochs']} epochs):",
-            "",
-            dp_markdown(res["dp"]),
-        ]
     lines += [
         "",
         "Sweeps (mpcrnn, one training step, CrypTen-counted rounds on party 0):",
@@ -525,90 +469,133 @@ def plots(res, out: Path) -> list[str]:
         ax.set_title(f"mpcrnn GRU step vs {key}")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        path = out / f"sweep_{key}.png"
+        path = out / f"harness-sweep_{key}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         made.append(str(path))
     return made
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument(
-        "--smoke", action="store_true", help="tiny: for the test that keeps this harness alive"
-    )
-    ap.add_argument("--out", default="bench-out")
-    args = ap.parse_args()
-    os.environ.setdefault("MPCRNN_LINK_IFNAME", "lo")
-    import torch
-
-    torch.set_num_threads(1)
+def workload(args):
+    """(epochs, naive T, naive repeats, raw parts, raw tests, RunConfig, sweep grid) for the
+    flags: the W1 workload (smoke: a tiny one)."""
     from mpcrnn import data as D
     from mpcrnn.config import ModelConfig, RunConfig, TrainConfig
-    from mpcrnn.secure import concat
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     spec = D.JAPANESE_VOWELS_SPEC
+    raw_parts, raw_tests = common.party_parts(
+        D.japanese_vowels("train"), D.japanese_vowels("test"), smoke=args.smoke
+    )
     if args.smoke:
-        epochs, naive_T, naive_rep = 1, 3, 1
-        raw_parts = D.split_rows(D.japanese_vowels("train"), [16, 8, 8], 0)
-        raw_tests = D.split_rows(D.japanese_vowels("test"), [8, 8, 8], 1)
         cfg = RunConfig(
             model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=1, batch_size=16), spec=spec
         )
         grid = [dict(axis="T", parties=2, provider="TTP", B=4, T=3, H=4, cell="gru")]
-    else:
-        epochs = 2 if args.quick else 12  # the default schedule (cosine) needs ~12 epochs
-        naive_T, naive_rep = 29, 1 if args.quick else 2
-        raw_parts = D.split_rows(D.japanese_vowels("train"), [0.5, 0.3, 0.2], 0)
-        raw_tests = D.split_rows(D.japanese_vowels("test"), [0.5, 0.3, 0.2], 1)
-        cfg = RunConfig(spec=spec)
-        base = dict(parties=3, provider="TTP", B=32, T=29, H=32, cell="gru")
-        Ts = (8, 29) if args.quick else (8, 16, 29)
-        Bs = (8, 32) if args.quick else (8, 16, 32)
-        Ps = (2, 3) if args.quick else (2, 3, 4, 5)
-        grid = [dict(base, axis="T", T=t) for t in Ts] + [
-            dict(base, axis="B", B=b) for b in Bs if b != 32
-        ]
-        grid += [dict(base, axis="parties", parties=p) for p in Ps if p != 3]
-        grid += [
-            dict(base, axis="provider", provider="TFP"),
-            dict(base, axis="parties", parties=2, T=8),
-        ]
-        if not args.quick:
-            grid += [dict(base, axis="H", H=h) for h in (16, 64)] + [
-                dict(base, axis="cell", cell=c) for c in ("rnn", "lstm")
-            ]
+        return 1, 3, 1, raw_parts, raw_tests, cfg, grid
+    epochs = 2 if args.quick else 12  # the default schedule (cosine) needs ~12 epochs
+    naive_T, naive_rep = 29, 1 if args.quick else 2
+    base = dict(parties=3, provider="TTP", B=32, T=29, H=32, cell="gru")
+    Ts = (8, 29) if args.quick else (8, 16, 29)
+    Bs = (8, 32) if args.quick else (8, 16, 32)
+    Ps = (2, 3) if args.quick else (2, 3, 4, 5)
+    grid = [dict(base, axis="T", T=t) for t in Ts]
+    grid += [dict(base, axis="B", B=b) for b in Bs if b != 32]
+    grid += [dict(base, axis="parties", parties=p) for p in Ps if p != 3]
+    grid += [
+        dict(base, axis="provider", provider="TFP"),
+        dict(base, axis="parties", parties=2, T=8),
+    ]
+    if not args.quick:
+        grid += [dict(base, axis="H", H=h) for h in (16, 64)]
+        grid += [dict(base, axis="cell", cell=c) for c in ("rnn", "lstm")]
+    return epochs, naive_T, naive_rep, raw_parts, raw_tests, RunConfig(spec=spec), grid
+
+
+def seed_spread(parts, test_all, cfg, epochs) -> list[dict]:
+    """Rows 1 and 2 over training seeds 0-4 (initial weights and batch order): the spread."""
+    from dataclasses import replace
+
+    seeds = []
+    for seed in range(5):
+        r = plain_rows(parts, test_all, replace(cfg, train=replace(cfg.train, seed=seed)), epochs)
+        mirror = r["mirror, polynomials (float64)"]
+        seeds.append(
+            {
+                "seed": seed,
+                "torch": r["torch GRU (exact, float32)"]["test_accuracy"],
+                "mirror": mirror["test_accuracy"],
+                "mirror_polynomial": mirror["test_accuracy_polynomial"],
+            }
+        )
+    return seeds
+
+
+def floor(m: dict, w1_point: list[dict]) -> dict:
+    """The step's floor on this machine: measured round trip, gather and bandwidth (3 parties),
+    times mpcrnn's openings, gathers and bytes per step (``m``: the mpcrnn row)."""
+    pp = run_parties(
+        pingpong, world_size=3, provider="TTP", args=([1, 1 << 17], 30), timeout_s=300
+    )[0]
+    rtt = pp[("open", 1)]
+    gather_s = max(pp[("gather", 1)] - rtt, 0.0)
+    # party 0 sends 2 x 1 MB per open
+    bw = (2 * 8 * (1 << 17)) / max(pp[("open", 1 << 17)] - rtt, 1e-9)
+    gathers = w1_point[0]["gathers"] if w1_point else 0
+    floor_s = (m["rounds_per_step"] - gathers) * rtt + gathers * gather_s
+    floor_s += m["bytes_per_step"] / bw
+    return {
+        "rtt_s": rtt,
+        "gather_s": gather_s,
+        "gathers_per_step": gathers,
+        "bandwidth_MBps": bw / 1e6,
+        "floor_s": floor_s,
+        "wall_over_floor": m["step_s"][0] / floor_s,
+    }
+
+
+def summary(w1: dict, res: dict, files: list[Path]) -> None:
+    mp, torch_row = w1["mpcrnn"], w1["torch GRU (exact, float32)"]
+    print(
+        f"\nSummary: mpcrnn {w1['naive CrypTen autograd']['step_s'][0] / mp['step_s'][0]:.1f}x "
+        "faster than naive CrypTen per step, "
+        f"{mp['step_s'][0] / torch_row['step_s'][0]:.0f}x slower than torch; test accuracy "
+        f"{100 * mp['test_accuracy']:.1f}% vs "
+        f"{100 * torch_row['test_accuracy']:.1f}% (torch, exact); "
+        f"peak RSS {max(mp['peak_rss_mb_per_party']):.0f} MB per party; "
+        f"harness ran {res['seconds']:.0f} s. Files: " + ", ".join(str(f) for f in files)
+    )
+    mirror = w1["mirror, polynomials (float64)"]
+    # same seed, schedule and math
+    if abs(mp["test_accuracy_polynomial"] - mirror["test_accuracy_polynomial"]) > 0.01:
+        print(
+            f"WARNING: mpcrnn ({100 * mp['test_accuracy_polynomial']:.1f}%) "
+            "and the plaintext mirror "
+            f"({100 * mirror['test_accuracy_polynomial']:.1f}%) differ by more than 1 point "
+            "with the same polynomials: "
+            "check that both rows train on the same (once-scaled) data"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[common.parent()])
+    args = common.parse(ap)
+    import torch
+
+    torch.set_num_threads(1)
+    from mpcrnn import data as D
+    from mpcrnn.secure import concat
+
+    epochs, naive_T, naive_rep, raw_parts, raw_tests, cfg, grid = workload(args)
     # the plaintext rows scale in-process; the launched parties get raw rows and scale them once
-    parts = [D.scale_features(p, spec) for p in raw_parts]
-    tests = [D.scale_features(p, spec) for p in raw_tests]
-    test_all = concat(tests)
+    parts = [D.scale_features(p, cfg.spec) for p in raw_parts]
+    test_all = concat([D.scale_features(p, cfg.spec) for p in raw_tests])
     t_start = time.perf_counter()
     print("rows 1-2: plaintext ...", flush=True)
     w1 = plain_rows(parts, test_all, cfg, epochs)
     seeds = []
-    if (
-        not args.smoke and not args.quick
-    ):  # rows 1 and 2 over training seeds (init + schedule): the spread
-        from dataclasses import replace
-
+    if not args.smoke and not args.quick:
         print("rows 1-2 over seeds 0-4 ...", flush=True)
-        for seed in range(5):
-            r = plain_rows(
-                parts, test_all, replace(cfg, train=replace(cfg.train, seed=seed)), epochs
-            )
-            seeds.append(
-                {
-                    "seed": seed,
-                    "torch": r["torch GRU (exact, float32)"]["test_accuracy"],
-                    "mirror": r["mirror, polynomials (float64)"]["test_accuracy"],
-                    "mirror_polynomial": r["mirror, polynomials (float64)"][
-                        "test_accuracy_polynomial"
-                    ],
-                }
-            )
+        seeds = seed_spread(parts, test_all, cfg, epochs)
     print("row 3: naive CrypTen ...", flush=True)
     naive = naive_row(naive_T, naive_rep, 3)
     steps_total = epochs * -(-sum(p.n_rows for p in parts) // cfg.train.batch_size)
@@ -623,29 +610,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         target = w1["torch GRU (exact, float32)"]["test_accuracy"]
         fed = fedavg_row(raw_parts, raw_tests, cfg, 2 if args.smoke else 15, Path(tmp), target)
-    modes = {
-        "epochs": epochs,
-        "torch": w1["torch GRU (exact, float32)"],
-        "mpc": w1["mpcrnn"],
-        "fedavg": fed,
-    }
-    print("DP-SGD rows (mpcrnn-DP on shares vs Opacus DPGRU) ...", flush=True)
-    from dp_rows import dp_rows
-
-    dp = dp_rows(args.quick, smoke=args.smoke, epsilons=(3.0,) if args.quick else None)
+    modes = {"epochs": epochs, "torch": w1["torch GRU (exact, float32)"], "mpc": w1["mpcrnn"]}
+    modes["fedavg"] = fed
     print(f"sweeps ({len(grid)} points) ...", flush=True)
     sweeps = []
     for point in grid:
         axis = point.pop("axis")
-        r = sweep_point(**point)
-        r["axis"] = axis
-        sweeps.append(r)
+        sweeps.append({**sweep_point(**point), "axis": axis})
     m = w1["mpcrnn"]
+    w1_shape = (3, "TTP", cfg.train.batch_size, 29, cfg.model.hidden_size, cfg.model.cell)
     w1_point = [
         p
         for p in sweeps
-        if (p["parties"], p["provider"], p["B"], p["T"], p["H"], p["cell"])
-        == (3, "TTP", cfg.train.batch_size, 29, cfg.model.hidden_size, cfg.model.cell)
+        if (p["parties"], p["provider"], p["B"], p["T"], p["H"], p["cell"]) == w1_shape
     ]
     counts_from = (
         "whole training run / steps "
@@ -655,19 +632,8 @@ def main() -> None:
         m["rounds_per_step"], m["bytes_per_step"] = w1_point[0]["rounds"], w1_point[0]["bytes"]
         counts_from = "a steady-state step (sweep point at the W1 shape)"
     print("round trip and bandwidth ...", flush=True)
-    from mpc_harness import run_parties
-
-    pp = run_parties(
-        pingpong, world_size=3, provider="TTP", args=([1, 1 << 17], 30), timeout_s=300
-    )[0]
-    rtt = pp[("open", 1)]
-    gather_s = max(pp[("gather", 1)] - rtt, 0.0)
-    bw = (2 * 8 * (1 << 17)) / max(
-        pp[("open", 1 << 17)] - rtt, 1e-9
-    )  # party 0 sends 2 x 1 MB per open
-    gathers = w1_point[0]["gathers"] if w1_point else 0
-    floor = (m["rounds_per_step"] - gathers) * rtt + gathers * gather_s + m["bytes_per_step"] / bw
-    compute = max(m["step_s"][0] - floor, 0.0)
+    fl = floor(m, w1_point)
+    compute = max(m["step_s"][0] - fl["floor_s"], 0.0)
     per_t = {p: rounds_per_time_step(sweeps, p) for p in (2, 3)}
     res = {
         "machine": f"{os.cpu_count()} cores, loopback",
@@ -676,14 +642,7 @@ def main() -> None:
         "mpcrnn_counts_from": counts_from,
         "workload": f"Japanese Vowels, {cfg.model.cell.upper()} H={cfg.model.hidden_size}, "
         f"batch {cfg.train.batch_size}, T=29, 3 parties + TTP dealer",
-        "floor": {
-            "rtt_s": rtt,
-            "gather_s": gather_s,
-            "gathers_per_step": gathers,
-            "bandwidth_MBps": bw / 1e6,
-            "floor_s": floor,
-            "wall_over_floor": m["step_s"][0] / floor,
-        },
+        "floor": fl,
         "rounds_per_time_step": {str(p): v for p, v in per_t.items()},
         "rounds_all_in_per_time_step": m["rounds_per_step"] / 29 if w1_point else None,
         "seeds": seeds,
@@ -693,37 +652,12 @@ def main() -> None:
         },
         "sweeps": sweeps,
         "modes": modes,
-        "dp": dp,
     }
     res["seconds"] = time.perf_counter() - t_start
     text = markdown(res)
-    (out / "w1.md").write_text(text + "\n")
-    (out / "w1.json").write_text(json.dumps(res, indent=2, default=list))
-    res["plots"] = plots(res, out)
+    md = common.write_results("harness", text, res, args)
     print("\n" + text)
-    mp = w1["mpcrnn"]
-    print(
-        f"\nSummary: mpcrnn {w1['naive CrypTen autograd']['step_s'][0] / mp['step_s'][0]:.1f}x "
-        "faster than naive CrypTen per step, "
-        f"{mp['step_s'][0] / w1['torch GRU (exact, float32)']['step_s'][0]:.0f}x "
-        "slower than torch; test accuracy "
-        f"{100 * mp['test_accuracy']:.1f}% vs "
-        f"{100 * w1['torch GRU (exact, float32)']['test_accuracy']:.1f}% (torch, exact); "
-        f"peak RSS {max(mp['peak_rss_mb_per_party']):.0f} MB per party; "
-        f"harness ran {res['seconds']:.0f} s. "
-        f"Files: {out}/w1.md, w1.json, " + ", ".join(Path(p).name for p in res["plots"])
-    )
-    mirror = w1["mirror, polynomials (float64)"]
-    if (
-        abs(mp["test_accuracy_polynomial"] - mirror["test_accuracy_polynomial"]) > 0.01
-    ):  # same seed, schedule and math
-        print(
-            f"WARNING: mpcrnn ({100 * mp['test_accuracy_polynomial']:.1f}%) "
-            "and the plaintext mirror "
-            f"({100 * mirror['test_accuracy_polynomial']:.1f}%) differ by more than 1 point "
-            "with the same polynomials: "
-            "check that both rows train on the same (once-scaled) data"
-        )
+    summary(w1, res, [md, md.with_suffix(".json"), *plots(res, Path(args.out))])
 
 
 if __name__ == "__main__":

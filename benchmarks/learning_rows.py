@@ -12,11 +12,14 @@ declaration and the epoch count differ per data set.
 
 Data: UCI Japanese Vowels (shipped) and UCR GunPoint (Dau et al., The UCR Time Series
 Classification Archive, 2018; Ratanamahatana and Keogh 2004), read from
-``../shared/datasets/gunpoint/`` or ``$MPCRNN_GUNPOINT``.
+``../shared/datasets/gunpoint/`` or ``$MPCRNN_GUNPOINT`` (:func:`common.load`).
 
     .venv/bin/python benchmarks/learning_rows.py            # full (make bench)
     .venv/bin/python benchmarks/learning_rows.py --quick    # fewer epochs, MPC on two rows
     .venv/bin/python benchmarks/learning_rows.py --sweep    # the defaults sweep (mirror only)
+
+Writes ``learning_rows.md`` and .json (``learning_rows-sweep`` with ``--sweep``), after every
+row, so a long run stopped midway keeps what finished.
 """
 
 from __future__ import annotations
@@ -25,71 +28,17 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
+import common
 
-GUNPOINT = Path(
-    os.environ.get("MPCRNN_GUNPOINT", HERE.parent.parent / "shared" / "datasets" / "gunpoint")
-)
-# GunPoint: 50 rows, 2 steps per epoch; the cosine schedule's mean lr is half of torch's constant
-# one, and it needs 320 epochs (640 steps) where torch's Adam is within 3 points at 80
-# (results/learning.md)
-EPOCHS = {"japanese_vowels": 20, "gunpoint": 320}
 QUICK_EPOCHS = {"japanese_vowels": 12, "gunpoint": 60}
 ROWS = [("japanese_vowels", c, L) for c in ("rnn", "gru", "lstm") for L in (1, 2)] + [
     ("gunpoint", "gru", 1),
     ("gunpoint", "lstm", 1),
 ]
-
-
-def gunpoint_spec():
-    from mpcrnn import data as D
-
-    # z-normalized series (UCR): public bounds [-2.5, 2.5] from that convention, not from the
-    # rows; frames of 10 steps (15 model steps of 10 values): step by step (150 x 1) neither
-    # torch's Adam nor the mirror learns GunPoint (docs/approximations.md)
-    return D.DataSpec(
-        n_features=1,
-        classes=("1", "2"),
-        max_len=150,
-        scaling="bounds",
-        feature_low=(-2.5,),
-        feature_high=(2.5,),
-        frame=10,
-    )
-
-
-def load(name: str):
-    """(spec, raw train, raw test)."""
-    from mpcrnn import data as D
-
-    if name == "japanese_vowels":
-        return D.JAPANESE_VOWELS_SPEC, D.japanese_vowels("train"), D.japanese_vowels("test")
-    spec = gunpoint_spec()
-    return (
-        spec,
-        D.read_ts(GUNPOINT / "GunPoint_TRAIN.ts", spec),
-        D.read_ts(GUNPOINT / "GunPoint_TEST.ts", spec),
-    )
-
-
-def run_config(name: str, cell: str, layers: int, seed: int, epochs: int, **train_overrides):
-    from mpcrnn.config import ModelConfig, RunConfig, TrainConfig
-
-    spec, _, _ = load(name)
-    return RunConfig(
-        model=ModelConfig(
-            cell=cell, num_layers=layers, input_size=spec.input_size, num_classes=len(spec.classes)
-        ),
-        train=TrainConfig(epochs=epochs, seed=seed, **train_overrides),
-        spec=spec,
-    )
 
 
 _YARD: dict = {}
@@ -108,75 +57,19 @@ def _yardstick(cfg, tr, te) -> float:
     import torch
 
     from mpcrnn.model import export_state_dicts, init_params
-    from mpcrnn.train import schedule
 
     model = export_state_dicts(cfg.model, init_params(cfg.model, cfg.train.seed))
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    x, n = torch.as_tensor(tr.x, dtype=torch.float32), torch.as_tensor(tr.lengths)
-    y = torch.as_tensor(tr.y)
-    for epoch in range(cfg.train.epochs):
-        for idx in schedule(len(y), cfg.train, epoch):
-            idx = torch.as_tensor(idx)
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x[idx], n[idx]), y[idx]).backward()
-            opt.step()
-    with torch.no_grad():
-        pred = (
-            model(torch.as_tensor(te.x, dtype=torch.float32), torch.as_tensor(te.lengths))
-            .argmax(1)
-            .numpy()
-        )
-    return float((pred == te.y).mean())
-
-
-def mirror(cfg, tr, te, backend=None) -> tuple[float, float]:
-    """(test accuracy with exact activations, as MPC's model is evaluated; max |x| / B).
-    ``backend``: a :class:`mpcrnn.backend.PlainBackend` (subclass) to train with, e.g. one
-    that injects a fault (``one_bad_step.py``); default a plain one."""
-    from mpcrnn.backend import PlainBackend
-    from mpcrnn.model import init_params
-    from mpcrnn.secure import evaluate_local
-    from mpcrnn.train import plain_dataset, train
-
-    B = backend or PlainBackend(cfg.activation)
-    params, _ = train(
-        B,
-        cfg.model,
-        cfg.train,
-        plain_dataset(tr.x, tr.lengths, tr.y, cfg.model),
-        init_params(cfg.model, cfg.train.seed),
-    )
-    return evaluate_local(cfg, params, te, polynomial=False)[
-        "accuracy_exact"
-    ], B.max_abs_preactivation
-
-
-def party_parts(raw_tr, raw_te):
-    """The harness's 50/30/20 split of the train and test rows among 3 parties."""
-    from mpcrnn import data as D
-
-    return D.split_rows(raw_tr, [0.5, 0.3, 0.2], 0), D.split_rows(raw_te, [0.5, 0.3, 0.2], 1)
-
-
-def mirror_on_party_order(cfg, spec, parts, te, backend=None) -> float:
-    """The mirror on the rows in MPC's order: the parties' parts concatenated in rank order,
-    as :func:`mpcrnn.secure.share_all` pools them.  The batch schedule permutes row INDICES,
-    so this order, not the file's, is the trajectory an MPC run with this seed follows (up to
-    fixed-point noise); the mirror on the file's order is another draw of the batches."""
-    from mpcrnn import data as D
-    from mpcrnn.secure import concat
-
-    return mirror(cfg, D.scale_features(concat(parts), spec), te, backend)[0]
+    common.torch_loop(model, opt, common.scheduled_batches(tr, cfg.train), cfg.train.epochs)
+    return common.torch_accuracy(model, te)
 
 
 def mpc(cfg, parts, tests, workdir: Path) -> dict:
-    """One launcher run on the parties' raw rows (:func:`party_parts`)."""
-    from harness import launch_parties, pooled_accuracy
-
-    parties, wall = launch_parties(cfg, parts, tests, workdir, timeout_s=600)
+    """One launcher run on the parties' raw rows (:func:`common.party_parts`)."""
+    parties, wall = common.launch_parties(cfg, parts, tests, workdir, timeout_s=600)
     p0 = parties[0]
     return {
-        "test_accuracy": pooled_accuracy([p["local_test"] for p in parties]),
+        "test_accuracy": common.pooled_accuracy([p["local_test"] for p in parties]),
         "wall_s": wall,
         "step_s": statistics.median(p0["step_seconds"]),
         "steps": len(p0["step_seconds"]),
@@ -213,29 +106,28 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def bench(
-    quick: bool, mpc_rows, seeds=(0, 1, 2), out: Path | None = None, only=(), **overrides
-) -> list[dict]:
-    """Plaintext columns for every row first, then the MPC runs (in ``mpc_rows`` order)."""
+def bench(quick: bool, mpc_rows, seeds=(0, 1, 2), save=None, only=(), **overrides) -> list[dict]:
+    """Plaintext columns for every row first, then the MPC runs (in ``mpc_rows`` order);
+    ``save(rows)``, if given, after every row."""
     import torch
 
     torch.set_num_threads(1)
     from mpcrnn import data as D
 
-    epochs_by = QUICK_EPOCHS if quick else EPOCHS
+    epochs_by = QUICK_EPOCHS if quick else common.EPOCHS
     rows = []
     for name, cell, layers in ROWS:
         if only and name not in only:
             continue
-        spec, raw_tr, raw_te = load(name)
+        spec, raw_tr, raw_te = common.load(name)
         tr, te = D.scale_features(raw_tr, spec), D.scale_features(raw_te, spec)
         epochs = epochs_by[name]
         t0 = time.perf_counter()
         ts, ms, peaks = [], [], []
         for seed in seeds:
-            cfg = run_config(name, cell, layers, seed, epochs, **overrides)
+            cfg = common.run_config(name, cell, layers, seed, epochs, **overrides)
             ts.append(yardstick(cfg, tr, te))
-            acc, peak = mirror(cfg, tr, te)
+            acc, peak = common.mirror(cfg, tr, te)
             ms.append(acc)
             peaks.append(peak)
         row = {
@@ -256,27 +148,27 @@ def bench(
             ),
             flush=True,
         )
-        if out:
-            out.write_text(json.dumps(rows, indent=1))
+        if save:
+            save(rows)
     for key in mpc_rows:
         row = next(r for r in rows if (r["data"], r["cell"], r["layers"]) == key)
-        spec, raw_tr, raw_te = load(key[0])
-        cfg = run_config(*key, 0, row["epochs"], **overrides)
-        parts, tests = party_parts(raw_tr, raw_te)
-        row["mirror_party_order"] = mirror_on_party_order(
+        spec, raw_tr, raw_te = common.load(key[0])
+        cfg = common.run_config(*key, 0, row["epochs"], **overrides)
+        parts, tests = common.party_parts(raw_tr, raw_te)
+        row["mirror_party_order"] = common.mirror_on_party_order(
             cfg, spec, parts, D.scale_features(raw_te, spec)
         )
         with tempfile.TemporaryDirectory() as tmp:
             row["mpc"] = mpc(cfg, parts, tests, Path(tmp))
         print(json.dumps({"mpc": key, **row["mpc"]}), flush=True)
-        if out:
-            out.write_text(json.dumps(rows, indent=1))
-            out.with_suffix(".md").write_text(table(rows) + "\n")
+        if save:
+            save(rows)
     return rows
 
 
-def sweep(out: Path, seeds=(0, 1, 2)) -> None:
-    """The defaults sweep on the mirror: every grid point over every row and seed."""
+def sweep(args) -> None:
+    """The defaults sweep on the mirror: every grid point over every row and seed
+    (``$SWEEP_FROM``: start at that grid point)."""
     grid = [
         dict(lr=0.01, eps=1e-3),
         dict(lr=0.02, eps=1e-3),
@@ -285,10 +177,11 @@ def sweep(out: Path, seeds=(0, 1, 2)) -> None:
         dict(lr=0.01, eps=1e-3, optimizer="adamw", weight_decay=0.01),
         dict(lr=0.01, eps=1e-2),
     ]
-    grid = grid[int(os.environ.get("SWEEP_FROM", "0")) :]
+    start = os.environ.get("SWEEP_FROM", "")
+    grid = grid[int(start or "0") :]
     results = []
     for point in grid:
-        rows = bench(False, set(), seeds, **point)
+        rows = bench(args.quick, set(), args.seeds, only=args.only, **point)
         gaps = [r["mirror"]["median"] - r["torch"]["median"] for r in rows]
         results.append(
             {
@@ -299,22 +192,38 @@ def sweep(out: Path, seeds=(0, 1, 2)) -> None:
                 "worst_mirror_min": min(r["mirror"]["min"] for r in rows),
             }
         )
-        print(
-            "POINT",
-            json.dumps(point),
-            "worst gap",
-            round(100 * min(gaps), 1),
-            "mean gap",
-            round(100 * statistics.mean(gaps), 1),
-            flush=True,
+        print("POINT", json.dumps(point), "worst gap", round(100 * min(gaps), 1), flush=True)
+        common.write_results(
+            f"learning_rows-sweep{start}",
+            sweep_table(results),
+            results,
+            args,
+            title="The defaults sweep on the mirror",
         )
-        out.write_text(json.dumps(results, indent=1))
+
+
+def sweep_table(results: list[dict]) -> str:
+    lines = [
+        "Mirror minus torch Adam (medians over seeds, percentage points), per grid point "
+        "(TrainConfig fields; the rest are the defaults):",
+        "",
+        "| grid point | worst gap | mean gap | worst mirror accuracy (min over seeds) |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in results:
+        point = ", ".join(f"{k}={v}" for k, v in r["point"].items())
+        lines.append(
+            f"| {point} | {100 * r['worst_gap']:+.1f} | {100 * r['mean_gap']:+.1f} "
+            f"| {100 * r['worst_mirror_min']:.1f}% |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--sweep", action="store_true")
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], parents=[common.parent(smoke=False, seeds=(0, 1, 2))]
+    )
+    ap.add_argument("--sweep", action="store_true", help="the defaults sweep (mirror only)")
     ap.add_argument("--no-mpc", action="store_true")
     ap.add_argument(
         "--mpc-rows",
@@ -322,14 +231,9 @@ def main() -> None:
         help="data:cell:layers rows to run in MPC (default: all; --quick: two)",
     )
     ap.add_argument("--only", nargs="*", default=(), help="data sets to run (default: all)")
-    ap.add_argument("--out", default="bench-out")
-    args = ap.parse_args()
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args = common.parse(ap)
     if args.sweep:
-        sweep(out / f"sweep_defaults{os.environ.get('SWEEP_FROM', '')}.json")
-        return
+        return sweep(args)
     ap_rows = (
         [tuple(r.split(":")[:2]) + (int(r.split(":")[2]),) for r in args.mpc_rows]
         if args.mpc_rows
@@ -346,10 +250,12 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.only:
         mpc_rows = [r for r in mpc_rows if r[0] in args.only]
-    rows = bench(args.quick, mpc_rows, out=out / "learning_rows.json", only=args.only)
-    text = table(rows)
-    (out / "learning_rows.md").write_text(text + "\n")
-    print("\n" + text + f"\n\nran {time.perf_counter() - t0:.0f} s")
+
+    def save(rows):
+        return common.write_results("learning_rows", table(rows), rows, args)
+
+    rows = bench(args.quick, mpc_rows, args.seeds, save=save, only=args.only)
+    print("\n" + table(rows) + f"\n\nran {time.perf_counter() - t0:.0f} s; wrote {save(rows)}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ every clipped gradient entry, one run per noise seed: how far the mirror's traje
 under errors of the size MPC's rounding makes (not a model of those errors: MPC rounds the
 forward and backward passes too).
 
+Writes ``one_bad_step.md`` and .json (``one_bad_step-noise`` in noise mode).  ``--quick``: Japanese
+Vowels only, one bad step.
+
 Measured (benchmarks/results/learning.md): without the norm clip, a bad step in the first
 tenth of training leaves GunPoint GRU near chance and costs Japanese Vowels GRU 16-27 points
 (late ones cost nothing); with it, no bad step costs more than the seed-to-seed spread.
@@ -26,11 +29,8 @@ tenth of training leaves GunPoint GRU near chance and costs Japanese Vowels GRU 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import common
 
 ROWS = {"gunpoint": (5, 50, 200, 600), "japanese_vowels": (5, 30, 100)}
 
@@ -40,8 +40,6 @@ def mirror_with_fault(name: str, cell: str, layers: int, fault=None, seed: int =
     ``overrides`` of TrainConfig), where ``fault(call, clipped, c)``, if given, replaces every
     value-clipped gradient (``call``: 1-based count of clip_value calls, one per step); the
     norm clip, if on, then applies to the result as to every step."""
-    from learning_rows import EPOCHS, load, mirror_on_party_order, party_parts, run_config
-
     from mpcrnn import data as D
     from mpcrnn.backend import PlainBackend
 
@@ -53,11 +51,11 @@ def mirror_with_fault(name: str, cell: str, layers: int, fault=None, seed: int =
             clipped = super().clip_value(x, c)
             return clipped if fault is None else fault(self.calls, clipped, c)
 
-    spec, raw_tr, raw_te = load(name)
-    parts, _ = party_parts(raw_tr, raw_te)
-    cfg = run_config(name, cell, layers, seed, EPOCHS[name], **overrides)
+    spec, raw_tr, raw_te = common.load(name)
+    parts, _ = common.party_parts(raw_tr, raw_te)
+    cfg = common.run_config(name, cell, layers, seed, common.EPOCHS[name], **overrides)
     te = D.scale_features(raw_te, spec)
-    return mirror_on_party_order(cfg, spec, parts, te, Faulty(cfg.activation))
+    return common.mirror_on_party_order(cfg, spec, parts, te, Faulty(cfg.activation))
 
 
 def accuracy_with_bad_step(name: str, cell: str, bad_step: int | None, **overrides) -> float:
@@ -89,20 +87,31 @@ def accuracy_with_noise(
     return mirror_with_fault(name, cell, layers, noise, **overrides)
 
 
-def noise_table(row: str, units: float, seeds: int, **overrides) -> None:
+def noise_table(args, **overrides) -> None:
     import statistics
 
+    row, units, seeds = args.row, args.noise, args.noise_seeds
     name, cell, layers = row.split(":")
     clean = mirror_with_fault(name, cell, int(layers), **overrides)
-    accs = [
-        accuracy_with_noise(name, cell, int(layers), units, s, **overrides) for s in range(seeds)
-    ]
-    for s, a in enumerate(accs):
-        print(f"| {row} | noise +-{units:g} units, seed {s} | {100 * a:.1f}% |", flush=True)
+    accs = []
+    lines = ["| row | run | test accuracy |", "|---|---|---:|"]
+    for s in range(seeds):
+        accs.append(accuracy_with_noise(name, cell, int(layers), units, s, **overrides))
+        lines.append(f"| {row} | noise +-{units:g} units, seed {s} | {100 * accs[-1]:.1f}% |")
+        print(lines[-1], flush=True)
     med, lo, hi = statistics.median(accs), min(accs), max(accs)
-    print(
+    lines.append(
         f"| {row} | median (range) over {seeds} noise seeds | {100 * med:.1f}% "
         f"({100 * lo:.1f}-{100 * hi:.1f}); clean (no noise): {100 * clean:.1f}% |"
+    )
+    print(lines[-1])
+    data = {"row": row, "units": units, "clean": clean, "noisy": accs, **overrides}
+    common.write_results(
+        "one_bad_step-noise",
+        "\n".join(lines),
+        data,
+        args,
+        title="Fixed-point-sized noise on every step, on the plaintext mirror",
     )
 
 
@@ -110,28 +119,39 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], parents=[common.parent(smoke=False)]
+    )
     ap.add_argument("--only", nargs="*", default=(), help="data sets (default: both)")
     ap.add_argument("--noise", type=float, default=0.0, help="noise mode: +-U units of 2^-16")
     ap.add_argument("--row", default="gunpoint:gru:1", help="noise mode: data:cell:layers")
     ap.add_argument("--noise-seeds", type=int, default=8)
     ap.add_argument("--clip-norm", type=float, help="noise mode: TrainConfig.clip_norm")
-    args = ap.parse_args()
+    args = common.parse(ap)
     if args.noise > 0:
         over = {} if args.clip_norm is None else {"clip_norm": args.clip_norm}
-        return noise_table(args.row, args.noise, args.noise_seeds, **over)
-    print(
-        "| data, GRU x1 | bad step | test accuracy, defaults (clip_norm 1) | clip_norm 0 |\n"
-        "|---|---:|---:|---:|"
-    )
+        return noise_table(args, **over)
+    lines = [
+        "| data, GRU x1 | bad step | test accuracy, defaults (clip_norm 1) | clip_norm 0 |",
+        "|---|---:|---:|---:|",
+    ]
+    print("\n".join(lines))
+    rows = []
     for name, steps in ROWS.items():
+        if args.quick:  # Japanese Vowels only, clean and one early bad step
+            if name != "japanese_vowels":
+                continue
+            steps = steps[:1]
         if args.only and name not in args.only:
             continue
         for step in (None, *steps):
             acc = accuracy_with_bad_step(name, "gru", step)
             off = accuracy_with_bad_step(name, "gru", step, clip_norm=0.0)
+            rows.append({"data": name, "bad_step": step, "clip_norm_1": acc, "clip_norm_0": off})
             label = "none (clean)" if step is None else str(step)
-            print(f"| {name} | {label} | {100 * acc:.1f}% | {100 * off:.1f}% |", flush=True)
+            lines.append(f"| {name} | {label} | {100 * acc:.1f}% | {100 * off:.1f}% |")
+            print(lines[-1], flush=True)
+    common.write_results("one_bad_step", "\n".join(lines), rows, args)
 
 
 if __name__ == "__main__":

@@ -1,39 +1,37 @@
 """Check the WAN projection's two terms against measured runs (needs root: ip netns, tc, TUN).
 
 The harness projects a WAN step as ``compute + rounds x RTT + bytes / rate``.  Here the dealer
-and 2 parties run in separate network namespaces (tests/netns.py) and train 2 steps of the W1
+and 2 parties run in separate network namespaces (:mod:`launch.netns`) and train 2 steps of the W1
 GRU (batch 20) through `mpcrnn party` / `mpcrnn dealer`:
 
 * bandwidth: once unthrottled and once with `tc tbf` capping every host's eth0 at 100 Mbit/s;
   the steady-state step's slowdown is compared with bytes sent / rate;
 * delay: `tc netem` is not in this kernel, so the hosts are linked through a user-space relay
-  (:class:`netns.DelayRelay`, TUN devices) that holds every packet for d/2; once with d = 0 and
-  once with d = 10 ms added round trip; the steady-state step's slowdown is compared with
+  (:class:`launch.netns.DelayRelay`, TUN devices) that holds every packet for d/2; once with
+  d = 0 and once with d = 10 ms added round trip; the steady-state step's slowdown is compared with
   (CrypTen rounds of that step, on party 0, dealer round trips included) x d/2: an opening
   costs one one-way latency (every party sends at once), a gather one hop.
 
     .venv/bin/python benchmarks/wan_check.py [--only bandwidth|delay]
+
+Writes ``wan_check.md`` and .json (``common.write_results``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+import common
+
+from launch import netns
 
 
 def _train(hosts, addrs, ifname: str, port: int) -> dict:
-    import test_multihost as M
-
     tmp = Path(tempfile.mkdtemp())
-    files = M._setup_files(tmp)
-    run_file = tmp / "run.toml"  # with every host's pinned identity (keygen'd by _setup_files)
-    run_file.write_text(run_file.read_text().replace("hidden = 4", "hidden = 32"))
+    files = netns.host_files(tmp, hidden=32)  # every host's pinned identity, in run.toml
     base = {
         "MASTER_ADDR": addrs[1],
         "MASTER_PORT": str(port),
@@ -41,8 +39,10 @@ def _train(hosts, addrs, ifname: str, port: int) -> dict:
         "MPCRNN_LINK_IFNAME": ifname,
     }
     envs = [{**base, "RANK": "2"}, {**base, "RANK": "0"}, {**base, "RANK": "1"}]
-    res = M._run_hosts(
-        M._commands(tmp, files, [["ip", "netns", "exec", h] for h in hosts]), envs, timeout=900
+    res = netns.run_hosts(
+        netns.host_commands(tmp, files, [["ip", "netns", "exec", h] for h in hosts]),
+        envs,
+        timeout=900,
     )
     if any(code != 0 for code, _, _ in res):
         raise SystemExit("run failed:\n" + res[1][2][-2000:])
@@ -50,8 +50,6 @@ def _train(hosts, addrs, ifname: str, port: int) -> dict:
 
 
 def bandwidth(rate_mbit: int = 100) -> dict:
-    import netns
-
     steps, sent = {}, 0.0
     with netns.hosts(3) as (hosts, addrs):
         for rate in (None, f"{rate_mbit}mbit"):
@@ -80,8 +78,6 @@ def bandwidth(rate_mbit: int = 100) -> dict:
 
 
 def delay(rtt_ms: float = 10.0) -> dict:
-    import netns
-
     steps, rounds = {}, 0
     for d in (0.0, rtt_ms):
         with netns.delayed_hosts(3, d / 2e3) as (hosts, addrs, _relay):
@@ -109,15 +105,27 @@ def delay(rtt_ms: float = 10.0) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], parents=[common.parent(smoke=False)]
+    )
     ap.add_argument("--only", choices=["bandwidth", "delay"])
-    args = ap.parse_args()
+    args = common.parse(ap)  # --quick changes nothing here: 2 training steps per run already
     out = {}
     if args.only in (None, "bandwidth"):
         out["bandwidth"] = bandwidth()
     if args.only in (None, "delay"):
         out["delay"] = delay()
     print(json.dumps(out))
+    lines = ["| check | measured s | projected s | measured / projected |", "|---|---:|---:|---:|"]
+    for name, r in out.items():
+        what = f"+{r['rtt_ms']:g} ms RTT" if name == "delay" else f"{r['rate_mbit']} Mbit/s"
+        lines.append(
+            f"| {name} ({what}) | {r['measured_s']:.2f} | {r['projected_s']:.2f} "
+            f"| {r['ratio']:.2f} |"
+        )
+    common.write_results(
+        "wan_check", "\n".join(lines), out, args, title="The WAN projection against measured runs"
+    )
 
 
 if __name__ == "__main__":

@@ -130,8 +130,9 @@ def _watch(procs, pipes, cfg, show_progress: bool) -> list[dict]:
         _stop_all(procs)
         raise
     except PartyError:
-        if show_progress:
-            sys.stderr.write("\n")  # the progress line ends with a carriage return, not a newline
+        if show_progress and sys.stderr.isatty():
+            # a killed party's progress bar may have left its line open (a carriage return)
+            sys.stderr.write("\n")
         raise
     finally:
         for r in pipes:

@@ -133,8 +133,8 @@ def _run_joined(job: PartyJob, cfg, session, local, test) -> dict:
     try:
         result, by_round = _train(job, cfg, session, local, test, progress)
     except BaseException:
-        if progress is not None and progress.shown:
-            sys.stderr.write("\n")  # the error line starts on a fresh line, not after the bar
+        if progress is not None:
+            progress.close()  # the error line starts on a fresh line, not after the bar
         raise
     if progress:
         progress.done()
@@ -223,26 +223,80 @@ def _party_report(job: PartyJob, cfg, session, result: dict, by_round: list[dict
 
 
 class _Progress:
-    """Rank 0's progress line: epoch/step, s/step, rounds, MB sent.  No secret values."""
+    """Rank 0's progress: epoch (or round) and step, s/step, rounds, MB sent.  No secret values.
 
-    def __init__(self, session) -> None:
+    On a terminal (stderr a tty): a tqdm bar, redrawn in place.  Otherwise (a log file, a pipe):
+    one plain line per epoch, no carriage returns.  Called with the training loop's events
+    (``epoch``, ``epochs``, ``step``, ``steps``, ``seconds``, optional ``unit``); ``shown``: an
+    unfinished bar line is on stderr; ``done()`` ends it and prints the training time.
+    """
+
+    def __init__(self, session, stream=None) -> None:
         self.s = session
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.t0 = time.perf_counter()
-        self.shown = False  # a progress line (ending in a carriage return) is on stderr
+        self.shown = False
+        self.bar = None
+        self.epoch_seconds: list[float] = []
+
+    def _counters(self) -> str:
+        st = self.s.stats
+        return f"rounds {st.total_rounds}, sent {st.total_bytes / 1e6:.1f} MB"
 
     def __call__(self, ev: dict) -> None:
-        st = self.s.stats
-        sys.stderr.write(
-            f"\r  {ev.get('unit', 'epoch')} {ev['epoch']}/{ev['epochs']} step "
-            f"{ev['step']}/{ev['steps']}  "
-            f"{ev['seconds']:.2f} s/step  rounds {st.total_rounds}  sent "
-            f"{st.total_bytes / 1e6:.1f} MB   "
-        )
-        sys.stderr.flush()
-        self.shown = True
+        unit = ev.get("unit", "epoch")
+        self.epoch_seconds.append(ev["seconds"])
+        if self.tty:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                done_steps = (ev["epoch"] - 1) * ev["steps"] + ev["step"] - 1  # after --resume
+                cols, rows = _terminal_size(self.stream)  # 0 x 0: a pty that never said
+                self.bar = tqdm(
+                    desc=f"  {unit} {ev['epoch']}/{ev['epochs']}",
+                    total=ev["epochs"] * ev["steps"],
+                    initial=done_steps,
+                    file=self.stream,
+                    unit="step",
+                    ncols=cols or 100,
+                    nrows=rows or 24,  # tqdm hides its bar on a terminal of 0 rows
+                    dynamic_ncols=bool(cols),
+                    leave=True,
+                )
+            self.bar.set_description(f"  {unit} {ev['epoch']}/{ev['epochs']}", refresh=False)
+            self.bar.set_postfix_str(self._counters(), refresh=False)  # tqdm shows s/step
+            self.bar.update(1)
+            self.shown = True
+        elif ev["step"] == ev["steps"]:
+            n, total = len(self.epoch_seconds), sum(self.epoch_seconds)
+            self.stream.write(
+                f"  {unit} {ev['epoch']}/{ev['epochs']}: {n} steps in {total:.1f} s "
+                f"({total / n:.2f} s/step), {self._counters()}\n"
+            )
+            self.stream.flush()
+        if ev["step"] == ev["steps"]:
+            self.epoch_seconds = []
+
+    def close(self) -> None:
+        """End the bar's line (it stays on screen as it last was); nothing without a bar."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.shown = False
 
     def done(self) -> None:
-        sys.stderr.write(f"\n  trained in {time.perf_counter() - self.t0:.1f} s\n")
+        self.close()
+        self.stream.write(f"  trained in {time.perf_counter() - self.t0:.1f} s\n")
+        self.stream.flush()
+
+
+def _terminal_size(stream) -> tuple[int, int]:
+    """(columns, lines) of the terminal behind ``stream``; (0, 0) when it does not say."""
+    try:
+        return tuple(os.get_terminal_size(stream.fileno()))
+    except (OSError, ValueError, AttributeError):
+        return 0, 0
 
 
 # Exceptions that mean the network failed under a party (a peer closed its connection, reset

@@ -1,4 +1,6 @@
-"""The benchmark harness in its smallest configuration, so it cannot rot."""
+"""The benchmark harness in its smallest configuration, so it cannot rot.  Every script writes
+``<name>.md`` (a header naming command, commit, date, machine and load, then the table) and
+``<name>.json`` (``{"provenance": ..., "data": ...}``) through ``benchmarks/common``."""
 
 from __future__ import annotations
 
@@ -25,7 +27,10 @@ def test_harness_smoke(tmp_path):
         cwd=ROOT,
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    data = json.loads((tmp_path / "w1.json").read_text())
+    written = json.loads((tmp_path / "harness.json").read_text())
+    assert {"command", "commit", "machine", "load_start", "load_end"} <= set(written["provenance"])
+    assert written["provenance"]["command"].startswith("python benchmarks/harness.py --smoke")
+    data = written["data"]
     rows = data["w1"]
     assert set(rows) == {
         "torch GRU (exact, float32)",
@@ -39,7 +44,8 @@ def test_harness_smoke(tmp_path):
     )
     assert all(0.0 <= r["test_accuracy"] <= 1.0 for k, r in rows.items() if "test_accuracy" in r)
     assert set(data["wan"]) == {"1", "10", "50"} and data["floor"]["rtt_s"] > 0
-    text = (tmp_path / "w1.md").read_text()
+    text = (tmp_path / "harness.md").read_text()
+    assert text.startswith("# What privacy costs") and "> - Commit: `" in text
     assert "| mpcrnn |" in text and "WAN projection" in text and "Sweeps" in text
     assert "Summary: mpcrnn" in res.stdout
     fed = data["modes"]["fedavg"]
@@ -48,7 +54,6 @@ def test_harness_smoke(tmp_path):
         and fed["total_bytes"] > 0
     )
     assert "| fedavg | 2 global models (one per round) |" in text
-    assert [r["row"].split()[0] for r in data["dp"]] == ["Opacus", "mpcrnn-DP"] and "DP-SGD" in text
 
 
 def _adv_rows(*args, check=True):
@@ -69,16 +74,17 @@ def test_adversarial_rows_split_and_merge(tmp_path):
     cores) and merge into one table; an MPC run given twice is refused, not double-counted."""
     _adv_rows("--smoke", "--part", "plain", "--out", str(tmp_path / "plain"))
     _adv_rows("--smoke", "--part", "d", "--out", str(tmp_path / "mpc"))
-    runs = tmp_path / "mpc" / "adversarial.runs.jsonl"
+    runs = tmp_path / "mpc" / "adversarial_rows.runs.jsonl"
     assert len(runs.read_text().splitlines()) == 1  # one finished run: (d), seed 0
-    plain = tmp_path / "plain" / "adversarial.json"
+    plain = tmp_path / "plain" / "adversarial_rows.json"
     _adv_rows("--merge", str(plain), str(runs), "--out", str(tmp_path / "all"))
-    row = json.loads((tmp_path / "all" / "adversarial.json").read_text())["japanese_vowels gru"]
+    merged = json.loads((tmp_path / "all" / "adversarial_rows.json").read_text())["data"]
+    row = merged["japanese_vowels gru"]
     assert set(row) >= {"a", "b", "c0", "d0", "d"} and "c" not in row
     assert row["d"]["seeds"] == [0]
     assert set(row["d"]["acc"]) == set(row["d0"])  # the same metrics as the plaintext columns
     assert all(0.0 <= v[0] <= 1.0 for v in row["d"]["acc"].values())
-    md = (tmp_path / "all" / "adversarial.md").read_text()
+    md = (tmp_path / "all" / "adversarial_rows.md").read_text()
     assert "(d) mpcrnn adversarial" in md and "(b) plaintext adversarial" in md
     res = _adv_rows("--merge", str(plain), str(runs), str(runs), check=False)
     assert res.returncode != 0

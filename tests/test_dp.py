@@ -796,7 +796,7 @@ def test_dp_rows_benchmark_smoke(tmp_path):
         cwd=root,
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    rows = json.loads((tmp_path / "dp_rows.json").read_text())
+    rows = json.loads((tmp_path / "dp_rows.json").read_text())["data"]
     assert [r["row"].split()[0] for r in rows] == ["Opacus", "mpcrnn-DP"]
     assert all(r["epsilon"] <= 8.0 and 0.0 <= r["test_accuracy"] <= 1.0 for r in rows)
     assert rows[0]["noise_multiplier"] == rows[1]["noise_multiplier"]

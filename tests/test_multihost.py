@@ -13,112 +13,20 @@ same commands on one host everywhere.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from mpcrnn import data as D
-
-MPCRNN = str(Path(sys.executable).with_name("mpcrnn"))
-RUN_TOML = """
-[run]
-parties = 2
-provider = "ttp"
-[model]
-hidden = 4
-[train]
-epochs = 1
-batch_size = 20
-"""
-
-
-def _keygen(folder: Path) -> str:
-    """`mpcrnn keygen --out folder` as an organization runs it; returns the printed fingerprint."""
-    res = subprocess.run(
-        [MPCRNN, "keygen", "--out", str(folder)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return res.stdout.strip().splitlines()[0]
+from launch.netns import host_commands as _commands
+from launch.netns import host_files
+from launch.netns import run_hosts as _run_hosts
 
 
 def _setup_files(tmp: Path) -> list[str]:
-    # each host makes its identity; only the fingerprints travel, into the shared run file
-    pins = {name: _keygen(tmp / f"key-{name}") for name in ("dealer", "party0", "party1")}
+    files = host_files(tmp)  # each host's identity, the shared run file, two parties' rows
     assert (tmp / "key-party0" / "key.pem").stat().st_mode & 0o777 == 0o600
-    (tmp / "run.toml").write_text(
-        RUN_TOML + "[identities]\n" + "".join(f'{k} = "{v}"\n' for k, v in pins.items())
-    )
-    files = []
-    for r, part in enumerate(D.split_rows(D.japanese_vowels("train"), [20, 20], 3)):
-        D.write_npz(part, tmp / f"p{r}.npz")
-        files.append(str(tmp / f"p{r}.npz"))
     return files
-
-
-def _run_hosts(
-    cmds: list[list[str]], envs: list[dict], timeout: float = 240
-) -> list[tuple[int, str, str]]:
-    procs = [
-        subprocess.Popen(
-            c, env={**os.environ, **e}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for c, e in zip(cmds, envs)
-    ]
-    out = []
-    for p in procs:
-        try:
-            o, e = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise
-        out.append((p.returncode, o, e))
-    return out
-
-
-def _commands(tmp: Path, files: list[str], prefix: list[list[str]]) -> list[list[str]]:
-    cfg = str(tmp / "run.toml")
-    return [
-        prefix[0]
-        + [MPCRNN, "dealer", "--config", cfg, "--timeout", "60", "--key", str(tmp / "key-dealer")],
-        prefix[1]
-        + [
-            MPCRNN,
-            "party",
-            "--config",
-            cfg,
-            "--data",
-            files[0],
-            "--out",
-            str(tmp / "out0"),
-            "--timeout",
-            "60",
-            "--key",
-            str(tmp / "key-party0"),
-        ],
-        prefix[2]
-        + [
-            MPCRNN,
-            "party",
-            "--config",
-            cfg,
-            "--data",
-            files[1],
-            "--out",
-            str(tmp / "out1"),
-            "--timeout",
-            "60",
-            "--key",
-            str(tmp / "key-party1"),
-        ],
-    ]
 
 
 def _assert_trained(results, tmp: Path):

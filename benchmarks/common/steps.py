@@ -1,0 +1,121 @@
+"""Party functions of one training step on shares, for :func:`launch.local_parties.run_parties`:
+mpcrnn's step and the same GRU written naively on CrypTen autograd."""
+
+from __future__ import annotations
+
+import time
+
+
+def _data(B, T, F, C, seed=0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(B, T, F, generator=g, dtype=torch.float64) * 2 - 1
+    lengths = torch.randint(T // 2, T + 1, (B,), generator=g)
+    y = torch.randint(0, C, (B,), generator=g)
+    return x, lengths, y
+
+
+def shared_batch(session, B, T):
+    """A random batch of ``B`` sequences of ``T`` steps (12 features, 9 classes), shared by
+    party 0: (x, masks, one-hot labels), time-major."""
+    import torch
+
+    from mpcrnn.train import masks
+    from protocols.arithmetic.sharing import share
+
+    s, own = session, session.rank == 0
+    x, lengths, y = _data(B, T, 12, 9)
+    xs = share(s, x if own else None, src=0, shape=(B, T, 12)).transpose(0, 1)
+    ms = share(s, masks(lengths, T) if own else None, src=0, shape=(B, T, 1)).transpose(0, 1)
+    ys = share(s, torch.nn.functional.one_hot(y, 9).double() if own else None, src=0, shape=(B, 9))
+    return xs, ms, ys
+
+
+def mpcrnn_step(session, B, T, H, repeats, cell="gru"):
+    """A party function: ``repeats`` steady-state mpcrnn training steps (after one that records
+    the triple plan and one warm-up); seconds (wall and this party's CPU), CrypTen-counted
+    rounds and bytes of the last, our own counters, and the forward pass's rounds."""
+    from mpcrnn.backend import SharedBackend
+    from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
+    from mpcrnn.model import forward, forward_backward, init_params
+    from mpcrnn.train import init_state, sgd_step
+    from protocols.arithmetic.sharing import public
+
+    s = session
+    s.enable_traffic_counting()
+    mc = ModelConfig(cell=cell, hidden_size=H)
+    xs, ms, ys = shared_batch(s, B, T)
+    params = {k: public(s, v) for k, v in init_params(mc, 0).items()}
+    Bk = SharedBackend(s, ActivationConfig())
+    tcfg = TrainConfig()
+    vel = init_state(Bk, params, tcfg)
+    times, cpu = [], []
+    for i in range(repeats + 2):  # step 0 records the triple plan, step 1 warms up
+        s.reset_traffic()
+        s.stats.reset()
+        t0, c0 = time.perf_counter(), time.process_time()
+        Bk.begin_step((B, T), (B, T) if i < repeats + 1 else None)
+        grads, _ = forward_backward(Bk, mc, params, xs, ms, ys)
+        params, vel = sgd_step(Bk, params, grads, vel, tcfg, B, i + 1, repeats + 2)
+        Bk.end_step()
+        if i > 1:
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)  # less sensitive to a busy machine
+    st = s.transport
+    out = {"times": times, "cpu": cpu, "rounds": st.comm_rounds, "bytes": st.comm_bytes}
+    out["mine"] = s.stats.snapshot()
+    s.stats.reset()  # forward alone, outside a prefetched step: count openings + truncations only
+    forward(Bk, mc, params, xs, ms)
+    out["forward_rounds"] = s.stats.rounds["beaver"] + s.stats.rounds["truncate"]
+    return out
+
+
+def _naive_gru(crypten, torch, xe, me, W_ih, W_hh, b_ih, b_hh, B, T, H):
+    """torch's GRU equations on CrypTen autograd with CrypTen's sigmoid/tanh; masked freeze."""
+    h = crypten.cryptensor(torch.zeros(B, H))
+    for t in range(T):
+        gi = xe[t].matmul(W_ih.t()) + b_ih
+        gh = h.matmul(W_hh.t()) + b_hh
+        r = (gi[:, :H] + gh[:, :H]).sigmoid()
+        z = (gi[:, H : 2 * H] + gh[:, H : 2 * H]).sigmoid()
+        n = (gi[:, 2 * H :] + r * gh[:, 2 * H :]).tanh()
+        h = h + me[t] * ((1 - z) * n + z * h - h)
+    return h
+
+
+def naive_step(session, B, T, H, repeats):
+    """A party function: the same GRU step written naively on CrypTen autograd (CrypTen's own
+    sigmoid, tanh and cross-entropy); seconds, CrypTen-counted rounds and bytes, forward
+    rounds."""
+    import crypten
+    import torch
+    from crypten import communicator as comm
+    from crypten.config import cfg as ccfg
+
+    ccfg.communicator.verbose = True
+    x, lengths, y = _data(B, T, 12, 9)
+    torch.manual_seed(0)
+    ref = torch.nn.GRU(12, H, batch_first=True)
+    fc = torch.nn.Linear(H, 9)
+    enc = lambda v, rg=True: crypten.cryptensor(v.detach().float(), src=0, requires_grad=rg)  # noqa: E731
+    W_ih, W_hh = enc(ref.weight_ih_l0), enc(ref.weight_hh_l0)
+    b_ih, b_hh = enc(ref.bias_ih_l0), enc(ref.bias_hh_l0)
+    W, b = enc(fc.weight), enc(fc.bias)
+    xe = enc(x.transpose(0, 1), False)
+    me = enc(((torch.arange(T)[None, :] < lengths[:, None]).float().T.unsqueeze(-1)), False)
+    ye = enc(torch.nn.functional.one_hot(y, 9), False)
+    gru = lambda: _naive_gru(crypten, torch, xe, me, W_ih, W_hh, b_ih, b_hh, B, T, H)  # noqa: E731
+    times = []
+    for i in range(repeats + 1):
+        comm.get().reset_communication_stats()
+        t0 = time.perf_counter()
+        (gru().matmul(W.t()) + b).cross_entropy(ye).backward()
+        if i:
+            times.append(time.perf_counter() - t0)
+    st = comm.get()
+    total = {"times": times, "rounds": st.comm_rounds, "bytes": st.comm_bytes}
+    comm.get().reset_communication_stats()
+    gru().matmul(W.t())
+    total["forward_rounds"] = comm.get().comm_rounds
+    return total
