@@ -11,7 +11,7 @@ import re
 
 import pytest
 import torch
-from mpc_harness import _party_main, run_parties
+from mpc_harness import _party_main
 
 from protocols.randomness.requests import MaskProductRequest, MaskRequest, Op, ProductRequest
 
@@ -77,8 +77,8 @@ def test_arithmetic_in_process():
 
 
 @pytest.mark.parametrize("world_size,provider", [(3, "TTP"), (2, "TTP"), (3, "TFP")])
-def test_arithmetic_multiprocess(world_size, provider):
-    outs = run_parties(arithmetic_party, world_size=world_size, provider=provider)
+def test_arithmetic_multiprocess(world_size, provider, parties):
+    outs = parties(arithmetic_party, world_size=world_size, provider=provider)
     for out in outs:
         _check(out)
         assert [e["what"] for e in out["ledger"]] == ["x", "sum", "mul", "matmul", "square", "own"]
@@ -99,12 +99,12 @@ def _older_release_main(fn, rank, *rest):
     _party_main(fn, rank, *rest)
 
 
-def test_mismatched_releases_stop_before_anything_is_shared():
+def test_mismatched_releases_stop_before_anything_is_shared(parties):
     """Different wire protocols would give silently wrong triples: every process refuses at join."""
     from protocols.network.parties import WIRE_PROTOCOL
 
     with pytest.raises(AssertionError) as info:
-        run_parties(
+        parties(
             arithmetic_party, world_size=3, provider="TTP", entry=_older_release_main, timeout_s=60
         )
     want = (
@@ -135,8 +135,8 @@ def shares_party(rank: int):
     return share(s, x if rank == 0 else None, src=0, shape=tuple(x.shape))
 
 
-def test_shares_look_random_and_sum_to_value():
-    shares = run_parties(shares_party, world_size=3, provider="TFP")
+def test_shares_look_random_and_sum_to_value(parties):
+    shares = parties(shares_party, world_size=3, provider="TFP")
     x, _, _ = _inputs()
     total = sum(shares)
     torch.testing.assert_close(total.double() / 2**16, x, atol=2e-5, rtol=0)
@@ -269,9 +269,9 @@ def _fixed_inputs():
 
 
 @pytest.mark.parametrize("world_size,provider", [(3, "TTP"), (2, "TTP"), (3, "TFP")])
-def test_fixed_operand_is_opened_once_for_all_its_products(world_size, provider):
+def test_fixed_operand_is_opened_once_for_all_its_products(world_size, provider, parties):
     w, x1, x2, g = _fixed_inputs()
-    for out in run_parties(fixed_operand_party, world_size=world_size, provider=provider):
+    for out in parties(fixed_operand_party, world_size=world_size, provider=provider):
         torch.testing.assert_close(out["x1 W^T"], x1 @ w.T, atol=TOL, rtol=0)
         torch.testing.assert_close(out["x2 W^T"], x2 @ w.T, atol=TOL, rtol=0)
         torch.testing.assert_close(out["g W"], g @ w, atol=TOL, rtol=0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mpc_harness import run_parties
 
 from mpcrnn import data as D
 from mpcrnn.backend import PlainBackend
@@ -37,8 +36,8 @@ def clip_party(rank):
     )
 
 
-def test_clipping_on_three_parties_matches_torch():
-    v, n, n2 = run_parties(clip_party, world_size=3, provider="TTP")[0]
+def test_clipping_on_three_parties_matches_torch(parties):
+    v, n, n2 = parties(clip_party, world_size=3, provider="TTP")[0]
     g = _grad()
     torch.testing.assert_close(v, g.clamp(-0.5, 0.5), atol=1e-4, rtol=0)
     ref = g.clone().requires_grad_(True)
