@@ -1,5 +1,6 @@
-"""pytest configuration: one torch thread per process (2 shared cores thrash otherwise), and the
-two test tiers.
+"""pytest configuration: one torch and one BLAS thread per process (2 shared cores thrash
+otherwise: numpy's lstsq in ``fit_tanh`` runs 5x slower with a thread per core on a busy
+machine), and the two test tiers.
 
 A test that starts processes requests the fixture that starts them, and that fixture puts the
 ``processes`` marker on it (``pytest_collection_modifyitems`` below), so ``make test-fast``
@@ -31,6 +32,8 @@ import subprocess
 import pytest
 
 os.environ.setdefault("MPCRNN_LINK_IFNAME", "lo")
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # read when numpy loads its BLAS: before any test imports it
 
 PROCESS_FIXTURES = frozenset({"parties", "launcher", "kill_resume", "subprocesses"})
 
