@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from protocols.arithmetic.polynomial import OddPolynomial, fit_tanh, sigmoid_from_tanh
 
-FAST = settings(max_examples=100, deadline=None)
+FAST = settings(max_examples=50, deadline=None)
 
 # (degree, bound) pairs: each is a fit (~0.07 s, cached), so a fixed spread of them rather than
 # all 75: the README's table, the default, both ends of the degrees and of the bounds

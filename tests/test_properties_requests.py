@@ -40,7 +40,7 @@ from protocols.randomness.requests import (
 from protocols.randomness.streams import RingStream
 from protocols.randomness.triples import PartyShares
 
-FAST = settings(max_examples=100, deadline=None)
+FAST = settings(max_examples=50, deadline=None)
 
 dims = st.integers(1, 4)
 shapes = st.lists(dims, min_size=1, max_size=3).map(tuple)

@@ -20,7 +20,7 @@ from protocols.arithmetic.fixed_point import RING_BITS, FixedPoint
 from protocols.arithmetic.truncation import shift_right_trunc
 from protocols.errors import PrecisionError
 
-FAST = settings(max_examples=200, deadline=None)
+FAST = settings(max_examples=100, deadline=None)
 
 frac_bits = st.integers(8, 24)  # the formats check_range accepts
 

@@ -30,7 +30,7 @@ from protocols.arithmetic import truncation
 from protocols.arithmetic.fixed_point import FixedPoint
 from protocols.arithmetic.truncation import count_wraps, shift_right_trunc, truncate_many
 
-FAST = settings(max_examples=200, deadline=None)
+FAST = settings(max_examples=100, deadline=None)
 RING = 2**64
 int64s = st.integers(-(2**63), 2**63 - 1)
 
