@@ -12,7 +12,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: venv test lint lock lock-check lock-diff demo bench bench-quick clean
+.PHONY: venv test test-fast lint lock lock-check lock-diff demo bench bench-quick clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ $(STAMP): requirements.txt setup.cfg pyproject.toml
 
 test: $(STAMP) lint lock-check
 	$(BIN)/python -m pytest -q tests
+
+# every change: the tests that start no processes and are not slow (under 60 s on 2 cores)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not processes and not slow" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from mpc_harness import run_parties
 
 from mpcrnn import data as D
 from mpcrnn.backend import PlainBackend
@@ -177,8 +176,8 @@ def adam_party(session, optimizer):
     return reveal(s, w, to=everyone, what="w", why="test"), len(s.ledger.entries)
 
 
-def test_three_parties_and_dealer_match_mirror():
-    outs = run_parties(adam_party, world_size=3, provider="TTP", args=("adam",), timeout_s=180)
+def test_three_parties_and_dealer_match_mirror(parties):
+    outs = parties(adam_party, world_size=3, provider="TTP", args=("adam",), timeout_s=180)
     want = _mirror_steps("adam")
     for w, ledger in outs:
         torch.testing.assert_close(w, want, atol=SHARE_TOL, rtol=0)
@@ -227,7 +226,7 @@ def bucket_party(session):
     return out, len(s.ledger.entries)
 
 
-def test_bucket_search_on_shares_finds_every_bucket_exactly():
+def test_bucket_search_on_shares_finds_every_bucket_exactly(parties):
     """Binary search (3 comparisons for 6 to 8 buckets, 4 for 11), 3 parties + dealer: the index
     #{j: v < thr_j} exactly, at every threshold and next to it, on whole words; on 32-bit lanes
     (v first divided by 2^shift) exactly wherever v is 2^(shift+1) units or more from every
@@ -235,7 +234,7 @@ def test_bucket_search_on_shares_finds_every_bucket_exactly():
     from protocols.arithmetic.adam import _buckets
 
     thr_of = {case: _buckets(*case, 16)[0] for case in BUCKET_CASES}
-    for out, ledger in run_parties(bucket_party, world_size=3, provider="TTP", timeout_s=180):
+    for out, ledger in parties(bucket_party, world_size=3, provider="TTP", timeout_s=180):
         assert [lv for _, _, lv, *_ in out] == BUCKET_LEVELS
         assert [sh for _, _, _, sh, *_ in out] == [3, None, None, 3, 7]
         for case, (v, want, levels, shift, whole, and_whole, lanes, and_lanes) in zip(
@@ -273,12 +272,13 @@ def test_bad_optimizer_config(kwargs, pattern):
 
 def test_resume_continues_the_schedule_and_moments_exactly():
     """2 epochs, then a restart from the epoch-2 state (what --resume loads), equals 4 epochs:
-    the step count (bias corrections, cosine schedule) continues from the public epoch."""
+    the step count (bias corrections, cosine schedule) continues from the public epoch.  100
+    rows (5 steps an epoch: the warm-up ends in epoch 1), so it stays in `make test-fast`."""
     spec = D.JAPANESE_VOWELS_SPEC
     tr = D.scale_features(D.japanese_vowels("train"), spec)
     mc = ModelConfig(hidden_size=4)
     tc = TrainConfig(epochs=4, batch_size=20, schedule="cosine", warmup_steps=5)
-    data = plain_dataset(tr.x, tr.lengths, tr.y, mc)
+    data = plain_dataset(tr.x[:100], tr.lengths[:100], tr.y[:100], mc)
     saved = {}
     full, _ = train(
         PlainBackend(ActivationConfig()),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mpc_harness import run_parties
 
 from mpcrnn.adversarial import adversarial_gradients, perturb
 from mpcrnn.backend import PlainBackend, SharedBackend
@@ -162,8 +161,8 @@ def adv_party(session, cell, layers, method):
 
 
 @pytest.mark.parametrize("cell,layers,method", [("gru", 1, "fgsm"), ("lstm", 1, "pgd")])
-def test_three_parties_and_dealer_match_the_mirror(cell, layers, method):
-    outs = run_parties(
+def test_three_parties_and_dealer_match_the_mirror(cell, layers, method, parties):
+    outs = parties(
         adv_party, world_size=3, provider="TTP", args=(cell, layers, method), timeout_s=300
     )
     cfg, x, lengths, y = _batch(cell, layers)
@@ -192,10 +191,9 @@ def test_config_is_validated():
     assert AdversarialConfig(method="pgd", eps=0.1, alpha=0.04).step_size == 0.04
 
 
-def test_attack_command_on_a_released_model(tmp_path):
+def test_attack_command_on_a_released_model(tmp_path, subprocesses):
     """`mpcrnn attack` loads a model file and prints clean and robust accuracy (plain torch)."""
     import json
-    import subprocess
     import sys
     from pathlib import Path
 
@@ -209,7 +207,7 @@ def test_attack_command_on_a_released_model(tmp_path):
     rows = D.split_rows(D.japanese_vowels("test"), [20], 0)[0]
     D.write_npz(rows, tmp_path / "t.npz")
     mpcrnn = str(Path(sys.executable).with_name("mpcrnn"))
-    r = subprocess.run(
+    r = subprocesses.run(
         [
             mpcrnn,
             "attack",
@@ -230,7 +228,7 @@ def test_attack_command_on_a_released_model(tmp_path):
     got = json.loads(r.stdout)
     assert got["rows"] == 20 and set(got) == {"rows", "clean", "fgsm 0.1", "pgd 0.1"}
     assert got["pgd 0.1"] <= got["clean"] + 1e-9
-    bad = subprocess.run(
+    bad = subprocesses.run(
         [
             mpcrnn,
             "attack",

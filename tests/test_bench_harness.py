@@ -12,8 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_harness_smoke(tmp_path):
-    res = subprocess.run(
+def test_harness_smoke(tmp_path, subprocesses):
+    res = subprocesses.run(
         [
             sys.executable,
             str(ROOT / "benchmarks" / "harness.py"),
@@ -69,7 +69,7 @@ def _adv_rows(*args, check=True):
     return res
 
 
-def test_adversarial_rows_split_and_merge(tmp_path):
+def test_adversarial_rows_split_and_merge(tmp_path, subprocesses):
     """The table's plaintext part and its MPC part run apart (the MPC part on a machine with more
     cores) and merge into one table; an MPC run given twice is refused, not double-counted."""
     _adv_rows("--smoke", "--part", "plain", "--out", str(tmp_path / "plain"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mpc_harness import run_parties
 
 from mpcrnn.backend import PlainBackend, SharedBackend
 from mpcrnn.config import ActivationConfig, ModelConfig
@@ -112,10 +111,8 @@ def shares_party(session, cell, layers):
 
 
 @pytest.mark.parametrize("cell,layers", [("gru", 1), ("lstm", 2)])
-def test_three_parties_and_dealer_match_mirror(cell, layers):
-    outs = run_parties(
-        shares_party, world_size=3, provider="TTP", args=(cell, layers), timeout_s=300
-    )
+def test_three_parties_and_dealer_match_mirror(cell, layers, parties):
+    outs = parties(shares_party, world_size=3, provider="TTP", args=(cell, layers), timeout_s=300)
     cfg, x, lengths, y = _batch(cell, layers)
     for grads, logits, _ in outs:
         _compare(grads, logits, lambda v: v, cfg, x, lengths, y)

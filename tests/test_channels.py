@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_multihost import _keygen  # `mpcrnn keygen` as an organization runs it
 
+from launch.netns import keygen as _keygen  # `mpcrnn keygen` as an organization runs it
 from mpcrnn import data as D
 from protocols.network.channels import HELLO, MAGIC
 from protocols.network.parties import WIRE_PROTOCOL
@@ -265,7 +265,7 @@ def _recv_json(s: socket.socket):
     return json.loads(_recv_some(s, int.from_bytes(_recv_some(s, 4), "little")))
 
 
-def test_on_the_plaintext_transport_a_stranger_takes_rank_1_and_gets_a_seed(tmp_path):
+def test_on_the_plaintext_transport_a_stranger_takes_rank_1_and_gets_a_seed(tmp_path, subprocesses):
     """The attack works where there is no authentication: the stranger's plaintext hello
     claiming rank 1 is accepted, it receives the address book, answers the dealer's link and
     both heartbeat connections as party 1, and then receives party 0's PRZS seed."""
@@ -298,7 +298,9 @@ def test_on_the_plaintext_transport_a_stranger_takes_rank_1_and_gets_a_seed(tmp_
         run.kill()
 
 
-def test_strangers_rogue_dealer_and_impostors_are_refused_and_the_run_completes(tmp_path):
+def test_strangers_rogue_dealer_and_impostors_are_refused_and_the_run_completes(
+    tmp_path, subprocesses
+):
     """Membership on the default transport.  Before party 1 joins: a stranger with a valid but
     unpinned certificate, one with no certificate, one speaking plaintext, junk bytes, and an
     impostor presenting party 1's (public) certificate without its key all try to take rank 1;
@@ -496,7 +498,7 @@ def _mitm_run(tmp_path, insecure: bool):
     return run, relay, results
 
 
-def test_on_the_plaintext_transport_a_rewritten_share_goes_unnoticed(tmp_path):
+def test_on_the_plaintext_transport_a_rewritten_share_goes_unnoticed(tmp_path, subprocesses):
     """The attack works without integrity: a share from party 1 changed by 2^56 in transit, and
     every process exits 0 with a model (trained on a corrupted opening)."""
     run, relay, results = _mitm_run(tmp_path, insecure=True)
@@ -506,7 +508,9 @@ def test_on_the_plaintext_transport_a_rewritten_share_goes_unnoticed(tmp_path):
     assert (tmp_path / "out0" / "model-party0.pt").exists()
 
 
-def test_a_rewritten_byte_stops_the_run_with_an_integrity_error_naming_the_link(tmp_path):
+def test_a_rewritten_byte_stops_the_run_with_an_integrity_error_naming_the_link(
+    tmp_path, subprocesses
+):
     """The same relay on the default transport (the pin check passes: it forwards party 1's own
     handshake) flips one byte after the handshake: party 0 stops with the integrity error naming
     the link, everyone stops within the timeout, no model is written."""
@@ -522,7 +526,7 @@ def test_a_rewritten_byte_stops_the_run_with_an_integrity_error_naming_the_link(
 # ---------------------------------------------------------- configuration errors (no network)
 
 
-def test_keygen_key_is_private_and_fingerprint_is_the_certificates(tmp_path):
+def test_keygen_key_is_private_and_fingerprint_is_the_certificates(tmp_path, subprocesses):
     import ssl
 
     from protocols.network.identity import fingerprint, load_identity
@@ -531,7 +535,7 @@ def test_keygen_key_is_private_and_fingerprint_is_the_certificates(tmp_path):
     assert (tmp_path / "id" / "key.pem").stat().st_mode & 0o777 == 0o600
     der = ssl.PEM_cert_to_DER_cert((tmp_path / "id" / "cert.pem").read_text())
     assert fp == fingerprint(der) == load_identity(str(tmp_path / "id")).fingerprint
-    again = subprocess.run(
+    again = subprocesses.run(
         [MPCRNN, "keygen", "--out", str(tmp_path / "id")],
         capture_output=True,
         text=True,
@@ -542,7 +546,7 @@ def test_keygen_key_is_private_and_fingerprint_is_the_certificates(tmp_path):
     )  # an identity is never replaced silently
 
 
-def test_a_readable_key_is_refused(tmp_path):
+def test_a_readable_key_is_refused(tmp_path, subprocesses):
     from protocols.errors import ConfigError
     from protocols.network.identity import load_identity
 
@@ -590,7 +594,7 @@ def test_run_file_identities_must_name_every_process(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["no identities", "no key", "wrong key"])
-def test_party_without_its_pinned_identity_stops_with_one_line(case, tmp_path):
+def test_party_without_its_pinned_identity_stops_with_one_line(case, tmp_path, subprocesses):
     run = Run(tmp_path, insecure=False)
     if case == "no identities":
         (tmp_path / "run.toml").write_text(RUN_TOML)
@@ -612,7 +616,7 @@ def test_party_without_its_pinned_identity_stops_with_one_line(case, tmp_path):
         args += ["--key", str(tmp_path / "key-party0")]
     elif case == "no identities":
         args += ["--key", str(tmp_path / "key-party1")]
-    res = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    res = subprocesses.run(args, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     last = res.stderr.strip().splitlines()[-1]
     want = {

@@ -33,13 +33,13 @@ CFG = RunConfig(
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished(tmp_path_factory, launcher):
     tmp = tmp_path_factory.mktemp("ckpt")
     files = []
     for r, part in enumerate(D.split_rows(D.japanese_vowels("train"), [20, 20], 3)):
         files.append(str(tmp / f"p{r}.npz"))
         D.write_npz(part, files[-1])
-    launch_local(CFG, files, [None, None], str(tmp / "run"), timeout_s=30, show_progress=False)
+    launcher(CFG, files, [None, None], str(tmp / "run"), timeout_s=30, show_progress=False)
     return tmp, files
 
 
@@ -150,7 +150,9 @@ FAULTS = [  # (id, tamper, pattern of the launcher's one-line error)
 
 
 @pytest.mark.parametrize("tamper, pattern", [f[1:] for f in FAULTS], ids=[f[0] for f in FAULTS])
-def test_tampered_checkpoint_stops_the_resume_naming_the_file(finished, tmp_path, tamper, pattern):
+def test_tampered_checkpoint_stops_the_resume_naming_the_file(
+    finished, tmp_path, tamper, pattern, launcher
+):
     _, files = finished
     run = _copy(finished, tmp_path)
     tamper(run)
@@ -160,7 +162,7 @@ def test_tampered_checkpoint_stops_the_resume_naming_the_file(finished, tmp_path
     assert "party 1 died" in error or "party 1" in error
 
 
-def test_stray_files_are_never_read(finished, tmp_path):
+def test_stray_files_are_never_read(finished, tmp_path, launcher):
     _, files = finished
     run = _copy(finished, tmp_path)
     for name in ("party0-epochold.pt", "party1-epochbackup.pt"):
@@ -168,12 +170,12 @@ def test_stray_files_are_never_read(finished, tmp_path):
     for name in ("epoch-old.ckpt", "epoch-000009.ckpt~", "epoch-2.ckpt"):
         (run / "checkpoints" / "party0" / name).write_bytes(b"junk")
     assert _resume(run, files) is None  # resumes from the authentic epoch-2 files
-    launch_local(
+    launcher(
         CFG, files, [None, None], str(run), timeout_s=30, show_progress=False
     )  # and a fresh run
 
 
-def test_resume_with_a_longer_schedule_says_it_cannot_be_extended(finished, tmp_path):
+def test_resume_with_a_longer_schedule_says_it_cannot_be_extended(finished, tmp_path, launcher):
     from dataclasses import replace
 
     _, files = finished

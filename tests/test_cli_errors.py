@@ -153,13 +153,13 @@ DATA_CASES = [
 
 
 @pytest.mark.parametrize("case", DATA_CASES)
-def test_bad_party_file(case, tmp_path):
+def test_bad_party_file(case, tmp_path, subprocesses):
     path, pattern = _bad_files(tmp_path)[case]
     msg = _check(_party(0, 2, f"tcp://127.0.0.1:{_free_port()}", path), pattern)
     assert "DataError" not in msg or "expected" in msg or "cannot" in msg
 
 
-def test_mismatched_run_config_between_parties(tmp_path):
+def test_mismatched_run_config_between_parties(tmp_path, subprocesses):
     good = _write(tmp_path, "good", _rows())
     rdv = f"tcp://127.0.0.1:{_free_port()}"
     a = _party(0, 2, rdv, good, timeout=20)
@@ -169,7 +169,7 @@ def test_mismatched_run_config_between_parties(tmp_path):
         _check(p, r"run configuration \(SHA-256\): expected .*, got .*same run config")
 
 
-def test_duplicate_rank(tmp_path):
+def test_duplicate_rank(tmp_path, subprocesses):
     good = _write(tmp_path, "good", _rows())
     rdv = f"tcp://127.0.0.1:{_free_port()}"
     a = _party(0, 2, rdv, good)
@@ -179,7 +179,7 @@ def test_duplicate_rank(tmp_path):
         _check(p, r"rank 0: could not join the run")
 
 
-def test_wrong_party_count(tmp_path):
+def test_wrong_party_count(tmp_path, subprocesses):
     good = _write(tmp_path, "good", _rows())
     rdv = f"tcp://127.0.0.1:{_free_port()}"
     a = _party(0, 3, rdv, good)
@@ -189,7 +189,7 @@ def test_wrong_party_count(tmp_path):
         _check(p, r"could not join the run .* within 4 s")
 
 
-def test_port_already_in_use(tmp_path):
+def test_port_already_in_use(tmp_path, subprocesses):
     good = _write(tmp_path, "good", _rows())
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -201,7 +201,7 @@ def test_port_already_in_use(tmp_path):
         )
 
 
-def test_unreachable_master(tmp_path):
+def test_unreachable_master(tmp_path, subprocesses):
     good = _write(tmp_path, "good", _rows())
     _check(
         _party(1, 2, f"tcp://127.0.0.1:{_free_port()}", good),
@@ -209,7 +209,7 @@ def test_unreachable_master(tmp_path):
     )
 
 
-def test_dealer_missing(tmp_path):
+def test_dealer_missing(tmp_path, subprocesses):
     good = _write(tmp_path, "good", _rows())
     rdv = f"tcp://127.0.0.1:{_free_port()}"
     a = _party(0, 2, rdv, good, provider="ttp")
@@ -229,12 +229,12 @@ def test_dealer_missing(tmp_path):
         ),
     ],
 )
-def test_out_of_range_rank_and_world(args, pattern, tmp_path):
+def test_out_of_range_rank_and_world(args, pattern, tmp_path, subprocesses):
     good = _write(tmp_path, "good", _rows())
     base = {"--rank": "0", "--parties": "2"}
     it = iter(args)
     base.update(dict(zip(it, it)))
-    proc = subprocess.Popen(
+    proc = subprocesses.Popen(
         [
             MPCRNN,
             "party",

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mpc_harness import run_parties
 
 from mpcrnn.backend import PlainBackend
 from mpcrnn.config import ActivationConfig, DPConfig, ModelConfig, TrainConfig
@@ -193,13 +192,13 @@ def _mirror_rows(c):
     return flat, clip_rows_to_norm_plain(flat, c)
 
 
-def test_per_example_clipped_grads_on_three_parties_match_mirror():
+def test_per_example_clipped_grads_on_three_parties_match_mirror(parties):
     """3 parties + dealer: per-example gradients (N, D) and their clip on shares vs the mirror
     (same polynomials, float64): 5e-3; every clipped row's norm <= C (1 + 1e-3)."""
     flat_ref, _ = _mirror_rows(1.0)
     c = float(flat_ref.norm(dim=1).median())
     flat_ref, clipped_ref = _mirror_rows(c)
-    for flat, clipped in run_parties(
+    for flat, clipped in parties(
         clipped_rows_party, world_size=3, provider="TTP", args=(c,), timeout_s=120
     ):
         torch.testing.assert_close(flat, flat_ref, atol=5e-3, rtol=0)
@@ -345,12 +344,10 @@ def dp_train_party(session, sigma, clip, seed):
     )
 
 
-def test_noise_off_dp_on_three_parties_equals_plain_training():
+def test_noise_off_dp_on_three_parties_equals_plain_training(parties):
     """3 parties + dealer, 2 epochs of Poisson batches, sigma 0, a clip no row reaches: equals
     plain (non-DP) mirror training on the same batches, 5e-3; nothing opened during training."""
-    off = run_parties(
-        dp_train_party, world_size=3, provider="TTP", args=(0.0, 1e6, 0), timeout_s=150
-    )
+    off = parties(dp_train_party, world_size=3, provider="TTP", args=(0.0, 1e6, 0), timeout_s=150)
     want = _plain_on_batches(
         PlainBackend(ActivationConfig()), off[0][1], _noise_off_plan(3).expected_batch
     )
@@ -362,16 +359,14 @@ def test_noise_off_dp_on_three_parties_equals_plain_training():
         )  # only the test's own openings, after training
 
 
-def test_dp_with_noise_on_three_parties_matches_mirror_with_the_same_draws():
+def test_dp_with_noise_on_three_parties_matches_mirror_with_the_same_draws(parties):
     """Noise on (sigma 1, C 0.3, each party's generator seeded): equals the mirror DP run with the
     same three generators (so the joint noise is exactly the sum of the parties' draws), 5e-3,
     and differs clearly from the noise-free run."""
     from mpcrnn import dp as DP
 
     x, lengths, y = _poisson_data()
-    on = run_parties(
-        dp_train_party, world_size=3, provider="TTP", args=(1.0, 0.3, 40), timeout_s=150
-    )
+    on = parties(dp_train_party, world_size=3, provider="TTP", args=(1.0, 0.3, 40), timeout_s=150)
     D = sum(v.numel() for v in init_params(DP_MCFG, 0).values())
     plan = DP.make_plan(DPConfig(enabled=True, clip=0.3, noise=1.0), DP_TCFG, 12, D, 3, 16)
     gens = [torch.Generator().manual_seed(40 + r) for r in range(3)]
@@ -421,7 +416,7 @@ def _chi2_variance_ok(sample: torch.Tensor, var: float, alpha: float = ALPHA) ->
     return chi2.ppf(alpha / 2, n) <= stat <= chi2.ppf(1 - alpha / 2, n), stat / n
 
 
-def test_joint_noise_variance_and_one_party_removed():
+def test_joint_noise_variance_and_one_party_removed(parties):
     """3 parties (no dealer needed: zero rounds).  (1) The opened noise is exactly the sum of
     the parties' own draws (regenerated from their seeds here, 1e-9).  (2) Var(z) matches
     p/(p-1) s^2, chi-square, two-sided.  (3) For each party j, z - z_j has variance s^2 (two-sided,
@@ -431,7 +426,7 @@ def test_joint_noise_variance_and_one_party_removed():
 
     from protocols.arithmetic.joint_noise import own_draw
 
-    outs = run_parties(noise_party, world_size=3, provider="TFP", timeout_s=60)
+    outs = parties(noise_party, world_size=3, provider="TFP", timeout_s=60)
     z, rounds = outs[0]
     assert rounds == 0  # the noise costs no communication
     own = [
@@ -481,7 +476,9 @@ def test_laplace_scores_scale():
 # ---------------------------------------------------------------- (d) accounting = Opacus
 
 
-@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+# PRV's epsilon and its sigma search (both ours and Opacus's) take ~4 s: `slow`, out of
+# `make test-fast`; RDP stays in it
+@pytest.mark.parametrize("accountant", ["rdp", pytest.param("prv", marks=pytest.mark.slow)])
 def test_epsilon_and_sigma_equal_opacus_called_directly(accountant):
     """Our epsilon == Opacus's accountant stepped by hand (as PrivacyEngine does); our sigma ==
     get_noise_multiplier; the sigma chosen for a target spends at most the target."""
@@ -607,14 +604,14 @@ def run_dp_party(session):
     )
 
 
-def test_run_training_with_dp_opens_only_the_final_weights_and_reports():
+def test_run_training_with_dp_opens_only_the_final_weights_and_reports(parties):
     """run_training with --dp-epsilon 8 (3 parties + dealer): the ledger holds only the final
     weights, CrypTen opened only masked values inside its protocol steps (if any), the norm
     clip's comparisons ran as our masked sign-bit openings, and every party computed the same
     public dp report."""
     from test_security import CRYPTEN_MASKED_OPENINGS
 
-    outs = run_parties(run_dp_party, world_size=3, provider="TTP", timeout_s=150)
+    outs = parties(run_dp_party, world_size=3, provider="TTP", timeout_s=150)
     for rank, (rep, ledger, got_model, crypten_open, kinds) in enumerate(outs):
         assert got_model == (rank in (0, 1))
         assert set(crypten_open) <= CRYPTEN_MASKED_OPENINGS, crypten_open
@@ -692,13 +689,13 @@ def _check(args, pattern):
         ),
     ],
 )
-def test_bad_dp_flags_train(flags, pattern, tmp_path):
+def test_bad_dp_flags_train(flags, pattern, tmp_path, subprocesses):
     _check(
         ["train", "--out", str(tmp_path), "--hidden-size", "4", "--epochs", "1", *flags], pattern
     )
 
 
-def test_bad_dp_flags_party_and_predict(tmp_path):
+def test_bad_dp_flags_party_and_predict(tmp_path, subprocesses):
     _check(
         [
             "party",
@@ -721,7 +718,7 @@ def test_bad_dp_flags_party_and_predict(tmp_path):
     )
 
 
-def test_predict_with_dp_epsilon_releases_noisy_scores(tmp_path):
+def test_predict_with_dp_epsilon_releases_noisy_scores(tmp_path, subprocesses):
     """A real model file through ``mpcrnn predict --dp-epsilon``: noisy scores (not the softmax),
     predictions from them, and the per-query statement."""
     import json
@@ -744,7 +741,7 @@ def test_predict_with_dp_epsilon_releases_noisy_scores(tmp_path):
     )
     rows = D.split_rows(D.japanese_vowels("test"), [5], 0)[0]
     D.write_npz(rows, tmp_path / "d.npz")
-    out = subprocess.run(
+    out = subprocesses.run(
         [
             MPCRNN,
             "predict",
@@ -775,13 +772,13 @@ def test_predict_with_dp_epsilon_releases_noisy_scores(tmp_path):
     ]
 
 
-def test_dp_rows_benchmark_smoke(tmp_path):
+def test_dp_rows_benchmark_smoke(tmp_path, subprocesses):
     """benchmarks/dp_rows.py --smoke, so the DP rows of the harness cannot rot: one Opacus and one
     mpcrnn-DP row at epsilon 8, both spending at most 8 with the same sigma."""
     import json
 
     root = Path(__file__).resolve().parents[1]
-    res = subprocess.run(
+    res = subprocesses.run(
         [
             sys.executable,
             str(root / "benchmarks" / "dp_rows.py"),

@@ -294,7 +294,7 @@ needs_root = pytest.mark.skipif(
 
 
 @needs_root
-def test_eavesdropper_recovers_seeds_and_model_from_the_plaintext_transport():
+def test_eavesdropper_recovers_seeds_and_model_from_the_plaintext_transport(parties):
     streams, truth, params, found, rows = _capture_run(insecure=True)
     assert len(truth) == 10  # 3 PRZS next seeds (= the next party's prev), 1 global, 3 TTP, 3 bulk
     assert truth <= found["seed_candidates"], "the eavesdropper missed a seed"
@@ -306,7 +306,7 @@ def test_eavesdropper_recovers_seeds_and_model_from_the_plaintext_transport():
 
 
 @needs_root
-def test_eavesdropper_recovers_nothing_from_the_tls_transport():
+def test_eavesdropper_recovers_nothing_from_the_tls_transport(parties):
     streams, truth, params, found, rows = _capture_run(insecure=False)
     assert found["links_read"] >= 6  # it did see the run's connections (the clear hellos)
     everything = b"".join(streams.values())

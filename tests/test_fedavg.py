@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mpc_harness import run_kill_resume, run_parties
 
 from mpcrnn import data as D
 from mpcrnn.config import FedAvgConfig, ModelConfig, RunConfig, TrainConfig
@@ -48,7 +47,7 @@ def mean_party(session, weights, clip):
         (2, [3, 1], 2.0),
     ],
 )
-def test_weighted_mean_equals_the_plaintext_weighted_mean(world_size, weights, clip):
+def test_weighted_mean_equals_the_plaintext_weighted_mean(world_size, weights, clip, parties):
     from protocols.arithmetic.norm_clip import clip_rows_to_norm_plain
 
     vs = torch.stack(_vectors(world_size))
@@ -59,7 +58,7 @@ def test_weighted_mean_equals_the_plaintext_weighted_mean(world_size, weights, c
         ).any()  # the test does clip something
     w = torch.tensor(weights, dtype=torch.float64)
     expected = (w[:, None] * vs).sum(0) / w.sum()
-    for got, ledger in run_parties(
+    for got, ledger in parties(
         mean_party, world_size=world_size, provider="TTP", args=(weights, clip)
     ):
         torch.testing.assert_close(got, expected, atol=2e-4, rtol=0)
@@ -122,7 +121,7 @@ def fedavg_party(session, cfg):
     return run_fedavg(session, cfg, _parts()[rank])["params"]
 
 
-def test_fedavg_rounds_equal_plaintext_fedavg():
+def test_fedavg_rounds_equal_plaintext_fedavg(parties):
     """Two rounds on shares == two rounds of plaintext FedAvg (same local training, row-weighted
     mean in float64), up to the fixed-point error of the two openings."""
     from mpcrnn.fedavg import flatten, local_train, unflatten
@@ -134,7 +133,7 @@ def test_fedavg_rounds_equal_plaintext_fedavg():
     for r in range(2):
         local = torch.stack([flatten(local_train(cfg, theta, parts[i], r, i)) for i in range(3)])
         theta = unflatten((counts[:, None] * local).sum(0) / counts.sum(), theta)
-    outs = run_parties(fedavg_party, world_size=3, provider="TTP", args=(cfg,))
+    outs = parties(fedavg_party, world_size=3, provider="TTP", args=(cfg,))
     for got in outs:
         for k in theta:
             torch.testing.assert_close(got[k], theta[k], atol=1e-3, rtol=0, msg=k)
@@ -171,7 +170,7 @@ def _files(tmp_path, parts):
     return files
 
 
-def test_fedavg_kill_mid_round_names_the_party_then_resume(tmp_path):
+def test_fedavg_kill_mid_round_names_the_party_then_resume(tmp_path, kill_resume):
     """Party 1 is killed during round 3 (after every party checkpointed round 2): the launcher
     stops everyone and names it, no model is written; --resume continues from round 2 and ends
     at the uninterrupted run's model (fresh masks: equal up to fixed-point noise, which SGD then
@@ -179,7 +178,7 @@ def test_fedavg_kill_mid_round_names_the_party_then_resume(tmp_path):
     with momentum 0.9 by 4.8e-3, so this test uses plain SGD at lr 0.05)."""
     cfg = _cfg(rounds=8, local_epochs=4, hidden=16, lr=0.05, momentum=0.0)
     files = _files(tmp_path, D.split_rows(D.japanese_vowels("train"), [90, 90, 90], 0))
-    out = run_kill_resume(cfg, files, tmp_path, kill_after=2, rank=1)
+    out = kill_resume(cfg, files, tmp_path, kill_after=2, rank=1)
     assert out["error"] is not None and "party 1 died" in out["error"]
     assert out["models_after_kill"] == []
     assert 2 <= out["reports"][0]["resumed_from_epoch"] < 8
@@ -189,17 +188,16 @@ def test_fedavg_kill_mid_round_names_the_party_then_resume(tmp_path):
         )
 
 
-def test_fedavg_japanese_vowels_close_to_centralized_training(tmp_path):
+def test_fedavg_japanese_vowels_close_to_centralized_training(tmp_path, subprocesses):
     """The demo through the CLI: 3 organizations (135/81/54 rows), GRU H=32, one round per
     epoch (12) x 2 local epochs; asserted: within 2 points of centralized torch training
     (pooled rows), and 12 averages in the ledger."""
     import json
-    import subprocess
     import sys
     from pathlib import Path
 
     mpcrnn = str(Path(sys.executable).with_name("mpcrnn"))
-    res = subprocess.run(
+    res = subprocesses.run(
         [mpcrnn, "train", "--mode", "fedavg", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
@@ -251,7 +249,7 @@ def metrics_party(session, cfg):
     return out["train_accuracy"], out["params"], s.ledger.to_json()
 
 
-def test_fedavg_reveal_metrics_opens_only_the_pooled_count():
+def test_fedavg_reveal_metrics_opens_only_the_pooled_count(parties):
     """--reveal-metrics in fedavg: each party counts its own correct rows in plaintext and shares
     the count; only the sum is opened (one more ledger entry), and it equals the plaintext count."""
     from dataclasses import replace
@@ -259,7 +257,7 @@ def test_fedavg_reveal_metrics_opens_only_the_pooled_count():
     from mpcrnn.model import export_state_dicts
 
     cfg = replace(_cfg(rounds=1), reveal_metrics=True)
-    outs = run_parties(metrics_party, world_size=3, provider="TTP", args=(cfg,))
+    outs = parties(metrics_party, world_size=3, provider="TTP", args=(cfg,))
     params = outs[0][1]
     model = export_state_dicts(cfg.model, params)
     correct = 0

@@ -142,7 +142,7 @@ CLI_CASES = [  # (id, args after `train`, pattern); {tmp} is the test's folder
 
 
 @pytest.mark.parametrize("args, pattern", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
-def test_train_refuses_bad_settings_before_anything_starts(tmp_path, args, pattern):
+def test_train_refuses_bad_settings_before_anything_starts(tmp_path, args, pattern, subprocesses):
     (tmp_path / "bad.toml").write_bytes(b"[train]\nepochs = 1 # \xff\n")
     (tmp_path / "file").write_text("")
     out = tmp_path / "out"
@@ -174,7 +174,7 @@ def _tiny_run_file(tmp_path, min_rows):
     return files
 
 
-def test_party_below_min_rows_is_refused_with_strict(tmp_path):
+def test_party_below_min_rows_is_refused_with_strict(tmp_path, subprocesses):
     files = _tiny_run_file(tmp_path, min_rows=5)
     code, _, stderr = _cli(
         "train",

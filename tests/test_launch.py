@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from mpc_harness import run_kill_resume
 
 from mpcrnn import data as D
 from mpcrnn.config import ModelConfig, RunConfig, TrainConfig
@@ -30,9 +28,7 @@ def _files(tmp_path, parties=3):
     return files
 
 
-def test_killed_party_stops_everyone_and_is_named(tmp_path):
-    from launch.launcher import launch_local
-
+def test_killed_party_stops_everyone_and_is_named(tmp_path, launcher):
     spec = D.JAPANESE_VOWELS_SPEC
     cfg = RunConfig(
         model=ModelConfig(hidden_size=4), train=TrainConfig(epochs=50, batch_size=8), spec=spec
@@ -47,7 +43,7 @@ def test_killed_party_stops_everyone_and_is_named(tmp_path):
     with pytest.raises(
         PartyError, match=r"party 1 died \(exit code -9\).*All other processes were stopped"
     ):
-        launch_local(
+        launcher(
             cfg,
             _files(tmp_path),
             [None] * 3,
@@ -63,12 +59,14 @@ def test_killed_party_stops_everyone_and_is_named(tmp_path):
     assert not list((tmp_path / "out").glob("model-*.pt"))  # no partial model written as final
 
 
-def test_cli_help_and_version():
-    out = subprocess.run([MPCRNN, "--help"], capture_output=True, text=True, check=True).stdout
+def test_cli_help_and_version(subprocesses):
+    out = subprocesses.run([MPCRNN, "--help"], capture_output=True, text=True, check=True).stdout
     assert "train" in out and "party" in out and "dealer" in out and "predict" in out
     assert (
         "0.1.0"
-        in subprocess.run([MPCRNN, "--version"], capture_output=True, text=True, check=True).stdout
+        in subprocesses.run(
+            [MPCRNN, "--version"], capture_output=True, text=True, check=True
+        ).stdout
     )
 
 
@@ -113,8 +111,10 @@ def test_cli_help_and_version():
         ),
     ],
 )
-def test_cli_bad_input_is_one_line_no_traceback(args, pattern, tmp_path):
-    res = subprocess.run([MPCRNN, *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+def test_cli_bad_input_is_one_line_no_traceback(args, pattern, tmp_path, subprocesses):
+    res = subprocesses.run(
+        [MPCRNN, *args], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert res.returncode != 0
     assert "Traceback" not in res.stderr + res.stdout
     import re
@@ -122,7 +122,7 @@ def test_cli_bad_input_is_one_line_no_traceback(args, pattern, tmp_path):
     assert re.search(pattern, res.stderr), res.stderr
 
 
-def test_train_then_predict_end_to_end(tmp_path):
+def test_train_then_predict_end_to_end(tmp_path, subprocesses):
     """CLI train (3 parties + dealer) -> model file -> torch.nn.GRU takes the weights ->
     `mpcrnn predict` on party 0's own test file matches the report's local evaluation."""
     import json
@@ -154,7 +154,7 @@ def test_train_then_predict_end_to_end(tmp_path):
         args += ["--data", f]
     for f in tests:
         args += ["--test", f]
-    res = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    res = subprocesses.run(args, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert [p["received_model"] for p in report["parties"]] == [True, False, False]
@@ -165,7 +165,7 @@ def test_train_then_predict_end_to_end(tmp_path):
     blob = torch.load(out / "model-party0.pt", weights_only=True)
     gru = torch.nn.GRU(12, 4, batch_first=True)
     gru.load_state_dict({k: v for k, v in blob["state_dict"].items() if not k.startswith("fc.")})
-    pred = subprocess.run(
+    pred = subprocesses.run(
         [MPCRNN, "predict", "--model", str(out / "model-party0.pt"), "--data", tests[0]],
         capture_output=True,
         text=True,
@@ -177,7 +177,7 @@ def test_train_then_predict_end_to_end(tmp_path):
     assert abs(got["accuracy"] - report["parties"][0]["local_test"]["accuracy_exact"]) < 1e-9
 
 
-def test_kill_then_resume_reaches_the_uninterrupted_weights(tmp_path):
+def test_kill_then_resume_reaches_the_uninterrupted_weights(tmp_path, kill_resume):
     import torch
 
     spec = D.JAPANESE_VOWELS_SPEC
@@ -189,7 +189,7 @@ def test_kill_then_resume_reaches_the_uninterrupted_weights(tmp_path):
         train=TrainConfig(optimizer="sgd", epochs=4, batch_size=20),
         spec=spec,
     )
-    out = run_kill_resume(cfg, _files(tmp_path), tmp_path, kill_after=2, rank=1)
+    out = kill_resume(cfg, _files(tmp_path), tmp_path, kill_after=2, rank=1)
     assert out["error"] is not None and "party 1 died" in out["error"]
     assert out["models_after_kill"] == []
     assert out["reports"][0]["resumed_from_epoch"] >= 2
@@ -198,7 +198,7 @@ def test_kill_then_resume_reaches_the_uninterrupted_weights(tmp_path):
 
 
 @pytest.mark.parametrize("frame", [1, 2])
-def test_train_with_a_run_file_on_other_data(tmp_path, frame):
+def test_train_with_a_run_file_on_other_data(tmp_path, frame, subprocesses):
     """An organization's own data shape, declared in the shared run file: 3 features, 2 classes,
     sequences up to 5 steps, CSV files; explicit flags override the file.  ``frame = 2``: the
     model reads 3 steps of 6 values (the released weight_ih is (3 H, 6))."""
@@ -221,7 +221,7 @@ def test_train_with_a_run_file_on_other_data(tmp_path, frame):
         'scaling = "none"\nvalue_bound = 2.0\n' + f"frame = {frame}\n"
     )
     out = tmp_path / "run"
-    res = subprocess.run(
+    res = subprocesses.run(
         [
             MPCRNN,
             "train",

@@ -8,7 +8,6 @@ import time
 
 import pytest
 import torch
-from mpc_harness import run_parties
 
 
 def exchange_party(session, n: int):
@@ -31,10 +30,8 @@ def exchange_party(session, n: int):
 @pytest.mark.parametrize(
     "world_size,n", [(3, 5), (2, 1), (4, 1 << 20)]
 )  # 1 << 20: 8 MB each way at once
-def test_exchange_and_gather(world_size, n):
-    outs = run_parties(
-        exchange_party, world_size=world_size, provider="TTP", args=(n,), timeout_s=240
-    )
+def test_exchange_and_gather(world_size, n, parties):
+    outs = parties(exchange_party, world_size=world_size, provider="TTP", args=(n,), timeout_s=240)
     for rank, (total_ok, gathered) in enumerate(outs):
         assert total_ok
         assert gathered == ([True] * world_size if rank == 0 else None)
@@ -57,8 +54,8 @@ def silent_party(session):
     return None
 
 
-def test_silent_peer_times_out_naming_it():
-    out = run_parties(silent_party, world_size=2, provider="TFP", timeout_s=24)[
+def test_silent_peer_times_out_naming_it(parties):
+    out = parties(silent_party, world_size=2, provider="TFP", timeout_s=24)[
         0
     ]  # slack for start-up on a busy machine
     msg, waited, limit = out
@@ -84,9 +81,9 @@ def dead_party(session):
     return None
 
 
-def test_dead_peer_is_named_at_once():
+def test_dead_peer_is_named_at_once(parties):
     for rank, out in enumerate(
-        run_parties(dead_party, world_size=3, provider="TFP", timeout_s=60, may_die=(2,))[:2]
+        parties(dead_party, world_size=3, provider="TFP", timeout_s=60, may_die=(2,))[:2]
     ):
         msg, waited = out
         assert f"party {rank}: lost contact with party 2" in msg
@@ -106,8 +103,8 @@ def desync_party(session):
     return None
 
 
-def test_out_of_step_peer_raises_instead_of_garbage():
-    outs = run_parties(desync_party, world_size=2, provider="TFP", timeout_s=30)
+def test_out_of_step_peer_raises_instead_of_garbage(parties):
+    outs = parties(desync_party, world_size=2, provider="TFP", timeout_s=30)
     assert "party 0: party 1 sent 32 bytes where 24 were expected" in outs[0]
     assert outs[1] and outs[1].startswith(
         "party 1: "

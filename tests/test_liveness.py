@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from launch.launcher import STOPPED_LIMIT_S, launch_local
+from launch.launcher import STOPPED_LIMIT_S
 from mpcrnn import data as D
 from mpcrnn.config import ModelConfig, RunConfig, TrainConfig
 from protocols.errors import PartyError
@@ -38,7 +38,7 @@ def _run_dirs() -> list[str]:
 
 
 @pytest.mark.parametrize("rank, who", [(1, "party 1"), (2, "dealer")])
-def test_stopped_process_is_named_within_30_s(tmp_path, monkeypatch, rank, who):
+def test_stopped_process_is_named_within_30_s(tmp_path, monkeypatch, rank, who, launcher):
     files = _files(tmp_path)
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(
@@ -57,7 +57,7 @@ def test_stopped_process_is_named_within_30_s(tmp_path, monkeypatch, rank, who):
     with pytest.raises(
         PartyError
     ) as err:  # --timeout 120 (the CLI default): far longer than the detection
-        launch_local(
+        launcher(
             CFG,
             files,
             [None, None],
@@ -75,7 +75,9 @@ def test_stopped_process_is_named_within_30_s(tmp_path, monkeypatch, rank, who):
 
 
 @pytest.mark.parametrize("stop, who", [(2, "party 1"), (0, "dealer")])
-def test_stopped_remote_process_is_named_by_its_peers_within_30_s(tmp_path, stop, who):
+def test_stopped_remote_process_is_named_by_its_peers_within_30_s(
+    tmp_path, stop, who, subprocesses
+):
     """One process per host (`mpcrnn party` / `mpcrnn dealer`, no launcher watching them): the
     others name the stopped one by its missing heartbeat, with --timeout 120 (far longer)."""
     import subprocess
@@ -93,7 +95,7 @@ def test_stopped_remote_process_is_named_by_its_peers_within_30_s(tmp_path, stop
     ]
     logs = [tmp_path / f"stderr{i}" for i in range(3)]
     procs = [
-        subprocess.Popen(
+        subprocesses.Popen(
             c,
             env={**os.environ, **e},
             stdout=subprocess.DEVNULL,

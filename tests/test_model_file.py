@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -122,10 +121,10 @@ def test_foreign_model_files_are_one_data_error(tmp_path, writer, pattern):
     assert not Path("/tmp/mpcrnn-evil-ran").exists()
 
 
-def test_predict_on_random_bytes_is_one_line_exit_2(tmp_path):
+def test_predict_on_random_bytes_is_one_line_exit_2(tmp_path, subprocesses):
     (tmp_path / "model.pt").write_bytes(bytes(range(256)) * 40)
     (tmp_path / "x.csv").write_text("seq_id,t,f0,label\n")
-    r = subprocess.run(
+    r = subprocesses.run(
         [
             MPCRNN,
             "predict",

@@ -48,7 +48,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_config_file_and_environment_rendezvous_on_loopback(tmp_path):
+def test_config_file_and_environment_rendezvous_on_loopback(tmp_path, subprocesses):
     files = _setup_files(tmp_path)
     port = str(_free_port())
     base = {
@@ -62,7 +62,7 @@ def test_config_file_and_environment_rendezvous_on_loopback(tmp_path):
 
 
 @pytest.fixture
-def three_hosts():
+def three_hosts(subprocesses):
     import netns
 
     try:
@@ -72,7 +72,7 @@ def three_hosts():
         pytest.skip(str(exc))
 
 
-def test_parties_in_separate_network_namespaces(tmp_path, three_hosts):
+def test_parties_in_separate_network_namespaces(tmp_path, three_hosts, subprocesses):
     hosts, addrs = three_hosts
     files = _setup_files(tmp_path)
     # party 0 hosts the rendezvous on its own address; every process listens for links on its eth0

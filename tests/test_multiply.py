@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mpc_harness import run_parties
 
 TOL = 2e-4
 
@@ -74,8 +73,8 @@ def test_arithmetic_in_process():
 
 
 @pytest.mark.parametrize("world_size,provider", [(3, "TTP"), (2, "TTP"), (3, "TFP")])
-def test_arithmetic_multiprocess(world_size, provider):
-    outs = run_parties(arithmetic_party, world_size=world_size, provider=provider)
+def test_arithmetic_multiprocess(world_size, provider, parties):
+    outs = parties(arithmetic_party, world_size=world_size, provider=provider)
     for out in outs:
         _check(out)
         assert [e["what"] for e in out["ledger"]] == ["x", "sum", "mul", "matmul", "square", "own"]
@@ -122,9 +121,9 @@ def _fixed_inputs():
 
 
 @pytest.mark.parametrize("world_size,provider", [(3, "TTP"), (2, "TTP"), (3, "TFP")])
-def test_fixed_operand_is_opened_once_for_all_its_products(world_size, provider):
+def test_fixed_operand_is_opened_once_for_all_its_products(world_size, provider, parties):
     w, x1, x2, g = _fixed_inputs()
-    for out in run_parties(fixed_operand_party, world_size=world_size, provider=provider):
+    for out in parties(fixed_operand_party, world_size=world_size, provider=provider):
         torch.testing.assert_close(out["x1 W^T"], x1 @ w.T, atol=TOL, rtol=0)
         torch.testing.assert_close(out["x2 W^T"], x2 @ w.T, atol=TOL, rtol=0)
         torch.testing.assert_close(out["g W"], g @ w, atol=TOL, rtol=0)

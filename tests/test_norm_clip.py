@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mpc_harness import run_parties
 
 RATIOS = [0.0, 0.01, 0.3, 0.99, 1.0001, 1.01, 1.4, 2.0, 7.3, 31.0, 100.0, 1000.0, 1100.0, 5000.0]
 C = 0.7
@@ -72,8 +71,8 @@ def test_clip_rows_in_process(K):
 
 
 @pytest.mark.parametrize("K", [20, 12])
-def test_clip_rows_three_parties(K):
-    outs = run_parties(clip_party, world_size=3, provider="TTP", args=(K,))
+def test_clip_rows_three_parties(K, parties):
+    outs = parties(clip_party, world_size=3, provider="TTP", args=(K,))
     for out in outs:
         _check(out["out"], K)
     # independent of R and D: 37 openings/gathers (9 in the sign-bit circuit), plus the dealer

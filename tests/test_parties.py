@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mpc_harness import _party_main, run_parties
+from mpc_harness import _party_main
 
 
 def _never_reached(session):
@@ -19,12 +19,12 @@ def _older_release_main(fn, rank, *rest):
     _party_main(fn, rank, *rest)
 
 
-def test_mismatched_releases_stop_before_anything_is_shared():
+def test_mismatched_releases_stop_before_anything_is_shared(parties):
     """Different wire protocols would give silently wrong triples: every process refuses at join."""
     from protocols.network.parties import WIRE_PROTOCOL
 
     with pytest.raises(AssertionError) as info:
-        run_parties(
+        parties(
             _never_reached, world_size=3, provider="TTP", entry=_older_release_main, timeout_s=60
         )
     want = (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mpc_harness import run_parties
 
 from protocols.arithmetic.polynomial import fit_tanh, power_plan, sigmoid_from_tanh
 from protocols.errors import ConfigError
@@ -73,8 +72,8 @@ def poly_party(session, degree=15):
     )
 
 
-def test_polynomial_on_three_parties():
-    outs = run_parties(poly_party, world_size=3, provider="TTP")
+def test_polynomial_on_three_parties(parties):
+    outs = parties(poly_party, world_size=3, provider="TTP")
     t = fit_tanh(15, 8.0)
     sg = sigmoid_from_tanh(t)
     u = torch.linspace(-8, 8, 64, dtype=torch.float64).reshape(32, 2)
@@ -92,12 +91,12 @@ OPERANDS = {1: 0, 3: 2, 7: 4, 15: 7}
 @pytest.mark.parametrize(
     "degree,world_size,provider", [(1, 3, "TTP"), (3, 3, "TTP"), (7, 3, "TFP"), (15, 2, "TTP")]
 )
-def test_polynomial_degrees_parties_providers(degree, world_size, provider):
+def test_polynomial_degrees_parties_providers(degree, world_size, provider, parties):
     """Every degree's power tree against the plaintext polynomial; each operand is opened ONCE
     (its mask reused by every product it enters): bytes = 8 x operands x numel per party."""
     from protocols.arithmetic.polynomial import rounds
 
-    outs = run_parties(poly_party, world_size=world_size, provider=provider, args=(degree,))
+    outs = parties(poly_party, world_size=world_size, provider=provider, args=(degree,))
     t = fit_tanh(degree, 8.0)
     sg = sigmoid_from_tanh(t)
     u = torch.linspace(-8, 8, 64, dtype=torch.float64).reshape(32, 2)

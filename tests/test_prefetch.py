@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mpc_harness import run_parties
 
 
 def steps_party(session, batch_size=4, mislead=False):
@@ -47,13 +46,15 @@ def steps_party(session, batch_size=4, mislead=False):
 
 
 @pytest.mark.parametrize("batch_size,mislead", [(4, False), (5, False), (5, True)])
-def test_prefetched_steps_match_plaintext_training_and_use_one_round_trip(batch_size, mislead):
+def test_prefetched_steps_match_plaintext_training_and_use_one_round_trip(
+    batch_size, mislead, parties
+):
     from mpcrnn.backend import PlainBackend
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
     from mpcrnn.model import init_params
     from mpcrnn.train import Dataset, masks, train
 
-    opened, dealer = run_parties(
+    opened, dealer = parties(
         steps_party, world_size=3, provider="TTP", args=(batch_size, mislead), timeout_s=300
     )[0]
     g = torch.Generator().manual_seed(1)

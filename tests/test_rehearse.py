@@ -43,7 +43,7 @@ def _run(args, cwd):
     return subprocess.run([MPCRNN, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
-def test_rehearse_prints_epochs_and_learns(tmp_path):
+def test_rehearse_prints_epochs_and_learns(tmp_path, subprocesses):
     (tmp_path / "run.toml").write_text(SPEC_TOML.format(epochs=8, lr=0.03))
     D.write_npz(_toy(), tmp_path / "mine.npz")
     D.write_npz(_toy(seed=1), tmp_path / "test.npz")
@@ -59,7 +59,7 @@ def test_rehearse_prints_epochs_and_learns(tmp_path):
     assert 0 < result["max_preactivation_over_bound"] < 1
 
 
-def test_rehearse_warns_when_training_does_not_learn(tmp_path):
+def test_rehearse_warns_when_training_does_not_learn(tmp_path, subprocesses):
     (tmp_path / "run.toml").write_text(SPEC_TOML.format(epochs=2, lr=0.0002))
     D.write_npz(_toy(learnable=False), tmp_path / "mine.npz")
     out = _run(["rehearse", "--config", "run.toml", "--data", "mine.npz"], tmp_path)
@@ -70,7 +70,7 @@ def test_rehearse_warns_when_training_does_not_learn(tmp_path):
     )
 
 
-def test_data_without_declaration_says_what_is_missing(tmp_path):
+def test_data_without_declaration_says_what_is_missing(tmp_path, subprocesses):
     D.write_npz(_toy(), tmp_path / "mine.npz")
     for args in (
         ["rehearse", "--data", "mine.npz"],
@@ -109,7 +109,7 @@ def test_data_without_declaration_says_what_is_missing(tmp_path):
             assert key in text, key
 
 
-def test_rehearse_bad_input_is_one_error_line(tmp_path):
+def test_rehearse_bad_input_is_one_error_line(tmp_path, subprocesses):
     (tmp_path / "run.toml").write_text(SPEC_TOML.format(epochs=1, lr=0.01))
     bad = _toy()
     bad.x[3, 2, 1] = 123.456  # far outside the declared bounds
@@ -120,7 +120,7 @@ def test_rehearse_bad_input_is_one_error_line(tmp_path):
     assert "123.456" not in out.stderr
 
 
-def test_long_series_get_a_frame_hint_and_frames_run(tmp_path):
+def test_long_series_get_a_frame_hint_and_frames_run(tmp_path, subprocesses):
     """A 60-step series that does not learn: the warning names [data] frame; with frame = 4
     the same rows rehearse as 15 steps of 8 values."""
     toml = SPEC_TOML.format(epochs=2, lr=0.0002).replace("max_len = 10", "max_len = 60")

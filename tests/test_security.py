@@ -14,8 +14,6 @@ come only from the reveal module.
 
 from __future__ import annotations
 
-from mpc_harness import run_parties
-
 # CrypTen's openings of *masked* values: x - a, y - b (Beaver), r-masked squares, XOR-masked
 # AND inputs, the masked bit of B2A.  Each opened value is uniform, independent of the secret.
 CRYPTEN_MASKED_OPENINGS = {
@@ -181,10 +179,8 @@ def _only_masked_openings_and_ledgered_reveals(crypten_open, ours):
         ), (name, where)
 
 
-def test_only_final_weights_leave_shares_and_only_to_receivers():
-    outs = run_parties(
-        instrumented_party, world_size=3, provider="TTP", args=((0, 2),), timeout_s=600
-    )
+def test_only_final_weights_leave_shares_and_only_to_receivers(parties):
+    outs = parties(instrumented_party, world_size=3, provider="TTP", args=((0, 2),), timeout_s=600)
     for rank, (crypten_open, ours, ledger, got_model, _kinds) in enumerate(outs):
         assert got_model == (rank in (0, 2))
         _only_masked_openings_and_ledgered_reveals(crypten_open, ours)
@@ -204,11 +200,11 @@ def test_only_final_weights_leave_shares_and_only_to_receivers():
         assert all(tuple(e["to"]) == (0, 2) and e["why"] == "trained model output" for e in ledger)
 
 
-def test_adversarial_training_opens_nothing_new():
+def test_adversarial_training_opens_nothing_new(parties):
     """Adversarial training (FGSM; PGD repeats the same primitives) adds input gradients,
     sign-bit circuits and clamps on shares: the ledger is exactly the standard run's (the final
     weights), every other opening is masked."""
-    outs = run_parties(
+    outs = parties(
         instrumented_party,
         world_size=3,
         provider="TTP",
@@ -233,9 +229,9 @@ def test_adversarial_training_opens_nothing_new():
         ]
 
 
-def test_fedavg_opens_only_each_rounds_average_never_a_party_model():
+def test_fedavg_opens_only_each_rounds_average_never_a_party_model(parties):
     """Update clipping on (so comparisons and Beaver products run too); 2 rounds."""
-    outs = run_parties(
+    outs = parties(
         instrumented_party, world_size=3, provider="TTP", args=((), "fedavg"), timeout_s=600
     )
     for crypten_open, ours, ledger, got_model, kinds in outs:
@@ -271,7 +267,7 @@ def reveal_policy_party(session):
     return None, s.ledger.to_json()
 
 
-def test_reveal_outside_policy_is_refused_before_sending():
-    for msg, ledger in run_parties(reveal_policy_party, world_size=2, provider="TFP"):
+def test_reveal_outside_policy_is_refused_before_sending(parties):
+    for msg, ledger in parties(reveal_policy_party, world_size=2, provider="TFP"):
         assert msg and "expected a subset of --reveal-to (0,), got (1,)" in msg
         assert ledger == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from mpc_harness import run_parties
 
 
 def _inputs():
@@ -20,8 +19,8 @@ def shares_party(session):
     return share(s, x if rank == 0 else None, src=0, shape=tuple(x.shape))
 
 
-def test_shares_look_random_and_sum_to_value():
-    shares = run_parties(shares_party, world_size=3, provider="TFP")
+def test_shares_look_random_and_sum_to_value(parties):
+    shares = parties(shares_party, world_size=3, provider="TFP")
     x = _inputs()
     total = sum(shares)
     torch.testing.assert_close(total.double() / 2**16, x, atol=2e-5, rtol=0)

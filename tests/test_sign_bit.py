@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mpc_harness import run_parties
 
 
 def _values() -> torch.Tensor:
@@ -91,8 +90,8 @@ def _check(out, world_size):
 
 
 @pytest.mark.parametrize("world_size,provider", [(3, "TTP"), (2, "TTP"), (4, "TTP"), (3, "TFP")])
-def test_sign_bits_exact(world_size, provider):
-    outs = run_parties(sign_party, world_size=world_size, provider=provider, timeout_s=240)
+def test_sign_bits_exact(world_size, provider, parties):
+    outs = parties(sign_party, world_size=world_size, provider=provider, timeout_s=240)
     for out in outs:
         _check(out, world_size)
 

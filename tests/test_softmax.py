@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from mpc_harness import run_parties
 
 from protocols.arithmetic.softmax import (
     EXP_DEGREE,
@@ -46,8 +45,8 @@ def softmax_party(session):
     )
 
 
-def test_softmax_rows_matches_torch_and_beats_crypten_on_rounds():
-    p, q, rounds = run_parties(softmax_party, world_size=3, provider="TTP", timeout_s=300)[0]
+def test_softmax_rows_matches_torch_and_beats_crypten_on_rounds(parties):
+    p, q, rounds = parties(softmax_party, world_size=3, provider="TTP", timeout_s=300)[0]
     want = torch.softmax(_logits(), 1)
     torch.testing.assert_close(p, want, atol=1e-3, rtol=0)
     torch.testing.assert_close(p.sum(1), torch.ones(32, dtype=torch.float64), atol=2e-3, rtol=0)

@@ -7,10 +7,10 @@ Approximation (stated, tested in ``tests/test_polynomial.py``), in the Chebyshev
 
 B is a power of two (so ``x / B`` is a free shift of the fixed point), ``c`` minimizes the max
 error on [-B, B] (Lawson's iteratively reweighted least squares on 4001 Chebyshev nodes).  The
-Chebyshev basis keeps every |T_k(u)| <= 1 and every |c_k| <= 1.3, so 16 fractional bits lose
-nothing to cancellation (the monomial basis needs coefficients up to ~500 on the same
-intervals).  mpcrnn's default: degree 23, B = 8: max |error| 0.0069 for tanh on [-8, 8],
-0.0035 for sigmoid on [-16, 16] (degree 15: 0.033 / 0.016).  Outside the interval the
+Chebyshev basis keeps every |T_k(u)| <= 1 and every |c_k| <= 1.3 (degree >= 3), so 16
+fractional bits lose nothing to cancellation (the monomial basis needs coefficients up to ~500
+on the same intervals).  mpcrnn's default: degree 23, B = 8: max |error| 0.0069 for tanh on [-8, 8],
+0.0035 for sigmoid on [-16, 16] (degree 15: 0.033 / 0.0165).  Outside the interval the
 polynomial is unbounded (T_k(u) grows like (2u)^k / 2): mpcrnn's guard is public input
 scaling plus the measured pre-activation range (docs/approximations.md, "The guard").
 
