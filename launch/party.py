@@ -148,7 +148,9 @@ def _run_joined(job: PartyJob, cfg, session, local, test) -> dict:
         from mpcrnn.secure import evaluate_local
 
         model_path = out / f"model-party{job.rank}.pt"
-        saved = write_model_file(model_path, cfg.model, cfg.activation, cfg.spec, result["params"])
+        saved = write_model_file(
+            model_path, cfg.model, cfg.activation, cfg.spec, result["params"], session.run_id
+        )
         report["model_file"] = str(model_path)
         if test is not None:  # evaluate exactly the weights saved, as `predict` will
             report["local_test"] = evaluate_local(cfg, saved, test)
@@ -205,6 +207,7 @@ def _party_report(job: PartyJob, cfg, session, result: dict, by_round: list[dict
         "ledger": session.ledger.to_json(),
         "received_model": result["params"] is not None,
         "mode": cfg.mode,
+        "run_id": session.run_id,
         "transport": transport_report(session),
     }
     if cfg.mode == "fedavg":
