@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -550,6 +551,29 @@ def test_a_readable_key_is_refused(tmp_path):
     os.chmod(tmp_path / "id" / "key.pem", 0o644)
     with pytest.raises(ConfigError, match=r"permissions of .*key.pem: expected 0600"):
         load_identity(str(tmp_path / "id"))
+
+
+@pytest.mark.parametrize("case", ["other-key", "not-a-key"])
+def test_a_key_that_does_not_match_its_certificate_is_one_line_at_start(tmp_path, case):
+    """Issue 26 #3: found at load, not after 39 handshake retries with party 0 blamed."""
+    import shutil
+
+    from protocols.errors import ConfigError
+    from protocols.network.identity import keygen, load_identity
+
+    keygen(str(tmp_path / "a"))
+    keygen(str(tmp_path / "b"))
+    key = tmp_path / "a" / "key.pem"
+    if case == "other-key":
+        shutil.copy(tmp_path / "b" / "key.pem", key)
+    else:
+        key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(ConfigError) as err:
+        load_identity(str(tmp_path / "a"))
+    text = str(err.value)
+    assert "\n" not in text and "key.pem" in text, text
+    assert re.search(r"expected the private key of .*cert\.pem", text), text
+    assert "nonsense" not in text and "PRIVATE" not in text, text
 
 
 def test_run_file_identities_must_name_every_process(tmp_path):

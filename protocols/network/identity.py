@@ -71,7 +71,8 @@ def load_identity(directory: str) -> Identity:
     """The identity ``mpcrnn keygen`` wrote into ``directory``.
 
     Raises:
-        ConfigError: the folder lacks key.pem / cert.pem, or the key is readable by others.
+        ConfigError: the folder lacks key.pem / cert.pem, the key is readable by others, or
+            the key is not the private key of the certificate.
     """
     d = Path(directory)
     key, cert = d / KEY_FILE, d / CERT_FILE
@@ -98,7 +99,36 @@ def load_identity(directory: str) -> Identity:
         pem_to_der(pem)
     except ValueError:
         raise ConfigError(expected_got(f"{cert}", "a PEM certificate", "something else")) from None
+    check_key_matches(key, cert, pem)
     return Identity(pem, str(key), str(cert))
+
+
+def check_key_matches(key: Path, cert: Path, cert_pem: bytes) -> None:
+    """The private key in ``key`` is the one ``cert`` certifies (their public keys are equal).
+
+    Raises:
+        ConfigError: one line naming both files (never their contents).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    Pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    try:
+        private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+        mine = private.public_key().public_bytes(serialization.Encoding.DER, Pub)
+    except (ValueError, TypeError, OSError):
+        mine = None
+    theirs = x509.load_pem_x509_certificate(cert_pem).public_key()
+    if mine != theirs.public_bytes(serialization.Encoding.DER, Pub):
+        got = "another key" if mine is not None else "no readable unencrypted PEM key"
+        raise ConfigError(
+            expected_got(
+                f"{key}",
+                f"the private key of {cert}",
+                got,
+                "use the key.pem mpcrnn keygen wrote with this cert.pem",
+            )
+        )
 
 
 def keygen(directory: str, name: str = "mpcrnn") -> str:
