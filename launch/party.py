@@ -13,7 +13,7 @@ import socket
 import ssl
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocols.errors import MpcrnnError, PartyError
@@ -33,6 +33,8 @@ class PartyJob:
     key_dir: str | None = (
         None  # this process's identity (mpcrnn keygen); None with the insecure transport
     )
+    # a throw-away identity (certificate PEM, key PEM) from the launcher, held in memory only
+    identity_pem: tuple | None = field(default=None, repr=False)
     strict: bool = False  # refuse (not just warn) when this party is below [data] min_rows
     max_file_bytes: int = 512 << 20  # mpcrnn.data.MAX_FILE_BYTES: larger files are refused unread
 
@@ -84,7 +86,7 @@ def run_party(job: PartyJob) -> dict:
 
 def transport_spec(job: PartyJob):
     """The PartySpec of a job, with its identity and every pinned fingerprint (validated)."""
-    from protocols.network.identity import load_identity
+    from protocols.network.identity import identity_in_memory, load_identity
     from protocols.network.parties import PartySpec
 
     cfg = job.run_config
@@ -99,7 +101,9 @@ def transport_spec(job: PartyJob):
     )
     spec.validate_role()
     identity = None
-    if not cfg.insecure_transport and job.key_dir:
+    if not cfg.insecure_transport and job.identity_pem:
+        identity = identity_in_memory(*job.identity_pem)
+    elif not cfg.insecure_transport and job.key_dir:
         identity = load_identity(job.key_dir)
     from dataclasses import replace
 

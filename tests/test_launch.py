@@ -254,3 +254,48 @@ def test_train_with_a_run_file_on_other_data(tmp_path, frame):
     assert tuple(blob["state_dict"]["weight_ih_l0"].shape) == (12, 3 * frame) and tuple(
         blob["state_dict"]["fc.weight"].shape
     ) == (2, 4)
+
+
+def _key_files(folder: Path) -> list[str]:
+    """Every file under ``folder`` that holds a private key (by name or by content)."""
+    found = []
+    for p in folder.rglob("*"):
+        try:
+            if p.is_file() and (p.name == "key.pem" or b"PRIVATE KEY" in p.read_bytes()):
+                found.append(str(p))
+        except OSError:
+            continue
+    return found
+
+
+def test_launcher_killed_with_sigkill_leaves_no_throwaway_key(tmp_path):
+    """Issue 26 #4: `mpcrnn train`'s throw-away private keys never outlive the run, even when
+    the launcher gets SIGKILL (no finally runs).  The children are killed after the check."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    files = _files(tmp_path)
+    args = [sys.executable, "-m", "launch.cli", "train", "--epochs", "5", "--hidden", "4"]
+    args += ["--batch-size", "20", "--out", str(tmp_path / "run")]
+    for f in files:
+        args += ["--data", f]
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen(
+        args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if list(tmp.glob("mpcrnn-run-*/rendezvous*")):
+                break
+            time.sleep(0.2)  # the processes are joining: every identity has been made
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(3.0)
+        proc.kill()  # SIGKILL: the launcher's clean-up never runs
+        proc.wait(timeout=10)
+        time.sleep(1.0)
+        assert _key_files(tmp) == []
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the orphaned children of this test's launcher
+        except ProcessLookupError:
+            pass
