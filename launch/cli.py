@@ -224,6 +224,7 @@ def party(
                 show_progress=rank == 0,
                 resume=resume,
                 key_dir=key_dir,
+                run_file=config_file,
                 strict=strict,
                 max_file_bytes=max_file_bytes,
             )
@@ -256,7 +257,17 @@ def dealer(config_file, world_size, rendezvous, timeout, insecure, key_dir):
         click.echo(
             json.dumps(
                 run_party(
-                    PartyJob(parties, rendezvous, cfg, None, None, ".", timeout, key_dir=key_dir)
+                    PartyJob(
+                        parties,
+                        rendezvous,
+                        cfg,
+                        None,
+                        None,
+                        ".",
+                        timeout,
+                        key_dir=key_dir,
+                        run_file=config_file,
+                    )
                 )
             )
         )

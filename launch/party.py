@@ -35,6 +35,7 @@ class PartyJob:
     )
     # a throw-away identity (certificate PEM, key PEM) from the launcher, held in memory only
     identity_pem: tuple | None = field(default=None, repr=False)
+    run_file: str | None = None  # the run file this process read (its SHA-256 is printed)
     strict: bool = False  # refuse (not just warn) when this party is below [data] min_rows
     max_file_bytes: int = 512 << 20  # mpcrnn.data.MAX_FILE_BYTES: larger files are refused unread
 
@@ -49,6 +50,8 @@ def run_party(job: PartyJob) -> dict:
 
     cfg = job.run_config
     spec = transport_spec(job)
+    if job.identity_pem is None:  # an organization's own process: what it trusts, to compare
+        sys.stderr.write("".join(f"{line}\n" for line in trust_lines(job)))
     if spec.is_dealer:
         from protocols.randomness.dealer import serve
 
@@ -82,6 +85,35 @@ def run_party(job: PartyJob) -> dict:
     except BaseException:
         shutdown()  # close every link before reporting
         raise
+
+
+def trust_lines(job: PartyJob) -> list[str]:
+    """What two organizations read to each other (by phone) before trusting a run, one line
+    each: the run file's SHA-256 (the run file is the only trust anchor), the digest of the
+    configuration built from it, and every fingerprint this process pins."""
+    import hashlib
+
+    from protocols.errors import ConfigError, expected_got
+
+    cfg = job.run_config
+    who = _who(job.rank, cfg.world_size)
+    lines = []
+    if job.run_file:
+        try:
+            digest = hashlib.sha256(Path(job.run_file).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise ConfigError(
+                expected_got(job.run_file, "a readable run file", type(exc).__name__)
+            ) from None
+        lines.append(f"{who}: run file {job.run_file} sha256:{digest}")
+    lines.append(f"{who}: run configuration sha256:{cfg.digest()}")
+    for rank, fp in enumerate(cfg.identities):
+        lines.append(f"{who}: pins {_who(rank, cfg.world_size)} {fp}")
+    return lines
+
+
+def _who(rank: int, world_size: int) -> str:
+    return "dealer" if rank == world_size else f"party {rank}"
 
 
 def transport_spec(job: PartyJob):

@@ -299,3 +299,35 @@ def test_launcher_killed_with_sigkill_leaves_no_throwaway_key(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)  # the orphaned children of this test's launcher
         except ProcessLookupError:
             pass
+
+
+def test_each_process_prints_the_run_file_digest_and_its_pins_at_start(tmp_path, capsys):
+    """Issue 26 #5: before joining, an organization's process prints what it trusts (the run
+    file's SHA-256, the configuration digest, every pinned fingerprint), one line each, so two
+    organizations can compare them by phone.  Here the dealer, whose peers never come."""
+    import hashlib
+    import socket
+    from dataclasses import replace
+
+    from launch.party import PartyJob, run_party
+    from mpcrnn.config import RunConfig
+    from protocols.errors import MpcrnnError
+    from protocols.network.identity import keygen
+
+    pins = tuple(keygen(str(tmp_path / f"id{r}")) for r in range(3))
+    cfg = replace(RunConfig(world_size=2), provider="TTP", identities=pins)
+    run_file = tmp_path / "run.toml"
+    run_file.write_bytes(b"[run]\nparties = 2\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    job = PartyJob(2, f"tcp://127.0.0.1:{port}", cfg, None, None, str(tmp_path), 2.0)
+    job = replace(job, key_dir=str(tmp_path / "id2"), run_file=str(run_file))
+    with pytest.raises(MpcrnnError):
+        run_party(job)
+    err = capsys.readouterr().err.splitlines()
+    digest = hashlib.sha256(run_file.read_bytes()).hexdigest()
+    assert f"dealer: run file {run_file} sha256:{digest}" in err
+    assert f"dealer: run configuration sha256:{cfg.digest()}" in err
+    for who, fp in zip(("party 0", "party 1", "dealer"), pins, strict=True):
+        assert f"dealer: pins {who} {fp}" in err
