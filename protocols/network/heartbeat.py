@@ -155,7 +155,8 @@ def open_heartbeats(mesh, trust, host: str, timeout_s: float) -> dict[int, socke
     from protocols.network.handshake import Late, brief, close, connect_peer
 
     rank, names, total = mesh.rank, mesh.names, len(mesh.names)
-    beats = C.Mesh(rank, names, {}, mesh.versions, [], mesh.secure)
+    # the data mesh's refusal log: refusals at heartbeat listeners reach the report too
+    beats = C.Mesh(rank, names, {}, mesh.versions, mesh.refused, mesh.secure)
     deadline = time.monotonic() + timeout_s
     listener = C._listen(host, 0) if rank < total - 1 else None
     try:
