@@ -227,7 +227,8 @@ def _open_links(spec: PartySpec, names: list[str], secure: bool):
         Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure).close()
         raise AgreementError(mismatch)
     beats = open_heartbeats(mesh, trust, host, spec.timeout_s)
-    heartbeat = Heartbeat(beats, names, on_stop=lambda _: shut_down(mesh.socks)).start()
+    stop = lambda _: shut_down(mesh.socks)  # noqa: E731 - wakes every data wait at once
+    heartbeat = Heartbeat(beats, names, on_stop=stop, rank=spec.rank).start()
     links = Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure, heartbeat)
     return links, tuple(mesh.refused)
 
