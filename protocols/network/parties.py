@@ -26,10 +26,11 @@ PROVIDERS = ("TTP", "TFP")
 
 # What the bytes between parties and the dealer mean; bumped whenever that changes (2: the
 # triple streams moved to numpy's PCG64, and the mask / maskmul requests arrived; 3: every
-# process on one authenticated mesh, CrypTen's traffic and the dealer's on it, no gloo).  Hosts on
+# process on one authenticated mesh, CrypTen's traffic and the dealer's on it, no gloo; 5: the
+# bulk streams are AES-256-CTR from 256-bit seeds).  Hosts on
 # different releases would otherwise compute garbage silently (their triple shares no longer
 # match), so every process compares it right after joining, before anything is shared.
-WIRE_PROTOCOL = 4
+WIRE_PROTOCOL = 5
 
 
 @dataclass(frozen=True)
