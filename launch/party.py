@@ -50,7 +50,7 @@ def run_party(job: PartyJob) -> dict:
 
     cfg = job.run_config
     spec = transport_spec(job)
-    if job.identity_pem is None:  # an organization's own process: what it trusts, to compare
+    if job.key_dir or job.run_file:  # an organization's own process: what it trusts, to compare
         sys.stderr.write("".join(f"{line}\n" for line in trust_lines(job)))
     if spec.is_dealer:
         from protocols.randomness.dealer import serve
