@@ -209,6 +209,7 @@ def party(
                 show_progress=rank == 0,
                 resume=resume,
                 key_dir=key_dir,
+                run_file=config_file,
                 strict=strict,
                 max_file_bytes=max_file_bytes,
             )
@@ -245,7 +246,17 @@ def dealer(config_file, parties, rendezvous, timeout, insecure_plaintext_transpo
         click.echo(
             json.dumps(
                 run_party(
-                    PartyJob(parties, rendezvous, cfg, None, None, ".", timeout, key_dir=key_dir)
+                    PartyJob(
+                        parties,
+                        rendezvous,
+                        cfg,
+                        None,
+                        None,
+                        ".",
+                        timeout,
+                        key_dir=key_dir,
+                        run_file=config_file,
+                    )
                 )
             )
         )

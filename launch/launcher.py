@@ -1,8 +1,9 @@
 """Spawn N parties and the dealer on this machine; watch them; stop everyone if one dies.
 
 Strict and boring: ``get_context("spawn")``; a fresh ``file://`` rendezvous per run in a
-private folder (0700) that also holds every process's throw-away identity (keys 0600, pinned
-in the run's configuration, deleted with the folder when the run ends); every exit code
+private folder (0700); every process's throw-away identity made in memory (pinned in the run's
+configuration) and handed to its child over the spawn pipe, never written to disk (the child
+holds its key in a memfd: nothing outlives the run, even a SIGKILLed launcher); every exit code
 checked; if any process exits non-zero (or is killed) the others are terminated within a
 second and :class:`PartyError` names the one that died first; Ctrl-C terminates all children.
 """
@@ -42,7 +43,7 @@ def launch_local(
     n_processes = cfg.parties + (1 if cfg.provider == "TTP" else 0)
     tmp = tempfile.mkdtemp(prefix="mpcrnn-run-")  # 0700
     try:
-        cfg, key_dirs = throwaway_identities(cfg, tmp)
+        cfg, pems = throwaway_identities(cfg)
         jobs = [
             PartyJob(
                 rank,
@@ -54,7 +55,7 @@ def launch_local(
                 timeout_s,
                 show_progress=show_progress and rank == 0,
                 resume=resume,
-                key_dir=key_dirs[rank],
+                identity_pem=pems[rank],
                 strict=strict,
                 max_file_bytes=max_file_bytes,
             )
@@ -65,22 +66,22 @@ def launch_local(
             on_start([p.pid for p in procs])
         return _watch(procs, pipes, cfg, show_progress)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # the throw-away keys go with it
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def throwaway_identities(cfg, folder: str) -> tuple:
-    """``cfg`` with a fresh identity per process pinned (keys under ``folder``), and the key
-    folders by rank; unchanged (no keys) with the insecure transport."""
+def throwaway_identities(cfg) -> tuple:
+    """``cfg`` with a fresh identity per process pinned, and each process's (certificate PEM,
+    key PEM), made in memory only; unchanged (no keys) with the insecure transport."""
     from dataclasses import replace
 
-    from protocols.network.identity import keygen
+    from protocols.network.identity import new_identity_pem
 
     n_processes = cfg.parties + (1 if cfg.provider == "TTP" else 0)
     if cfg.insecure_plaintext_transport:
         return cfg, [None] * n_processes
-    dirs = [os.path.join(folder, f"identity-{rank}") for rank in range(n_processes)]
-    pins = tuple(keygen(d, name=_name(rank, cfg)) for rank, d in enumerate(dirs))
-    return replace(cfg, identities=pins), dirs
+    made = [new_identity_pem(_name(rank, cfg)) for rank in range(n_processes)]
+    pins = tuple(fp for _, _, fp in made)
+    return replace(cfg, identities=pins), [(cert, key) for cert, key, _ in made]
 
 
 def _spawn(ctx, jobs: list[PartyJob], cfg) -> tuple[list, list]:

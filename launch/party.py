@@ -13,7 +13,7 @@ import socket
 import ssl
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mpcrnn.readers import MAX_FILE_BYTES
@@ -35,6 +35,9 @@ class PartyJob:
     key_dir: str | None = (
         None  # this process's identity (mpcrnn keygen); None with the insecure transport
     )
+    # a throw-away identity (certificate PEM, key PEM) from the launcher, held in memory only
+    identity_pem: tuple | None = field(default=None, repr=False)
+    run_file: str | None = None  # the run file this process read (its SHA-256 is printed)
     strict: bool = False  # refuse (not just warn) when this party is below [data] min_rows
     max_file_bytes: int = MAX_FILE_BYTES  # larger files are refused unread
 
@@ -49,6 +52,8 @@ def run_party(job: PartyJob) -> dict:
 
     cfg = job.run_config
     spec = transport_spec(job)
+    if job.key_dir or job.run_file:  # an organization's own process: what it trusts, to compare
+        sys.stderr.write("".join(f"{line}\n" for line in trust_lines(job)))
     if spec.is_dealer:
         from protocols.randomness.dealer import serve
 
@@ -84,9 +89,38 @@ def run_party(job: PartyJob) -> dict:
         raise
 
 
+def trust_lines(job: PartyJob) -> list[str]:
+    """What two organizations read to each other (by phone) before trusting a run, one line
+    each: the run file's SHA-256 (the run file is the only trust anchor), the digest of the
+    configuration built from it, and every fingerprint this process pins."""
+    import hashlib
+
+    from protocols.errors import ConfigError, expected_got
+
+    cfg = job.run_config
+    who = _who(job.rank, cfg.parties)
+    lines = []
+    if job.run_file:
+        try:
+            digest = hashlib.sha256(Path(job.run_file).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise ConfigError(
+                expected_got(job.run_file, "a readable run file", type(exc).__name__)
+            ) from None
+        lines.append(f"{who}: run file {job.run_file} sha256:{digest}")
+    lines.append(f"{who}: run configuration sha256:{cfg.digest()}")
+    for rank, fp in enumerate(cfg.identities):
+        lines.append(f"{who}: pins {_who(rank, cfg.parties)} {fp}")
+    return lines
+
+
+def _who(rank: int, world_size: int) -> str:
+    return "dealer" if rank == world_size else f"party {rank}"
+
+
 def transport_spec(job: PartyJob):
     """The PartySpec of a job, with its identity and every pinned fingerprint (validated)."""
-    from protocols.network.identity import load_identity
+    from protocols.network.identity import identity_in_memory, load_identity
     from protocols.network.parties import PartySpec
 
     cfg = job.run_config
@@ -101,7 +135,9 @@ def transport_spec(job: PartyJob):
     )
     spec.validate_role()
     identity = None
-    if not cfg.insecure_plaintext_transport and job.key_dir:
+    if not cfg.insecure_plaintext_transport and job.identity_pem:
+        identity = identity_in_memory(*job.identity_pem)
+    elif not cfg.insecure_plaintext_transport and job.key_dir:
         identity = load_identity(job.key_dir)
     from dataclasses import replace
 
@@ -150,7 +186,9 @@ def _run_joined(job: PartyJob, cfg, session, local, test) -> dict:
         from mpcrnn.secure import evaluate_local
 
         model_path = out / f"model-party{job.rank}.pt"
-        saved = write_model_file(model_path, cfg.model, cfg.activation, cfg.spec, result["params"])
+        saved = write_model_file(
+            model_path, cfg.model, cfg.activation, cfg.spec, result["params"], session.run_id
+        )
         report["model_file"] = str(model_path)
         if test is not None:  # evaluate exactly the weights saved, as `predict` will
             report["local_test"] = evaluate_local(cfg, saved, test)
@@ -207,6 +245,7 @@ def _party_report(job: PartyJob, cfg, session, result: dict, by_round: list[dict
         "ledger": session.ledger.to_json(),
         "received_model": result["params"] is not None,
         "mode": cfg.mode,
+        "run_id": session.run_id,
         "transport": transport_report(session),
     }
     if cfg.mode == "fedavg":

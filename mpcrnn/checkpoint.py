@@ -4,10 +4,11 @@ Each party writes ONLY its own shares, after every epoch (FedAvg: every round), 
 folder ``<checkpoints>/party<r>/`` (0700), one file per epoch ``epoch-<eeeeee>.ckpt`` (0600).
 A file is sealed with AES-256-GCM (``cryptography``'s AESGCM: an authenticated cipher, not
 ours) under a 256-bit key that only this party holds (``<its folder>/key``, 0600, created on
-the first save); the associated data binds the file to its rank, epoch, run digest and
-schedule length::
+the first save); the associated data binds the file to its rank, epoch, configuration digest,
+schedule length and run identity (:func:`protocols.network.public_exchange.agree_run_id`:
+every party's nonce, hashed at the start of a fresh run)::
 
-    file = MAGIC | header length (4 bytes LE) | header (JSON: rank, epoch, digest, epochs)
+    file = MAGIC | header length (4 bytes LE) | header (JSON: rank, epoch, digest, epochs, run)
            | nonce (12 bytes) | AESGCM(key, nonce, torch.save({"params", "velocity"}), header)
 
 So another party's file, another run's file, a truncated or corrupted file, a file of the
@@ -18,8 +19,12 @@ folders gives nothing without each party's key.  Names that do not match the pat
 
 The last two epochs are kept, so a party that died while writing epoch e still shares epoch
 e-1 with the others.  Resume: every party announces its newest epoch (public), all load the
-newest epoch that every party has.  The batch schedule is a function of (seed, epoch), and fresh
-randomness after a restart is fine (any masks work), so nothing else needs saving.
+newest epoch that every party has, after announcing that file's run identity: every party's
+must be the same (else one :class:`AgreementError` line naming the file), and the resumed run
+adopts it.  So a file of any other run is refused, whatever folder or key it came with; a fresh
+run removes its folder's files of other runs with its first checkpoint.  The batch schedule is
+a function of (seed, epoch), and fresh randomness after a restart is fine (any masks work), so
+nothing else needs saving.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import torch
 from protocols.errors import AgreementError, DataError, expected_got
 
 KEEP = 2
-MAGIC = b"mpcrnn-checkpoint-1\n"
+MAGIC = b"mpcrnn-checkpoint-2\n"  # 2: the header carries the run identity
 NAME = re.compile(r"^epoch-(\d{6})\.ckpt$")
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -81,10 +86,30 @@ def _key(directory: str | Path, rank: int, create: bool) -> bytes:
     return key
 
 
-def _header(rank: int, epoch: int, digest: str, epochs: int) -> bytes:
+FIELDS = {"rank", "epoch", "digest", "epochs", "run"}
+
+
+def _header(rank: int, epoch: int, digest: str, epochs: int, run_id: str) -> bytes:
     return json.dumps(
-        {"rank": rank, "epoch": epoch, "digest": digest, "epochs": epochs}, sort_keys=True
+        {"rank": rank, "epoch": epoch, "digest": digest, "epochs": epochs, "run": run_id},
+        sort_keys=True,
     ).encode()
+
+
+def _file_run(path: Path) -> str | None:
+    """The run identity a checkpoint's header claims (None: unreadable or not a checkpoint).
+    Unauthenticated until :func:`load` opens the file with it as associated data."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(MAGIC) + 4)
+            if not head.startswith(MAGIC) or len(head) < len(MAGIC) + 4:
+                return None
+            (n,) = struct.unpack_from("<I", head, len(MAGIC))
+            meta = json.loads(f.read(min(n, 4096)))
+        run = meta.get("run") if isinstance(meta, dict) else None
+    except (OSError, ValueError):
+        return None
+    return run if isinstance(run, str) else None
 
 
 def save(
@@ -95,15 +120,17 @@ def save(
     params: dict,
     velocity: dict,
     epochs: int = 0,
+    run_id: str = "",
 ) -> Path:
-    """Seal and write this party's shares for ``epoch`` atomically; keep the newest ``KEEP``."""
+    """Seal and write this party's shares for ``epoch`` atomically; keep the newest ``KEEP`` of
+    this run and remove this party's files of any other run (the folder is this run's now)."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     key = _key(directory, rank, create=True)
     target = _path(directory, rank, epoch)
     buf = io.BytesIO()
     torch.save({"params": params, "velocity": velocity}, buf)
-    header = _header(rank, epoch, digest, epochs)
+    header = _header(rank, epoch, digest, epochs, run_id)
     nonce = os.urandom(NONCE_BYTES)
     blob = (
         MAGIC
@@ -117,6 +144,9 @@ def save(
     with os.fdopen(fd, "wb") as f:
         f.write(blob)
     os.replace(tmp, target)  # atomic: a checkpoint file is complete or absent
+    for other in _epochs(directory, rank):
+        if _file_run(_path(directory, rank, other)) != run_id:
+            _path(directory, rank, other).unlink()
     for old in sorted(_epochs(directory, rank))[:-KEEP]:
         _path(directory, rank, old).unlink()
     return target
@@ -141,10 +171,48 @@ def agree_epoch(session, directory: str | Path) -> int:
     return min(int(e) for e in exchange_public(session, latest_epoch(directory, session.rank)))
 
 
+def resume_point(session, directory: str | Path) -> tuple[int, str]:
+    """All parties: (the newest epoch every party has, the run identity its files carry), or
+    (0, "") when some party has none.  Every party's file of that epoch must claim the same run
+    (checked again, authenticated, by :func:`load`).
+
+    Raises:
+        AgreementError: a party's file is of another run (named, with both run ids).
+    """
+    from protocols.network.public_exchange import exchange_public
+
+    epoch = agree_epoch(session, directory)
+    if not epoch:
+        return 0, ""
+    runs = exchange_public(session, _file_run(_path(directory, session.rank, epoch)))
+    claimed = [(r, run) for r, run in enumerate(runs) if isinstance(run, str)]
+    if not claimed:
+        return epoch, ""
+    first_rank, first = claimed[0]
+    for r, run in claimed:
+        if run != first:
+            raise AgreementError(
+                expected_got(
+                    f"checkpoint {_path(directory, r, epoch)}: run",
+                    f"run {first[:12]} (party {first_rank}'s checkpoint)",
+                    f"run {run[:12]}",
+                    "every party must resume from the same run's files; "
+                    "start a fresh run without --resume",
+                )
+            )
+    return epoch, first
+
+
 def load(
-    directory: str | Path, rank: int, epoch: int, digest: str, epochs: int = 0
+    directory: str | Path,
+    rank: int,
+    epoch: int,
+    digest: str,
+    epochs: int = 0,
+    run_id: str | None = None,
 ) -> tuple[dict, dict]:
-    """This party's shares of ``epoch``, after checking the file is its own, of this run."""
+    """This party's shares of ``epoch``, after checking the file is its own, of this run
+    (``run_id``: the run identity it must carry; None: any)."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -161,13 +229,22 @@ def load(
     try:
         header = blob[start : start + n]
         meta = json.loads(header)
-        if set(meta) != {"rank", "epoch", "digest", "epochs"}:
+        if set(meta) != FIELDS:
             raise ValueError("fields")
     except ValueError:
         raise DataError(
             expected_got(where, "an mpcrnn checkpoint header", "a damaged one")
         ) from None
     _check_header(meta, where, rank, epoch, digest, epochs)
+    if run_id is not None and meta["run"] != run_id:
+        raise AgreementError(
+            expected_got(
+                f"{where}: run",
+                f"run {str(run_id)[:12]} (the run being resumed)",
+                f"run {str(meta['run'])[:12]}",
+                "every party must resume from the same run's files",
+            )
+        )
     body = blob[start + n :]
     try:
         plain = AESGCM(_key(directory, rank, create=False)).decrypt(

@@ -121,7 +121,9 @@ def run_fedavg(
         theta = _secure_average(session, cfg, theta, mine, weights, r)
         round_seconds.append(time.perf_counter() - t_round)
         if checkpoint_dir:
-            checkpoint.save(checkpoint_dir, session.rank, r + 1, digest, theta, {}, R)
+            checkpoint.save(
+                checkpoint_dir, session.rank, r + 1, digest, theta, {}, R, session.run_id
+            )
         if on_round:
             on_round(r + 1, theta)
         if progress:  # public facts only; a round counts as one step
@@ -168,12 +170,22 @@ def _starting_point(session, cfg, checkpoint_dir: str | None, resume: bool) -> t
     checkpointed (``resume``)."""
     from mpcrnn import checkpoint
     from mpcrnn.model import init_params
+    from protocols.network.public_exchange import agree_run_id
 
-    start = checkpoint.agree_epoch(session, checkpoint_dir) if resume and checkpoint_dir else 0
+    session.run_id = agree_run_id(session)
+    start, run_id = (0, "")
+    if resume and checkpoint_dir:
+        start, run_id = checkpoint.resume_point(session, checkpoint_dir)
     if not start:
         return init_params(cfg.model, cfg.train.seed), 0
+    session.run_id = run_id
     theta, _ = checkpoint.load(
-        checkpoint_dir, session.rank, start, cfg.checkpoint_digest(), cfg.fedavg_rounds
+        checkpoint_dir,
+        session.rank,
+        start,
+        cfg.checkpoint_digest(),
+        cfg.fedavg_rounds,
+        run_id=run_id,
     )
     return theta, start
 

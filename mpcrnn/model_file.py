@@ -4,7 +4,10 @@ One format, written and read here only.  A ``torch.save`` of a plain dict (loade
 ``weights_only=True``: no code runs on load)::
 
     {"model_config": asdict(ModelConfig), "activation": asdict(ActivationConfig),
-     "spec": asdict(DataSpec), "state_dict": {name: float32 tensor}}
+     "spec": asdict(DataSpec), "state_dict": {name: float32 tensor}, "run_id": str}
+
+``run_id`` is the identity of the run that trained it (the one its checkpoints carry; absent
+in files of releases before it).
 
 The state dict holds torch's names and shapes (``weight_ih_l0``, ..., ``fc.weight``,
 ``fc.bias``), so it loads into ``torch.nn.GRU/LSTM/RNN`` + ``nn.Linear``.  Reading checks every
@@ -25,6 +28,7 @@ from mpcrnn.declaration import DataSpec
 from protocols.errors import ConfigError, DataError, expected_got
 
 PARTS = ("model_config", "activation", "spec", "state_dict")
+OPTIONAL = ("run_id",)
 MAX_MODEL_BYTES = 256 << 20  # a W1 model is 20 KB; bounds what a stray path makes us read
 
 
@@ -34,6 +38,7 @@ def write_model_file(
     activation: ActivationConfig,
     spec: DataSpec,
     params: dict[str, torch.Tensor],
+    run_id: str = "",
 ) -> dict[str, torch.Tensor]:
     """Write atomically (a temporary name, then rename): no partial file is ever final.
     Returns the weights as written (float64 values of the float32 tensors), i.e. exactly what
@@ -47,6 +52,7 @@ def write_model_file(
             "activation": asdict(activation),
             "spec": asdict(spec),
             "state_dict": state,
+            "run_id": str(run_id),
         },
         tmp,
     )
@@ -77,9 +83,11 @@ def read_model_file(path: str | Path) -> tuple[ModelConfig, DataSpec, torch.nn.M
                 f"a file torch cannot load ({type(exc).__name__})",
             )
         ) from None
-    if not isinstance(blob, dict) or set(blob) != set(PARTS):
+    if not isinstance(blob, dict) or not set(PARTS) <= set(blob) <= set(PARTS + OPTIONAL):
         got = sorted(map(str, blob)) if isinstance(blob, dict) else type(blob).__name__
         raise DataError(expected_got(where, f"a dict of {', '.join(PARTS)}", got))
+    if not isinstance(blob.get("run_id", ""), str):
+        raise DataError(expected_got(f"{where}: run_id", "a string", "another value"))
     model = _dataclass(ModelConfig, blob["model_config"], where, "model_config")
     _dataclass(ActivationConfig, blob["activation"], where, "activation")
     spec_d = blob["spec"]

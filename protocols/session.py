@@ -41,6 +41,8 @@ class MpcSession:
     stats: mpcrnn's own rounds/bytes counters, by kind.
     count_traffic: also count this session's direct-link openings in CrypTen's counters.
     refused: connection attempts refused while joining (rank claimed, fingerprint; the report).
+    run_id: the run's identity (:func:`protocols.network.public_exchange.agree_run_id`, or the
+        one a resumed run's checkpoints carry); "" until the run agrees it.
     """
 
     rank: int
@@ -52,6 +54,7 @@ class MpcSession:
     stats: CommStats = field(default_factory=CommStats)
     count_traffic: bool = False
     refused: tuple = ()
+    run_id: str = ""
 
     @property
     def links(self):

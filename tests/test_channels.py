@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -556,6 +557,29 @@ def test_a_readable_key_is_refused(tmp_path, subprocesses):
         load_identity(str(tmp_path / "id"))
 
 
+@pytest.mark.parametrize("case", ["other-key", "not-a-key"])
+def test_a_key_that_does_not_match_its_certificate_is_one_line_at_start(tmp_path, case):
+    """Issue 26 #3: found at load, not after 39 handshake retries with party 0 blamed."""
+    import shutil
+
+    from protocols.errors import ConfigError
+    from protocols.network.identity import keygen, load_identity
+
+    keygen(str(tmp_path / "a"))
+    keygen(str(tmp_path / "b"))
+    key = tmp_path / "a" / "key.pem"
+    if case == "other-key":
+        shutil.copy(tmp_path / "b" / "key.pem", key)
+    else:
+        key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(ConfigError) as err:
+        load_identity(str(tmp_path / "a"))
+    text = str(err.value)
+    assert "\n" not in text and "key.pem" in text, text
+    assert re.search(r"expected the private key of .*cert\.pem", text), text
+    assert "nonsense" not in text and "PRIVATE" not in text, text
+
+
 def test_run_file_identities_must_name_every_process(tmp_path):
     from launch.runfile import build
     from protocols.errors import ConfigError
@@ -630,3 +654,88 @@ def test_party_without_its_pinned_identity_stops_with_one_line(case, tmp_path, s
     import re
 
     assert re.search(want, last), last
+
+
+def _trickle(folder: Path, stop: threading.Event, every_s: float, opened: list) -> None:
+    """A stranger at rank 0's rendezvous: an mpcrnn hello announcing a 16 KB certificate, sent
+    one byte every ``every_s`` seconds (each byte came before a per-recv timeout could end it)."""
+    deadline = time.monotonic() + 120
+    while not stop.is_set() and time.monotonic() < deadline:
+        found = [p for p in folder.glob("mpcrnn-run-*/rendezvous") if p.read_text().strip()]
+        if found:
+            break
+        time.sleep(0.05)
+    else:
+        return
+    host, _, port = found[0].read_text().strip().rpartition(":")
+    hello = HELLO.pack(MAGIC, 1, TOTAL, 1, 16 << 10)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        opened.append(s.getsockname())
+        for i in range(len(hello) + (16 << 10)):
+            if stop.wait(every_s):
+                return
+            try:
+                s.send(hello[i : i + 1] if i < len(hello) else b"-")
+            except OSError:
+                return
+
+
+def test_a_trickling_stranger_does_not_stall_the_set_up(tmp_path, monkeypatch):
+    """Issue 26 #6: a stranger trickling its hello one byte every 2 s into rank 0's listener
+    while the honest processes join: the run completes within its timeout (old code: rank 0
+    served one connection at a time with a per-recv limit, so the set-up stalled past it)."""
+    import tempfile
+
+    from launch.launcher import launch_local
+    from mpcrnn.config import ModelConfig, RunConfig, TrainConfig
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(runs))
+    cfg = RunConfig(
+        model=ModelConfig(hidden_size=4),
+        train=TrainConfig(epochs=1, batch_size=20),
+        spec=D.JAPANESE_VOWELS_SPEC,
+        world_size=2,
+    )
+    files = []
+    for r, part in enumerate(D.split_rows(D.japanese_vowels("train"), [20, 20], 3)):
+        D.write_npz(part, tmp_path / f"p{r}.npz")
+        files.append(str(tmp_path / f"p{r}.npz"))
+    stop, opened = threading.Event(), []
+    t = threading.Thread(target=_trickle, args=(runs, stop, 2.0, opened), daemon=True)
+    t.start()
+    try:
+        reports = launch_local(
+            cfg, files, [None, None], str(tmp_path / "out"), timeout_s=30, show_progress=False
+        )
+    finally:
+        stop.set()
+        t.join(timeout=10)
+    assert opened, "the stranger never connected"
+    assert len(reports) == 3 and reports[0]["rows"] == 20
+
+
+def test_refusals_are_kept_in_bounded_memory(capsys):
+    """Issue 26 #6: 3000 junk connections grew the report to 215 KB; now a refusal repeated
+    from other ports of the same host is counted on one entry, at most ``KEEP`` distinct ones
+    are kept with their details (and warned about once each), the rest only counted."""
+    from protocols.network.channels import _refusals
+    from protocols.network.handshake import Refusals, refuse
+
+    log = Refusals()
+    for i in range(3000):
+        a, b = socket.socketpair()
+        b.close()
+        refuse(a, "party 0", Exception(f"a connection from 10.0.0.1:{i + 1000}: junk"), log)
+    for i in range(3000):  # 3000 hosts
+        log.append(f"a connection from 10.1.{i // 250}.{i % 250}:5000: junk")
+    kept = list(log)
+    assert len(log) == 6000 and len(kept) == Refusals.KEEP + 1
+    assert kept[0] == "a connection from 10.0.0.1: junk (3000 times)"
+    assert (
+        kept[-1] == f"{3000 - Refusals.KEEP + 1} more refused connection attempt(s), counted only"
+    )
+    assert sum(len(k) for k in kept) < 5000
+    assert len(capsys.readouterr().err.splitlines()) == 1
+    assert _refusals(log).startswith(". Refused 6000 connection attempt(s): a connection from")

@@ -197,3 +197,19 @@ def test_load_unit_checks_without_processes(finished):
     )
     assert params and velocity  # the weights' and the optimizer state's shares
     assert all(v.dtype == torch.int64 for v in [*params.values(), *velocity.values()])
+
+
+def test_an_earlier_runs_checkpoints_in_the_same_folder_are_refused(finished, tmp_path):
+    """Issue 26 #1: party 1's folder (key included) from an earlier run of the same
+    configuration, put back into the --out folder a later fresh run wrote: --resume must be
+    refused naming the file (old code: exit 0, shares of two runs mixed into garbage)."""
+    _, files = finished
+    run = _copy(finished, tmp_path)
+    earlier = tmp_path / "earlier-party1"
+    shutil.copytree(run / "checkpoints" / "party1", earlier)
+    launch_local(CFG, files, [None, None], str(run), timeout_s=30, show_progress=False)  # fresh
+    shutil.rmtree(run / "checkpoints" / "party1")
+    shutil.copytree(earlier, run / "checkpoints" / "party1")
+    error = _resume(run, files)
+    assert error is not None and "\n" not in error, error
+    assert re.search(r"party1/epoch-000002\.ckpt: run: expected run \w+", error), error

@@ -9,7 +9,8 @@ shapes of the public run configuration).  How far it gets:
 * **Plaintext transport** (``--insecure-plaintext-transport``): every seed of the run, checked
   against the values the processes actually used (each party's PRZS ``next``/``prev`` seeds and
   the ``global`` one, CrypTen's TTP seeds and the dealer's bulk-stream seeds: every 8-byte
-  field of every message of at most 16 bytes is a candidate, and all true seeds are among them),
+  field of every message of 8, 16 or 40 bytes is a candidate, and all true seeds (a 256-bit bulk
+  seed by its low 8 bytes) are among them),
   and the released model: the last six messages each party sent to another party are its
   shares of the six weight tensors (the final reveal), their sum decodes to the model, equal to
   the parties' opened weights within fixed-point rounding.  And **training data**: with the
@@ -141,7 +142,7 @@ def eavesdrop(
     seeds = set()
     for frames in messages.values():
         for f in frames:
-            if len(f) in (8, 16):
+            if len(f) in (8, 16, 40):  # 40: the dealer's seeds (CrypTen's 8, the bulk 32)
                 seeds.update(f[i : i + 8] for i in range(0, len(f), 8))
     model = None
     parties = sorted({s for s, _ in messages if (s, (s + 1) % 3) in messages and s < 3})
@@ -191,7 +192,7 @@ def _first_input_batch(messages: dict, x_rows: tuple) -> torch.Tensor | None:
             and m["kwargs"].get("plan") is None
         ]
         streams = [
-            RingStream(struct.unpack_from("<q", messages[(3, i)][0], 8)[0]) for i in range(3)
+            RingStream(int.from_bytes(messages[(3, i)][0][8:40], "little")) for i in range(3)
         ]
     except Exception:  # noqa: BLE001 - garbage (encrypted) bytes: nothing to replay
         return None

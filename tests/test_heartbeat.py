@@ -74,3 +74,104 @@ def test_settle_waits_for_the_verdict_on_a_suspect():
     finally:
         hb.close()
         theirs.close()
+
+
+def _tls_pair(tmp_path):
+    """(our TLS socket, the peer's TLS socket, arm): mutual TLS 1.3 over a relay that, once
+    ``arm`` is set, flips one byte of the next chunk the peer sends (an on-path attacker)."""
+    import ssl
+
+    from protocols.network.identity import keygen
+
+    keygen(str(tmp_path / "a"))
+    keygen(str(tmp_path / "b"))
+
+    def ctx(protocol, me, peer):
+        c = ssl.SSLContext(protocol)
+        c.minimum_version = ssl.TLSVersion.TLSv1_3
+        c.check_hostname, c.verify_mode = False, ssl.CERT_REQUIRED
+        c.load_cert_chain(str(tmp_path / me / "cert.pem"), str(tmp_path / me / "key.pem"))
+        c.load_verify_locations(cafile=str(tmp_path / peer / "cert.pem"))
+        return c
+
+    ours_raw, relay_a = socket.socketpair()
+    peer_raw, relay_b = socket.socketpair()
+    arm = threading.Event()
+
+    def relay(src, dst, flip):
+        while True:
+            try:
+                data = bytearray(src.recv(65536))
+            except OSError:
+                return
+            if not data:
+                return
+            if flip and arm.is_set():
+                data[-1] ^= 0x01  # in the record's authentication tag
+                arm.clear()
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    threading.Thread(target=relay, args=(relay_a, relay_b, False), daemon=True).start()
+    threading.Thread(target=relay, args=(relay_b, relay_a, True), daemon=True).start()
+    peer_box = []
+    t = threading.Thread(
+        target=lambda: peer_box.append(
+            ctx(ssl.PROTOCOL_TLS_CLIENT, "b", "a").wrap_socket(peer_raw, server_side=False)
+        ),
+        daemon=True,
+    )
+    t.start()
+    ours = ctx(ssl.PROTOCOL_TLS_SERVER, "a", "b").wrap_socket(ours_raw, server_side=True)
+    t.join(10)
+    return ours, peer_box[0], arm
+
+
+def test_a_flipped_heartbeat_byte_is_an_integrity_error_naming_the_link(tmp_path):
+    """Issue 26 #7: a changed byte on a heartbeat connection was swallowed (an SSLError is an
+    OSError: the peer was marked gone and never watched again).  Now it stops the run like one
+    on a data link: on_stop runs, and the data links raise IntegrityError naming the link."""
+    from protocols.errors import IntegrityError
+    from protocols.network.links import Links
+
+    ours, peer, arm = _tls_pair(tmp_path)
+    stopped = []
+    hb = Heartbeat({1: ours}, NAMES, on_stop=stopped.append, rank=0, **FAST).start()
+    try:
+        peer.send(b"\x01")
+        time.sleep(0.3)
+        assert hb.tampered is None and not stopped
+        arm.set()
+        peer.send(b"\x01")  # this record arrives with one byte changed
+        assert hb._found.wait(5)
+        assert stopped == [1] and hb.tampered == 1 and hb.stopped is None
+        error = Links(0, 2, {}, 5.0, NAMES, True, hb)._stopped_peer()
+        assert isinstance(error, IntegrityError), error
+        assert str(error).startswith(
+            "party 0: heartbeat link party 0 <-> party 1 failed the TLS integrity check"
+        ), error
+    finally:
+        hb.close()
+        peer.close()
+
+
+def test_dropped_heartbeats_do_not_get_a_party_that_sends_data_accused():
+    """Issue 26 #7: dropping only the heartbeat packets of two live, training parties made
+    each accuse the other.  A peer whose heartbeats stop but whose data keeps arriving is
+    not stopped; once its data stops too, it is named as before."""
+    mine, theirs = socket.socketpair()  # the peer's heartbeats never arrive (dropped)
+    stopped = []
+    hb = Heartbeat({1: mine}, NAMES, on_stop=stopped.append, **FAST).start()
+    try:
+        until = time.monotonic() + 4 * FAST["limit_s"]
+        while time.monotonic() < until:
+            hb.heard_data(1)  # the data link: a message from party 1 arrived
+            time.sleep(0.1)
+        assert hb.stopped is None and not stopped, hb.verdict()
+        assert hb._found.wait(5)  # data stopped too: now it is named
+        assert stopped == [1]
+    finally:
+        hb.close()
+        theirs.close()

@@ -252,3 +252,80 @@ def test_train_with_a_run_file_on_other_data(tmp_path, frame, subprocesses):
     assert tuple(blob["state_dict"]["weight_ih_l0"].shape) == (12, 3 * frame) and tuple(
         blob["state_dict"]["fc.weight"].shape
     ) == (2, 4)
+
+
+def _key_files(folder: Path) -> list[str]:
+    """Every file under ``folder`` that holds a private key (by name or by content)."""
+    found = []
+    for p in folder.rglob("*"):
+        try:
+            if p.is_file() and (p.name == "key.pem" or b"PRIVATE KEY" in p.read_bytes()):
+                found.append(str(p))
+        except OSError:
+            continue
+    return found
+
+
+def test_launcher_killed_with_sigkill_leaves_no_throwaway_key(tmp_path, subprocesses):
+    """Issue 26 #4: `mpcrnn train`'s throw-away private keys never outlive the run, even when
+    the launcher gets SIGKILL (no finally runs).  The children are killed after the check."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    files = _files(tmp_path)
+    args = [sys.executable, "-m", "launch.cli", "train", "--epochs", "5", "--hidden-size", "4"]
+    args += ["--batch-size", "20", "--out", str(tmp_path / "run")]
+    for f in files:
+        args += ["--data", f]
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocesses.Popen(
+        args, env=env, start_new_session=True, stdout=subprocesses.DEVNULL, stderr=subprocesses.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if list(tmp.glob("mpcrnn-run-*/rendezvous*")):
+                break
+            time.sleep(0.2)  # the processes are joining: every identity has been made
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(3.0)
+        proc.kill()  # SIGKILL: the launcher's clean-up never runs
+        proc.wait(timeout=10)
+        time.sleep(1.0)
+        assert _key_files(tmp) == []
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the orphaned children of this test's launcher
+        except ProcessLookupError:
+            pass
+
+
+def test_each_process_prints_the_run_file_digest_and_its_pins_at_start(tmp_path, capsys):
+    """Issue 26 #5: before joining, an organization's process prints what it trusts (the run
+    file's SHA-256, the configuration digest, every pinned fingerprint), one line each, so two
+    organizations can compare them by phone.  Here the dealer, whose peers never come."""
+    import hashlib
+    import socket
+    from dataclasses import replace
+
+    from launch.party import PartyJob, run_party
+    from mpcrnn.config import RunConfig
+    from protocols.errors import MpcrnnError
+    from protocols.network.identity import keygen
+
+    pins = tuple(keygen(str(tmp_path / f"id{r}")) for r in range(3))
+    cfg = replace(RunConfig(parties=2), provider="TTP", identities=pins)
+    run_file = tmp_path / "run.toml"
+    run_file.write_bytes(b"[run]\nparties = 2\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    job = PartyJob(2, f"tcp://127.0.0.1:{port}", cfg, None, None, str(tmp_path), 2.0)
+    job = replace(job, key_dir=str(tmp_path / "id2"), run_file=str(run_file))
+    with pytest.raises(MpcrnnError):
+        run_party(job)
+    err = capsys.readouterr().err.splitlines()
+    digest = hashlib.sha256(run_file.read_bytes()).hexdigest()
+    assert f"dealer: run file {run_file} sha256:{digest}" in err
+    assert f"dealer: run configuration sha256:{cfg.digest()}" in err
+    for who, fp in zip(("party 0", "party 1", "dealer"), pins, strict=True):
+        assert f"dealer: pins {who} {fp}" in err

@@ -37,6 +37,14 @@ def test_round_trip_loads_into_torch(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_the_model_file_names_its_run(tmp_path):
+    """Issue 26 #1: the model file carries the identity of the run that trained it."""
+    args = (CFG, ActivationConfig(), JAPANESE_VOWELS_SPEC, _params())
+    write_model_file(tmp_path / "m.pt", *args, run_id="ab" * 16)
+    assert torch.load(tmp_path / "m.pt", weights_only=True)["run_id"] == "ab" * 16
+    read_model_file(tmp_path / "m.pt")
+
+
 class _Evil:
     def __reduce__(self):
         return (Path.touch, (Path("/tmp/mpcrnn-evil-ran"),))

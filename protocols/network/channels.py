@@ -22,8 +22,11 @@ parties and the dealer) travels on ONE connection between them, set up here once
   that has no certificate, claims a rank already connected, or is not an mpcrnn hello at all,
   is refused before anything is sent to it; a warning on stderr names the rank claimed and the
   fingerprint seen, and the honest process keeps waiting for the real one until the run's
-  timeout (then the error lists the refused attempts).  A stranger can stop a run (denial of
-  service is out of scope), never join it or redirect a link.
+  timeout (then the error lists the refused attempts).  Every accepted connection says who it
+  is in its own thread, within one overall deadline (``HANDSHAKE_S`` or the run's, if sooner),
+  so a slow stranger holds up nobody; at most ``MAX_PENDING`` at once, and refusals are kept
+  in bounded memory (:class:`protocols.network.handshake.Refusals`).  A stranger can stop a
+  run by flooding it (denial of service is out of scope), never join it or redirect a link.
 * ``insecure=True`` (``--insecure-plaintext-transport``): the same mesh and framing in clear
   TCP, without identities: anyone who can reach the rendezvous can take a rank, and anyone on
   the path reads every share and seed.  For tests and demos only; flagged loudly by the CLI.
@@ -35,19 +38,24 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import struct
+import threading
 import time
 from dataclasses import dataclass, field
 
 from protocols.errors import PartyError
 from protocols.network.handshake import (
+    HANDSHAKE_S,
     HELLO,  # noqa: F401 - the hello's layout, for tests that read captured traffic
     MAGIC,  # noqa: F401
     RETRY_S,
     Late,
+    Refusals,
     Refused,
     Trust,
+    Watchdog,
     accept_peer,
     brief,
     close,
@@ -57,6 +65,8 @@ from protocols.network.handshake import (
 )
 
 MAX_JSON = 1 << 20
+MAX_PENDING = 64  # connections saying who they are at once; more are refused straight away
+POLL_S = 0.05
 
 __all__ = ["Mesh", "Trust", "local_address", "open_mesh"]
 
@@ -69,7 +79,7 @@ class Mesh:
     names: list[str]
     socks: dict[int, socket.socket]
     versions: list
-    refused: list[str] = field(default_factory=list)
+    refused: Refusals = field(default_factory=Refusals)
     secure: bool = True
 
 
@@ -91,7 +101,7 @@ def open_mesh(
         PartyError: the mesh was not complete within ``timeout_s`` (naming who is missing and
             every refused attempt), or the rendezvous address could not be bound.
     """
-    mesh = Mesh(rank, names, {}, [], [], not trust.insecure)
+    mesh = Mesh(rank, names, {}, [], Refusals(), not trust.insecure)
     deadline = time.monotonic() + timeout_s
     listener = None
     try:
@@ -160,27 +170,62 @@ def _join_as_member(mesh: Mesh, listener, rendezvous, trust, wire_protocol, dead
 
 def _accept_peers(mesh: Mesh, listener, ranks, trust, deadline, inner_hello=False) -> dict:
     """Accept, authenticate and keep a connection from each of ``ranks``; refuse (and keep
-    waiting past) any other.  Returns each peer's inner hello (``inner_hello``: rank 0)."""
+    waiting past) any other.  Each connection says who it is in its own thread
+    (:func:`_identify`), so none waits for another.  Returns each peer's inner hello
+    (``inner_hello``: rank 0)."""
     me, names, socks = mesh.names[mesh.rank], mesh.names, mesh.socks
-    inner = {}
+    inner: dict = {}
+    done: queue.Queue = queue.Queue()
+    pending: dict[int, str] = {}  # id -> address of connections still saying who they are
     while not set(ranks) <= set(socks):
-        conn = _accept(listener, deadline, lambda: _missing(names, socks, ranks))
-        try:
-            peer, s = accept_peer(conn, mesh.rank, names, set(ranks) - set(socks), trust, deadline)
-            if inner_hello:
-                hello = _recv_json(s, deadline)
-                if not isinstance(hello, dict) or hello.get("rank") != peer:
-                    raise Refused(f"{names[peer]}'s inner hello names another rank")
-                inner[peer] = hello
-        except Refused as exc:
-            refuse(conn, me, exc, mesh.refused)
+        while not done.empty():
+            key, conn, peer, s, hello = done.get()
+            pending.pop(key, None)
+            if isinstance(peer, Refused) or peer in socks:
+                why = peer if isinstance(peer, Refused) else Refused(f"{names[peer]} twice")
+                refuse(s or conn, me, why, mesh.refused)
+            else:
+                socks[peer], inner[peer] = s, hello
+        if set(ranks) <= set(socks):
+            break
+        conn = _accept(listener, deadline, lambda: _missing(names, socks, ranks, pending))
+        if conn is None:
             continue
-        except (OSError, ValueError) as exc:
-            why = Refused(f"connection failed during its hello ({brief(exc)})")
-            refuse(conn, me, why, mesh.refused)
+        if len(pending) >= MAX_PENDING:
+            busy = Refused(f"a connection from {_address(conn)}: {MAX_PENDING} already pending")
+            refuse(conn, me, busy, mesh.refused)
             continue
-        socks[peer] = s
+        pending[id(conn)] = _address(conn)
+        expected = set(ranks) - set(socks)
+        args = (conn, mesh, expected, trust, deadline, inner_hello, done)
+        threading.Thread(target=_identify, args=args, daemon=True).start()
     return inner
+
+
+def _identify(conn, mesh: Mesh, expected, trust, deadline, inner_hello, done) -> None:
+    """One accepted connection's hello, certificate, TLS handshake and (rank 0) inner hello,
+    all within one deadline: ``HANDSHAKE_S`` or the run's, whichever comes first.  Puts
+    ``(key, connection, rank or Refused, socket, inner hello)`` into ``done``; a refused
+    connection is closed here already."""
+    where, limit = _address(conn), min(HANDSHAKE_S, deadline - time.monotonic())
+    dog, s, key = Watchdog(conn, time.monotonic() + limit), None, id(conn)
+    until = time.monotonic() + limit
+    try:
+        peer, s = accept_peer(conn, mesh.rank, mesh.names, expected, trust, until)
+        hello = _recv_json(s, until) if inner_hello else None
+        if inner_hello and (not isinstance(hello, dict) or hello.get("rank") != peer):
+            raise Refused(f"{mesh.names[peer]}'s inner hello names another rank")
+        done.put((key, conn, peer, s, hello))
+        return
+    except Refused as exc:
+        why = exc
+    except (OSError, ValueError, struct.error) as exc:
+        detail = f"did not finish within {limit:.0f} s" if dog.fired else brief(exc)
+        why = Refused(f"a connection from {where} failed during its hello ({detail})")
+    finally:
+        dog.cancel()
+    close(s or conn)
+    done.put((key, conn, why, s, None))
 
 
 # ------------------------------------------------------------------------------ listening
@@ -232,26 +277,39 @@ def _parse_addr(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _accept(listener, deadline: float, missing) -> socket.socket:
+def _accept(listener, deadline: float, missing) -> socket.socket | None:
+    """A new connection, or None after ``POLL_S`` (so finished handshakes are taken up)."""
     left = deadline - time.monotonic()
     if left <= 0:
         raise Late(f"waiting for {missing()}")
-    listener.settimeout(left)
+    listener.settimeout(min(left, POLL_S))
     try:
         conn, _ = listener.accept()
     except TimeoutError:
-        raise Late(f"waiting for {missing()}") from None
+        return None
     return conn
 
 
-def _missing(names, socks, ranks) -> str:
-    return ", ".join(names[r] for r in ranks if r not in socks) or "nobody"
+def _address(conn: socket.socket) -> str:
+    try:
+        host, port = conn.getpeername()[:2]
+    except OSError:
+        return "an unknown address"
+    return f"{host}:{port}"
 
 
-def _refusals(refused: list[str]) -> str:
-    if not refused:
+def _missing(names, socks, ranks, pending=None) -> str:
+    who = ", ".join(names[r] for r in ranks if r not in socks) or "nobody"
+    if pending:
+        shown = ", ".join(list(pending.values())[:3])
+        who += f" ({len(pending)} connection(s) still saying who they are: from {shown})"
+    return who
+
+
+def _refusals(refused) -> str:
+    if not len(refused):
         return ""
-    shown = "; ".join(refused[-3:])
+    shown = "; ".join(list(refused)[:3])
     return f". Refused {len(refused)} connection attempt(s): {shown}"
 
 
@@ -264,11 +322,11 @@ def _send_json(s: socket.socket, obj) -> None:
 
 
 def _recv_json(s: socket.socket, deadline: float):
-    s.settimeout(max(deadline - time.monotonic(), 0.1))
-    (n,) = struct.unpack("<I", recv_exact(s, 4))
+    """One bootstrap message, all of it by ``deadline``."""
+    (n,) = struct.unpack("<I", recv_exact(s, 4, deadline))
     if n > MAX_JSON:
         raise ValueError(f"bootstrap message of {n} bytes")
-    return json.loads(recv_exact(s, n))
+    return json.loads(recv_exact(s, n, deadline))
 
 
 def local_address(rendezvous: str) -> str:

@@ -11,17 +11,21 @@ re-check the fingerprint of the certificate the handshake authenticated.  A tamp
 certificate fails the fingerprint check; the right certificate without its private key fails
 the handshake.  ``Trust.insecure``: the same hellos without certificates, and no TLS.
 
-A connection that fails any check raises :class:`Refused` (the caller closes it, records why,
-and keeps waiting for the real peer); every wait is bounded by ``HANDSHAKE_S`` and the run's
-deadline.
+A connection that fails any check raises :class:`Refused` (the caller closes it, records why
+in a :class:`Refusals` log of bounded size, and keeps waiting for the real peer).  Each
+connection has ONE overall deadline, ``HANDSHAKE_S`` or the run's deadline if sooner, for its
+hello, certificate and TLS handshake together (a :class:`Watchdog` shuts it at that instant):
+a peer trickling one byte at a time cannot stretch it.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import struct
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -59,6 +63,73 @@ class Trust:
 
 class Refused(Exception):
     """A connection that is not the pinned peer it claims to be (or no peer at all)."""
+
+
+class Refusals:
+    """The refused connection attempts of a process, in bounded memory.  Attempts that differ
+    only in their source port (a stranger retrying, 3000 junk connections from one host) are
+    one entry with a count; the first ``KEEP`` distinct ones are kept with their details (rank
+    claimed, fingerprint, address), the rest only counted.  Iterating gives one line per kept
+    entry (``(N times)`` when repeated) and, past ``KEEP``, one line counting the rest."""
+
+    KEEP = 32
+
+    def __init__(self) -> None:
+        self.kept: dict[str, int] = {}
+        self.count = 0
+        self.dropped = 0
+        self._lock = threading.Lock()
+
+    def append(self, detail: str) -> bool:
+        """Record one refusal; True if it is a new kept entry (the caller warns only then)."""
+        key = _PORT.sub(r"\1", detail)
+        with self._lock:
+            self.count += 1
+            if key in self.kept:
+                self.kept[key] += 1
+                return False
+            if len(self.kept) < self.KEEP:
+                self.kept[key] = 1
+                return True
+            self.dropped += 1
+            return False
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        lines = [k if n == 1 else f"{k} ({n} times)" for k, n in self.kept.items()]
+        if self.dropped:
+            lines.append(f"{self.dropped} more refused connection attempt(s), counted only")
+        return iter(lines)
+
+
+_PORT = re.compile(r"(\b\d{1,3}(?:\.\d{1,3}){3}|\]):\d+")
+
+
+class Watchdog:
+    """Shuts a socket (both directions) at ``until`` (monotonic), ending any recv, send or TLS
+    handshake blocked on it: one overall deadline per connection, however the peer trickles.
+    It holds its own duplicate of the descriptor, so it still reaches the connection after
+    ``ssl`` has wrapped (and detached) the original socket object."""
+
+    def __init__(self, conn: socket.socket, until: float) -> None:
+        self.fired = False
+        self._dup = conn.dup()
+        self._timer = threading.Timer(max(until - time.monotonic(), 0.0), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        try:
+            self._dup.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        close(self._dup)
 
 
 def accept_peer(
@@ -154,8 +225,10 @@ def connect_peer(
             last = brief(exc)
             time.sleep(RETRY_S)
             continue
+        until = min(time.monotonic() + HANDSHAKE_S, deadline)
+        dog = Watchdog(conn, until)
         try:
-            conn.settimeout(max(min(HANDSHAKE_S, deadline - time.monotonic()), 0.1))
+            conn.settimeout(max(until - time.monotonic(), 0.1))
             return _client_handshake(conn, target, addr, rank, names, trust)
         except Refused as exc:
             refuse(conn, names[rank], exc, refused)
@@ -163,7 +236,10 @@ def connect_peer(
         except (OSError, ValueError, struct.error) as exc:
             # closed: the other side refused us, or is not up yet
             close(conn)
-            last = f"{who} closed the connection during the handshake ({brief(exc)})"
+            why = f"took over {HANDSHAKE_S:g} s" if dog.fired else brief(exc)
+            last = f"{who} closed the connection during the handshake ({why})"
+        finally:
+            dog.cancel()
         time.sleep(5 * RETRY_S)  # refused: the other side may be waiting for the real peer
 
 
@@ -227,12 +303,13 @@ def _fingerprint_of(cert_pem: bytes) -> str:
         return "an unreadable certificate"
 
 
-def refuse(conn: socket.socket, me: str, exc: Exception, refused: list[str]) -> None:
-    """Close a refused connection, record why, and warn on stderr."""
+def refuse(conn: socket.socket, me: str, exc: Exception, refused: Refusals) -> None:
+    """Close a refused connection, record why, and warn on stderr (each new kind of refusal
+    once: a retry from another port of the same host is only counted)."""
     close(conn)
-    refused.append(str(exc))
-    sys.stderr.write(f"warning: {me}: refused {exc}\n")
-    sys.stderr.flush()
+    if refused.append(str(exc)):
+        sys.stderr.write(f"warning: {me}: refused {exc}\n")
+        sys.stderr.flush()
 
 
 def _peer_address(conn: socket.socket) -> str:
@@ -243,9 +320,15 @@ def _peer_address(conn: socket.socket) -> str:
     return f"{host}:{port}"
 
 
-def recv_exact(s: socket.socket, n: int) -> bytes:
+def recv_exact(s: socket.socket, n: int, deadline: float | None = None) -> bytes:
+    """``n`` bytes; with ``deadline`` (monotonic), all of them by then (TimeoutError)."""
     buf = bytearray()
     while len(buf) < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{n} bytes not received in time")
+            s.settimeout(left)
         chunk = s.recv(n - len(buf))
         if not chunk:
             raise OSError("connection closed")

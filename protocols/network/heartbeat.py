@@ -10,10 +10,16 @@ heartbeats, served by one thread per process that never waits on the training:
   like any link byte: the connection is made with the same pinned mutual TLS as the data
   links, :mod:`protocols.network.channels`);
 * it reads whatever its peers sent; a peer that sent nothing for ``LIMIT_S`` seconds while
-  its connection stayed open has **stopped**: the thread records which one
-  (:attr:`Heartbeat.stopped`), calls ``on_stop(rank)`` (the party shuts its data links so its
-  own blocked wait ends at once), and exits.  A peer whose connection ends (exit, crash) is
-  not "stopped": the data links report it as lost contact.
+  its connection stayed open, and nothing on its data link either (:meth:`Heartbeat.heard_data`,
+  called by :class:`protocols.network.links.Links` on every message it receives: so dropped
+  heartbeat packets never get a party that is still sending data accused), has **stopped**:
+  the thread records which one (:attr:`Heartbeat.stopped`), calls ``on_stop(rank)`` (the party
+  shuts its data links so its own blocked wait ends at once), and exits.  A peer whose
+  connection ends (exit, crash) is not "stopped": the data links report it as lost contact.
+* a heartbeat record that fails TLS authentication (a changed or injected byte) is an
+  integrity failure like one on a data link: the thread records the peer
+  (:attr:`Heartbeat.tampered`), calls ``on_stop`` and exits, and the data links' next wait
+  raises :class:`protocols.errors.IntegrityError` naming the heartbeat link.
 
 Detection: a stopped peer is named after at most ``LIMIT_S + INTERVAL_S`` = 22 s, whatever the
 run's ``--timeout`` (which bounds slow steps, not liveness).  A live process whose heartbeat
@@ -54,11 +60,15 @@ class Heartbeat:
         on_stop: Callable[[int], None] | None = None,
         interval_s: float = INTERVAL_S,
         limit_s: float = LIMIT_S,
+        rank: int | None = None,
     ) -> None:
         self.socks, self.names, self.on_stop = dict(socks), names, on_stop
-        self.interval_s, self.limit_s = interval_s, limit_s
+        self.interval_s, self.limit_s, self.rank = interval_s, limit_s, rank
         self.stopped: int | None = None  # the rank found stopped, if any
         self.silent_s = 0.0  # how long it had been silent then
+        self.tampered: int | None = None  # the rank whose heartbeat failed TLS authentication
+        self.tamper_reason = ""
+        self._data_seen: dict[int, float] = {}
         self._halt = threading.Event()
         self._found = threading.Event()
         self._seen: dict[int, float] = {}
@@ -99,6 +109,21 @@ class Heartbeat:
             "process); stopping"
         )
 
+    def heard_data(self, rank: int) -> None:
+        """A message from ``rank`` arrived on its data link (evidence that it runs)."""
+        self._data_seen[rank] = time.monotonic()
+
+    def integrity_line(self) -> str | None:
+        """One line naming the heartbeat link that failed TLS authentication, or None."""
+        if self.tampered is None:
+            return None
+        ends = sorted(r for r in (self.rank, self.tampered) if r is not None)
+        link = " <-> ".join(self.names[r] for r in ends)
+        return (
+            f"heartbeat link {link} failed the TLS integrity check ({self.tamper_reason}); "
+            "the run stops"
+        )
+
     def _suspect(self) -> bool:
         now = time.monotonic()
         return any(now - self._seen[r] > self.limit_s / 2 for r in list(self._live))
@@ -120,7 +145,10 @@ class Heartbeat:
                     last_sent = now
                 for key, _ in sel.select(timeout=min(self.interval_s / 2, 0.5)):
                     r = key.data
-                    if r in live and not _drain(self.socks[r]):
+                    state = _drain(self.socks[r]) if r in live else _OK
+                    if isinstance(state, ssl.SSLError):
+                        return self._found_tampered(r, state)
+                    if state is _ENDED:
                         gone.append(r)  # ended: the data links report it
                     seen[r] = time.monotonic()
                 for r in set(gone) & live:  # never watched again (an ended socket stays readable)
@@ -128,8 +156,9 @@ class Heartbeat:
                     sel.unregister(self.socks[r])
                 now = time.monotonic()
                 for r in sorted(live):
-                    if now - seen[r] > self.limit_s and not self._halt.is_set():
-                        self.stopped, self.silent_s = r, now - seen[r]
+                    last = max(seen[r], self._data_seen.get(r, 0.0))
+                    if now - last > self.limit_s and not self._halt.is_set():
+                        self.stopped, self.silent_s = r, now - last
                         self._found.set()
                         if self.on_stop is not None:
                             self.on_stop(r)
@@ -138,6 +167,13 @@ class Heartbeat:
             self._live = set()
             self._found.set()
             sel.close()
+
+    def _found_tampered(self, r: int, exc: ssl.SSLError) -> None:
+        text = str(exc).strip().splitlines()
+        self.tampered, self.tamper_reason = r, text[0][:160] if text else type(exc).__name__
+        self._found.set()
+        if self.on_stop is not None:
+            self.on_stop(r)
 
 
 def open_heartbeats(mesh, trust, host: str, timeout_s: float) -> dict[int, socket.socket]:
@@ -155,7 +191,8 @@ def open_heartbeats(mesh, trust, host: str, timeout_s: float) -> dict[int, socke
     from protocols.network.handshake import Late, brief, close, connect_peer
 
     rank, names, total = mesh.rank, mesh.names, len(mesh.names)
-    beats = C.Mesh(rank, names, {}, mesh.versions, [], mesh.secure)
+    # the data mesh's refusal log: refusals at heartbeat listeners reach the report too
+    beats = C.Mesh(rank, names, {}, mesh.versions, mesh.refused, mesh.secure)
     deadline = time.monotonic() + timeout_s
     listener = C._listen(host, 0) if rank < total - 1 else None
     try:
@@ -183,6 +220,9 @@ def open_heartbeats(mesh, trust, host: str, timeout_s: float) -> dict[int, socke
             listener.close()
 
 
+_OK, _ENDED = "ok", "ended"
+
+
 def _send_beat(s: socket.socket) -> bool:
     """Send one byte; False when the connection is gone (a full buffer is not an error)."""
     try:
@@ -194,19 +234,24 @@ def _send_beat(s: socket.socket) -> bool:
     return True
 
 
-def _drain(s: socket.socket) -> bool:
-    """Read what is there; False at end of stream or on an error."""
+def _drain(s: socket.socket):
+    """Read what is there: ``_OK``, ``_ENDED`` (end of stream or a connection error), or the
+    :class:`ssl.SSLError` of a record that failed TLS authentication."""
     try:
         while True:
             data = s.recv(4096)
             if not data:
-                return False
+                return _ENDED
             if not (isinstance(s, ssl.SSLSocket) and s.pending()):
-                return True
+                return _OK
     except _AGAIN:
-        return True
+        return _OK
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+        return _ENDED
+    except ssl.SSLError as exc:
+        return exc
     except OSError:
-        return False
+        return _ENDED
 
 
 def shut_down(socks: dict[int, socket.socket]) -> None:

@@ -8,6 +8,12 @@ agreed, hashed configuration; :mod:`protocols.network.channels` accepts a peer o
 certificate it proves to hold the key of (TLS 1.3, mutual) has the fingerprint pinned for the
 rank it claims.  Nothing is trusted on first use; there is no certificate authority.
 
+``mpcrnn train`` on one machine makes a throw-away identity per process in memory only
+(:func:`new_identity_pem`); each child holds its key in an anonymous memory file
+(:func:`identity_in_memory`, ``memfd_create``) that ssl reads by ``/proc/self/fd`` path and
+that vanishes with the process: no key is ever on disk, so none outlives the run, even when
+the launcher is killed.
+
 The certificate is its own trust anchor (``basicConstraints CA:TRUE``, ``keyCertSign``), so
 OpenSSL's chain check accepts exactly that one certificate and nothing else.
 """
@@ -71,7 +77,8 @@ def load_identity(directory: str) -> Identity:
     """The identity ``mpcrnn keygen`` wrote into ``directory``.
 
     Raises:
-        ConfigError: the folder lacks key.pem / cert.pem, or the key is readable by others.
+        ConfigError: the folder lacks key.pem / cert.pem, the key is readable by others, or
+            the key is not the private key of the certificate.
     """
     d = Path(directory)
     key, cert = d / KEY_FILE, d / CERT_FILE
@@ -98,7 +105,36 @@ def load_identity(directory: str) -> Identity:
         pem_to_der(pem)
     except ValueError:
         raise ConfigError(expected_got(f"{cert}", "a PEM certificate", "something else")) from None
+    check_key_matches(key, cert, pem)
     return Identity(pem, str(key), str(cert))
+
+
+def check_key_matches(key: Path, cert: Path, cert_pem: bytes) -> None:
+    """The private key in ``key`` is the one ``cert`` certifies (their public keys are equal).
+
+    Raises:
+        ConfigError: one line naming both files (never their contents).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    Pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    try:
+        private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+        mine = private.public_key().public_bytes(serialization.Encoding.DER, Pub)
+    except (ValueError, TypeError, OSError):
+        mine = None
+    theirs = x509.load_pem_x509_certificate(cert_pem).public_key()
+    if mine != theirs.public_bytes(serialization.Encoding.DER, Pub):
+        got = "another key" if mine is not None else "no readable unencrypted PEM key"
+        raise ConfigError(
+            expected_got(
+                f"{key}",
+                f"the private key of {cert}",
+                got,
+                "use the key.pem mpcrnn keygen wrote with this cert.pem",
+            )
+        )
 
 
 def keygen(directory: str, name: str = "mpcrnn") -> str:
@@ -107,9 +143,6 @@ def keygen(directory: str, name: str = "mpcrnn") -> str:
 
     Refuses to overwrite an existing key (an organization's identity is pinned in run files).
     """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     key_path, cert_path = d / KEY_FILE, d / CERT_FILE
@@ -121,18 +154,48 @@ def keygen(directory: str, name: str = "mpcrnn") -> str:
                 "an existing identity (not overwritten)",
             )
         )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = _self_signed(key, name)
-    key_bytes = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    cert_pem, key_bytes, fp = new_identity_pem(name)
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(key_bytes)
     os.chmod(key_path, 0o600)
+    cert_path.write_bytes(cert_pem)
+    return fp
+
+
+def new_identity_pem(name: str = "mpcrnn") -> tuple[bytes, bytes, str]:
+    """(certificate PEM, private key PEM, fingerprint) of a fresh key pair, in memory only."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _self_signed(key, name)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     der = cert.public_bytes(serialization.Encoding.DER)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return fingerprint(der)
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem, fingerprint(der)
+
+
+def identity_in_memory(cert_pem: bytes, key_pem: bytes) -> Identity:
+    """This process's identity from PEM bytes, the key never written to a file system: key and
+    certificate live in anonymous memory files (``memfd_create``, closed on exec), named for
+    ssl by their ``/proc/self/fd`` paths, gone when the process exits however it exits.
+
+    Raises:
+        ConfigError: the key is not the certificate's, or the platform has no memfd.
+    """
+    if not hasattr(os, "memfd_create"):
+        raise ConfigError(
+            expected_got("throw-away identities", "Linux memfd_create", "another platform")
+        )
+    paths = []
+    for label, data in (("mpcrnn-key", key_pem), ("mpcrnn-cert", cert_pem)):
+        fd = os.memfd_create(label)
+        os.write(fd, data)
+        paths.append(f"/proc/self/fd/{fd}")
+    check_key_matches(Path(paths[0]), Path(paths[1]), cert_pem)
+    return Identity(cert_pem, paths[0], paths[1])
 
 
 def _self_signed(key, name: str):

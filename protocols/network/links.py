@@ -195,6 +195,7 @@ class Links:
                 got += k
         except OSError as exc:
             raise self._failure(p, exc, f"no data for {self.timeout_s:g} s") from None
+        self._heard(p)
         return buf
 
     def _transfer(self, sends: dict[int, bytes], recvs: dict[int, int]) -> dict[int, bytearray]:
@@ -256,6 +257,7 @@ class Links:
                         rnd.got[p] += n
                 except _RETRY:
                     pass
+                self._heard(p)
         except OSError as exc:
             raise self._failure(p, exc, f"no data for {self.timeout_s:g} s") from None
 
@@ -287,10 +289,20 @@ class Links:
             f"{self.names[self.rank]}: lost contact with {self.names[p]} ({why})"
         )
 
-    def _stopped_peer(self) -> PartyError | None:
-        """The heartbeat's verdict (a peer stopped: it shut these links to wake this wait)."""
-        verdict = self.heartbeat.verdict(settle=True) if self.heartbeat is not None else None
+    def _stopped_peer(self) -> PartyError | IntegrityError | None:
+        """The heartbeat's verdict (a peer stopped, or a heartbeat record failed TLS
+        authentication: it shut these links to wake this wait)."""
+        if self.heartbeat is None:
+            return None
+        tampered = self.heartbeat.integrity_line()
+        if tampered:
+            return IntegrityError(f"{self.names[self.rank]}: {tampered}")
+        verdict = self.heartbeat.verdict(settle=True)
         return PartyError(f"{self.names[self.rank]}: {verdict}") if verdict else None
+
+    def _heard(self, p: int) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.heard_data(p)
 
     def _integrity(self, p: int, exc: BaseException) -> PartyError | IntegrityError:
         stopped = self._stopped_peer()

@@ -27,10 +27,11 @@ TIMEOUT_S = 120.0  # the default limit on every wait for a peer (--timeout)
 
 # What the bytes between parties and the dealer mean; bumped whenever that changes (2: the
 # triple streams moved to numpy's PCG64, and the mask / maskmul requests arrived; 3: every
-# process on one authenticated mesh, CrypTen's traffic and the dealer's on it, no gloo).  Hosts on
+# process on one authenticated mesh, CrypTen's traffic and the dealer's on it, no gloo; 5: the
+# bulk streams are AES-256-CTR from 256-bit seeds).  Hosts on
 # different releases would otherwise compute garbage silently (their triple shares no longer
 # match), so every process compares it right after joining, before anything is shared.
-WIRE_PROTOCOL = 4
+WIRE_PROTOCOL = 5
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,8 @@ def _open_links(spec: PartySpec, names: list[str], secure: bool):
         Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure).close()
         raise AgreementError(mismatch)
     beats = open_heartbeats(mesh, trust, host, spec.timeout_s)
-    heartbeat = Heartbeat(beats, names, on_stop=lambda _: shut_down(mesh.socks)).start()
+    stop = lambda _: shut_down(mesh.socks)  # noqa: E731 - wakes every data wait at once
+    heartbeat = Heartbeat(beats, names, on_stop=stop, rank=spec.rank).start()
     links = Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure, heartbeat)
     return links, tuple(mesh.refused)
 

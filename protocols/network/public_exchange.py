@@ -40,3 +40,30 @@ def exchange_public(session, obj) -> list:
                 "(the processes' protocol steps disagree)"
             ) from None
     return [json.loads(mine) if r == rank else got[r] for r in range(world_size)]
+
+
+RUN_NONCE_BYTES = 16
+
+
+def agree_run_id(session) -> str:
+    """A fresh run identity all data parties contribute to: each sends a random nonce (public,
+    over the authenticated links); the run id is the SHA-256 of all of them in rank order, so
+    no single party chooses it and no two runs share it.  Checkpoints and the model file carry
+    it (a resumed run adopts the id from its checkpoints instead).
+
+    Raises:
+        ProtocolError: a contribution that is not a nonce of the expected length.
+    """
+    import hashlib
+    import os
+
+    mine = os.urandom(RUN_NONCE_BYTES).hex()
+    everyone = exchange_public(session, mine)
+    for r, nonce in enumerate(everyone):
+        ok = isinstance(nonce, str) and len(nonce) == 2 * RUN_NONCE_BYTES
+        if not ok or any(ch not in "0123456789abcdef" for ch in nonce):
+            raise ProtocolError(
+                f"party {session.rank}: party {r} sent a run-identity contribution that is not a "
+                f"{RUN_NONCE_BYTES}-byte hex nonce (the processes' protocol steps disagree)"
+            )
+    return hashlib.sha256("|".join(everyone).encode()).hexdigest()[:32]

@@ -5,7 +5,10 @@ It serves CrypTen's own TTP requests (used by CrypTen ops we call, e.g. the argm
 message with a list of requests, answered by one tensor holding party 0's share of every ``c`` (or
 ``theta_r``) in order (:class:`DealerAnswers`).
 
-Every wait has the run's timeout: if party 0 stops talking for ``timeout_s`` or any party
+What party 0 may ask is checked first (:mod:`protocols.randomness.dealer_checks`: an explicit
+table of request kinds, every size bounded before anything is allocated); anything else stops
+the dealer with one :class:`ProtocolError` line naming party 0.  Every wait has the run's
+timeout: if party 0 stops talking for ``timeout_s`` or any party
 dies, the links raise :class:`PartyError` naming the peer instead of waiting forever.  Its
 seeds, the requests and the answers travel only on its authenticated links
 (:mod:`protocols.network.channels`).
@@ -16,8 +19,9 @@ from __future__ import annotations
 import torch
 
 from protocols.arithmetic.truncation import count_wraps
+from protocols.randomness.dealer_checks import check_bulk, check_crypten, check_message
 from protocols.randomness.provider import RandomnessProvider
-from protocols.randomness.requests import BILINEAR, from_wire
+from protocols.randomness.requests import BILINEAR
 from protocols.randomness.streams import RingStream, plan_stream, send_dealer_seeds
 from protocols.randomness.triples import BULK_FUNCTION
 
@@ -77,12 +81,16 @@ class DealerAnswers(RandomnessProvider):
 def serve(session) -> int:
     """Run the dealer loop until party 0 sends ``terminate``; returns the number of requests.
 
-    session: the dealer's :class:`protocols.session.MpcSession` (rank ``world_size``)."""
+    session: the dealer's :class:`protocols.session.MpcSession` (rank ``world_size``).
+
+    Raises:
+        ProtocolError: party 0 sent a request the dealer does not answer (named, one line).
+        PartyError: party 0 is gone or silent for the run's timeout."""
     from crypten.mpc.provider.ttp_provider import TTPServer
 
     c = session.transport
     # CrypTen's request handlers, without its torch.distributed set-up
-    server = TTPServer.__new__(TTPServer)
+    server = TTPServer.__new__(TTPServer)  # only the methods of dealer_checks' table are called
     server.ttp_group = c.ttp_group
     server.comm_group = c.ttp_comm_group
     server.device = "cpu"
@@ -96,19 +104,32 @@ def serve(session) -> int:
         if message == "terminate":
             return served
         served += 1
+        message = check_message(message)
         if message["function"] == BULK_FUNCTION:
-            plan = message["kwargs"].get("plan")
+            requests, plan = check_bulk(message, len(seeds))
             streams = bulk_streams if plan is None else [plan_stream(s, plan) for s in seeds]
-            requests = [from_wire(item) for item in message["args"][0]]
             parts = DealerAnswers(streams).answer(requests)
             result = torch.cat(parts) if parts else _NOTHING
             links.send_bytes(0, result.contiguous().numpy().tobytes())
             continue
-        # CrypTen's own request format (TTPServer loop body)
-        server.device = message["device"]
-        result = getattr(server, message["function"])(*message["args"], **message["kwargs"])
+        # CrypTen's own request format (TTPServer loop body), its function from the table
+        name, args = check_crypten(message)
+        result = _CRYPTEN[name](server, *args)
         c.send_obj(result.size(), 0, server.ttp_group)
         c.broadcast(result, ttp_rank, server.comm_group)
+
+
+def _additive(server, size0, size1, op: str):
+    return server.additive(size0, size1, op)
+
+
+_CRYPTEN = {  # dealer_checks.CRYPTEN_FUNCTIONS' names -> CrypTen's TTPServer methods
+    "additive": _additive,
+    "square": lambda server, size: server.square(size),
+    "binary": lambda server, size0, size1: server.binary(size0, size1),
+    "wraps": lambda server, size: server.wraps(size),
+    "B2A": lambda server, size: server.B2A(size),
+}
 
 
 def stop_dealer(session) -> None:

@@ -16,35 +16,54 @@ stream; :meth:`protocols.session.MpcSession.fresh` shares that object, never cop
 
 from __future__ import annotations
 
+import hashlib
 import struct
 
 import torch
 
-SEED = struct.Struct("<q")
+SEED = struct.Struct("<q")  # CrypTen's TTP generator seed (CrypTen's torch generator)
+BULK_SEED_BYTES = 32  # mpcrnn's bulk stream: a 256-bit seed, the AES-256 key's source
 
 
 class RingStream:
     """A party's stream of uniform ring elements (Z_2^64 as int64), shared with the dealer.
 
-    numpy's PCG64, 64 raw bits per element (cheaper than torch's Mersenne Twister ``randint``
-    over the full int64 range; drawing randomness is the dealer's largest cost).  Like CrypTen's
-    generators it is a statistical PRG, not a cryptographic one; the seeds come from
-    ``os.urandom`` at the dealer (README.md, "Threat model").
+    A cryptographic PRG: the keystream of AES-256 in counter mode (``cryptography``, AES-NI),
+    keyed by SHA-256 of the seed (a non-negative int of at most 256 bits: 256 random bits from
+    ``os.urandom`` at the dealer, or a 128-bit plan seed), 8 bytes per element.  Predicting an
+    element from others is breaking AES.  (CrypTen's own TTP generator, for the few CrypTen
+    operations that use it, stays torch's Mersenne Twister.)
     """
 
     def __init__(self, seed: int) -> None:
-        import numpy as np
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-        self._bits = np.random.PCG64(seed)
+        material = b"mpcrnn-ring-stream\x00" + int(seed).to_bytes(BULK_SEED_BYTES, "little")
+        key = hashlib.sha256(material).digest()
+        # the key is never reused with another counter start: one stream per key, nonce zero
+        self._aes = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
 
     def draw(self, size) -> torch.Tensor:
-        import numpy as np
-
         size = tuple(int(d) for d in size)
         n = 1
         for d in size:
             n *= d
-        return torch.from_numpy(self._bits.random_raw(n).view(np.int64)).view(size)
+        out = torch.empty(n + 2, dtype=torch.int64)  # update_into wants a block's slack
+        done = self._aes.update_into(_zeros(8 * n), out.numpy().view("uint8"))
+        if done != 8 * n:  # CTR is a stream mode: every byte comes out at once
+            raise RuntimeError("AES-CTR returned a short keystream")
+        return out[:n].view(size)
+
+
+_ZEROS = bytearray()  # the plaintext every stream encrypts (its keystream is the output)
+
+
+def _zeros(nbytes: int) -> memoryview:
+    """``nbytes`` zero bytes, from one buffer that only grows (streams only read it)."""
+    global _ZEROS
+    if len(_ZEROS) < nbytes:
+        _ZEROS = bytearray(nbytes)
+    return memoryview(_ZEROS)[:nbytes]
 
 
 def plan_stream(seed: int, index: int) -> RingStream:
@@ -67,9 +86,10 @@ def send_dealer_seeds(
     import os
 
     crypten_seeds = [SEED.unpack(os.urandom(8))[0] for _ in range(world_size)]
-    bulk_seeds = [int.from_bytes(os.urandom(8), "little") >> 1 for _ in range(world_size)]
+    bulk_seeds = [int.from_bytes(os.urandom(BULK_SEED_BYTES), "little") for _ in range(world_size)]
     for rank in range(world_size):
-        links.send_bytes(rank, SEED.pack(crypten_seeds[rank]) + SEED.pack(bulk_seeds[rank]))
+        bulk = bulk_seeds[rank].to_bytes(BULK_SEED_BYTES, "little")
+        links.send_bytes(rank, SEED.pack(crypten_seeds[rank]) + bulk)
     generators = []
     for seed in crypten_seeds:
         g = torch.Generator(device="cpu")
@@ -86,8 +106,9 @@ def receive_dealer_seeds(c) -> int:
     :class:`~protocols.randomness.triples.DealerTriples`."""
     from crypten.mpc.provider.ttp_provider import TTPClient
 
-    data = c.links.recv_bytes(c.get_ttp_rank(), 2 * SEED.size)
-    crypten_seed, bulk_seed = SEED.unpack_from(data, 0)[0], SEED.unpack_from(data, SEED.size)[0]
+    data = c.links.recv_bytes(c.get_ttp_rank(), SEED.size + BULK_SEED_BYTES)
+    crypten_seed = SEED.unpack_from(data, 0)[0]
+    bulk_seed = int.from_bytes(data[SEED.size :], "little")
     inner = TTPClient._TTPClient__TTPClient  # CrypTen's singleton class (name-mangled)
     client = inner.__new__(inner)
     client.ttp_group, client.comm_group = c.ttp_group, c.ttp_comm_group
