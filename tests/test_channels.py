@@ -31,7 +31,7 @@ from protocols.network.parties import WIRE_PROTOCOL
 
 MPCRNN = str(Path(sys.executable).with_name("mpcrnn"))
 RUN_TOML = (
-    '[run]\nparties = 2\nprovider = "ttp"\n[model]\nhidden = 4\n'
+    '[run]\nparties = 2\nprovider = "ttp"\n[model]\nhidden_size = 4\n'
     "[train]\nepochs = 1\nbatch_size = 20\n"
 )
 TOTAL = 3  # party 0, party 1, dealer
@@ -680,7 +680,7 @@ def _trickle(folder: Path, stop: threading.Event, every_s: float, opened: list) 
                 return
 
 
-def test_a_trickling_stranger_does_not_stall_the_set_up(tmp_path, monkeypatch):
+def test_a_trickling_stranger_does_not_stall_the_set_up(tmp_path, monkeypatch, launcher):
     """Issue 26 #6: a stranger trickling its hello one byte every 2 s into rank 0's listener
     while the honest processes join: the run completes within its timeout (old code: rank 0
     served one connection at a time with a per-recv limit, so the set-up stalled past it)."""
@@ -696,7 +696,7 @@ def test_a_trickling_stranger_does_not_stall_the_set_up(tmp_path, monkeypatch):
         model=ModelConfig(hidden_size=4),
         train=TrainConfig(epochs=1, batch_size=20),
         spec=D.JAPANESE_VOWELS_SPEC,
-        world_size=2,
+        parties=2,
     )
     files = []
     for r, part in enumerate(D.split_rows(D.japanese_vowels("train"), [20, 20], 3)):

@@ -138,8 +138,6 @@ def _crypten_ops(session) -> list:
     return [tuple(t.size()) for t in out]
 
 
-def test_crypten_requests_through_the_table_in_processes():
-    from mpc_harness import run_parties
-
-    sizes = run_parties(_crypten_ops, world_size=2, provider="TTP", timeout_s=120)
+def test_crypten_requests_through_the_table_in_processes(parties):
+    sizes = parties(_crypten_ops, world_size=2, provider="TTP", timeout_s=120)
     assert sizes[0] == sizes[1] == [(2, 2), (2, 2), (2, 2), (2, 2), (2, 2)]

@@ -257,8 +257,12 @@ def init_in_process(fp=None):
     """
     global _IN_PROCESS
     crypten = load_crypten()
-    if _IN_PROCESS is None or not crypten.is_initialized():
+    from crypten.communicator.distributed_communicator import DistributedCommunicator
+
+    installed = DistributedCommunicator.instance
+    if _IN_PROCESS is None or installed is None or installed is not _IN_PROCESS.transport:
         _IN_PROCESS = init_party(PartySpec(0, 1, "file:///nonexistent-in-process", "TFP", 30.0))
+    crypten.config.cfg.mpc.provider = "TFP"  # CrypTen's global: another join may have changed it
     return _IN_PROCESS.fresh(fp)
 
 
