@@ -58,8 +58,9 @@ SETTINGS = {
         RunConfig,
         "provider",
         dict(
-            type=click.Choice(["ttp", "tfp"], case_sensitive=False),
-            help="ttp: dealer process (secure). tfp: party 0 makes triples (INSECURE simulation).",
+            type=click.Choice(["ttp", "he", "tfp"], case_sensitive=False),
+            help="ttp: dealer process (secure). he: the 2 parties make triples with homomorphic "
+            "encryption, no dealer. tfp: party 0 makes triples (INSECURE simulation).",
         ),
     ),
     "reveal_to": (

@@ -6,7 +6,8 @@ folder, rendezvous) are command-line flags.  Example (every key optional; defaul
 
     [run]
     parties = 3              # data parties (the dealer is not counted)
-    provider = "ttp"         # ttp | tfp (insecure simulation)
+    provider = "ttp"         # ttp | he (2 parties, no dealer) | tfp (insecure simulation)
+    he = "bfv n=8192 q=60+60+60+38 t=3x59 sigma=40"   # BFV parameters of provider = "he"
     reveal_to = []           # ranks receiving the final weights; empty: all
     reveal_metrics = false
     mode = "mpc"             # mpc | fedavg (local training + secure averaging; see [fedavg])

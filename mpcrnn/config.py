@@ -358,6 +358,8 @@ class RunConfig:
     spec: DataSpec | None = file_key(None, None)  # [data]; None: the built-in demo's
     world_size: int = file_key("parties", 3)  # data parties, the dealer not counted
     provider: str = "TTP"  # TTP: a dealer process makes the triples | TFP: party 0 (insecure)
+    # HE: the two data parties make them with BFV (protocols.randomness.he_context.HeParams.parse)
+    he: str = "bfv n=8192 q=60+60+60+38 t=3x59 sigma=40"
     frac_bits: int = file_key(None, 16)  # f: fixed point at scale 2^f
     reveal_to: tuple[int, ...] = ()  # ranks receiving the final weights; empty: all parties
     reveal_metrics: bool = False  # open the final training accuracy (ledgered)
@@ -370,6 +372,14 @@ class RunConfig:
     insecure_transport: bool = file_key("insecure_plaintext_transport", False)
     # mpcrnn.adversarial; off by default
     adversarial: AdversarialConfig = file_key(None, default_factory=AdversarialConfig)
+
+    def he_params(self):
+        """The BFV parameters of ``--provider he`` (checked: two parties, 128-bit security)."""
+        from protocols.network.parties import PartySpec
+        from protocols.randomness.he_context import HeParams
+
+        PartySpec(0, self.world_size, "file:///-", self.provider).validate_role()
+        return HeParams.parse(self.he)
 
     def receivers(self) -> tuple[int, ...]:
         return self.reveal_to or tuple(range(self.world_size))
@@ -398,6 +408,8 @@ class RunConfig:
             )
         if self.mode not in MODES:
             raise ConfigError(expected_got("mode", " or ".join(MODES), self.mode))
+        if self.provider == "HE":
+            self.he_params()  # ConfigError: not 2 parties, another syntax, below 128-bit
         if self.mode == "fedavg":
             self.fedavg.validate()
             if set(self.receivers()) != set(range(self.world_size)):

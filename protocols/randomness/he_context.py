@@ -70,6 +70,39 @@ class HeParams:
                 )
             )
 
+    def spec(self) -> str:
+        """The run file's ``[run] he`` string of these parameters (:meth:`parse` reads it)."""
+        q = "+".join(str(b) for b in self.coeff_bits)
+        t = f"{self.primes}x{self.plain_bits}"
+        return f"bfv n={self.poly_degree} q={q} t={t} sigma={self.sigma}"
+
+    @classmethod
+    def parse(cls, text: str) -> HeParams:
+        """Parameters from the run file's ``[run] he`` string, e.g. ``bfv n=8192
+        q=60+60+60+38 t=3x59 sigma=40`` (checked for 128-bit security).
+
+        Raises:
+            ConfigError: another syntax, or parameters below 128-bit security."""
+        try:
+            head, *items = str(text).split()
+            kv = dict(item.split("=", 1) for item in items)
+            primes, bits = kv.pop("t").split("x")
+            params = cls(
+                poly_degree=int(kv.pop("n")),
+                coeff_bits=tuple(int(b) for b in kv.pop("q").split("+")),
+                plain_bits=int(bits),
+                primes=int(primes),
+                sigma=int(kv.pop("sigma")),
+            )
+            if head != "bfv" or kv:
+                raise ValueError
+        except (KeyError, ValueError):
+            raise ConfigError(
+                expected_got("[run] he", f"like '{cls().spec()}'", "another syntax")
+            ) from None
+        params.check()
+        return params
+
     def digest(self) -> str:
         """A short fingerprint of the parameters (compared between parties before any data)."""
         text = repr(sorted(asdict(self).items())).encode()

@@ -26,6 +26,7 @@ payload, over the run's authenticated links with the run's timeout.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
@@ -80,6 +81,8 @@ class HomomorphicTriples(RandomnessProvider):
         self.products = HeProducts(self.keys)
         self.keys.set_peer(self._swap(self.keys.public_bytes(), "he_keys"), self.peer_name)
         self._jobs: list = []
+        self._plans: dict = {}
+        self._key, self._recording, self._queue = None, None, None
 
     # ---- the exchange ----------------------------------------------------------------------
     def _swap(self, payload: bytes, kind: str) -> bytearray:
@@ -96,7 +99,34 @@ class HomomorphicTriples(RandomnessProvider):
         return got[self.peer]
 
     def _cross(self, jobs, lefts, rights) -> list[np.ndarray]:
-        """This party's share of ``left_p * right_(1-p) + left_(1-p) * right_p`` per job."""
+        """This party's share of ``left_p * right_(1-p) + left_(1-p) * right_p`` per job; the
+        slot jobs of each kind are merged into one (full ciphertexts)."""
+        merged, where = [], []
+        for kind in (MulJob, BitJob):
+            at = [i for i, j in enumerate(jobs) if isinstance(j, kind)]
+            if at:
+                merged.append(
+                    (
+                        kind(sum(jobs[i].n for i in at)),
+                        np.concatenate([lefts[i] for i in at]),
+                        np.concatenate([rights[i] for i in at]),
+                    )
+                )
+                where.append(at)
+        for i, j in enumerate(jobs):
+            if isinstance(j, MatJob):
+                merged.append((j, lefts[i], rights[i]))
+                where.append([i])
+        got = self._exchange(*(list(col) for col in zip(*merged))) if merged else []
+        out = [None] * len(jobs)
+        for at, share in zip(where, got):
+            sizes = [self.products.out_size(jobs[i]) for i in at]
+            for i, part in zip(at, np.split(share, np.cumsum(sizes)[:-1])):
+                out[i] = part
+        return out
+
+    def _exchange(self, jobs, lefts, rights) -> list[np.ndarray]:
+        """The two exchanges of one batch of jobs (see :meth:`_cross`)."""
         if not jobs:
             return []
         prod, peer = self.products, self.peer_name
@@ -111,19 +141,44 @@ class HomomorphicTriples(RandomnessProvider):
 
     # ---- the provider ----------------------------------------------------------------------
     def begin(self, key, next_key=None) -> None:
-        pass
+        """Start a training step.  The first step with ``key`` records its request groups; a
+        later one computes the whole recorded plan in ONE batch here (two exchanges, every
+        ciphertext full) and :meth:`fetch` serves it group by group.  Both parties issue the
+        same requests (public shapes), so their plans agree."""
+        self._key = key
+        plan = self._plans.get(key)
+        if plan is None:
+            self._recording = []
+            return
+        answers = iter(self._compute([r for group in plan for r in group]))
+        self._queue = deque((group, [next(answers) for _ in group]) for group in plan)
 
     def end(self) -> None:
-        pass
+        if self._recording is not None:
+            self._plans[self._key] = self._recording
+        if self._queue:
+            raise ProtocolError(f"internal: {len(self._queue)} HE triple groups were not used")
+        self._recording, self._queue = None, None
 
     def fetch(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
-        """This party's shares for every request (two exchanges with the peer for the list)."""
+        """This party's shares for every request: from the step's plan, or computed now (two
+        exchanges with the peer for the list)."""
+        if self._recording is not None:
+            self._recording.append(tuple(requests))
+        if self._queue is None:
+            return self._compute(requests)
+        if not self._queue:
+            raise ProtocolError("internal: the step issued more triple requests than its plan")
+        group, answers = self._queue.popleft()
+        if tuple(group) != tuple(requests):
+            raise ProtocolError("internal: triple requests differ from the recorded step plan")
+        return answers
+
+    def _compute(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
         self._jobs = []
         pending = self.answer(requests)
-        jobs = [j for j, _, _ in self._jobs]
-        cross = iter(
-            self._cross(jobs, [x for _, x, _ in self._jobs], [y for _, _, y in self._jobs])
-        )
+        jobs, lefts, rights = (list(c) for c in zip(*self._jobs)) if self._jobs else ([], [], [])
+        cross = iter(self._cross(jobs, lefts, rights))
         return [tuple(finish(cross)) for finish in pending]
 
     def _job(self, job, left: np.ndarray, right: np.ndarray) -> None:
