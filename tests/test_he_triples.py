@@ -42,7 +42,11 @@ def fetch_party(session):
         t.begin("step")
         answers.append(t.fetch(REQUESTS[:4]) + t.fetch(REQUESTS[4:]))
         t.end()
-    return answers, session.stats.snapshot()
+    import crypten.mpc
+
+    a, b, c = crypten.mpc.get_default_provider().generate_additive_triple((3, 2), (2, 4), "matmul")
+    crypten_triple = [x.share for x in (a, b, c)]
+    return answers, session.stats.snapshot(), crypten_triple
 
 
 def _check(outs):
@@ -69,9 +73,11 @@ def _sum(outs, pos, i):
 def test_every_kind_is_exact_for_two_parties():
     outs = run_parties(fetch_party, world_size=2, provider="HE", timeout_s=120)
     for step in range(2):  # recorded, then replayed from one batch
-        _check([(answers[step], stats) for answers, stats in outs])
+        _check([(answers[step], stats) for answers, stats, _ in outs])
     assert not torch.equal(outs[0][0][0][0][0], outs[0][0][1][0][0])  # fresh randomness
-    for _, stats in outs:
+    a, b, c = (outs[0][2][i] + outs[1][2][i] for i in range(3))
+    assert torch.equal(c, a @ b)  # CrypTen's own operations reach the HE provider
+    for _, stats, _ in outs:
         assert stats["bytes_sent"]["he_offline"] > 0 and "dealer" not in stats["bytes_sent"]
 
 

@@ -207,12 +207,13 @@ def _session(spec: PartySpec, transport, bulk_seed, fp, count_traffic: bool, ref
         triples = DealerTriples(stats, transport, bulk_seed)
     elif spec.provider == "HE":
         from protocols.randomness.he_context import HeParams
-        from protocols.randomness.he_triples import HomomorphicTriples
+        from protocols.randomness.he_triples import HomomorphicTriples, install_crypten_provider
 
         params = spec.he or HeParams()
         triples = HomomorphicTriples(
             stats, transport.links, spec.rank, spec.world_size, params, spec.names()
         )
+        install_crypten_provider(triples)
     else:
         triples = FirstPartyTriples()
     session = MpcSession(spec.rank, spec.world_size, transport, triples, stats=stats)

@@ -1,0 +1,145 @@
+"""TTP vs HE randomness for one W1 training step (GRU H=32, batch 32, T=29), 2 parties, in ONE run
+on one machine: elements per request kind, bytes per party (offline: the dealer's answers or
+the HE ciphertexts; online: the openings), offline CPU seconds (inside ``begin_step``), seconds
+per step, and a projection at 1 Gbit/s and 100 Mbit/s (bytes / bandwidth added to the step).
+
+Run: ``PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_he.py [--repeats N] [--out FILE]``;
+writes a markdown table with a header (command, commit, machine, date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the party harness
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def plan_elements(plan) -> Counter:
+    """Elements of each request kind in a recorded step plan (outputs; AND: 64-bit words)."""
+    import torch
+
+    from protocols.randomness.requests import AndRequest, MaskProductRequest, ProductRequest
+
+    out = Counter()
+    for group in plan:
+        for r in group:
+            kind = type(r).__name__.replace("Request", "").lower()
+            if isinstance(r, (ProductRequest, MaskProductRequest)):
+                kind += ":" + r.op.value
+                n = torch.Size(r.output_size()).numel()
+            elif isinstance(r, AndRequest):
+                n = torch.Size(r.size_a).numel()
+            else:
+                n = torch.Size(r.size).numel()
+            out[kind] += int(n)
+    return out
+
+
+def dealer_bytes(plan) -> int:
+    """Bytes the dealer sends party 0 for a plan (8 per answer element)."""
+    import torch
+
+    return 8 * sum(torch.Size(r.output_size()).numel() for g in plan for r in g)
+
+
+def step_party(session, repeats):
+    import bench_gru_step as bg
+
+    t = session.triples
+    offline = {"wall": [], "cpu": []}
+    begin = t.begin
+
+    def timed_begin(key, next_key=None):
+        w, c = time.perf_counter(), time.process_time()
+        begin(key, next_key)
+        offline["wall"].append(time.perf_counter() - w)
+        offline["cpu"].append(time.process_time() - c)
+
+    t.begin = timed_begin
+    res = bg.mpcrnn_step(session, 32, 29, 32, repeats)
+    plan = next(iter(t._plans.values()))
+    res["elements"] = dict(plan_elements(plan))
+    res["dealer_bytes"] = dealer_bytes(plan)
+    res["offline_wall"] = offline["wall"][2:]
+    res["offline_cpu"] = offline["cpu"][2:]
+    return res
+
+
+def row(provider, outs, repeats) -> dict:
+    p0 = outs[0]
+    mine = p0["mine"]["bytes_sent"]
+    he = sum(v for k, v in mine.items() if k.startswith("he_")) / max(repeats, 1)
+    offline = he if provider == "HE" else p0["dealer_bytes"]
+    online = p0["bytes"] / max(repeats, 1)
+    step = sum(p0["times"]) / len(p0["times"])
+    return {
+        "provider": provider,
+        "elements": p0["elements"],
+        "offline_bytes": offline,
+        "online_bytes": online,
+        "offline_cpu": sum(p0["offline_cpu"]) / len(p0["offline_cpu"]),
+        "step_s": step,
+        "gbit": step + 8 * (offline + online) / 1e9,
+        "mbit100": step + 8 * (offline + online) / 1e8,
+    }
+
+
+def markdown(rows, args) -> str:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    lines = [
+        "# TTP vs HE randomness, W1 step (GRU H=32, batch 32, T=29), 2 parties",
+        "",
+        f"- command: `{' '.join(sys.argv)}`",
+        f"- commit: {commit}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- steady-state steps averaged: {args.repeats} (plan recorded and warmed first)",
+        "- offline bytes: sent by party 0 (HE ciphertexts) or received from the dealer (TTP)",
+        "- projections: step seconds + (offline + online bytes) x 8 / bandwidth",
+        "",
+        "| provider | offline MB | online MB | offline CPU s | step s | @1 Gbit/s s | "
+        "@100 Mbit/s s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['provider']} | {r['offline_bytes'] / 1e6:.1f} | {r['online_bytes'] / 1e6:.1f} | "
+            f"{r['offline_cpu']:.2f} | {r['step_s']:.2f} | {r['gbit']:.2f} | {r['mbit100']:.2f} |"
+        )
+    ratio = rows[1]["step_s"] / rows[0]["step_s"]
+    lines += ["", f"HE step / TTP step: {ratio:.1f}x (target <= 10x)", ""]
+    lines += ["| kind | elements per step |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(rows[0]["elements"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--out", default="benchmarks/results/he_w1.md")
+    args = ap.parse_args()
+    from mpc_harness import run_parties
+
+    rows = []
+    for provider in ("TTP", "HE"):
+        outs = run_parties(step_party, 2, provider, (args.repeats,), timeout_s=3000)
+        rows.append(row(provider, outs, args.repeats))
+        print(rows[-1], flush=True)
+    text = markdown(rows, args)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
