@@ -103,7 +103,7 @@ def markdown(rows, args) -> str:
         f"- command: `{' '.join(sys.argv)}`",
         f"- commit: {commit}",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         f"- steady-state steps averaged: {args.repeats} (plan recorded and warmed first)",
         "- offline bytes: sent by party 0 (HE ciphertexts) or received from the dealer (TTP)",
         "- projections: step seconds + (offline + online bytes) x 8 / bandwidth",
