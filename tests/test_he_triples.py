@@ -87,3 +87,26 @@ def test_more_than_two_parties_refused_before_anything_starts():
 
     with pytest.raises(ConfigError, match="2 .*--provider ttp"):
         PartySpec(0, 3, "file:///x", "HE").validate_role()
+
+
+def garbage_party(session):
+    """Party 1 sends garbage instead of its ciphertexts; each party reports what it raised."""
+    from protocols.errors import MpcrnnError
+
+    t = session.triples
+    if session.rank == 1:
+        t.products.encrypt = lambda jobs, lefts: [
+            b"\x00" * 100 for _ in range(t.products.total(jobs, "in"))
+        ]
+    try:
+        t.fetch(REQUESTS[:1])
+    except MpcrnnError as exc:
+        return type(exc).__name__, str(exc)
+    return None
+
+
+def test_malformed_ciphertext_from_the_peer_is_one_typed_error_naming_it():
+    outs = run_parties(garbage_party, world_size=2, provider="HE", timeout_s=120)
+    assert outs[0][0] == "PeerMessageError" and "party 1" in outs[0][1], outs[0]
+    assert "\n" not in outs[0][1]
+    assert outs[1] is not None  # party 1 stops too (its peer left or sent an error)
