@@ -3,7 +3,7 @@ and of ``X_A @ Y_B`` where party A holds ``x`` and party B holds ``y``.
 
 One product job, three moves (A's secret key never leaves A)::
 
-    A:  ct_j = Enc_A(x mod t_j)                               for each CRT prime t_j
+    A:  ct_j = Enc_A(x mod t_j)  (symmetric, seed-compressed)  for each CRT prime t_j
     B:  ct_j' = ct_j * (y mod t_j) + (r mod t_j) + Enc_A(0),  mod-switched one level down
         B's share: -r mod 2^64
     A:  z = CRT(Dec_A(ct_j')) = x*y + r  (exactly: no wrap mod M, he_crt)
@@ -167,13 +167,11 @@ class HeProducts:
     def encrypt(self, jobs: list[Job], lefts: list[np.ndarray]) -> list[bytes]:
         """A's ciphertexts of its operands (int64 arrays, ring elements), in job/prime/block
         order."""
-        seal, out = self.keys.seal, []
+        out = []
         for job, x in zip(jobs, lefts):
             for j in self.primes_of(job):
                 for pt in self._left_plains(job, x, j):
-                    ct = seal.Ciphertext()
-                    self.keys.encryptors[j].encrypt(pt, ct)
-                    out.append(to_bytes(ct))
+                    out.append(to_bytes(self.keys.encryptors[j].encrypt_symmetric(pt)))
         return out
 
     # ---- B: evaluate -----------------------------------------------------------------------
