@@ -110,3 +110,20 @@ def test_malformed_ciphertext_from_the_peer_is_one_typed_error_naming_it():
     assert outs[0][0] == "PeerMessageError" and "party 1" in outs[0][1], outs[0]
     assert "\n" not in outs[0][1]
     assert outs[1] is not None  # party 1 stops too (its peer left or sent an error)
+
+
+def test_run_config_checks_the_he_parameters_and_the_party_count():
+    from dataclasses import replace
+
+    from mpcrnn.config import RunConfig
+    from protocols.errors import ConfigError
+
+    cfg = replace(RunConfig(), provider="HE", world_size=2)
+    cfg.validate()
+    assert cfg.he_params().poly_degree == 8192
+    for bad in ("bfv n=8192 q=60+60+60+60 t=3x59 sigma=40", "ckks n=8192", "bfv n=8192"):
+        with pytest.raises(ConfigError, match=r"\[run\] he|128-bit"):
+            replace(cfg, he=bad).validate()
+    with pytest.raises(ConfigError, match="--provider ttp"):
+        replace(cfg, world_size=3).validate()
+    assert replace(cfg, he="bfv n=8192 q=60+60+60+38 t=3x58 sigma=40").digest() != cfg.digest()
