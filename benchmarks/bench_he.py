@@ -81,6 +81,7 @@ def row(provider, outs, repeats) -> dict:
     offline = he if provider == "HE" else p0["dealer_bytes"]
     online = p0["bytes"] / max(repeats, 1)
     step = sum(p0["times"]) / len(p0["times"])
+    cpu = sum(sum(o["cpu"]) / len(o["cpu"]) for o in outs) / len(outs)
     return {
         "provider": provider,
         "elements": p0["elements"],
@@ -88,6 +89,7 @@ def row(provider, outs, repeats) -> dict:
         "online_bytes": online,
         "offline_cpu": sum(p0["offline_cpu"]) / len(p0["offline_cpu"]),
         "step_s": step,
+        "step_cpu": cpu,
         "gbit": step + 8 * (offline + online) / 1e9,
         "mbit100": step + 8 * (offline + online) / 1e8,
     }
@@ -106,19 +108,28 @@ def markdown(rows, args) -> str:
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         f"- steady-state steps averaged: {args.repeats} (plan recorded and warmed first)",
         "- offline bytes: sent by party 0 (HE ciphertexts) or received from the dealer (TTP)",
+        "- step CPU s: each party's process CPU per step (TTP: the dealer's CPU not included), "
+        "the mean over the 2 parties",
         "- projections: step seconds + (offline + online bytes) x 8 / bandwidth",
         "",
-        "| provider | offline MB | online MB | offline CPU s | step s | @1 Gbit/s s | "
-        "@100 Mbit/s s |",
-        "|---|---|---|---|---|---|---|",
+        "| provider | offline MB | online MB | offline CPU s | step CPU s | step s | "
+        "@1 Gbit/s s | @100 Mbit/s s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['provider']} | {r['offline_bytes'] / 1e6:.1f} | {r['online_bytes'] / 1e6:.1f} | "
-            f"{r['offline_cpu']:.2f} | {r['step_s']:.2f} | {r['gbit']:.2f} | {r['mbit100']:.2f} |"
+            f"{r['offline_cpu']:.2f} | {r['step_cpu']:.2f} | {r['step_s']:.2f} | "
+            f"{r['gbit']:.2f} | {r['mbit100']:.2f} |"
         )
     ratio = rows[1]["step_s"] / rows[0]["step_s"]
-    lines += ["", f"HE step / TTP step: {ratio:.1f}x (target <= 10x)", ""]
+    cpu_ratio = rows[1]["step_cpu"] / rows[0]["step_cpu"]
+    lines += [
+        "",
+        f"HE step / TTP step: {ratio:.1f}x wall, {cpu_ratio:.1f}x CPU per party (target <= 10x)",
+        f"- load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        "",
+    ]
     lines += ["| kind | elements per step |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in sorted(rows[0]["elements"].items())]
     return "\n".join(lines) + "\n"
