@@ -245,10 +245,14 @@ def dealer(config_file, world_size, rendezvous, timeout, insecure, key_dir):
 
     from launch.party import PartyJob, run_party
     from launch.runfile import build, from_environment, read_file
-    from protocols.errors import MpcrnnError
+    from protocols.errors import ConfigError, MpcrnnError, expected_got
 
     try:
         raw = read_file(config_file)
+        if str(raw.get("run", {}).get("provider", "ttp")).lower() == "he":
+            raise ConfigError(
+                expected_got("[run] provider for a dealer", "ttp", "he", "he runs no dealer")
+            )
         cfg = build(raw, {"provider": "ttp"})
         parties = world_size if world_size is not None else raw.get("run", {}).get("parties")
         _, rendezvous, parties = from_environment(-1, rendezvous, parties, "ttp")
