@@ -233,10 +233,14 @@ def dealer(config_file, parties, rendezvous, timeout, insecure_plaintext_transpo
 
     from launch.party import PartyJob, run_party
     from launch.runfile import build, from_environment, read_file
-    from protocols.errors import MpcrnnError
+    from protocols.errors import ConfigError, MpcrnnError, expected_got
 
     try:
         raw = read_file(config_file)
+        if str(raw.get("run", {}).get("provider", "ttp")).lower() == "he":
+            raise ConfigError(
+                expected_got("[run] provider for a dealer", "ttp", "he", "he runs no dealer")
+            )
         insecure = insecure_plaintext_transport
         cfg = build(raw, {"provider": "ttp", "insecure_plaintext_transport": insecure})
         if parties is None:

@@ -132,6 +132,7 @@ def transport_spec(job: PartyJob):
         job.timeout_s,
         insecure=cfg.insecure_plaintext_transport,
         pins=tuple(cfg.identities),
+        he=cfg.he_params() if cfg.provider == "HE" else None,
     )
     spec.validate_role()
     identity = None

@@ -240,8 +240,15 @@ class RunConfig:
         "TTP",
         choices=PROVIDERS,
         parse=str.upper,
-        help="TTP: a dealer process makes the triples (secure). TFP: party 0 makes them "
-        "(INSECURE simulation).",
+        help="TTP: a dealer process makes the triples (secure). HE: the 2 data parties make "
+        "them with homomorphic encryption, no dealer. TFP: party 0 makes them (INSECURE "
+        "simulation).",
+    )
+    he: str = setting(
+        "bfv n=8192 q=60+60+60+38 t=3x59 sigma=40",
+        flag=False,
+        help="provider HE: the BFV parameters (protocols.randomness.he_context.HeParams.parse); "
+        "checked for 128-bit security.",
     )
     frac_bits: int = 16  # f: fixed point at scale 2^f
     reveal_to: tuple[int, ...] = setting(
@@ -267,6 +274,14 @@ class RunConfig:
         "run config.",
     )
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+
+    def he_params(self):
+        """The BFV parameters of ``--provider he`` (checked: two parties, 128-bit security)."""
+        from protocols.network.parties import PartySpec
+        from protocols.randomness.he_context import HeParams
+
+        PartySpec(0, self.parties, "file:///-", self.provider).validate_role()
+        return HeParams.parse(self.he)
 
     def receivers(self) -> tuple[int, ...]:
         return self.reveal_to or tuple(range(self.parties))
@@ -294,6 +309,8 @@ class RunConfig:
             raise ConfigError(
                 expected_got(label(self, "reveal_to"), f"in 0..{self.parties - 1}", self.reveal_to)
             )
+        if self.provider == "HE":
+            self.he_params()  # ConfigError: not 2 parties, another syntax, below 128-bit
         if self.mode == "fedavg":
             self.fedavg.validate()
             if set(self.receivers()) != set(range(self.parties)):

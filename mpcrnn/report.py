@@ -25,6 +25,8 @@ INSECURE_TFP = (
     "could decrypt every value. Use the default TTP dealer for real data."
 )
 TTP_NOTE = "TTP dealer: owns no data, must not collude with any party"
+HE_NOTE = "HE: the two data parties make every triple with homomorphic encryption (BFV); no dealer"
+PROVIDER_NOTES = {"TFP": INSECURE_TFP, "TTP": TTP_NOTE, "HE": HE_NOTE}
 TLS_NOTE = (
     "mutual TLS 1.3 between every two processes, throw-away identities made and pinned for this run"
 )
@@ -57,7 +59,7 @@ def summarize(
         "config": cfg.to_json(),
         "config_sha256": cfg.digest(),
         "provider": cfg.provider,
-        "provider_note": INSECURE_TFP if cfg.provider == "TFP" else TTP_NOTE,
+        "provider_note": PROVIDER_NOTES.get(cfg.provider, TTP_NOTE),
         "transport": INSECURE_TRANSPORT if cfg.insecure_plaintext_transport else TLS_NOTE,
         "parties": parties,
         "dealer": next((r for r in reports if r.get("role") == "dealer"), None),

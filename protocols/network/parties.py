@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from protocols.errors import AgreementError, ConfigError, MpcrnnError, expected_got
 from protocols.runtime import load_crypten
 
-PROVIDERS = ("TTP", "TFP")
+PROVIDERS = ("TTP", "TFP", "HE")
 TIMEOUT_S = 120.0  # the default limit on every wait for a peer (--timeout)
 
 # What the bytes between parties and the dealer mean; bumped whenever that changes (2: the
@@ -41,7 +41,8 @@ class PartySpec:
     rank: 0..world_size-1 for data parties, world_size for the dealer.
     world_size: number of data parties (the dealer is not counted).
     rendezvous: ``tcp://host:port`` (rank 0 listens there) or ``file:///path`` (one machine).
-    provider: ``TTP`` (dealer process, secure) or ``TFP`` (party 0 makes all triples: simulation).
+    provider: ``TTP`` (dealer process, secure), ``HE`` (two data parties make their triples with
+        homomorphic encryption, no dealer) or ``TFP`` (party 0 makes all triples: simulation).
     timeout_s: limit on every wait for a peer, including the rendezvous itself.
     identity: this process's key and certificate (:func:`protocols.network.identity.load_identity`).
     pins: every rank's certificate fingerprint, rank order, the dealer last (the run file's
@@ -57,6 +58,7 @@ class PartySpec:
     identity: object = None  # protocols.network.identity.Identity
     pins: tuple = ()
     insecure: bool = False
+    he: object = None  # HeParams with provider HE (None: the defaults)
 
     @property
     def total(self) -> int:
@@ -85,6 +87,10 @@ class PartySpec:
             raise ConfigError(expected_got("provider", " or ".join(PROVIDERS), self.provider))
         if self.world_size < 1:
             raise ConfigError(expected_got("world size (data parties)", ">= 1", self.world_size))
+        if self.provider == "HE" and self.world_size != 2:
+            from protocols.randomness.he_triples import needs_two
+
+            raise ConfigError(needs_two(self.world_size))
         top = self.world_size if self.has_dealer else self.world_size - 1
         if not 0 <= self.rank <= top:
             raise ConfigError(expected_got("rank", f"0..{top}", self.rank))
@@ -183,11 +189,12 @@ def init_party(spec: PartySpec, *, fp=None, count_traffic: bool = False):
                 from protocols.randomness.streams import receive_dealer_seeds
 
                 bulk_seed = receive_dealer_seeds(transport)
+        _seed_local_generator()
+        session = _session(spec, transport, bulk_seed, fp, count_traffic, refused)
     except MpcrnnError:
         _teardown()
         raise
-    _seed_local_generator()
-    return _session(spec, transport, bulk_seed, fp, count_traffic, refused)
+    return session
 
 
 def _session(spec: PartySpec, transport, bulk_seed, fp, count_traffic: bool, refused):
@@ -200,6 +207,15 @@ def _session(spec: PartySpec, transport, bulk_seed, fp, count_traffic: bool, ref
         triples = None
     elif spec.has_dealer:
         triples = DealerTriples(stats, transport, bulk_seed)
+    elif spec.provider == "HE":
+        from protocols.randomness.he_context import HeParams
+        from protocols.randomness.he_triples import HomomorphicTriples, install_crypten_provider
+
+        params = spec.he or HeParams()
+        triples = HomomorphicTriples(
+            stats, transport.links, spec.rank, spec.world_size, params, spec.names()
+        )
+        install_crypten_provider(triples)
     else:
         triples = FirstPartyTriples()
     session = MpcSession(spec.rank, spec.world_size, transport, triples, stats=stats)

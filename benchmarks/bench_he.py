@@ -1,0 +1,140 @@
+"""TTP vs HE randomness for one W1 training step (GRU H=32, batch 32, T=29), 2 parties, in ONE run
+on one machine: elements per request kind, bytes per party (offline: the dealer's answers or
+the HE ciphertexts; online: the openings), offline CPU seconds (inside ``begin_step``), seconds
+per step, and a projection at 1 Gbit/s and 100 Mbit/s (bytes / bandwidth added to the step).
+
+Run: ``.venv/bin/python benchmarks/bench_he.py [--repeats N]``; writes ``bench_he.md`` and .json
+through ``common.write_results`` (a header naming command, commit, date, machine and load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+
+import common
+
+
+def plan_elements(plan) -> Counter:
+    """Elements of each request kind in a recorded step plan (outputs; AND: 64-bit words)."""
+    import torch
+
+    from protocols.randomness.requests import AndRequest, MaskProductRequest, ProductRequest
+
+    out = Counter()
+    for group in plan:
+        for r in group:
+            kind = type(r).__name__.replace("Request", "").lower()
+            if isinstance(r, (ProductRequest, MaskProductRequest)):
+                kind += ":" + r.op.value
+                n = torch.Size(r.output_size()).numel()
+            elif isinstance(r, AndRequest):
+                n = torch.Size(r.size_a).numel()
+            else:
+                n = torch.Size(r.size).numel()
+            out[kind] += int(n)
+    return out
+
+
+def dealer_bytes(plan) -> int:
+    """Bytes the dealer sends party 0 for a plan (8 per answer element)."""
+    import torch
+
+    return 8 * sum(torch.Size(r.output_size()).numel() for g in plan for r in g)
+
+
+def step_party(session, repeats):
+    import bench_gru_step as bg
+
+    t = session.triples
+    offline = {"wall": [], "cpu": []}
+    begin = t.begin
+
+    def timed_begin(key, next_key=None):
+        w, c = time.perf_counter(), time.process_time()
+        begin(key, next_key)
+        offline["wall"].append(time.perf_counter() - w)
+        offline["cpu"].append(time.process_time() - c)
+
+    t.begin = timed_begin
+    res = bg.mpcrnn_step(session, 32, 29, 32, repeats)
+    plan = next(iter(t._plans.values()))
+    res["elements"] = dict(plan_elements(plan))
+    res["dealer_bytes"] = dealer_bytes(plan)
+    res["offline_wall"] = offline["wall"][2:]
+    res["offline_cpu"] = offline["cpu"][2:]
+    return res
+
+
+def row(provider, outs, repeats) -> dict:
+    p0 = outs[0]
+    mine = p0["mine"]["bytes_sent"]
+    he = sum(v for k, v in mine.items() if k.startswith("he_")) / max(repeats, 1)
+    offline = he if provider == "HE" else p0["dealer_bytes"]
+    online = p0["bytes"] / max(repeats, 1)
+    step = sum(p0["times"]) / len(p0["times"])
+    cpu = sum(sum(o["cpu"]) / len(o["cpu"]) for o in outs) / len(outs)
+    return {
+        "provider": provider,
+        "elements": p0["elements"],
+        "offline_bytes": offline,
+        "online_bytes": online,
+        "offline_cpu": sum(p0["offline_cpu"]) / len(p0["offline_cpu"]),
+        "step_s": step,
+        "step_cpu": cpu,
+        "gbit": step + 8 * (offline + online) / 1e9,
+        "mbit100": step + 8 * (offline + online) / 1e8,
+    }
+
+
+def markdown(rows, args) -> str:
+    lines = [
+        f"- steady-state steps averaged: {args.repeats} (plan recorded and warmed first)",
+        "- offline bytes: sent by party 0 (HE ciphertexts) or received from the dealer (TTP)",
+        "- step CPU s: each party's process CPU per step (TTP: the dealer's CPU not included), "
+        "the mean over the 2 parties",
+        "- projections: step seconds + (offline + online bytes) x 8 / bandwidth",
+        "",
+        "| provider | offline MB | online MB | offline CPU s | step CPU s | step s | "
+        "@1 Gbit/s s | @100 Mbit/s s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['provider']} | {r['offline_bytes'] / 1e6:.1f} | {r['online_bytes'] / 1e6:.1f} | "
+            f"{r['offline_cpu']:.2f} | {r['step_cpu']:.2f} | {r['step_s']:.2f} | "
+            f"{r['gbit']:.2f} | {r['mbit100']:.2f} |"
+        )
+    ratio = rows[1]["step_s"] / rows[0]["step_s"]
+    cpu_ratio = rows[1]["step_cpu"] / rows[0]["step_cpu"]
+    lines += [
+        "",
+        f"HE step / TTP step: {ratio:.1f}x wall, {cpu_ratio:.1f}x CPU per party (target <= 10x)",
+        "",
+    ]
+    lines += ["| kind | elements per step |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(rows[0]["elements"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], parents=[common.parent(smoke=False)]
+    )
+    ap.add_argument("--repeats", type=int, default=1)
+    args = common.parse(ap)
+    from launch.local_parties import run_parties
+
+    rows = []
+    for provider in ("TTP", "HE"):
+        outs = run_parties(step_party, 2, provider, (args.repeats,), timeout_s=3000)
+        rows.append(row(provider, outs, args.repeats))
+        print(rows[-1], flush=True)
+    title = "TTP vs HE randomness, W1 step (GRU H=32, batch 32, T=29), 2 parties"
+    path = common.write_results("bench_he", markdown(rows, args), {"rows": rows}, args, title)
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+"""Two-party exact products over Z_2^64 from BFV: additive shares of ``x_A * y_B`` (elementwise)
+and of ``X_A @ Y_B`` where party A holds ``x`` and party B holds ``y``.
+
+One product job, three moves (A's secret key never leaves A)::
+
+    A:  ct_j = Enc_A(x mod t_j)  (symmetric, seed-compressed)  for each CRT prime t_j
+    B:  ct_j' = ct_j * (y mod t_j) + (r mod t_j) + Enc_A(0),  mod-switched one level down
+        B's share: -r mod 2^64
+    A:  z = CRT(Dec_A(ct_j')) = x*y + r  (exactly: no wrap mod M, he_crt)
+        A's share: z mod 2^64
+
+Encodings (both SEAL's, one BFV context per prime; :mod:`protocols.randomness.he_context`):
+
+* :class:`MulJob` (n elements): SIMD slots, ``N`` products per ciphertext per prime.
+* :class:`BitJob` (n bits): slots of the FIRST prime only: a product of bits is below 2, so one
+  59-bit prime holds ``bit*bit + r`` with ``r < t - 1`` (statistical distance ``2^-58``).
+* :class:`MatJob` (``X`` (n, k) @ ``Y`` (k, m), ``k <= k_max``): coefficient packing (Cheetah,
+  Huang et al., USENIX Security 2022): a block ``(n_b, k_b, m_b)`` with ``n_b k_b m_b + k_b <=
+  N`` is ``x^(X) = sum X[i,c] x^(i k_b m_b + k_b - 1 - c)``, ``y^(Y) = sum Y[c,j] x^(j k_b + c)``,
+  and the coefficient ``i k_b m_b + j k_b + k_b - 1`` of their product is ``(X Y)[i, j]``;
+  k-blocks are summed under encryption.  Every other coefficient (partial sums of B's ``Y``)
+  is masked uniformly modulo ``t_j``.
+
+Circuit privacy, what is and is not achieved: B adds a fresh public-key encryption of zero
+(re-randomizing the ciphertext's uniform part) and switches one modulus level down (scaling
+the noise that depends on ``y`` by ``2^-60`` and adding rounding noise independent of it).
+TenSEAL's Python layer gives read-only access to ciphertext coefficients and no wide-noise
+encryption, so the noise is NOT flooded: the residual noise of A's decryption still depends on
+B's operand, which is not a proof of circuit privacy (Cheetah floods; see docs/he.md).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from protocols.errors import ProtocolError
+from protocols.randomness.he_context import from_bytes, to_bytes
+from protocols.randomness.he_crt import U64, CrtBasis, uniform_below
+
+
+@dataclass(frozen=True)
+class MulJob:
+    """Elementwise ring products of ``n`` elements: ``(n,) * (n,) -> (n,)``."""
+
+    n: int
+    bound_bits = 128
+    one_prime = False
+
+
+@dataclass(frozen=True)
+class BitJob:
+    """Elementwise products of ``n`` bits (0/1): ``(n,) * (n,) -> (n,)`` at scale 1."""
+
+    n: int
+    bound_bits = 1
+    one_prime = True
+
+
+@dataclass(frozen=True)
+class MatJob:
+    """``(n, k) @ (k, m) -> (n, m)`` ring matrix product."""
+
+    n: int
+    k: int
+    m: int
+    one_prime = False
+
+
+Job = MulJob | BitJob | MatJob
+
+
+@functools.lru_cache(maxsize=1024)
+def mat_blocks(n: int, k: int, m: int, degree: int) -> tuple[int, int, int]:
+    """Block sizes ``(n_b, k_b, m_b)`` with ``n_b k_b m_b + k_b <= degree`` that minimize the
+    ciphertexts sent (A's ``ceil(n/n_b) ceil(k/k_b)`` plus B's ``ceil(n/n_b) ceil(m/m_b)``)."""
+    best, choice = None, None
+    for kb in sorted({min(k, degree // 2)} | {-(-k // q) for q in range(1, 9)}):
+        if kb > degree // 2:
+            continue
+        for nb in range(1, n + 1):
+            mb = min(m, (degree - kb) // (nb * kb))
+            if mb < 1:
+                break
+            rows = -(-n // nb)
+            cost = rows * -(-k // kb) + rows * -(-m // mb)
+            if best is None or cost < best:
+                best, choice = cost, (nb, kb, mb)
+    return choice
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class HeProducts:
+    """Encrypt (A), evaluate (B) and decrypt (A) product jobs with one :class:`HeKeys`."""
+
+    def __init__(self, keys) -> None:
+        self.keys = keys
+        self.degree = keys.params.poly_degree
+        self.basis = CrtBasis(keys.primes, keys.params.sigma)
+        self.bit_basis = CrtBasis(keys.primes[:1], keys.params.sigma)
+        self.k_max = self._k_max()
+
+    def _k_max(self) -> int:
+        k = 1
+        while k < 4096 and self._fits((2 * k) << 128):
+            k *= 2
+        return k
+
+    def _fits(self, bound: int) -> bool:
+        try:
+            self.basis.mask_span(bound)
+        except Exception:  # noqa: BLE001 - ConfigError: too large
+            return False
+        return True
+
+    def primes_of(self, job: Job) -> range:
+        return range(1 if job.one_prime else len(self.keys.primes))
+
+    def count(self, job: Job, side: str) -> int:
+        """Ciphertexts per prime for ``job``: ``side`` "in" (A's) or "out" (B's)."""
+        if isinstance(job, MatJob):
+            nb, kb, mb = mat_blocks(job.n, job.k, job.m, self.degree)
+            return _ceil(job.n, nb) * _ceil(
+                job.k if side == "in" else job.m, kb if side == "in" else mb
+            )
+        return _ceil(job.n, self.degree)
+
+    def total(self, jobs: list[Job], side: str) -> int:
+        return sum(self.count(j, side) * len(self.primes_of(j)) for j in jobs)
+
+    # ---- encodings -------------------------------------------------------------------------
+    def _coeff_plain(self, coeffs: np.ndarray):
+        """A plaintext with the given coefficients (SEAL's hex polynomial syntax)."""
+        nz = np.flatnonzero(coeffs)[::-1]
+        text = " + ".join(f"{int(coeffs[i]):X}x^{int(i)}" for i in nz) or "0"
+        return self.keys.seal.Plaintext(text)
+
+    def _slot_plain(self, j: int, values: np.ndarray):
+        pt = self.keys.seal.Plaintext()
+        self.keys.encoders[j].encode(values.tolist(), pt)
+        return pt
+
+    def _left_plains(self, job: Job, x: np.ndarray, j: int) -> list:
+        t = U64(self.keys.primes[j])
+        if not isinstance(job, MatJob):
+            v = x.reshape(-1).view(U64) % t
+            return [
+                self._slot_plain(j, v[s : s + self.degree]) for s in range(0, job.n, self.degree)
+            ]
+        nb, kb, mb = mat_blocks(job.n, job.k, job.m, self.degree)
+        X = x.reshape(job.n, job.k).view(U64) % t
+        out = []
+        for i0 in range(0, job.n, nb):
+            for c0 in range(0, job.k, kb):
+                blk = X[i0 : i0 + nb, c0 : c0 + kb]
+                coeffs = np.zeros(self.degree, dtype=U64)
+                i, c = np.indices(blk.shape)
+                coeffs[i * kb * mb + kb - 1 - c] = blk
+                out.append(self._coeff_plain(coeffs))
+        return out
+
+    def encrypt(self, jobs: list[Job], lefts: list[np.ndarray]) -> list[bytes]:
+        """A's ciphertexts of its operands (int64 arrays, ring elements), in job/prime/block
+        order."""
+        out = []
+        for job, x in zip(jobs, lefts):
+            for j in self.primes_of(job):
+                for pt in self._left_plains(job, x, j):
+                    out.append(to_bytes(self.keys.encryptors[j].encrypt_symmetric(pt)))
+        return out
+
+    # ---- B: evaluate -----------------------------------------------------------------------
+    def _load(self, blob, j: int, level: int, what: str):
+        """A peer's ciphertext for prime ``j`` at ``level`` (0: fresh, 1: one switch down).
+
+        Raises:
+            PeerMessageError: not a valid 2-part ciphertext of the run's parameters there."""
+        from protocols.randomness.he_context import PeerMessageError
+
+        seal = self.keys.seal
+        ct = from_bytes(seal.Ciphertext(), self.keys.contexts[j], blob, what)
+        want = self.keys.level_ids[j][level]
+        if ct.size() != 2 or list(ct.parms_id()) != want or ct.is_ntt_form():
+            raise PeerMessageError(
+                f"{what}: expected a fresh 2-part BFV ciphertext at level "
+                f"{level}, got another size or level"
+            )
+        return ct
+
+    def _finish(self, ct, mask_pt, j: int) -> bytes:
+        """Add the mask and a fresh encryption of zero under the peer's key, switch down."""
+        seal, ev = self.keys.seal, self.keys.evaluators[j]
+        ev.add_plain_inplace(ct, mask_pt)
+        zero = seal.Ciphertext()
+        self.keys.peer_encryptors[j].encrypt_zero(zero)
+        ev.add_inplace(ct, zero)
+        ev.mod_switch_to_next_inplace(ct)
+        return to_bytes(ct)
+
+    def _eval_slots(self, job, y, j, cts, mask) -> list[bytes]:
+        t, ev, out = U64(self.keys.primes[j]), self.keys.evaluators[j], []
+        v = y.reshape(-1).view(U64) % t
+        for ct, s in zip(cts, range(0, job.n, self.degree)):
+            ev.multiply_plain_inplace(ct, self._slot_plain(j, v[s : s + self.degree]))
+            out.append(self._finish(ct, self._slot_plain(j, mask[s : s + self.degree]), j))
+        return out
+
+    def _eval_mat(self, job, y, j, cts, mask) -> list[bytes]:
+        nb, kb, mb = mat_blocks(job.n, job.k, job.m, self.degree)
+        t, ev, out = self.keys.primes[j], self.keys.evaluators[j], []
+        Y = y.reshape(job.k, job.m).view(U64) % U64(t)
+        M = mask.reshape(job.n, job.m)
+        n_kb = _ceil(job.k, kb)
+        y_plains = {}
+        for c0 in range(0, job.k, kb):
+            for j0 in range(0, job.m, mb):
+                blk = Y[c0 : c0 + kb, j0 : j0 + mb]
+                coeffs = np.zeros(self.degree, dtype=U64)
+                c, jj = np.indices(blk.shape)
+                coeffs[jj * kb + c] = blk
+                y_plains[c0, j0] = self._coeff_plain(coeffs)
+        for row, i0 in enumerate(range(0, job.n, nb)):
+            for j0 in range(0, job.m, mb):
+                acc = None
+                for q, c0 in enumerate(range(0, job.k, kb)):
+                    prod = self.keys.seal.Ciphertext()
+                    ev.multiply_plain(cts[row * n_kb + q], y_plains[c0, j0], prod)
+                    acc = prod if acc is None else (ev.add_inplace(acc, prod) or acc)
+                coeffs = uniform_below(t, self.degree)
+                blk = M[i0 : i0 + nb, j0 : j0 + mb]
+                i, jj = np.indices(blk.shape)
+                coeffs[i * kb * mb + jj * kb + kb - 1] = blk
+                out.append(self._finish(acc, self._coeff_plain(coeffs), j))
+        return out
+
+    def bound(self, job: Job) -> int:
+        """Exclusive bound on one output element's integer value (before reduction)."""
+        return job.k << 128 if isinstance(job, MatJob) else 1 << job.bound_bits
+
+    def out_size(self, job: Job) -> int:
+        return job.n * job.m if isinstance(job, MatJob) else job.n
+
+    def evaluate(self, jobs: list[Job], rights: list[np.ndarray], blobs, peer: str):
+        """B: multiply A's ciphertexts ``blobs`` by its operands, mask, re-randomize.
+
+        Returns ``(ciphertexts for A, B's shares)``; B's share of each job's product is
+        ``-r mod 2^64`` (int64, shape (n,) or (n*m,))."""
+        it, out, shares = iter(blobs), [], []
+        for job, y in zip(jobs, rights):
+            basis = self.bit_basis if job.one_prime else self.basis
+            residues, share = basis.draw_mask(self.bound(job), self.out_size(job))
+            for j in self.primes_of(job):
+                what = f"{peer}'s product ciphertext"
+                cts = [self._load(next(it), j, 0, what) for _ in range(self.count(job, "in"))]
+                ev = self._eval_mat if isinstance(job, MatJob) else self._eval_slots
+                out.extend(ev(job, y, j, cts, residues[j]))
+            shares.append(share.view(np.int64))
+        return out, shares
+
+    # ---- A: decrypt ------------------------------------------------------------------------
+    def _read(self, job: Job, j: int, cts) -> np.ndarray:
+        seal, dec = self.keys.seal, self.keys.decryptors[j]
+        pts = []
+        for ct in cts:
+            pt = seal.Plaintext()
+            dec.decrypt(ct, pt)
+            pts.append(pt)
+        if not isinstance(job, MatJob):
+            enc = self.keys.encoders[j]
+            vals = [np.array(enc.decode_uint64(pt), dtype=U64) for pt in pts]
+            return np.concatenate(vals)[: job.n]
+        nb, kb, mb = mat_blocks(job.n, job.k, job.m, self.degree)
+        out = np.zeros((job.n, job.m), dtype=U64)
+        pts_it = iter(pts)
+        for i0 in range(0, job.n, nb):
+            for j0 in range(0, job.m, mb):
+                pt = next(pts_it)
+                rows, cols = min(nb, job.n - i0), min(mb, job.m - j0)
+                for i in range(rows):
+                    base = i * kb * mb + kb - 1
+                    out[i0 + i, j0 : j0 + cols] = [pt.data(base + jj * kb) for jj in range(cols)]
+        return out.reshape(-1)
+
+    def decrypt(self, jobs: list[Job], blobs, peer: str) -> list[np.ndarray]:
+        """A: its shares (int64) of each job's product from B's ciphertexts ``blobs``."""
+        it, shares = iter(blobs), []
+        for job in jobs:
+            basis = self.bit_basis if job.one_prime else self.basis
+            residues = []
+            for j in self.primes_of(job):
+                what = f"{peer}'s product answer"
+                cts = [self._load(next(it), j, 1, what) for _ in range(self.count(job, "out"))]
+                residues.append(self._read(job, j, cts))
+            shares.append(basis.to_ring(residues).view(np.int64))
+        if next(it, None) is not None:
+            raise ProtocolError("internal: more HE answers than jobs")
+        return shares

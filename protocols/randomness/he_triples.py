@@ -1,0 +1,306 @@
+"""``--provider he``: the two data parties make every triple themselves with homomorphic
+encryption (:mod:`protocols.randomness.he_products`); no dealer process exists.
+
+Party ``p`` draws its own shares ``a_p``, ``b_p`` (``os.urandom``).  A product ``c = a * b``
+with ``a = a_0 + a_1``, ``b = b_0 + b_1`` needs the cross terms ``a_0 b_1`` and ``a_1 b_0``;
+both parties run the same job list, each ENCRYPTING its left operands under its own key and
+EVALUATING the peer's ciphertexts with its right operands, so::
+
+    c_p = a_p * b_p + [a_p * b_(1-p)]_p  (decrypted)  + [a_(1-p) * b_p]_p  (mask share)
+
+Per kind (all exact over Z_2^64):
+
+* products (MUL with broadcasting: operands expanded to the output shape first; MATMUL:
+  per batch entry, ``k`` split into chunks below the CRT basis' limit) and mask products;
+* AND triples (XOR shares of 64-bit words): a bit ``x_A y_B`` has arithmetic shares whose low
+  bits are XOR shares of it, so the 64 bits of each word are :class:`BitJob` s on ONE prime
+  (``c_p = (a_p & b_p) xor lsb(d + e)``; 64 slots per word: the cost of AND triples);
+* B2A bits: ``r = r_0 xor r_1 = r_0 + r_1 - 2 r_0 r_1``; the two cross terms are both
+  ``r_0 r_1``, so the job with left = right = ``r_p`` gives shares of ``2 r_0 r_1`` directly;
+* wraps: not needed with two parties (truncation is local), refused.
+
+One :meth:`fetch` is two exchanges with the peer (ciphertexts; answers), each a size then the
+payload, over the run's authenticated links with the run's timeout.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from protocols.errors import ConfigError, ProtocolError, expected_got
+from protocols.randomness.he_context import HeKeys, HeParams, PeerMessageError, pack, unpack
+from protocols.randomness.he_crt import random_ring
+from protocols.randomness.he_products import BitJob, HeProducts, MatJob, MulJob
+from protocols.randomness.provider import RandomnessProvider
+from protocols.randomness.requests import Op, Request, broadcast, product_size
+
+SIZE = struct.Struct("<Q")
+MAX_PAYLOAD = 1 << 31
+
+
+def _rand(size) -> torch.Tensor:
+    n = int(torch.Size(size).numel())
+    return torch.from_numpy(random_ring(n).view(np.int64)).reshape(tuple(size))
+
+
+def _bits(words: torch.Tensor) -> np.ndarray:
+    """The 64 bits of each word, bit i of word w at ``64 w + i``, as int64 0/1."""
+    raw = np.ascontiguousarray(words.reshape(-1).numpy()).view(np.uint8)
+    return np.unpackbits(raw, bitorder="little").astype(np.int64)
+
+
+def _words(bits: np.ndarray, size) -> torch.Tensor:
+    packed = np.packbits((bits & 1).astype(np.uint8), bitorder="little")
+    return torch.from_numpy(packed.view(np.int64).copy()).reshape(tuple(size))
+
+
+class HomomorphicTriples(RandomnessProvider):
+    """Two data parties' HE randomness source (``session.triples`` with ``--provider he``).
+
+    links: the run's :class:`protocols.network.links.Links`; rank: 0 or 1; names: process
+    names by rank (errors name the peer).  The HE keys are made here and the public keys
+    swapped at once (construction is part of joining the run).
+
+    Raises:
+        ConfigError: not exactly two data parties.
+        PeerMessageError: the peer's keys are malformed or for other parameters.
+    """
+
+    def __init__(self, stats, links, rank: int, world_size: int, params: HeParams, names):
+        if world_size != 2:
+            raise ConfigError(needs_two(world_size))
+        self.stats, self.links, self.rank = stats, links, rank
+        self.peer = 1 - rank
+        self.peer_name = names[self.peer]
+        self.keys = HeKeys(params)
+        self.products = HeProducts(self.keys)
+        self.keys.set_peer(self._swap(self.keys.public_bytes(), "he_keys"), self.peer_name)
+        self._jobs: list = []
+        self._plans: dict = {}
+        self._key, self._recording, self._queue = None, None, None
+
+    # ---- the exchange ----------------------------------------------------------------------
+    def _swap(self, payload: bytes, kind: str) -> bytearray:
+        """Send ``payload`` to the peer and receive its message of the same step (sizes first,
+        then both payloads in flight at once)."""
+        got = self.links.transfer({self.peer: SIZE.pack(len(payload))}, {self.peer: SIZE.size})
+        (n,) = SIZE.unpack(bytes(got[self.peer]))
+        if n > MAX_PAYLOAD:
+            raise PeerMessageError(
+                expected_got(f"{self.peer_name}'s HE message size", f"<= {MAX_PAYLOAD}", n)
+            )
+        got = self.links.transfer({self.peer: payload}, {self.peer: n})
+        self.stats.add(kind, len(payload) + SIZE.size, rounds=2)
+        return got[self.peer]
+
+    def _cross(self, jobs, lefts, rights) -> list[np.ndarray]:
+        """This party's share of ``left_p * right_(1-p) + left_(1-p) * right_p`` per job; the
+        slot jobs of each kind are merged into one (full ciphertexts)."""
+        merged, where = [], []
+        for kind in (MulJob, BitJob):
+            at = [i for i, j in enumerate(jobs) if isinstance(j, kind)]
+            if at:
+                merged.append(
+                    (
+                        kind(sum(jobs[i].n for i in at)),
+                        np.concatenate([lefts[i] for i in at]),
+                        np.concatenate([rights[i] for i in at]),
+                    )
+                )
+                where.append(at)
+        for i, j in enumerate(jobs):
+            if isinstance(j, MatJob):
+                merged.append((j, lefts[i], rights[i]))
+                where.append([i])
+        got = self._exchange(*(list(col) for col in zip(*merged))) if merged else []
+        out = [None] * len(jobs)
+        for at, share in zip(where, got):
+            sizes = [self.products.out_size(jobs[i]) for i in at]
+            for i, part in zip(at, np.split(share, np.cumsum(sizes)[:-1])):
+                out[i] = part
+        return out
+
+    def _exchange(self, jobs, lefts, rights) -> list[np.ndarray]:
+        """The two exchanges of one batch of jobs (see :meth:`_cross`)."""
+        if not jobs:
+            return []
+        prod, peer = self.products, self.peer_name
+        mine = self._swap(pack(prod.encrypt(jobs, lefts)), "he_offline")
+        theirs = unpack(mine, prod.total(jobs, "in"), f"{peer}'s HE ciphertexts")
+        answers, masks = prod.evaluate(jobs, rights, theirs, peer)
+        back = self._swap(pack(answers), "he_offline")
+        got = prod.decrypt(
+            jobs, unpack(back, prod.total(jobs, "out"), f"{peer}'s HE answers"), peer
+        )
+        return [d + e for d, e in zip(got, masks)]
+
+    # ---- the provider ----------------------------------------------------------------------
+    def begin(self, key, next_key=None) -> None:
+        """Start a training step.  The first step with ``key`` records its request groups; a
+        later one computes the whole recorded plan in ONE batch here (two exchanges, every
+        ciphertext full) and :meth:`fetch` serves it group by group.  Both parties issue the
+        same requests (public shapes), so their plans agree."""
+        self._key = key
+        plan = self._plans.get(key)
+        if plan is None:
+            self._recording = []
+            return
+        answers = iter(self._compute([r for group in plan for r in group]))
+        self._queue = deque((group, [next(answers) for _ in group]) for group in plan)
+
+    def end(self) -> None:
+        if self._recording is not None:
+            self._plans[self._key] = self._recording
+        if self._queue:
+            raise ProtocolError(f"internal: {len(self._queue)} HE triple groups were not used")
+        self._recording, self._queue = None, None
+
+    def fetch(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
+        """This party's shares for every request: from the step's plan, or computed now (two
+        exchanges with the peer for the list)."""
+        if self._recording is not None:
+            self._recording.append(tuple(requests))
+        if self._queue is None:
+            return self._compute(requests)
+        if not self._queue:
+            raise ProtocolError("internal: the step issued more triple requests than its plan")
+        group, answers = self._queue.popleft()
+        if tuple(group) != tuple(requests):
+            raise ProtocolError("internal: triple requests differ from the recorded step plan")
+        return answers
+
+    def _compute(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
+        self._jobs = []
+        pending = self.answer(requests)
+        jobs, lefts, rights = (list(c) for c in zip(*self._jobs)) if self._jobs else ([], [], [])
+        cross = iter(self._cross(jobs, lefts, rights))
+        return [tuple(finish(cross)) for finish in pending]
+
+    def _job(self, job, left: np.ndarray, right: np.ndarray) -> None:
+        self._jobs.append((job, np.ascontiguousarray(left), np.ascontiguousarray(right)))
+
+    def _bilinear(self, op: Op, a: torch.Tensor, b: torch.Tensor):
+        """Queue the cross terms of ``op(a, b)``; returns the finisher of ``c_p``."""
+        if op is Op.MUL:
+            size = broadcast(tuple(a.shape), tuple(b.shape))
+            self._job(MulJob(int(torch.Size(size).numel())), _flat(a, size), _flat(b, size))
+            return lambda cross: a * b + torch.from_numpy(next(cross)).reshape(size)
+        size = product_size(op, tuple(a.shape), tuple(b.shape))
+        batch = size[:-2]
+        a_e = a.expand(batch + tuple(a.shape[-2:])).reshape((-1,) + tuple(a.shape[-2:]))
+        b_e = b.expand(batch + tuple(b.shape[-2:])).reshape((-1,) + tuple(b.shape[-2:]))
+        n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
+        step = self.products.k_max
+        chunks = [(e, c0) for e in range(a_e.shape[0]) for c0 in range(0, k, step)]
+        for e, c0 in chunks:
+            kc = min(step, k - c0)
+            self._job(
+                MatJob(n, kc, m), a_e[e, :, c0 : c0 + kc].numpy(), b_e[e, c0 : c0 + kc].numpy()
+            )
+
+        def finish(cross):
+            out = torch.matmul(a, b).reshape((-1, n, m)).clone()
+            for e, _ in chunks:
+                out[e] += torch.from_numpy(next(cross)).reshape(n, m)
+            return out.reshape(size)
+
+        return finish
+
+    def mask(self, req):
+        a = _rand(req.size)
+        return (lambda cross: (a,)), a
+
+    def mask_product(self, req, a, b):
+        if req.op is Op.MATMUL and req.transpose_b:
+            b = b.transpose(-2, -1)
+        finish = self._bilinear(req.op, a, b)
+        return lambda cross: (finish(cross),)
+
+    def product(self, req):
+        a, b = _rand(req.size_a), _rand(req.size_b)
+        finish = self._bilinear(req.op, a, b)
+        return lambda cross: (a, b, finish(cross))
+
+    def and_triple(self, req):
+        req.output_size()  # ProtocolError unless the sizes agree
+        a, b = _rand(req.size_a), _rand(req.size_b)
+        self._job(BitJob(64 * a.numel()), _bits(a), _bits(b))
+        return lambda cross: (a, b, (a & b) ^ _words(next(cross), req.size_a))
+
+    def bit(self, req):
+        r = _rand(req.size) & 1
+        self._job(BitJob(r.numel()), r.reshape(-1).numpy(), r.reshape(-1).numpy())
+        return lambda cross: (r, r - torch.from_numpy(next(cross)).reshape(r.shape))
+
+    def wraps(self, req):
+        raise ProtocolError(
+            "internal: wraps requested with --provider he (two parties truncate locally)"
+        )
+
+
+def _flat(x: torch.Tensor, size) -> np.ndarray:
+    return x.expand(size).reshape(-1).numpy()
+
+
+def needs_two(world_size: int) -> str:
+    """The one line that refuses ``--provider he`` for another number of data parties."""
+    return expected_got(
+        "data parties with --provider he",
+        "2 (the HE provider makes triples between two parties; more would need pairwise "
+        "products and the binary wraps circuit, not built)",
+        world_size,
+        "use --provider ttp for more parties",
+    )
+
+
+def install_crypten_provider(triples: HomomorphicTriples) -> None:
+    """CrypTen's own operations (``cfg.mpc.provider = "HE"``, e.g. the argmax behind
+    ``--reveal-metrics``) take their tuples from ``triples`` (CrypTen's ``HE`` entry is a
+    stub that raises NotImplementedError)."""
+    import crypten.mpc
+    from crypten.mpc.primitives import ArithmeticSharedTensor, BinarySharedTensor
+    from crypten.mpc.provider.provider import TupleProvider
+
+    from protocols.randomness.requests import (
+        AndRequest,
+        BitRequest,
+        MaskProductRequest,
+        MaskRequest,
+        ProductRequest,
+    )
+
+    def arith(*xs):
+        return tuple(ArithmeticSharedTensor.from_shares(x, precision=0) for x in xs)
+
+    class HomomorphicTuples(TupleProvider):
+        NAME = "HE"
+
+        def generate_additive_triple(self, size0, size1, op, device=None, *args, **kwargs):
+            if op not in ("mul", "matmul") or args or kwargs:
+                raise ProtocolError(f"--provider he makes mul and matmul triples, not {op}")
+            ((a, b, c),) = triples.fetch([ProductRequest(Op(op), size0, size1)])
+            return arith(a, b, c)
+
+        def square(self, size, device=None):
+            (r,), (r2,) = triples.fetch(
+                [MaskRequest(size), MaskProductRequest(Op.MUL, size, size, 1, 1)]
+            )
+            return arith(r, r2)
+
+        def generate_binary_triple(self, size0, size1, device=None):
+            ((a, b, c),) = triples.fetch([AndRequest(size0, size1)])
+            return tuple(BinarySharedTensor.from_shares(x) for x in (a, b, c))
+
+        def wrap_rng(self, size, device=None):
+            raise ProtocolError("internal: wraps requested with --provider he (2 parties)")
+
+        def B2A_rng(self, size, device=None):
+            ((r_bin, r_arith),) = triples.fetch([BitRequest(size)])
+            return arith(r_arith)[0], BinarySharedTensor.from_shares(r_bin)
+
+    vars(crypten.mpc)["__SUPPORTED_PROVIDERS"]["HE"] = HomomorphicTuples()

@@ -1,0 +1,109 @@
+"""Exact two-party HE products over Z_2^64 (protocols/randomness/he_products.py): both parties
+in this process, their keys separate; a few seconds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("tenseal")
+
+from protocols.randomness.he_context import HeKeys, HeParams, PeerMessageError  # noqa: E402
+from protocols.randomness.he_crt import random_ring  # noqa: E402
+from protocols.randomness.he_products import BitJob, HeProducts, MatJob, MulJob  # noqa: E402
+
+EDGES = np.array([-(2**63), 2**63 - 1, 0, -1, 1, -2], dtype=np.int64)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    a, b = HeKeys(HeParams()), HeKeys(HeParams())
+    a.set_peer(b.public_bytes(), "party 1")
+    b.set_peer(a.public_bytes(), "party 0")
+    return HeProducts(a), HeProducts(b)
+
+
+def _ring(n: int) -> np.ndarray:
+    return random_ring(n).view(np.int64)
+
+
+def _run(pair, jobs, lefts, rights):
+    a, b = pair
+    cts = a.encrypt(jobs, lefts)
+    answers, shares_b = b.evaluate(jobs, rights, cts, "party 0")
+    shares_a = a.decrypt(jobs, answers, "party 1")
+    return [sa + sb for sa, sb in zip(shares_a, shares_b)]
+
+
+def test_elementwise_products_exact_random_and_edges(pair):
+    x = np.concatenate([np.repeat(EDGES, len(EDGES)), _ring(9000)])
+    y = np.concatenate([np.tile(EDGES, len(EDGES)), _ring(9000)])
+    (got,) = _run(pair, [MulJob(x.size)], [x], [y])
+    assert np.array_equal(got, x * y)  # numpy int64 wraps: the product mod 2^64
+
+
+@pytest.mark.parametrize("n,k,m", [(3, 5, 4), (32, 32, 96), (1, 200, 7), (6, 6, 6)])
+def test_matrix_products_exact(pair, n, k, m):
+    x, y = _ring(n * k).reshape(n, k), _ring(k * m).reshape(k, m)
+    x[0, : min(k, len(EDGES))] = EDGES[: min(k, len(EDGES))]
+    (got,) = _run(pair, [MatJob(n, k, m)], [x], [y])
+    assert torch.equal(
+        torch.from_numpy(got.reshape(n, m)), torch.from_numpy(x) @ torch.from_numpy(y)
+    )
+
+
+def test_edge_matrices_exact(pair):
+    x = np.full((4, 8), -(2**63), dtype=np.int64)
+    y = np.full((8, 3), -1, dtype=np.int64)
+    (got,) = _run(pair, [MatJob(4, 8, 3)], [x], [y])
+    assert torch.equal(
+        torch.from_numpy(got.reshape(4, 3)), torch.from_numpy(x) @ torch.from_numpy(y)
+    )
+
+
+def test_bit_products_exact(pair):
+    x, y = _ring(3000) & 1, _ring(3000) & 1
+    (got,) = _run(pair, [BitJob(3000)], [x], [y])
+    assert np.array_equal(got, x * y)
+
+
+def test_several_jobs_in_one_message(pair):
+    x1, y1 = _ring(5), _ring(5)
+    x2, y2 = _ring(6).reshape(2, 3), _ring(12).reshape(3, 4)
+    got = _run(pair, [MulJob(5), MatJob(2, 3, 4)], [x1, x2], [y1, y2])
+    assert np.array_equal(got[0], x1 * y1)
+    assert np.array_equal(
+        got[1].reshape(2, 4), (torch.from_numpy(x2) @ torch.from_numpy(y2)).numpy()
+    )
+
+
+def test_malformed_ciphertext_names_the_peer(pair):
+    a, b = pair
+    cts = a.encrypt([MulJob(4)], [_ring(4)])
+    bad = [b"\x00garbage" * 10] + cts[1:]
+    with pytest.raises(PeerMessageError, match="party 0"):
+        b.evaluate([MulJob(4)], [_ring(4)], bad, "party 0")
+    truncated = [cts[0][: len(cts[0]) // 2]] + cts[1:]
+    with pytest.raises(PeerMessageError, match="party 0"):
+        b.evaluate([MulJob(4)], [_ring(4)], truncated, "party 0")
+    # a valid ciphertext at the wrong level (an answer where a fresh one is expected)
+    answers, _ = b.evaluate([MulJob(4)], [_ring(4)], cts, "party 0")
+    with pytest.raises(PeerMessageError, match="party 1"):
+        b.evaluate([MulJob(4)], [_ring(4)], answers, "party 1")
+
+
+def test_mismatched_parameters_refused():
+    a = HeKeys(HeParams())
+    other = HeKeys(HeParams(plain_bits=58))
+    with pytest.raises(PeerMessageError, match="party 1's HE parameters"):
+        a.set_peer(other.public_bytes(), "party 1")
+    with pytest.raises(PeerMessageError, match="party 1"):
+        a.set_peer(b"\x01\x02", "party 1")
+
+
+def test_parameters_below_128_bit_security_refused():
+    from protocols.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="128-bit"):
+        HeParams(coeff_bits=(60, 60, 60, 60)).check()

@@ -1,0 +1,60 @@
+"""``mpcrnn train --provider he --parties 2`` end to end (a slow process test, ~3-6 min on 2
+cores): no dealer process, the report names the provider and lists no dealer, the reveal ledger
+equals the TTP run's and the test accuracy is within 1 point of the TTP run with the same seed
+(Japanese Vowels rows, small GRU, one epoch)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("tenseal")
+
+from mpcrnn import data as D  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _files(tmp_path, name, rows):
+    parts = D.split_rows(D.japanese_vowels(name), [rows, rows], 0)
+    out = []
+    for r, p in enumerate(parts):
+        f = tmp_path / f"{name}{r}.npz"
+        D.write_npz(p, f)
+        out.append(str(f))
+    return out
+
+
+def _train(subprocesses, tmp_path, provider, train, test):
+    out = tmp_path / provider
+    args = [sys.executable, "-m", "launch.cli", "train", "--provider", provider, "--parties", "2"]
+    args += ["--epochs", "1", "--hidden-size", "4", "--batch-size", "20", "--seed", "3"]
+    args += ["--out", str(out), "--no-baseline", "--timeout", "300"]
+    for f in train:
+        args += ["--data", f]
+    for f in test:
+        args += ["--test", f]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    res = subprocesses.run(args, capture_output=True, text=True, timeout=1500, env=env, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads((out / "report.json").read_text()), res.stdout
+
+
+def _ledger(report):
+    return [p["ledger"] for p in report["parties"]]
+
+
+def test_he_run_matches_the_ttp_run(tmp_path, subprocesses):
+    train, test = _files(tmp_path, "train", 40), _files(tmp_path, "test", 30)
+    ttp, _ = _train(subprocesses, tmp_path, "ttp", train, test)
+    he, stdout = _train(subprocesses, tmp_path, "he", train, test)
+    assert he["provider"] == "HE" and he["dealer"] is None and ttp["dealer"] is not None
+    assert "no dealer" in he["provider_note"]
+    assert _ledger(he) == _ledger(ttp) and _ledger(he)[0]
+    key = "mpc_model_exact_activations"
+    assert abs(he["test_accuracy"][key] - ttp["test_accuracy"][key]) <= 0.01
+    assert "dealer" not in stdout.lower() or "no dealer" in stdout.lower()

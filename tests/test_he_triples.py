@@ -1,0 +1,128 @@
+"""--provider he (protocols/randomness/he_triples.py): two real party processes make every kind
+of randomness with homomorphic encryption; the parent checks each answer exactly over the ring.
+About 15 s (two processes, TLS off)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("tenseal")
+
+
+from protocols.randomness.requests import (  # noqa: E402
+    AndRequest,
+    BitRequest,
+    MaskProductRequest,
+    MaskRequest,
+    Op,
+    ProductRequest,
+)
+
+REQUESTS = [
+    ProductRequest(Op.MUL, (4, 3), (4, 3)),
+    ProductRequest(Op.MUL, (5, 1, 3), (2, 3)),  # broadcasting
+    ProductRequest(Op.MATMUL, (6, 5), (5, 7)),
+    ProductRequest(Op.MATMUL, (2, 3, 300), (300, 4)),  # batched, k above one CRT chunk
+    MaskRequest((3, 8)),
+    MaskRequest((5, 8)),
+    MaskProductRequest(Op.MATMUL, (3, 8), (5, 8), 2, 1, True),  # a @ b^T
+    MaskProductRequest(Op.MUL, (3, 8), (3, 8), 3, 3),  # a square
+    AndRequest((7,), (7,)),
+    BitRequest((9,)),
+]
+
+
+def fetch_party(session):
+    """A recorded step (a fetch per group), then its replay (one batch at begin)."""
+    t = session.triples
+    answers = []
+    for _ in range(2):
+        t.begin("step")
+        answers.append(t.fetch(REQUESTS[:4]) + t.fetch(REQUESTS[4:]))
+        t.end()
+    import crypten.mpc
+
+    a, b, c = crypten.mpc.get_default_provider().generate_additive_triple((3, 2), (2, 4), "matmul")
+    crypten_triple = [x.share for x in (a, b, c)]
+    return answers, session.stats.snapshot(), crypten_triple
+
+
+def _check(outs):
+    for pos, req in enumerate(REQUESTS):
+        if isinstance(req, ProductRequest):
+            a, b, c = (_sum(outs, pos, i) for i in range(3))
+            want = a * b if req.op is Op.MUL else a @ b
+            assert torch.equal(c, want), pos
+    a, b = _sum(outs, 4, 0), _sum(outs, 5, 0)
+    assert torch.equal(_sum(outs, 6, 0), a @ b.T)
+    assert torch.equal(_sum(outs, 7, 0), a * a)
+    x = [outs[r][0][8] for r in range(2)]
+    a, b, c = (x[0][i] ^ x[1][i] for i in range(3))
+    assert torch.equal(c, a & b)
+    r_bin = outs[0][0][9][0] ^ outs[1][0][9][0]
+    assert set(r_bin.unique().tolist()) <= {0, 1}
+    assert torch.equal(_sum(outs, 9, 1), r_bin)
+
+
+def _sum(outs, pos, i):
+    return outs[0][0][pos][i] + outs[1][0][pos][i]
+
+
+def test_every_kind_is_exact_for_two_parties(parties):
+    outs = parties(fetch_party, world_size=2, provider="HE", timeout_s=120)
+    for step in range(2):  # recorded, then replayed from one batch
+        _check([(answers[step], stats) for answers, stats, _ in outs])
+    assert not torch.equal(outs[0][0][0][0][0], outs[0][0][1][0][0])  # fresh randomness
+    a, b, c = (outs[0][2][i] + outs[1][2][i] for i in range(3))
+    assert torch.equal(c, a @ b)  # CrypTen's own operations reach the HE provider
+    for _, stats, _ in outs:
+        assert stats["bytes_sent"]["he_offline"] > 0 and "dealer" not in stats["bytes_sent"]
+
+
+def test_more_than_two_parties_refused_before_anything_starts():
+    from protocols.errors import ConfigError
+    from protocols.network.parties import PartySpec
+
+    with pytest.raises(ConfigError, match="2 .*--provider ttp"):
+        PartySpec(0, 3, "file:///x", "HE").validate_role()
+
+
+def garbage_party(session):
+    """Party 1 sends garbage instead of its ciphertexts; each party reports what it raised."""
+    from protocols.errors import MpcrnnError
+
+    t = session.triples
+    if session.rank == 1:
+        t.products.encrypt = lambda jobs, lefts: [
+            b"\x00" * 100 for _ in range(t.products.total(jobs, "in"))
+        ]
+    try:
+        t.fetch(REQUESTS[:1])
+    except MpcrnnError as exc:
+        return type(exc).__name__, str(exc)
+    return None
+
+
+def test_malformed_ciphertext_from_the_peer_is_one_typed_error_naming_it(parties):
+    outs = parties(garbage_party, world_size=2, provider="HE", timeout_s=120)
+    assert outs[0][0] == "PeerMessageError" and "party 1" in outs[0][1], outs[0]
+    assert "\n" not in outs[0][1]
+    assert outs[1] is not None  # party 1 stops too (its peer left or sent an error)
+
+
+def test_run_config_checks_the_he_parameters_and_the_party_count():
+    from dataclasses import replace
+
+    from mpcrnn.config import RunConfig
+    from protocols.errors import ConfigError
+
+    cfg = replace(RunConfig(), provider="HE", parties=2)
+    cfg.validate()
+    assert cfg.he_params().poly_degree == 8192
+    for bad in ("bfv n=8192 q=60+60+60+60 t=3x59 sigma=40", "ckks n=8192", "bfv n=8192"):
+        with pytest.raises(ConfigError, match=r"\[run\] he|128-bit"):
+            replace(cfg, he=bad).validate()
+    with pytest.raises(ConfigError, match="--provider ttp"):
+        replace(cfg, parties=3).validate()
+    assert replace(cfg, he="bfv n=8192 q=60+60+60+38 t=3x58 sigma=40").digest() != cfg.digest()
