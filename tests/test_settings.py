@@ -108,7 +108,8 @@ def test_help_shows_each_default_from_the_dataclass():
             assert f"[default: {default}]" in text, s.label
             assert " ".join(f"{opts} {text}".split()) in out, s.label
             shown += 1
-    assert shown == 24  # every flagged setting but lr, epsilon, noise, alpha, reveal_*, insecure
+    # every flagged setting but lr, epsilon, noise, alpha, reveal_*, insecure (embedding_dim: 25)
+    assert shown == 25
 
 
 def test_the_run_file_reference_lists_every_key_with_its_default():
