@@ -161,6 +161,22 @@ def read_text(path: str | Path, spec: DataSpec, max_bytes: int | None = None) ->
     return data
 
 
+def read_unlabelled(path: str | Path, spec: DataSpec) -> SequenceData:
+    """``predict --raw-text``: every line one text (no label); y is all zeros, unused."""
+    from mpcrnn.readers import MAX_FILE_BYTES, _check_size
+
+    if spec.kind != "text":
+        raise ConfigError(expected_got("--raw-text", "a text model ([data] kind text)", spec.kind))
+    _check_size(path, str(path), MAX_FILE_BYTES)
+    rows, _ = read_text_rows(path, spec, labelled=False)
+    return SequenceData(
+        x=one_hot(rows, spec.max_len, spec.n_features),
+        lengths=np.array([len(r) for r in rows], dtype=np.int64),
+        y=np.zeros(len(rows), dtype=np.int64),
+        classes=spec.classes,
+    )
+
+
 def encode_texts(texts: list[str], spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
     """Raw texts (``predict``) -> (one-hot x (N, max_len, V), lengths), cut at max_len."""
     tok = tokenizer_for(spec)
