@@ -207,9 +207,9 @@ def _spec(section: dict | None) -> D.DataSpec:
         if body.get(key) is not None:
             body[key] = tuple(body[key])
     if body.get("kind") == "text" and "n_features" not in body:  # the public vocabulary's size
-        from mpcrnn.text import load_vocab
+        from mpcrnn.text import declared_features
 
-        body["n_features"] = load_vocab(body.get("vocab", "bytes"), body.get("vocab_sha256")).size
+        body["n_features"] = declared_features(body)
     try:
         return D.DataSpec(**body)
     except TypeError as exc:

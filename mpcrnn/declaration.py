@@ -98,6 +98,10 @@ class DataSpec:
     vocab: str = "bytes"
     vocab_sha256: str | None = None
     too_long: str = "cut"
+    # a frozen public embedding (V, D) .npy applied by each party to its own tokens before sharing
+    # (n_features = D); pinned by its SHA-256
+    embedding_file: str | None = None
+    embedding_sha256: str | None = None
 
     @property
     def input_size(self) -> int:

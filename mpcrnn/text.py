@@ -21,6 +21,7 @@ or refused (``too_long = "refuse"``).  Errors name the file and line, never the 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -60,22 +61,7 @@ def load_vocab(vocab: str, sha256: str | None, base: str | Path | None = None) -
     if vocab == BYTES:
         return Tokenizer()
     path = Path(vocab) if base is None or Path(vocab).is_absolute() else Path(base) / vocab
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(
-            expected_got(f"[data] vocab {vocab}", "a readable file", type(e).__name__)
-        ) from None
-    digest = hashlib.sha256(raw).hexdigest()
-    if sha256 is None or digest != sha256.lower().removeprefix("sha256:"):
-        raise ConfigError(
-            expected_got(
-                f"{vocab}: SHA-256",
-                "[data] vocab_sha256" + (f" = {sha256[:16]}..." if sha256 else " (not given)"),
-                f"{digest[:16]}...",
-                "every party must hold the same public vocabulary file",
-            )
-        )
+    raw = _pinned_bytes(str(path), sha256, "vocab")
     chars: list[str] = []
     for n, line in enumerate(raw.split(b"\n"), start=1):
         if not line and n == len(raw.split(b"\n")):
@@ -93,13 +79,70 @@ def load_vocab(vocab: str, sha256: str | None, base: str | Path | None = None) -
     return Tokenizer(tuple(chars))
 
 
+def _pinned_bytes(path: str, sha256: str | None, what: str) -> bytes:
+    """A public file's bytes, refused unless its SHA-256 is the run file's."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(
+            expected_got(f"[data] {what} {path}", "a readable file", type(e).__name__)
+        ) from None
+    digest = hashlib.sha256(raw).hexdigest()
+    if sha256 is None or digest != sha256.lower().removeprefix("sha256:"):
+        raise ConfigError(
+            expected_got(
+                f"{path}: SHA-256",
+                f"[data] {what}_sha256" + (f" = {sha256[:16]}..." if sha256 else " (not given)"),
+                f"{digest[:16]}...",
+                "every party must hold the same public file",
+            )
+        )
+    return raw
+
+
+def frozen_table(file: str | None, sha256: str | None, vocab_size: int) -> np.ndarray | None:
+    """The frozen public embedding (V, D) of ``[data] embedding_file``, or None."""
+    if file is None:
+        return None
+    import io
+
+    try:
+        table = np.load(io.BytesIO(_pinned_bytes(file, sha256, "embedding")), allow_pickle=False)
+    except ValueError:
+        table = None
+    if not isinstance(table, np.ndarray) or table.ndim != 2 or table.shape[0] != vocab_size:
+        raise ConfigError(expected_got(f"{file}", f"a .npy array ({vocab_size}, D)", "another"))
+    if table.dtype.kind not in "fiu" or not np.isfinite(table).all():
+        raise ConfigError(expected_got(f"{file}", "finite numbers", "other values"))
+    return table.astype(np.float64)
+
+
+def declared_features(body: dict) -> int:
+    """n_features a text [data] section implies: D of a frozen embedding, else V."""
+    tok = load_vocab(body.get("vocab", BYTES), body.get("vocab_sha256"))
+    table = frozen_table(body.get("embedding_file"), body.get("embedding_sha256"), tok.size)
+    return tok.size if table is None else table.shape[1]
+
+
 def tokenizer_for(spec: DataSpec) -> Tokenizer:
     tok = load_vocab(spec.vocab, spec.vocab_sha256)
-    if tok.size != spec.n_features:
+    want = declared_features(asdict(spec))
+    if want != spec.n_features:
         raise ConfigError(
-            expected_got("[data] n_features (text: the vocabulary size)", tok.size, spec.n_features)
+            expected_got(
+                "[data] n_features (text: V, or D of the frozen embedding)", want, spec.n_features
+            )
         )
     return tok
+
+
+def encode(rows: list[list[int]], spec: DataSpec) -> np.ndarray:
+    """Token id lists -> the shared input: one-hot (N, max_len, V), or with a frozen public
+    embedding its rows (N, max_len, D), computed locally by the owner; padding stays 0."""
+    tok = load_vocab(spec.vocab, spec.vocab_sha256)
+    x = one_hot(rows, spec.max_len, tok.size)
+    table = frozen_table(spec.embedding_file, spec.embedding_sha256, tok.size)
+    return x if table is None else x @ table
 
 
 def one_hot(rows: list[list[int]], max_len: int, vocab_size: int) -> np.ndarray:
@@ -152,7 +195,7 @@ def read_text(path: str | Path, spec: DataSpec, max_bytes: int | None = None) ->
     rows, names = read_text_rows(path, spec)
     index = {c: k for k, c in enumerate(spec.classes)}
     data = SequenceData(
-        x=one_hot(rows, spec.max_len, spec.n_features),
+        x=encode(rows, spec),
         lengths=np.array([len(r) for r in rows], dtype=np.int64),
         y=np.array([index[c] for c in names], dtype=np.int64),
         classes=spec.classes,
@@ -170,7 +213,7 @@ def read_unlabelled(path: str | Path, spec: DataSpec) -> SequenceData:
     _check_size(path, str(path), MAX_FILE_BYTES)
     rows, _ = read_text_rows(path, spec, labelled=False)
     return SequenceData(
-        x=one_hot(rows, spec.max_len, spec.n_features),
+        x=encode(rows, spec),
         lengths=np.array([len(r) for r in rows], dtype=np.int64),
         y=np.zeros(len(rows), dtype=np.int64),
         classes=spec.classes,
@@ -181,7 +224,7 @@ def encode_texts(texts: list[str], spec: DataSpec) -> tuple[np.ndarray, np.ndarr
     """Raw texts (``predict``) -> (one-hot x (N, max_len, V), lengths), cut at max_len."""
     tok = tokenizer_for(spec)
     rows = [tok.encode(t)[: spec.max_len] or [0] for t in texts]
-    return one_hot(rows, spec.max_len, tok.size), np.array([len(r) for r in rows])
+    return encode(rows, spec), np.array([len(r) for r in rows])
 
 
 def write_text(path: str | Path, labels: list[str], texts: list[str]) -> None:

@@ -157,3 +157,26 @@ def test_run_file_text_declaration_holds_no_vocabulary_from_data(tmp_path):
     assert "'vocab': 'bytes'" in body  # the public tokenizer is named, nothing learned
     with pytest.raises(ConfigError):
         DataSpec(n_features=256, classes=("a", "b"), max_len=4, kind="text", frame=2)
+
+
+def test_frozen_public_embedding_is_applied_locally_before_sharing(tmp_path):
+    import numpy as np
+
+    from launch.runfile import build
+
+    table = np.random.default_rng(0).uniform(-1, 1, (256, 3))
+    path = tmp_path / "emb.npy"
+    np.save(path, table)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    body = {"kind": "text", "classes": ["ham", "spam"], "max_len": 8}
+    body.update(embedding_file=str(path), embedding_sha256=digest)
+    cfg = build({"data": body}, {})
+    assert cfg.spec.n_features == 3 and cfg.model.embedding_dim == 0
+    p = tmp_path / "a.tsv"
+    p.write_text("ham\tOk lar\n", encoding="utf-8")
+    data = read_text(p, cfg.spec)
+    assert data.x.shape == (1, 8, 3)
+    np.testing.assert_allclose(data.x[0, :6], table[list(b"Ok lar")], atol=0)
+    assert (data.x[0, 6:] == 0).all()
+    with pytest.raises(ConfigError, match="SHA-256"):
+        build({"data": {**body, "embedding_sha256": "0" * 64}}, {})
