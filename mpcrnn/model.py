@@ -115,7 +115,8 @@ def forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool = False
     return _rnn_forward(B, cfg, params, x, m, with_backward)
 
 
-def _rnn_forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool):
+def _rnn_forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool, head=True):
+    """The recurrent layers, then (``head``) the head; without: (None, trace)."""
     cell = CELLS[cfg.cell]
     inp, trace = x, []
     for k in range(cfg.num_layers):
@@ -126,6 +127,8 @@ def _rnn_forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool):
         inp = hs
     hs = trace[-1][1]
     T, N, H = hs.shape
+    if not head:
+        return None, trace
     if cfg.task == "classify":
         (out,) = B.mul_many([("matmul", hs[-1], params["fc.weight"].t())])
         return out + params["fc.bias"], trace
