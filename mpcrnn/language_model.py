@@ -81,3 +81,51 @@ def bits_per_char(B, cfg, params: dict, x, m) -> float:
     logp = torch.log_softmax(logits, dim=-1)
     nll = -(logp * target).sum(-1, keepdim=True) * valid
     return float(nll.sum() / valid.sum().clamp(min=1)) / math.log(2)
+
+
+def train_lm(B, cfg, tcfg, x, m, params: dict, progress=None):
+    """The language model's training loop on either backend: the public batch schedule, Adam /
+    SGD and clipping of :mod:`mpcrnn.train`, the per-step loss above.  x (N, T, V), m (N, T, 1)
+    row-major as :class:`mpcrnn.train.Dataset` holds them.  Returns (params, state)."""
+    from mpcrnn.train import init_state, run_schedule, schedule, sgd_step
+
+    plan = {e: schedule(x.shape[0], tcfg, e) for e in range(tcfg.epochs)}
+    total = sum(len(b) for b in plan.values())
+
+    def step_fn(idx, params, state, step):
+        index = torch.as_tensor(idx)
+        xb, mb = x[index].transpose(0, 1), m[index].transpose(0, 1)
+        grads, _ = lm_forward_backward(B, cfg, params, xb, mb)
+        return sgd_step(B, params, grads, state, tcfg, len(idx), step, total)
+
+    return run_schedule(
+        B,
+        plan,
+        lambda idx: ("lm", len(idx), x.shape[1]),
+        step_fn,
+        params,
+        init_state(B, params, tcfg),
+        epochs=tcfg.epochs,
+        first_step=0,
+        prefetch=True,
+        progress=progress,
+    )
+
+
+def generate(
+    model, prompt: list[int], n: int, temperature: float = 1.0, seed: int = 0
+) -> list[int]:
+    """Sample n tokens after ``prompt`` from an exported model (``TorchSequenceModel`` with an
+    embedding and a head over the vocabulary); temperature 0: greedy."""
+    g = torch.Generator().manual_seed(seed)
+    ids = list(prompt) or [0]
+    with torch.no_grad():
+        for _ in range(n):
+            out, _ = model.rnn(model.embedding(torch.tensor([ids])))
+            logits = model.fc(out[0, -1]).double()
+            if temperature <= 0:
+                ids.append(int(logits.argmax()))
+                continue
+            probs = torch.softmax(logits / temperature, dim=-1)
+            ids.append(int(torch.multinomial(probs, 1, generator=g)))
+    return ids[len(prompt) or 1 :]
