@@ -105,3 +105,13 @@ def test_a_bad_text_line_is_one_error_line_without_the_text(tmp_path):
     assert res.returncode != 0
     assert f"{data}: line 7: label" in out and len(res.stderr.strip().splitlines()) == 1
     assert "secret" not in out and "eggs" not in out and "Traceback" not in out
+
+
+def test_train_offers_the_sms_demo_and_its_settings_apply():
+    from launch.runfile import build
+    from mpcrnn.text_demo import with_demo_settings
+
+    assert "--demo [vowels|sms]" in CliRunner().invoke(cli.main, ["train", "--help"]).output
+    cfg = build(with_demo_settings({}), {"hidden_size": 8})  # a flag still overrides the demo
+    assert (cfg.spec.kind, cfg.spec.n_features, cfg.spec.max_len) == ("text", 256, 40)
+    assert (cfg.model.embedding_dim, cfg.model.hidden_size, cfg.train.epochs) == (16, 8, 8)
