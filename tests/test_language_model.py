@@ -100,3 +100,59 @@ def test_lm_training_lowers_bits_per_char_and_generates():
     assert generate(model, [1, 2, 3], 6, temperature=0) == [1, 2, 3, 1, 2, 3]
     sampled = generate(model, [1], 20, temperature=1.0, seed=3)
     assert sampled == generate(model, [1], 20, temperature=1.0, seed=3) and len(sampled) == 20
+
+
+def _lm_rows():
+    """A tiny character corpus: 8 rows of 6 tokens over V = 5, each party holds some."""
+    text = "abcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcd"
+    ids = [[1 + "abcd".index(c) for c in text[i : i + 6]] for i in range(0, 48, 6)]
+    x = torch.as_tensor(one_hot(ids, 6, 5))
+    return x, masks(torch.full((8,), 6), 6)
+
+
+def _lm_setup():
+    from mpcrnn.config import TrainConfig
+
+    cfg = ModelConfig(cell="gru", input_size=5, hidden_size=4, num_classes=5, embedding_dim=3)
+    return cfg, TrainConfig(epochs=1, batch_size=4, lr=0.05)
+
+
+def lm_party(session):
+    from mpcrnn.language_model import train_lm
+    from protocols.arithmetic.reveal import reveal
+    from protocols.arithmetic.sharing import public, share
+
+    cfg, tcfg = _lm_setup()
+    x, m = _lm_rows()
+    parts = [(0, 3), (3, 6), (6, 8)]  # rows of party 0, 1, 2: each shares its own
+    xs = [
+        share(session, x[a:b] if session.rank == r else None, src=r, shape=(b - a, 6, 5))
+        for r, (a, b) in enumerate(parts)
+    ]
+    ms = [
+        share(session, m[a:b] if session.rank == r else None, src=r, shape=(b - a, 6, 1))
+        for r, (a, b) in enumerate(parts)
+    ]
+    B = SharedBackend(session, ActivationConfig())
+    params = {k: public(session, v) for k, v in init_params(cfg, 0).items()}
+    params, _ = train_lm(B, cfg, tcfg, torch.cat(xs), torch.cat(ms), params)
+    everyone = tuple(range(session.world_size))
+    return {k: reveal(session, v, to=everyone, what=k, why="test") for k, v in params.items()}
+
+
+def test_lm_trained_on_shares_by_three_parties_matches_its_mirror():
+    from mpc_harness import run_parties
+
+    from mpcrnn.language_model import train_lm
+
+    cfg, tcfg = _lm_setup()
+    x, m = _lm_rows()
+    B = PlainBackend(ActivationConfig())
+    mirror, _ = train_lm(B, cfg, tcfg, x, m, init_params(cfg, 0))
+    outs = run_parties(lm_party, world_size=3, provider="TTP", timeout_s=900)
+    xt, mt = x.transpose(0, 1), m.transpose(0, 1)
+    ref = bits_per_char(B, cfg, mirror, xt, mt)
+    for opened in outs:
+        for k in mirror:
+            torch.testing.assert_close(opened[k], mirror[k], atol=2e-2, rtol=0, msg=k)
+        assert abs(bits_per_char(B, cfg, opened, xt, mt) - ref) < 0.05
