@@ -53,6 +53,11 @@ def main() -> None:
 @timeout_option()
 @click.option("--no-baseline", is_flag=True, help="Demo: skip the plaintext baseline.")
 @click.option(
+    "--demo",
+    type=click.Choice(["vowels", "sms"]),
+    help="With no --data: vowels (the default) or sms (text: SMS spam, docs/text.md).",
+)
+@click.option(
     "--resume",
     is_flag=True,
     help="Continue from the newest epoch every party checkpointed in --out.",
@@ -63,7 +68,7 @@ def main() -> None:
 @transport_options(with_key=False)
 @adversarial_options
 @intake_options
-def train(data_files, test_files, out, timeout, no_baseline, resume, config_file, **settings):
+def train(data_files, test_files, out, timeout, no_baseline, demo, resume, config_file, **settings):
     """Spawn the parties and the dealer on this machine and train.
 
     With no --data: the built-in demo (Japanese Vowels split 50/30/20 across 3 organizations).
@@ -79,10 +84,16 @@ def train(data_files, test_files, out, timeout, no_baseline, resume, config_file
         raw = read_file(config_file)
         for f in data_files:
             require_data_declaration(raw, config_file, f)
+        if demo == "sms" and not data_files:
+            from mpcrnn.text_demo import with_demo_settings
+
+            raw = with_demo_settings(raw)
         cfg = warn_transport(build(raw, settings))  # validated; the flags given override the file
         out_dir = writable_dir(out)
-        demo = not data_files
-        if demo:
+        demo = (demo or "vowels") if not data_files else None
+        if demo == "sms":
+            data_files, test_files = _sms_demo_files(cfg, out_dir)
+        elif demo:
             data_files, test_files = _demo_files(cfg, out_dir)
         _check_and_warn(cfg, data_files)
         reports = launch_local(
@@ -96,7 +107,9 @@ def train(data_files, test_files, out, timeout, no_baseline, resume, config_file
             max_file_bytes=max_file_bytes,
         )
         baseline = demo and not no_baseline
-        summary = summarize(cfg, reports, baseline, list(data_files), echo=click.echo)
+        summary = summarize(
+            cfg, reports, baseline, list(data_files), echo=click.echo, test_files=list(test_files)
+        )
         (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
         click.echo(f"  report: {out_dir / 'report.json'}")
     except MpcrnnError as exc:
@@ -126,6 +139,24 @@ def _demo_files(cfg, out_dir: Path) -> tuple[list[str], list[str]]:
         + ", ".join(f"party {r}: {p.n_rows}" for r, p in enumerate(tr_parts))
     )
     return data_files, test_files
+
+
+def _sms_demo_files(cfg, out_dir: Path) -> tuple[list[str], list[str]]:
+    """The text demo: a fixed SMS spam subsample split across the parties (mpcrnn.text_demo)."""
+    from mpcrnn.text_demo import write_sms_party_files
+
+    click.echo(
+        f"mpcrnn demo: SMS spam (UCI, balanced 300 train / 300 test), {cfg.parties} "
+        f"organizations, Embedding({cfg.model.input_size}, {cfg.model.embedding_dim}) + "
+        f"{cfg.model.cell.upper()} H={cfg.model.hidden_size}, texts cut to "
+        f"{cfg.spec.max_len} bytes, {cfg.train.epochs} epochs, provider {cfg.provider}"
+    )
+    train, test, counts = write_sms_party_files(cfg.parties, cfg.train.seed, out_dir)
+    click.echo(
+        "  rows per organization (public): "
+        + ", ".join(f"party {r}: {n}" for r, n in enumerate(counts))
+    )
+    return train, test
 
 
 def _check_and_warn(cfg, data_files) -> None:

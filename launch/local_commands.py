@@ -79,7 +79,12 @@ def rehearse(config_file, data_file, test_file, as_json):
     help="Release Laplace-noised class probabilities (scale 2/epsilon, "
     "epsilon-DP PER QUERY row; n rows compose to n x epsilon) and predictions from them.",
 )
-def predict(model_file, data_file, dp_epsilon):
+@click.option(
+    "--raw-text",
+    is_flag=True,
+    help="Text models: every line of --data is one text, unlabelled (no accuracy).",
+)
+def predict(model_file, data_file, dp_epsilon, raw_text):
     """Run a trained model on this party's own data, in plaintext (torch, exact activations)."""
     import torch
 
@@ -94,7 +99,12 @@ def predict(model_file, data_file, dp_epsilon):
         from mpcrnn.model_file import read_model_file
 
         _, spec, model = read_model_file(model_file)
-        data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
+        if raw_text:
+            from mpcrnn.text import read_unlabelled
+
+            data = read_unlabelled(data_file, spec)
+        else:
+            data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
         with torch.no_grad():
             logits = model(
                 torch.as_tensor(data.x, dtype=torch.float64), torch.as_tensor(data.lengths)
@@ -109,7 +119,7 @@ def predict(model_file, data_file, dp_epsilon):
             logits = scores
             extra = {"scores": scores.tolist(), "dp": predict_dp_note(dp_epsilon, len(scores))}
         pred = logits.argmax(1).numpy()
-        acc = float((pred == data.y).mean())
+        acc = None if raw_text else float((pred == data.y).mean())
         click.echo(
             json.dumps(
                 {

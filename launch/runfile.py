@@ -206,6 +206,10 @@ def _spec(section: dict | None) -> D.DataSpec:
     for key in ("classes", "feature_low", "feature_high"):
         if body.get(key) is not None:
             body[key] = tuple(body[key])
+    if body.get("kind") == "text" and "n_features" not in body:  # the public vocabulary's size
+        from mpcrnn.text import declared_features
+
+        body["n_features"] = declared_features(body)
     try:
         return D.DataSpec(**body)
     except TypeError as exc:

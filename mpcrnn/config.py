@@ -38,6 +38,11 @@ class ModelConfig:
     input_size: int = 12  # F per step ([data] n_features x frame; JV: 12)
     hidden_size: int = setting(32, help="H, the size of each layer's hidden state.")
     num_layers: int = setting(1, help="Stacked recurrent layers.")
+    embedding_dim: int = setting(
+        0,
+        help="Text: D of a trainable embedding (V, D) on shares before the recurrent layers "
+        "(0: none; numeric inputs).",
+    )
     num_classes: int = 9  # C, classes of the head ([data] classes); 0: regress
     task: str = "classify"  # classify (many-to-one, cross-entropy) | regress
     output_size: int = 0  # regression outputs per step (task="regress")
@@ -53,6 +58,15 @@ class ModelConfig:
             raise ConfigError(expected_got("num_classes", ">= 2", self.num_classes))
         if self.task == "regress" and self.output_size < 1:
             raise ConfigError(expected_got("output_size", ">= 1", self.output_size))
+        if self.embedding_dim < 0:
+            raise ConfigError(
+                expected_got(label(self, "embedding_dim"), ">= 0", self.embedding_dim)
+            )
+
+    @property
+    def rnn_input_size(self) -> int:
+        """What the first recurrent layer reads: the embedding's D, or input_size."""
+        return self.embedding_dim or self.input_size
 
     @property
     def head_size(self) -> int:
@@ -337,6 +351,10 @@ class RunConfig:
                     f"{self.adversarial.method} with mode {self.mode}"
                     + (" and DP-SGD" if self.dp.enabled else ""),
                 )
+            )
+        if self.adversarial.enabled and self.model.embedding_dim:
+            raise ConfigError(
+                expected_got(label(self.adversarial, "method"), "none with an embedding", "text")
             )
         if self.dp.enabled and self.mode != "mpc":
             raise ConfigError(

@@ -91,6 +91,17 @@ class DataSpec:
     # a party is warned, or refused with --strict; DP-SGD (--dp-epsilon) is what bounds the leak.
     min_rows: int = 10
     frame: int = 1  # time steps stacked into one model input (1: none); see the docstring
+    # text (mpcrnn.text): rows are label<TAB>text lines, tokenized with a public vocabulary
+    # ("bytes": UTF-8 bytes, V = 256; or a vocabulary file whose SHA-256 is vocab_sha256) and
+    # one-hot encoded, so n_features = V; too_long: "cut" to max_len tokens or "refuse"
+    kind: str = "sequence"  # "sequence" (numeric features) or "text"
+    vocab: str = "bytes"
+    vocab_sha256: str | None = None
+    too_long: str = "cut"
+    # a frozen public embedding (V, D) .npy applied by each party to its own tokens before sharing
+    # (n_features = D); pinned by its SHA-256
+    embedding_file: str | None = None
+    embedding_sha256: str | None = None
 
     @property
     def input_size(self) -> int:
@@ -121,6 +132,10 @@ class DataSpec:
             bad("classes", "distinct non-empty names without surrounding spaces")
         if not (isinstance(self.value_bound, (int, float)) and 0 < self.value_bound < math.inf):
             bad("value_bound", "a finite number > 0")
+        if self.kind not in ("sequence", "text") or self.too_long not in ("cut", "refuse"):
+            bad("kind", "'sequence' or 'text', with too_long 'cut' or 'refuse'")
+        if self.kind == "text" and (self.scaling != "none" or self.frame != 1):
+            bad("scaling", "'none' with frame 1 for text (one-hot tokens)")
         given = (self.feature_low, self.feature_high)
         unset = all(v is None for v in given)
         if self.scaling not in ("bounds", "none") or (self.scaling == "none") != unset:

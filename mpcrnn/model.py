@@ -14,6 +14,7 @@ import torch
 
 from mpcrnn.cells import CELLS, backward_factors, layer_backward, layer_forward
 from mpcrnn.config import ModelConfig
+from mpcrnn.embedding import EMBEDDING, embed, embed_backward, torch_embedding
 
 TORCH_CELLS = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}
 
@@ -24,14 +25,18 @@ class TorchSequenceModel(torch.nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        if cfg.embedding_dim:  # text: x is one-hot (N, T, V); x @ weight == embedding(ids)
+            self.embedding = torch_embedding(cfg.input_size, cfg.embedding_dim)
         self.rnn = TORCH_CELLS[cfg.cell](
-            cfg.input_size, cfg.hidden_size, cfg.num_layers, batch_first=True
+            cfg.rnn_input_size, cfg.hidden_size, cfg.num_layers, batch_first=True
         )
         self.fc = torch.nn.Linear(cfg.hidden_size, cfg.head_size)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x (N, T, I), lengths (N,) -> classify: logits (N, C) at each row's last valid step;
         regress: (N, T, O)."""
+        if self.cfg.embedding_dim:
+            x = x.to(self.embedding.weight.dtype) @ self.embedding.weight
         out, _ = self.rnn(x)  # (N, T, H)
         if self.cfg.task == "regress":
             return self.fc(out)
@@ -48,7 +53,8 @@ def init_params(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
 
 
 def _flat_state(model: TorchSequenceModel) -> dict[str, torch.Tensor]:
-    out = {k: v for k, v in model.rnn.state_dict().items()}
+    out = {EMBEDDING: model.embedding.weight} if model.cfg.embedding_dim else {}
+    out.update(model.rnn.state_dict())
     out.update({f"fc.{k}": v for k, v in model.fc.state_dict().items()})
     return out
 
@@ -75,8 +81,10 @@ def export_state_dicts(
 ) -> TorchSequenceModel:
     """Opened parameters -> a torch model (float32) whose ``rnn``/``fc`` hold them exactly."""
     model = TorchSequenceModel(cfg)
+    if cfg.embedding_dim:
+        model.embedding.load_state_dict({"weight": plain_params[EMBEDDING].float()})
     model.rnn.load_state_dict(
-        {k: v.float() for k, v in plain_params.items() if not k.startswith("fc.")}
+        {k: v.float() for k, v in plain_params.items() if not k.startswith(("fc.", "embedding."))}
     )
     model.fc.load_state_dict(
         {k[3:]: v.float() for k, v in plain_params.items() if k.startswith("fc.")}
@@ -100,7 +108,15 @@ def forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool = False
     """x (T, N, I), m (T, N, 1) -> (head output, per-layer (inputs, hs, saved)).
     Head output: logits (N, C) from the last layer's h_T, or (T, N, O) for regression.
     ``with_backward``: the randomness of :func:`forward_backward`'s backward products with
-    W_hh is prepared with the forward's (see :func:`mpcrnn.cells.layer_forward`)."""
+    W_hh is prepared with the forward's (see :func:`mpcrnn.cells.layer_forward`).
+    With an embedding, x is one-hot (T, N, V) and is embedded first (:mod:`mpcrnn.embedding`)."""
+    if cfg.embedding_dim:
+        x = embed(B, x, params[EMBEDDING])
+    return _rnn_forward(B, cfg, params, x, m, with_backward)
+
+
+def _rnn_forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool, head=True):
+    """The recurrent layers, then (``head``) the head; without: (None, trace)."""
     cell = CELLS[cfg.cell]
     inp, trace = x, []
     for k in range(cfg.num_layers):
@@ -111,6 +127,8 @@ def forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool = False
         inp = hs
     hs = trace[-1][1]
     T, N, H = hs.shape
+    if not head:
+        return None, trace
     if cfg.task == "classify":
         (out,) = B.mul_many([("matmul", hs[-1], params["fc.weight"].t())])
         return out + params["fc.bias"], trace
@@ -140,7 +158,8 @@ def forward_backward(
               d y_t = m_t (y_t - target_t).
     """
     cell = CELLS[cfg.cell]
-    out, trace = forward(B, cfg, params, x, m, with_backward=True)
+    emb = embed(B, x, params[EMBEDDING]) if cfg.embedding_dim else x
+    out, trace = _rnn_forward(B, cfg, params, emb, m, with_backward=True)
     head = _classify_backward if cfg.task == "classify" else _regress_backward
     grads, dh_ext = head(B, params, out, trace[-1][1], m, target, per_example)
     factors = backward_factors(B, [(cell, saved, m) for _, _, saved in trace])
@@ -155,11 +174,13 @@ def forward_backward(
             inp,
             dh_ext,
             cfg.hidden_size,
-            need_dx=k > 0 or input_grad,
+            need_dx=k > 0 or input_grad or bool(cfg.embedding_dim),
             per_example=per_example,
         )
         grads.update({name: g[key] for key, name in zip(LAYER_KEYS, _layer_names(k))})
         dh_ext = dx
+    if cfg.embedding_dim:  # the table's gradient; the input gradient stays d(emb)
+        grads[EMBEDDING] = embed_backward(B, x, dh_ext, per_example)
     return (grads, out, dh_ext) if input_grad else (grads, out)
 
 

@@ -118,8 +118,10 @@ def read_model_file(path: str | Path) -> tuple[ModelConfig, DataSpec, torch.nn.M
 
 
 def _names(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The state-dict names the model file uses: the RNN's own, ``fc.`` for the head."""
-    out = dict(module.rnn.state_dict())
+    """The state-dict names the model file uses: the RNN's own, ``fc.`` for the head (and
+    ``embedding.weight`` first for text)."""
+    out = {"embedding.weight": module.embedding.weight} if module.cfg.embedding_dim else {}
+    out.update(module.rnn.state_dict())
     out.update({f"fc.{k}": v for k, v in module.fc.state_dict().items()})
     return out
 

@@ -359,6 +359,10 @@ def load_party_file(
     Call :func:`scale_features` next, before sharing.
     """
     reader = _READERS.get(Path(path).suffix.lower())
+    if spec.kind == "text":  # label<TAB>text lines, any suffix (mpcrnn.text)
+        from mpcrnn.text import read_text
+
+        reader = read_text
     if reader is None:
         fail(
             f"{path}: file type",

@@ -50,7 +50,12 @@ def fedavg_notice(cfg: RunConfig) -> str:
 
 
 def summarize(
-    cfg: RunConfig, reports: list[dict], baseline: bool, train_files: list[str], echo: Echo
+    cfg: RunConfig,
+    reports: list[dict],
+    baseline: bool,
+    train_files: list[str],
+    echo: Echo,
+    test_files: list[str | None] | None = None,
 ) -> dict:
     """The run's report.json from every process's report.  ``baseline`` (the demo): also train
     the plaintext mirror and torch on the pooled rows, same seed and schedule."""
@@ -78,7 +83,7 @@ def summarize(
             "DP-SGD)"
         )
     elif baseline:
-        summary["baseline"] = _baseline(cfg, summary, train_files, echo)
+        summary["baseline"] = _baseline(cfg, summary, train_files, echo, test_files)
     _revealed_and_dp(summary, parties, echo)
     models = [p["model_file"] for p in parties if "model_file" in p]
     echo("  model written to: " + ", ".join(models))
@@ -111,7 +116,9 @@ def _test_accuracy(cfg: RunConfig, parties: list[dict], summary: dict, echo: Ech
     )
 
 
-def _baseline(cfg: RunConfig, summary: dict, train_files: list[str], echo: Echo) -> dict:
+def _baseline(
+    cfg: RunConfig, summary: dict, train_files: list[str], echo: Echo, test_files=None
+) -> dict:
     """The demo's plaintext baselines on the parties' rows pooled in rank order: exactly the
     rows and schedule the MPC run used; tested on the Japanese Vowels test set.  Keys name the
     cell: ``plaintext_exact_<cell>`` (torch, exact activations)."""
@@ -122,7 +129,13 @@ def _baseline(cfg: RunConfig, summary: dict, train_files: list[str], echo: Echo)
     train_all = D.scale_features(
         concat([D.load_party_file(f, cfg.spec) for f in train_files]), cfg.spec
     )
-    test_all = D.scale_features(D.japanese_vowels("test"), cfg.spec)
+    tests = [f for f in test_files or () if f]
+    test_all = D.scale_features(  # the demo's test files (the text demo), or Japanese Vowels'
+        concat([D.load_party_file(f, cfg.spec) for f in tests])
+        if tests and cfg.spec.kind == "text"
+        else D.japanese_vowels("test"),
+        cfg.spec,
+    )
     if cfg.mode == "fedavg":
         exact_params = train_plain_mirror(cfg, train_all, exact=True)
         exact = evaluate_local(cfg, exact_params, test_all, polynomial=False)

@@ -108,7 +108,8 @@ def test_help_shows_each_default_from_the_dataclass():
             assert f"[default: {default}]" in text, s.label
             assert " ".join(f"{opts} {text}".split()) in out, s.label
             shown += 1
-    assert shown == 24  # every flagged setting but lr, epsilon, noise, alpha, reveal_*, insecure
+    # every flagged setting but lr, epsilon, noise, alpha, reveal_*, insecure (embedding_dim: 25)
+    assert shown == 25
 
 
 def test_the_run_file_reference_lists_every_key_with_its_default():
@@ -121,7 +122,13 @@ def test_the_run_file_reference_lists_every_key_with_its_default():
             assert f"{s.name} =" in text
             if s.default is not None:
                 assert coerce(s, section[s.name]) == s.default, s.label
-    assert raw["data"] == {"value_bound": 8.0, "scaling": "none", "min_rows": 10, "frame": 1}
+    assert raw["data"] == {
+        "value_bound": 8.0,
+        "scaling": "none",
+        "min_rows": 10,
+        "frame": 1,
+        **{"kind": "sequence", "vocab": "bytes", "too_long": "cut"},  # text: mpcrnn.text
+    }
 
 
 def test_renamed_run_file_keys_still_read(tmp_path):

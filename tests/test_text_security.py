@@ -1,0 +1,49 @@
+"""What leaves shares during a 3-party + dealer text run with a trainable embedding: only the
+final weights (the embedding table among them), in the ledger; every other opening is a masked
+Beaver/protocol opening (the instrumentation of tests/test_security.py)."""
+
+from __future__ import annotations
+
+from mpc_harness import run_parties
+
+TEXTS = ["ok see you", "WIN CASH now", "call me later", "FREE prize!!", "lunch?", "txt STOP"]
+
+
+def text_party(session):
+    from test_security import instrument
+
+    from mpcrnn.config import ModelConfig, RunConfig, TrainConfig
+    from mpcrnn.declaration import DataSpec, SequenceData
+    from mpcrnn.secure import run_training
+    from mpcrnn.text import encode_texts
+
+    crypten_open, ours = instrument()
+    spec = DataSpec(n_features=256, classes=("ham", "spam"), max_len=6, kind="text")
+    x, lengths = encode_texts(TEXTS, spec)  # this party's own rows, never sent in clear
+    part = SequenceData(x, lengths.astype("int64"), (lengths % 2).astype("int64"), spec.classes)
+    cfg = RunConfig(
+        model=ModelConfig(
+            input_size=256, hidden_size=3, num_classes=2, embedding_dim=2, cell="lstm"
+        ),
+        train=TrainConfig(epochs=1, batch_size=9),
+        spec=spec,
+        reveal_to=(0, 2),
+    )
+    result = run_training(session, cfg, part)
+    return dict(crypten_open), dict(ours), session.ledger.to_json(), result["params"] is not None
+
+
+def test_text_run_opens_only_the_final_weights():
+    from test_security import _only_masked_openings_and_ledgered_reveals
+
+    outs = run_parties(text_party, world_size=3, provider="TTP", timeout_s=900)
+    names = ["embedding.weight"] + [
+        f"{k}_l0" for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    ]
+    for rank, (crypten_open, ours, ledger, got_model) in enumerate(outs):
+        assert got_model == (rank in (0, 2))
+        _only_masked_openings_and_ledgered_reveals(crypten_open, ours)
+        assert [e["what"] for e in ledger] == [
+            f"final weight {k}" for k in (*names, "fc.weight", "fc.bias")
+        ]
+        assert all(tuple(e["to"]) == (0, 2) for e in ledger)
