@@ -140,16 +140,14 @@ def lm_party(session):
     return {k: reveal(session, v, to=everyone, what=k, why="test") for k, v in params.items()}
 
 
-def test_lm_trained_on_shares_by_three_parties_matches_its_mirror():
-    from mpc_harness import run_parties
-
+def test_lm_trained_on_shares_by_three_parties_matches_its_mirror(parties):
     from mpcrnn.language_model import train_lm
 
     cfg, tcfg = _lm_setup()
     x, m = _lm_rows()
     B = PlainBackend(ActivationConfig())
     mirror, _ = train_lm(B, cfg, tcfg, x, m, init_params(cfg, 0))
-    outs = run_parties(lm_party, world_size=3, provider="TTP", timeout_s=900)
+    outs = parties(lm_party, world_size=3, provider="TTP", timeout_s=900)
     xt, mt = x.transpose(0, 1), m.transpose(0, 1)
     ref = bits_per_char(B, cfg, mirror, xt, mt)
     for opened in outs:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import torch
@@ -91,10 +90,10 @@ def test_model_file_with_embedding_loads_into_torch_and_predicts_raw_text(tmp_pa
     assert res.exit_code == 0 and json.loads(res.output)["rows"] == len(ROWS)
 
 
-def test_a_bad_text_line_is_one_error_line_without_the_text(tmp_path):
+def test_a_bad_text_line_is_one_error_line_without_the_text(tmp_path, subprocesses):
     run, data = _files(tmp_path)
     data.write_bytes(data.read_bytes() + b"eggs\tmy secret message\n")
-    res = subprocess.run(  # the CLI exits with os._exit: a process of its own
+    res = subprocesses.run(  # the CLI exits with os._exit: a process of its own
         [sys.executable, "-m", "launch.cli", "rehearse", "--config", str(run), "--data", str(data)],
         capture_output=True,
         text=True,

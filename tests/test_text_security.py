@@ -4,8 +4,6 @@ Beaver/protocol opening (the instrumentation of tests/test_security.py)."""
 
 from __future__ import annotations
 
-from mpc_harness import run_parties
-
 TEXTS = ["ok see you", "WIN CASH now", "call me later", "FREE prize!!", "lunch?", "txt STOP"]
 
 
@@ -33,10 +31,10 @@ def text_party(session):
     return dict(crypten_open), dict(ours), session.ledger.to_json(), result["params"] is not None
 
 
-def test_text_run_opens_only_the_final_weights():
+def test_text_run_opens_only_the_final_weights(parties):
     from test_security import _only_masked_openings_and_ledgered_reveals
 
-    outs = run_parties(text_party, world_size=3, provider="TTP", timeout_s=900)
+    outs = parties(text_party, world_size=3, provider="TTP", timeout_s=900)
     names = ["embedding.weight"] + [
         f"{k}_l0" for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     ]
