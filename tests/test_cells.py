@@ -175,7 +175,7 @@ def test_sequence_regression_mse_matches_autograd_and_shares(cell):
 def test_mpc_forward_within_approximation_error_of_torch(cell):
     """Shares (polynomial activations) vs the exported model in torch (exact activations): the
     logits differ by the propagated approximation error.  With the default polynomial (max
-    error 0.033 tanh / 0.016 sigmoid) and |W| <= 1/sqrt(H) this stays below 0.05 here."""
+    error 0.033 tanh / 0.0164 sigmoid) and |W| <= 1/sqrt(H) this stays below 0.05 here."""
     from protocols.arithmetic.sharing import public
     from protocols.network.parties import init_in_process
 
