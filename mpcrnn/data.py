@@ -96,10 +96,12 @@ def write_csv(data: SequenceData, path: str | Path) -> None:
     """Write ``data`` in the :func:`read_csv` layout (seq_id = row index, exact float repr)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["seq_id", "t", *(f"f{j}" for j in range(data.n_features)), "label"])
+        last = "label" if data.classes else "target"  # regression: no classes, one target
+        w.writerow(["seq_id", "t", *(f"f{j}" for j in range(data.n_features)), last])
         for i in range(data.n_rows):
+            label = data.classes[int(data.y[i])] if data.classes else repr(float(data.y[i, 0]))
             for t, row in enumerate(data.x[i, : data.lengths[i]].tolist()):
-                w.writerow([i, t, *map(repr, row), data.classes[int(data.y[i])]])
+                w.writerow([i, t, *map(repr, row), label])
 
 
 def write_party_files(

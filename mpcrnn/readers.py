@@ -82,9 +82,14 @@ def _floats(cells: list[str], where: Callable[[int], str]) -> np.ndarray:
 
 
 def _assemble(
-    seqs: list[np.ndarray], names: list[str], spec: DataSpec, source: str
+    seqs: list[np.ndarray],
+    names: list[str],
+    spec: DataSpec,
+    source: str,
+    lines: list[int] | None = None,
 ) -> SequenceData:
-    """Pad (L_i, F) arrays to x (N, max(spec.max_len, L_i), F), encode labels, validate."""
+    """Pad (L_i, F) arrays to x (N, max(spec.max_len, L_i), F), encode labels (regression: parse
+    the targets; ``lines[i]``: the file line of sequence i, for errors), validate."""
     index = {c: k for k, c in enumerate(spec.classes)}
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
     x = np.zeros(
@@ -96,19 +101,35 @@ def _assemble(
     )
     for i, s in enumerate(seqs):
         x[i, : len(s)] = s
-    y = np.array([index.get(name, -1) for name in names], dtype=np.int64)
+    if spec.is_regression:
+        y = _targets(names, spec, source, lines)
+    else:
+        y = np.array([index.get(name, -1) for name in names], dtype=np.int64)
     data = SequenceData(x=x, lengths=lengths, y=y, classes=spec.classes)
-    validate(data, spec, source)
+    validate(data, spec, source, lines)
     return data
+
+
+def _targets(names, spec: DataSpec, source: str, lines: list[int] | None) -> np.ndarray:
+    """Target cells (a string per sequence, or numbers) -> float64 (N, spec.n_targets)."""
+    if len(names) and not isinstance(names[0], str):
+        return np.asarray(names, dtype=np.float64).reshape(len(names), -1)
+
+    def where(i: int) -> str:
+        return f"{source}: line {lines[i]} (sequence {i}), target" if lines else f"{source}: {i}"
+
+    return _floats(list(names), where).reshape(len(names), 1)
 
 
 def read_ts(
     path: str | Path, spec: DataSpec | None = None, max_bytes: int = MAX_FILE_BYTES
 ) -> SequenceData:
-    """Read a UEA/UCR ``.ts`` classification file into raw SequenceData x: (N, T, F).
+    """Read a UEA/UCR ``.ts`` file into raw SequenceData x: (N, T, F).
 
     Header: ``#`` comments and ``@`` lines (``@dimensions 12``, ``@classLabel true a b``, ...)
-    up to ``@data``; then rows ``dim1:dim2:...:label``, each dimension comma-separated values of
+    up to ``@data``; ``@targetLabel true`` instead of ``@classLabel`` (UEA/Monash extrinsic
+    regression): each row's label is one real target, checked against the declared bounds
+    and named by its line.  Rows ``dim1:dim2:...:label``, each dimension comma-separated values of
     one common length.  ``?`` (missing) and timestamps are unsupported.  With ``spec``: padded
     to spec.max_len and validated; without: shape and classes from the file, no value bound.
     Read line by line; a file over ``max_bytes`` is refused unread.
@@ -117,7 +138,10 @@ def read_ts(
     _check_size(path, source, max_bytes)
     lines = _lines(path, source)
     declared, dims = _ts_header(lines, source)
-    if spec is not None and not set(declared) <= set(spec.classes):
+    regression = declared is None
+    if spec is not None and regression != spec.is_regression:
+        _task_mismatch(source, spec)
+    if spec is not None and not regression and not set(declared) <= set(spec.classes):
         fail(
             f"{source}: @classLabel",
             f"names among the {len(spec.classes)} declared classes",
@@ -125,7 +149,13 @@ def read_ts(
         )
     if spec is not None and dims is not None and dims != spec.n_features:
         fail(f"{source}: number of features", spec.n_features, f"{dims} (@dimensions)")
-    seqs, names, dims = _ts_rows(lines, source, dims, spec)
+    seqs, names, dims, rows_at = _ts_rows(lines, source, dims, spec)
+    if regression:
+        if spec is None:  # describe the file itself: targets unbounded
+            big = sys.float_info.max
+            longest = max((len(s) for s in seqs), default=1)
+            spec = DataSpec(dims or 1, (), longest, big, target_low=-big, target_high=big)
+        return _assemble(seqs, names, spec, source, rows_at)
     check_labels(
         np.flatnonzero([name not in declared for name in names]),
         len(declared),
@@ -158,6 +188,29 @@ def _ts_header(lines, source: str) -> tuple[tuple[str, ...], int | None]:
             meta[tok[0].lower()] = [t.lower() for t in tok[1:2]] + tok[2:]
     if blank and not started:
         fail(source, "a .ts header and @data", "an empty file")
+    if started and meta.get("@targetlabel") == ["true"] and "@classlabel" not in meta:
+        declared = None  # regression: one real target per sequence
+    else:
+        declared = _class_header(meta, source, started)
+    if meta.get("@timestamps") == ["true"]:
+        fail(f"{source}: @timeStamps", "false", "true (unsupported)")
+    dims = meta.get("@dimensions")  # absent: the first data row decides
+    if dims is not None and (len(dims) != 1 or not dims[0].isdigit() or int(dims[0]) < 1):
+        fail(f"{source}: @dimensions", "a positive integer", "a malformed value")
+    return declared, int(dims[0]) if dims else None
+
+
+def _task_mismatch(source: str, spec: DataSpec) -> NoReturn:
+    fail(
+        f"{source}: header",
+        "@targetLabel true (regression)" if spec.is_regression else "@classLabel true",
+        "@classLabel" if spec.is_regression else "@targetLabel",
+        "The run file's [data] declares "
+        + ("target bounds (regression)" if spec.is_regression else "classes"),
+    )
+
+
+def _class_header(meta: dict, source: str, started: bool) -> tuple[str, ...]:
     declared = tuple(meta.get("@classlabel", [""])[1:])
     if (
         not started
@@ -167,22 +220,18 @@ def _ts_header(lines, source: str) -> tuple[tuple[str, ...], int | None]:
     ):
         fail(
             source,
-            "'@classLabel true <distinct names>' and '@data' header lines",
+            "'@classLabel true <distinct names>' (classification) or '@targetLabel true' "
+            "(regression) and '@data' header lines",
             "others",
-            "Only classification .ts files are supported",
         )
-    if meta.get("@timestamps") == ["true"]:
-        fail(f"{source}: @timeStamps", "false", "true (unsupported)")
-    dims = meta.get("@dimensions")  # absent: the first data row decides
-    if dims is not None and (len(dims) != 1 or not dims[0].isdigit() or int(dims[0]) < 1):
-        fail(f"{source}: @dimensions", "a positive integer", "a malformed value")
-    return declared, int(dims[0]) if dims else None
+    return declared
 
 
 def _ts_rows(lines, source: str, dims: int | None, spec: DataSpec | None):
-    """The .ts data rows after ``@data``: (sequences (T_i, F), label names, dims)."""
+    """The .ts data rows after ``@data``: (sequences (T_i, F), label names, dims, the line of
+    each sequence)."""
     longest = spec.max_len if spec is not None else None
-    seqs, names = [], []
+    seqs, names, rows_at = [], [], []
     for n, line in lines:
         parts = line.strip().split(":")
         if parts == [""]:
@@ -207,8 +256,9 @@ def _ts_rows(lines, source: str, dims: int | None, spec: DataSpec | None):
                 f"more than {longest}",
             )
         names.append(parts[-1].strip())
+        rows_at.append(n)
         seqs.append(np.stack(cols, axis=1))
-    return seqs, names, dims
+    return seqs, names, dims, rows_at
 
 
 def read_csv(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) -> SequenceData:
@@ -225,31 +275,32 @@ def read_csv(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) 
     _check_size(path, source, max_bytes)
     reader = csv.reader(line for _, line in _lines(path, source))
     try:
-        seqs, names = _csv_rows(reader, spec, source)
+        seqs, names, rows_at = _csv_rows(reader, spec, source)
     except csv.Error:
         fail(
             f"{source}: line {reader.line_num}",
             f"CSV cells of at most {csv.field_size_limit()} characters and no NUL bytes",
             "a malformed or over-long cell",
         )
-    return _assemble([np.array(rows) for _, rows in seqs], names, spec, source)
+    return _assemble([np.array(rows) for _, rows in seqs], names, spec, source, rows_at)
 
 
 def _csv_rows(reader, spec: DataSpec, source: str) -> tuple[list, list]:
     header = [h.strip() for h in next(reader, [])]
+    last = "target" if spec.is_regression else "label"  # regression: a real target per sequence
     if not header:
-        fail(source, "a header 'seq_id,t,f0,...,label'", "an empty file")
-    want = ["seq_id", "t", *(f"f{j}" for j in range(max(len(header) - 3, 0))), "label"]
+        fail(source, f"a header 'seq_id,t,f0,...,{last}'", "an empty file")
+    want = ["seq_id", "t", *(f"f{j}" for j in range(max(len(header) - 3, 0))), last]
     if header != want:
         col = next((k for k, (a, b) in enumerate(zip(header, want)) if a != b), len(header) - 1)
         fail(
             f"{source}: header column {col}",
-            "the layout 'seq_id,t,f0,...,f{F-1},label'",
+            f"the layout 'seq_id,t,f0,...,f{{F-1}},{last}'",
             "a different name or order",
         )
     if len(header) - 3 != spec.n_features:
         fail(f"{source}: number of features", spec.n_features, len(header) - 3)
-    seqs, names, seen = [], [], set()
+    seqs, names, seen, rows_at = [], [], set(), []
     for cells in reader:
         if not "".join(cells).strip():
             continue
@@ -266,6 +317,7 @@ def _csv_rows(reader, spec: DataSpec, source: str) -> tuple[list, list]:
             seen.add(sid)
             seqs.append((sid, []))
             names.append(label)
+            rows_at.append(ln)
         where, cur = f"{source}: line {ln} (sequence {len(seqs) - 1})", seqs[-1][1]
         if not cells[1].strip().isdigit() or int(cells[1]) != len(cur):
             fail(
@@ -281,10 +333,12 @@ def _csv_rows(reader, spec: DataSpec, source: str) -> tuple[list, list]:
             )
         if label != names[-1]:
             fail(
-                f"{where}, column 'label'", "the same label on every row of a sequence", "a change"
+                f"{where}, column '{last}'",
+                f"the same {last} on every row of a sequence",
+                "a change",
             )
         cur.append(_floats(cells[2:-1], lambda j, w=where: f"{w}, column 'f{j}'"))
-    return seqs, names
+    return seqs, names, rows_at
 
 
 def read_npz(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) -> SequenceData:
@@ -309,6 +363,8 @@ def read_npz(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) 
     x, lengths, y = arrays["x"], arrays["lengths"], arrays["y"]
     if x.ndim != 3 or x.dtype.kind not in "fiu":
         fail(f"{source}: x", "a numeric array (N, T, F)", f"{x.ndim}-d of kind '{x.dtype.kind}'")
+    if spec.is_regression:  # y: real targets (N,) or (N, n_targets)
+        return _npz_targets(x, lengths, y, spec, source)
     for name, arr, kinds, want in (
         ("lengths", lengths, "iu", "integers"),
         ("y", y, "iuUS", "class names or integer class indices"),
@@ -327,6 +383,21 @@ def read_npz(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) 
         labels = [own[k] for k in labels]
     seqs = [x[i, :n].astype(np.float64) for i, n in enumerate(lengths.tolist())]
     return _assemble(seqs, [str(v).strip() for v in labels], spec, source)
+
+
+def _npz_targets(x, lengths, y, spec: DataSpec, source: str) -> SequenceData:
+    n = x.shape[0]
+    if lengths.shape != (n,) or lengths.dtype.kind not in "iu":
+        fail(f"{source}: lengths", f"integers of shape ({n},)", f"shape {lengths.shape}")
+    if y.dtype.kind not in "fiu" or y.reshape(n, -1).shape != (n, spec.n_targets):
+        fail(
+            f"{source}: y",
+            f"real targets of shape ({n},) or ({n}, {spec.n_targets})",
+            f"shape {y.shape} of dtype {y.dtype}",
+        )
+    check_lengths(lengths, spec.max_len, x.shape[1], source)
+    seqs = [x[i, :k].astype(np.float64) for i, k in enumerate(lengths.tolist())]
+    return _assemble(seqs, y.astype(np.float64).reshape(n, -1), spec, source)
 
 
 def _check_unpacked(path: str | Path, source: str, max_bytes: int) -> None:
