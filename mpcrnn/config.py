@@ -21,6 +21,7 @@ from protocols.errors import ConfigError, expected_got
 from protocols.network.parties import PROVIDERS
 
 CELLS = ("rnn", "gru", "lstm")
+TASKS = ("classify", "regress", "regress_steps")
 
 
 @section("model")
@@ -39,19 +40,21 @@ class ModelConfig:
     hidden_size: int = setting(32, help="H, the size of each layer's hidden state.")
     num_layers: int = setting(1, help="Stacked recurrent layers.")
     num_classes: int = 9  # C, classes of the head ([data] classes); 0: regress
-    task: str = "classify"  # classify (many-to-one, cross-entropy) | regress
-    output_size: int = 0  # regression outputs per step (task="regress")
+    # classify (many-to-one, cross-entropy) | regress (many-to-one, MSE at the last valid step;
+    # [data] target bounds) | regress_steps (per-step MSE)
+    task: str = "classify"
+    output_size: int = 0  # regression outputs ([data] n_targets; regress_steps: per step)
 
     def validate(self) -> None:
         check_choices(self)
-        if self.task not in ("classify", "regress"):
-            raise ConfigError(expected_got("task", "classify or regress", self.task))
+        if self.task not in TASKS:
+            raise ConfigError(expected_got("task", ", ".join(TASKS), self.task))
         for name in ("input_size", "hidden_size", "num_layers"):
             if getattr(self, name) < 1:
                 raise ConfigError(expected_got(label(self, name), ">= 1", getattr(self, name)))
         if self.task == "classify" and self.num_classes < 2:
             raise ConfigError(expected_got("num_classes", ">= 2", self.num_classes))
-        if self.task == "regress" and self.output_size < 1:
+        if self.task != "classify" and self.output_size < 1:
             raise ConfigError(expected_got("output_size", ">= 1", self.output_size))
 
     @property
