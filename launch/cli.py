@@ -53,6 +53,12 @@ def main() -> None:
 @timeout_option()
 @click.option("--no-baseline", is_flag=True, help="Demo: skip the plaintext baseline.")
 @click.option(
+    "--demo",
+    type=click.Choice(["vowels", "tecator"]),
+    help="Built-in demo without --data: vowels (Japanese Vowels, classification; the default) "
+    "or tecator (fat % from spectra, regression).",
+)
+@click.option(
     "--resume",
     is_flag=True,
     help="Continue from the newest epoch every party checkpointed in --out.",
@@ -63,7 +69,7 @@ def main() -> None:
 @transport_options(with_key=False)
 @adversarial_options
 @intake_options
-def train(data_files, test_files, out, timeout, no_baseline, resume, config_file, **settings):
+def train(data_files, test_files, out, timeout, no_baseline, resume, config_file, demo, **settings):
     """Spawn the parties and the dealer on this machine and train.
 
     With no --data: the built-in demo (Japanese Vowels split 50/30/20 across 3 organizations).
@@ -77,12 +83,20 @@ def train(data_files, test_files, out, timeout, no_baseline, resume, config_file
         from launch.runfile import build, read_file, require_data_declaration
 
         raw = read_file(config_file)
+        if demo == "tecator" and not data_files:
+            from mpcrnn.tecator import demo_run_file
+
+            raw = demo_run_file(raw)
         for f in data_files:
             require_data_declaration(raw, config_file, f)
         cfg = warn_transport(build(raw, settings))  # validated; the flags given override the file
         out_dir = writable_dir(out)
-        demo = not data_files
-        if demo:
+        builtin = not data_files
+        if builtin and demo == "tecator":
+            from mpcrnn.tecator import demo_files
+
+            data_files, test_files = demo_files(cfg, out_dir, click.echo)
+        elif builtin:
             data_files, test_files = _demo_files(cfg, out_dir)
         _check_and_warn(cfg, data_files)
         reports = launch_local(
@@ -95,8 +109,8 @@ def train(data_files, test_files, out, timeout, no_baseline, resume, config_file
             strict=strict,
             max_file_bytes=max_file_bytes,
         )
-        baseline = demo and not no_baseline
-        summary = summarize(cfg, reports, baseline, list(data_files), echo=click.echo)
+        baseline = builtin and not no_baseline
+        summary = summarize(cfg, reports, baseline, list(data_files), click.echo, list(test_files))
         (out_dir / "report.json").write_text(json.dumps(summary, indent=2))
         click.echo(f"  report: {out_dir / 'report.json'}")
     except MpcrnnError as exc:

@@ -95,6 +95,11 @@ def predict(model_file, data_file, dp_epsilon):
 
         _, spec, model = read_model_file(model_file)
         data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
+        if spec.is_regression:  # values in the target's units (mpcrnn.regression)
+            from mpcrnn.regression import predict_report
+
+            click.echo(json.dumps(predict_report(model, spec, data, dp_epsilon)))
+            return
         with torch.no_grad():
             logits = model(
                 torch.as_tensor(data.x, dtype=torch.float64), torch.as_tensor(data.lengths)

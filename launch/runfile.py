@@ -127,7 +127,10 @@ def build(raw: dict, overrides: dict) -> RunConfig:
     run = values["run"]
     try:
         model = ModelConfig(
-            input_size=spec.input_size, num_classes=len(spec.classes), **values["model"]
+            input_size=spec.input_size,
+            num_classes=len(spec.classes),
+            **_task(spec),
+            **values["model"],
         )
         cfg = RunConfig(
             model=model,
@@ -199,10 +202,17 @@ def _dp(values: dict) -> DPConfig:
     return cfg
 
 
+def _task(spec: D.DataSpec) -> dict:
+    """The model's head from the declaration: classes, or target bounds (regression)."""
+    return {"task": "regress", "output_size": spec.n_targets} if spec.is_regression else {}
+
+
 def _spec(section: dict | None) -> D.DataSpec:
     if not section:
         return D.JAPANESE_VOWELS_SPEC
     body = dict(section)
+    if "target_low" in body or "target_high" in body:
+        body.setdefault("classes", ())  # regression: no classes to declare
     for key in ("classes", "feature_low", "feature_high"):
         if body.get(key) is not None:
             body[key] = tuple(body[key])

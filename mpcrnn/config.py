@@ -314,6 +314,7 @@ class RunConfig:
 
     def _validate_combination(self) -> None:
         """What the sections cannot do together, and the ring's range."""
+        self._validate_regression()
         if self.adversarial.enabled and (self.mode != "mpc" or self.dp.enabled):
             raise ConfigError(
                 expected_got(
@@ -339,6 +340,29 @@ class RunConfig:
         if self.spec is not None and self.spec.input_size != self.model.input_size:
             raise ConfigError(
                 expected_got("model input size", self.spec.input_size, self.model.input_size)
+            )
+
+    def _validate_regression(self) -> None:
+        """What a regression task refuses, in one line each."""
+        if self.model.task == "classify":
+            return
+        if self.adversarial.enabled:
+            raise ConfigError(
+                expected_got(
+                    label(self.adversarial, "method") + " with a regression task",
+                    "none (adversarial training and `mpcrnn attack` are built on the "
+                    "cross-entropy and robust accuracy of a classifier)",
+                    self.adversarial.method,
+                )
+            )
+        if self.reveal_metrics:
+            raise ConfigError(
+                expected_got(
+                    label(self, "reveal_metrics") + " with a regression task",
+                    "false (it opens a pooled training accuracy; regression reports each "
+                    "party's own test RMSE instead)",
+                    True,
+                )
             )
 
     def to_json(self) -> dict:

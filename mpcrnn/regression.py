@@ -113,3 +113,74 @@ def mean_baseline(train_y: np.ndarray, test_y: np.ndarray) -> dict:
     """The naive baseline: predict the training mean for every test row."""
     mean = np.asarray(train_y, dtype=np.float64).mean(0, keepdims=True)
     return metrics(np.broadcast_to(mean, np.shape(test_y)), test_y)
+
+
+def predict_values(model, data) -> np.ndarray:
+    """The torch model's values (N, O) on scaled ``data``, still in scaled units."""
+    import torch
+
+    with torch.no_grad():
+        out = model(torch.as_tensor(data.x, dtype=torch.float64), torch.as_tensor(data.lengths))
+    return out.numpy()
+
+
+def evaluate_values(cfg, params: dict, data, polynomial: bool = True) -> dict:
+    """A party's own test rows (scaled SequenceData) under the opened model, in the target's
+    units: RMSE, MAE, R^2 and the sums the report pools (:func:`error_sums`), with torch's exact
+    activations (``exact``) and the run's polynomials (``polynomial``)."""
+    from mpcrnn.backend import PlainBackend
+    from mpcrnn.model import export_state_dicts
+    from mpcrnn.train import predict_plain
+
+    spec, y = cfg.spec, unscale_targets(data.y, cfg.spec)
+    exact = unscale_targets(
+        predict_values(export_state_dicts(cfg.model, params).double(), data), spec
+    )
+    out = {"rows": data.n_rows, "exact": {**metrics(exact, y), **error_sums(exact, y)}}
+    if polynomial:
+        B = PlainBackend(cfg.activation)
+        poly = predict_plain(B, cfg.model, params, data.x, data.lengths).numpy()
+        poly = unscale_targets(poly, spec)
+        out["polynomial"] = {**metrics(poly, y), **error_sums(poly, y)}
+    return out
+
+
+def rehearsal_loss(out: np.ndarray, y_scaled: np.ndarray, spec) -> tuple[float, float]:
+    """(the loss trained, mean ||y - target||^2 / 2 in scaled units; RMSE in target units)."""
+    err = np.asarray(out) - np.asarray(y_scaled)
+    rmse = float(np.sqrt((err**2).mean())) * (spec.target_high - spec.target_low) / 2
+    return float(0.5 * (err**2).sum(1).mean()), rmse
+
+
+def mean_warning(train_rmse: float, mean_rmse: float) -> list[str]:
+    """``rehearse``'s warning when the model does not beat predicting the training mean (whose
+    RMSE on the training rows is their standard deviation)."""
+    if train_rmse < mean_rmse:
+        return []
+    return [
+        f"training does not beat the training mean: final training RMSE {train_rmse:.4g} >= "
+        f"{mean_rmse:.4g} (always predicting the mean target); try more epochs, a different "
+        "lr, a [data] frame, or check the target bounds"
+    ]
+
+
+def predict_report(model, spec, data, dp_epsilon: float | None = None) -> dict:
+    """``mpcrnn predict`` on a regression model: values in the target's units (the torch
+    export's output, unscaled), the party's own RMSE/MAE/R^2 against its targets; with
+    ``dp_epsilon`` the values are clamped to the public [target_low, target_high] and released
+    with Laplace noise (:func:`mpcrnn.dp_release.laplace_values`), the metrics computed from the
+    noisy values (post-processing)."""
+    values = unscale_targets(predict_values(model, data), spec)
+    y = unscale_targets(data.y, spec)
+    extra = {}
+    if dp_epsilon is not None:
+        from mpcrnn.dp_release import laplace_values, predict_values_dp_note
+
+        values = laplace_values(values, spec.target_low, spec.target_high, dp_epsilon)
+        extra = {"dp": predict_values_dp_note(spec, dp_epsilon, values.size)}
+    return {
+        "rows": int(len(values)),
+        **metrics(values, y),
+        "predictions": values.tolist(),
+        **extra,
+    }

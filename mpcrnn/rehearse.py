@@ -41,8 +41,15 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
     probe = PlainBackend(cfg.activation)  # evaluation without touching the training peak
     history = []
 
+    regress = cfg.model.task == "regress"  # history: RMSE (target units) for accuracy
+    metric = "rmse" if regress else "accuracy"
+
     def evaluate(data, params):
         logits = predict_plain(probe, cfg.model, params, data.x, data.lengths)
+        if regress:
+            from mpcrnn.regression import rehearsal_loss
+
+            return rehearsal_loss(logits.numpy(), data.y, cfg.spec)
         y = torch.as_tensor(data.y)
         loss = float(torch.nn.functional.cross_entropy(logits, y))
         return loss, float((logits.argmax(1) == y).double().mean())
@@ -52,13 +59,14 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
         row = {
             "epoch": epoch,
             "loss": loss,
-            "train_accuracy": acc,
+            f"train_{metric}": acc,
             "max_preactivation_over_bound": B.max_abs_preactivation,
         }
-        line = f"epoch {epoch:3d}/{cfg.train.epochs}  loss {loss:.4f}  train acc {100 * acc:5.1f}%"
+        show = (lambda v: f"RMSE {v:.4g}") if regress else (lambda v: f"acc {100 * v:5.1f}%")
+        line = f"epoch {epoch:3d}/{cfg.train.epochs}  loss {loss:.4f}  train {show(acc)}"
         if test is not None:
-            row["test_loss"], row["test_accuracy"] = evaluate(test, params)
-            line += f"  test acc {100 * row['test_accuracy']:5.1f}%"
+            row["test_loss"], row[f"test_{metric}"] = evaluate(test, params)
+            line += f"  test {show(row[f'test_{metric}'])}"
         line += f"  max |pre-activation|/B {B.max_abs_preactivation:.2f}"
         history.append(row)
         echo(line)
@@ -76,8 +84,16 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
         adversarial=cfg.adversarial,
         value_range=value_range(cfg),
     )
-    majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
-    warnings = _warnings(history, majority, B.max_abs_preactivation, cfg.activation.bound)
+    if regress:
+        from mpcrnn.regression import mean_warning
+
+        majority = float(np.std(local.y) * (cfg.spec.target_high - cfg.spec.target_low) / 2)
+        history[-1]["train_accuracy"] = 1.0  # the class-rate check does not apply
+        warnings = mean_warning(history[-1]["train_rmse"], majority)
+        warnings += _warnings(history, 0.0, B.max_abs_preactivation, cfg.activation.bound)
+    else:
+        majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
+        warnings = _warnings(history, majority, B.max_abs_preactivation, cfg.activation.bound)
     if warnings:
         warnings += _frame_hint(cfg.spec)
     return {
