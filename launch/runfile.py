@@ -315,7 +315,8 @@ def require_data_declaration(raw: dict, config_file: str | None, data_file: str)
         D.load_party_file(data_file, D.JAPANESE_VOWELS_SPEC)
         return
     except DataError as exc:
-        if not any(k in str(exc) for k in ("number of features", "classes", "label of sequence")):
+        shape = ("number of features", "classes", "label of sequence", "@targetLabel")
+        if not any(k in str(exc) for k in shape):
             return  # the demo's shape: a bad value, length or file, reported as such by the intake
     where = f"{config_file} has no [data] section" if config_file else "no run file (--config)"
     msg = expected_got(
@@ -327,10 +328,17 @@ def require_data_declaration(raw: dict, config_file: str | None, data_file: str)
     raise MissingDataDeclaration(msg, data_template(data_file))
 
 
+REGRESSION_TEMPLATE = [
+    "target_low = <low>    # regression: PUBLIC bounds of the target (domain knowledge); every",
+    "target_high = <high>  # party's targets must lie inside, and are scaled by them like features",
+]
+
+
 def data_template(data_file: str) -> str:
     """A [data] section to paste into the run file: shapes and class names from this party's
     own file when it is a readable .ts file, bounds as placeholders (they must be PUBLIC)."""
     frame = "1                    # time steps per model input; a long series of few features: 5-10"
+    targets = []  # regression: the target bounds to declare
     n_features, classes, max_len = (
         "<F>",
         '["<class 1>", "<class 2>"]',
@@ -344,6 +352,8 @@ def data_template(data_file: str) -> str:
                 f"{own.max_len}   # your longest; every party's must fit",
             )
             classes = "[" + ", ".join(f'"{c}"' for c in own.classes) + "]"
+            if not own.classes:  # @targetLabel true: regression
+                classes, targets = "[]", REGRESSION_TEMPLATE
             if own.max_len > LONG_SERIES:
                 frame = (
                     f"{suggested_frame(own.max_len)}   # {own.max_len} steps are long for a "
@@ -364,6 +374,7 @@ def data_template(data_file: str) -> str:
             "feature_high = [<high of feature 0>, ...]  # (not your rows' min/max: those would "
             "reveal your data's extremes)",
             f"frame = {frame}",
+            *targets,
             "# then check the settings on your own rows, with nothing shared: mpcrnn rehearse "
             "--config run.toml --data " + str(data_file),
         ]
