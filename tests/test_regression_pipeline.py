@@ -182,3 +182,19 @@ def test_rehearse_learns_and_warns_against_the_training_mean(tmp_path):
 def test_windows_spec_round_trip():
     spec = DataSpec(1, (), 5, target_low=0.0, target_high=1.0, n_targets=3)
     assert replace(spec, frame=1).n_targets == 3
+
+
+def test_tecator_demo_declaration_split_and_schedule(tmp_path):
+    from mpcrnn.tecator import demo_files, demo_run_file, tecator
+
+    cfg = build(demo_run_file({}), {"epochs": 2})
+    assert cfg.model.task == "regress" and cfg.spec.frame == 10 and cfg.train.epochs == 2
+    assert cfg.model.hidden_size == 32 and cfg.train.step_lr == 0.05
+    assert tecator("train").n_rows == 172 and tecator("test").n_rows == 43
+    lines = []
+    train_files, test_files = demo_files(cfg, tmp_path, lines.append)
+    counts = [
+        [D.load_party_file(f, cfg.spec).n_rows for f in fs] for fs in (train_files, test_files)
+    ]
+    assert counts == [[86, 52, 34], [21, 13, 9]]
+    assert "party 0: 86 train, 21 test" in lines[-1]
