@@ -198,3 +198,16 @@ def test_tecator_demo_declaration_split_and_schedule(tmp_path):
     ]
     assert counts == [[86, 52, 34], [21, 13, 9]]
     assert "party 0: 86 train, 21 test" in lines[-1]
+
+
+def test_fedavg_local_training_fits_regression_targets():
+    from mpcrnn.fedavg import local_train
+    from mpcrnn.secure import evaluate_local
+
+    cfg = build({"data": DATA, "run": {"mode": "fedavg"}, "fedavg": {"local_epochs": 8}}, {})
+    cfg = replace(cfg, model=replace(cfg.model, hidden_size=8))
+    local = D.scale_features(_toy(), cfg.spec)
+    start = init_params(cfg.model, 0)
+    before = evaluate_local(cfg, start, local, polynomial=False)["exact"]["rmse"]
+    after = evaluate_local(cfg, local_train(cfg, start, local, 0, 0), local, False)["exact"]["rmse"]
+    assert after < 0.7 * before
