@@ -58,20 +58,32 @@ def rows_for_seed(seed: int, epochs: int | None, mpc: bool) -> dict:
     return out
 
 
-def markdown(results: list[dict], argv: list[str]) -> str:
+def header(title: str, script: str, argv: list[str], data: str) -> list[str]:
+    """A results file's header: command, commit, machine, date, data."""
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()
-    head = [
-        "# Tecator regression: torch, mirror, MPC and the training mean",
+    return [
+        f"# {title}",
         "",
-        f"- command: `python benchmarks/regression_rows.py {' '.join(argv)}`",
+        f"- command: `python benchmarks/{script} {' '.join(argv)}`",
         f"- commit: {commit}",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-        "- data: Tecator (172 train / 43 test, fat %), the demo's split across 3 organizations "
-        "and its schedule (GRU H 32, frame 10, Adam lr 0.05, cosine)",
+        f"- data: {data}",
         "",
+    ]
+
+
+def markdown(results: list[dict], argv: list[str]) -> str:
+    head = header(
+        "Tecator regression: torch, mirror, MPC and the training mean",
+        "regression_rows.py",
+        argv,
+        "Tecator (172 train / 43 test, fat %), the demo's split across 3 organizations and its "
+        "schedule (GRU H 32, frame 10, Adam lr 0.05, cosine)",
+    )
+    head += [
         "| seed | torch RMSE | mirror RMSE | MPC RMSE | training mean RMSE | torch R^2 | "
         "mirror / torch | MPC / mirror |",
         "|---|---|---|---|---|---|---|---|",
