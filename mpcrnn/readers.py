@@ -81,13 +81,7 @@ def _floats(cells: list[str], where: Callable[[int], str]) -> np.ndarray:
     fail(where(0), "numbers", "unparseable cells")
 
 
-def _assemble(
-    seqs: list[np.ndarray],
-    names: list[str],
-    spec: DataSpec,
-    source: str,
-    lines: list[int] | None = None,
-) -> SequenceData:
+def _assemble(seqs: list, names: list, spec: DataSpec, source: str, lines=None) -> SequenceData:
     """Pad (L_i, F) arrays to x (N, max(spec.max_len, L_i), F), encode labels (regression: parse
     the targets; ``lines[i]``: the file line of sequence i, for errors), validate."""
     index = {c: k for k, c in enumerate(spec.classes)}
@@ -102,23 +96,12 @@ def _assemble(
     for i, s in enumerate(seqs):
         x[i, : len(s)] = s
     if spec.is_regression:
-        y = _targets(names, spec, source, lines)
+        y = _rt().targets(names, spec, source, lines)
     else:
         y = np.array([index.get(name, -1) for name in names], dtype=np.int64)
     data = SequenceData(x=x, lengths=lengths, y=y, classes=spec.classes)
     validate(data, spec, source, lines)
     return data
-
-
-def _targets(names, spec: DataSpec, source: str, lines: list[int] | None) -> np.ndarray:
-    """Target cells (a string per sequence, or numbers) -> float64 (N, spec.n_targets)."""
-    if len(names) and not isinstance(names[0], str):
-        return np.asarray(names, dtype=np.float64).reshape(len(names), -1)
-
-    def where(i: int) -> str:
-        return f"{source}: line {lines[i]} (sequence {i}), target" if lines else f"{source}: {i}"
-
-    return _floats(list(names), where).reshape(len(names), 1)
 
 
 def read_ts(
@@ -127,9 +110,8 @@ def read_ts(
     """Read a UEA/UCR ``.ts`` file into raw SequenceData x: (N, T, F).
 
     Header: ``#`` comments and ``@`` lines (``@dimensions 12``, ``@classLabel true a b``, ...)
-    up to ``@data``; ``@targetLabel true`` instead of ``@classLabel`` (UEA/Monash extrinsic
-    regression): each row's label is one real target, checked against the declared bounds
-    and named by its line.  Rows ``dim1:dim2:...:label``, each dimension comma-separated values of
+    up to ``@data`` (``@targetLabel true``, UEA/Monash regression: each row's label is one real
+    target, checked against the declared bounds).  Rows ``dim1:dim2:...:label``, each dimension comma-separated values of
     one common length.  ``?`` (missing) and timestamps are unsupported.  With ``spec``: padded
     to spec.max_len and validated; without: shape and classes from the file, no value bound.
     Read line by line; a file over ``max_bytes`` is refused unread.
@@ -140,7 +122,7 @@ def read_ts(
     declared, dims = _ts_header(lines, source)
     regression = declared is None
     if spec is not None and regression != spec.is_regression:
-        _task_mismatch(source, spec)
+        _rt().task_mismatch(source, spec)
     if spec is not None and not regression and not set(declared) <= set(spec.classes):
         fail(
             f"{source}: @classLabel",
@@ -150,12 +132,8 @@ def read_ts(
     if spec is not None and dims is not None and dims != spec.n_features:
         fail(f"{source}: number of features", spec.n_features, f"{dims} (@dimensions)")
     seqs, names, dims, rows_at = _ts_rows(lines, source, dims, spec)
-    if regression:
-        if spec is None:  # describe the file itself: targets unbounded
-            big = sys.float_info.max
-            longest = max((len(s) for s in seqs), default=1)
-            spec = DataSpec(dims or 1, (), longest, big, target_low=-big, target_high=big)
-        return _assemble(seqs, names, spec, source, rows_at)
+    if regression:  # without spec: the file itself, targets unbounded
+        return _assemble(seqs, names, spec or _rt().unbounded(seqs, dims), source, rows_at)
     check_labels(
         np.flatnonzero([name not in declared for name in names]),
         len(declared),
@@ -170,6 +148,13 @@ def read_ts(
             value_bound=sys.float_info.max,
         )
     return _assemble(seqs, names, spec, source)
+
+
+def _rt():
+    """The regression readers (:mod:`mpcrnn.readers_targets`, which imports this module)."""
+    from mpcrnn import readers_targets
+
+    return readers_targets
 
 
 def _ts_header(lines, source: str) -> tuple[tuple[str, ...], int | None]:
@@ -198,16 +183,6 @@ def _ts_header(lines, source: str) -> tuple[tuple[str, ...], int | None]:
     if dims is not None and (len(dims) != 1 or not dims[0].isdigit() or int(dims[0]) < 1):
         fail(f"{source}: @dimensions", "a positive integer", "a malformed value")
     return declared, int(dims[0]) if dims else None
-
-
-def _task_mismatch(source: str, spec: DataSpec) -> NoReturn:
-    fail(
-        f"{source}: header",
-        "@targetLabel true (regression)" if spec.is_regression else "@classLabel true",
-        "@classLabel" if spec.is_regression else "@targetLabel",
-        "The run file's [data] declares "
-        + ("target bounds (regression)" if spec.is_regression else "classes"),
-    )
 
 
 def _class_header(meta: dict, source: str, started: bool) -> tuple[str, ...]:
@@ -364,7 +339,7 @@ def read_npz(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) 
     if x.ndim != 3 or x.dtype.kind not in "fiu":
         fail(f"{source}: x", "a numeric array (N, T, F)", f"{x.ndim}-d of kind '{x.dtype.kind}'")
     if spec.is_regression:  # y: real targets (N,) or (N, n_targets)
-        return _npz_targets(x, lengths, y, spec, source)
+        return _rt().npz_targets(x, lengths, y, spec, source)
     for name, arr, kinds, want in (
         ("lengths", lengths, "iu", "integers"),
         ("y", y, "iuUS", "class names or integer class indices"),
@@ -383,21 +358,6 @@ def read_npz(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) 
         labels = [own[k] for k in labels]
     seqs = [x[i, :n].astype(np.float64) for i, n in enumerate(lengths.tolist())]
     return _assemble(seqs, [str(v).strip() for v in labels], spec, source)
-
-
-def _npz_targets(x, lengths, y, spec: DataSpec, source: str) -> SequenceData:
-    n = x.shape[0]
-    if lengths.shape != (n,) or lengths.dtype.kind not in "iu":
-        fail(f"{source}: lengths", f"integers of shape ({n},)", f"shape {lengths.shape}")
-    if y.dtype.kind not in "fiu" or y.reshape(n, -1).shape != (n, spec.n_targets):
-        fail(
-            f"{source}: y",
-            f"real targets of shape ({n},) or ({n}, {spec.n_targets})",
-            f"shape {y.shape} of dtype {y.dtype}",
-        )
-    check_lengths(lengths, spec.max_len, x.shape[1], source)
-    seqs = [x[i, :k].astype(np.float64) for i, k in enumerate(lengths.tolist())]
-    return _assemble(seqs, y.astype(np.float64).reshape(n, -1), spec, source)
 
 
 def _check_unpacked(path: str | Path, source: str, max_bytes: int) -> None:

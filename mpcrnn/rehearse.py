@@ -84,16 +84,7 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
         adversarial=cfg.adversarial,
         value_range=value_range(cfg),
     )
-    if regress:
-        from mpcrnn.regression import mean_warning
-
-        majority = float(np.std(local.y) * (cfg.spec.target_high - cfg.spec.target_low) / 2)
-        history[-1]["train_accuracy"] = 1.0  # the class-rate check does not apply
-        warnings = mean_warning(history[-1]["train_rmse"], majority)
-        warnings += _warnings(history, 0.0, B.max_abs_preactivation, cfg.activation.bound)
-    else:
-        majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
-        warnings = _warnings(history, majority, B.max_abs_preactivation, cfg.activation.bound)
+    majority, warnings = _verdict(cfg, local, history, B.max_abs_preactivation)
     if warnings:
         warnings += _frame_hint(cfg.spec)
     return {
@@ -103,6 +94,20 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
         "max_preactivation_over_bound": B.max_abs_preactivation,
         "rows": int(len(local.y)),
     }
+
+
+def _verdict(cfg, local, history: list[dict], max_ratio: float) -> tuple[float, list[str]]:
+    """(the naive baseline: the majority-class rate, or the training mean's RMSE (the targets'
+    standard deviation, target units); the warnings)."""
+    if cfg.model.task != "regress":
+        majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
+        return majority, _warnings(history, majority, max_ratio, cfg.activation.bound)
+    from mpcrnn.regression import mean_warning
+
+    mean_rmse = float(np.std(local.y) * (cfg.spec.target_high - cfg.spec.target_low) / 2)
+    history[-1]["train_accuracy"] = 1.0  # the class-rate check does not apply
+    warnings = mean_warning(history[-1]["train_rmse"], mean_rmse)
+    return mean_rmse, warnings + _warnings(history, 0.0, max_ratio, cfg.activation.bound)
 
 
 def _frame_hint(spec) -> list[str]:
