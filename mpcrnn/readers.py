@@ -111,10 +111,10 @@ def read_ts(
 
     Header: ``#`` comments and ``@`` lines (``@dimensions 12``, ``@classLabel true a b``, ...)
     up to ``@data`` (``@targetLabel true``, UEA/Monash regression: each row's label is one real
-    target, checked against the declared bounds).  Rows ``dim1:dim2:...:label``, each dimension comma-separated values of
-    one common length.  ``?`` (missing) and timestamps are unsupported.  With ``spec``: padded
-    to spec.max_len and validated; without: shape and classes from the file, no value bound.
-    Read line by line; a file over ``max_bytes`` is refused unread.
+    target, checked against the declared bounds).  Rows ``dim1:dim2:...:label``, each dimension
+    comma-separated values of one common length.  ``?`` (missing) and timestamps are
+    unsupported.  With ``spec``: padded to spec.max_len and validated; without: shape and
+    classes from the file, no value bound.  A file over ``max_bytes`` is refused unread.
     """
     source = str(path)
     _check_size(path, source, max_bytes)
