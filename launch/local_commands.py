@@ -77,7 +77,8 @@ def rehearse(config_file, data_file, test_file, as_json):
     "--dp-epsilon",
     type=float,
     help="Release Laplace-noised class probabilities (scale 2/epsilon, "
-    "epsilon-DP PER QUERY row; n rows compose to n x epsilon) and predictions from them.",
+    "epsilon-DP PER QUERY row; n rows compose to n x epsilon) and predictions from them; "
+    "regression: values clamped to the target bounds, scale (high - low)/epsilon.",
 )
 def predict(model_file, data_file, dp_epsilon):
     """Run a trained model on this party's own data, in plaintext (torch, exact activations)."""
