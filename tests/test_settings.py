@@ -121,7 +121,13 @@ def test_the_run_file_reference_lists_every_key_with_its_default():
             assert f"{s.name} =" in text
             if s.default is not None:
                 assert coerce(s, section[s.name]) == s.default, s.label
-    assert raw["data"] == {"value_bound": 8.0, "scaling": "none", "min_rows": 10, "frame": 1}
+    assert raw["data"] == {
+        "value_bound": 8.0,
+        "scaling": "none",
+        "min_rows": 10,
+        "frame": 1,
+        "n_targets": 1,
+    }
 
 
 def test_renamed_run_file_keys_still_read(tmp_path):
