@@ -201,6 +201,14 @@ def attack(model_file, data_file, eps_list, methods, pgd_steps):
             if not 0 < eps <= 1:
                 raise ConfigError(expected_got("--eps", "in (0, 1] (scaled feature units)", eps))
         _, spec, model = read_model_file(model_file)
+        if spec.is_regression:
+            raise ConfigError(
+                expected_got(
+                    "mpcrnn attack's model",
+                    "a classifier (robust accuracy under FGSM/PGD on the cross-entropy)",
+                    "a regression model",
+                )
+            )
         data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
         out = {
             "rows": data.n_rows,

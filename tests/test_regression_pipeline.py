@@ -211,3 +211,12 @@ def test_fedavg_local_training_fits_regression_targets():
     before = evaluate_local(cfg, start, local, polynomial=False)["exact"]["rmse"]
     after = evaluate_local(cfg, local_train(cfg, start, local, 0, 0), local, False)["exact"]["rmse"]
     assert after < 0.7 * before
+
+
+def test_attack_refuses_a_regression_model_in_one_line(tmp_path):
+    _, _, path = _model_file(tmp_path)
+    D.write_npz(_toy(20), tmp_path / "mine.npz")
+    out = _cli(["attack", "--model", str(path), "--data", str(tmp_path / "mine.npz")], tmp_path)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()
+    assert len(last) == 1 and "a regression model" in last[0] and last[0].startswith("error: ")
