@@ -220,3 +220,27 @@ def test_attack_refuses_a_regression_model_in_one_line(tmp_path):
     assert out.returncode != 0 and "Traceback" not in out.stderr
     last = out.stderr.strip().splitlines()
     assert len(last) == 1 and "a regression model" in last[0] and last[0].startswith("error: ")
+
+
+def test_report_pools_parties_and_prints_mpc_beside_mirror_torch_and_mean(tmp_path):
+    from mpcrnn.report import summarize
+    from mpcrnn.secure import concat, evaluate_local
+
+    cfg = build({"data": DATA, "model": {"hidden_size": 4}, "train": {"epochs": 1}}, {})
+    parts = [_toy(16, seed=s) for s in range(3)]
+    tests = [_toy(8, seed=10 + s) for s in range(3)]
+    train_files, test_files = D.write_party_files(parts, tests, tmp_path)
+    params = init_params(cfg.model, 0)
+    reports = [
+        {"role": "party", "local_test": evaluate_local(cfg, params, D.scale_features(t, cfg.spec))}
+        for t in tests
+    ]
+    lines = []
+    summary = summarize(cfg, reports, True, train_files, lines.append, test_files)
+    text = "\n".join(lines)
+    assert "MPC model test RMSE (24 rows" in text and "(mirror, polynomial)" in text
+    assert "training mean:" in text and "torch GRU" in text
+    pooled = summary["test_regression"]["mpc_model_exact"]
+    whole = evaluate_local(cfg, params, D.scale_features(concat(tests), cfg.spec))
+    assert pooled["rmse"] == pytest.approx(whole["exact"]["rmse"])
+    assert summary["baseline"]["training_mean"]["rmse"] > 0
