@@ -54,8 +54,9 @@ def main() -> None:
 @click.option("--no-baseline", is_flag=True, help="Demo: skip the plaintext baseline.")
 @click.option(
     "--demo",
-    type=click.Choice(["vowels", "sms"]),
-    help="With no --data: vowels (the default) or sms (text: SMS spam, docs/text.md).",
+    type=click.Choice(["vowels", "sms", "tecator"]),
+    help="With no --data: vowels (Japanese Vowels, classification; the default), sms (text: SMS "
+    "spam, docs/text.md) or tecator (fat % from spectra, regression: docs/regression.md).",
 )
 @click.option(
     "--resume",
@@ -82,6 +83,10 @@ def train(data_files, test_files, out, timeout, no_baseline, demo, resume, confi
         from launch.runfile import build, read_file, require_data_declaration
 
         raw = read_file(config_file)
+        if demo == "tecator" and not data_files:
+            from mpcrnn.tecator import demo_run_file
+
+            raw = demo_run_file(raw)
         for f in data_files:
             require_data_declaration(raw, config_file, f)
         if demo == "sms" and not data_files:
@@ -93,6 +98,10 @@ def train(data_files, test_files, out, timeout, no_baseline, demo, resume, confi
         demo = (demo or "vowels") if not data_files else None
         if demo == "sms":
             data_files, test_files = _sms_demo_files(cfg, out_dir)
+        elif demo == "tecator":
+            from mpcrnn.tecator import demo_files
+
+            data_files, test_files = demo_files(cfg, out_dir, click.echo)
         elif demo:
             data_files, test_files = _demo_files(cfg, out_dir)
         _check_and_warn(cfg, data_files)

@@ -77,7 +77,8 @@ def rehearse(config_file, data_file, test_file, as_json):
     "--dp-epsilon",
     type=float,
     help="Release Laplace-noised class probabilities (scale 2/epsilon, "
-    "epsilon-DP PER QUERY row; n rows compose to n x epsilon) and predictions from them.",
+    "epsilon-DP PER QUERY row; n rows compose to n x epsilon) and predictions from them; "
+    "regression: values clamped to the target bounds, scale (high - low)/epsilon.",
 )
 @click.option(
     "--raw-text",
@@ -105,6 +106,11 @@ def predict(model_file, data_file, dp_epsilon, raw_text):
             data = read_unlabelled(data_file, spec)
         else:
             data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
+        if spec.is_regression:  # values in the target's units (mpcrnn.regression)
+            from mpcrnn.regression import predict_report
+
+            click.echo(json.dumps(predict_report(model, spec, data, dp_epsilon)))
+            return
         with torch.no_grad():
             logits = model(
                 torch.as_tensor(data.x, dtype=torch.float64), torch.as_tensor(data.lengths)
@@ -205,6 +211,14 @@ def attack(model_file, data_file, eps_list, methods, pgd_steps):
             if not 0 < eps <= 1:
                 raise ConfigError(expected_got("--eps", "in (0, 1] (scaled feature units)", eps))
         _, spec, model = read_model_file(model_file)
+        if spec.is_regression:
+            raise ConfigError(
+                expected_got(
+                    "mpcrnn attack's model",
+                    "a classifier (robust accuracy under FGSM/PGD on the cross-entropy)",
+                    "a regression model",
+                )
+            )
         data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)
         out = {
             "rows": data.n_rows,

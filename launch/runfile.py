@@ -127,7 +127,10 @@ def build(raw: dict, overrides: dict) -> RunConfig:
     run = values["run"]
     try:
         model = ModelConfig(
-            input_size=spec.input_size, num_classes=len(spec.classes), **values["model"]
+            input_size=spec.input_size,
+            num_classes=len(spec.classes),
+            **_task(spec),
+            **values["model"],
         )
         cfg = RunConfig(
             model=model,
@@ -199,10 +202,17 @@ def _dp(values: dict) -> DPConfig:
     return cfg
 
 
+def _task(spec: D.DataSpec) -> dict:
+    """The model's head from the declaration: classes, or target bounds (regression)."""
+    return {"task": "regress", "output_size": spec.n_targets} if spec.is_regression else {}
+
+
 def _spec(section: dict | None) -> D.DataSpec:
     if not section:
         return D.JAPANESE_VOWELS_SPEC
     body = dict(section)
+    if "target_low" in body or "target_high" in body:
+        body.setdefault("classes", ())  # regression: no classes to declare
     for key in ("classes", "feature_low", "feature_high"):
         if body.get(key) is not None:
             body[key] = tuple(body[key])
@@ -309,7 +319,8 @@ def require_data_declaration(raw: dict, config_file: str | None, data_file: str)
         D.load_party_file(data_file, D.JAPANESE_VOWELS_SPEC)
         return
     except DataError as exc:
-        if not any(k in str(exc) for k in ("number of features", "classes", "label of sequence")):
+        shape = ("number of features", "classes", "label of sequence", "@targetLabel")
+        if not any(k in str(exc) for k in shape):
             return  # the demo's shape: a bad value, length or file, reported as such by the intake
     where = f"{config_file} has no [data] section" if config_file else "no run file (--config)"
     msg = expected_got(
@@ -321,10 +332,17 @@ def require_data_declaration(raw: dict, config_file: str | None, data_file: str)
     raise MissingDataDeclaration(msg, data_template(data_file))
 
 
+REGRESSION_TEMPLATE = [
+    "target_low = <low>    # regression: PUBLIC bounds of the target (domain knowledge); every",
+    "target_high = <high>  # party's targets must lie inside, and are scaled by them like features",
+]
+
+
 def data_template(data_file: str) -> str:
     """A [data] section to paste into the run file: shapes and class names from this party's
     own file when it is a readable .ts file, bounds as placeholders (they must be PUBLIC)."""
     frame = "1                    # time steps per model input; a long series of few features: 5-10"
+    targets = []  # regression: the target bounds to declare
     n_features, classes, max_len = (
         "<F>",
         '["<class 1>", "<class 2>"]',
@@ -338,6 +356,8 @@ def data_template(data_file: str) -> str:
                 f"{own.max_len}   # your longest; every party's must fit",
             )
             classes = "[" + ", ".join(f'"{c}"' for c in own.classes) + "]"
+            if not own.classes:  # @targetLabel true: regression
+                classes, targets = "[]", REGRESSION_TEMPLATE
             if own.max_len > LONG_SERIES:
                 frame = (
                     f"{suggested_frame(own.max_len)}   # {own.max_len} steps are long for a "
@@ -358,6 +378,7 @@ def data_template(data_file: str) -> str:
             "feature_high = [<high of feature 0>, ...]  # (not your rows' min/max: those would "
             "reveal your data's extremes)",
             f"frame = {frame}",
+            *targets,
             "# then check the settings on your own rows, with nothing shared: mpcrnn rehearse "
             "--config run.toml --data " + str(data_file),
         ]

@@ -24,12 +24,12 @@ from mpcrnn.declaration import (  # noqa: F401 - the data API, re-exported
     SequenceData,
     check_min_rows,
     declare_bounds_from,
+    fail,
     scale_features,
     validate,
 )
 from mpcrnn.readers import (  # noqa: F401 - the data API, re-exported
     MAX_FILE_BYTES,
-    load_party_file,
     read_csv,
     read_npz,
     read_ts,
@@ -37,6 +37,31 @@ from mpcrnn.readers import (  # noqa: F401 - the data API, re-exported
 from protocols.errors import ConfigError, expected_got
 
 _DATASETS = Path(__file__).resolve().parent / "datasets"
+
+
+_READERS = {".ts": read_ts, ".csv": read_csv, ".npz": read_npz}
+
+
+def load_party_file(
+    path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES
+) -> SequenceData:
+    """Read + validate one party's own file by suffix (.ts/.csv/.npz): raw x (N, max_len, F).
+    A file over ``max_bytes`` (an .npz: unpacked) is refused before it is read.
+
+    Call :func:`scale_features` next, before sharing.
+    """
+    reader = _READERS.get(Path(path).suffix.lower())
+    if spec.kind == "text":  # label<TAB>text lines, any suffix (mpcrnn.text)
+        from mpcrnn.text import read_text
+
+        reader = read_text
+    if reader is None:
+        fail(
+            f"{path}: file type",
+            "a .ts, .csv or .npz file",
+            f"suffix '{Path(path).suffix}' (unknown)",
+        )
+    return reader(path, spec, max_bytes)
 
 
 def japanese_vowels(split: str) -> SequenceData:
@@ -96,10 +121,12 @@ def write_csv(data: SequenceData, path: str | Path) -> None:
     """Write ``data`` in the :func:`read_csv` layout (seq_id = row index, exact float repr)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["seq_id", "t", *(f"f{j}" for j in range(data.n_features)), "label"])
+        last = "label" if data.classes else "target"  # regression: no classes, one target
+        w.writerow(["seq_id", "t", *(f"f{j}" for j in range(data.n_features)), last])
         for i in range(data.n_rows):
+            label = data.classes[int(data.y[i])] if data.classes else repr(float(data.y[i, 0]))
             for t, row in enumerate(data.x[i, : data.lengths[i]].tolist()):
-                w.writerow([i, t, *map(repr, row), data.classes[int(data.y[i])]])
+                w.writerow([i, t, *map(repr, row), label])
 
 
 def write_party_files(

@@ -31,6 +31,7 @@ class SequenceData:
 
     x: float64 (N, T_max, F), ``x[i, t] == 0`` for ``t >= lengths[i]``; lengths: int64 (N,);
     y: int64 (N,) indices into ``classes``; classes: the declared class names, in order.
+    Regression (the declaration has target bounds): y float64 (N, O) real targets, classes ().
     """
 
     x: np.ndarray
@@ -102,6 +103,16 @@ class DataSpec:
     # (n_features = D); pinned by its SHA-256
     embedding_file: str | None = None
     embedding_sha256: str | None = None
+    # Regression: PUBLIC bounds of the real target (one value per sequence); declaring them makes
+    # the task regression (then classes = []).  Targets are scaled from [target_low, target_high]
+    # to [-1, 1] like features; a target outside them is refused (mpcrnn.regression).
+    target_low: float | None = None
+    target_high: float | None = None
+    n_targets: int = 1  # targets per sequence (regression; a forecast horizon: mpcrnn.windows)
+
+    @property
+    def is_regression(self) -> bool:
+        return self.target_low is not None or self.target_high is not None
 
     @property
     def input_size(self) -> int:
@@ -118,13 +129,17 @@ class DataSpec:
             raise ConfigError(expected_got(f"DataSpec.{what}", expected, repr(getattr(self, what))))
 
         object.__setattr__(self, "classes", tuple(self.classes))
-        for what in ("n_features", "max_len", "min_rows", "frame"):
+        for what in ("n_features", "max_len", "min_rows", "frame", "n_targets"):
             if not isinstance(getattr(self, what), int) or getattr(self, what) < 1:
                 bad(what, "an integer >= 1")
         if self.frame > self.max_len:
             bad("frame", f"at most max_len = {self.max_len} time steps")
         names = self.classes
-        if (
+        if self.is_regression:
+            from mpcrnn.regression import check_target_bounds
+
+            check_target_bounds(self)
+        elif (
             not names
             or len(set(names)) != len(names)
             or any(not isinstance(c, str) or not c or c != c.strip() or "\n" in c for c in names)
@@ -166,11 +181,14 @@ JAPANESE_VOWELS_SPEC = DataSpec(
 )
 
 
-def validate(data: SequenceData, spec: DataSpec, source: str) -> None:
+def validate(
+    data: SequenceData, spec: DataSpec, source: str, lines: list[int] | None = None
+) -> None:
     """Check raw (unscaled) ``data`` against ``spec``, else DataError naming ``source``.
 
     >= 1 sequence, feature count, lengths in 1..spec.max_len, declared classes and labels in
-    range, finite values, zero padding, scaled ``|x| <= spec.value_bound``.
+    range (regression: targets within the declared bounds, named by ``lines[i]``, the file line
+    of sequence i, when given), finite values, zero padding, scaled ``|x| <= spec.value_bound``.
     """
     x, lengths, y = data.x, data.lengths, data.y
     if not (isinstance(x, np.ndarray) and x.ndim == 3 and x.dtype.kind == "f"):
@@ -180,13 +198,18 @@ def validate(data: SequenceData, spec: DataSpec, source: str) -> None:
         fail(source, "at least 1 sequence", "0", "The file has no data rows")
     if x.shape[2] != spec.n_features:
         fail(f"{source}: number of features", spec.n_features, x.shape[2])
-    for name, arr in (("lengths", lengths), ("y", y)):
+    for name, arr in (("lengths", lengths), ("y", y))[: 1 if spec.is_regression else 2]:
         if not (isinstance(arr, np.ndarray) and arr.shape == (n,) and arr.dtype.kind in "iu"):
             fail(f"{source}: {name}", f"integers of shape ({n},)", "another array")
     check_lengths(lengths, spec.max_len, x.shape[1], source)
     if tuple(data.classes) != spec.classes:
         fail(f"{source}: classes", f"the {len(spec.classes)} declared classes", "another list")
-    check_labels(np.flatnonzero((y < 0) | (y >= len(spec.classes))), len(spec.classes), source)
+    if spec.is_regression:
+        from mpcrnn.regression import check_targets
+
+        check_targets(y, spec, source, lines)
+    else:
+        check_labels(np.flatnonzero((y < 0) | (y >= len(spec.classes))), len(spec.classes), source)
     valid = data.mask()[:, :, None]
     _first_cell(np.isnan(x) & valid, source, "a finite number", "NaN")
     _first_cell(np.isinf(x) & valid, source, "a finite number", "an infinite value")
@@ -267,6 +290,10 @@ def scale_features(data: SequenceData, spec: DataSpec, source: str = "data") -> 
     """The model's input: x (N, T, F) mapped by the declared bounds to [-1, 1] (padding stays
     0; never clipped), then framed by ``spec.frame`` (:func:`frame_steps`)."""
     scaled = replace(data, x=_scaled(data.x, data.mask()[:, :, None], spec, source))
+    if spec.is_regression:  # the targets too, by their declared bounds
+        from mpcrnn.regression import scale_targets
+
+        scaled = replace(scaled, y=scale_targets(data.y, spec))
     return frame_steps(scaled, spec.frame)
 
 

@@ -66,13 +66,18 @@ def local_train(
     x = torch.as_tensor(data.x, dtype=torch.float32)
     lengths = torch.as_tensor(data.lengths)
     y = torch.as_tensor(data.y)
+    regress = cfg.model.task == "regress"  # MSE / 2 per row, as on shares
     rng = np.random.default_rng([tc.seed, round_index, rank])  # this party's own, private order
     n = x.shape[0]
     for _ in range(fc.local_epochs):
         perm = torch.as_tensor(rng.permutation(n))
         for i in range(0, n, tc.batch_size):
             idx = perm[i : i + tc.batch_size]
-            loss = torch.nn.functional.cross_entropy(model(x[idx], lengths[idx]), y[idx])
+            out = model(x[idx], lengths[idx])
+            if regress:
+                loss = 0.5 * ((out - y[idx].float()) ** 2).sum(1).mean()
+            else:
+                loss = torch.nn.functional.cross_entropy(out, y[idx])
             opt.zero_grad()
             loss.backward()
             if tc.clip_value > 0:
@@ -104,8 +109,10 @@ def run_fedavg(
     from mpcrnn.secure import agree
 
     cfg.validate()
-    if cfg.model.task != "classify":
-        raise ConfigError(expected_got("task with --mode fedavg", "classify", cfg.model.task))
+    if cfg.model.task == "regress_steps":
+        raise ConfigError(
+            expected_got("task with --mode fedavg", "classify or regress", cfg.model.task)
+        )
     meta = agree(session, cfg, local)
     counts = [m["n_rows"] for m in meta]
     fc = cfg.fedavg

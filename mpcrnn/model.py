@@ -34,11 +34,12 @@ class TorchSequenceModel(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x (N, T, I), lengths (N,) -> classify: logits (N, C) at each row's last valid step;
-        regress: (N, T, O)."""
+        regress: values (N, O) there (scaled units: mpcrnn.regression.unscale_targets);
+        regress_steps: (N, T, O)."""
         if self.cfg.embedding_dim:
             x = x.to(self.embedding.weight.dtype) @ self.embedding.weight
         out, _ = self.rnn(x)  # (N, T, H)
-        if self.cfg.task == "regress":
+        if self.cfg.task == "regress_steps":
             return self.fc(out)
         idx = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, out.shape[-1])
         return self.fc(out.gather(1, idx).squeeze(1))
@@ -106,7 +107,8 @@ def _layer(params: dict, k: int) -> dict:
 
 def forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool = False):
     """x (T, N, I), m (T, N, 1) -> (head output, per-layer (inputs, hs, saved)).
-    Head output: logits (N, C) from the last layer's h_T, or (T, N, O) for regression.
+    Head output: logits (N, C) or values (N, O) (regress) from the last layer's h_T (the state
+    is held past each row's end: h_T is its last valid step's), or (T, N, O) (regress_steps).
     ``with_backward``: the randomness of :func:`forward_backward`'s backward products with
     W_hh is prepared with the forward's (see :func:`mpcrnn.cells.layer_forward`).
     With an embedding, x is one-hot (T, N, V) and is embedded first (:mod:`mpcrnn.embedding`)."""
@@ -129,7 +131,7 @@ def _rnn_forward(B, cfg: ModelConfig, params: dict, x, m, with_backward: bool, h
     T, N, H = hs.shape
     if not head:
         return None, trace
-    if cfg.task == "classify":
+    if cfg.task != "regress_steps":
         (out,) = B.mul_many([("matmul", hs[-1], params["fc.weight"].t())])
         return out + params["fc.bias"], trace
     (out,) = B.mul_many([("matmul", hs.reshape(T * N, H), params["fc.weight"].t())])
@@ -154,14 +156,19 @@ def forward_backward(
     has shape (N, *params[k].shape) and sums over rows to the batch gradient.
 
     classify: target (N, C) one-hot; loss = sum_rows cross-entropy; d logits = softmax - target.
-    regress:  target (T, N, O); loss = sum over valid steps of ||y - target||^2 / 2;
+    regress:  target (N, O); loss = sum_rows ||y - target||^2 / 2 at each row's last valid step;
+              d y = y - target (no extra round: the head's products are classify's).
+    regress_steps: target (T, N, O); loss = sum over valid steps of ||y - target||^2 / 2;
               d y_t = m_t (y_t - target_t).
     """
     cell = CELLS[cfg.cell]
     emb = embed(B, x, params[EMBEDDING]) if cfg.embedding_dim else x
     out, trace = _rnn_forward(B, cfg, params, emb, m, with_backward=True)
-    head = _classify_backward if cfg.task == "classify" else _regress_backward
-    grads, dh_ext = head(B, params, out, trace[-1][1], m, target, per_example)
+    if cfg.task == "regress_steps":
+        grads, dh_ext = _regress_backward(B, params, out, trace[-1][1], m, target, per_example)
+    else:
+        dout = B.softmax(out) - target if cfg.task == "classify" else out - target
+        grads, dh_ext = _last_step_backward(B, params, dout, trace[-1][1], per_example)
     factors = backward_factors(B, [(cell, saved, m) for _, _, saved in trace])
     for k in reversed(range(cfg.num_layers)):
         inp, _, saved = trace[k]
@@ -184,10 +191,10 @@ def forward_backward(
     return (grads, out, dh_ext) if input_grad else (grads, out)
 
 
-def _classify_backward(B, params, logits, hs, m, target, per_example: bool):
-    """Softmax cross-entropy head: ({fc.weight, fc.bias} grads, dh_ext (T, N, H), nonzero at T)."""
+def _last_step_backward(B, params, dlogits, hs, per_example: bool):
+    """The head on h_T, from d out (N, C) (softmax - one-hot, or y - target): ({fc.weight,
+    fc.bias} grads, dh_ext (T, N, H), nonzero at T)."""
     T = hs.shape[0]
-    dlogits = B.softmax(logits) - target  # (N, C)
     if per_example:  # (N, C, 1) @ (N, 1, H) -> (N, C, H)
         dW, dh_T = B.mul_many(
             [

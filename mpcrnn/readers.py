@@ -81,10 +81,9 @@ def _floats(cells: list[str], where: Callable[[int], str]) -> np.ndarray:
     fail(where(0), "numbers", "unparseable cells")
 
 
-def _assemble(
-    seqs: list[np.ndarray], names: list[str], spec: DataSpec, source: str
-) -> SequenceData:
-    """Pad (L_i, F) arrays to x (N, max(spec.max_len, L_i), F), encode labels, validate."""
+def _assemble(seqs: list, names: list, spec: DataSpec, source: str, lines=None) -> SequenceData:
+    """Pad (L_i, F) arrays to x (N, max(spec.max_len, L_i), F), encode labels (regression: parse
+    the targets; ``lines[i]``: the file line of sequence i, for errors), validate."""
     index = {c: k for k, c in enumerate(spec.classes)}
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
     x = np.zeros(
@@ -96,28 +95,35 @@ def _assemble(
     )
     for i, s in enumerate(seqs):
         x[i, : len(s)] = s
-    y = np.array([index.get(name, -1) for name in names], dtype=np.int64)
+    if spec.is_regression:
+        y = _rt().targets(names, spec, source, lines)
+    else:
+        y = np.array([index.get(name, -1) for name in names], dtype=np.int64)
     data = SequenceData(x=x, lengths=lengths, y=y, classes=spec.classes)
-    validate(data, spec, source)
+    validate(data, spec, source, lines)
     return data
 
 
 def read_ts(
     path: str | Path, spec: DataSpec | None = None, max_bytes: int = MAX_FILE_BYTES
 ) -> SequenceData:
-    """Read a UEA/UCR ``.ts`` classification file into raw SequenceData x: (N, T, F).
+    """Read a UEA/UCR ``.ts`` file into raw SequenceData x: (N, T, F).
 
     Header: ``#`` comments and ``@`` lines (``@dimensions 12``, ``@classLabel true a b``, ...)
-    up to ``@data``; then rows ``dim1:dim2:...:label``, each dimension comma-separated values of
-    one common length.  ``?`` (missing) and timestamps are unsupported.  With ``spec``: padded
-    to spec.max_len and validated; without: shape and classes from the file, no value bound.
-    Read line by line; a file over ``max_bytes`` is refused unread.
+    up to ``@data`` (``@targetLabel true``, UEA/Monash regression: each row's label is one real
+    target, checked against the declared bounds).  Rows ``dim1:dim2:...:label``, each dimension
+    comma-separated values of one common length.  ``?`` (missing) and timestamps are
+    unsupported.  With ``spec``: padded to spec.max_len and validated; without: shape and
+    classes from the file, no value bound.  A file over ``max_bytes`` is refused unread.
     """
     source = str(path)
     _check_size(path, source, max_bytes)
     lines = _lines(path, source)
     declared, dims = _ts_header(lines, source)
-    if spec is not None and not set(declared) <= set(spec.classes):
+    regression = declared is None
+    if spec is not None and regression != spec.is_regression:
+        _rt().task_mismatch(source, spec)
+    if spec is not None and not regression and not set(declared) <= set(spec.classes):
         fail(
             f"{source}: @classLabel",
             f"names among the {len(spec.classes)} declared classes",
@@ -125,7 +131,9 @@ def read_ts(
         )
     if spec is not None and dims is not None and dims != spec.n_features:
         fail(f"{source}: number of features", spec.n_features, f"{dims} (@dimensions)")
-    seqs, names, dims = _ts_rows(lines, source, dims, spec)
+    seqs, names, dims, rows_at = _ts_rows(lines, source, dims, spec)
+    if regression:  # without spec: the file itself, targets unbounded
+        return _assemble(seqs, names, spec or _rt().unbounded(seqs, dims), source, rows_at)
     check_labels(
         np.flatnonzero([name not in declared for name in names]),
         len(declared),
@@ -140,6 +148,13 @@ def read_ts(
             value_bound=sys.float_info.max,
         )
     return _assemble(seqs, names, spec, source)
+
+
+def _rt():
+    """The regression readers (:mod:`mpcrnn.readers_targets`, which imports this module)."""
+    from mpcrnn import readers_targets
+
+    return readers_targets
 
 
 def _ts_header(lines, source: str) -> tuple[tuple[str, ...], int | None]:
@@ -158,6 +173,19 @@ def _ts_header(lines, source: str) -> tuple[tuple[str, ...], int | None]:
             meta[tok[0].lower()] = [t.lower() for t in tok[1:2]] + tok[2:]
     if blank and not started:
         fail(source, "a .ts header and @data", "an empty file")
+    if started and meta.get("@targetlabel") == ["true"] and "@classlabel" not in meta:
+        declared = None  # regression: one real target per sequence
+    else:
+        declared = _class_header(meta, source, started)
+    if meta.get("@timestamps") == ["true"]:
+        fail(f"{source}: @timeStamps", "false", "true (unsupported)")
+    dims = meta.get("@dimensions")  # absent: the first data row decides
+    if dims is not None and (len(dims) != 1 or not dims[0].isdigit() or int(dims[0]) < 1):
+        fail(f"{source}: @dimensions", "a positive integer", "a malformed value")
+    return declared, int(dims[0]) if dims else None
+
+
+def _class_header(meta: dict, source: str, started: bool) -> tuple[str, ...]:
     declared = tuple(meta.get("@classlabel", [""])[1:])
     if (
         not started
@@ -167,22 +195,18 @@ def _ts_header(lines, source: str) -> tuple[tuple[str, ...], int | None]:
     ):
         fail(
             source,
-            "'@classLabel true <distinct names>' and '@data' header lines",
+            "'@classLabel true <distinct names>' (classification) or '@targetLabel true' "
+            "(regression) and '@data' header lines",
             "others",
-            "Only classification .ts files are supported",
         )
-    if meta.get("@timestamps") == ["true"]:
-        fail(f"{source}: @timeStamps", "false", "true (unsupported)")
-    dims = meta.get("@dimensions")  # absent: the first data row decides
-    if dims is not None and (len(dims) != 1 or not dims[0].isdigit() or int(dims[0]) < 1):
-        fail(f"{source}: @dimensions", "a positive integer", "a malformed value")
-    return declared, int(dims[0]) if dims else None
+    return declared
 
 
 def _ts_rows(lines, source: str, dims: int | None, spec: DataSpec | None):
-    """The .ts data rows after ``@data``: (sequences (T_i, F), label names, dims)."""
+    """The .ts data rows after ``@data``: (sequences (T_i, F), label names, dims, the line of
+    each sequence)."""
     longest = spec.max_len if spec is not None else None
-    seqs, names = [], []
+    seqs, names, rows_at = [], [], []
     for n, line in lines:
         parts = line.strip().split(":")
         if parts == [""]:
@@ -207,8 +231,9 @@ def _ts_rows(lines, source: str, dims: int | None, spec: DataSpec | None):
                 f"more than {longest}",
             )
         names.append(parts[-1].strip())
+        rows_at.append(n)
         seqs.append(np.stack(cols, axis=1))
-    return seqs, names, dims
+    return seqs, names, dims, rows_at
 
 
 def read_csv(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) -> SequenceData:
@@ -225,31 +250,32 @@ def read_csv(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) 
     _check_size(path, source, max_bytes)
     reader = csv.reader(line for _, line in _lines(path, source))
     try:
-        seqs, names = _csv_rows(reader, spec, source)
+        seqs, names, rows_at = _csv_rows(reader, spec, source)
     except csv.Error:
         fail(
             f"{source}: line {reader.line_num}",
             f"CSV cells of at most {csv.field_size_limit()} characters and no NUL bytes",
             "a malformed or over-long cell",
         )
-    return _assemble([np.array(rows) for _, rows in seqs], names, spec, source)
+    return _assemble([np.array(rows) for _, rows in seqs], names, spec, source, rows_at)
 
 
 def _csv_rows(reader, spec: DataSpec, source: str) -> tuple[list, list]:
     header = [h.strip() for h in next(reader, [])]
+    last = "target" if spec.is_regression else "label"  # regression: a real target per sequence
     if not header:
-        fail(source, "a header 'seq_id,t,f0,...,label'", "an empty file")
-    want = ["seq_id", "t", *(f"f{j}" for j in range(max(len(header) - 3, 0))), "label"]
+        fail(source, f"a header 'seq_id,t,f0,...,{last}'", "an empty file")
+    want = ["seq_id", "t", *(f"f{j}" for j in range(max(len(header) - 3, 0))), last]
     if header != want:
         col = next((k for k, (a, b) in enumerate(zip(header, want)) if a != b), len(header) - 1)
         fail(
             f"{source}: header column {col}",
-            "the layout 'seq_id,t,f0,...,f{F-1},label'",
+            f"the layout 'seq_id,t,f0,...,f{{F-1}},{last}'",
             "a different name or order",
         )
     if len(header) - 3 != spec.n_features:
         fail(f"{source}: number of features", spec.n_features, len(header) - 3)
-    seqs, names, seen = [], [], set()
+    seqs, names, seen, rows_at = [], [], set(), []
     for cells in reader:
         if not "".join(cells).strip():
             continue
@@ -266,6 +292,7 @@ def _csv_rows(reader, spec: DataSpec, source: str) -> tuple[list, list]:
             seen.add(sid)
             seqs.append((sid, []))
             names.append(label)
+            rows_at.append(ln)
         where, cur = f"{source}: line {ln} (sequence {len(seqs) - 1})", seqs[-1][1]
         if not cells[1].strip().isdigit() or int(cells[1]) != len(cur):
             fail(
@@ -281,10 +308,12 @@ def _csv_rows(reader, spec: DataSpec, source: str) -> tuple[list, list]:
             )
         if label != names[-1]:
             fail(
-                f"{where}, column 'label'", "the same label on every row of a sequence", "a change"
+                f"{where}, column '{last}'",
+                f"the same {last} on every row of a sequence",
+                "a change",
             )
         cur.append(_floats(cells[2:-1], lambda j, w=where: f"{w}, column 'f{j}'"))
-    return seqs, names
+    return seqs, names, rows_at
 
 
 def read_npz(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) -> SequenceData:
@@ -309,6 +338,8 @@ def read_npz(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) 
     x, lengths, y = arrays["x"], arrays["lengths"], arrays["y"]
     if x.ndim != 3 or x.dtype.kind not in "fiu":
         fail(f"{source}: x", "a numeric array (N, T, F)", f"{x.ndim}-d of kind '{x.dtype.kind}'")
+    if spec.is_regression:  # y: real targets (N,) or (N, n_targets)
+        return _rt().npz_targets(x, lengths, y, spec, source)
     for name, arr, kinds, want in (
         ("lengths", lengths, "iu", "integers"),
         ("y", y, "iuUS", "class names or integer class indices"),
@@ -345,28 +376,3 @@ def _check_unpacked(path: str | Path, source: str, max_bytes: int) -> None:
             f"{size} bytes",
             "Split the rows across files or raise --max-file-bytes",
         )
-
-
-_READERS = {".ts": read_ts, ".csv": read_csv, ".npz": read_npz}
-
-
-def load_party_file(
-    path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES
-) -> SequenceData:
-    """Read + validate one party's own file by suffix (.ts/.csv/.npz): raw x (N, max_len, F).
-    A file over ``max_bytes`` (an .npz: unpacked) is refused before it is read.
-
-    Call :func:`scale_features` next, before sharing.
-    """
-    reader = _READERS.get(Path(path).suffix.lower())
-    if spec.kind == "text":  # label<TAB>text lines, any suffix (mpcrnn.text)
-        from mpcrnn.text import read_text
-
-        reader = read_text
-    if reader is None:
-        fail(
-            f"{path}: file type",
-            "a .ts, .csv or .npz file",
-            f"suffix '{Path(path).suffix}' (unknown)",
-        )
-    return reader(path, spec, max_bytes)

@@ -41,24 +41,27 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
     probe = PlainBackend(cfg.activation)  # evaluation without touching the training peak
     history = []
 
+    regress = cfg.model.task == "regress"  # history: RMSE (target units) for accuracy
+    metric = "rmse" if regress else "accuracy"
+
     def evaluate(data, params):
-        logits = predict_plain(probe, cfg.model, params, data.x, data.lengths)
-        y = torch.as_tensor(data.y)
-        loss = float(torch.nn.functional.cross_entropy(logits, y))
-        return loss, float((logits.argmax(1) == y).double().mean())
+        return _loss_and_metric(
+            cfg, predict_plain(probe, cfg.model, params, data.x, data.lengths), data
+        )
 
     def on_epoch_end(epoch, params, _state):
         loss, acc = evaluate(local, params)
         row = {
             "epoch": epoch,
             "loss": loss,
-            "train_accuracy": acc,
+            f"train_{metric}": acc,
             "max_preactivation_over_bound": B.max_abs_preactivation,
         }
-        line = f"epoch {epoch:3d}/{cfg.train.epochs}  loss {loss:.4f}  train acc {100 * acc:5.1f}%"
+        show = (lambda v: f"RMSE {v:.4g}") if regress else (lambda v: f"acc {100 * v:5.1f}%")
+        line = f"epoch {epoch:3d}/{cfg.train.epochs}  loss {loss:.4f}  train {show(acc)}"
         if test is not None:
-            row["test_loss"], row["test_accuracy"] = evaluate(test, params)
-            line += f"  test acc {100 * row['test_accuracy']:5.1f}%"
+            row["test_loss"], row[f"test_{metric}"] = evaluate(test, params)
+            line += f"  test {show(row[f'test_{metric}'])}"
         line += f"  max |pre-activation|/B {B.max_abs_preactivation:.2f}"
         history.append(row)
         echo(line)
@@ -76,8 +79,7 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
         adversarial=cfg.adversarial,
         value_range=value_range(cfg),
     )
-    majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
-    warnings = _warnings(history, majority, B.max_abs_preactivation, cfg.activation.bound)
+    majority, warnings = _verdict(cfg, local, history, B.max_abs_preactivation)
     if warnings:
         warnings += _frame_hint(cfg.spec)
     return {
@@ -87,6 +89,32 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
         "max_preactivation_over_bound": B.max_abs_preactivation,
         "rows": int(len(local.y)),
     }
+
+
+def _loss_and_metric(cfg, out: torch.Tensor, data) -> tuple[float, float]:
+    """(loss, metric) of the model's outputs on ``data``: cross-entropy and accuracy, or (for
+    regression) the rehearsal loss and RMSE in target units."""
+    if cfg.model.task == "regress":
+        from mpcrnn.regression import rehearsal_loss
+
+        return rehearsal_loss(out.numpy(), data.y, cfg.spec)
+    y = torch.as_tensor(data.y)
+    loss = float(torch.nn.functional.cross_entropy(out, y))
+    return loss, float((out.argmax(1) == y).double().mean())
+
+
+def _verdict(cfg, local, history: list[dict], max_ratio: float) -> tuple[float, list[str]]:
+    """(the naive baseline: the majority-class rate, or the training mean's RMSE (the targets'
+    standard deviation, target units); the warnings)."""
+    if cfg.model.task != "regress":
+        majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
+        return majority, _warnings(history, majority, max_ratio, cfg.activation.bound)
+    from mpcrnn.regression import mean_warning
+
+    mean_rmse = float(np.std(local.y) * (cfg.spec.target_high - cfg.spec.target_low) / 2)
+    history[-1]["train_accuracy"] = 1.0  # the class-rate check does not apply
+    warnings = mean_warning(history[-1]["train_rmse"], mean_rmse)
+    return mean_rmse, warnings + _warnings(history, 0.0, max_ratio, cfg.activation.bound)
 
 
 def _frame_hint(spec) -> list[str]:

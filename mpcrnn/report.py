@@ -58,7 +58,8 @@ def summarize(
     test_files: list[str | None] | None = None,
 ) -> dict:
     """The run's report.json from every process's report.  ``baseline`` (the demo): also train
-    the plaintext mirror and torch on the pooled rows, same seed and schedule."""
+    the plaintext mirror and torch on the pooled rows, same seed and schedule (regression: on
+    the pooled ``test_files``, with the training mean)."""
     parties = [r for r in reports if r.get("role") == "party"]
     summary = {
         "config": cfg.to_json(),
@@ -76,12 +77,19 @@ def summarize(
             "to": "all parties",
             "note": fedavg_notice(cfg).strip(),
         }
-    _test_accuracy(cfg, parties, summary, echo)
+    if cfg.model.task == "regress":
+        from mpcrnn import regression_report
+
+        regression_report.test_metrics(cfg, parties, summary, echo)
+    else:
+        _test_accuracy(cfg, parties, summary, echo)
     if baseline and cfg.dp.enabled:  # the non-private mirror is no like-for-like baseline
         echo(
             "  (no plaintext baseline in DP mode; benchmarks/dp_rows.py compares with Opacus "
             "DP-SGD)"
         )
+    elif baseline and cfg.model.task == "regress":
+        summary["baseline"] = _regression_baseline(cfg, summary, train_files, test_files, echo)
     elif baseline:
         summary["baseline"] = _baseline(cfg, summary, train_files, echo, test_files)
     _revealed_and_dp(summary, parties, echo)
@@ -160,6 +168,18 @@ def _baseline(
         "plaintext_mirror_polynomial": mirror["accuracy_polynomial"],
         f"plaintext_exact_{cell}": exact["accuracy_exact"],
     }
+
+
+def _regression_baseline(cfg, summary, train_files, test_files, echo: Echo) -> dict:
+    from mpcrnn import data as D
+    from mpcrnn.regression_report import baseline
+    from mpcrnn.secure import concat
+
+    pooled = [
+        D.scale_features(concat([D.load_party_file(f, cfg.spec) for f in files]), cfg.spec)
+        for files in (train_files, [f for f in test_files or () if f])
+    ]
+    return baseline(cfg, summary, *pooled, echo)
 
 
 def _revealed_and_dp(summary: dict, parties: list[dict], echo: Echo) -> None:

@@ -60,15 +60,16 @@ def _short(v) -> str:
 
 def share_all(session, cfg: RunConfig, local: SequenceData, counts: list[int]) -> Dataset:
     """Every party shares its own rows; the result concatenates parties in rank order."""
+    from mpcrnn.train import targets
     from protocols.arithmetic.sharing import share
 
-    T, F, C = local.x.shape[1], local.x.shape[2], cfg.model.num_classes
+    T, F, C = local.x.shape[1], local.x.shape[2], cfg.model.head_size
     xs, ms, ys = [], [], []
     for src, n in enumerate(counts):
         own = src == session.rank
         x = torch.as_tensor(local.x) if own else None
         m = masks(torch.as_tensor(local.lengths), T) if own else None
-        y = torch.nn.functional.one_hot(torch.as_tensor(local.y), C).double() if own else None
+        y = targets(local.y, cfg.model) if own else None  # one-hot, or scaled targets
         xs.append(share(session, x, src=src, shape=(n, T, F)))
         ms.append(share(session, m, src=src, shape=(n, T, 1)))
         ys.append(share(session, y, src=src, shape=(n, C)))
@@ -232,7 +233,12 @@ def correct_count_shared(session, B, cfg: RunConfig, params: dict, data: Dataset
 def evaluate_local(
     cfg: RunConfig, params: dict, data: SequenceData, polynomial: bool = True
 ) -> dict:
-    """Plaintext accuracy of the opened model on a party's own data (exact and polynomial)."""
+    """Plaintext accuracy of the opened model on a party's own data (exact and polynomial);
+    regression: :func:`mpcrnn.regression.evaluate_values` (RMSE, MAE, R^2 in target units)."""
+    if cfg.model.task == "regress":
+        from mpcrnn.regression import evaluate_values
+
+        return evaluate_values(cfg, params, data, polynomial)
     model = export_state_dicts(cfg.model, params).double()
     with torch.no_grad():
         logits = model(torch.as_tensor(data.x), torch.as_tensor(data.lengths))

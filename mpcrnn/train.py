@@ -42,7 +42,8 @@ from mpcrnn.model import flatten, forward_backward, unflatten
 class Dataset:
     """Values (plaintext or shares) in the layout the cells take.
 
-    x (N, T, I); m (N, T, 1) 0/1 masks at scale 2^f on shares; target (N, C) one-hot or (N, T, O).
+    x (N, T, I); m (N, T, 1) 0/1 masks at scale 2^f on shares; target (N, C) one-hot, (N, O)
+    scaled regression targets, or (N, T, O) per step.
     """
 
     x: torch.Tensor
@@ -182,7 +183,9 @@ def batch_of(data: Dataset, idx, task: str) -> tuple:
     index = torch.as_tensor(idx)
     x = data.x[index].transpose(0, 1)  # (T, N, F)
     m = data.m[index].transpose(0, 1)  # (T, N, 1)
-    target = data.target[index] if task == "classify" else data.target[index].transpose(0, 1)
+    target = data.target[index]
+    if task == "regress_steps":
+        target = target.transpose(0, 1)
     return x, m, target
 
 
@@ -290,8 +293,15 @@ def masks(lengths: torch.Tensor, T: int) -> torch.Tensor:
 def plain_dataset(x: np.ndarray, lengths: np.ndarray, y: np.ndarray, mcfg: ModelConfig) -> Dataset:
     xt = torch.as_tensor(x, dtype=torch.float64)
     ln = torch.as_tensor(lengths)
-    tgt = torch.nn.functional.one_hot(torch.as_tensor(y), mcfg.num_classes).to(torch.float64)
+    tgt = targets(y, mcfg)
     return Dataset(xt, masks(ln, xt.shape[1]), tgt)
+
+
+def targets(y: np.ndarray, mcfg: ModelConfig) -> torch.Tensor:
+    """What the head learns: one-hot labels (N, C), or the scaled regression targets (N, O)."""
+    if mcfg.task == "classify":
+        return torch.nn.functional.one_hot(torch.as_tensor(y), mcfg.num_classes).double()
+    return torch.as_tensor(y, dtype=torch.float64).reshape(len(y), -1)
 
 
 def predict_plain(

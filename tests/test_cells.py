@@ -121,7 +121,7 @@ def test_three_parties_and_dealer_match_mirror(cell, layers, parties):
 def _regress_batch(cell):
     g = torch.Generator().manual_seed(4)
     cfg = ModelConfig(
-        cell=cell, input_size=3, hidden_size=4, num_classes=0, task="regress", output_size=2
+        cell=cell, input_size=3, hidden_size=4, num_classes=0, task="regress_steps", output_size=2
     )
     x = torch.rand(5, 6, 3, generator=g, dtype=torch.float64) * 2 - 1
     lengths = torch.tensor([6, 3, 1, 5, 6])

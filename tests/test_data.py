@@ -482,7 +482,7 @@ BAD = [
         "ts-regression-file",
         "p.ts",
         _ts(*TS_ROWS, head=TS_HEAD.replace("@classLabel true a b c", "@targetLabel true")),
-        r"'@classLabel true <distinct names>'.*Only classification",
+        r"expected @classLabel true, got @targetLabel.*declares classes",
         [],
     ),
     (

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from mpcrnn import config as C
-from mpcrnn import config_modes
+from mpcrnn import config_model, config_modes
 from mpcrnn.declaration import DataSpec
 from mpcrnn.settings import settings_of
 
@@ -30,7 +30,7 @@ README_LIMIT = 25600  # bytes: a README for users, not a lab notebook (issue 30)
 
 CLASSES = {
     cls.__name__: cls
-    for module in (C, config_modes)
+    for module in (C, config_model, config_modes)
     for cls in vars(module).values()
     if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == module.__name__
 }

@@ -1,0 +1,139 @@
+"""Forecasting on a real public series: yearly sunspot numbers 1700-2008 (statsmodels'
+``datasets.sunspots``, shipped in mpcrnn/datasets/sunspots with its source).
+
+Three organizations each hold one contiguous era of the series (103 years each) and cut their
+OWN windows locally (:mod:`mpcrnn.windows`: window 22 years, horizon 1, stride 1); each keeps
+its last 20 % of years for testing (:func:`mpcrnn.windows.split_in_time`).  Declared public
+bounds: 0 .. 200 for the values and the target.  Rows: torch (exact activations), the
+plaintext mirror (polynomials), optionally MPC (``--mpc``, 3 parties + dealer), and the naive
+forecasts (training mean, last value, seasonal last value with an 11-year period), test RMSE
+in sunspot numbers.  Writes benchmarks/results/forecast-sunspots.md (command, commit, machine,
+date).
+
+    .venv/bin/python benchmarks/forecast_sunspots.py --seeds 0 1 2 [--mpc]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+WINDOW, HORIZON, PERIOD, PARTIES = 22, 1, 11, 3
+DATA = {
+    "n_features": 1,
+    "classes": (),
+    "max_len": WINDOW,
+    "scaling": "bounds",
+    "feature_low": (0.0,),
+    "feature_high": (200.0,),
+    "target_low": 0.0,
+    "target_high": 200.0,
+    "n_targets": HORIZON,
+}
+SCHEDULE = {"model": {"hidden_size": 16}, "train": {"epochs": 30, "lr": 0.03}}
+
+
+def sunspots() -> np.ndarray:
+    path = ROOT / "mpcrnn" / "datasets" / "sunspots" / "sunspots.csv"
+    return np.loadtxt(path, delimiter=",", skiprows=1)[:, 1]
+
+
+def party_rows():
+    """Each organization's (train windows, test windows), cut from its own era only."""
+    from mpcrnn.windows import cut, split_in_time
+
+    out = []
+    for era in np.array_split(sunspots(), PARTIES):
+        train, test = split_in_time(era, 0.2, WINDOW)
+        out.append((cut(train, WINDOW, HORIZON), cut(test, WINDOW, HORIZON)))
+    return out
+
+
+def rows_for_seed(seed: int, mpc: bool) -> dict:
+    from launch.runfile import build
+    from mpcrnn import data as D
+    from mpcrnn.regression import mean_baseline, metrics, unscale_targets
+    from mpcrnn.secure import concat, evaluate_local, train_plain_mirror
+    from mpcrnn.windows import last_value, seasonal_last
+
+    raw = {"data": dict(DATA), "run": {"insecure_plaintext_transport": True}, **SCHEDULE}
+    cfg = build(raw, {"seed": seed})
+    parts = party_rows()
+    work = Path(tempfile.mkdtemp(prefix="mpcrnn-forecast-"))
+    train_files, test_files = D.write_party_files(*zip(*parts), work)
+    raw_tr, raw_te = concat([p[0] for p in parts]), concat([p[1] for p in parts])
+    tr, te = (D.scale_features(d, cfg.spec) for d in (raw_tr, raw_te))
+    out = {"seed": seed, "rows": (tr.n_rows, te.n_rows)}
+    out["torch"] = evaluate_local(cfg, train_plain_mirror(cfg, tr, exact=True), te, False)["exact"]
+    out["mirror"] = evaluate_local(cfg, train_plain_mirror(cfg, tr, exact=False), te)["polynomial"]
+    y_te = unscale_targets(te.y, cfg.spec)
+    out["mean"] = mean_baseline(unscale_targets(tr.y, cfg.spec), y_te)
+    out["last"] = metrics(last_value(raw_te.x, HORIZON), y_te)
+    out["seasonal"] = metrics(seasonal_last(raw_te.x, HORIZON, PERIOD), y_te)
+    if mpc:
+        from launch.launcher import launch_local
+        from mpcrnn.regression import pooled
+
+        t0 = time.perf_counter()
+        reports = launch_local(cfg, train_files, test_files, str(work), show_progress=False)
+        out["mpc"] = pooled([r["local_test"]["polynomial"] for r in reports if "local_test" in r])
+        out["mpc_seconds"] = time.perf_counter() - t0
+    return out
+
+
+def markdown(results: list[dict], argv: list[str]) -> str:
+    from regression_rows import header
+
+    lines = header(
+        "Sunspots forecasting (1 year ahead): torch, mirror, MPC and naive forecasts",
+        "forecast_sunspots.py",
+        argv,
+        "yearly sunspots 1700-2008 (statsmodels datasets.sunspots), 3 organizations of one era "
+        f"each, window {WINDOW}, horizon {HORIZON}, stride 1, last 20 % of each era for testing "
+        f"({results[0]['rows'][0]} train / {results[0]['rows'][1]} test windows); GRU H 16, "
+        "30 epochs, Adam lr 0.03",
+    )
+    lines += [
+        "| seed | torch RMSE | mirror RMSE | MPC RMSE | training mean | last value | "
+        "seasonal last (11 y) | mirror / torch |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        mpc = r.get("mpc")
+        cells = [
+            str(r["seed"]),
+            *(f"{r[k]['rmse']:.2f}" for k in ("torch", "mirror")),
+            f"{mpc['rmse']:.2f}" if mpc else "-",
+            *(f"{r[k]['rmse']:.2f}" for k in ("mean", "last", "seasonal")),
+            f"{r['mirror']['rmse'] / r['torch']['rmse']:.3f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--mpc", action="store_true", help="also the MPC run (minutes per seed)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "forecast-sunspots.md"))
+    args = ap.parse_args()
+    results = []
+    for seed in args.seeds:
+        results.append(rows_for_seed(seed, args.mpc))
+        print(results[-1], flush=True)
+    text = markdown(results, sys.argv[1:])
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
