@@ -60,6 +60,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/one_bad_step.py
 	$(BIN)/python benchmarks/bench_gru_step.py --optimizers
 	$(BIN)/python benchmarks/adversarial_rows.py
+	$(BIN)/python benchmarks/regression_rows.py --mpc
+	$(BIN)/python benchmarks/forecast_sunspots.py --mpc
+	$(BIN)/python benchmarks/bench_he.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/harness.py --quick
@@ -67,6 +70,8 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/learning_rows.py --quick
 	$(BIN)/python benchmarks/adversarial_rows.py --quick --seeds 0
 	$(BIN)/python benchmarks/bench_gru_step.py --optimizers --quick
+	$(BIN)/python benchmarks/regression_rows.py --quick --seeds 0 --epochs 8
+	$(BIN)/python benchmarks/forecast_sunspots.py --quick --seeds 0
 
 clean:
 	rm -rf $(VENV) runs bench-out

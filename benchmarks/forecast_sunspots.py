@@ -16,16 +16,14 @@ date).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import common
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 WINDOW, HORIZON, PERIOD, PARTIES = 22, 1, 11, 3
 DATA = {
@@ -90,19 +88,16 @@ def rows_for_seed(seed: int, mpc: bool) -> dict:
     return out
 
 
-def markdown(results: list[dict], argv: list[str]) -> str:
-    from regression_rows import header
-
-    lines = header(
-        "Sunspots forecasting (1 year ahead): torch, mirror, MPC and naive forecasts",
-        "forecast_sunspots.py",
-        argv,
+def markdown(results: list[dict]) -> str:
+    data = (
         "yearly sunspots 1700-2008 (statsmodels datasets.sunspots), 3 organizations of one era "
         f"each, window {WINDOW}, horizon {HORIZON}, stride 1, last 20 % of each era for testing "
         f"({results[0]['rows'][0]} train / {results[0]['rows'][1]} test windows); GRU H 16, "
-        "30 epochs, Adam lr 0.03",
+        "30 epochs, Adam lr 0.03"
     )
-    lines += [
+    lines = [
+        f"Data: {data}.",
+        "",
         "| seed | torch RMSE | mirror RMSE | MPC RMSE | training mean | last value | "
         "seasonal last (11 y) | mirror / torch |",
         "|---|---|---|---|---|---|---|---|",
@@ -121,18 +116,18 @@ def markdown(results: list[dict], argv: list[str]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], parents=[common.parent(smoke=False, seeds=(0, 1, 2))]
+    )
     ap.add_argument("--mpc", action="store_true", help="also the MPC run (minutes per seed)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "forecast-sunspots.md"))
-    args = ap.parse_args()
+    args = common.parse(ap)
     results = []
     for seed in args.seeds:
         results.append(rows_for_seed(seed, args.mpc))
         print(results[-1], flush=True)
-    text = markdown(results, sys.argv[1:])
-    Path(args.out).write_text(text)
-    print(text)
+    title = "Sunspots forecasting (1 year ahead): torch, mirror, MPC and naive forecasts"
+    path = common.write_results("forecast_sunspots", markdown(results), results, args, title)
+    print(path.read_text())
 
 
 if __name__ == "__main__":

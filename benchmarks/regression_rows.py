@@ -11,17 +11,11 @@ Run as a file::
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import common
 
 
 def rows_for_seed(seed: int, epochs: int | None, mpc: bool) -> dict:
@@ -58,32 +52,16 @@ def rows_for_seed(seed: int, epochs: int | None, mpc: bool) -> dict:
     return out
 
 
-def header(title: str, script: str, argv: list[str], data: str) -> list[str]:
-    """A results file's header: command, commit, machine, date, data."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
-    return [
-        f"# {title}",
-        "",
-        f"- command: `python benchmarks/{script} {' '.join(argv)}`",
-        f"- commit: {commit}",
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- data: {data}",
-        "",
-    ]
+DATA = (
+    "Tecator (172 train / 43 test, fat %), the demo's split across 3 organizations and its "
+    "schedule (GRU H 32, frame 10, Adam lr 0.05, cosine)"
+)
 
 
-def markdown(results: list[dict], argv: list[str]) -> str:
-    head = header(
-        "Tecator regression: torch, mirror, MPC and the training mean",
-        "regression_rows.py",
-        argv,
-        "Tecator (172 train / 43 test, fat %), the demo's split across 3 organizations and its "
-        "schedule (GRU H 32, frame 10, Adam lr 0.05, cosine)",
-    )
-    head += [
+def markdown(results: list[dict]) -> str:
+    head = [
+        f"Data: {DATA}.",
+        "",
         "| seed | torch RMSE | mirror RMSE | MPC RMSE | training mean RMSE | torch R^2 | "
         "mirror / torch | MPC / mirror |",
         "|---|---|---|---|---|---|---|---|",
@@ -105,19 +83,19 @@ def markdown(results: list[dict], argv: list[str]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], parents=[common.parent(smoke=False, seeds=(0, 1, 2))]
+    )
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--mpc", action="store_true", help="also the MPC run (minutes per seed)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "regression.md"))
-    args = ap.parse_args()
+    args = common.parse(ap)
     results = []
     for seed in args.seeds:
         results.append(rows_for_seed(seed, args.epochs, args.mpc))
         print(results[-1], flush=True)
-    text = markdown(results, sys.argv[1:])
-    Path(args.out).write_text(text)
-    print(text)
+    title = "Tecator regression: torch, mirror, MPC and the training mean"
+    path = common.write_results("regression_rows", markdown(results), results, args, title)
+    print(path.read_text())
 
 
 if __name__ == "__main__":
