@@ -3,6 +3,7 @@ mpcrnn's step and the same GRU written naively on CrypTen autograd."""
 
 from __future__ import annotations
 
+import statistics
 import time
 
 
@@ -119,3 +120,40 @@ def naive_step(session, B, T, H, repeats):
     gru().matmul(W.t())
     total["forward_rounds"] = comm.get().comm_rounds
     return total
+
+
+def pingpong(session, sizes, repeats):
+    """Per message size: the median time of the step's two exchange primitives between the party
+    processes (:mod:`protocols.arithmetic.reveal`): ``open`` (every party sends its share to every
+    other
+    one: a Beaver/AND opening) and ``gather`` (shares to party 0: a truncation), the latter
+    timed as (gather + an 8-byte open) - (the 8-byte open): alone, the senders would run ahead
+    and party 0 would time a queue, not a latency."""
+    import torch
+
+    from protocols.arithmetic.reveal import gather_masked, open_masked
+
+    s = session
+    out = {}
+    for n in sizes:
+        t = torch.zeros(n, dtype=torch.long)
+        one = torch.zeros(1, dtype=torch.long)
+        for name, fn in (
+            ("open", lambda t=t: open_masked(s, [t], "pingpong")),
+            (
+                "gather",
+                lambda t=t, one=one: (
+                    gather_masked(s, t, "pingpong"),
+                    open_masked(s, [one], "pingpong"),
+                ),
+            ),
+        ):
+            for _ in range(3):
+                fn()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            out[(name, n)] = statistics.median(times)
+    return out
