@@ -60,6 +60,7 @@ from protocols.network.handshake import (
     brief,
     close,
     connect_peer,
+    peer_address,
     recv_exact,
     refuse,
 )
@@ -192,10 +193,10 @@ def _accept_peers(mesh: Mesh, listener, ranks, trust, deadline, inner_hello=Fals
         if conn is None:
             continue
         if len(pending) >= MAX_PENDING:
-            busy = Refused(f"a connection from {_address(conn)}: {MAX_PENDING} already pending")
+            busy = Refused(f"a connection from {peer_address(conn)}: {MAX_PENDING} already pending")
             refuse(conn, me, busy, mesh.refused)
             continue
-        pending[id(conn)] = _address(conn)
+        pending[id(conn)] = peer_address(conn)
         expected = set(ranks) - set(socks)
         args = (conn, mesh, expected, trust, deadline, inner_hello, done)
         threading.Thread(target=_identify, args=args, daemon=True).start()
@@ -207,7 +208,7 @@ def _identify(conn, mesh: Mesh, expected, trust, deadline, inner_hello, done) ->
     all within one deadline: ``HANDSHAKE_S`` or the run's, whichever comes first.  Puts
     ``(key, connection, rank or Refused, socket, inner hello)`` into ``done``; a refused
     connection is closed here already."""
-    where, limit = _address(conn), min(HANDSHAKE_S, deadline - time.monotonic())
+    where, limit = peer_address(conn), min(HANDSHAKE_S, deadline - time.monotonic())
     dog, s, key = Watchdog(conn, time.monotonic() + limit), None, id(conn)
     until = time.monotonic() + limit
     try:
@@ -288,14 +289,6 @@ def _accept(listener, deadline: float, missing) -> socket.socket | None:
     except TimeoutError:
         return None
     return conn
-
-
-def _address(conn: socket.socket) -> str:
-    try:
-        host, port = conn.getpeername()[:2]
-    except OSError:
-        return "an unknown address"
-    return f"{host}:{port}"
 
 
 def _missing(names, socks, ranks, pending=None) -> str:

@@ -164,7 +164,7 @@ def accept_peer(
 def _check_hello(conn, names, expected: set[int], trust: Trust) -> tuple[int, bytes, str, str]:
     """Read a connecting peer's hello and certificate; ``(claimed rank, certificate, label,
     fingerprint seen)`` if it is a rank we wait for with its pinned certificate."""
-    where = _peer_address(conn)
+    where = peer_address(conn)
     try:
         head = recv_exact(conn, HELLO.size)
     except (OSError, ValueError):
@@ -312,7 +312,8 @@ def refuse(conn: socket.socket, me: str, exc: Exception, refused: Refusals) -> N
         sys.stderr.flush()
 
 
-def _peer_address(conn: socket.socket) -> str:
+def peer_address(conn: socket.socket) -> str:
+    """``host:port`` of a connection's other end, for refusals (never trusted for identity)."""
     try:
         host, port = conn.getpeername()[:2]
     except OSError:
