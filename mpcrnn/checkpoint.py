@@ -171,6 +171,21 @@ def agree_epoch(session, directory: str | Path) -> int:
     return min(int(e) for e in exchange_public(session, latest_epoch(directory, session.rank)))
 
 
+def start_epoch(session, directory, resume: bool) -> int:
+    """All parties, at the start of a run: the run identity goes on the session (a fresh one all
+    parties contribute to, or, when resuming, the one the checkpoints carry), and the epoch to
+    start from (0: from scratch).  See :func:`resume_point` for the checks."""
+    from protocols.network.public_exchange import agree_run_id
+
+    session.run_id = agree_run_id(session)
+    if not (resume and directory):
+        return 0
+    start, run_id = resume_point(session, directory)
+    if start:
+        session.run_id = run_id
+    return start
+
+
 def resume_point(session, directory: str | Path) -> tuple[int, str]:
     """All parties: (the newest epoch every party has, the run identity its files carry), or
     (0, "") when some party has none.  Every party's file of that epoch must claim the same run

@@ -177,22 +177,17 @@ def _starting_point(session, cfg, checkpoint_dir: str | None, resume: bool) -> t
     checkpointed (``resume``)."""
     from mpcrnn import checkpoint
     from mpcrnn.model import init_params
-    from protocols.network.public_exchange import agree_run_id
 
-    session.run_id = agree_run_id(session)
-    start, run_id = (0, "")
-    if resume and checkpoint_dir:
-        start, run_id = checkpoint.resume_point(session, checkpoint_dir)
+    start = checkpoint.start_epoch(session, checkpoint_dir, resume)
     if not start:
         return init_params(cfg.model, cfg.train.seed), 0
-    session.run_id = run_id
     theta, _ = checkpoint.load(
         checkpoint_dir,
         session.rank,
         start,
         cfg.checkpoint_digest(),
         cfg.fedavg_rounds,
-        run_id=run_id,
+        run_id=session.run_id,
     )
     return theta, start
 

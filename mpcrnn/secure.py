@@ -23,7 +23,6 @@ from mpcrnn.model import export_state_dicts, init_params
 from mpcrnn.train import Dataset, masks, predict_plain, train
 from protocols.arithmetic.fixed_point import FixedPoint
 from protocols.errors import AgreementError, ConfigError, expected_got
-from protocols.network.public_exchange import agree_run_id
 
 
 def agree(session, cfg: RunConfig, local: SequenceData) -> list[dict]:
@@ -140,20 +139,17 @@ def _checkpoints(session, cfg: RunConfig, params: dict, checkpoint_dir, resume: 
     from the newest epoch every party checkpointed, when asked."""
     from mpcrnn import checkpoint
 
-    velocity, start = None, 0
-    session.run_id = agree_run_id(session)
-    if resume and checkpoint_dir:
-        start, run_id = checkpoint.resume_point(session, checkpoint_dir)
-        if start:
-            session.run_id = run_id
-            params, velocity = checkpoint.load(
-                checkpoint_dir,
-                session.rank,
-                start,
-                cfg.checkpoint_digest(),
-                cfg.train.epochs,
-                run_id=session.run_id,
-            )
+    velocity = None
+    start = checkpoint.start_epoch(session, checkpoint_dir, resume)
+    if start:
+        params, velocity = checkpoint.load(
+            checkpoint_dir,
+            session.rank,
+            start,
+            cfg.checkpoint_digest(),
+            cfg.train.epochs,
+            run_id=session.run_id,
+        )
     if not checkpoint_dir:
         return params, velocity, start, None
 
