@@ -165,7 +165,8 @@ def _join_as_member(mesh: Mesh, listener, rendezvous, trust, wire_protocol, dead
         return
     for j in range(1, rank):  # connect to every lower rank but 0
         addr = _parse_addr(book["addrs"][str(j)])
-        mesh.socks[j] = connect_peer(j, addr, rank, names, trust, deadline, mesh.refused)
+        told = "party 0's address book"
+        mesh.socks[j] = connect_peer(j, addr, rank, names, trust, deadline, mesh.refused, told)
     _accept_peers(mesh, listener, range(rank + 1, len(names)), trust, deadline)
 
 

@@ -38,6 +38,9 @@ HELLO = struct.Struct("<8sIIBI")
 MAX_CERT = 16 << 10
 HANDSHAKE_S = 10.0  # longest a single unauthenticated connection may take to say who it is
 RETRY_S = 0.1
+# attempts at an address a process did not take from its run file (party 0's address book, a
+# peer's heartbeat port): a hostile party 0 cannot make anyone hammer a host of its choosing
+BOOK_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -206,19 +209,32 @@ def connect_peer(
     trust: Trust,
     deadline: float,
     refused: list[str],
+    told_by: str = "",
 ) -> socket.socket:
     """Connecting side: reach ``target`` at ``addr`` (retrying until the deadline), prove who we
-    are, and check that the other end holds ``target``'s pinned key.
+    are, and check that the other end holds ``target``'s pinned key.  Nothing but our hello
+    (and, with TLS, our public certificate) is sent before that check.
+
+    told_by: where ``addr`` came from when not from the run file (``"party 0's address
+    book"``): then at most ``BOOK_ATTEMPTS`` attempts, so a hostile source cannot make this
+    process connect again and again to a host of its choosing.
 
     Raises:
-        Late: the deadline passed (the detail says the last failure).
+        Late: the deadline passed, or the attempts at an address from ``told_by`` ran out (the
+            detail says the last failure).
     """
     who = names[target]
-    last = "no answer"
+    last, tries = "no answer", 0
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             raise Late(f"could not reach {who} at {addr[0]}:{addr[1]}: {last}")
+        if told_by and tries >= BOOK_ATTEMPTS:
+            raise Late(
+                f"gave up on {who} at {addr[0]}:{addr[1]} after {tries} attempts (the address "
+                f"came from {told_by}): {last}"
+            )
+        tries += 1
         try:
             conn = socket.create_connection(addr, timeout=max(min(left, HANDSHAKE_S), 0.1))
         except OSError as exc:
