@@ -175,3 +175,63 @@ def test_dropped_heartbeats_do_not_get_a_party_that_sends_data_accused():
     finally:
         hb.close()
         theirs.close()
+
+
+def _three(black_hole: tuple[int, int] | None = None, **kw):
+    """Heartbeats of party 0, party 1 and the dealer, one socket pair per two of them; the
+    pair ``black_hole`` gets two unconnected ends instead (every heartbeat between them is
+    dropped, both connections stay open).  Returns (heartbeats, their on_stop logs, spares)."""
+    socks: dict[int, dict[int, socket.socket]] = {0: {}, 1: {}, 2: {}}
+    spares = []
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        if (i, j) == black_hole:
+            (socks[i][j], x), (socks[j][i], y) = socket.socketpair(), socket.socketpair()
+            spares += [x, y]  # open, never read nor written: the packets are dropped
+        else:
+            socks[i][j], socks[j][i] = socket.socketpair()
+    logs = {r: [] for r in socks}
+    beats = {
+        r: Heartbeat(socks[r], NAMES, on_stop=logs[r].append, rank=r, **FAST, **kw).start()
+        for r in socks
+    }
+    return beats, logs, spares
+
+
+def test_dropped_heartbeats_on_a_link_without_data_accuse_nobody():
+    """Issue 26: the dealer's links to parties 1.. carry no data after the seeds, so dropping
+    only the heartbeats between the dealer and a party used to get each accused by the other
+    (no data could speak for it).  Each heartbeat now also says how long ago its sender last
+    heard from every other process (directly: heartbeat or data), so party 1, which hears from
+    both, vouches for each to the other: nobody is accused."""
+    beats, logs, spares = _three(black_hole=(0, 2))
+    try:
+        time.sleep(5 * FAST["limit_s"])
+        assert all(hb.stopped is None for hb in beats.values()), [
+            hb.verdict() for hb in beats.values()
+        ]
+        assert logs == {0: [], 1: [], 2: []}
+    finally:
+        for hb in beats.values():
+            hb.close()
+        for s in spares:
+            s.close()
+
+
+def test_a_stopped_process_is_still_named_by_everyone_when_others_vouch():
+    """The vouching must not hide a stopped process: the dealer stops (its heartbeat thread
+    halts, its connections stay open); nobody hears from it any more, so nobody can vouch
+    for it, and both parties name it within the limit (plus the one-heartbeat lag)."""
+    beats, logs, spares = _three()
+    try:
+        time.sleep(2 * FAST["limit_s"])
+        t0 = time.monotonic()
+        beats[2]._halt.set()  # stopped: SIGSTOP, a frozen VM
+        assert beats[0]._found.wait(5) and beats[1]._found.wait(5)
+        took = time.monotonic() - t0
+        assert logs[0] == [2] and logs[1] == [2], logs
+        assert took < FAST["limit_s"] + 1.0, took
+    finally:
+        for hb in beats.values():
+            hb.close()
+        for s in spares:
+            s.close()

@@ -6,13 +6,19 @@ silence, and the data path cannot tell that silence from a slow step until the r
 So every two processes of a run also share a second connection that carries nothing but
 heartbeats, served by one thread per process that never waits on the training:
 
-* every ``INTERVAL_S`` the thread sends one byte to every peer (authenticated and encrypted
+* every ``INTERVAL_S`` the thread sends every peer one heartbeat (authenticated and encrypted
   like any link byte: the connection is made with the same pinned mutual TLS as the data
-  links, :mod:`protocols.network.channels`);
-* it reads whatever its peers sent; a peer that sent nothing for ``LIMIT_S`` seconds while
-  its connection stayed open, and nothing on its data link either (:meth:`Heartbeat.heard_data`,
-  called by :class:`protocols.network.links.Links` on every message it receives: so dropped
-  heartbeat packets never get a party that is still sending data accused), has **stopped**:
+  links, :mod:`protocols.network.channels`): a frame of one little-endian uint16 per rank of
+  the run, how many milliseconds ago this process last heard *directly* from that rank (a
+  heartbeat or a data message; ``0xFFFF``: not within 65 s);
+* it reads whatever its peers sent; a peer is heard from when any byte of its heartbeat
+  arrives, when a message arrives on its data link (:meth:`Heartbeat.heard_data`, called by
+  :class:`protocols.network.links.Links` on every message it receives), or when a third
+  process's heartbeat says it heard from it (vouching: the dealer's links to parties 1..
+  carry no data after the seeds, so a dropped heartbeat there is answered by the parties,
+  which hear from both).  Only direct evidence is passed on, so a stopped process is vouched
+  for by nobody.  A peer not heard from in any of these ways for ``LIMIT_S`` seconds while
+  its connection stayed open has **stopped**:
   the thread records which one (:attr:`Heartbeat.stopped`), calls ``on_stop(rank)`` (the party
   shuts its data links so its own blocked wait ends at once), and exits.  A peer whose
   connection ends (exit, crash) is not "stopped": the data links report it as lost contact.
@@ -37,13 +43,15 @@ from __future__ import annotations
 import selectors
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable
 
 INTERVAL_S = 2.0  # one byte to every peer this often
 LIMIT_S = 20.0  # a peer silent this long, its connection open, has stopped
-_BEAT = b"\x01"
+_UNKNOWN = 0xFFFF  # a heartbeat frame's age for a rank not heard from directly within 65 s
+_READ_MAX = 1 << 16  # bytes taken from one peer per wake-up (a flooding peer cannot pin us)
 _AGAIN = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
 
 
@@ -69,6 +77,8 @@ class Heartbeat:
         self.tampered: int | None = None  # the rank whose heartbeat failed TLS authentication
         self.tamper_reason = ""
         self._data_seen: dict[int, float] = {}
+        self._vouched: dict[int, float] = {}  # latest time a third process heard from a rank
+        self._frame = struct.Struct(f"<{len(names)}H")
         self._halt = threading.Event()
         self._found = threading.Event()
         self._seen: dict[int, float] = {}
@@ -126,7 +136,34 @@ class Heartbeat:
 
     def _suspect(self) -> bool:
         now = time.monotonic()
-        return any(now - self._seen[r] > self.limit_s / 2 for r in list(self._live))
+        return any(now - self._last(r) > self.limit_s / 2 for r in list(self._live))
+
+    def _direct(self, r: int) -> float:
+        """When this process last heard from ``r`` itself (heartbeat or data)."""
+        return max(self._seen.get(r, 0.0), self._data_seen.get(r, 0.0))
+
+    def _last(self, r: int) -> float:
+        """When anyone (this process, or a third one vouching) last heard from ``r``."""
+        return max(self._direct(r), self._vouched.get(r, 0.0))
+
+    def _beat(self, now: float) -> bytes:
+        """This process's heartbeat frame (see the module docstring)."""
+        ages = []
+        for r in range(self._frame.size // 2):
+            t = now if r == self.rank else self._direct(r)
+            ms = int((now - t) * 1000) if t else _UNKNOWN
+            ages.append(min(ms, _UNKNOWN))
+        return self._frame.pack(*ages)
+
+    def _take_frames(self, sender: int, buf: bytearray, now: float) -> None:
+        """Every complete frame in ``buf`` (from ``sender``): what it vouches for."""
+        size = self._frame.size
+        while len(buf) >= size:
+            ages = self._frame.unpack_from(buf)
+            del buf[:size]
+            for r, ms in enumerate(ages):
+                if ms != _UNKNOWN and r not in (sender, self.rank):
+                    self._vouched[r] = max(self._vouched.get(r, 0.0), now - ms / 1000)
 
     def _run(self) -> None:
         sel = selectors.DefaultSelector()
@@ -135,28 +172,36 @@ class Heartbeat:
         now = time.monotonic()
         seen = self._seen = dict.fromkeys(self.socks, now)
         live = self._live = set(self.socks)
+        inbox = {r: bytearray() for r in self.socks}
+        outbox = {r: bytearray() for r in self.socks}  # a frame's unsent rest goes out first
         last_sent = 0.0
         try:
             while live and not self._halt.is_set():
                 now = time.monotonic()
                 gone = []
                 if now - last_sent >= self.interval_s:
-                    gone += [r for r in sorted(live) if not _send_beat(self.socks[r])]
+                    beat = self._beat(now)
+                    for r in sorted(live):
+                        if not outbox[r]:
+                            outbox[r] += beat
+                        if not _send_beat(self.socks[r], outbox[r]):
+                            gone.append(r)
                     last_sent = now
                 for key, _ in sel.select(timeout=min(self.interval_s / 2, 0.5)):
                     r = key.data
-                    state = _drain(self.socks[r]) if r in live else _OK
+                    state = _drain(self.socks[r], inbox[r]) if r in live else _OK
                     if isinstance(state, ssl.SSLError):
                         return self._found_tampered(r, state)
                     if state is _ENDED:
                         gone.append(r)  # ended: the data links report it
                     seen[r] = time.monotonic()
+                    self._take_frames(r, inbox[r], seen[r])
                 for r in set(gone) & live:  # never watched again (an ended socket stays readable)
                     live.discard(r)
                     sel.unregister(self.socks[r])
                 now = time.monotonic()
                 for r in sorted(live):
-                    last = max(seen[r], self._data_seen.get(r, 0.0))
+                    last = self._last(r)
                     if now - last > self.limit_s and not self._halt.is_set():
                         self.stopped, self.silent_s = r, now - last
                         self._found.set()
@@ -205,7 +250,10 @@ def open_heartbeats(mesh, trust, host: str, timeout_s: float) -> dict[int, socke
             if not isinstance(told, dict) or not isinstance(told.get("heartbeat"), str):
                 raise ValueError(f"{names[j]} sent no heartbeat address")
             addr = C._parse_addr(told["heartbeat"])
-            beats.socks[j] = connect_peer(j, addr, rank, names, trust, deadline, beats.refused)
+            source = f"{names[j]}'s heartbeat address"
+            beats.socks[j] = connect_peer(
+                j, addr, rank, names, trust, deadline, beats.refused, source
+            )
         C._accept_peers(beats, listener, range(rank + 1, total), trust, deadline)
         return beats.socks
     except (OSError, ValueError, KeyError, TypeError, Late) as exc:
@@ -223,10 +271,12 @@ def open_heartbeats(mesh, trust, host: str, timeout_s: float) -> dict[int, socke
 _OK, _ENDED = "ok", "ended"
 
 
-def _send_beat(s: socket.socket) -> bool:
-    """Send one byte; False when the connection is gone (a full buffer is not an error)."""
+def _send_beat(s: socket.socket, pending: bytearray) -> bool:
+    """Send what ``pending`` holds, keeping any unsent rest there (a TLS write is retried with
+    the same bytes); False when the connection is gone (a full buffer is not an error)."""
     try:
-        s.send(_BEAT)
+        sent = s.send(pending)
+        del pending[:sent]
     except _AGAIN:
         pass
     except OSError:
@@ -234,14 +284,17 @@ def _send_beat(s: socket.socket) -> bool:
     return True
 
 
-def _drain(s: socket.socket):
-    """Read what is there: ``_OK``, ``_ENDED`` (end of stream or a connection error), or the
-    :class:`ssl.SSLError` of a record that failed TLS authentication."""
+def _drain(s: socket.socket, into: bytearray):
+    """Read what is there into ``into``: ``_OK``, ``_ENDED`` (end of stream or a connection
+    error), or the :class:`ssl.SSLError` of a record that failed TLS authentication."""
     try:
         while True:
             data = s.recv(4096)
             if not data:
                 return _ENDED
+            into += data
+            if len(into) >= _READ_MAX:
+                return _OK
             if not (isinstance(s, ssl.SSLSocket) and s.pending()):
                 return _OK
     except _AGAIN:
