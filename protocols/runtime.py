@@ -8,7 +8,8 @@ list)::
 
     protocols/runtime.py                 this module
     protocols/network/communicator.py    CrypTen's communicator interface, over our links
-    protocols/network/parties.py         installs the communicator, CrypTen's PRZS seeds
+    protocols/network/parties.py         installs the communicator
+    protocols/randomness/crypten_rng.py  CrypTen's draws from AES-CTR streams, its PRZS seeds
     protocols/randomness/streams.py      CrypTen's TTP client generator (the dealer's seed)
     protocols/randomness/triples.py      CrypTen's trusted first party (TFP simulation)
     protocols/randomness/he_triples.py   CrypTen's tuple-provider interface (HE)
@@ -16,7 +17,7 @@ list)::
     protocols/arithmetic/sharing.py      CrypTen's shared tensor types (wrapping our shares)
     protocols/arithmetic/comparison.py   CrypTen's binary circuits (sign bit, argmax)
 
-It does three things, once per process, and only when called (nothing happens at import time):
+It does four things, once per process, and only when called (nothing happens at import time):
 
 1. **torch 2.x compatibility.**  CrypTen 0.4.1's ``crypten.nn.onnx_converter`` imports
    ``torch.onnx._internal.registration.registry`` at module load; that module is gone from
@@ -31,7 +32,10 @@ It does three things, once per process, and only when called (nothing happens at
    config changes (``load_config``, ``set_config``, attribute assignment, ``temp_override``).
    Results are identical; only the lookup cost changes.  :func:`use_fast_config` turns it on or
    off (the microbenchmark measures both in one run).
-3. **Clear errors.**  Missing or wrong-version torch/CrypTen raise :class:`InstallError` saying
+3. **Cryptographic draws.**  CrypTen's secret random draws (PRZS masks, its TTP requests) come
+   from AES-256-CTR streams instead of torch's Mersenne Twister
+   (:mod:`protocols.randomness.crypten_rng`).
+4. **Clear errors.**  Missing or wrong-version torch/CrypTen raise :class:`InstallError` saying
    how to install (``make venv``).
 """
 
@@ -102,6 +106,9 @@ def load_crypten() -> Any:
             expected_got("CrypTen version", SUPPORTED_CRYPTEN, crypten.__version__, _INSTALL_HINT)
         )
     use_fast_config(True)
+    from protocols.randomness import crypten_rng
+
+    crypten_rng.install()  # CrypTen's secret draws from AES-CTR streams, not Mersenne Twisters
     return crypten
 
 

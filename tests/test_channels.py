@@ -291,8 +291,8 @@ def test_on_the_plaintext_transport_a_stranger_takes_rank_1_and_gets_a_seed(tmp_
                 h.sendall(HELLO.pack(MAGIC, 1, TOTAL, 0, 0))  # taken as party 1 there too
                 assert len(_recv_some(h, HELLO.size)) == HELLO.size
                 dealer_beat = _accept_as(beats, 1)
-                seed = _recv_some(s, 16)  # party 0's next PRZS seed: 8-byte header + payload
-            assert len(seed) == 16 and int.from_bytes(seed[:8], "little") == 8
+                seed = _recv_some(s, 40)  # party 0's next PRZS seed: 8-byte header + payload
+            assert len(seed) == 40 and int.from_bytes(seed[:8], "little") == 32
             to_dealer.close()
             dealer_beat.close()
     finally:

@@ -9,7 +9,7 @@ shapes of the public run configuration).  How far it gets:
 * **Plaintext transport** (``--insecure-plaintext-transport``): every seed of the run, checked
   against the values the processes actually used (each party's PRZS ``next``/``prev`` seeds and
   the ``global`` one, CrypTen's TTP seeds and the dealer's bulk-stream seeds: every 8-byte
-  field of every message of 8, 16 or 40 bytes is a candidate, and all true seeds (a 256-bit bulk
+  field of every message of 8, 32 or 64 bytes is a candidate, and all true seeds (a 256-bit
   seed by its low 8 bytes) are among them),
   and the released model: the last six messages each party sent to another party are its
   shares of the six weight tensors (the final reveal), their sum decodes to the model, equal to
@@ -114,6 +114,10 @@ def _frames(data: bytes) -> list[bytes]:
     return out
 
 
+def _covered(frames: list[bytes]) -> int:
+    return sum(8 + len(f) for f in frames)
+
+
 def eavesdrop(
     streams: dict[tuple, bytes], shapes: dict[str, tuple], x_rows: tuple | None = None
 ) -> dict:
@@ -137,12 +141,14 @@ def eavesdrop(
                 break
             pos += 4 + struct.unpack_from("<I", data, pos)[0]
         frames = _frames(data[pos:])
-        if len(frames) >= len(messages.get((rank, back[0]), [])):  # not the heartbeat connection
+        # two connections per pair: the data link's framing covers more bytes than the
+        # heartbeat connection's fixed-size frames parsed as if they were framed messages
+        if _covered(frames) >= _covered(messages.get((rank, back[0]), [])):
             messages[(rank, back[0])] = frames
     seeds = set()
     for frames in messages.values():
         for f in frames:
-            if len(f) in (8, 16, 40):  # 40: the dealer's seeds (CrypTen's 8, the bulk 32)
+            if len(f) in (8, 32, 64):  # 32: a PRZS seed; 64: the dealer's (CrypTen's, the bulk)
                 seeds.update(f[i : i + 8] for i in range(0, len(f), 8))
     model = None
     parties = sorted({s for s, _ in messages if (s, (s + 1) % 3) in messages and s < 3})
@@ -192,7 +198,7 @@ def _first_input_batch(messages: dict, x_rows: tuple) -> torch.Tensor | None:
             and m["kwargs"].get("plan") is None
         ]
         streams = [
-            RingStream(int.from_bytes(messages[(3, i)][0][8:40], "little")) for i in range(3)
+            RingStream(int.from_bytes(messages[(3, i)][0][32:64], "little")) for i in range(3)
         ]
     except Exception:  # noqa: BLE001 - garbage (encrypted) bytes: nothing to replay
         return None

@@ -16,7 +16,6 @@ address this process listens on for links.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from protocols.errors import AgreementError, ConfigError, MpcrnnError, expected_got
@@ -28,10 +27,11 @@ TIMEOUT_S = 120.0  # the default limit on every wait for a peer (--timeout)
 # What the bytes between parties and the dealer mean; bumped whenever that changes (2: the
 # triple streams moved to numpy's PCG64, and the mask / maskmul requests arrived; 3: every
 # process on one authenticated mesh, CrypTen's traffic and the dealer's on it, no gloo; 5: the
-# bulk streams are AES-256-CTR from 256-bit seeds).  Hosts on
-# different releases would otherwise compute garbage silently (their triple shares no longer
-# match), so every process compares it right after joining, before anything is shared.
-WIRE_PROTOCOL = 5
+# bulk streams are AES-256-CTR from 256-bit seeds; 6: CrypTen's PRZS and TTP draws too, and
+# heartbeats carry who each process heard from).  Hosts on different releases would otherwise
+# compute garbage silently (their triple shares no longer match), so every process compares it
+# right after joining, before anything is shared.
+WIRE_PROTOCOL = 6
 
 
 @dataclass(frozen=True)
@@ -166,11 +166,12 @@ def init_party(spec: PartySpec, *, fp=None, count_traffic: bool = False):
         AgreementError: a process runs another release (wire protocol).
     """
     spec.validate()
-    crypten = load_crypten()
+    load_crypten()
     import torch
     from crypten.config import cfg
 
     from protocols.network.communicator import communicator_class, install
+    from protocols.randomness.crypten_rng import seed_local, setup_przs
 
     torch.set_num_threads(1)
     cfg.mpc.provider = spec.provider  # CrypTen's own operations read it from its global config
@@ -184,12 +185,12 @@ def init_party(spec: PartySpec, *, fp=None, count_traffic: bool = False):
     try:
         bulk_seed = None
         if not spec.is_dealer:
-            crypten._setup_prng()  # PRZS seeds: over the mesh (inside TLS)
+            setup_przs(transport)  # PRZS seeds (AES-CTR streams): over the mesh (inside TLS)
             if spec.has_dealer:
                 from protocols.randomness.streams import receive_dealer_seeds
 
                 bulk_seed = receive_dealer_seeds(transport)
-        _seed_local_generator()
+        seed_local()
         session = _session(spec, transport, bulk_seed, fp, count_traffic, refused)
     except MpcrnnError:
         _teardown()
@@ -249,16 +250,6 @@ def _open_links(spec: PartySpec, names: list[str], secure: bool):
     heartbeat = Heartbeat(beats, names, on_stop=stop, rank=spec.rank).start()
     links = Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure, heartbeat)
     return links, tuple(mesh.refused)
-
-
-def _seed_local_generator() -> None:
-    """CrypTen seeds its generators from torch's global RNG; re-seed the local one from the OS."""
-    import crypten
-    import torch
-
-    for gen in crypten.generators["local"].values():
-        gen.manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
-    del torch
 
 
 def init_in_process(fp=None):

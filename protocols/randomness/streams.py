@@ -1,8 +1,9 @@
 """The randomness a data party shares with the dealer: seeds, and the ring streams they seed.
 
-At start-up the dealer draws, per data party, a seed for CrypTen's TTP generator and one for
-mpcrnn's bulk stream (separate, so that bulk requests fetched ahead of use never desynchronize
-from CrypTen's on-demand requests), and sends each party its two seeds, and nothing else, over
+At start-up the dealer draws, per data party, a 256-bit seed for CrypTen's TTP generator (an
+AES-CTR stream too: :mod:`protocols.randomness.crypten_rng`) and one for mpcrnn's bulk stream
+(separate, so that bulk requests fetched ahead of use never desynchronize from CrypTen's
+on-demand requests), and sends each party its two seeds, and nothing else, over
 the dealer's authenticated link (:mod:`protocols.network.channels`).  Party ``i`` then draws its own
 shares of every triple from its :class:`RingStream`; the dealer draws the same values from its
 copy of every party's stream.
@@ -17,12 +18,11 @@ stream; :meth:`protocols.session.MpcSession.fresh` shares that object, never cop
 from __future__ import annotations
 
 import hashlib
-import struct
 
 import torch
 
-SEED = struct.Struct("<q")  # CrypTen's TTP generator seed (CrypTen's torch generator)
 BULK_SEED_BYTES = 32  # mpcrnn's bulk stream: a 256-bit seed, the AES-256 key's source
+TTP_SEED_BYTES = 32  # CrypTen's TTP generator (a crypten_rng.StreamGenerator), 256 bits
 
 
 class RingStream:
@@ -31,8 +31,8 @@ class RingStream:
     A cryptographic PRG: the keystream of AES-256 in counter mode (``cryptography``, AES-NI),
     keyed by SHA-256 of the seed (a non-negative int of at most 256 bits: 256 random bits from
     ``os.urandom`` at the dealer, or a 128-bit plan seed), 8 bytes per element.  Predicting an
-    element from others is breaking AES.  (CrypTen's own TTP generator, for the few CrypTen
-    operations that use it, stays torch's Mersenne Twister.)
+    element from others is breaking AES.  CrypTen's own draws use the same streams
+    (:mod:`protocols.randomness.crypten_rng`).
     """
 
     def __init__(self, seed: int) -> None:
@@ -76,25 +76,19 @@ def plan_stream(seed: int, index: int) -> RingStream:
     return RingStream(int.from_bytes(digest[:16], "little"))
 
 
-def send_dealer_seeds(
-    links, world_size: int
-) -> tuple[list[torch.Generator], list[RingStream], list[int]]:
+def send_dealer_seeds(links, world_size: int) -> tuple[list, list[RingStream], list[int]]:
     """The dealer, once at start-up: a fresh seed per party for CrypTen's TTP generator and one
     for the bulk stream, each sent only to its party over ``links`` (the dealer's
     :class:`protocols.network.links.Links`).  Returns CrypTen's per-party generators, the bulk
     streams and the bulk seeds."""
-    import os
+    from protocols.randomness.crypten_rng import StreamGenerator, fresh_seed
 
-    crypten_seeds = [SEED.unpack(os.urandom(8))[0] for _ in range(world_size)]
-    bulk_seeds = [int.from_bytes(os.urandom(BULK_SEED_BYTES), "little") for _ in range(world_size)]
+    crypten_seeds = [fresh_seed() for _ in range(world_size)]
+    bulk_seeds = [fresh_seed() for _ in range(world_size)]
     for rank in range(world_size):
         bulk = bulk_seeds[rank].to_bytes(BULK_SEED_BYTES, "little")
-        links.send_bytes(rank, SEED.pack(crypten_seeds[rank]) + bulk)
-    generators = []
-    for seed in crypten_seeds:
-        g = torch.Generator(device="cpu")
-        g.manual_seed(seed)
-        generators.append(g)
+        links.send_bytes(rank, crypten_seeds[rank].to_bytes(TTP_SEED_BYTES, "little") + bulk)
+    generators = [StreamGenerator(seed) for seed in crypten_seeds]
     return generators, [RingStream(seed) for seed in bulk_seeds], bulk_seeds
 
 
@@ -106,14 +100,15 @@ def receive_dealer_seeds(c) -> int:
     :class:`~protocols.randomness.triples.DealerTriples`."""
     from crypten.mpc.provider.ttp_provider import TTPClient
 
-    data = c.links.recv_bytes(c.get_ttp_rank(), SEED.size + BULK_SEED_BYTES)
-    crypten_seed = SEED.unpack_from(data, 0)[0]
-    bulk_seed = int.from_bytes(data[SEED.size :], "little")
+    from protocols.randomness.crypten_rng import StreamGenerator
+
+    data = c.links.recv_bytes(c.get_ttp_rank(), TTP_SEED_BYTES + BULK_SEED_BYTES)
+    crypten_seed = int.from_bytes(data[:TTP_SEED_BYTES], "little")
+    bulk_seed = int.from_bytes(data[TTP_SEED_BYTES:], "little")
     inner = TTPClient._TTPClient__TTPClient  # CrypTen's singleton class (name-mangled)
     client = inner.__new__(inner)
     client.ttp_group, client.comm_group = c.ttp_group, c.ttp_comm_group
-    client.generator = torch.Generator(device="cpu")
-    client.generator.manual_seed(crypten_seed)
+    client.generator = StreamGenerator(crypten_seed)
     client.generator_cuda = None
     TTPClient._TTPClient__instance = client
     return bulk_seed
