@@ -1,9 +1,11 @@
 """Forecasting on a real public series: yearly sunspot numbers 1700-2008 (statsmodels'
 ``datasets.sunspots``, shipped in mpcrnn/datasets/sunspots with its source).
 
-Three organizations each hold one contiguous era of the series (103 years each) and cut their
-OWN windows locally (:mod:`mpcrnn.windows`: window 22 years, horizon 1, stride 1); each keeps
-its last 20 % of years for testing (:func:`mpcrnn.windows.split_in_time`).  Declared public
+Three organizations each hold one contiguous era of the series (103 years each) as a long-series
+CSV, train and test files split in time (:func:`mpcrnn.windows.split_in_time`: the last 20 % of
+its years for testing, the test file starting one window earlier).  The run declares the
+windows (``[data] window = 22``, ``horizon = 1``; stride 1), and each party's intake cuts its
+OWN files into windows locally (:func:`mpcrnn.readers_series.read_series`).  Declared public
 bounds: 0 .. 200 for the values and the target.  Rows: torch (exact activations), the
 plaintext mirror (polynomials), optionally MPC (``--mpc``, 3 parties + dealer), and the naive
 forecasts (training mean, last value, seasonal last value with an 11-year period), test RMSE
@@ -26,16 +28,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 WINDOW, HORIZON, PERIOD, PARTIES = 22, 1, 11, 3
-DATA = {
+DATA = {  # the run file's [data]: max_len = window, n_targets = horizon follow
     "n_features": 1,
-    "classes": (),
-    "max_len": WINDOW,
     "scaling": "bounds",
     "feature_low": (0.0,),
     "feature_high": (200.0,),
     "target_low": 0.0,
     "target_high": 200.0,
-    "n_targets": HORIZON,
+    "window": WINDOW,
+    "horizon": HORIZON,
 }
 SCHEDULE = {"model": {"hidden_size": 16}, "train": {"epochs": 30, "lr": 0.03}}
 
@@ -45,15 +46,19 @@ def sunspots() -> np.ndarray:
     return np.loadtxt(path, delimiter=",", skiprows=1)[:, 1]
 
 
-def party_rows():
-    """Each organization's (train windows, test windows), cut from its own era only."""
-    from mpcrnn.windows import cut, split_in_time
+def party_files(work: Path) -> tuple[list[str], list[str]]:
+    """Each organization's train and test series files, from its own era only."""
+    from mpcrnn.readers_series import write_series
+    from mpcrnn.windows import split_in_time
 
-    out = []
-    for era in np.array_split(sunspots(), PARTIES):
-        train, test = split_in_time(era, 0.2, WINDOW)
-        out.append((cut(train, WINDOW, HORIZON), cut(test, WINDOW, HORIZON)))
-    return out
+    train_files, test_files = [], []
+    for r, era in enumerate(np.array_split(sunspots(), PARTIES)):
+        for part, files, name in zip(
+            split_in_time(era, 0.2, WINDOW), (train_files, test_files), ("train", "test")
+        ):
+            files.append(str(work / f"party{r}-{name}.csv"))
+            write_series(part, files[-1], ["sunspots"])
+    return train_files, test_files
 
 
 def rows_for_seed(seed: int, mpc: bool) -> dict:
@@ -65,10 +70,11 @@ def rows_for_seed(seed: int, mpc: bool) -> dict:
 
     raw = {"data": dict(DATA), "run": {"insecure_plaintext_transport": True}, **SCHEDULE}
     cfg = build(raw, {"seed": seed})
-    parts = party_rows()
     work = Path(tempfile.mkdtemp(prefix="mpcrnn-forecast-"))
-    train_files, test_files = D.write_party_files(*zip(*parts), work)
-    raw_tr, raw_te = concat([p[0] for p in parts]), concat([p[1] for p in parts])
+    train_files, test_files = party_files(work)
+    raw_tr, raw_te = (
+        concat([D.load_party_file(f, cfg.spec) for f in fs]) for fs in (train_files, test_files)
+    )
     tr, te = (D.scale_features(d, cfg.spec) for d in (raw_tr, raw_te))
     out = {"seed": seed, "rows": (tr.n_rows, te.n_rows)}
     out["torch"] = evaluate_local(cfg, train_plain_mirror(cfg, tr, exact=True), te, False)["exact"]

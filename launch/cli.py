@@ -28,6 +28,7 @@ from launch.options import (
 )
 from mpcrnn import __version__
 from mpcrnn.config import FedAvgConfig, ModelConfig, TrainConfig
+from mpcrnn.declaration import DataSpec
 from mpcrnn.report import INSECURE_TFP
 
 
@@ -65,6 +66,7 @@ def main() -> None:
 )
 @config_option("Run config file (TOML); explicit flags override it.")
 @setting_options("reveal_to", "reveal_metrics", "mode", FedAvgConfig)
+@setting_options(DataSpec)  # --window, --horizon, --stride, --target-column: forecasting
 @dp_options
 @transport_options(with_key=False)
 @adversarial_options

@@ -32,7 +32,8 @@ from protocols.errors import ConfigError, DataError, expected_got
 
 CONFIGS = {section_of(cls): cls for cls in SECTIONS}  # [section] -> its config dataclass
 KEYS = run_file_keys(SECTIONS)  # [section] -> {key: setting}
-FLAGS = flags(SECTIONS)  # click parameter name -> setting: what a command line may override
+# click parameter name -> setting: what a command line may override ([data]: forecasting's keys)
+FLAGS = flags((*SECTIONS, D.DataSpec))
 RENAMED = {"model": {"hidden": "hidden_size", "layers": "num_layers"}}  # old key -> its name
 SECTION_KEYS = {name: set(keys) | set(RENAMED.get(name, ())) for name, keys in KEYS.items()}
 SECTION_KEYS["identities"] = None  # party0.., dealer: checked against the party count in build()
@@ -116,14 +117,16 @@ def build(raw: dict, overrides: dict) -> RunConfig:
     """RunConfig from the file's sections, then explicit command-line overrides (click parameter
     names, :data:`FLAGS`; None or an empty list: not given).  Defaults: the dataclasses'."""
     body = {name: dict(raw.get(name) or {}) for name in CONFIGS}
+    data = dict(raw.get("data") or {})
     for dest, value in overrides.items():
         if value is not None and value != ():
-            body[FLAGS[dest].section][FLAGS[dest].name] = value
+            s = FLAGS[dest]
+            (data if s.section == "data" else body[s.section])[s.name] = value
     values = {
         name: {key: coerce(KEYS[name][key], v) for key, v in section.items()}
         for name, section in body.items()
     }
-    spec = _spec(raw.get("data"))
+    spec = _spec(data, in_file=bool(raw.get("data")))
     run = values["run"]
     try:
         model = ModelConfig(
@@ -207,10 +210,12 @@ def _task(spec: D.DataSpec) -> dict:
     return {"task": "regress", "output_size": spec.n_targets} if spec.is_regression else {}
 
 
-def _spec(section: dict | None) -> D.DataSpec:
+def _spec(section: dict | None, in_file: bool = True) -> D.DataSpec:
     if not section:
         return D.JAPANESE_VOWELS_SPEC
-    body = dict(section)
+    from mpcrnn.windows import forecast_keys
+
+    body = forecast_keys(dict(section), in_file)
     if "target_low" in body or "target_high" in body:
         body.setdefault("classes", ())  # regression: no classes to declare
     for key in ("classes", "feature_low", "feature_high"):
@@ -276,9 +281,11 @@ def reference() -> str:
         "",
         "[data]                   # the public declaration of every party's data",
     ]
+    helps = {s.name: s.help for s in settings_of(D.DataSpec)}
     for f in fields(D.DataSpec):
         required = f.default is MISSING
-        lines.append(_line(f.name, ... if required else f.default, "required" if required else ""))
+        default, help_ = (..., "required") if required else (f.default, helps.get(f.name, ""))
+        lines.append(_line(f.name, default, help_))
     return "\n".join(lines) + "\n"
 
 

@@ -46,6 +46,8 @@ def load_party_file(
     path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES
 ) -> SequenceData:
     """Read + validate one party's own file by suffix (.ts/.csv/.npz): raw x (N, max_len, F).
+    With ``[data] window`` (forecasting): a long-series .csv cut into windows
+    (:func:`mpcrnn.readers_series.read_series`).
     A file over ``max_bytes`` (an .npz: unpacked) is refused before it is read.
 
     Call :func:`scale_features` next, before sharing.
@@ -55,6 +57,10 @@ def load_party_file(
         from mpcrnn.text import read_text
 
         reader = read_text
+    if spec.window is not None:  # forecasting: one long series, cut into windows here
+        from mpcrnn.readers_series import read_series
+
+        reader = read_series
     if reader is None:
         fail(
             f"{path}: file type",

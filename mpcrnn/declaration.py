@@ -18,6 +18,7 @@ from typing import NoReturn
 
 import numpy as np
 
+from mpcrnn.settings import section, setting
 from protocols.errors import ConfigError, DataError, expected_got
 
 
@@ -60,6 +61,7 @@ class SequenceData:
         return replace(self, x=self.x[rows], lengths=self.lengths[rows], y=self.y[rows])
 
 
+@section("data")
 @dataclass(frozen=True)
 class DataSpec:
     """Public declaration every party agrees on before any data is shared.
@@ -109,6 +111,26 @@ class DataSpec:
     target_low: float | None = None
     target_high: float | None = None
     n_targets: int = 1  # targets per sequence (regression; a forecast horizon: mpcrnn.windows)
+    # Forecasting from files (docs/regression.md): with ``window`` set, each party's data file is
+    # ONE long series, a CSV of numeric columns (mpcrnn.readers_series), that the party cuts into
+    # windows locally (mpcrnn.windows.cut); max_len is then the window and n_targets the horizon
+    # (both may be left out).  These four are settings: run-file keys with a flag each.
+    window: int | None = setting(
+        None,
+        help="Forecasting: input steps W of each window cut from a party's long series (a CSV); "
+        "setting it makes every data file one series. max_len = W.",
+    )
+    horizon: int | None = setting(
+        None, help="Forecasting: values h predicted after each window (n_targets = h); default 1."
+    )
+    stride: int | None = setting(
+        None, help="Forecasting: steps between the starts of two windows; default 1."
+    )
+    target_column: str | None = setting(
+        None,
+        help="Forecasting: the series' column (CSV header name) whose next values are the "
+        "targets; required with more than one column.",
+    )
 
     @property
     def is_regression(self) -> bool:
@@ -165,6 +187,9 @@ class DataSpec:
                 bad("value_bound", ">= 1 with scaling='bounds'")
             object.__setattr__(self, "feature_low", tuple(lo.tolist()))
             object.__setattr__(self, "feature_high", tuple(hi.tolist()))
+        from mpcrnn.windows import check_forecast  # mpcrnn.windows imports this module
+
+        check_forecast(self)
 
 
 # Built-in demo.  max_len 29 is the longest utterance of both splits (train alone: 26).  Bounds

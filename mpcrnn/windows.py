@@ -12,13 +12,18 @@ bounds (those of the target feature), and write them with :func:`mpcrnn.data.wri
 
 Splitting train and test in time (the test rows' windows after the training rows'): see
 :func:`split_in_time`, whose gap keeps a training target from being a test input.
+
+From files: ``[data] window`` (and ``horizon``, ``stride``, ``target_column``) declares the
+windows, checked by :func:`check_forecast`; each party's file is then one long series that
+:func:`mpcrnn.readers_series.read_series` reads and cuts with :func:`cut`, in the party's own
+process.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mpcrnn.declaration import SequenceData
+from mpcrnn.declaration import DataSpec, SequenceData
 from protocols.errors import ConfigError, expected_got
 
 
@@ -72,3 +77,102 @@ def seasonal_last(x_raw: np.ndarray, horizon: int, period: int, target: int = 0)
         raise ConfigError(expected_got("seasonal period", f"in 1..{W} (the window)", period))
     idx = [W - period + (k % period) for k in range(horizon)]
     return x_raw[:, idx, target]
+
+
+NEEDS_TARGETS = (
+    "target_low and target_high declared too (forecasting is a regression)",
+    "no target bounds",
+)
+
+
+def forecast_keys(body: dict, in_file: bool = True) -> dict:
+    """A ``[data]`` body with its forecasting keys typed as settings (``[data] window: expected
+    an integer``) and, with ``window``, ``max_len = window`` and ``n_targets = horizon`` where
+    left out.  ``in_file``: the run file has a ``[data]`` section (flags alone cannot declare
+    the series' features and bounds)."""
+    from mpcrnn.settings import coerce, settings_of
+
+    for s in settings_of(DataSpec):
+        if s.name in body:
+            if not in_file:
+                raise ConfigError(
+                    expected_got(
+                        s.label,
+                        "a [data] section in the run file declaring the series (n_features, "
+                        "feature and target bounds)",
+                        "no [data]",
+                    )
+                )
+            body[s.name] = coerce(s, body[s.name])
+    window = body.get("window")
+    if window is not None:  # checked here first: max_len and the regression head follow from it
+        if window < 1:
+            raise ConfigError(expected_got("[data] window", "an integer >= 1", window))
+        if body.get("target_low") is None and body.get("target_high") is None:
+            raise ConfigError(expected_got("[data] window", *NEEDS_TARGETS))
+        body.setdefault("max_len", window)
+        body.setdefault("n_targets", body.get("horizon") or 1)
+    return body
+
+
+def check_forecast(spec) -> None:
+    """The forecasting keys of a DataSpec: all unset, or ``window`` set with target bounds,
+    ``max_len = window`` and ``n_targets = horizon``; fills the defaults (horizon: n_targets,
+    stride: 1).  One ConfigError line naming the key otherwise."""
+    if spec.window is None:
+        for key in ("horizon", "stride", "target_column"):
+            if getattr(spec, key) is not None:
+                raise ConfigError(
+                    expected_got(
+                        f"[data] {key}",
+                        "unset unless [data] window is set (forecasting from a long series)",
+                        getattr(spec, key),
+                    )
+                )
+        return
+    horizon = spec.n_targets if spec.horizon is None else spec.horizon
+    stride = 1 if spec.stride is None else spec.stride
+    for key, v in (("window", spec.window), ("horizon", horizon), ("stride", stride)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(expected_got(f"[data] {key}", "an integer >= 1", repr(v)))
+    for key, want, got in (
+        ("max_len", spec.window, spec.max_len),
+        ("n_targets", horizon, spec.n_targets),
+    ):
+        if got != want:
+            what = "window" if key == "max_len" else "horizon"
+            raise ConfigError(
+                expected_got(f"[data] {key} with window", f"the {what}, {want} (or left out)", got)
+            )
+    if not spec.is_regression or spec.kind != "sequence":
+        got = NEEDS_TARGETS[1] if not spec.is_regression else f"kind {spec.kind}"
+        raise ConfigError(expected_got("[data] window", NEEDS_TARGETS[0], got))
+    _check_target_column(spec)
+    object.__setattr__(spec, "horizon", horizon)
+    object.__setattr__(spec, "stride", stride)
+
+
+def _check_target_column(spec) -> None:
+    name = spec.target_column
+    if name is None and spec.n_features > 1:
+        raise ConfigError(
+            expected_got(
+                "[data] target_column",
+                f"the header name of the target among the {spec.n_features} columns "
+                "(required with more than one)",
+                "unset",
+            )
+        )
+    if name is not None and (
+        not isinstance(name, str)
+        or not name
+        or name != name.strip()
+        or any(c in name for c in ',"\n')
+    ):
+        raise ConfigError(
+            expected_got(
+                "[data] target_column",
+                "a column name (non-empty, no surrounding spaces, no comma or quote)",
+                repr(name),
+            )
+        )

@@ -14,10 +14,13 @@ from click.testing import CliRunner
 from launch import cli
 from launch.runfile import CONFIGS, FLAGS, KEYS, build, read_file, reference
 from mpcrnn.config import SECTIONS
+from mpcrnn.declaration import DataSpec
 from mpcrnn.settings import coerce, section_of, settings_of
 from protocols.errors import ConfigError
 
-SETTINGS = [s for cls in SECTIONS for s in settings_of(cls)]
+# [data]'s forecasting keys (window, horizon, stride, target_column) are settings with flags too
+SETTINGS = [s for cls in (*SECTIONS, DataSpec) for s in settings_of(cls)]
+OWNERS = {**CONFIGS, "data": DataSpec}  # [section] -> the dataclass whose fields it sets
 
 
 def _field_names(cls) -> set[str]:
@@ -39,7 +42,7 @@ def test_every_flag_is_one_field_and_back():
     assert len({s.flag for s in flagged}) == len(flagged) == len(FLAGS)
     for dest, s in FLAGS.items():
         assert s.dest == dest and s.flag == "--" + dest.replace("_", "-")
-        assert s.name in _field_names(CONFIGS[s.section])
+        assert s.name in _field_names(OWNERS[s.section])
     # `train` offers every flagged setting, under that flag, and nothing else by those names
     params = {p.name: p for p in cli.train.params}
     for s in flagged:
