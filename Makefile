@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/regression_rows.py --mpc
 	$(BIN)/python benchmarks/forecast_sunspots.py --mpc
 	$(BIN)/python benchmarks/bench_he.py
+	$(BIN)/python benchmarks/prg_cost.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/harness.py --quick
