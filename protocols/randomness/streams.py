@@ -49,21 +49,19 @@ class RingStream:
         for d in size:
             n *= d
         out = torch.empty(n + 2, dtype=torch.int64)  # update_into wants a block's slack
-        done = self._aes.update_into(_zeros(8 * n), out.numpy().view("uint8"))
-        if done != 8 * n:  # CTR is a stream mode: every byte comes out at once
-            raise RuntimeError("AES-CTR returned a short keystream")
+        buf = out.numpy().view("uint8")
+        # in chunks that stay in the CPU's cache: 4-5 GB/s here, against 0.5-1 GB/s for one
+        # update over a multi-megabyte buffer
+        for start in range(0, n, _CHUNK):
+            k = min(_CHUNK, n - start)
+            done = self._aes.update_into(_ZEROS[: 8 * k], buf[8 * start : 8 * (start + k) + 16])
+            if done != 8 * k:  # CTR is a stream mode: every byte comes out at once
+                raise RuntimeError("AES-CTR returned a short keystream")
         return out[:n].view(size)
 
 
-_ZEROS = bytearray()  # the plaintext every stream encrypts (its keystream is the output)
-
-
-def _zeros(nbytes: int) -> memoryview:
-    """``nbytes`` zero bytes, from one buffer that only grows (streams only read it)."""
-    global _ZEROS
-    if len(_ZEROS) < nbytes:
-        _ZEROS = bytearray(nbytes)
-    return memoryview(_ZEROS)[:nbytes]
+_CHUNK = 8192  # ring elements per AES-CTR update (64 KiB)
+_ZEROS = memoryview(bytes(8 * _CHUNK))  # the plaintext every stream encrypts (read only)
 
 
 def plan_stream(seed: int, index: int) -> RingStream:
