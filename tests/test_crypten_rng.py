@@ -61,3 +61,15 @@ def test_a_sharing_of_zero_is_zero_and_torch_generators_still_work():
     assert torch.equal(zero.share, torch.zeros(6, dtype=torch.int64))
     g = torch.Generator().manual_seed(3)  # CrypTen's own path for any other generator
     assert rng.generate_random_ring_element((2,), generator=g).shape == (2,)
+
+
+def test_ring_stream_draws_are_one_keystream_across_chunks_and_calls():
+    """RingStream draws in 64 KiB chunks: draws of any sizes, one after another, are the one
+    AES-256-CTR keystream cut in order (no chunk boundary skips or repeats a byte)."""
+    from protocols.randomness.streams import RingStream
+
+    seed = 2**200 + 17
+    s = RingStream(seed)
+    sizes = [(3,), (100, 200), (8192,), (1,), (9000,), (5,)]
+    got = torch.cat([s.draw(size).reshape(-1) for size in sizes])
+    assert torch.equal(got, _keystream_words(seed, got.numel()))
