@@ -168,3 +168,23 @@ def _toml(raw: dict) -> str:
         lines.append(f"[{section}]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in body.items()]
     return "\n".join(lines) + "\n"
+
+
+def test_shakespeare_demo_data_split_and_settings_are_fixed(tmp_path):
+    from mpcrnn import lm_demo
+
+    for name, digest in (
+        ("train.txt", "ecc770ba7df8b30f84ae78b8a1dd80ea2cc306b9227615a23ad7985ed1741d7c"),
+        ("test.txt", "fac24ad5ed348af8cb8d6e2b363b6672081427000d5e95899006cbb92f916daf"),
+        ("vocab_lowercase.txt", lm_demo.VOCAB_SHA256),
+    ):  # the shipped slices and the public vocabulary, as SOURCE.md states them
+        assert hashlib.sha256((lm_demo.DIR / name).read_bytes()).hexdigest() == digest
+    cfg = build(lm_demo.with_demo_settings({}), {"hidden_size": 8})  # a flag still overrides
+    assert (cfg.model.task, cfg.spec.n_features, cfg.spec.max_len) == ("lm", 37, 24)
+    assert (cfg.model.embedding_dim, cfg.model.hidden_size, cfg.train.epochs) == (16, 8, 2)
+    train, test, counts = lm_demo.write_party_files(3, tmp_path)
+    assert counts == [7500, 4500, 3000]
+    text = (lm_demo.DIR / "train.txt").read_text(encoding="utf-8").lower()
+    assert "".join(open(p, encoding="utf-8", newline="").read() for p in train) == text
+    assert all(read_lm_text(p, cfg.spec).n_rows > 10 for p in train + test)
+    assert "shakespeare" in CliRunner().invoke(cli.main, ["train", "--help"]).output
