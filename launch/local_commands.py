@@ -109,6 +109,11 @@ def predict(model_file, data_file, dp_epsilon, raw_text, generate_n, prompt, tem
         if spec.is_lm:  # mpcrnn.text_lm
             from mpcrnn.text_lm import predict_lm
 
+            if raw_text:
+                raise ConfigError(
+                    expected_got("--raw-text", "a text classifier", "a language model")
+                )
+
             args = (generate_n, prompt, temperature, seed, dp_epsilon)
             click.echo(json.dumps(predict_lm(model, spec, data_file, *args)))
             return
@@ -226,12 +231,12 @@ def attack(model_file, data_file, eps_list, methods, pgd_steps):
             if not 0 < eps <= 1:
                 raise ConfigError(expected_got("--eps", "in (0, 1] (scaled feature units)", eps))
         _, spec, model = read_model_file(model_file)
-        if spec.is_regression:
+        if spec.is_regression or spec.is_lm:
             raise ConfigError(
                 expected_got(
                     "mpcrnn attack's model",
                     "a classifier (robust accuracy under FGSM/PGD on the cross-entropy)",
-                    "a regression model",
+                    "a language model" if spec.is_lm else "a regression model",
                 )
             )
         data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)

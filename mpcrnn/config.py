@@ -306,14 +306,6 @@ class RunConfig:
                     True,
                 )
             )
-        if self.model.task == "lm" and self.mode != "mpc":
-            raise ConfigError(
-                expected_got(
-                    label(self, "mode") + " with a language model",
-                    "mpc (fedavg's local training has no next-token loss yet)",
-                    self.mode,
-                )
-            )
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(asdict(self), default=list))

@@ -21,13 +21,14 @@ def test_metrics(cfg, parties: list[dict], summary: dict, echo) -> None:
         return
     tokens = sum(t["tokens"] for t in tests)
     exact, poly = pooled_bpc(tests, "bits_exact"), pooled_bpc(tests, "bits_polynomial")
+    who = "FedAvg" if cfg.mode == "fedavg" else "MPC"
     summary["test_bits_per_char"] = {
         "tokens": tokens,
-        "mpc_model_exact_activations": exact,
-        "mpc_model_polynomial": poly,
+        f"{who.lower()}_model_exact_activations": exact,
+        f"{who.lower()}_model_polynomial": poly,
     }
     echo(
-        f"  MPC model test bits per character ({tokens} predicted tokens, pooled from each "
+        f"  {who} model test bits per character ({tokens} predicted tokens, pooled from each "
         f"party's local evaluation): {exact:.3f} (torch, exact activations), {poly:.3f} "
         "(polynomial)"
     )
@@ -44,18 +45,27 @@ def baseline(cfg, summary: dict, train_files, test_files, echo) -> dict:
         concat([D.load_party_file(f, cfg.spec) for f in files])
         for files in (train_files, [f for f in test_files or () if f])
     ]
-    mirror = evaluate_local(cfg, train_plain_mirror(cfg, pooled[0], exact=False), pooled[1])
+    cell = cfg.model.cell
     exact_params = train_plain_mirror(cfg, pooled[0], exact=True)
-    exact = evaluate_local(cfg, exact_params, pooled[1], polynomial=False)
-    out = {
-        "plaintext_mirror_polynomial": pooled_bpc([mirror], "bits_polynomial"),
-        f"plaintext_exact_{cfg.model.cell}": pooled_bpc([exact], "bits_exact"),
-    }
-    echo(
-        f"  plaintext, same seed and schedule: {out['plaintext_mirror_polynomial']:.3f} "
-        f"(mirror, polynomial), {out[f'plaintext_exact_{cfg.model.cell}']:.3f} (torch "
-        f"{cfg.model.cell.upper()}, exact) bits per character"
+    exact = pooled_bpc(
+        [evaluate_local(cfg, exact_params, pooled[1], polynomial=False)], "bits_exact"
     )
+    if cfg.mode == "fedavg":
+        out = {"centralized_plaintext_exact": exact}
+        echo(
+            f"  centralized plaintext (all rows pooled, torch-exact {cell.upper()}, "
+            f"{cfg.train.epochs} epochs): {exact:.3f} bits per character"
+        )
+    else:
+        mirror = evaluate_local(cfg, train_plain_mirror(cfg, pooled[0], exact=False), pooled[1])
+        out = {
+            "plaintext_mirror_polynomial": pooled_bpc([mirror], "bits_polynomial"),
+            f"plaintext_exact_{cell}": exact,
+        }
+        echo(
+            f"  plaintext, same seed and schedule: {out['plaintext_mirror_polynomial']:.3f} "
+            f"(mirror, polynomial), {exact:.3f} (torch {cell.upper()}, exact) bits per character"
+        )
     models = [p["model_file"] for p in summary["parties"] if "model_file" in p]
     if models:
         from mpcrnn.model_file import read_model_file

@@ -68,15 +68,20 @@ def read_lm_text(path: str | Path, spec: DataSpec, max_bytes: int | None = None)
     )
 
 
+def torch_nll(logits: torch.Tensor, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy in nats (N, T-1) of per-step logits (N, T, V) on one-hot x
+    (N, T, V), zero where no token follows (the last step, padding)."""
+    valid = torch.arange(1, x.shape[1])[None, :] < lengths[:, None]
+    logp = torch.log_softmax(logits[:, :-1], -1)
+    return -(logp * x[:, 1:].to(logp.dtype)).sum(-1) * valid
+
+
 def torch_nll_sum(model, x: np.ndarray, lengths: np.ndarray) -> tuple[float, int]:
     """(summed next-token cross-entropy in nats, predicted tokens) of an exported torch model."""
-    xt = torch.as_tensor(x, dtype=torch.float64)
+    xt, ln = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(lengths)
     with torch.no_grad():
-        logits = model.double()(xt, torch.as_tensor(lengths))[:, :-1]  # (N, T-1, V)
-    target = xt[:, 1:]
-    valid = (torch.arange(1, xt.shape[1])[None, :] < torch.as_tensor(lengths)[:, None]).double()
-    nll = -(torch.log_softmax(logits, -1) * target).sum(-1) * valid
-    return float(nll.sum()), int(valid.sum())
+        nll = torch_nll(model.double()(xt, ln), xt, ln)
+    return float(nll.sum()), int((ln - 1).clamp(min=0).sum())
 
 
 def evaluate_lm(cfg, params: dict, data: SequenceData, polynomial: bool = True) -> dict:

@@ -52,8 +52,9 @@ def test_run_file_declares_a_language_model(tmp_path):
     assert cfg.spec.classes == () and cfg.spec.is_lm
     with pytest.raises(ConfigError, match="reveal_metrics with a language model"):
         build(lm_raw(tmp_path), {"reveal_metrics": True})
-    with pytest.raises(ConfigError, match="mode with a language model"):
-        build(lm_raw(tmp_path), {"mode": "fedavg"})
+    assert build(lm_raw(tmp_path), {"mode": "fedavg"}).mode == "fedavg"
+    with pytest.raises(ConfigError, match="method with a language model"):
+        build(lm_raw(tmp_path, embedding_dim=0), {"adversarial": "fgsm"})
     raw = lm_raw(tmp_path)
     raw["data"]["classes"] = ["x", "y"]
     with pytest.raises(ConfigError, match="classes"):
@@ -114,6 +115,21 @@ def test_local_evaluation_sums_agree_with_the_mirror_and_torch(tmp_path):
     longer = build(lm_raw(tmp_path), {"epochs": 15})
     after = evaluate_local(cfg, train_plain_mirror(longer, data, exact=True), data)
     assert after["bits_exact"] < 0.8 * before["bits_exact"]  # it learns the repeated text
+
+
+def test_fedavg_local_training_learns_the_next_token(tmp_path):
+    from mpcrnn.fedavg import local_train
+    from mpcrnn.model import init_params
+    from mpcrnn.secure import evaluate_local
+
+    cfg = build(lm_raw(tmp_path), {"mode": "fedavg", "local_epochs": 10})
+    f = tmp_path / "own.txt"
+    f.write_text(TEXT, encoding="utf-8")
+    data = read_lm_text(f, cfg.spec)
+    start = init_params(cfg.model, 0)
+    trained = local_train(cfg, start, data, 0, 0)
+    before, after = (evaluate_local(cfg, p, data, polynomial=False) for p in (start, trained))
+    assert after["bits_exact"] < 0.8 * before["bits_exact"]
 
 
 def test_rehearse_and_predict_a_language_model(tmp_path):

@@ -1,7 +1,7 @@
 """A language model on shares, in processes: a 3-party + dealer run (with and without DP-SGD)
 opens only the final weights, in the ledger (every other opening is a masked Beaver/protocol
 opening, the instrumentation of tests/test_security.py); and ``mpcrnn train``'s launcher pools
-each party's held-out sums into bits per character."""
+each party's held-out sums into bits per character, in mpc and fedavg mode."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def test_language_model_run_opens_only_the_final_weights(parties, dp):
         assert all(tuple(e["to"]) == (0, 2) for e in ledger)
 
 
-def test_train_pools_held_out_bits_per_character(tmp_path, launcher):
+@pytest.mark.parametrize("mode", ["mpc", "fedavg"])
+def test_train_pools_held_out_bits_per_character(tmp_path, launcher, mode):
     import hashlib
 
     from launch.runfile import build
@@ -68,7 +69,8 @@ def test_train_pools_held_out_bits_per_character(tmp_path, launcher):
     data["vocab_sha256"] = digest
     cfg = build(
         {"data": data, "model": {"embedding_dim": 2, "hidden_size": 3}},
-        {"parties": 2, "epochs": 1, "batch_size": 8, "insecure_plaintext_transport": True},
+        {"parties": 2, "epochs": 1, "batch_size": 8, "insecure_plaintext_transport": True}
+        | {"mode": mode},
     )
     files, tests = [], []
     texts = ["abc ab\nca bc\n" * 2, "ca ba\nab cc\n" * 2]
@@ -81,7 +83,10 @@ def test_train_pools_held_out_bits_per_character(tmp_path, launcher):
     summary = summarize(cfg, reports, False, files, echo=lines.append, test_files=tests)
     got = summary["test_bits_per_char"]
     assert got["tokens"] == sum(len(t) - 1 for t in texts)  # every token but the first
-    assert 0 < got["mpc_model_polynomial"] < 5 and abs(got["mpc_model_exact_activations"]) < 5
-    assert any(line.startswith("  MPC model test bits per character") for line in lines)
+    assert (
+        0 < got[f"{mode}_model_polynomial"] < 5 and 0 < got[f"{mode}_model_exact_activations"] < 5
+    )
+    who = {"mpc": "MPC", "fedavg": "FedAvg"}[mode]
+    assert any(line.startswith(f"  {who} model test bits per character") for line in lines)
     for p in summary["parties"]:  # the report holds sums, never a party's text
         assert "abc" not in str(p) and set(p["local_test"]) >= {"bits_exact", "tokens"}
