@@ -204,3 +204,24 @@ def test_shakespeare_demo_data_split_and_settings_are_fixed(tmp_path):
     assert "".join(open(p, encoding="utf-8", newline="").read() for p in train) == text
     assert all(read_lm_text(p, cfg.spec).n_rows > 10 for p in train + test)
     assert "shakespeare" in CliRunner().invoke(cli.main, ["train", "--help"]).output
+
+
+def test_a_bad_text_file_is_one_error_line_from_the_cli(tmp_path, subprocesses):
+    import os
+    import sys
+
+    run = tmp_path / "run.toml"
+    run.write_text(_toml(lm_raw(tmp_path)))
+    f = tmp_path / "own.txt"
+    f.write_bytes(b"my secret words\nand more \xfe\xff\n")
+    res = subprocesses.run(  # the CLI exits with os._exit: a process of its own
+        [sys.executable, "-m", "launch.cli", "rehearse", "--config", str(run), "--data", str(f)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1
+    assert f"{f}: line 2" in out and "UTF-8" in out
+    assert "secret" not in out and "Traceback" not in out
