@@ -29,7 +29,7 @@ def lm_party(session, dp: bool):
         model=ModelConfig(
             input_size=V, hidden_size=3, embedding_dim=2, task="lm", output_size=V, num_classes=0
         ),
-        train=TrainConfig(epochs=1, batch_size=6, optimizer="sgd" if dp else "adam"),
+        train=TrainConfig(epochs=1, batch_size=12, optimizer="sgd" if dp else "adam"),  # 1 step
         spec=spec,
         reveal_to=(0, 2),
         dp=DPConfig(enabled=True, noise=1.0, clip=1.0) if dp else DPConfig(),
