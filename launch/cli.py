@@ -55,9 +55,10 @@ def main() -> None:
 @click.option("--no-baseline", is_flag=True, help="Demo: skip the plaintext baseline.")
 @click.option(
     "--demo",
-    type=click.Choice(["vowels", "sms", "tecator"]),
+    type=click.Choice(["vowels", "sms", "shakespeare", "tecator"]),
     help="With no --data: vowels (Japanese Vowels, classification; the default), sms (text: SMS "
-    "spam, docs/text.md) or tecator (fat % from spectra, regression: docs/regression.md).",
+    "spam, docs/text.md), shakespeare (a character language model, docs/text.md) or tecator "
+    "(fat % from spectra, regression: docs/regression.md).",
 )
 @click.option(
     "--resume",
@@ -95,11 +96,17 @@ def train(data_files, test_files, out, timeout, no_baseline, demo, resume, confi
             from mpcrnn.text_demo import with_demo_settings
 
             raw = with_demo_settings(raw)
+        if demo == "shakespeare" and not data_files:
+            from mpcrnn import lm_demo
+
+            raw = lm_demo.with_demo_settings(raw)
         cfg = warn_transport(build(raw, settings))  # validated; the flags given override the file
         out_dir = writable_dir(out)
         demo = (demo or "vowels") if not data_files else None
         if demo == "sms":
             data_files, test_files = _sms_demo_files(cfg, out_dir)
+        elif demo == "shakespeare":
+            data_files, test_files = _shakespeare_demo_files(cfg, out_dir)
         elif demo == "tecator":
             from mpcrnn.tecator import demo_files
 
@@ -165,6 +172,25 @@ def _sms_demo_files(cfg, out_dir: Path) -> tuple[list[str], list[str]]:
     train, test, counts = write_sms_party_files(cfg.parties, cfg.train.seed, out_dir)
     click.echo(
         "  rows per organization (public): "
+        + ", ".join(f"party {r}: {n}" for r, n in enumerate(counts))
+    )
+    return train, test
+
+
+def _shakespeare_demo_files(cfg, out_dir: Path) -> tuple[list[str], list[str]]:
+    """The language-model demo: fixed Tiny Shakespeare slices in blocks (mpcrnn.lm_demo)."""
+    from mpcrnn.lm_demo import write_party_files
+
+    click.echo(
+        f"mpcrnn demo: Tiny Shakespeare (15,000 train / 3,000 test characters, lowercased), "
+        f"{cfg.parties} organizations, Embedding({cfg.model.input_size}, "
+        f"{cfg.model.embedding_dim}) + {cfg.model.cell.upper()} H={cfg.model.hidden_size} + "
+        f"Linear over the vocabulary, windows of {cfg.spec.max_len} characters, "
+        f"{cfg.train.epochs} epochs, provider {cfg.provider}"
+    )
+    train, test, counts = write_party_files(cfg.parties, out_dir)
+    click.echo(
+        "  characters per organization (public): "
         + ", ".join(f"party {r}: {n}" for r, n in enumerate(counts))
     )
     return train, test

@@ -72,25 +72,31 @@ def rehearse(config_file, data_file, test_file, as_json):
 
 @click.command()
 @click.option("--model", "model_file", required=True, type=click.Path())
-@click.option("--data", "data_file", required=True, type=click.Path())
+@click.option("--data", "data_file", type=click.Path(), help="This party's own rows.")
 @click.option(
     "--dp-epsilon",
     type=float,
     help="Release Laplace-noised class probabilities (scale 2/epsilon, "
     "epsilon-DP PER QUERY row; n rows compose to n x epsilon) and predictions from them; "
-    "regression: values clamped to the target bounds, scale (high - low)/epsilon.",
+    "regression: values clamped to the target bounds, scale (high - low)/epsilon; "
+    "--generate: each token a Gumbel noisy max (docs/dp.md).",
 )
 @click.option(
     "--raw-text",
     is_flag=True,
     help="Text models: every line of --data is one text, unlabelled (no accuracy).",
 )
-def predict(model_file, data_file, dp_epsilon, raw_text):
-    """Run a trained model on this party's own data, in plaintext (torch, exact activations)."""
-    import torch
-
+@click.option(
+    "--generate", "generate_n", type=click.IntRange(1, 100000), help="Language model: N tokens."
+)
+@click.option("--prompt", default="\n", show_default=True, help="--generate: the text to continue.")
+@click.option("--temperature", default=1.0, show_default=True, help="--generate: 0 is greedy.")
+@click.option("--seed", default=0, show_default=True, help="--generate: sampling seed.")
+def predict(model_file, data_file, dp_epsilon, raw_text, generate_n, prompt, temperature, seed):
+    """Run a trained model on this party's own data, in plaintext (torch, exact activations).
+    A language model: bits per character on --data (plain text) and/or --generate N tokens."""
     from mpcrnn import data as D
-    from protocols.errors import MpcrnnError
+    from protocols.errors import ConfigError, MpcrnnError, expected_got
 
     try:
         if dp_epsilon is not None:
@@ -100,6 +106,21 @@ def predict(model_file, data_file, dp_epsilon, raw_text):
         from mpcrnn.model_file import read_model_file
 
         _, spec, model = read_model_file(model_file)
+        if spec.is_lm:  # mpcrnn.text_lm
+            from mpcrnn.text_lm import predict_lm
+
+            if raw_text:
+                raise ConfigError(
+                    expected_got("--raw-text", "a text classifier", "a language model")
+                )
+
+            args = (generate_n, prompt, temperature, seed, dp_epsilon)
+            click.echo(json.dumps(predict_lm(model, spec, data_file, *args)))
+            return
+        if generate_n is not None or data_file is None:
+            raise ConfigError(
+                expected_got("predict", "--data FILE (--generate: a language model)", "another")
+            )
         if raw_text:
             from mpcrnn.text import read_unlabelled
 
@@ -111,33 +132,32 @@ def predict(model_file, data_file, dp_epsilon, raw_text):
 
             click.echo(json.dumps(predict_report(model, spec, data, dp_epsilon)))
             return
-        with torch.no_grad():
-            logits = model(
-                torch.as_tensor(data.x, dtype=torch.float64), torch.as_tensor(data.lengths)
-            )
-        extra = {}
-        if (
-            dp_epsilon is not None
-        ):  # noisy release: scores and predictions are post-processing of the noise
-            from mpcrnn.dp_release import laplace_scores, predict_dp_note
-
-            scores = laplace_scores(torch.softmax(logits, 1), dp_epsilon)
-            logits = scores
-            extra = {"scores": scores.tolist(), "dp": predict_dp_note(dp_epsilon, len(scores))}
-        pred = logits.argmax(1).numpy()
-        acc = None if raw_text else float((pred == data.y).mean())
-        click.echo(
-            json.dumps(
-                {
-                    "rows": int(len(pred)),
-                    "accuracy": acc,
-                    "predictions": [spec.classes[i] for i in pred],
-                    **extra,
-                }
-            )
-        )
+        click.echo(json.dumps(_classify(model, spec, data, dp_epsilon, raw_text)))
     except MpcrnnError as exc:
         fail(exc)
+
+
+def _classify(model, spec, data, dp_epsilon, raw_text) -> dict:
+    """A classifier's answer: predictions (and accuracy on labelled rows); with ``dp_epsilon``
+    from Laplace-noised probabilities (the predictions are post-processing of the noise)."""
+    import torch
+
+    with torch.no_grad():
+        logits = model(torch.as_tensor(data.x, dtype=torch.float64), torch.as_tensor(data.lengths))
+    extra = {}
+    if dp_epsilon is not None:
+        from mpcrnn.dp_release import laplace_scores, predict_dp_note
+
+        logits = laplace_scores(torch.softmax(logits, 1), dp_epsilon)
+        extra = {"scores": logits.tolist(), "dp": predict_dp_note(dp_epsilon, len(logits))}
+    pred = logits.argmax(1).numpy()
+    acc = None if raw_text else float((pred == data.y).mean())
+    return {
+        "rows": int(len(pred)),
+        "accuracy": acc,
+        "predictions": [spec.classes[i] for i in pred],
+        **extra,
+    }
 
 
 @click.command()
@@ -211,12 +231,12 @@ def attack(model_file, data_file, eps_list, methods, pgd_steps):
             if not 0 < eps <= 1:
                 raise ConfigError(expected_got("--eps", "in (0, 1] (scaled feature units)", eps))
         _, spec, model = read_model_file(model_file)
-        if spec.is_regression:
+        if spec.is_regression or spec.is_lm:
             raise ConfigError(
                 expected_got(
                     "mpcrnn attack's model",
                     "a classifier (robust accuracy under FGSM/PGD on the cross-entropy)",
-                    "a regression model",
+                    "a language model" if spec.is_lm else "a regression model",
                 )
             )
         data = D.scale_features(D.load_party_file(data_file, spec), spec, data_file)

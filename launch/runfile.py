@@ -206,7 +206,10 @@ def _dp(values: dict) -> DPConfig:
 
 
 def _task(spec: D.DataSpec) -> dict:
-    """The model's head from the declaration: classes, or target bounds (regression)."""
+    """The model's head from the declaration: classes, target bounds (regression), or the
+    vocabulary (a language model, [data] kind text-lm: a head over the V tokens at every step)."""
+    if spec.is_lm:
+        return {"task": "lm", "output_size": spec.n_features}
     return {"task": "regress", "output_size": spec.n_targets} if spec.is_regression else {}
 
 
@@ -216,12 +219,14 @@ def _spec(section: dict | None, in_file: bool = True) -> D.DataSpec:
     from mpcrnn.windows import forecast_keys
 
     body = forecast_keys(dict(section), in_file)
-    if "target_low" in body or "target_high" in body:
-        body.setdefault("classes", ())  # regression: no classes to declare
+    if "target_low" in body or "target_high" in body or body.get("kind") == "text-lm":
+        body.setdefault("classes", ())  # regression, a language model: no classes to declare
     for key in ("classes", "feature_low", "feature_high"):
         if body.get(key) is not None:
             body[key] = tuple(body[key])
-    if body.get("kind") == "text" and "n_features" not in body:  # the public vocabulary's size
+    if (
+        body.get("kind") in ("text", "text-lm") and "n_features" not in body
+    ):  # the public vocabulary's size
         from mpcrnn.text import declared_features
 
         body["n_features"] = declared_features(body)

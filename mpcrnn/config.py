@@ -283,24 +283,26 @@ class RunConfig:
             )
 
     def _validate_regression(self) -> None:
-        """What a regression task refuses, in one line each."""
+        """What a regression task or a language model refuses, in one line each."""
         if self.model.task == "classify":
             return
+        task = "a language model" if self.model.task == "lm" else "a regression task"
         if self.adversarial.enabled:
             raise ConfigError(
                 expected_got(
-                    label(self.adversarial, "method") + " with a regression task",
+                    label(self.adversarial, "method") + f" with {task}",
                     "none (adversarial training and `mpcrnn attack` are built on the "
                     "cross-entropy and robust accuracy of a classifier)",
                     self.adversarial.method,
                 )
             )
         if self.reveal_metrics:
+            own = "held-out bits per character" if self.model.task == "lm" else "test RMSE"
             raise ConfigError(
                 expected_got(
-                    label(self, "reveal_metrics") + " with a regression task",
-                    "false (it opens a pooled training accuracy; regression reports each "
-                    "party's own test RMSE instead)",
+                    label(self, "reveal_metrics") + f" with {task}",
+                    f"false (it opens a pooled training accuracy; {task} reports each "
+                    f"party's own {own} instead)",
                     True,
                 )
             )

@@ -9,7 +9,7 @@ from mpcrnn.settings import check_choices, label, section, setting
 from protocols.errors import ConfigError, expected_got
 
 CELLS = ("rnn", "gru", "lstm")
-TASKS = ("classify", "regress", "regress_steps")
+TASKS = ("classify", "regress", "regress_steps", "lm")
 
 
 @section("model")
@@ -34,9 +34,10 @@ class ModelConfig:
     )
     num_classes: int = 9  # C, classes of the head ([data] classes); 0: regress
     # classify (many-to-one, cross-entropy) | regress (many-to-one, MSE at the last valid step;
-    # [data] target bounds) | regress_steps (per-step MSE)
+    # [data] target bounds) | regress_steps (per-step MSE) | lm (next-token cross-entropy at
+    # every step, [data] kind text-lm: mpcrnn.language_model)
     task: str = "classify"
-    output_size: int = 0  # regression outputs ([data] n_targets; regress_steps: per step)
+    output_size: int = 0  # regression outputs ([data] n_targets; regress_steps: per step; lm: V)
 
     def validate(self) -> None:
         check_choices(self)
@@ -49,6 +50,10 @@ class ModelConfig:
             raise ConfigError(expected_got("num_classes", ">= 2", self.num_classes))
         if self.task != "classify" and self.output_size < 1:
             raise ConfigError(expected_got("output_size", ">= 1", self.output_size))
+        if self.task == "lm" and self.output_size != self.input_size:
+            raise ConfigError(
+                expected_got("output_size of a language model", self.input_size, self.output_size)
+            )
         if self.embedding_dim < 0:
             raise ConfigError(
                 expected_got(label(self, "embedding_dim"), ">= 0", self.embedding_dim)

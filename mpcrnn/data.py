@@ -57,6 +57,10 @@ def load_party_file(
         from mpcrnn.text import read_text
 
         reader = read_text
+    elif spec.kind == "text-lm":  # plain text cut into windows (mpcrnn.text_lm)
+        from mpcrnn.text_lm import read_lm_text
+
+        reader = read_lm_text
     if spec.window is not None:  # forecasting: one long series, cut into windows here
         from mpcrnn.readers_series import read_series
 

@@ -61,6 +61,9 @@ class SequenceData:
         return replace(self, x=self.x[rows], lengths=self.lengths[rows], y=self.y[rows])
 
 
+KINDS = ("sequence", "text", "text-lm")
+
+
 @section("data")
 @dataclass(frozen=True)
 class DataSpec:
@@ -96,8 +99,9 @@ class DataSpec:
     frame: int = 1  # time steps stacked into one model input (1: none); see the docstring
     # text (mpcrnn.text): rows are label<TAB>text lines, tokenized with a public vocabulary
     # ("bytes": UTF-8 bytes, V = 256; or a vocabulary file whose SHA-256 is vocab_sha256) and
-    # one-hot encoded, so n_features = V; too_long: "cut" to max_len tokens or "refuse"
-    kind: str = "sequence"  # "sequence" (numeric features) or "text"
+    # one-hot encoded, so n_features = V; too_long: "cut" to max_len tokens or "refuse".
+    # "text-lm": plain text cut into windows of max_len tokens, a next-token model (mpcrnn.text_lm)
+    kind: str = "sequence"  # "sequence" (numeric features), "text" or "text-lm"
     vocab: str = "bytes"
     vocab_sha256: str | None = None
     too_long: str = "cut"
@@ -137,6 +141,11 @@ class DataSpec:
         return self.target_low is not None or self.target_high is not None
 
     @property
+    def is_lm(self) -> bool:
+        """A next-token language model on plain text ([data] kind = "text-lm")."""
+        return self.kind == "text-lm"
+
+    @property
     def input_size(self) -> int:
         """Values per model input step: ``frame * n_features``."""
         return self.frame * self.n_features
@@ -161,6 +170,9 @@ class DataSpec:
             from mpcrnn.regression import check_target_bounds
 
             check_target_bounds(self)
+        elif self.kind == "text-lm":
+            if names:
+                bad("classes", "none for a language model ([data] kind text-lm)")
         elif (
             not names
             or len(set(names)) != len(names)
@@ -169,9 +181,9 @@ class DataSpec:
             bad("classes", "distinct non-empty names without surrounding spaces")
         if not (isinstance(self.value_bound, (int, float)) and 0 < self.value_bound < math.inf):
             bad("value_bound", "a finite number > 0")
-        if self.kind not in ("sequence", "text") or self.too_long not in ("cut", "refuse"):
-            bad("kind", "'sequence' or 'text', with too_long 'cut' or 'refuse'")
-        if self.kind == "text" and (self.scaling != "none" or self.frame != 1):
+        if self.kind not in KINDS or self.too_long not in ("cut", "refuse"):
+            bad("kind", "'sequence', 'text' or 'text-lm', with too_long 'cut' or 'refuse'")
+        if self.kind != "sequence" and (self.scaling != "none" or self.frame != 1):
             bad("scaling", "'none' with frame 1 for text (one-hot tokens)")
         given = (self.feature_low, self.feature_high)
         unset = all(v is None for v in given)

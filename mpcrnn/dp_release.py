@@ -88,3 +88,45 @@ def predict_values_dp_note(spec, epsilon: float, queries: int) -> dict:
         "training data or of its query row (the clamp bounds its range by the public target "
         "bounds); values of one call and every later call compose",
     }
+
+
+# ---------------------------------------------------------------- a language model's tokens
+
+LM_LOGP_FLOOR = 4.0  # L: log-probabilities clamped to [-L, 0] before the noisy max (nats)
+
+
+def noisy_next_token(
+    logits: torch.Tensor, epsilon: float, temperature: float = 1.0, generator=None
+) -> int:
+    """``predict --generate --dp-epsilon``: one next token by report-noisy-max with Gumbel noise
+    (the exponential mechanism).  Utility u_k = max(log_softmax(logits / temperature)_k, -L) in
+    [-L, 0], so any change of what produced the logits (the training data behind the model, the
+    prompt) moves each u_k by at most L (sensitivity L); argmax_k(u_k + Gumbel(2 L / epsilon))
+    draws k with probability proportional to exp(epsilon u_k / (2 L)): epsilon-DP per token.
+    ``generator=None``: uniforms from ``os.urandom`` (as :func:`laplace_scores`)."""
+    check_predict_epsilon(epsilon)
+    u = torch.log_softmax(logits.double() / temperature, -1).clamp(min=-LM_LOGP_FLOOR)
+    n = u.numel()
+    if generator is None:
+        raw = torch.frombuffer(bytearray(os.urandom(8 * n)), dtype=torch.int64)[:n]
+        v = (((raw >> 11) & ((1 << 53) - 1)).to(torch.float64) + 0.5) / 2.0**53  # (0, 1)
+    else:
+        v = torch.rand(n, generator=generator, dtype=torch.float64).clamp(min=2.0**-53)
+    gumbel = -torch.log(-torch.log(v))
+    return int((u + (2 * LM_LOGP_FLOOR / epsilon) * gumbel).argmax())
+
+
+def generate_dp_note(epsilon: float, tokens: int) -> dict:
+    """What ``mpcrnn predict --generate --dp-epsilon`` states next to the text."""
+    return {
+        "mechanism": "report-noisy-max with Gumbel noise (exponential mechanism) on the "
+        "next-token log-probabilities clamped to [-L, 0]",
+        "epsilon_per_token": epsilon,
+        "sensitivity": LM_LOGP_FLOOR,
+        "gumbel_scale": 2 * LM_LOGP_FLOOR / epsilon,
+        "tokens": tokens,
+        "epsilon_all_tokens_basic_composition": epsilon * tokens,
+        "note": "per-token guarantee: each sampled token is epsilon-DP w.r.t. any change of the "
+        "training data or of the prompt; the tokens of one call (and every later call) compose. "
+        "The weights themselves are in the clear for whoever holds the model file",
+    }

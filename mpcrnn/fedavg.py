@@ -66,7 +66,7 @@ def local_train(
     x = torch.as_tensor(data.x, dtype=torch.float32)
     lengths = torch.as_tensor(data.lengths)
     y = torch.as_tensor(data.y)
-    regress = cfg.model.task == "regress"  # MSE / 2 per row, as on shares
+    task = cfg.model.task  # regress: MSE / 2 per row, as on shares
     rng = np.random.default_rng([tc.seed, round_index, rank])  # this party's own, private order
     n = x.shape[0]
     for _ in range(fc.local_epochs):
@@ -74,8 +74,12 @@ def local_train(
         for i in range(0, n, tc.batch_size):
             idx = perm[i : i + tc.batch_size]
             out = model(x[idx], lengths[idx])
-            if regress:
+            if task == "regress":
                 loss = 0.5 * ((out - y[idx].float()) ** 2).sum(1).mean()
+            elif task == "lm":  # summed over predicted tokens, mean over windows, as on shares
+                from mpcrnn.text_lm import torch_nll
+
+                loss = torch_nll(out, x[idx], lengths[idx]).sum() / len(idx)
             else:
                 loss = torch.nn.functional.cross_entropy(out, y[idx])
             opt.zero_grad()

@@ -42,11 +42,13 @@ def lm_logits(B, params: dict, hs):
     return out.reshape(T, N, -1) + params["fc.bias"]
 
 
-def lm_forward_backward(B, cfg, params: dict, x, m):
-    """One batch of the language model: (grads keyed like params, summed over valid steps;
-    logits (T-1, N, V) of the steps that predict)."""
+def lm_forward_backward(B, cfg, params: dict, x, m, per_example: bool = False):
+    """One batch of the language model: (grads keyed like params, summed over valid steps, or
+    with ``per_example`` (DP-SGD) each with a leading row dimension N that sums to them;
+    logits (T-1, N, V) of the steps that predict).  Without an embedding (``embedding_dim``
+    0) the one-hot rows go straight into the first layer."""
     cell = CELLS[cfg.cell]
-    emb = embed(B, x, params[EMBEDDING])
+    emb = embed(B, x, params[EMBEDDING]) if cfg.embedding_dim else x
     _, trace = _rnn_forward(B, cfg, params, emb, m, with_backward=True, head=False)
     hs = trace[-1][1][:-1]  # (T-1, N, H): the steps followed by a token
     T1, N, H = hs.shape
@@ -54,33 +56,65 @@ def lm_forward_backward(B, cfg, params: dict, x, m):
     target, valid = next_token_targets(B, x, m)
     probs = B.softmax(logits.reshape(T1 * N, -1)).reshape(logits.shape)
     (dlogits,) = B.mul_many([("mul", valid, probs - target)])  # (T-1, N, V)
-    dlf = dlogits.reshape(T1 * N, -1)
-    dW, dhf = B.mul_many(
-        [("matmul", dlf.t(), hs.reshape(T1 * N, H)), ("matmul", dlf, params["fc.weight"])]
-    )
-    grads = {"fc.weight": dW, "fc.bias": dlf.sum(0)}
+    grads, dhf = _head_backward(B, params, dlogits, hs, per_example)
     dh_ext = torch.cat([dhf.reshape(T1, N, H), B.const(0.0, trace[-1][1][-1:])])
     factors = backward_factors(B, [(cell, saved, m) for _, _, saved in trace])
     for k in reversed(range(cfg.num_layers)):
         inp, _, saved = trace[k]
         g, dx = layer_backward(
-            B, cell, _layer(params, k), saved, factors[k], inp, dh_ext, cfg.hidden_size, True
+            B,
+            cell,
+            _layer(params, k),
+            saved,
+            factors[k],
+            inp,
+            dh_ext,
+            cfg.hidden_size,
+            need_dx=k > 0 or bool(cfg.embedding_dim),
+            per_example=per_example,
         )
         grads.update({name: g[key] for key, name in zip(LAYER_KEYS, _layer_names(k))})
         dh_ext = dx
-    grads[EMBEDDING] = embed_backward(B, x, dh_ext)
+    if cfg.embedding_dim:
+        grads[EMBEDDING] = embed_backward(B, x, dh_ext, per_example)
     return grads, logits
 
 
-def bits_per_char(B, cfg, params: dict, x, m) -> float:
-    """Mean next-token cross-entropy over valid predictions, in bits (plaintext backend)."""
-    emb = embed(B, x, params[EMBEDDING])
+def _head_backward(B, params: dict, dlogits, hs, per_example: bool):
+    """The head at every predicting step from d logits (T-1, N, V): ({fc.weight, fc.bias}
+    grads, d hs (T-1 N, H)); per example: (N, V, H) and (N, V)."""
+    T1, N, H = hs.shape
+    dlf = dlogits.reshape(T1 * N, -1)
+    if per_example:  # (N, V, T-1) @ (N, T-1, H)
+        dW, dhf = B.mul_many(
+            [
+                ("matmul", dlogits.permute(1, 2, 0), hs.transpose(0, 1)),
+                ("matmul", dlf, params["fc.weight"]),
+            ]
+        )
+        return {"fc.weight": dW, "fc.bias": dlogits.sum(0)}, dhf
+    dW, dhf = B.mul_many(
+        [("matmul", dlf.t(), hs.reshape(T1 * N, H)), ("matmul", dlf, params["fc.weight"])]
+    )
+    return {"fc.weight": dW, "fc.bias": dlf.sum(0)}, dhf
+
+
+def nll_sums(B, cfg, params: dict, x, m) -> tuple[float, int]:
+    """(summed next-token cross-entropy in nats, number of valid predictions), plaintext
+    backend; x (T, N, V), m (T, N, 1)."""
+    emb = embed(B, x, params[EMBEDDING]) if cfg.embedding_dim else x
     _, trace = _rnn_forward(B, cfg, params, emb, m, with_backward=False, head=False)
     logits = lm_logits(B, params, trace[-1][1][:-1])
     target, valid = next_token_targets(B, x, m)
     logp = torch.log_softmax(logits, dim=-1)
     nll = -(logp * target).sum(-1, keepdim=True) * valid
-    return float(nll.sum() / valid.sum().clamp(min=1)) / math.log(2)
+    return float(nll.sum()), int(round(float(valid.sum())))
+
+
+def bits_per_char(B, cfg, params: dict, x, m) -> float:
+    """Mean next-token cross-entropy over valid predictions, in bits (plaintext backend)."""
+    nats, count = nll_sums(B, cfg, params, x, m)
+    return nats / max(count, 1) / math.log(2)
 
 
 def train_lm(B, cfg, tcfg, x, m, params: dict, progress=None):
@@ -113,19 +147,30 @@ def train_lm(B, cfg, tcfg, x, m, params: dict, progress=None):
 
 
 def generate(
-    model, prompt: list[int], n: int, temperature: float = 1.0, seed: int = 0
+    model, prompt: list[int], n: int, temperature: float = 1.0, seed: int = 0, pick=None
 ) -> list[int]:
-    """Sample n tokens after ``prompt`` from an exported model (``TorchSequenceModel`` with an
-    embedding and a head over the vocabulary); temperature 0: greedy."""
+    """Sample n tokens after ``prompt`` from an exported model (``TorchSequenceModel`` with a
+    head over the vocabulary, with or without an embedding); temperature 0: greedy.  ``pick``
+    (logits (V,) float64 -> token id) replaces the sampling (``predict --dp-epsilon``: a noisy
+    max, :func:`mpcrnn.dp_release.noisy_next_token`).  An empty prompt starts from id 0."""
     g = torch.Generator().manual_seed(seed)
-    ids = list(prompt) or [0]
+    ids, state, out = list(prompt) or [0], None, []
+    V = model.fc.out_features
     with torch.no_grad():
+        feed = ids
         for _ in range(n):
-            out, _ = model.rnn(model.embedding(torch.tensor([ids])))
-            logits = model.fc(out[0, -1]).double()
-            if temperature <= 0:
-                ids.append(int(logits.argmax()))
-                continue
-            probs = torch.softmax(logits / temperature, dim=-1)
-            ids.append(int(torch.multinomial(probs, 1, generator=g)))
-    return ids[len(prompt) or 1 :]
+            x = torch.nn.functional.one_hot(torch.tensor([feed]), V).to(model.fc.weight.dtype)
+            if model.cfg.embedding_dim:
+                x = x @ model.embedding.weight
+            h, state = model.rnn(x, state)
+            logits = model.fc(h[0, -1]).double()
+            if pick is not None:
+                nxt = int(pick(logits))
+            elif temperature <= 0:
+                nxt = int(logits.argmax())
+            else:
+                probs = torch.softmax(logits / temperature, dim=-1)
+                nxt = int(torch.multinomial(probs, 1, generator=g))
+            out.append(nxt)
+            feed = [nxt]
+    return out

@@ -35,11 +35,11 @@ class TorchSequenceModel(torch.nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x (N, T, I), lengths (N,) -> classify: logits (N, C) at each row's last valid step;
         regress: values (N, O) there (scaled units: mpcrnn.regression.unscale_targets);
-        regress_steps: (N, T, O)."""
+        regress_steps: (N, T, O); lm: next-token logits (N, T, V) at every step."""
         if self.cfg.embedding_dim:
             x = x.to(self.embedding.weight.dtype) @ self.embedding.weight
         out, _ = self.rnn(x)  # (N, T, H)
-        if self.cfg.task == "regress_steps":
+        if self.cfg.task in ("regress_steps", "lm"):
             return self.fc(out)
         idx = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, out.shape[-1])
         return self.fc(out.gather(1, idx).squeeze(1))
@@ -160,7 +160,12 @@ def forward_backward(
               d y = y - target (no extra round: the head's products are classify's).
     regress_steps: target (T, N, O); loss = sum over valid steps of ||y - target||^2 / 2;
               d y_t = m_t (y_t - target_t).
+    lm: target unused (the next tokens are x shifted): :mod:`mpcrnn.language_model`.
     """
+    if cfg.task == "lm":
+        from mpcrnn.language_model import lm_forward_backward
+
+        return lm_forward_backward(B, cfg, params, x, m, per_example)
     cell = CELLS[cfg.cell]
     emb = embed(B, x, params[EMBEDDING]) if cfg.embedding_dim else x
     out, trace = _rnn_forward(B, cfg, params, emb, m, with_backward=True)

@@ -34,20 +34,18 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
     per-epoch history and warnings.  ``echo`` gets one line per epoch."""
     from mpcrnn.backend import PlainBackend
     from mpcrnn.model import init_params
-    from mpcrnn.train import plain_dataset, predict_plain, train
+    from mpcrnn.train import plain_dataset, train
 
     cfg.validate()
     B = PlainBackend(cfg.activation)
     probe = PlainBackend(cfg.activation)  # evaluation without touching the training peak
     history = []
 
-    regress = cfg.model.task == "regress"  # history: RMSE (target units) for accuracy
-    metric = "rmse" if regress else "accuracy"
+    # history: RMSE (target units) or bits per character for accuracy
+    metric = {"regress": "rmse", "lm": "bpc"}.get(cfg.model.task, "accuracy")
 
     def evaluate(data, params):
-        return _loss_and_metric(
-            cfg, predict_plain(probe, cfg.model, params, data.x, data.lengths), data
-        )
+        return _loss_and_metric(cfg, probe, params, data)
 
     def on_epoch_end(epoch, params, _state):
         loss, acc = evaluate(local, params)
@@ -57,7 +55,7 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
             f"train_{metric}": acc,
             "max_preactivation_over_bound": B.max_abs_preactivation,
         }
-        show = (lambda v: f"RMSE {v:.4g}") if regress else (lambda v: f"acc {100 * v:5.1f}%")
+        show = SHOW.get(metric, SHOW["accuracy"])
         line = f"epoch {epoch:3d}/{cfg.train.epochs}  loss {loss:.4f}  train {show(acc)}"
         if test is not None:
             row["test_loss"], row[f"test_{metric}"] = evaluate(test, params)
@@ -91,9 +89,24 @@ def rehearse(cfg, local, test=None, echo=print) -> dict:
     }
 
 
-def _loss_and_metric(cfg, out: torch.Tensor, data) -> tuple[float, float]:
-    """(loss, metric) of the model's outputs on ``data``: cross-entropy and accuracy, or (for
-    regression) the rehearsal loss and RMSE in target units."""
+SHOW = {  # the history line's metric
+    "rmse": lambda v: f"RMSE {v:.4g}",
+    "bpc": lambda v: f"bits/char {v:.3f}",
+    "accuracy": lambda v: f"acc {100 * v:5.1f}%",
+}
+
+
+def _loss_and_metric(cfg, probe, params: dict, data) -> tuple[float, float]:
+    """(loss, metric) of the model on ``data`` with backend ``probe``: cross-entropy and
+    accuracy, for regression the rehearsal loss and RMSE in target units, for a language model
+    the mean cross-entropy per token and bits per character."""
+    from mpcrnn.train import predict_plain
+
+    if cfg.model.task == "lm":
+        from mpcrnn.text_lm import lm_loss_and_bpc
+
+        return lm_loss_and_bpc(probe, cfg, params, data)
+    out = predict_plain(probe, cfg.model, params, data.x, data.lengths)
     if cfg.model.task == "regress":
         from mpcrnn.regression import rehearsal_loss
 
@@ -106,6 +119,12 @@ def _loss_and_metric(cfg, out: torch.Tensor, data) -> tuple[float, float]:
 def _verdict(cfg, local, history: list[dict], max_ratio: float) -> tuple[float, list[str]]:
     """(the naive baseline: the majority-class rate, or the training mean's RMSE (the targets'
     standard deviation, target units); the warnings)."""
+    if cfg.model.task == "lm":  # the naive baseline: the own text's character frequencies
+        from mpcrnn.text_lm import unigram_warning
+
+        history[-1]["train_accuracy"] = 1.0  # the class-rate check does not apply
+        naive, warnings = unigram_warning(local, history[-1]["train_bpc"])
+        return naive, warnings + _warnings(history, 0.0, max_ratio, cfg.activation.bound)
     if cfg.model.task != "regress":
         majority = float(np.bincount(local.y, minlength=cfg.model.num_classes).max() / len(local.y))
         return majority, _warnings(history, majority, max_ratio, cfg.activation.bound)

@@ -81,6 +81,10 @@ def summarize(
         from mpcrnn import regression_report
 
         regression_report.test_metrics(cfg, parties, summary, echo)
+    elif cfg.model.task == "lm":
+        from mpcrnn import lm_report
+
+        lm_report.test_metrics(cfg, parties, summary, echo)
     else:
         _test_accuracy(cfg, parties, summary, echo)
     if baseline and cfg.dp.enabled:  # the non-private mirror is no like-for-like baseline
@@ -88,6 +92,10 @@ def summarize(
             "  (no plaintext baseline in DP mode; benchmarks/dp_rows.py compares with Opacus "
             "DP-SGD)"
         )
+    elif baseline and cfg.model.task == "lm":
+        from mpcrnn import lm_report
+
+        summary["baseline"] = lm_report.baseline(cfg, summary, train_files, test_files, echo)
     elif baseline and cfg.model.task == "regress":
         summary["baseline"] = _regression_baseline(cfg, summary, train_files, test_files, echo)
     elif baseline:

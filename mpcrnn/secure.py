@@ -71,6 +71,9 @@ def share_all(session, cfg: RunConfig, local: SequenceData, counts: list[int]) -
         y = targets(local.y, cfg.model) if own else None  # one-hot, or scaled targets
         xs.append(share(session, x, src=src, shape=(n, T, F)))
         ms.append(share(session, m, src=src, shape=(n, T, 1)))
+        if cfg.model.task == "lm":  # no targets to share: the next tokens are x shifted
+            ys.append(torch.zeros((n, 0), dtype=xs[-1].dtype))
+            continue
         ys.append(share(session, y, src=src, shape=(n, C)))
     return Dataset(torch.cat(xs), torch.cat(ms), torch.cat(ys))
 
@@ -230,11 +233,16 @@ def evaluate_local(
     cfg: RunConfig, params: dict, data: SequenceData, polynomial: bool = True
 ) -> dict:
     """Plaintext accuracy of the opened model on a party's own data (exact and polynomial);
-    regression: :func:`mpcrnn.regression.evaluate_values` (RMSE, MAE, R^2 in target units)."""
+    a language model: its summed bits and predicted tokens; regression:
+    :func:`mpcrnn.regression.evaluate_values` (RMSE, MAE, R^2 in target units)."""
     if cfg.model.task == "regress":
         from mpcrnn.regression import evaluate_values
 
         return evaluate_values(cfg, params, data, polynomial)
+    if cfg.model.task == "lm":  # summed bits and predicted tokens (mpcrnn.text_lm)
+        from mpcrnn.text_lm import evaluate_lm
+
+        return evaluate_lm(cfg, params, data, polynomial)
     model = export_state_dicts(cfg.model, params).double()
     with torch.no_grad():
         logits = model(torch.as_tensor(data.x), torch.as_tensor(data.lengths))

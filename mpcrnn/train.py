@@ -298,7 +298,10 @@ def plain_dataset(x: np.ndarray, lengths: np.ndarray, y: np.ndarray, mcfg: Model
 
 
 def targets(y: np.ndarray, mcfg: ModelConfig) -> torch.Tensor:
-    """What the head learns: one-hot labels (N, C), or the scaled regression targets (N, O)."""
+    """What the head learns: one-hot labels (N, C), or the scaled regression targets (N, O);
+    a language model: nothing (N, 0), its targets are its inputs shifted."""
+    if mcfg.task == "lm":
+        return torch.zeros((len(y), 0), dtype=torch.float64)
     if mcfg.task == "classify":
         return torch.nn.functional.one_hot(torch.as_tensor(y), mcfg.num_classes).double()
     return torch.as_tensor(y, dtype=torch.float64).reshape(len(y), -1)
