@@ -43,9 +43,11 @@ def tecator(split: str) -> SequenceData:
     return read_ts(_DIR / f"Tecator_{split.upper()}.ts", TECATOR_SPEC)
 
 
-# the demo's schedule where the run file and flags say nothing (chosen on the mirror, README
-# "Regression"); framing, H and lr matter more here than on Japanese Vowels
-DEMO_SETTINGS = {"model": {"hidden_size": 32}, "train": {"epochs": 40, "lr": 0.05}}
+# the demo's schedule where the run file and flags say nothing (chosen on the mirror and the
+# exact-activation model, docs/regression.md): at lr 0.05 the two ended up to 11 % apart
+# (a fast, unstable descent that the polynomials steer elsewhere); lr 0.02 over 80 epochs ends
+# within 4 % on seeds 0-5, and lower (RMSE 5.0-5.7 against 6.2-8.3)
+DEMO_SETTINGS = {"model": {"hidden_size": 32}, "train": {"epochs": 80, "lr": 0.02}}
 
 
 def demo_run_file(raw: dict) -> dict:
