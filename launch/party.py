@@ -193,6 +193,10 @@ def _run_joined(job: PartyJob, cfg, session, local, test) -> dict:
         report["model_file"] = str(model_path)
         if test is not None:  # evaluate exactly the weights saved, as `predict` will
             report["local_test"] = evaluate_local(cfg, saved, test)
+        if test is not None and cfg.spec.window is not None:  # forecasting: naive forecasts
+            from mpcrnn.readers_series import naive_sums
+
+            report["local_naive"] = naive_sums(job.test_file, cfg.spec, job.max_file_bytes)
     shutdown()
     import resource
 

@@ -118,7 +118,7 @@ class DataSpec:
     # Forecasting from files (docs/regression.md): with ``window`` set, each party's data file is
     # ONE long series, a CSV of numeric columns (mpcrnn.readers_series), that the party cuts into
     # windows locally (mpcrnn.windows.cut); max_len is then the window and n_targets the horizon
-    # (both may be left out).  These four are settings: run-file keys with a flag each.
+    # (both may be left out).  These five are settings: run-file keys with a flag each.
     window: int | None = setting(
         None,
         help="Forecasting: input steps W of each window cut from a party's long series (a CSV); "
@@ -134,6 +134,11 @@ class DataSpec:
         None,
         help="Forecasting: the series' column (CSV header name) whose next values are the "
         "targets; required with more than one column.",
+    )
+    season: int | None = setting(
+        None,
+        help="Forecasting: the series' seasonal period in steps (at most the window), for the "
+        "seasonal-naive baseline in the report.",
     )
 
     @property

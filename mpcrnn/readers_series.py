@@ -65,6 +65,23 @@ def read_series(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTE
     return data
 
 
+def naive_sums(path: str | Path, spec: DataSpec, max_bytes: int = MAX_FILE_BYTES) -> dict:
+    """A party's own test windows under the naive forecasts, in the target's units: the error
+    sums (:func:`mpcrnn.regression.error_sums`) of ``last_value`` (the window's last target
+    value for every horizon step) and, with ``[data] season``, ``seasonal_last``.  The report
+    pools them like the model's sums; nothing else leaves the party."""
+    from mpcrnn.regression import error_sums
+    from mpcrnn.windows import last_value, seasonal_last
+
+    data = read_series(path, spec, max_bytes)  # every check, as for the model's rows
+    _, _, target = _rows(path, spec, str(path))
+    out = {"last_value": error_sums(last_value(data.x, spec.horizon, target), data.y)}
+    if spec.season is not None:
+        guess = seasonal_last(data.x, spec.horizon, spec.season, target)
+        out["seasonal_last"] = error_sums(guess, data.y)
+    return out
+
+
 def _rows(path, spec: DataSpec, source: str) -> tuple[np.ndarray, list[int], int]:
     """(series (L, F), the file line of each row, the target column's index)."""
     reader = csv.reader(line for _, line in _lines(path, source))

@@ -24,6 +24,15 @@ def test_metrics(cfg, parties: list[dict], summary: dict, echo) -> None:
     if "polynomial" in out:
         line += f", {out['polynomial']['rmse']:.3f} (polynomial)"
     echo(line + f"; MAE {ex['mae']:.3f}, R^2 {ex['r2']:.3f}")
+    naive = [p["local_naive"] for p in parties if "local_naive" in p]
+    if naive:  # forecasting: the naive forecasts on the same windows, pooled the same way
+        got = {k: pooled([n[k] for n in naive]) for k in naive[0]}
+        summary["test_regression"].update({f"naive_{k}": v for k, v in got.items()})
+        names = {"last_value": "last value", "seasonal_last": f"seasonal last ({cfg.spec.season})"}
+        echo(
+            "  naive forecasts, same test windows: "
+            + ", ".join(f"{names[k]} RMSE {v['rmse']:.3f}" for k, v in got.items())
+        )
 
 
 def baseline(cfg, summary: dict, train_all, test_all, echo) -> dict:

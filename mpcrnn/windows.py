@@ -120,7 +120,7 @@ def check_forecast(spec) -> None:
     ``max_len = window`` and ``n_targets = horizon``; fills the defaults (horizon: n_targets,
     stride: 1).  One ConfigError line naming the key otherwise."""
     if spec.window is None:
-        for key in ("horizon", "stride", "target_column"):
+        for key in ("horizon", "stride", "target_column", "season"):
             if getattr(spec, key) is not None:
                 raise ConfigError(
                     expected_got(
@@ -148,6 +148,13 @@ def check_forecast(spec) -> None:
         got = NEEDS_TARGETS[1] if not spec.is_regression else f"kind {spec.kind}"
         raise ConfigError(expected_got("[data] window", NEEDS_TARGETS[0], got))
     _check_target_column(spec)
+    season = spec.season
+    if season is not None and (
+        not isinstance(season, int) or isinstance(season, bool) or not 1 <= season <= spec.window
+    ):
+        raise ConfigError(
+            expected_got("[data] season", f"an integer in 1..{spec.window} (the window)", season)
+        )
     object.__setattr__(spec, "horizon", horizon)
     object.__setattr__(spec, "stride", stride)
 

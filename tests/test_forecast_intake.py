@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from launch.cli import main
 from launch.runfile import build, read_file
 from mpcrnn import data as D
-from mpcrnn.readers_series import write_series
+from mpcrnn.readers_series import naive_sums, write_series
 from mpcrnn.windows import cut, split_in_time
 from protocols.errors import ConfigError, DataError
 
@@ -305,7 +305,7 @@ def test_mpc_trains_a_forecaster_from_series_files(tmp_path, launcher):
     intake windows them and the parties report a test RMSE in sunspot numbers."""
     cfg = build(
         {
-            "data": SUNSPOTS_DATA,
+            "data": {**SUNSPOTS_DATA, "season": 11},
             "run": {"parties": 2, "insecure_plaintext_transport": True},
             "model": {"hidden_size": 4},
             "train": {"epochs": 1, "batch_size": 32},
@@ -317,3 +317,59 @@ def test_mpc_trains_a_forecaster_from_series_files(tmp_path, launcher):
     tests = [r["local_test"]["polynomial"] for r in reports if "local_test" in r]
     assert len(tests) == 2
     assert all(np.isfinite(t["rmse"]) and 0 < t["rmse"] < 200 for t in tests)
+    naive = [r["local_naive"] for r in reports if "local_naive" in r]
+    assert naive == [naive_sums(f, cfg.spec) for f in test]  # each party's own, no more
+
+
+def test_naive_forecasts_are_the_windows_last_and_seasonal_values(tmp_path):
+    """Each party's naive sums: the last value and (with [data] season) the value one season
+    earlier, on its own test windows, against the window's targets; the report pools them."""
+    from mpcrnn.regression import error_sums, pooled
+    from mpcrnn.regression_report import test_metrics
+
+    data = {**SUNSPOTS_DATA, "season": 11, "horizon": 3}
+    cfg = build({"data": data, "run": {"parties": 2}}, {})
+    _, test = _sunspot_files(tmp_path, 2)
+    series = np.loadtxt(test[0], delimiter=",", skiprows=1)
+    starts = range(0, len(series) - 22 - 3 + 1)
+    y = np.array([series[i + 22 : i + 25] for i in starts])
+    last = np.array([[series[i + 21]] * 3 for i in starts])
+    seasonal = np.array([series[i + 11 : i + 14] for i in starts])
+    got = naive_sums(test[0], cfg.spec)
+    assert got["last_value"] == error_sums(last, y)
+    assert got["seasonal_last"] == error_sums(seasonal, y)
+    parties = [
+        {
+            "local_test": {"exact": got["last_value"], "polynomial": got["last_value"]},
+            "local_naive": got,
+        },
+        {
+            "local_test": {"exact": got["last_value"], "polynomial": got["last_value"]},
+            "local_naive": naive_sums(test[1], cfg.spec),
+        },
+    ]
+    summary, lines = {}, []
+    test_metrics(cfg, parties, summary, lines.append)
+    both = pooled([got["seasonal_last"], parties[1]["local_naive"]["seasonal_last"]])
+    assert summary["test_regression"]["naive_seasonal_last"] == both
+    assert "seasonal last (11) RMSE" in lines[-1]
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ({"season": 23}, "[data] season: expected an integer in 1..22 (the window), got 23"),
+        ({"season": 0}, "[data] season: expected an integer in 1..22 (the window), got 0"),
+    ],
+)
+def test_a_season_outside_the_window_is_refused(extra, expected):
+    with pytest.raises(ConfigError) as err:
+        build({"data": {**SUNSPOTS_DATA, **extra}}, {})
+    assert str(err.value).startswith(expected)
+
+
+def test_a_season_without_a_window_is_refused():
+    data = {k: v for k, v in SUNSPOTS_DATA.items() if k != "window"}
+    with pytest.raises(ConfigError) as err:
+        build({"data": {**data, "max_len": 22, "season": 11}}, {})
+    assert "[data] season: expected unset unless [data] window is set" in str(err.value)
