@@ -224,9 +224,7 @@ def _spec(section: dict | None, in_file: bool = True) -> D.DataSpec:
     for key in ("classes", "feature_low", "feature_high"):
         if body.get(key) is not None:
             body[key] = tuple(body[key])
-    if (
-        body.get("kind") in ("text", "text-lm") and "n_features" not in body
-    ):  # the public vocabulary's size
+    if body.get("kind") in ("text", "text-lm") and "n_features" not in body:  # vocabulary size
         from mpcrnn.text import declared_features
 
         body["n_features"] = declared_features(body)
