@@ -25,9 +25,8 @@ import math
 
 import torch
 
-from mpcrnn.cells import CELLS, backward_factors, layer_backward
-from mpcrnn.embedding import EMBEDDING, embed, embed_backward
-from mpcrnn.model import LAYER_KEYS, _layer, _layer_names, _rnn_forward
+from mpcrnn.embedding import EMBEDDING, embed
+from mpcrnn.model import _rnn_forward, layers_backward
 
 
 def next_token_targets(B, x, m):
@@ -47,7 +46,6 @@ def lm_forward_backward(B, cfg, params: dict, x, m, per_example: bool = False):
     with ``per_example`` (DP-SGD) each with a leading row dimension N that sums to them;
     logits (T-1, N, V) of the steps that predict).  Without an embedding (``embedding_dim``
     0) the one-hot rows go straight into the first layer."""
-    cell = CELLS[cfg.cell]
     emb = embed(B, x, params[EMBEDDING]) if cfg.embedding_dim else x
     _, trace = _rnn_forward(B, cfg, params, emb, m, with_backward=True, head=False)
     hs = trace[-1][1][:-1]  # (T-1, N, H): the steps followed by a token
@@ -58,25 +56,7 @@ def lm_forward_backward(B, cfg, params: dict, x, m, per_example: bool = False):
     (dlogits,) = B.mul_many([("mul", valid, probs - target)])  # (T-1, N, V)
     grads, dhf = _head_backward(B, params, dlogits, hs, per_example)
     dh_ext = torch.cat([dhf.reshape(T1, N, H), B.const(0.0, trace[-1][1][-1:])])
-    factors = backward_factors(B, [(cell, saved, m) for _, _, saved in trace])
-    for k in reversed(range(cfg.num_layers)):
-        inp, _, saved = trace[k]
-        g, dx = layer_backward(
-            B,
-            cell,
-            _layer(params, k),
-            saved,
-            factors[k],
-            inp,
-            dh_ext,
-            cfg.hidden_size,
-            need_dx=k > 0 or bool(cfg.embedding_dim),
-            per_example=per_example,
-        )
-        grads.update({name: g[key] for key, name in zip(LAYER_KEYS, _layer_names(k))})
-        dh_ext = dx
-    if cfg.embedding_dim:
-        grads[EMBEDDING] = embed_backward(B, x, dh_ext, per_example)
+    layers_backward(B, cfg, params, trace, m, x, dh_ext, grads, per_example)
     return grads, logits
 
 

@@ -166,7 +166,6 @@ def forward_backward(
         from mpcrnn.language_model import lm_forward_backward
 
         return lm_forward_backward(B, cfg, params, x, m, per_example)
-    cell = CELLS[cfg.cell]
     emb = embed(B, x, params[EMBEDDING]) if cfg.embedding_dim else x
     out, trace = _rnn_forward(B, cfg, params, emb, m, with_backward=True)
     if cfg.task == "regress_steps":
@@ -174,6 +173,17 @@ def forward_backward(
     else:
         dout = B.softmax(out) - target if cfg.task == "classify" else out - target
         grads, dh_ext = _last_step_backward(B, params, dout, trace[-1][1], per_example)
+    dh_ext = layers_backward(B, cfg, params, trace, m, x, dh_ext, grads, per_example, input_grad)
+    return (grads, out, dh_ext) if input_grad else (grads, out)
+
+
+def layers_backward(
+    B, cfg, params: dict, trace, m, x, dh_ext, grads: dict, per_example: bool, input_grad=False
+):
+    """BPTT through every layer from ``dh_ext`` (T, N, H), the head's gradient on the top
+    layer's outputs: adds each layer's weight gradients (and the embedding's) to ``grads``;
+    returns the gradient on the first layer's input, d(emb) (T, N, I)."""
+    cell = CELLS[cfg.cell]
     factors = backward_factors(B, [(cell, saved, m) for _, _, saved in trace])
     for k in reversed(range(cfg.num_layers)):
         inp, _, saved = trace[k]
@@ -193,7 +203,7 @@ def forward_backward(
         dh_ext = dx
     if cfg.embedding_dim:  # the table's gradient; the input gradient stays d(emb)
         grads[EMBEDDING] = embed_backward(B, x, dh_ext, per_example)
-    return (grads, out, dh_ext) if input_grad else (grads, out)
+    return dh_ext
 
 
 def _last_step_backward(B, params, dlogits, hs, per_example: bool):
