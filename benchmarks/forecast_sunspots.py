@@ -105,8 +105,8 @@ def markdown(results: list[dict]) -> str:
         f"Data: {data}.",
         "",
         "| seed | torch RMSE | mirror RMSE | MPC RMSE | training mean | last value | "
-        "seasonal last (11 y) | mirror / torch |",
-        "|---|---|---|---|---|---|---|---|",
+        "seasonal last (11 y) | mirror / torch | MPC / mirror | MPC s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         mpc = r.get("mpc")
@@ -116,6 +116,8 @@ def markdown(results: list[dict]) -> str:
             f"{mpc['rmse']:.2f}" if mpc else "-",
             *(f"{r[k]['rmse']:.2f}" for k in ("mean", "last", "seasonal")),
             f"{r['mirror']['rmse'] / r['torch']['rmse']:.3f}",
+            f"{mpc['rmse'] / r['mirror']['rmse']:.3f}" if mpc else "-",
+            f"{r['mpc_seconds']:.0f}" if mpc else "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
