@@ -40,19 +40,10 @@ def lm_party(session, dp: bool):
 
 @pytest.mark.parametrize("dp", [False, True])
 def test_language_model_run_opens_only_the_final_weights(parties, dp):
-    from test_security import _only_masked_openings_and_ledgered_reveals
+    from test_text_security import assert_only_the_final_weights_to_0_and_2
 
     outs = parties(lm_party, world_size=3, provider="TTP", args=(dp,), timeout_s=300)
-    names = ["embedding.weight"] + [
-        f"{k}_l0" for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-    ]
-    for rank, (crypten_open, ours, ledger, got_model) in enumerate(outs):
-        assert got_model == (rank in (0, 2))
-        _only_masked_openings_and_ledgered_reveals(crypten_open, ours)
-        assert [e["what"] for e in ledger] == [
-            f"final weight {k}" for k in (*names, "fc.weight", "fc.bias")
-        ]
-        assert all(tuple(e["to"]) == (0, 2) for e in ledger)
+    assert_only_the_final_weights_to_0_and_2(outs)
 
 
 @pytest.mark.parametrize("mode", ["mpc", "fedavg"])
