@@ -48,7 +48,7 @@ import threading
 import time
 from collections.abc import Callable
 
-INTERVAL_S = 2.0  # one byte to every peer this often
+INTERVAL_S = 2.0  # one heartbeat frame to every peer this often
 LIMIT_S = 20.0  # a peer silent this long, its connection open, has stopped
 _UNKNOWN = 0xFFFF  # a heartbeat frame's age for a rank not heard from directly within 65 s
 _READ_MAX = 1 << 16  # bytes taken from one peer per wake-up (a flooding peer cannot pin us)
