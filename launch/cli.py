@@ -152,10 +152,7 @@ def _demo_files(cfg, out_dir: Path) -> tuple[list[str], list[str]]:
     tr_parts = D.split_rows(D.japanese_vowels("train"), fractions, cfg.train.seed)
     te_parts = D.split_rows(D.japanese_vowels("test"), fractions, cfg.train.seed + 1)
     data_files, test_files = D.write_party_files(tr_parts, te_parts, out_dir)
-    click.echo(
-        "  rows per organization (public): "
-        + ", ".join(f"party {r}: {p.n_rows}" for r, p in enumerate(tr_parts))
-    )
+    _echo_counts("rows", [p.n_rows for p in tr_parts])
     return data_files, test_files
 
 
@@ -170,10 +167,7 @@ def _sms_demo_files(cfg, out_dir: Path) -> tuple[list[str], list[str]]:
         f"{cfg.spec.max_len} bytes, {cfg.train.epochs} epochs, provider {cfg.provider}"
     )
     train, test, counts = write_sms_party_files(cfg.parties, cfg.train.seed, out_dir)
-    click.echo(
-        "  rows per organization (public): "
-        + ", ".join(f"party {r}: {n}" for r, n in enumerate(counts))
-    )
+    _echo_counts("rows", counts)
     return train, test
 
 
@@ -189,11 +183,16 @@ def _shakespeare_demo_files(cfg, out_dir: Path) -> tuple[list[str], list[str]]:
         f"{cfg.train.epochs} epochs, provider {cfg.provider}"
     )
     train, test, counts = write_party_files(cfg.parties, out_dir)
+    _echo_counts("characters", counts)
+    return train, test
+
+
+def _echo_counts(what: str, counts) -> None:
+    """The demo's public split: how many rows (or characters) each organization holds."""
     click.echo(
-        "  characters per organization (public): "
+        f"  {what} per organization (public): "
         + ", ".join(f"party {r}: {n}" for r, n in enumerate(counts))
     )
-    return train, test
 
 
 def _check_and_warn(cfg, data_files) -> None:
