@@ -158,13 +158,15 @@ def _demo_files(cfg, out_dir: Path) -> tuple[list[str], list[str]]:
 
 def _sms_demo_files(cfg, out_dir: Path) -> tuple[list[str], list[str]]:
     """The text demo: a fixed SMS spam subsample split across the parties (mpcrnn.text_demo)."""
-    from mpcrnn.text_demo import write_sms_party_files
+    from mpcrnn.text_demo import PER_CLASS, write_sms_party_files
 
+    unit = "bytes" if cfg.spec.vocab == "bytes" else "characters"
     click.echo(
-        f"mpcrnn demo: SMS spam (UCI, balanced 300 train / 300 test), {cfg.parties} "
-        f"organizations, Embedding({cfg.model.input_size}, {cfg.model.embedding_dim}) + "
-        f"{cfg.model.cell.upper()} H={cfg.model.hidden_size}, texts cut to "
-        f"{cfg.spec.max_len} bytes, {cfg.train.epochs} epochs, provider {cfg.provider}"
+        f"mpcrnn demo: SMS spam (UCI, balanced {2 * PER_CLASS} train / {2 * PER_CLASS} test), "
+        f"{cfg.parties} organizations, Embedding({cfg.model.input_size}, "
+        f"{cfg.model.embedding_dim}) + {cfg.model.cell.upper()} H={cfg.model.hidden_size}, "
+        f"texts cut to {cfg.spec.max_len} {unit}, {cfg.train.epochs} epochs, provider "
+        f"{cfg.provider}"
     )
     train, test, counts = write_sms_party_files(cfg.parties, cfg.train.seed, out_dir)
     _echo_counts("rows", counts)

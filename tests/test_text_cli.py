@@ -115,5 +115,5 @@ def test_train_offers_the_sms_demo_and_its_settings_apply():
         in CliRunner().invoke(cli.main, ["train", "--help"]).output
     )
     cfg = build(with_demo_settings({}), {"hidden_size": 8})  # a flag still overrides the demo
-    assert (cfg.spec.kind, cfg.spec.n_features, cfg.spec.max_len) == ("text", 256, 40)
-    assert (cfg.model.embedding_dim, cfg.model.hidden_size, cfg.train.epochs) == (16, 8, 8)
+    assert (cfg.spec.kind, cfg.spec.n_features, cfg.spec.max_len) == ("text", 96, 40)
+    assert (cfg.model.embedding_dim, cfg.model.hidden_size, cfg.train.epochs) == (16, 8, 6)
