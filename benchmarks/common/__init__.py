@@ -15,7 +15,8 @@ script or anything under ``tests/`` (the multi-process runner is :mod:`launch.lo
 * Data: the Japanese Vowels and GunPoint declarations, the 50/30/20 split among 3 parties.
 * Runs: :func:`launch_parties` (one run through the launcher), :func:`pooled_accuracy`,
   :func:`mirror` (the plaintext mirror), the party functions of one training step
-  (:func:`mpcrnn_step`, :func:`naive_step`) for :func:`launch.local_parties.run_parties`.
+  (:func:`mpcrnn_step`, :func:`naive_step`, :func:`text_step`) for
+  :func:`launch.local_parties.run_parties`.
 * The torch yardstick: :func:`torch_loop` (the one torch training loop), with
   :func:`scheduled_batches` and :func:`torch_accuracy`.
 """
@@ -43,7 +44,7 @@ from .results import (
     read_results,
     write_results,
 )
-from .steps import mpcrnn_step, naive_step, shared_batch
+from .steps import mpcrnn_step, naive_step, shared_batch, text_step
 from .yardstick import scheduled_batches, torch_accuracy, torch_loop
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "read_results",
     "run_config",
     "scheduled_batches",
+    "text_step",
     "shared_batch",
     "torch_accuracy",
     "torch_loop",

@@ -72,6 +72,60 @@ def mpcrnn_step(session, B, T, H, repeats, cell="gru"):
     return out
 
 
+def text_step(session, B, T, H, V, D, repeats, lm=False):
+    """A party function: ``repeats`` steady-state text steps (after one that records the triple
+    plan and one warm-up) on random one-hot tokens of a vocabulary of ``V``, shared by party 0:
+    Embedding(V, D) + GRU(H) + Linear, a 2-class classifier or (``lm``) the next-token model;
+    Adam as the demos.  Returns what :func:`mpcrnn_step` returns (no forward rounds)."""
+    import torch
+
+    from mpcrnn.backend import SharedBackend
+    from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
+    from mpcrnn.language_model import lm_forward_backward
+    from mpcrnn.model import forward_backward, init_params
+    from mpcrnn.train import init_state, masks, sgd_step
+    from protocols.arithmetic.sharing import public, share
+
+    s, own = session, session.rank == 0
+    s.enable_traffic_counting()
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, V, (B, T), generator=g)
+    lengths = torch.randint(T // 2, T + 1, (B,), generator=g)
+    m = masks(lengths, T)
+    x = torch.nn.functional.one_hot(tokens, V).double() * m
+    y = torch.nn.functional.one_hot(torch.randint(0, 2, (B,), generator=g), 2).double()
+    xs = share(s, x if own else None, src=0, shape=(B, T, V)).transpose(0, 1)
+    ms = share(s, m if own else None, src=0, shape=(B, T, 1)).transpose(0, 1)
+    ys = share(s, y if own else None, src=0, shape=(B, 2))
+    mc = ModelConfig(
+        hidden_size=H,
+        input_size=V,
+        embedding_dim=D,
+        **({"task": "lm", "num_classes": 0, "output_size": V} if lm else {"num_classes": 2}),
+    )
+    params = {k: public(s, v) for k, v in init_params(mc, 0).items()}
+    Bk = SharedBackend(s, ActivationConfig())
+    tcfg = TrainConfig()
+    vel = init_state(Bk, params, tcfg)
+    key = ("lm" if lm else "text", B, T)
+    times, cpu = [], []
+    for i in range(repeats + 2):  # step 0 records the triple plan, step 1 warms up
+        s.reset_traffic()
+        t0, c0 = time.perf_counter(), time.process_time()
+        Bk.begin_step(key, key if i < repeats + 1 else None)
+        if lm:
+            grads, _ = lm_forward_backward(Bk, mc, params, xs, ms)
+        else:
+            grads, _ = forward_backward(Bk, mc, params, xs, ms, ys)
+        params, vel = sgd_step(Bk, params, grads, vel, tcfg, B, i + 1, repeats + 2)
+        Bk.end_step()
+        if i > 1:
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    st = s.transport
+    return {"times": times, "cpu": cpu, "rounds": st.comm_rounds, "bytes": st.comm_bytes}
+
+
 def _naive_gru(crypten, torch, xe, me, W_ih, W_hh, b_ih, b_hh, B, T, H):
     """torch's GRU equations on CrypTen autograd with CrypTen's sigmoid/tanh; masked freeze."""
     h = crypten.cryptensor(torch.zeros(B, H))
