@@ -2,7 +2,8 @@
 
 For logits ``[x]`` (N, C)::
 
-    1. [m] = max_j [x_j]       pairwise, one sign-bit circuit (comparison.row_max)
+    1. [m] = max_j [x_j]       comparison.row_max: pairwise for C <= 16, one sign-bit circuit;
+                                a tournament of ceil(log2 C) circuits above (C - 1 per row)
     2. [z] = [x] - [m]          in [-R, 0]                                          (local)
     3. [e] = q(z / 2^s)^(2^s)   q: degree-6 least-squares polynomial of exp on [-2, 0]
                                 (max relative error 8.2e-6, measured), s = 5 squarings:
