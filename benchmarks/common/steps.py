@@ -72,12 +72,18 @@ def mpcrnn_step(session, B, T, H, repeats, cell="gru"):
     return out
 
 
-def text_step(session, B, T, H, V, D, repeats, lm=False):
+def text_step(session, B, T, H, V, D, repeats, lm=False, pairwise_max=False):
     """A party function: ``repeats`` steady-state text steps (after one that records the triple
     plan and one warm-up) on random one-hot tokens of a vocabulary of ``V``, shared by party 0:
     Embedding(V, D) + GRU(H) + Linear, a 2-class classifier or (``lm``) the next-token model;
-    Adam as the demos.  Returns what :func:`mpcrnn_step` returns (no forward rounds)."""
+    Adam as the demos.  ``pairwise_max``: the softmax's row max pairwise at every V (as before
+    the tournament).  Returns what :func:`mpcrnn_step` returns (no forward rounds)."""
     import torch
+
+    from protocols.arithmetic import comparison
+
+    if pairwise_max:
+        comparison.PAIRWISE_MAX_UP_TO = 1 << 30
 
     from mpcrnn.backend import SharedBackend
     from mpcrnn.config import ActivationConfig, ModelConfig, TrainConfig
