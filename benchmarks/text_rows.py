@@ -115,6 +115,10 @@ def _f(x, spec: str = ".3f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
 def markdown(results: dict) -> str:
     lines = []
     if results.get("sms"):
@@ -131,8 +135,7 @@ def markdown(results: dict) -> str:
         for r in results["sms"]:
             m = r.get("mpc")
             lines.append(
-                "| "
-                + " | ".join(
+                _row(
                     [
                         str(r["seed"]),
                         _f(r["torch"]["accuracy"]),
@@ -146,7 +149,6 @@ def markdown(results: dict) -> str:
                         _f(r.get("mpc_seconds"), ".0f"),
                     ]
                 )
-                + " |"
             )
         lines.append("")
     if results.get("lm"):
@@ -162,8 +164,7 @@ def markdown(results: dict) -> str:
         for r in results["lm"]:
             mpc = r.get("mpc")
             lines.append(
-                "| "
-                + " | ".join(
+                _row(
                     [
                         str(r["seed"]),
                         _f(r["torch"]),
@@ -173,7 +174,6 @@ def markdown(results: dict) -> str:
                         _f(r.get("mpc_seconds"), ".0f"),
                     ]
                 )
-                + " |"
             )
     return "\n".join(lines) + "\n"
 

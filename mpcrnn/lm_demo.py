@@ -12,9 +12,9 @@ Each slice is cut into contiguous blocks, one per organization, 50/30/20 for 3 (
 otherwise), and lowercased (public preprocessing, the same for everyone).  The vocabulary is
 public and fixed: vocab_lowercase.txt (newline, space, a-z and ``!',-.:;?``, V = 37 with the
 unknown id 0 for any other character), pinned by :data:`VOCAB_SHA256`; nothing is derived
-from the text.  Why so small: the softmax on shares takes an exact row max (V - 1 comparisons
-per predicted token), so a step's cost is about proportional to V; printable ASCII (V = 97)
-cost 6.7 s and 275 MB per step at T = 16, N = 16 (docs/text.md).
+from the text.  Why small: fewer rows of the embedding and the head to learn from 15,000
+characters, and a cheaper step (the softmax's row max: V - 1 comparisons per predicted token;
+a step at V 37 costs 0.76 W1 steps, at V 256 1.25: benchmarks/results/text_step_cost.md).
 
 Model: Embedding(37, 16) + GRU(32) + Linear(32, 37), windows of 24 tokens, AdamW lr 0.02 with
 weight decay 0.1, 2 epochs (82 steps of 16 windows); chosen with the plaintext mirror
