@@ -97,6 +97,10 @@ class DataSpec:
     # a party is warned, or refused with --strict; DP-SGD (--dp-epsilon) is what bounds the leak.
     min_rows: int = 10
     frame: int = 1  # time steps stacked into one model input (1: none); see the docstring
+    # the model reads these orders of differences along time of every scaled feature (0: the
+    # values), each times its public gain, before framing (mpcrnn.differences)
+    differences: tuple[int, ...] = (0,)
+    difference_gains: tuple[float, ...] | None = None  # one per order; default 1.0 each
     # text (mpcrnn.text): rows are label<TAB>text lines, tokenized with a public vocabulary
     # ("bytes": UTF-8 bytes, V = 256; or a vocabulary file whose SHA-256 is vocab_sha256) and
     # one-hot encoded, so n_features = V; too_long: "cut" to max_len tokens or "refuse".
@@ -152,8 +156,8 @@ class DataSpec:
 
     @property
     def input_size(self) -> int:
-        """Values per model input step: ``frame * n_features``."""
-        return self.frame * self.n_features
+        """Values per model input step: ``frame * n_features * len(differences)``."""
+        return self.frame * self.n_features * len(self.differences)
 
     @property
     def input_len(self) -> int:
@@ -204,9 +208,11 @@ class DataSpec:
                 bad("value_bound", ">= 1 with scaling='bounds'")
             object.__setattr__(self, "feature_low", tuple(lo.tolist()))
             object.__setattr__(self, "feature_high", tuple(hi.tolist()))
+        from mpcrnn.differences import check_differences
         from mpcrnn.windows import check_forecast  # mpcrnn.windows imports this module
 
         check_forecast(self)
+        check_differences(self)
 
 
 # Built-in demo.  max_len 29 is the longest utterance of both splits (train alone: 26).  Bounds
@@ -330,8 +336,12 @@ def check_min_rows(data: SequenceData, spec: DataSpec, source: str, strict: bool
 
 def scale_features(data: SequenceData, spec: DataSpec, source: str = "data") -> SequenceData:
     """The model's input: x (N, T, F) mapped by the declared bounds to [-1, 1] (padding stays
-    0; never clipped), then framed by ``spec.frame`` (:func:`frame_steps`)."""
-    scaled = replace(data, x=_scaled(data.x, data.mask()[:, :, None], spec, source))
+    0; never clipped), its declared differences (:mod:`mpcrnn.differences`), then framed by
+    ``spec.frame`` (:func:`frame_steps`)."""
+    from mpcrnn.differences import with_differences
+
+    x = _scaled(data.x, data.mask()[:, :, None], spec, source)
+    scaled = replace(data, x=with_differences(x, data.lengths, spec, source))
     if spec.is_regression:  # the targets too, by their declared bounds
         from mpcrnn.regression import scale_targets
 

@@ -130,6 +130,7 @@ def test_the_run_file_reference_lists_every_key_with_its_default():
         "scaling": "none",
         "min_rows": 10,
         "frame": 1,
+        "differences": [0],  # mpcrnn.differences
         **{"kind": "sequence", "vocab": "bytes", "too_long": "cut"},  # text: mpcrnn.text
         "n_targets": 1,
     }
