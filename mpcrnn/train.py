@@ -3,13 +3,14 @@ decay, clipping, a public learning-rate schedule.
 
 Per step t = 1, 2, ..., on the batch of N rows drawn by the public schedule::
 
-    g    = (1/N) * sum_rows grad (+ wd theta: adam, sgd)    (one batched truncation)
-    g    = clamp(g, -c, c)                  (one sign-bit circuit over every gradient entry; c > 0)
-    g    = g / max(1, ||g|| / C)            (optional: protocols.arithmetic.norm_clip on one row)
+    g    = S ((1/N) sum_rows grad (+ wd theta: adam, sgd))  (one batched truncation)
+    g    = clamp(g, -S c, S c)              (one sign-bit circuit over every gradient entry; c > 0)
+    g    = g / max(1, ||g|| / (S C))        (optional: protocols.arithmetic.norm_clip on one row)
     lr_t = lr * schedule(t)                 (public: constant | warmup | cosine)
   adam / adamw (the default; protocols.arithmetic.adam, on the bias-corrected moments):
     m^   = m^ + c1_t (g - m^),  v^ = v^ + c2_t (g^2 - v^),  c_t = (1 - b) / (1 - b^t)   (public)
-    theta = theta (1 - lr_t wd [adamw]) - lr_t m^ / (sqrt(v^) + eps)
+    theta = theta (1 - lr_t wd [adamw]) - lr_t m^ / (sqrt(v^) + S eps)
+    (S = grad_scale, 32 by default: the same update on values S times larger; SGD: S = 1)
   sgd:
     v    = mu * v + g                       (one batched truncation)
     theta = theta - lr_t * v                (one batched truncation)
@@ -84,19 +85,39 @@ def init_state(B, params: dict, cfg: TrainConfig) -> dict:
     return {"adam.m": m, "adam.v": v}
 
 
+GRAD_SCALE = 32  # Adam's gradient scale S (docs/adam.md "Gradient scale"); S c <= MAX_SCALED
+MAX_SCALED = 64.0  # the largest gradient bound Adam on shares accepts (TrainConfig.validate)
+
+
+def grad_scale(cfg: TrainConfig) -> float:
+    """S: Adam and AdamW take the batch's mean gradient times S, clip it at S c (value) and
+    S C (norm) and add S eps to sqrt(v^): the same update, since lr (S m^) / (sqrt(S^2 v^) + S
+    eps) = lr m^ / (sqrt(v^) + eps), but every value of the gradient's path on shares is S times
+    larger against the same 2^-16 rounding (a mean gradient entry of 1e-4 is 6.6 units of 2^-16;
+    each truncation adds up to ~3).  The largest power of two <= GRAD_SCALE with S times the
+    gradient bound <= MAX_SCALED.  SGD: 1 (its step is lr g)."""
+    if cfg.optimizer == "sgd":
+        return 1.0
+    s = GRAD_SCALE
+    while s > 1 and s * cfg.grad_bound() > MAX_SCALED:
+        s //= 2
+    return float(s)
+
+
 def _flat_grad(B, params: dict, grads: dict, cfg: TrainConfig, n_rows: int) -> torch.Tensor:
-    names = list(params)
+    """S (mean gradient + wd theta), value-clipped at S c, norm-clipped at S C (S: grad_scale)."""
+    names, scale = list(params), grad_scale(cfg)
     combos = []
     for k in names:
-        combo = [(1.0 / n_rows, grads[k])]
+        combo = [(scale / n_rows, grads[k])]
         if cfg.weight_decay and cfg.optimizer != "adamw":
-            combo.append((cfg.weight_decay, params[k]))
+            combo.append((scale * cfg.weight_decay, params[k]))
         combos.append(combo)
     flat = flatten(dict(zip(names, B.lincomb_many(combos))))
     if cfg.clip_value > 0:
-        flat = B.clip_value(flat, cfg.clip_value)
+        flat = B.clip_value(flat, scale * cfg.clip_value)
     if cfg.clip_norm > 0:
-        flat = B.clip_norm(flat, cfg.clip_norm)
+        flat = B.clip_norm(flat, scale * cfg.clip_norm)
     return flat
 
 
@@ -113,7 +134,7 @@ def sgd_step(
     """One optimizer step from the batch's summed gradients (any ``cfg.optimizer``; the name is
     historical).  ``step``/``total``: the public step count (schedule, bias corrections)."""
     flat = _flat_grad(B, params, grads, cfg, n_rows)
-    return update(B, params, flat, velocity, cfg, step, total)
+    return update(B, params, flat, velocity, cfg, step, total, scale=grad_scale(cfg))
 
 
 def update(
@@ -125,13 +146,17 @@ def update(
     step: int,
     total: int,
     grad_bound: float | None = None,
+    scale: float = 1.0,
 ) -> tuple[dict, dict]:
     """Apply the step's gradient (flat, keyed like ``params`` in order) with ``cfg.optimizer``.
-    grad_bound: public bound on |g| entries for Adam on shares (default: the clip)."""
+    grad_bound: public bound on |g| entries for Adam on shares (default: the clip).
+    scale: the gradient arrives times S (:func:`grad_scale`; Adam only): its bound and eps are
+    scaled to match."""
     lr = lr_at(cfg, step, total)
     if cfg.optimizer == "sgd":
         return momentum_update(B, params, unflatten(g_flat, params), state, cfg, lr)
-    return adam_update(B, params, g_flat, state, cfg, step, lr, grad_bound or cfg.grad_bound())
+    bound = scale * (grad_bound or cfg.grad_bound())
+    return adam_update(B, params, g_flat, state, cfg, step, lr, bound, scale * cfg.eps)
 
 
 def adam_update(
@@ -143,13 +168,14 @@ def adam_update(
     step: int,
     lr: float,
     grad_bound: float,
+    eps: float,
 ) -> tuple[dict, dict]:
     """torch.optim.Adam / AdamW on the bias-corrected moments (protocols.arithmetic.adam); 2 + ~42
-    rounds."""
+    rounds.  ``eps``: cfg.eps times the gradient's scale."""
     c1 = (1 - cfg.beta1) / (1 - cfg.beta1**step)
     c2 = (1 - cfg.beta2) / (1 - cfg.beta2**step)
     m, v = B.adam_moments(g, state["adam.m"], state["adam.v"], c1, c2)
-    upd = unflatten(B.adam_direction(m, v, lr, cfg.eps, grad_bound), params)
+    upd = unflatten(B.adam_direction(m, v, lr, eps, grad_bound), params)
     names = list(params)
     if cfg.optimizer == "adamw" and cfg.weight_decay:
         decayed = B.lincomb_many([[(1.0 - lr * cfg.weight_decay, params[k])] for k in names])
