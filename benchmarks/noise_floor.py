@@ -117,9 +117,10 @@ def mpc_ratios() -> dict[int, float]:
 def markdown(results: list[dict], kinds: list[str]) -> str:
     mpc = mpc_ratios()
     lines = [
-        "Data: Tecator, the demo's split and schedule (GRU H 32, frame 10, 80 epochs, Adam lr "
-        "0.02, cosine).  Each cell: perturbed mirror RMSE / unperturbed mirror RMSE, one per "
-        "perturbation seed; MPC / mirror from regression_rows.md (another run of the same seed).",
+        "Data: Tecator, the demo's declaration, split and schedule (second differences x80, GRU "
+        "H 32, frame 10, 80 epochs, Adam lr 0.02, cosine).  Each cell: perturbed mirror RMSE / "
+        "unperturbed mirror RMSE, one per perturbation seed; MPC / mirror from "
+        "regression_rows.md (another run of the same seed).",
         "",
         "| seed | mirror RMSE | "
         + " | ".join(f"perturbed ({k})" for k in kinds)

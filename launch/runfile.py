@@ -388,6 +388,8 @@ def data_template(data_file: str) -> str:
             "feature_high = [<high of feature 0>, ...]  # (not your rows' min/max: those would "
             "reveal your data's extremes)",
             f"frame = {frame}",
+            "# differences = [0, 1]        # also the steps between values (a trend; a spectrum's "
+            "curvature: [2] with difference_gains): docs/regression.md",
             *targets,
             "# then check the settings on your own rows, with nothing shared: mpcrnn rehearse "
             "--config run.toml --data " + str(data_file),

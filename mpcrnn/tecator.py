@@ -76,7 +76,8 @@ def demo_files(cfg, out_dir, echo) -> tuple[list[str], list[str]]:
     echo(
         f"mpcrnn demo: Tecator (fat % from NIR spectra; 172 train / 43 test), {parties} "
         f"organizations, {cfg.model.cell.upper()} H={cfg.model.hidden_size}, "
-        f"frame {cfg.spec.frame}, {cfg.train.epochs} epochs, provider {cfg.provider}"
+        f"differences {list(cfg.spec.differences)}, frame {cfg.spec.frame}, "
+        f"{cfg.train.epochs} epochs, provider {cfg.provider}"
     )
     fractions = [0.5, 0.3, 0.2] if parties == 3 else [1.0 / parties] * parties
     tr = split_rows(tecator("train"), fractions, cfg.train.seed)

@@ -146,6 +146,7 @@ def test_template_for_a_long_series_suggests_frames(tmp_path):
     (tmp_path / "long.ts").write_text("\n".join(lines) + "\n")
     text = data_template(str(tmp_path / "long.ts"))
     assert "max_len = 150" in text and "frame = 10" in text
+    assert "# differences = [0, 1]" in text  # commented: a choice, not a default
 
 
 def test_interval_warnings_past_and_near_the_edge():
