@@ -21,7 +21,6 @@ Run as a file::
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -72,21 +71,11 @@ def perturbed_backend(act_cfg, gen: torch.Generator, kind: str):
 
 
 def rows_for_seed(seed: int, perturbations: int, kinds: list[str]) -> dict:
-    from launch.runfile import build
-    from mpcrnn import data as D
     from mpcrnn.backend import PlainBackend
-    from mpcrnn.secure import concat, evaluate_local, init_params, value_range
-    from mpcrnn.tecator import demo_files, demo_run_file
+    from mpcrnn.secure import evaluate_local, init_params, value_range
     from mpcrnn.train import plain_dataset, train
 
-    cfg = build(demo_run_file({"run": {"insecure_plaintext_transport": True}}), {"seed": seed})
-    work = Path(tempfile.mkdtemp(prefix="mpcrnn-noise-"))
-    train_files, test_files = demo_files(cfg, work, lambda _line: None)
-
-    def load(fs):
-        return D.scale_features(concat([D.load_party_file(f, cfg.spec) for f in fs]), cfg.spec)
-
-    tr, te = load(train_files), load(test_files)
+    cfg, _, _, tr, te = common.tecator_demo(seed, "mpcrnn-noise-")
     ds = plain_dataset(tr.x, tr.lengths, tr.y, cfg.model)
     act = replace(cfg.activation, exact=False)
 

@@ -11,7 +11,6 @@ Run as a file::
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,21 +18,13 @@ import common
 
 
 def rows_for_seed(seed: int, epochs: int | None, mpc: bool, lr: float | None = None) -> dict:
-    from launch.runfile import build
-    from mpcrnn import data as D
     from mpcrnn.regression import mean_baseline, unscale_targets
-    from mpcrnn.secure import concat, evaluate_local, train_plain_mirror
-    from mpcrnn.tecator import demo_files, demo_run_file
+    from mpcrnn.secure import evaluate_local, train_plain_mirror
 
-    over = {"seed": seed, **({"epochs": epochs} if epochs else {}), **({"lr": lr} if lr else {})}
-    cfg = build(demo_run_file({"run": {"insecure_plaintext_transport": True}}), over)
-    work = Path(tempfile.mkdtemp(prefix="mpcrnn-regress-"))
-    train_files, test_files = demo_files(cfg, work, lambda _line: None)
-
-    def load(fs):
-        return D.scale_features(concat([D.load_party_file(f, cfg.spec) for f in fs]), cfg.spec)
-
-    tr, te = load(train_files), load(test_files)
+    cfg, train_files, test_files, tr, te = common.tecator_demo(
+        seed, "mpcrnn-regress-", epochs=epochs, lr=lr
+    )
+    work = Path(train_files[0]).parent
     out = {"seed": seed}
     t0 = time.perf_counter()
     out["torch"] = evaluate_local(cfg, train_plain_mirror(cfg, tr, exact=True), te, False)["exact"]

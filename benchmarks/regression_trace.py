@@ -8,24 +8,27 @@ is the same schedule in float64 with the same polynomials.  Per epoch: both test
 the 43 pooled test rows) and the relative distance of the weights
 ``||theta_mpc - theta_mirror|| / ||theta_mirror||``.
 
+Each seed runs with ``--scales`` (default 1 and 32): Adam's gradient scale S
+(:func:`mpcrnn.train.grad_scale`; 1 is the arithmetic before it), set in the party processes.
+
 Run as a file::
 
-    .venv/bin/python benchmarks/regression_trace.py --seeds 1 [--every 5]
+    .venv/bin/python benchmarks/regression_trace.py --seeds 1 [--every 5] [--scales 1 32]
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 
 import common
 import torch
 
 
-def trace_party(session, cfg, files: list[str]):
+def trace_party(session, cfg, files: list[str], scale: int):
     """One party: share its rows, train on shares, open every weight to party 0 after each
-    epoch.  Party 0 returns the list of opened weights per epoch."""
+    epoch.  Party 0 returns the list of opened weights per epoch.  ``scale``: Adam's gradient
+    scale S (:func:`mpcrnn.train.grad_scale`; 1 is the arithmetic before it), set here."""
+    import mpcrnn.train
     from mpcrnn import data as D
     from mpcrnn.backend import SharedBackend
     from mpcrnn.secure import agree, init_params, share_all, value_range
@@ -33,6 +36,7 @@ def trace_party(session, cfg, files: list[str]):
     from protocols.arithmetic.reveal import reveal
     from protocols.arithmetic.sharing import public
 
+    mpcrnn.train.GRAD_SCALE = scale
     local = D.scale_features(D.load_party_file(files[session.rank], cfg.spec), cfg.spec)
     counts = [m["n_rows"] for m in agree(session, cfg, local)]
     data = share_all(session, cfg, local, counts)
@@ -52,25 +56,15 @@ def trace_party(session, cfg, files: list[str]):
     return snapshots if session.rank == 0 else None
 
 
-def trace(seed: int) -> dict:
+def trace(seed: int, scale: int) -> dict:
     from dataclasses import replace
 
     from launch.local_parties import run_parties
-    from launch.runfile import build
-    from mpcrnn import data as D
     from mpcrnn.backend import PlainBackend
-    from mpcrnn.secure import concat, evaluate_local, init_params, value_range
-    from mpcrnn.tecator import demo_files, demo_run_file
+    from mpcrnn.secure import evaluate_local, init_params, value_range
     from mpcrnn.train import plain_dataset, train
 
-    cfg = build(demo_run_file({"run": {"insecure_plaintext_transport": True}}), {"seed": seed})
-    work = Path(tempfile.mkdtemp(prefix="mpcrnn-trace-"))
-    train_files, test_files = demo_files(cfg, work, lambda _line: None)
-
-    def load(fs):
-        return D.scale_features(concat([D.load_party_file(f, cfg.spec) for f in fs]), cfg.spec)
-
-    tr, te = load(train_files), load(test_files)
+    cfg, train_files, _, tr, te = common.tecator_demo(seed, "mpcrnn-trace-")
     mirror = []
     train(
         PlainBackend(replace(cfg.activation, exact=False)),
@@ -81,7 +75,8 @@ def trace(seed: int) -> dict:
         on_epoch_end=lambda _e, p, _s: mirror.append({k: v.clone() for k, v in p.items()}),
         value_range=value_range(cfg),
     )
-    mpc = run_parties(trace_party, cfg.parties, "TTP", (cfg, train_files), 3000, insecure=True)[0]
+    args = (cfg, train_files, scale)
+    mpc = run_parties(trace_party, cfg.parties, "TTP", args, 3000, insecure=True)[0]
 
     def rmse(p) -> float:
         return evaluate_local(cfg, p, te)["polynomial"]["rmse"]
@@ -93,7 +88,7 @@ def trace(seed: int) -> dict:
     for epoch, (a, b) in enumerate(zip(mpc, mirror), start=1):
         distance = float((flat(a) - flat(b)).norm() / flat(b).norm())
         rows.append({"epoch": epoch, "mpc": rmse(a), "mirror": rmse(b), "distance": distance})
-    return {"seed": seed, "rows": rows}
+    return {"seed": seed, "scale": scale, "rows": rows}
 
 
 def markdown(results: list[dict], every: int) -> str:
@@ -102,8 +97,8 @@ def markdown(results: list[dict], every: int) -> str:
         "H 32, frame 10, 80 epochs, Adam lr 0.02, cosine); MPC's weights opened after every "
         "epoch (a diagnostic).  Test RMSE in fat % on the 43 pooled test rows.",
         "",
-        "| seed | epoch | mirror RMSE | MPC RMSE | MPC / mirror | weight distance |",
-        "|---|---|---|---|---|---|",
+        "| seed | S | epoch | mirror RMSE | MPC RMSE | MPC / mirror | weight distance |",
+        "|---|---|---|---|---|---|---|",
     ]
     for res in results:
         last = len(res["rows"])
@@ -111,7 +106,8 @@ def markdown(results: list[dict], every: int) -> str:
             if r["epoch"] % every and r["epoch"] not in (1, last):
                 continue
             lines.append(
-                f"| {res['seed']} | {r['epoch']} | {r['mirror']:.3f} | {r['mpc']:.3f} | "
+                f"| {res['seed']} | {res['scale']} | {r['epoch']} | {r['mirror']:.3f} | "
+                f"{r['mpc']:.3f} | "
                 f"{r['mpc'] / r['mirror']:.3f} | {r['distance']:.2e} |"
             )
     return "\n".join(lines) + "\n"
@@ -122,10 +118,14 @@ def main() -> None:
         description=__doc__.splitlines()[0], parents=[common.parent(smoke=False, seeds=(1,))]
     )
     ap.add_argument("--every", type=int, default=5, help="table rows: every k-th epoch")
+    ap.add_argument(
+        "--scales", type=int, nargs="+", default=[1, 32], help="GRAD_SCALE values (1: unscaled)"
+    )
     args = common.parse(ap)
     results = []
     for seed in args.seeds:
-        results.append(trace(seed))
+        for scale in args.scales:
+            results.append(trace(seed, scale))
         print(markdown(results[-1:], args.every), flush=True)
     title = "Tecator: MPC's test RMSE per epoch beside the mirror's (a diagnostic)"
     path = common.write_results(

@@ -14,17 +14,18 @@ the opened inputs of each stage, what the mirror (float64, the same polynomials)
 Errors in units of 2^-16 (the fixed-point resolution): the largest |error| per stage and step,
 and the relative error of the whole vector.
 
+Each seed runs with ``--scales`` (default 1 and 32): Adam's gradient scale S
+(:func:`mpcrnn.train.grad_scale`; 1 is the arithmetic before it), set in the party processes.
+
 Run as a file::
 
-    .venv/bin/python benchmarks/step_errors.py --seeds 1 [--steps 60]
+    .venv/bin/python benchmarks/step_errors.py --seeds 1 [--steps 60] [--scales 1 32]
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 
 import common
 import torch
@@ -50,7 +51,8 @@ def _error(got: torch.Tensor, want: torch.Tensor) -> dict:
     }
 
 
-def step_error_party(session, cfg, files: list[str], steps: int):
+def step_error_party(session, cfg, files: list[str], steps: int, scale: int):
+    import mpcrnn.train
     from mpcrnn import data as D
     from mpcrnn.backend import PlainBackend, SharedBackend
     from mpcrnn.model import forward_backward
@@ -66,6 +68,7 @@ def step_error_party(session, cfg, files: list[str], steps: int):
     )
     from protocols.arithmetic.sharing import public
 
+    mpcrnn.train.GRAD_SCALE = scale  # this benchmark's knob: S = 1 is the arithmetic before it
     tcfg, mcfg = cfg.train, cfg.model
     S = grad_scale(tcfg)
     cv, cn = S * tcfg.clip_value, S * tcfg.clip_norm
@@ -132,17 +135,13 @@ def _unflat(flat: torch.Tensor, like: dict) -> list[torch.Tensor]:
     return out
 
 
-def run(seed: int, steps: int) -> dict:
+def run(seed: int, steps: int, scale: int) -> dict:
     from launch.local_parties import run_parties
-    from launch.runfile import build
-    from mpcrnn.tecator import demo_files, demo_run_file
 
-    cfg = build(demo_run_file({"run": {"insecure_plaintext_transport": True}}), {"seed": seed})
-    work = Path(tempfile.mkdtemp(prefix="mpcrnn-steperr-"))
-    train_files, _ = demo_files(cfg, work, lambda _line: None)
-    args = (cfg, train_files, steps)
+    cfg, train_files, *_ = common.tecator_demo(seed, "mpcrnn-steperr-")
+    args = (cfg, train_files, steps, scale)
     rows = run_parties(step_error_party, cfg.parties, "TTP", args, 3000, insecure=True)[0]
-    return {"seed": seed, "rows": rows}
+    return {"seed": seed, "scale": scale, "rows": rows}
 
 
 def markdown(results: list[dict]) -> str:
@@ -151,8 +150,9 @@ def markdown(results: list[dict]) -> str:
         "against the mirror's arithmetic on the same opened inputs (a diagnostic).  max: the "
         "largest |error| in units of 2^-16; rel: ||error|| / ||mirror's output||.",
         "",
-        "| seed | step | S gradient norm | gradient max / rel | clip max / rel | adam max / rel |",
-        "|---|---|---|---|---|---|",
+        "| seed | S | step | S gradient norm | gradient max / rel | clip max / rel | "
+        "adam max / rel |",
+        "|---|---|---|---|---|---|---|",
     ]
     for res in results:
         for r in res["rows"]:
@@ -161,10 +161,29 @@ def markdown(results: list[dict]) -> str:
                 for k in ("gradient", "clip", "adam")
             ]
             lines.append(
-                f"| {res['seed']} | {r['step']} | {r['grad_norm']:.2e} | "
+                f"| {res['seed']} | {res['scale']} | {r['step']} | {r['grad_norm']:.2e} | "
                 + " | ".join(cells)
                 + " |"
             )
+    return "\n".join(lines) + "\n"
+
+
+def summary(results: list[dict]) -> str:
+    """Per seed and S: the median and largest per-step relative error of each stage."""
+    import statistics
+
+    lines = [
+        "| seed | S | steps | gradient rel, median / max | clip rel, median / max | "
+        "adam rel, median / max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        cells = []
+        for k in ("gradient", "clip", "adam"):
+            rel = [r[k]["relative"] for r in res["rows"]]
+            cells.append(f"{statistics.median(rel):.1e} / {max(rel):.1e}")
+        n = len(res["rows"])
+        lines.append(f"| {res['seed']} | {res['scale']} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -173,10 +192,15 @@ def main() -> None:
         description=__doc__.splitlines()[0], parents=[common.parent(smoke=False, seeds=(1,))]
     )
     ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument(
+        "--scales", type=int, nargs="+", default=[1, 32], help="GRAD_SCALE values (1: unscaled)"
+    )
     args = common.parse(ap)
-    results = [run(seed, args.steps) for seed in args.seeds]
+    results = [run(seed, args.steps, s) for seed in args.seeds for s in args.scales]
+    print(summary(results))
     title = "Tecator: per-step errors of a step on shares against the mirror's arithmetic"
-    path = common.write_results("step_errors", markdown(results), results, args, title)
+    text = summary(results) + "\n" + markdown(results)
+    path = common.write_results("step_errors", text, results, args, title)
     print(path.read_text())
 
 

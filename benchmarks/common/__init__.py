@@ -13,6 +13,7 @@ script or anything under ``tests/`` (the multi-process runner is :mod:`launch.lo
   ``--out`` defaults to ``benchmarks/results/`` for a full run and ``bench-out/`` (ignored by
   git) for ``--quick`` and ``--smoke``, so a short run never replaces a full one.
 * Data: the Japanese Vowels and GunPoint declarations, the 50/30/20 split among 3 parties.
+* Tecator's demo: :func:`tecator_demo` (its configuration, party files and pooled rows).
 * Runs: :func:`launch_parties` (one run through the launcher), :func:`pooled_accuracy`,
   :func:`mirror` (the plaintext mirror), the party functions of one training step
   (:func:`mpcrnn_step`, :func:`naive_step`, :func:`text_step`) for
@@ -32,6 +33,7 @@ from .data import (
     party_parts,
     pooled_accuracy,
     run_config,
+    tecator_demo,
 )
 from .results import (
     RESULTS,
@@ -68,6 +70,7 @@ __all__ = [
     "provenance",
     "read_results",
     "run_config",
+    "tecator_demo",
     "scheduled_batches",
     "text_step",
     "shared_batch",

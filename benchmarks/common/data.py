@@ -123,3 +123,25 @@ def mirror_on_party_order(cfg, spec, parts, te, backend=None) -> float:
     from mpcrnn.secure import concat
 
     return mirror(cfg, D.scale_features(concat(parts), spec), te, backend)[0]
+
+
+def tecator_demo(seed: int, prefix: str, **overrides):
+    """``mpcrnn train --demo tecator``'s run configuration at ``seed`` (with ``overrides`` of its
+    settings, e.g. ``epochs``), the party files it writes (in a fresh temporary folder) and the
+    pooled, scaled rows in MPC's order: ``(cfg, train_files, test_files, train, test)``."""
+    import tempfile
+
+    from launch.runfile import build
+    from mpcrnn import data as D
+    from mpcrnn.secure import concat
+    from mpcrnn.tecator import demo_files, demo_run_file
+
+    over = {"seed": seed, **{k: v for k, v in overrides.items() if v is not None}}
+    cfg = build(demo_run_file({"run": {"insecure_plaintext_transport": True}}), over)
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    train_files, test_files = demo_files(cfg, work, lambda _line: None)
+
+    def pooled(files):
+        return D.scale_features(concat([D.load_party_file(f, cfg.spec) for f in files]), cfg.spec)
+
+    return cfg, train_files, test_files, pooled(train_files), pooled(test_files)
