@@ -352,12 +352,13 @@ def small_gradient_party(session, scale):
 
 def test_grad_scale_makes_small_gradient_steps_precise_on_shares(parties):
     """3 parties + dealer, one Adam step from gradients of a few units of 2^-16: the update on
-    shares within 10 % (relative norm) of the mirror's with S = 32; with S = 1 (the arithmetic
-    before the scale) the truncations on the gradient's path put it more than 20 % off."""
+    shares within 10 % (relative norm) of the mirror's with S = 32 (measured: 2 %); with S = 1 (the
+    arithmetic before the scale) the truncations on the gradient's path put it more than 15 % off
+    (measured: 27 %)."""
     B = PlainBackend(ActivationConfig())
     want = _scaled_step(B, {"w": _theta0(400)}, _small_sum(), 32) - _theta0(400)
     err = {}
     for scale in (1, 32):
         (got, *_) = parties(small_gradient_party, world_size=3, provider="TTP", args=(scale,))
         err[scale] = float(((got - _theta0(400)) - want).norm() / want.norm())
-    assert err[32] < 0.1 and err[1] > 0.2, err
+    assert err[32] < 0.1 and err[1] > 0.15, err
