@@ -60,7 +60,7 @@ def perturbed_backend(act_cfg, gen: torch.Generator, kind: str):
             out = super().lincomb_many(combos)
             return [self._round(y) for y in out] if opt else out
 
-        def adam_direction(self, m, v, lr, eps, grad_bound):
+        def adam_direction(self, m, v, lr, eps, grad_bound, v_shift=0):
             d = super().adam_direction(m, v, lr, eps, grad_bound)
             if not opt:
                 return d

@@ -43,6 +43,14 @@ def _open(session, tensors: dict, what: str) -> dict | None:
     return out if session.rank == 0 else None
 
 
+def v_opened(v: torch.Tensor, scale: float) -> torch.Tensor:
+    """Adam's v^ as opened (decoded at 2^16) -> its value: on shares it is kept at
+    2^(32 - 2 log2 S) (protocols.arithmetic.adam.moments); rounding may leave it just below 0."""
+    import math
+
+    return (v * UNIT * 2.0 ** (2 * round(math.log2(scale)))).clamp(min=0)
+
+
 def _error(got: torch.Tensor, want: torch.Tensor) -> dict:
     err = (got.double() - want.double()).reshape(-1)
     return {
@@ -111,7 +119,7 @@ def step_error_party(session, cfg, files: list[str], steps: int, scale: int):
             want_clip = P.clip_norm(P.clip_value(seen["mean"], cv), cn)
             st = {
                 "adam.m": seen_state["adam.m"],
-                "adam.v": (seen_state["adam.v"] * UNIT).clamp(min=0),
+                "adam.v": v_opened(seen_state["adam.v"], S),
             }  # v: 2^32
             want_new, _ = update(P, w, seen["clipped"], st, tcfg, step, total, scale=S)
             rows.append(

@@ -133,13 +133,14 @@ class PlainBackend:
     def adam_zeros(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.zeros_like(flat), torch.zeros_like(flat)
 
-    def adam_moments(self, g, m, v, c1: float, c2: float):
-        """Bias-corrected moments: m + c1 (g - m), v + c2 (g^2 - v) (exact, float64)."""
+    def adam_moments(self, g, m, v, c1: float, c2: float, v_shift: int = 0):
+        """Bias-corrected moments: m + c1 (g - m), v + c2 (g^2 - v) (exact, float64; ``v_shift``
+        is a fixed-point matter)."""
         from protocols.arithmetic.adam import moments_plain
 
         return moments_plain(g, m, v, c1, c2)
 
-    def adam_direction(self, m, v, lr: float, eps: float, grad_bound: float):
+    def adam_direction(self, m, v, lr: float, eps: float, grad_bound: float, v_shift: int = 0):
         """lr m / (sqrt(v) + eps): torch.optim.Adam's step on the bias-corrected moments."""
         from protocols.arithmetic.adam import direction_plain
 
@@ -273,16 +274,16 @@ class SharedBackend:
         """m^ at 2^f, v^ at 2^(2f) (protocols.arithmetic.adam): zero shares."""
         return torch.zeros_like(flat), torch.zeros_like(flat)
 
-    def adam_moments(self, g, m, v, c1: float, c2: float):
-        """1 opening (g^2, kept at 2^(2f)) + 1 truncation gather
+    def adam_moments(self, g, m, v, c1: float, c2: float, v_shift: int = 0):
+        """1 opening (g^2, kept at 2^(2f - v_shift)) + 1 truncation gather
         (protocols.arithmetic.adam.moments)."""
         from protocols.arithmetic.adam import moments
 
-        return moments(self.s, g, m, v, c1, c2)
+        return moments(self.s, g, m, v, c1, c2, v_shift)
 
-    def adam_direction(self, m, v, lr: float, eps: float, grad_bound: float):
-        """[lr m / (sqrt(v) + eps)] on shares, v < v_top(grad_bound)
-        (protocols.arithmetic.adam.direction)."""
+    def adam_direction(self, m, v, lr: float, eps: float, grad_bound: float, v_shift: int = 0):
+        """[lr m / (sqrt(v) + eps)] on shares, v (at 2^(2f - v_shift)) < v_top(grad_bound)
+        (protocols.arithmetic.adam.direction, which reads v at 2^(2f): a local shift)."""
         from protocols.arithmetic.adam import direction, v_top_for
 
-        return direction(self.s, m, v, lr, eps, v_top_for(grad_bound))
+        return direction(self.s, m, v << v_shift, lr, eps, v_top_for(grad_bound))

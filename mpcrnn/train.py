@@ -156,7 +156,8 @@ def update(
     if cfg.optimizer == "sgd":
         return momentum_update(B, params, unflatten(g_flat, params), state, cfg, lr)
     bound = scale * (grad_bound or cfg.grad_bound())
-    return adam_update(B, params, g_flat, state, cfg, step, lr, bound, scale * cfg.eps)
+    v_shift = 2 * round(math.log2(scale))  # v^ at 2^(2f - v_shift) on shares (moments' docstring)
+    return adam_update(B, params, g_flat, state, cfg, step, lr, bound, scale * cfg.eps, v_shift)
 
 
 def adam_update(
@@ -169,13 +170,15 @@ def adam_update(
     lr: float,
     grad_bound: float,
     eps: float,
+    v_shift: int = 0,
 ) -> tuple[dict, dict]:
     """torch.optim.Adam / AdamW on the bias-corrected moments (protocols.arithmetic.adam); 2 + ~42
-    rounds.  ``eps``: cfg.eps times the gradient's scale."""
+    rounds.  ``eps``: cfg.eps times the gradient's scale; ``v_shift``: v^'s fixed-point scale on
+    shares is 2^(2f - v_shift)."""
     c1 = (1 - cfg.beta1) / (1 - cfg.beta1**step)
     c2 = (1 - cfg.beta2) / (1 - cfg.beta2**step)
-    m, v = B.adam_moments(g, state["adam.m"], state["adam.v"], c1, c2)
-    upd = unflatten(B.adam_direction(m, v, lr, eps, grad_bound), params)
+    m, v = B.adam_moments(g, state["adam.m"], state["adam.v"], c1, c2, v_shift)
+    upd = unflatten(B.adam_direction(m, v, lr, eps, grad_bound, v_shift), params)
     names = list(params)
     if cfg.optimizer == "adamw" and cfg.weight_decay:
         decayed = B.lincomb_many([[(1.0 - lr * cfg.weight_decay, params[k])] for k in names])

@@ -103,15 +103,30 @@ def effective_weight(c: float, frac_bits: int) -> tuple[int, int]:
     return int(round(c * 2.0 ** (frac_bits + s))), frac_bits + s
 
 
-def moments(session, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, c1: float, c2: float):
-    """``(m + c1 (g - m), v + c2 (g^2 - v))``; g, m at 2^f, v at 2^(2f).  1 opening (the square)
-    + 1 truncation gather.  The same requests every step (c = 1 at t = 1 included): a training
-    step's randomness plan is recorded once per batch shape and replayed."""
+def moments(
+    session,
+    g: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    c1: float,
+    c2: float,
+    v_shift: int = 0,
+):
+    """``(m + c1 (g - m), v + c2 (g^2 - v))``; g, m at 2^f, v at 2^(2f - v_shift).  1 opening (the
+    square) + 1 truncation gather (+ the square's truncation with ``v_shift``).  The same
+    requests every step (c = 1 at t = 1 included): a training step's randomness plan is recorded
+    once per batch shape and replayed.
+
+    ``v_shift``: for a gradient carried at S times its size (mpcrnn.train.grad_scale, v_shift =
+    2 log2 S), v is kept at 2^(2f - v_shift): the same resolution relative to S^2 v as 2^(2f)
+    gives v, and the same integers, so the moment update's truncation fails (CrypTen's ignored
+    wrap, probability ~|integer| 2^-63) no more often than without the scale (at 2^(2f) it
+    would fail S^2 = 1024 times more often)."""
     from protocols.arithmetic.multiply import Product, multiply_many
     from protocols.arithmetic.truncation import truncate_many
 
     f = session.fp.frac_bits
-    (sq,) = multiply_many(session, [Product.mul(g, g, 0)])  # g^2 at 2^(2f), exact
+    (sq,) = multiply_many(session, [Product.mul(g, g, v_shift)])  # g^2 at 2^(2f - v_shift)
     (k1, b1), (k2, b2) = effective_weight(c1, f), effective_weight(c2, f)
     dm, dv = truncate_many(session, [(g - m) * k1, (sq - v) * k2], bits=[b1, b2])
     return m + dm, v + dv
