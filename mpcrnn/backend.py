@@ -283,7 +283,7 @@ class SharedBackend:
 
     def adam_direction(self, m, v, lr: float, eps: float, grad_bound: float, v_shift: int = 0):
         """[lr m / (sqrt(v) + eps)] on shares, v (at 2^(2f - v_shift)) < v_top(grad_bound)
-        (protocols.arithmetic.adam.direction, which reads v at 2^(2f): a local shift)."""
+        (protocols.arithmetic.adam.direction)."""
         from protocols.arithmetic.adam import direction, v_top_for
 
-        return direction(self.s, m, v << v_shift, lr, eps, v_top_for(grad_bound))
+        return direction(self.s, m, v, lr, eps, v_top_for(grad_bound), v_shift)

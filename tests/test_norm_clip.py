@@ -18,42 +18,42 @@ RATIOS = [0.0, 0.01, 0.3, 0.99, 1.0001, 1.01, 1.4, 2.0, 7.3, 31.0, 100.0, 1000.0
 C = 0.7
 
 
-def _rows():
+def _rows(c: float = C):
     g = torch.Generator().manual_seed(3)
     x = torch.randn(len(RATIOS), 40, generator=g, dtype=torch.float64)
     return (
-        x / x.norm(dim=1, keepdim=True) * torch.tensor(RATIOS, dtype=torch.float64).unsqueeze(1) * C
+        x / x.norm(dim=1, keepdim=True) * torch.tensor(RATIOS, dtype=torch.float64).unsqueeze(1) * c
     )
 
 
-def clip_party(session, K: int = 20):
+def clip_party(session, K: int = 20, c: float = C):
     rank = session.rank
     from protocols.arithmetic.norm_clip import clip_rows_to_norm
     from protocols.arithmetic.reveal import reveal
     from protocols.arithmetic.sharing import share
 
     s = session
-    x = _rows()
+    x = _rows(c)
     xs = share(s, x if rank == 0 else None, src=0, shape=tuple(x.shape))
     before = s.stats.total_rounds
     out = reveal(
-        s, clip_rows_to_norm(s, xs, C, K), to=tuple(range(s.world_size)), what="clipped", why="test"
+        s, clip_rows_to_norm(s, xs, c, K), to=tuple(range(s.world_size)), what="clipped", why="test"
     )
     return {"out": out, "rounds": s.stats.total_rounds - before}
 
 
-def _check(out, K: int = 20):
+def _check(out, K: int = 20, c: float = C):
     from protocols.arithmetic.norm_clip import CLIP_RELATIVE_ERROR, clip_rows_to_norm_plain
 
-    x = _rows()
-    ref = clip_rows_to_norm_plain(x, C, K)
-    torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)
-    assert (out.norm(dim=1) <= C * (1 + 3e-4)).all()
+    x = _rows(c)
+    ref = clip_rows_to_norm_plain(x, c, K)
+    torch.testing.assert_close(out, ref, atol=1e-4 * c / C, rtol=0)
+    assert (out.norm(dim=1) <= c * (1 + 3e-4)).all()
     assert 3e-4 <= CLIP_RELATIVE_ERROR
     # the definition itself: unclipped below c, norm c between c and 2^(K/2) c, zero beyond
     r = torch.tensor(RATIOS, dtype=torch.float64)
     top = 2.0 ** (K / 2)
-    norms = ref.norm(dim=1) / C
+    norms = ref.norm(dim=1) / c
     torch.testing.assert_close(norms[r < 1], r[r < 1])
     torch.testing.assert_close(
         norms[(r >= 1) & (r < top)],
@@ -94,3 +94,12 @@ def test_clip_rows_bad_input(shape, c, msg):
     session = init_in_process()
     with pytest.raises(ConfigError, match=msg):
         clip_rows_to_norm(session, torch.zeros(shape, dtype=torch.int64), c)
+
+
+@pytest.mark.parametrize("c", [2.0, 32.0])  # k = 2 and 10: the squares divided by 4 and 1024 first
+def test_clip_rows_large_norm_bound_three_parties(c, parties):
+    """A bound c >= 2 (Adam's scaled gradient is clipped at S C = 32): the squares are truncated
+    by 2 floor(log2 c) bits before the sum, the same definition within the same relative error."""
+    outs = parties(clip_party, world_size=3, provider="TTP", args=(20, c))
+    for out in outs:
+        _check(out["out"], 20, c)

@@ -118,15 +118,17 @@ def moments(
     once per batch shape and replayed.
 
     ``v_shift``: for a gradient carried at S times its size (mpcrnn.train.grad_scale, v_shift =
-    2 log2 S), v is kept at 2^(2f - v_shift): the same resolution relative to S^2 v as 2^(2f)
-    gives v, and the same integers, so the moment update's truncation fails (CrypTen's ignored
-    wrap, probability ~|integer| 2^-63) no more often than without the scale (at 2^(2f) it
-    would fail S^2 = 1024 times more often)."""
+    2 log2 S), v = S^2 v_unscaled is kept at 2^(2f - v_shift), i.e. as the integers of the
+    unscaled run's v at 2^(2f), and the square is that of g / S (one truncation round more):
+    every integer truncated here is the unscaled run's, so a truncation fails (CrypTen's ignored
+    wrap, probability ~|integer| 2^-63) no more often than without the scale (the scaled square
+    at 2^(2f) would fail S^2 = 1024 times more often)."""
     from protocols.arithmetic.multiply import Product, multiply_many
     from protocols.arithmetic.truncation import truncate_many
 
     f = session.fp.frac_bits
-    (sq,) = multiply_many(session, [Product.mul(g, g, v_shift)])  # g^2 at 2^(2f - v_shift)
+    (gs,) = truncate_many(session, [g], bits=[v_shift // 2]) if v_shift else (g,)  # g / S
+    (sq,) = multiply_many(session, [Product.mul(gs, gs, 0)])  # g^2 at 2^(2f - v_shift)
     (k1, b1), (k2, b2) = effective_weight(c1, f), effective_weight(c2, f)
     dm, dv = truncate_many(session, [(g - m) * k1, (sq - v) * k2], bits=[b1, b2])
     return m + dm, v + dv
@@ -203,13 +205,14 @@ def bucket_search(
     return monomials, levels
 
 
-def _buckets(eps: float, v_top: float, frac_bits: int):
-    """Public per-bucket constants: thresholds (encoded at 2^(2f)), F_n = 16^(n-1), z_n (as
-    encoded at 2^f), E_n z_n, R_n z_n."""
+def _buckets(eps: float, v_top: float, frac_bits: int, v_bits: int | None = None):
+    """Public per-bucket constants: thresholds (encoded at v's scale 2^v_bits, default 2^(2f)),
+    F_n = 16^(n-1), z_n (as encoded at 2^f), E_n z_n, R_n z_n."""
+    v_bits = 2 * frac_bits if v_bits is None else v_bits
     K1 = n_thresholds(eps, v_top)
     K = K1 + 1
     thr = torch.tensor(
-        [round(v_top * 16.0**-j * 2.0 ** (2 * frac_bits)) for j in range(1, K)], dtype=torch.int64
+        [round(v_top * 16.0**-j * 2.0**v_bits) for j in range(1, K)], dtype=torch.int64
     )
     F = [16.0 ** (n - 1) for n in range(1, K + 1)]
     R = [4.0 ** (n - 1) / math.sqrt(v_top) for n in range(1, K + 1)]
@@ -220,19 +223,29 @@ def _buckets(eps: float, v_top: float, frac_bits: int):
 
 
 def direction(
-    session, m: torch.Tensor, v: torch.Tensor, lr: float, eps: float, v_top: float
+    session,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    lr: float,
+    eps: float,
+    v_top: float,
+    v_shift: int = 0,
 ) -> torch.Tensor:
-    """Shares of ``lr m / (sqrt(v) + eps)`` at 2^f for m at 2^f, v at 2^(2f) in [0, v_top).
-    See the module docstring for the protocol and its error."""
+    """Shares of ``lr m / (sqrt(v) + eps)`` at 2^f for m at 2^f, v at 2^(2f - v_shift) in
+    [0, v_top).  See the module docstring for the protocol and its error.  ``v_shift``
+    (:func:`moments`): with a gradient at S times its size, v_top is S^2 times larger and v is
+    kept 2 log2 S bits lower, so every integer here (the thresholds, v F, the search's lanes)
+    is the unscaled run's."""
     from protocols.arithmetic.multiply import Product, multiply_many
     from protocols.arithmetic.truncation import truncate_many
 
     f = session.fp.frac_bits
     P = round(math.log(v_top, 4))
-    thr, F, R, z = _buckets(eps, v_top, f)
+    v_bits = 2 * f - v_shift
+    thr, F, R, z = _buckets(eps, v_top, f, v_bits)
     vv = v.reshape(-1)
     mm = m.reshape(-1)
-    monomials, levels = _search(session, vv, thr, P)
+    monomials, levels = _search(session, vv, thr, P, v_bits)
 
     def per_bucket(values: list[float], scale_bits: int) -> torch.Tensor:
         enc = [round(x * 2.0**scale_bits) for x in values]
@@ -246,7 +259,7 @@ def direction(
     vF, N = multiply_many(
         session, [Product.mul(vv, Fn, 0), Product.mul(mm, Qn, q_bits - N_EXTRA_BITS)]
     )
-    (t,) = truncate_many(session, [vF], bits=[f + 2 * P])  # t = v F / v_top at 2^f
+    (t,) = truncate_many(session, [vF], bits=[v_bits - f + 2 * P])  # t = v F / v_top at 2^f
     a, b = Y0
     bt, bt2 = truncate_many(session, [t * int(round(b * 2.0**f)), t * int(round(b / 2 * 2.0**f))])
     y0 = _affine(session, bt, -1.0, a)  # y0 = a - b t
@@ -280,21 +293,26 @@ def direction(
     return N.reshape(m.shape)
 
 
-def search_shift(thr: torch.Tensor, P: int, frac_bits: int) -> int | None:
-    """Bits to drop from v (at 2^(2f), in [0, v_top = 4^P]) so that the bucket search compares
-    on 32-bit lanes: v / v_top at 2^29, when every threshold ``2^(29 - 4j)`` stays an exact
-    integer >= 8 there (K - 1 <= 6: the default eps and clip, and DP's); None otherwise (the
+def search_shift(
+    thr: torch.Tensor, P: int, frac_bits: int, v_bits: int | None = None
+) -> int | None:
+    """Bits to drop from v (at 2^v_bits, default 2^(2f), in [0, v_top = 4^P]) so that the
+    bucket search compares on 32-bit lanes: v / v_top at 2^29, when every threshold
+    ``2^(29 - 4j)`` stays an exact integer >= 8 there (K - 1 <= 6: the default eps and clip,
+    and DP's); None otherwise (the
     search then runs on whole words).  A lane holds |v - thr| < 2^31, i.e. v < 4 v_top: the
     same headroom over the gradient bound as the whole-word search, whose linear guess for
     1/sqrt(t) turns negative at t = 1.3 (v above v_top comes from a bound exceeded, e.g. by L2
     weight decay added to a clipped gradient)."""
-    shift = 2 * frac_bits + 2 * P - SEARCH_SCALE_BITS
+    shift = (2 * frac_bits if v_bits is None else v_bits) + 2 * P - SEARCH_SCALE_BITS
     if shift < 0 or bool((thr & ((1 << shift) - 1) != 0).any()) or int(thr.min() >> shift) < 8:
         return None
     return shift
 
 
-def _search(session, vv: torch.Tensor, thr: torch.Tensor, P: int) -> tuple[dict, int]:
+def _search(
+    session, vv: torch.Tensor, thr: torch.Tensor, P: int, v_bits: int | None = None
+) -> tuple[dict, int]:
     """The bucket search, on two comparisons per word where :func:`search_shift` allows: v is
     first divided by 2^shift (one truncation round; the +-1 unit of its rounding can move an
     element across a threshold only when v is within 2^-28 v_top of it (<= 1/4 of the lowest
@@ -302,7 +320,7 @@ def _search(session, vv: torch.Tensor, thr: torch.Tensor, P: int) -> tuple[dict,
     margins)."""
     from protocols.arithmetic.truncation import truncate_many
 
-    shift = search_shift(thr, P, session.fp.frac_bits)
+    shift = search_shift(thr, P, session.fp.frac_bits, v_bits)
     if shift is None or session.world_size == 1:
         return bucket_search(session, vv, thr)
     (small,) = truncate_many(session, [vv], bits=[shift]) if shift else (vv,)

@@ -6,7 +6,8 @@ secure average (FedAvg) and for clipping a whole gradient by norm (one row).
 Protocol, for ``[x]`` of shape (R, D) at scale 2^f (f = 16), all rows at once::
 
     s_r    = ||x_r||^2 / c^2                1 multiplication, 2 truncations (the squares
-                                            are summed at scale 2^2f: one rounding per row)
+                                            of x / 2^floor(log2 c) for c >= 2, are summed at
+                                            scale 2^2f: one rounding per row)
     b_rk   = [s_r >= 2^k],  k = 0 .. K      ONE sign-bit circuit (arithmetic.sign_bit, 9 rounds)
     A_r    = 2^(-j/2),  A2_r = 2^-j   for s_r in [2^j, 2^(j+1)), 0 <= j < K
              (1 for s_r < 1, and 0 for s_r >= 2^K)    linear in the bits: local, public constants
@@ -90,11 +91,15 @@ def clip_rows_to_norm(
         raise ConfigError(expected_got("ratio bits", "1..30", K))
     from protocols.arithmetic.truncation import truncate_many
 
-    # the squares at scale 2^(2f): truncated once after the sum, so that rounding does not
-    # bias ||x||^2 by D ulps
-    (sq,) = multiply_many(session, [Product.mul(x, x, 0)])
-    (ss,) = truncate_many(session, [sq.sum(1)])
-    s = _scale(session, ss, 1.0 / c**2)  # (R,)
+    # the squares of x / 2^h, h = floor(log2 c) for c >= 2 (one truncation round more): a row
+    # carried at S times its size and clipped at S C then squares and sums the integers of the
+    # unscaled row (a truncation fails with probability ~|integer| 2^-63); at scale 2^(2f),
+    # summed before the truncation by f, so that its rounding does not bias ||x||^2 by D ulps
+    h = min(f // 2, max(0, math.floor(math.log2(c))))
+    (xh,) = truncate_many(session, [x], bits=[h]) if h else (x,)
+    (sq,) = multiply_many(session, [Product.mul(xh, xh, 0)])
+    (ss,) = truncate_many(session, [sq.sum(1)])  # ||x||^2 / 4^h at 2^f
+    s = _scale(session, ss, 4.0**h / c**2)  # (R,): ||x||^2 / c^2
     thresholds = torch.tensor([2.0**k for k in range(K + 1)], dtype=torch.float64)
     bits = ge_bits(
         session, s.unsqueeze(1).expand(-1, K + 1).contiguous(), thresholds
