@@ -271,7 +271,7 @@ class SharedBackend:
         return softmax_rows(self.s, logits)
 
     def adam_zeros(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """m^ at 2^f, v^ at 2^(2f) (protocols.arithmetic.adam): zero shares."""
+        """m^ at 2^f, v^ at 2^(2f - v_shift) (protocols.arithmetic.adam): zero shares."""
         return torch.zeros_like(flat), torch.zeros_like(flat)
 
     def adam_moments(self, g, m, v, c1: float, c2: float, v_shift: int = 0):

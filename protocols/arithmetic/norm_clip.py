@@ -31,8 +31,9 @@ output row is at most ``c * (1 + CLIP_RELATIVE_ERROR)`` (measured on shares in t
 1e-4); callers that need a hard bound (DP sensitivity) clip to ``c / (1 + CLIP_RELATIVE_ERROR)``.
 
 Rounds (3 parties + dealer, measured): 37 openings and truncation gathers (9 of them the sign-bit
-circuit), independent of R and D, plus, outside a training step's prefetched plan, one dealer
-round trip per randomness request for party 0 (25 more).  Public: R, D, c, K.
+circuit; one more for c >= 2), independent of R and D, plus, outside a training step's
+prefetched plan, one dealer round trip per randomness request for party 0 (25 more).  Public: R,
+D, c, K.
 """
 
 from __future__ import annotations
