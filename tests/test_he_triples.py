@@ -45,7 +45,8 @@ def fetch_party(session):
 
     a, b, c = crypten.mpc.get_default_provider().generate_additive_triple((3, 2), (2, 4), "matmul")
     crypten_triple = [x.share for x in (a, b, c)]
-    return answers, session.stats.snapshot(), crypten_triple
+    ot = (t.ot.delta.tobytes(), t.ot.chosen, t.ot.pairs)
+    return answers, session.stats.snapshot(), crypten_triple, ot
 
 
 def _check(outs):
@@ -72,12 +73,19 @@ def _sum(outs, pos, i):
 def test_every_kind_is_exact_for_two_parties(parties):
     outs = parties(fetch_party, world_size=2, provider="HE", timeout_s=120)
     for step in range(2):  # recorded, then replayed from one batch
-        _check([(answers[step], stats) for answers, stats, _ in outs])
+        _check([(answers[step], stats) for answers, stats, *_ in outs])
     assert not torch.equal(outs[0][0][0][0][0], outs[0][0][1][0][0])  # fresh randomness
     a, b, c = (outs[0][2][i] + outs[1][2][i] for i in range(3))
     assert torch.equal(c, a @ b)  # CrypTen's own operations reach the HE provider
-    for _, stats, _ in outs:
-        assert stats["bytes_sent"]["he_offline"] > 0 and "dealer" not in stats["bytes_sent"]
+    for _, stats, *_ in outs:
+        sent = stats["bytes_sent"]
+        assert sent["he_offline"] > 0 and sent["he_ot"] > 0 and "dealer" not in sent
+    for p in range(2):  # base OTs: p holds, for each i, the peer's seed chosen by its Delta bit
+        delta, chosen, _ = outs[p][3]
+        pairs = outs[1 - p][3][2]
+        bits = [(delta[i // 8] >> (i % 8)) & 1 for i in range(128)]
+        assert chosen == [pairs[i][bits[i]] for i in range(128)]
+        assert 0 < sum(bits) < 128
 
 
 def test_more_than_two_parties_refused_before_anything_starts():
@@ -109,6 +117,28 @@ def test_malformed_ciphertext_from_the_peer_is_one_typed_error_naming_it(parties
     assert outs[0][0] == "PeerMessageError" and "party 1" in outs[0][1], outs[0]
     assert "\n" not in outs[0][1]
     assert outs[1] is not None  # party 1 stops too (its peer left or sent an error)
+
+
+def short_ot_party(session):
+    """Party 1 sends an OT extension matrix one row short; each party reports what it raised."""
+    from protocols.errors import MpcrnnError
+
+    t = session.triples
+    if session.rank == 1:
+        receive = t.ot.receive
+        t.ot.receive = lambda choices, m: (receive(choices, m)[0][:-1], receive(choices, m)[1])
+    try:
+        t.fetch([AndRequest((3,), (3,))])
+    except MpcrnnError as exc:
+        return type(exc).__name__, str(exc)
+    return None
+
+
+def test_wrong_size_ot_message_from_the_peer_is_one_typed_error_naming_it(parties):
+    outs = parties(short_ot_party, world_size=2, provider="HE", timeout_s=120)
+    assert outs[0][0] == "PeerMessageError" and "party 1" in outs[0][1], outs[0]
+    assert "he_ot message size" in outs[0][1] and "\n" not in outs[0][1]
+    assert outs[1] is not None
 
 
 def test_run_config_checks_the_he_parameters_and_the_party_count():

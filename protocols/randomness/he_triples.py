@@ -12,19 +12,22 @@ Per kind (all exact over Z_2^64):
 
 * products (MUL with broadcasting: operands expanded to the output shape first; MATMUL:
   per batch entry, ``k`` split into chunks below the CRT basis' limit) and mask products;
-* AND triples (XOR shares of 64-bit words): a bit ``x_A y_B`` has arithmetic shares whose low
-  bits are XOR shares of it, so the 64 bits of each word are :class:`BitJob` s on ONE prime
-  (``c_p = (a_p & b_p) xor lsb(d + e)``; 64 slots per word: the cost of AND triples);
+* AND triples (XOR shares of 64-bit words): not HE but random oblivious transfer, extended
+  (IKNP) from 128 base OTs each way that ONE HE product batch makes when the provider starts
+  (:mod:`protocols.randomness.ot_extension`): one OT each way per bit, 16 bytes sent per bit
+  by each party, against 64 one-prime slots (~56 bytes) per bit as HE bit products;
 * B2A bits: ``r = r_0 xor r_1 = r_0 + r_1 - 2 r_0 r_1``; the two cross terms are both
   ``r_0 r_1``, so the job with left = right = ``r_p`` gives shares of ``2 r_0 r_1`` directly;
 * wraps: not needed with two parties (truncation is local), refused.
 
-One :meth:`fetch` is two exchanges with the peer (ciphertexts; answers), each a size then the
-payload, over the run's authenticated links with the run's timeout.
+One :meth:`fetch` is two exchanges with the peer (ciphertexts; answers) and, with AND
+requests, a third (the OT extension's matrices), each a size then the payload, over the run's
+authenticated links with the run's timeout.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from collections import deque
 from collections.abc import Sequence
@@ -36,6 +39,7 @@ from protocols.errors import ConfigError, ProtocolError, expected_got
 from protocols.randomness.he_context import HeKeys, HeParams, PeerMessageError, pack, unpack
 from protocols.randomness.he_crt import random_ring
 from protocols.randomness.he_products import BitJob, HeProducts, MatJob, MulJob
+from protocols.randomness.ot_extension import KAPPA, SEED, RandomOt, and_shares, random_bits
 from protocols.randomness.provider import RandomnessProvider
 from protocols.randomness.requests import Op, Request, broadcast, product_size
 
@@ -46,17 +50,6 @@ MAX_PAYLOAD = 1 << 31
 def _rand(size) -> torch.Tensor:
     n = int(torch.Size(size).numel())
     return torch.from_numpy(random_ring(n).view(np.int64)).reshape(tuple(size))
-
-
-def _bits(words: torch.Tensor) -> np.ndarray:
-    """The 64 bits of each word, bit i of word w at ``64 w + i``, as int64 0/1."""
-    raw = np.ascontiguousarray(words.reshape(-1).numpy()).view(np.uint8)
-    return np.unpackbits(raw, bitorder="little").astype(np.int64)
-
-
-def _words(bits: np.ndarray, size) -> torch.Tensor:
-    packed = np.packbits((bits & 1).astype(np.uint8), bitorder="little")
-    return torch.from_numpy(packed.view(np.int64).copy()).reshape(tuple(size))
 
 
 class HomomorphicTriples(RandomnessProvider):
@@ -80,20 +73,22 @@ class HomomorphicTriples(RandomnessProvider):
         self.keys = HeKeys(params)
         self.products = HeProducts(self.keys)
         self.keys.set_peer(self._swap(self.keys.public_bytes(), "he_keys"), self.peer_name)
+        self.ot = self._base_ots()
         self._jobs: list = []
+        self._ands: list = []
+        self._and_triples = iter(())
         self._plans: dict = {}
         self._key, self._recording, self._queue = None, None, None
 
     # ---- the exchange ----------------------------------------------------------------------
-    def _swap(self, payload: bytes, kind: str) -> bytearray:
+    def _swap(self, payload: bytes, kind: str, expect: int | None = None) -> bytearray:
         """Send ``payload`` to the peer and receive its message of the same step (sizes first,
-        then both payloads in flight at once)."""
+        then both payloads in flight at once); ``expect``: the only size accepted."""
         got = self.links.transfer({self.peer: SIZE.pack(len(payload))}, {self.peer: SIZE.size})
         (n,) = SIZE.unpack(bytes(got[self.peer]))
-        if n > MAX_PAYLOAD:
-            raise PeerMessageError(
-                expected_got(f"{self.peer_name}'s HE message size", f"<= {MAX_PAYLOAD}", n)
-            )
+        if n > MAX_PAYLOAD or (expect is not None and n != expect):
+            want = f"<= {MAX_PAYLOAD}" if expect is None else str(expect)
+            raise PeerMessageError(expected_got(f"{self.peer_name}'s {kind} message size", want, n))
         got = self.links.transfer({self.peer: payload}, {self.peer: n})
         self.stats.add(kind, len(payload) + SIZE.size, rounds=2)
         return got[self.peer]
@@ -139,6 +134,51 @@ class HomomorphicTriples(RandomnessProvider):
         )
         return [d + e for d, e in zip(got, masks)]
 
+    # ---- oblivious transfer ----------------------------------------------------------------
+    def _base_ots(self) -> RandomOt:
+        """128 base OTs each way from ONE batch of HE products (run once, at the start).
+
+        Party p's ``Delta`` bits (each over two 64-bit words of a seed) meet the peer's seed
+        differences ``k_1 - k_0`` in slots ``[256 p, 256 p + 256)``: the two shares add to
+        ``Delta_i (k_1,i - k_0,i)`` mod 2^64; the peer then sends ``k_0,i + its share``, and p adds
+        its own: ``k_(Delta_i),i``.  The peer learns nothing of ``Delta`` (its share is a mask),
+        p nothing of the other seed (the peer's share is uniform to p)."""
+        delta = os.urandom(SEED)
+        pairs = [(os.urandom(SEED), os.urandom(SEED)) for _ in range(KAPPA)]
+        words = 2 * KAPPA  # two 64-bit words per seed
+        k0 = np.frombuffer(b"".join(k for k, _ in pairs), dtype=np.int64)
+        k1 = np.frombuffer(b"".join(k for _, k in pairs), dtype=np.int64)
+        bits = np.unpackbits(np.frombuffer(delta, np.uint8), bitorder="little")
+        left, right = np.zeros(2 * words, np.int64), np.zeros(2 * words, np.int64)
+        mine, theirs = (
+            slice(words * self.rank, words * (self.rank + 1)),
+            slice(words * self.peer, words * (self.peer + 1)),
+        )
+        left[mine] = np.repeat(bits, 2)
+        right[theirs] = k1 - k0
+        (share,) = self._exchange([MulJob(2 * words)], [left], [right])
+        got = self._swap((k0 + share[theirs]).tobytes(), "he_ot", expect=8 * words)
+        chosen = (np.frombuffer(got, dtype=np.int64) + share[mine]).tobytes()
+        return RandomOt(delta, [chosen[i : i + SEED] for i in range(0, len(chosen), SEED)], pairs)
+
+    def _and_words(self, sizes: list) -> list[tuple[torch.Tensor, ...]]:
+        """This party's AND triples (XOR shares of 64-bit words) for each size: one batch of
+        random OTs each way (this party's ``u`` out, the peer's in: one exchange)."""
+        counts = [int(torch.Size(s).numel()) for s in sizes]
+        m = 64 * sum(counts)
+        if not m:
+            return []
+        choices = random_bits(m)
+        u, got = self.ot.receive(choices, m)
+        theirs = self._swap(u.tobytes(), "he_ot", expect=u.nbytes)
+        sent = self.ot.send(np.frombuffer(theirs, np.uint8).reshape(u.shape), m)
+        words = [torch.from_numpy(x.view(np.int64).copy()) for x in and_shares(sent, got, choices)]
+        out, at = [], 0
+        for size, n in zip(sizes, counts):
+            out.append(tuple(w[at : at + n].reshape(tuple(size)) for w in words))
+            at += n
+        return out
+
     # ---- the provider ----------------------------------------------------------------------
     def begin(self, key, next_key=None) -> None:
         """Start a training step.  The first step with ``key`` records its request groups; a
@@ -175,10 +215,11 @@ class HomomorphicTriples(RandomnessProvider):
         return answers
 
     def _compute(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
-        self._jobs = []
+        self._jobs, self._ands = [], []
         pending = self.answer(requests)
         jobs, lefts, rights = (list(c) for c in zip(*self._jobs)) if self._jobs else ([], [], [])
         cross = iter(self._cross(jobs, lefts, rights))
+        self._and_triples = iter(self._and_words(self._ands))
         return [tuple(finish(cross)) for finish in pending]
 
     def _job(self, job, left: np.ndarray, right: np.ndarray) -> None:
@@ -227,10 +268,8 @@ class HomomorphicTriples(RandomnessProvider):
         return lambda cross: (a, b, finish(cross))
 
     def and_triple(self, req):
-        req.output_size()  # ProtocolError unless the sizes agree
-        a, b = _rand(req.size_a), _rand(req.size_b)
-        self._job(BitJob(64 * a.numel()), _bits(a), _bits(b))
-        return lambda cross: (a, b, (a & b) ^ _words(next(cross), req.size_a))
+        self._ands.append(tuple(req.output_size()))  # ProtocolError unless the sizes agree
+        return lambda cross: next(self._and_triples)
 
     def bit(self, req):
         r = _rand(req.size) & 1
