@@ -107,3 +107,14 @@ def test_parameters_below_128_bit_security_refused():
 
     with pytest.raises(ConfigError, match="128-bit"):
         HeParams(coeff_bits=(60, 60, 60, 60)).check()
+
+
+@pytest.mark.parametrize("t", [576460752302473217, 576460752303210497, (1 << 61) - 1])
+def test_mulmod_matches_python_integers_across_pieces(t):
+    from protocols.randomness.he_crt import mulmod
+
+    edges = np.array([0, 1, 2**64 - 1, t - 1, t, 2 * t], dtype=np.uint64)
+    a = np.concatenate([random_ring(20000), edges])  # more than one piece of 8192
+    for c in (0, 1, 2, t - 1, t // 3, int(random_ring(1)[0]) % t):
+        want = np.array([int(x) * c % t for x in a.tolist()], dtype=np.uint64)
+        assert np.array_equal(mulmod(a, c, t), want), c

@@ -14,8 +14,7 @@ The mask is drawn in mixed radix, ``r = w_0 + w_1 P_1 + .. + w_{L-1} P_{L-1}`` w
 P_{L-1})``), so ``span = W P_{L-1}``.  Randomness: ``os.urandom`` with rejection sampling.
 
 All arrays are numpy ``uint64`` (ring elements are their two's-complement bits); products
-modulo a prime use an 80-bit ``longdouble`` quotient estimate corrected by one step (NTL's
-``MulMod``), or Python integers where ``longdouble`` is narrower.
+modulo a prime by a constant use Shoup's precomputed quotient (:func:`mulmod`).
 """
 
 from __future__ import annotations
@@ -26,8 +25,8 @@ import numpy as np
 
 from protocols.errors import ConfigError, expected_got
 
-_EXACT_LONGDOUBLE = np.finfo(np.longdouble).nmant >= 63
 U64 = np.uint64
+_PIECE = 1 << 13
 
 
 def uniform_below(bound: int, n: int) -> np.ndarray:
@@ -54,17 +53,31 @@ def random_ring(n: int) -> np.ndarray:
     return np.frombuffer(os.urandom(8 * n), dtype=U64).copy()
 
 
+def mulhi(a: np.ndarray, c: int) -> np.ndarray:
+    """``floor(a * c / 2^64)`` elementwise for uint64 ``a`` and ``0 <= c < 2^64`` (32-bit limbs:
+    every partial product and sum fits 64 bits)."""
+    lo32 = U64(0xFFFFFFFF)
+    a0, a1 = a & lo32, a >> U64(32)
+    c0, c1 = U64(c & 0xFFFFFFFF), U64(c >> 32)
+    a1c0, a0c1 = a1 * c0, a0 * c1
+    mid = ((a0 * c0) >> U64(32)) + (a1c0 & lo32) + (a0c1 & lo32)
+    return a1 * c1 + (a1c0 >> U64(32)) + (a0c1 >> U64(32)) + (mid >> U64(32))
+
+
 def mulmod(a: np.ndarray, c: int, t: int) -> np.ndarray:
-    """``a * c mod t`` elementwise, for uint64 ``a < 2^60``, ``0 <= c < t < 2^60``."""
-    if not _EXACT_LONGDOUBLE:  # pragma: no cover - x86-64 has 80-bit long double
-        return np.array([int(x) * c % t for x in a.tolist()], dtype=U64)
-    ld = np.longdouble
-    q = np.floor(a.astype(ld) * ld(c) / ld(t)).astype(U64)
-    with np.errstate(over="ignore"):
-        r = (a * U64(c) - q * U64(t)).view(np.int64)  # true residue + (q_true - q) t
-    r = np.where(r < 0, r + t, r)
-    r = np.where(r >= t, r - t, r)
-    return r.astype(U64)
+    """``a * c mod t`` elementwise, for uint64 ``a`` and ``0 <= c < t < 2^63`` (Shoup's
+    multiplication by a constant: with ``c' = floor(c 2^64 / t)`` and ``q = floor(a c' / 2^64)``,
+    ``a c - q t`` lies in ``[0, 2t)``, computed modulo 2^64; one conditional subtraction)."""
+    if c == 1:
+        return a % U64(t)
+    flat = a.reshape(-1)
+    shoup, out = (c << 64) // t, np.empty_like(flat)
+    for s in range(0, flat.size, _PIECE):  # pieces: small temporaries stay in malloc's cache
+        x = flat[s : s + _PIECE]
+        with np.errstate(over="ignore"):
+            r = x * U64(c) - mulhi(x, shoup) * U64(t)
+        out[s : s + _PIECE] = np.where(r >= U64(t), r - U64(t), r)
+    return out.reshape(a.shape)
 
 
 class CrtBasis:
