@@ -71,6 +71,7 @@ def row(provider, outs, repeats) -> dict:
     p0 = outs[0]
     mine = p0["mine"]["bytes_sent"]
     he = sum(v for k, v in mine.items() if k.startswith("he_")) / max(repeats, 1)
+    ot = mine.get("he_ot", 0) / max(repeats, 1)
     offline = he if provider == "HE" else p0["dealer_bytes"]
     online = p0["bytes"] / max(repeats, 1)
     step = sum(p0["times"]) / len(p0["times"])
@@ -79,6 +80,7 @@ def row(provider, outs, repeats) -> dict:
         "provider": provider,
         "elements": p0["elements"],
         "offline_bytes": offline,
+        "ot_bytes": ot if provider == "HE" else 0,
         "online_bytes": online,
         "offline_cpu": sum(p0["offline_cpu"]) / len(p0["offline_cpu"]),
         "step_s": step,
@@ -111,6 +113,9 @@ def markdown(rows, args) -> str:
     lines += [
         "",
         f"HE step / TTP step: {ratio:.1f}x wall, {cpu_ratio:.1f}x CPU per party (target <= 10x)",
+        f"- HE offline bytes: {(rows[1]['offline_bytes'] - rows[1]['ot_bytes']) / 1e6:.1f} MB of "
+        f"ciphertexts (products, B2A bits), {rows[1]['ot_bytes'] / 1e6:.1f} MB of OT extension "
+        "(AND triples)",
         "",
     ]
     lines += ["| kind | elements per step |", "|---|---|"]
