@@ -45,8 +45,6 @@ def dealer_bytes(plan) -> int:
 
 
 def step_party(session, repeats):
-    import bench_gru_step as bg
-
     t = session.triples
     offline = {"wall": [], "cpu": []}
     begin = t.begin
@@ -58,7 +56,7 @@ def step_party(session, repeats):
         offline["cpu"].append(time.process_time() - c)
 
     t.begin = timed_begin
-    res = bg.mpcrnn_step(session, 32, 29, 32, repeats)
+    res = common.mpcrnn_step(session, 32, 29, 32, repeats)
     plan = next(iter(t._plans.values()))
     res["elements"] = dict(plan_elements(plan))
     res["dealer_bytes"] = dealer_bytes(plan)
