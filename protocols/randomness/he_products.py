@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from protocols.errors import ProtocolError
-from protocols.randomness.he_context import from_bytes, to_bytes
+from protocols.randomness.he_context import coeff_plain, from_bytes, to_bytes
 from protocols.randomness.he_crt import U64, CrtBasis, uniform_below
 
 
@@ -134,11 +134,9 @@ class HeProducts:
         return sum(self.count(j, side) * len(self.primes_of(j)) for j in jobs)
 
     # ---- encodings -------------------------------------------------------------------------
-    def _coeff_plain(self, coeffs: np.ndarray):
-        """A plaintext with the given coefficients (SEAL's hex polynomial syntax)."""
-        nz = np.flatnonzero(coeffs)[::-1]
-        text = " + ".join(f"{int(coeffs[i]):X}x^{int(i)}" for i in nz) or "0"
-        return self.keys.seal.Plaintext(text)
+    def _coeff_plain(self, coeffs: np.ndarray, j: int):
+        """A plaintext for prime ``j`` with the given coefficients (each below ``t_j``)."""
+        return coeff_plain(self.keys.contexts[j], coeffs)
 
     def _slot_plain(self, j: int, values: np.ndarray):
         pt = self.keys.seal.Plaintext()
@@ -161,7 +159,7 @@ class HeProducts:
                 coeffs = np.zeros(self.degree, dtype=U64)
                 i, c = np.indices(blk.shape)
                 coeffs[i * kb * mb + kb - 1 - c] = blk
-                out.append(self._coeff_plain(coeffs))
+                out.append(self._coeff_plain(coeffs, j))
         return out
 
     def encrypt(self, jobs: list[Job], lefts: list[np.ndarray]) -> list[bytes]:
@@ -216,6 +214,9 @@ class HeProducts:
         Y = y.reshape(job.k, job.m).view(U64) % U64(t)
         M = mask.reshape(job.n, job.m)
         n_kb = _ceil(job.k, kb)
+        level0 = self.keys.level_ids[j][0]
+        for ct in cts:  # NTT form once: each product below is then a pointwise one
+            ev.transform_to_ntt_inplace(ct)
         y_plains = {}
         for c0 in range(0, job.k, kb):
             for j0 in range(0, job.m, mb):
@@ -223,7 +224,8 @@ class HeProducts:
                 coeffs = np.zeros(self.degree, dtype=U64)
                 c, jj = np.indices(blk.shape)
                 coeffs[jj * kb + c] = blk
-                y_plains[c0, j0] = self._coeff_plain(coeffs)
+                y_plains[c0, j0] = self._coeff_plain(coeffs, j)
+                ev.transform_to_ntt_inplace(y_plains[c0, j0], level0)
         for row, i0 in enumerate(range(0, job.n, nb)):
             for j0 in range(0, job.m, mb):
                 acc = None
@@ -231,11 +233,12 @@ class HeProducts:
                     prod = self.keys.seal.Ciphertext()
                     ev.multiply_plain(cts[row * n_kb + q], y_plains[c0, j0], prod)
                     acc = prod if acc is None else (ev.add_inplace(acc, prod) or acc)
+                ev.transform_from_ntt_inplace(acc)
                 coeffs = uniform_below(t, self.degree)
                 blk = M[i0 : i0 + nb, j0 : j0 + mb]
                 i, jj = np.indices(blk.shape)
                 coeffs[i * kb * mb + jj * kb + kb - 1] = blk
-                out.append(self._finish(acc, self._coeff_plain(coeffs), j))
+                out.append(self._finish(acc, self._coeff_plain(coeffs, j), j))
         return out
 
     def bound(self, job: Job) -> int:
