@@ -68,10 +68,11 @@ def step_party(session, repeats):
 def row(provider, outs, repeats) -> dict:
     p0 = outs[0]
     mine = p0["mine"]["bytes_sent"]
-    he = sum(v for k, v in mine.items() if k.startswith("he_")) / max(repeats, 1)
-    ot = mine.get("he_ot", 0) / max(repeats, 1)
+    # the step function's byte counters hold the LAST step (reset at every step)
+    he = sum(v for k, v in mine.items() if k.startswith("he_"))
+    ot = mine.get("he_ot", 0)
     offline = he if provider == "HE" else p0["dealer_bytes"]
-    online = p0["bytes"] / max(repeats, 1)
+    online = p0["bytes"]
     step = sum(p0["times"]) / len(p0["times"])
     cpu = sum(sum(o["cpu"]) / len(o["cpu"]) for o in outs) / len(outs)
     return {
