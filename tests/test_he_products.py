@@ -118,3 +118,18 @@ def test_mulmod_matches_python_integers_across_pieces(t):
     for c in (0, 1, 2, t - 1, t // 3, int(random_ring(1)[0]) % t):
         want = np.array([int(x) * c % t for x in a.tolist()], dtype=np.uint64)
         assert np.array_equal(mulmod(a, c, t), want), c
+
+
+def test_coefficient_plaintext_equals_seals_own_and_refuses_coefficients_past_t(pair):
+    from protocols.randomness.he_context import coeff_plain
+
+    keys = pair[0].keys
+    t = keys.primes[0]
+    coeffs = np.zeros(keys.params.poly_degree, dtype=np.uint64)
+    coeffs[[0, 3, 8191]] = [7, 5, t - 1]
+    built = coeff_plain(keys.contexts[0], coeffs)
+    seal_text = keys.seal.Plaintext(f"{t - 1:X}x^8191 + 5x^3 + 7")
+    assert built.to_string() == seal_text.to_string()
+    coeffs[1] = t  # not a residue: SEAL's validity check refuses it
+    with pytest.raises(PeerMessageError):
+        coeff_plain(keys.contexts[0], coeffs)

@@ -34,7 +34,11 @@ REQUESTS = [
 
 
 def fetch_party(session):
-    """A recorded step (a fetch per group), then its replay (one batch at begin)."""
+    """A recorded step (a fetch per group), then its replay (one batch at begin); AND triples
+    in OT batches of 256 (the request's 448 OTs: two batches)."""
+    from protocols.randomness import he_triples
+
+    he_triples.OT_BATCH = 256
     t = session.triples
     answers = []
     for _ in range(2):

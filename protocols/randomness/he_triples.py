@@ -45,6 +45,7 @@ from protocols.randomness.requests import Op, Request, broadcast, product_size
 
 SIZE = struct.Struct("<Q")
 MAX_PAYLOAD = 1 << 31
+OT_BATCH = 1 << 22  # random OTs per exchange (a multiple of 128: 64 MB per message)
 
 
 def _rand(size) -> torch.Tensor:
@@ -162,17 +163,24 @@ class HomomorphicTriples(RandomnessProvider):
         return RandomOt(delta, [chosen[i : i + SEED] for i in range(0, len(chosen), SEED)], pairs)
 
     def _and_words(self, sizes: list) -> list[tuple[torch.Tensor, ...]]:
-        """This party's AND triples (XOR shares of 64-bit words) for each size: one batch of
-        random OTs each way (this party's ``u`` out, the peer's in: one exchange)."""
+        """This party's AND triples (XOR shares of 64-bit words) for each size: batches of at
+        most ``OT_BATCH`` random OTs each way, one exchange each (this party's ``u`` out, the
+        peer's in: 16 bytes per OT, so a batch's messages stay below 64 MB)."""
         counts = [int(torch.Size(s).numel()) for s in sizes]
-        m = 64 * sum(counts)
-        if not m:
+        if not sum(counts):
             return []
-        choices = random_bits(m)
-        u, got = self.ot.receive(choices, m)
-        theirs = self._swap(u.tobytes(), "he_ot", expect=u.nbytes)
-        sent = self.ot.send(np.frombuffer(theirs, np.uint8).reshape(u.shape), m)
-        words = [torch.from_numpy(x.view(np.int64).copy()) for x in and_shares(sent, got, choices)]
+        pieces = []
+        for start in range(0, 64 * sum(counts), OT_BATCH):
+            m = min(OT_BATCH, 64 * sum(counts) - start)
+            choices = random_bits(m)
+            u, got = self.ot.receive(choices, m)
+            theirs = self._swap(u.tobytes(), "he_ot", expect=u.nbytes)
+            sent = self.ot.send(np.frombuffer(theirs, np.uint8).reshape(u.shape), m)
+            pieces.append(and_shares(sent, got, choices))
+        words = [
+            torch.from_numpy(np.concatenate([p[i] for p in pieces]).view(np.int64).copy())
+            for i in range(3)
+        ]
         out, at = [], 0
         for size, n in zip(sizes, counts):
             out.append(tuple(w[at : at + n].reshape(tuple(size)) for w in words))
