@@ -228,6 +228,14 @@ def _check_and_warn(cfg, data_files) -> None:
 )
 @timeout_option()
 @click.option("--resume", is_flag=True)
+@click.option(
+    "--he-workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="With provider he: local processes computing this party's HE products (one per "
+    "core to spare; the secret keys go only to them).",
+)
 @dp_options
 @transport_options(with_key=True)
 @adversarial_options
@@ -241,6 +249,7 @@ def party(
     out,
     timeout,
     resume,
+    he_workers,
     key_dir,
     strict,
     max_file_bytes,
@@ -281,6 +290,7 @@ def party(
                 run_file=config_file,
                 strict=strict,
                 max_file_bytes=max_file_bytes,
+                he_workers=he_workers,
             )
         )
         click.echo(json.dumps({k: v for k, v in report.items() if k != "ledger"}, indent=2))

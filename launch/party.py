@@ -40,6 +40,7 @@ class PartyJob:
     run_file: str | None = None  # the run file this process read (its SHA-256 is printed)
     strict: bool = False  # refuse (not just warn) when this party is below [data] min_rows
     max_file_bytes: int = MAX_FILE_BYTES  # larger files are refused unread
+    he_workers: int = 1  # --provider he: processes for this party's HE products (this host)
 
 
 def run_party(job: PartyJob) -> dict:
@@ -133,6 +134,7 @@ def transport_spec(job: PartyJob):
         insecure=cfg.insecure_plaintext_transport,
         pins=tuple(cfg.identities),
         he=cfg.he_params() if cfg.provider == "HE" else None,
+        he_workers=job.he_workers,
     )
     spec.validate_role()
     identity = None

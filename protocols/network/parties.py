@@ -48,6 +48,8 @@ class PartySpec:
     pins: every rank's certificate fingerprint, rank order, the dealer last (the run file's
         ``[identities]``).
     insecure: ``--insecure-plaintext-transport``: no identities, no encryption.
+    he_workers: with provider HE, the local processes that compute this party's homomorphic
+        products (``mpcrnn party --he-workers``; :mod:`protocols.randomness.he_workers`).
     """
 
     rank: int
@@ -59,6 +61,7 @@ class PartySpec:
     pins: tuple = ()
     insecure: bool = False
     he: object = None  # HeParams with provider HE (None: the defaults)
+    he_workers: int = 1  # HE worker processes on this host (a local choice, not in the run file)
 
     @property
     def total(self) -> int:
@@ -214,7 +217,13 @@ def _session(spec: PartySpec, transport, bulk_seed, fp, count_traffic: bool, ref
 
         params = spec.he or HeParams()
         triples = HomomorphicTriples(
-            stats, transport.links, spec.rank, spec.world_size, params, spec.names()
+            stats,
+            transport.links,
+            spec.rank,
+            spec.world_size,
+            params,
+            spec.names(),
+            workers=spec.he_workers,
         )
         install_crypten_provider(triples)
     else:

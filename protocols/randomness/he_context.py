@@ -216,9 +216,10 @@ def unpack(data: bytes, count: int, what: str) -> list[memoryview]:
 
 class HeKeys:
     """One party's BFV machinery: a SEAL context per plaintext prime, this party's secret and
-    public keys (made here), and, after :meth:`set_peer`, encryptors under the peer's keys."""
+    public keys (made here, or from ``secret``: :meth:`secret_bytes` of this party's own keys,
+    in its worker processes), and, after :meth:`set_peer`, encryptors under the peer's keys."""
 
-    def __init__(self, params: HeParams) -> None:
+    def __init__(self, params: HeParams, secret: list[bytes] | None = None) -> None:
         import tenseal.sealapi as seal
 
         params.check()
@@ -239,7 +240,11 @@ class HeKeys:
                 raise ConfigError(
                     expected_got("[he] parameters", "valid for SEAL", ctx.parameters_error_name())
                 )
-            kg = seal.KeyGenerator(ctx)
+            if secret is None:
+                kg = seal.KeyGenerator(ctx)
+            else:  # this party's own key, in one of its own worker processes
+                sk = from_bytes(seal.SecretKey(), ctx, secret[len(self.contexts)], "secret key")
+                kg = seal.KeyGenerator(ctx, sk)
             pk = seal.PublicKey()
             kg.create_public_key(pk)
             self.contexts.append(ctx)
@@ -259,6 +264,11 @@ class HeKeys:
         ]
         self.peer_encryptors: list = []
         self.peer_name = "peer"
+
+    def secret_bytes(self) -> list[bytes]:
+        """This party's secret keys, for its own worker processes on this host only
+        (:mod:`protocols.randomness.he_workers`); never for a peer."""
+        return [to_bytes(sk) for sk in self.sk]
 
     def public_bytes(self) -> bytes:
         """This party's public keys (one per prime), with the parameters' digest first."""
@@ -281,3 +291,4 @@ class HeKeys:
             pk = from_bytes(seal.PublicKey(), ctx, blob, f"{peer_name}'s HE public key")
             self.peer_encryptors.append(seal.Encryptor(ctx, pk))
         self.peer_name = peer_name
+        self.peer_public = bytes(data)

@@ -39,6 +39,7 @@ from protocols.errors import ConfigError, ProtocolError, expected_got
 from protocols.randomness.he_context import HeKeys, HeParams, PeerMessageError, pack, unpack
 from protocols.randomness.he_crt import random_ring
 from protocols.randomness.he_products import BitJob, HeProducts, MatJob, MulJob
+from protocols.randomness.he_workers import HeWorkers, join, split
 from protocols.randomness.ot_extension import KAPPA, SEED, RandomOt, and_shares, random_bits
 from protocols.randomness.provider import RandomnessProvider
 from protocols.randomness.requests import Op, Request, broadcast, product_size
@@ -65,7 +66,9 @@ class HomomorphicTriples(RandomnessProvider):
         PeerMessageError: the peer's keys are malformed or for other parameters.
     """
 
-    def __init__(self, stats, links, rank: int, world_size: int, params: HeParams, names):
+    def __init__(
+        self, stats, links, rank: int, world_size: int, params: HeParams, names, workers: int = 1
+    ):
         if world_size != 2:
             raise ConfigError(needs_two(world_size))
         self.stats, self.links, self.rank = stats, links, rank
@@ -74,6 +77,7 @@ class HomomorphicTriples(RandomnessProvider):
         self.keys = HeKeys(params)
         self.products = HeProducts(self.keys)
         self.keys.set_peer(self._swap(self.keys.public_bytes(), "he_keys"), self.peer_name)
+        self.work = HeWorkers(self.products, workers, links.timeout_s)
         self.ot = self._base_ots()
         self._jobs: list = []
         self._ands: list = []
@@ -122,18 +126,25 @@ class HomomorphicTriples(RandomnessProvider):
         return out
 
     def _exchange(self, jobs, lefts, rights) -> list[np.ndarray]:
-        """The two exchanges of one batch of jobs (see :meth:`_cross`)."""
+        """The two exchanges of one batch of jobs (see :meth:`_cross`); slot jobs are cut into
+        pieces first, the same at both parties (:func:`protocols.randomness.he_workers.split`),
+        and the work runs on this party's HE workers."""
         if not jobs:
             return []
-        prod, peer = self.products, self.peer_name
-        mine = self._swap(pack(prod.encrypt(jobs, lefts)), "he_offline")
-        theirs = unpack(mine, prod.total(jobs, "in"), f"{peer}'s HE ciphertexts")
-        answers, masks = prod.evaluate(jobs, rights, theirs, peer)
+        prod, work, peer = self.products, self.work, self.peer_name
+        pieces, xs, ys, owner = split(jobs, lefts, rights, prod.degree)
+        mine = self._swap(pack(work.encrypt(pieces, xs)), "he_offline")
+        theirs = unpack(mine, prod.total(pieces, "in"), f"{peer}'s HE ciphertexts")
+        answers, masks = work.evaluate(pieces, ys, theirs, peer)
         back = self._swap(pack(answers), "he_offline")
-        got = prod.decrypt(
-            jobs, unpack(back, prod.total(jobs, "out"), f"{peer}'s HE answers"), peer
+        got = work.decrypt(
+            pieces, unpack(back, prod.total(pieces, "out"), f"{peer}'s HE answers"), peer
         )
-        return [d + e for d, e in zip(got, masks)]
+        return join([d + e for d, e in zip(got, masks)], owner, len(jobs))
+
+    def close(self) -> None:
+        """Stop this party's HE worker processes (if any)."""
+        self.work.close()
 
     # ---- oblivious transfer ----------------------------------------------------------------
     def _base_ots(self) -> RandomOt:

@@ -1,0 +1,134 @@
+"""One party's HE products for a W1 step (GRU H=32, batch 32, T=29) on 1 and 2 worker processes
+(``mpcrnn party --he-workers``), in one run: seconds to encrypt, evaluate and decrypt.
+
+One direction's ``encrypt`` (party A), ``evaluate`` (party B) and ``decrypt`` (A) are exactly
+the HE work ONE party does per step (it encrypts its operands, evaluates the peer's and
+decrypts its answers), so they run here in one process, one phase at a time, each phase on the
+given number of workers.  The plan is the real one: recorded from a 2-party W1 step, turned
+into jobs by the provider's own code.  The OT extension (AND triples) is not included: it runs
+in the party's own process.  Every product is checked exact.
+
+Run: ``.venv/bin/python benchmarks/he_workers.py [--repeats N]``; writes ``he_workers.md``/.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import common
+
+
+def plan_party(session):
+    common.mpcrnn_step(session, 32, 29, 32, 0)
+    plan = next(iter(session.triples._plans.values()))
+    return [r for group in plan for r in group]
+
+
+def w1_jobs(requests, keys):
+    """The job list (merged as the provider merges them) and both operands, from the plan."""
+    from protocols.randomness.he_products import HeProducts
+    from protocols.randomness.he_triples import HomomorphicTriples
+    from protocols.randomness.he_workers import split
+
+    stub = object.__new__(HomomorphicTriples)
+    stub.products, stub._jobs, stub._ands = HeProducts(keys), [], []
+    stub.answer(requests)
+    captured = []
+
+    def capture(jobs, lefts, rights):
+        captured.append((jobs, lefts, rights))
+        return [None] * len(jobs)
+
+    stub._exchange = capture
+    jobs, lefts, rights = (list(c) for c in zip(*stub._jobs))
+    stub._cross(jobs, lefts, rights)
+    jobs, lefts, rights = captured[0]
+    return split(jobs, lefts, rights, keys.params.poly_degree)
+
+
+def timed(a, b, jobs, xs, ys):
+    """Seconds of each phase; the shares (to check)."""
+    t0 = time.perf_counter()
+    cts = a.encrypt(jobs, xs)
+    t1 = time.perf_counter()
+    answers, masks = b.evaluate(jobs, ys, cts, "party 0")
+    t2 = time.perf_counter()
+    got = a.decrypt(jobs, answers, "party 1")
+    t3 = time.perf_counter()
+    return (t1 - t0, t2 - t1, t3 - t2), [d + e for d, e in zip(got, masks)]
+
+
+def exact(jobs, xs, ys, shares) -> bool:
+    import numpy as np
+
+    from protocols.randomness.he_products import MatJob
+
+    for job, x, y, s in zip(jobs, xs, ys, shares):
+        if isinstance(job, MatJob):
+            want = x.reshape(job.n, job.k) @ y.reshape(job.k, job.m)
+        else:
+            want = x * y
+        if not np.array_equal(want.reshape(-1), s):
+            return False
+    return True
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], parents=[common.parent(smoke=False)]
+    )
+    ap.add_argument("--repeats", type=int, default=2)
+    args = common.parse(ap)
+    from launch.local_parties import run_parties
+    from protocols.randomness.he_context import HeKeys, HeParams
+    from protocols.randomness.he_products import HeProducts
+    from protocols.randomness.he_workers import HeWorkers
+
+    requests = run_parties(plan_party, 2, "TTP", (), timeout_s=600)[0]
+    ka, kb = HeKeys(HeParams()), HeKeys(HeParams())
+    ka.set_peer(kb.public_bytes(), "party 1")
+    kb.set_peer(ka.public_bytes(), "party 0")
+    jobs, xs, ys, _ = w1_jobs(requests, ka)
+    pools = {
+        w: (HeWorkers(HeProducts(ka), w, 600), HeWorkers(HeProducts(kb), w, 600)) for w in (1, 2)
+    }
+    times = {1: [], 2: []}
+    checked = True
+    for _ in range(args.repeats):  # interleaved: 1, 2, 1, 2, ...
+        for w, (a, b) in pools.items():
+            phases, shares = timed(a, b, jobs, xs, ys)
+            checked = checked and exact(jobs, xs, ys, shares)
+            times[w].append(phases)
+            print(w, [round(p, 2) for p in phases], flush=True)
+    for a, b in pools.values():
+        a.close()
+        b.close()
+    rows = []
+    for w, runs in times.items():
+        med = [sorted(col)[len(col) // 2] for col in zip(*runs)]
+        rows.append({"workers": w, "encrypt": med[0], "evaluate": med[1], "decrypt": med[2]})
+    base = sum(rows[0][k] for k in ("encrypt", "evaluate", "decrypt"))
+    n_ct = sum(HeProducts(ka).total([j], "in") for j in jobs)
+    lines = [
+        f"- jobs: {len(jobs)} (W1 plan, slot jobs cut in pieces), {n_ct} ciphertexts in; "
+        f"every product exact: {checked}",
+        f"- medians of {args.repeats} interleaved repeats, wall seconds",
+        "",
+        "| workers | encrypt s | evaluate s | decrypt s | total s | speed-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        total = r["encrypt"] + r["evaluate"] + r["decrypt"]
+        lines.append(
+            f"| {r['workers']} | {r['encrypt']:.2f} | {r['evaluate']:.2f} | {r['decrypt']:.2f} "
+            f"| {total:.2f} | {base / total:.2f}x |"
+        )
+    path = common.write_results(
+        "he_workers", "\n".join(lines) + "\n", {"rows": rows, "exact": checked}, args
+    )
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()
