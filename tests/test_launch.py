@@ -109,6 +109,10 @@ def test_cli_help_and_version(subprocesses):
             ],
             r"rendezvous: expected tcp://host:port",
         ),
+        (
+            ["party", "--rank", "0", "--parties", "2", "--he-workers", "0", "--data", "x.npz"],
+            r"--he-workers.*0 is not in the range 1<=x<=256",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_line_no_traceback(args, pattern, tmp_path, subprocesses):
