@@ -119,40 +119,70 @@ def _workdir() -> str:
 _DIR: list[str] = []
 
 
-def to_bytes(obj) -> bytes:
-    """SEAL's serialization of a key or ciphertext (sealapi saves to a path only: a private
-    temporary file, removed at once)."""
+def _temp_path() -> str:
+    """A new private file (mode 0600, in this process's 0700 folder, /dev/shm where there)."""
     if not _DIR:
         _DIR.append(_workdir())
     fd, path = tempfile.mkstemp(dir=_DIR[0])
     os.close(fd)
+    return path
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """A serialized SEAL object in a private file of this host, passed between a party and its
+    own worker processes instead of the bytes (:mod:`protocols.randomness.he_workers`); whoever
+    reads it removes it."""
+
+    path: str
+
+
+def to_bytes(obj) -> bytes:
+    """SEAL's serialization of a key or ciphertext (sealapi saves to a path only: a private
+    temporary file, removed at once)."""
+    return unspool(to_file(obj))
+
+
+def to_file(obj) -> Spooled:
+    """SEAL's serialization of ``obj``, left in a private file."""
+    path = _temp_path()
+    obj.save(path)
+    return Spooled(path)
+
+
+def spool(data) -> Spooled:
+    """``data`` (bytes-like) in a private file."""
+    path = _temp_path()
+    with open(path, "wb") as f:
+        f.write(data)
+    return Spooled(path)
+
+
+def unspool(item: Spooled) -> bytes:
+    """The bytes of a spooled file, which is removed."""
     try:
-        obj.save(path)
-        with open(path, "rb") as f:
+        with open(item.path, "rb") as f:
             return f.read()
     finally:
-        os.unlink(path)
+        os.unlink(item.path)
 
 
-def from_bytes(obj, context, data: bytes, what: str):
-    """Load ``data`` into ``obj`` (a fresh SEAL object) with SEAL's validity checks.
+def from_bytes(obj, context, data, what: str):
+    """Load ``data`` (bytes-like, or a :class:`Spooled` file, removed after) into ``obj`` (a
+    fresh SEAL object) with SEAL's validity checks.
 
     Raises:
         PeerMessageError: ``data`` is not a valid ``what`` for ``context`` (``what`` names the
             peer and the item, never its content)."""
-    if not _DIR:
-        _DIR.append(_workdir())
-    fd, path = tempfile.mkstemp(dir=_DIR[0])
+    item = data if isinstance(data, Spooled) else spool(data)
     try:
-        os.write(fd, bytes(data))
-        os.close(fd)
-        obj.load(context, path)
+        obj.load(context, item.path)
     except Exception:  # noqa: BLE001 - SEAL raises several types for invalid data
         raise PeerMessageError(
             expected_got(what, "a valid SEAL object for the run's [he] parameters", "invalid bytes")
         ) from None
     finally:
-        os.unlink(path)
+        os.unlink(item.path)
     return obj
 
 

@@ -100,6 +100,7 @@ class HeProducts:
 
     def __init__(self, keys) -> None:
         self.keys = keys
+        self.save = to_bytes  # in a worker process: to_file (the party reads the file)
         self.degree = keys.params.poly_degree
         self.basis = CrtBasis(keys.primes, keys.params.sigma)
         self.bit_basis = CrtBasis(keys.primes[:1], keys.params.sigma)
@@ -169,7 +170,7 @@ class HeProducts:
         for job, x in zip(jobs, lefts):
             for j in self.primes_of(job):
                 for pt in self._left_plains(job, x, j):
-                    out.append(to_bytes(self.keys.encryptors[j].encrypt_symmetric(pt)))
+                    out.append(self.save(self.keys.encryptors[j].encrypt_symmetric(pt)))
         return out
 
     # ---- B: evaluate -----------------------------------------------------------------------
@@ -198,7 +199,7 @@ class HeProducts:
         self.keys.peer_encryptors[j].encrypt_zero(zero)
         ev.add_inplace(ct, zero)
         ev.mod_switch_to_next_inplace(ct)
-        return to_bytes(ct)
+        return self.save(ct)
 
     def _eval_slots(self, job, y, j, cts, mask) -> list[bytes]:
         t, ev, out = U64(self.keys.primes[j]), self.keys.evaluators[j], []

@@ -5,7 +5,9 @@ parallel unit is a process.  Each worker builds the party's BFV machinery from t
 secret keys, which travel only over the pipe to this party's own child processes on its own
 host (keys stay home), and the peer's public keys.
 
-The work is cut the same way whatever the worker count, so two parties with different counts
+Ciphertexts pass between the party and its workers as private files of this host (SEAL reads
+and writes paths anyway), not as pickled bytes.  The work is cut the same way whatever the
+worker count, so two parties with different counts
 exchange the same ciphertext sequence: every slot job (:class:`MulJob`, :class:`BitJob`) longer
 than ``PIECE`` ciphertexts is cut into pieces (products are elementwise, and each piece draws
 its own masks from the same distribution), then contiguous runs of jobs go to the workers,
@@ -22,6 +24,7 @@ from dataclasses import replace
 import numpy as np
 
 from protocols.errors import ConfigError, ProtocolError, expected_got
+from protocols.randomness.he_context import Spooled, spool, to_file, unspool
 from protocols.randomness.he_products import HeProducts, MatJob
 
 PIECE = 16  # ciphertexts per prime in one piece of a slot job
@@ -75,11 +78,18 @@ def _init(params, secret: list[bytes], peer_public: bytes, peer_name: str) -> No
 
     keys = HeKeys(params, secret=secret)
     keys.set_peer(peer_public, peer_name)
-    _LOCAL["products"] = HeProducts(keys)
+    products = HeProducts(keys)
+    products.save = to_file  # ciphertexts come back as files of this host, not pickled bytes
+    _LOCAL["products"] = products
 
 
 def _call(method: str, *args):
     return getattr(_LOCAL["products"], method)(*args)
+
+
+def _read(blob) -> bytes:
+    """A ciphertext from a worker (a spooled file) or from this process (bytes)."""
+    return unspool(blob) if isinstance(blob, Spooled) else blob
 
 
 class HeWorkers:
@@ -111,20 +121,22 @@ class HeWorkers:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
 
-    def _map(self, method: str, jobs, per_job: list[int], arrays: list, blobs=None, peer=None):
-        """``method`` over contiguous runs of ``jobs``; ``per_job``: each job's ciphertexts
-        (the weights, and how ``blobs`` are cut)."""
+    def _map(self, method: str, jobs, weights: list[int], arrays, blobs=None, peer=None):
+        """``method`` over contiguous runs of ``jobs`` of near-equal ``weights``; ``blobs``:
+        ``(the peer's items, each job's count of them)``; results in job order."""
+        items, cut = blobs if blobs is not None else (None, None)
         if self.pool is None:
-            extra = () if blobs is None else (list(blobs),) + ((peer,) if peer else ())
-            args = (jobs, arrays) if method != "decrypt" else (jobs,)
-            return [getattr(self.products, method)(*args, *extra)]
-        starts = np.concatenate([[0], np.cumsum(per_job)]).astype(int)
+            args = (jobs,) if arrays is None else (jobs, arrays)
+            args += () if items is None else (list(items), peer)
+            return [getattr(self.products, method)(*args)]
+        starts = np.concatenate([[0], np.cumsum(cut)]).astype(int) if cut else None
         futures = []
-        for run in _runs(per_job, self.workers):
-            part = [jobs[i] for i in run]
-            args = (part,) if method == "decrypt" else (part, [arrays[i] for i in run])
-            if blobs is not None:
-                args += ([bytes(b) for b in blobs[starts[run.start] : starts[run.stop]]], peer)
+        for run in _runs(weights, self.workers):
+            args = ([jobs[i] for i in run],)
+            if arrays is not None:
+                args += ([arrays[i] for i in run],)
+            if items is not None:
+                args += ([spool(b) for b in items[starts[run.start] : starts[run.stop]]], peer)
             futures.append(self.pool.submit(_call, method, *args))
         try:
             return [f.result(timeout=self.timeout_s) for f in futures]
@@ -135,16 +147,24 @@ class HeWorkers:
                 f"an HE worker process gave no result within {self.timeout_s:g} s"
             ) from None
 
+    def _counts(self, jobs, side: str) -> list[int]:
+        prod = self.products
+        return [prod.count(j, side) * len(prod.primes_of(j)) for j in jobs]
+
+    def _weights(self, jobs) -> list[int]:
+        """A job's cost, roughly: its ciphertexts in and out."""
+        return [a + b for a, b in zip(self._counts(jobs, "in"), self._counts(jobs, "out"))]
+
     def encrypt(self, jobs, lefts) -> list[bytes]:
-        counts = [self.products.count(j, "in") * len(self.products.primes_of(j)) for j in jobs]
-        return [blob for part in self._map("encrypt", jobs, counts, lefts) for blob in part]
+        parts = self._map("encrypt", jobs, self._weights(jobs), lefts)
+        return [_read(blob) for part in parts for blob in part]
 
     def evaluate(self, jobs, rights, blobs, peer: str):
-        counts = [self.products.count(j, "in") * len(self.products.primes_of(j)) for j in jobs]
-        parts = self._map("evaluate", jobs, counts, rights, blobs, peer)
-        return [b for p in parts for b in p[0]], [s for p in parts for s in p[1]]
+        cut = self._counts(jobs, "in")
+        parts = self._map("evaluate", jobs, self._weights(jobs), rights, (blobs, cut), peer)
+        return [_read(b) for p in parts for b in p[0]], [s for p in parts for s in p[1]]
 
     def decrypt(self, jobs, blobs, peer: str) -> list[np.ndarray]:
-        counts = [self.products.count(j, "out") * len(self.products.primes_of(j)) for j in jobs]
-        parts = self._map("decrypt", jobs, counts, None, blobs, peer)
+        cut = self._counts(jobs, "out")
+        parts = self._map("decrypt", jobs, self._weights(jobs), None, (blobs, cut), peer)
         return [s for p in parts for s in p]
