@@ -1,12 +1,14 @@
-"""One party's HE products for a W1 step (GRU H=32, batch 32, T=29) on 1 and 2 worker processes
-(``mpcrnn party --he-workers``), in one run: seconds to encrypt, evaluate and decrypt.
+"""One party's HE products and OT extension for a W1 step (GRU H=32, batch 32, T=29) on 1 and 2
+worker processes (``mpcrnn party --he-workers``), in one run: seconds to encrypt, evaluate,
+decrypt and extend OTs.
 
 One direction's ``encrypt`` (party A), ``evaluate`` (party B) and ``decrypt`` (A) are exactly
 the HE work ONE party does per step (it encrypts its operands, evaluates the peer's and
 decrypts its answers), so they run here in one process, one phase at a time, each phase on the
-given number of workers.  The plan is the real one: recorded from a 2-party W1 step, turned
-into jobs by the provider's own code.  The OT extension (AND triples) is not included: it runs
-in the party's own process.  Every product is checked exact.
+given number of workers; so do one OT receiver's and one sender's work for the step's AND
+triples (a party is the receiver in one instance and the sender in the other).  The plan is
+the real one: recorded from a 2-party W1 step, turned into jobs by the provider's own code.
+Every product is checked exact.
 
 Run: ``.venv/bin/python benchmarks/he_workers.py [--repeats N]``; writes ``he_workers.md``/.json.
 """
@@ -61,6 +63,29 @@ def timed(a, b, jobs, xs, ys):
     return (t1 - t0, t2 - t1, t3 - t2), [d + e for d, e in zip(got, masks)]
 
 
+def ot_seconds(work, and_words: int) -> float:
+    """One party's OT work for ``and_words`` AND triples: receive and send, in batches."""
+    import os
+
+    import numpy as np
+
+    from protocols.randomness.he_triples import OT_BATCH
+    from protocols.randomness.ot_extension import RandomOt, random_bits
+
+    ot = RandomOt(
+        os.urandom(16),
+        [os.urandom(16) for _ in range(128)],
+        [(os.urandom(16), os.urandom(16)) for _ in range(128)],
+    )
+    t0 = time.perf_counter()
+    total = 64 * and_words
+    for start in range(0, total, OT_BATCH):
+        m = min(OT_BATCH, total - start)
+        u, _ = ot.receive(random_bits(m), m, work.starmap)
+        ot.send(np.ascontiguousarray(u), m, work.starmap)
+    return time.perf_counter() - t0
+
+
 def exact(jobs, xs, ys, shares) -> bool:
     import numpy as np
 
@@ -82,12 +107,18 @@ def main() -> None:
     )
     ap.add_argument("--repeats", type=int, default=2)
     args = common.parse(ap)
+    import numpy as np
+
     from launch.local_parties import run_parties
     from protocols.randomness.he_context import HeKeys, HeParams
     from protocols.randomness.he_products import HeProducts
     from protocols.randomness.he_workers import HeWorkers
+    from protocols.randomness.requests import AndRequest
 
     requests = run_parties(plan_party, 2, "TTP", (), timeout_s=600)[0]
+    and_words = sum(
+        int(np.prod(r.size_a, dtype=np.int64)) for r in requests if isinstance(r, AndRequest)
+    )
     ka, kb = HeKeys(HeParams()), HeKeys(HeParams())
     ka.set_peer(kb.public_bytes(), "party 1")
     kb.set_peer(ka.public_bytes(), "party 0")
@@ -101,6 +132,7 @@ def main() -> None:
         for w, (a, b) in pools.items():
             phases, shares = timed(a, b, jobs, xs, ys)
             checked = checked and exact(jobs, xs, ys, shares)
+            phases += (ot_seconds(a, and_words),)
             times[w].append(phases)
             print(w, [round(p, 2) for p in phases], flush=True)
     for a, b in pools.values():
@@ -109,22 +141,26 @@ def main() -> None:
     rows = []
     for w, runs in times.items():
         med = [sorted(col)[len(col) // 2] for col in zip(*runs)]
-        rows.append({"workers": w, "encrypt": med[0], "evaluate": med[1], "decrypt": med[2]})
-    base = sum(rows[0][k] for k in ("encrypt", "evaluate", "decrypt"))
+        rows.append(
+            {"workers": w, "encrypt": med[0], "evaluate": med[1], "decrypt": med[2], "ot": med[3]}
+        )
+    phases = ("encrypt", "evaluate", "decrypt", "ot")
+    base = sum(rows[0][k] for k in phases)
     n_ct = sum(HeProducts(ka).total([j], "in") for j in jobs)
     lines = [
         f"- jobs: {len(jobs)} (W1 plan, slot jobs cut in pieces), {n_ct} ciphertexts in; "
-        f"every product exact: {checked}",
+        f"every product exact: {checked}; AND triples: {and_words} words ({64 * and_words} OTs "
+        "each way)",
         f"- medians of {args.repeats} interleaved repeats, wall seconds",
         "",
-        "| workers | encrypt s | evaluate s | decrypt s | total s | speed-up |",
-        "|---|---|---|---|---|---|",
+        "| workers | encrypt s | evaluate s | decrypt s | OT s | total s | speed-up |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        total = r["encrypt"] + r["evaluate"] + r["decrypt"]
+        total = sum(r[k] for k in phases)
         lines.append(
             f"| {r['workers']} | {r['encrypt']:.2f} | {r['evaluate']:.2f} | {r['decrypt']:.2f} "
-            f"| {total:.2f} | {base / total:.2f}x |"
+            f"| {r['ot']:.2f} | {total:.2f} | {base / total:.2f}x |"
         )
     path = common.write_results(
         "he_workers", "\n".join(lines) + "\n", {"rows": rows, "exact": checked}, args

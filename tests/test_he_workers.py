@@ -67,3 +67,20 @@ def test_a_bad_ciphertext_is_refused_in_a_worker_naming_the_peer(workers):
 def test_worker_count_checked():
     with pytest.raises(ConfigError, match="--he-workers.*1..256"):
         HeWorkers(None, 0, timeout_s=1)
+
+
+def test_ot_pieces_on_workers_equal_the_serial_ones(workers):
+    import os
+
+    from protocols.randomness.ot_extension import CHUNK, RandomOt, random_bits
+
+    two, _ = workers
+    delta, chosen = os.urandom(16), [os.urandom(16) for _ in range(128)]
+    pairs = [(os.urandom(16), os.urandom(16)) for _ in range(128)]
+    m = CHUNK + 1024  # two pieces
+    choices, u_peer = random_bits(m), np.frombuffer(os.urandom(16 * m), np.uint8).reshape(128, -1)
+    serial, pooled = RandomOt(delta, chosen, pairs), RandomOt(delta, chosen, pairs)
+    for a, b in zip(serial.receive(choices, m), pooled.receive(choices, m, two.starmap)):
+        assert np.array_equal(a, b)
+    for a, b in zip(serial.send(u_peer, m), pooled.send(u_peer, m, two.starmap)):
+        assert np.array_equal(a, b)

@@ -184,9 +184,10 @@ class HomomorphicTriples(RandomnessProvider):
         for start in range(0, 64 * sum(counts), OT_BATCH):
             m = min(OT_BATCH, 64 * sum(counts) - start)
             choices = random_bits(m)
-            u, got = self.ot.receive(choices, m)
+            u, got = self.ot.receive(choices, m, self.work.starmap)
             theirs = self._swap(u.tobytes(), "he_ot", expect=u.nbytes)
-            sent = self.ot.send(np.frombuffer(theirs, np.uint8).reshape(u.shape), m)
+            u_peer = np.frombuffer(theirs, np.uint8).reshape(u.shape)
+            sent = self.ot.send(u_peer, m, self.work.starmap)
             pieces.append(and_shares(sent, got, choices))
         words = [
             torch.from_numpy(np.concatenate([p[i] for p in pieces]).view(np.int64).copy())

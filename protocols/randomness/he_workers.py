@@ -138,6 +138,16 @@ class HeWorkers:
             if items is not None:
                 args += ([spool(b) for b in items[starts[run.start] : starts[run.stop]]], peer)
             futures.append(self.pool.submit(_call, method, *args))
+        return self._results(futures)
+
+    def starmap(self, fn, arglists: list[tuple]) -> list:
+        """``[fn(*args) for args in arglists]``, on the workers when there are several (``fn``
+        a module-level function: the OT extension's pieces)."""
+        if self.pool is None:
+            return [fn(*args) for args in arglists]
+        return self._results([self.pool.submit(fn, *args) for args in arglists])
+
+    def _results(self, futures) -> list:
         try:
             return [f.result(timeout=self.timeout_s) for f in futures]
         except BrokenProcessPool:

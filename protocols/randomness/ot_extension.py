@@ -106,53 +106,74 @@ def pack_bits(bits: np.ndarray) -> np.ndarray:
     return np.packbits(bits, bitorder="little")
 
 
+def receive_piece(pairs, batch: int, start: int, choices: np.ndarray):
+    """R's work for OTs ``start .. start + 8 len(choices)`` of a batch: ``(u, m_b)`` of the
+    piece ((128, n/8) and (n/8,) uint8)."""
+    n8 = choices.size
+    t = np.stack([prg(k0, batch, start // 8, n8) for k0, _ in pairs])
+    u = np.empty_like(t)
+    for i, (_, k1) in enumerate(pairs):
+        np.bitwise_xor(t[i], prg(k1, batch, start // 8, n8), out=u[i])
+    u ^= choices
+    return u, pack_bits(hash_bits(transpose_bits(t), batch, start))
+
+
+def send_piece(chosen, delta: bytes, batch: int, start: int, u: np.ndarray):
+    """S's work for the OTs of one piece of the peer's ``u``: ``(m0, m1)`` packed bits."""
+    d = np.frombuffer(delta, np.uint8)
+    mask = np.unpackbits(d, bitorder="little") * np.uint8(0xFF)
+    q = np.stack([prg(k, batch, start // 8, u.shape[1]) for k in chosen])
+    q ^= u & mask[:, None]
+    rows = transpose_bits(q)
+    m0 = pack_bits(hash_bits(rows, batch, start))
+    rows ^= d
+    return m0, pack_bits(hash_bits(rows, batch, start))
+
+
+def _serial(fn, arglists):
+    return [fn(*args) for args in arglists]
+
+
 class RandomOt:
     """Both roles of one party's random OTs against one peer, after the base OTs.
 
     delta: 16 bytes (this party as sender); chosen: 128 seeds ``k_(Delta_i), i`` of the peer's
     pairs; pairs: this party's 128 ``(k_0, k_1)`` (as receiver).  Batches must be run in the
     same order by both parties: a receiver's n-th batch meets the peer sender's n-th (the batch
-    number keys the PRG and the hash's tweak)."""
+    number keys the PRG and the hash's tweak).  A batch is cut into pieces of ``CHUNK`` OTs,
+    which ``starmap`` (``(function, argument lists) -> results``) may run on this party's
+    worker processes (:class:`protocols.randomness.he_workers.HeWorkers`)."""
 
     def __init__(self, delta: bytes, chosen: list[bytes], pairs: list[tuple[bytes, bytes]]):
-        self.delta_bits = np.unpackbits(np.frombuffer(delta, np.uint8), bitorder="little")
         self.delta = np.frombuffer(delta, np.uint8)
         self.chosen, self.pairs = list(chosen), list(pairs)
         self.received, self.sent = 0, 0  # batches run in each role
 
-    def receive(self, choices: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    def receive(self, choices: np.ndarray, m: int, starmap=_serial):
         """R's side of a batch of ``m`` OTs (``m`` a multiple of 8): ``choices`` (m/8,) packed
         bits.  Returns ``(u, m_b)``: the message for the peer ((128, m/8) uint8) and R's
         messages ``m_(b_j)`` (m/8,) packed bits."""
         self.received += 1
-        batch = self.received
-        u = np.empty((KAPPA, m // 8), dtype=np.uint8)
-        got = np.empty(m // 8, dtype=np.uint8)
-        for s in range(0, m, CHUNK):
-            n = min(CHUNK, m - s)
-            t = np.stack([prg(k0, batch, s // 8, n // 8) for k0, _ in self.pairs])
-            for i, (_, k1) in enumerate(self.pairs):
-                u[i, s // 8 : (s + n) // 8] = t[i] ^ prg(k1, batch, s // 8, n // 8)
-            u[:, s // 8 : (s + n) // 8] ^= choices[s // 8 : (s + n) // 8]
-            got[s // 8 : (s + n) // 8] = pack_bits(hash_bits(transpose_bits(t), batch, s))
-        return u, got
+        args = [
+            (self.pairs, self.received, s, choices[s // 8 : min(m, s + CHUNK) // 8])
+            for s in range(0, m, CHUNK)
+        ]
+        pieces = starmap(receive_piece, args)
+        return np.concatenate([u for u, _ in pieces], axis=1), np.concatenate(
+            [g for _, g in pieces]
+        )
 
-    def send(self, u: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    def send(self, u: np.ndarray, m: int, starmap=_serial):
         """S's side of the batch for the peer's ``u`` ((128, m/8) uint8, checked by the caller).
         Returns ``(m0, m1)`` as packed bits (m/8,)."""
         self.sent += 1
-        batch = self.sent
-        m0 = np.empty(m // 8, dtype=np.uint8)
-        m1 = np.empty(m // 8, dtype=np.uint8)
-        for s in range(0, m, CHUNK):
-            n = min(CHUNK, m - s)
-            q = np.stack([prg(k, batch, s // 8, n // 8) for k in self.chosen])
-            q ^= u[:, s // 8 : (s + n) // 8] & (self.delta_bits * np.uint8(0xFF))[:, None]
-            rows = transpose_bits(q)
-            m0[s // 8 : (s + n) // 8] = pack_bits(hash_bits(rows, batch, s))
-            rows ^= self.delta
-            m1[s // 8 : (s + n) // 8] = pack_bits(hash_bits(rows, batch, s))
-        return m0, m1
+        delta = self.delta.tobytes()
+        args = [
+            (self.chosen, delta, self.sent, s, u[:, s // 8 : min(m, s + CHUNK) // 8])
+            for s in range(0, m, CHUNK)
+        ]
+        pieces = starmap(send_piece, args)
+        return np.concatenate([a for a, _ in pieces]), np.concatenate([b for _, b in pieces])
 
 
 def and_shares(
