@@ -6,7 +6,9 @@ One direction's ``encrypt`` (party A), ``evaluate`` (party B) and ``decrypt`` (A
 the HE work ONE party does per step (it encrypts its operands, evaluates the peer's and
 decrypts its answers), so they run here in one process, one phase at a time, each phase on the
 given number of workers; so do one OT receiver's and one sender's work for the step's AND
-triples (a party is the receiver in one instance and the sender in the other).  The plan is
+triples (a party is the receiver in one instance and the sender in the other), whose pieces
+the 2-worker row runs on the workers: the measurement behind the provider keeping them in the
+party's own process.  The plan is
 the real one: recorded from a 2-party W1 step, turned into jobs by the provider's own code.
 Every product is checked exact.
 

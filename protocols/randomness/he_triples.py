@@ -184,10 +184,11 @@ class HomomorphicTriples(RandomnessProvider):
         for start in range(0, 64 * sum(counts), OT_BATCH):
             m = min(OT_BATCH, 64 * sum(counts) - start)
             choices = random_bits(m)
-            u, got = self.ot.receive(choices, m, self.work.starmap)
+            # in this process: on 2 workers the 16 MB pieces' round trips cost more than they
+            # saved (benchmarks/results/he_workers.md)
+            u, got = self.ot.receive(choices, m)
             theirs = self._swap(u.tobytes(), "he_ot", expect=u.nbytes)
-            u_peer = np.frombuffer(theirs, np.uint8).reshape(u.shape)
-            sent = self.ot.send(u_peer, m, self.work.starmap)
+            sent = self.ot.send(np.frombuffer(theirs, np.uint8).reshape(u.shape), m)
             pieces.append(and_shares(sent, got, choices))
         words = [
             torch.from_numpy(np.concatenate([p[i] for p in pieces]).view(np.int64).copy())
