@@ -100,49 +100,34 @@ def test_more_than_two_parties_refused_before_anything_starts():
         PartySpec(0, 3, "file:///x", "HE").validate_role()
 
 
-def garbage_party(session):
-    """Party 1 sends garbage instead of its ciphertexts; each party reports what it raised."""
+def bad_peer_party(session, what):
+    """Party 1 sends garbage instead of its ciphertexts (``what`` "ciphertext") or an OT
+    extension matrix one row short ("ot"); each party reports what it raised."""
     from protocols.errors import MpcrnnError
 
     t = session.triples
-    if session.rank == 1:
+    if session.rank == 1 and what == "ciphertext":
         t.products.encrypt = lambda jobs, lefts: [
             b"\x00" * 100 for _ in range(t.products.total(jobs, "in"))
         ]
-    try:
-        t.fetch(REQUESTS[:1])
-    except MpcrnnError as exc:
-        return type(exc).__name__, str(exc)
-    return None
-
-
-def test_malformed_ciphertext_from_the_peer_is_one_typed_error_naming_it(parties):
-    outs = parties(garbage_party, world_size=2, provider="HE", timeout_s=120)
-    assert outs[0][0] == "PeerMessageError" and "party 1" in outs[0][1], outs[0]
-    assert "\n" not in outs[0][1]
-    assert outs[1] is not None  # party 1 stops too (its peer left or sent an error)
-
-
-def short_ot_party(session):
-    """Party 1 sends an OT extension matrix one row short; each party reports what it raised."""
-    from protocols.errors import MpcrnnError
-
-    t = session.triples
-    if session.rank == 1:
+    elif session.rank == 1:
         receive = t.ot.receive
         t.ot.receive = lambda choices, m, *rest: (receive(choices, m)[0][:-1], None)
     try:
-        t.fetch([AndRequest((3,), (3,))])
+        t.fetch(REQUESTS[:1] if what == "ciphertext" else [AndRequest((3,), (3,))])
     except MpcrnnError as exc:
         return type(exc).__name__, str(exc)
     return None
 
 
-def test_wrong_size_ot_message_from_the_peer_is_one_typed_error_naming_it(parties):
-    outs = parties(short_ot_party, world_size=2, provider="HE", timeout_s=120)
+@pytest.mark.parametrize(
+    "what, says", [("ciphertext", "product ciphertext"), ("ot", "he_ot message size")]
+)
+def test_malformed_peer_message_is_one_typed_error_naming_the_peer(what, says, parties):
+    outs = parties(bad_peer_party, world_size=2, provider="HE", args=(what,), timeout_s=120)
     assert outs[0][0] == "PeerMessageError" and "party 1" in outs[0][1], outs[0]
-    assert "he_ot message size" in outs[0][1] and "\n" not in outs[0][1]
-    assert outs[1] is not None
+    assert says in outs[0][1] and "\n" not in outs[0][1]
+    assert outs[1] is not None  # party 1 stops too (its peer left or sent an error)
 
 
 def test_run_config_checks_the_he_parameters_and_the_party_count():
