@@ -142,10 +142,6 @@ class HomomorphicTriples(RandomnessProvider):
         )
         return join([d + e for d, e in zip(got, masks)], owner, len(jobs))
 
-    def close(self) -> None:
-        """Stop this party's HE worker processes (if any)."""
-        self.work.close()
-
     # ---- oblivious transfer ----------------------------------------------------------------
     def _base_ots(self) -> RandomOt:
         """128 base OTs each way from ONE batch of HE products (run once, at the start).
