@@ -133,3 +133,24 @@ def test_coefficient_plaintext_equals_seals_own_and_refuses_coefficients_past_t(
     coeffs[1] = t  # not a residue: SEAL's validity check refuses it
     with pytest.raises(PeerMessageError):
         coeff_plain(keys.contexts[0], coeffs)
+
+
+@pytest.mark.parametrize("plain", [(59, 3), (45, 4)])  # the default; SPU's choice of primes
+def test_answers_leave_room_for_40_bits_of_noise_flooding(plain):
+    """The decryptor's noise budget left in an answer, elementwise and at the largest k: the
+    room noise flooding (not built, docs/he.md) would need, sigma = 40 bits plus a margin."""
+    from protocols.randomness.he_context import from_bytes
+
+    params = HeParams(plain_bits=plain[0], primes=plain[1])
+    a, b = HeKeys(params), HeKeys(params)
+    a.set_peer(b.public_bytes(), "party 1")
+    b.set_peer(a.public_bytes(), "party 0")
+    pa, pb = HeProducts(a), HeProducts(b)
+    for job in (MulJob(100), MatJob(4, pa.k_max, 4)):
+        n_x = job.n * getattr(job, "k", 1)
+        n_y = job.k * job.m if isinstance(job, MatJob) else job.n
+        answers, _ = pb.evaluate([job], [_ring(n_y)], pa.encrypt([job], [_ring(n_x)]), "x")
+        per_prime = pa.count(job, "out")
+        for j in range(len(a.primes)):
+            ct = from_bytes(a.seal.Ciphertext(), a.contexts[j], answers[j * per_prime], "x")
+            assert a.decryptors[j].invariant_noise_budget(ct) >= params.sigma + 8
