@@ -217,6 +217,29 @@ def coeff_plain(context, coeffs):
     )
 
 
+def noise_ciphertext(context, level_data, noise: np.ndarray):
+    """A SEAL ``Ciphertext`` ``(e, 0)`` at ``level_data``'s level: adding it to a ciphertext
+    adds the integer polynomial ``noise`` (int64, N coefficients, each below every modulus of
+    the level in absolute value) to its noise.  Built as SEAL's own uncompressed serialization
+    (``Ciphertext``: parms_id, NTT flag, size 2, degree, modulus count, scale 1.0, correction
+    factor 1, then its ``DynArray``: poly-major, RNS residues of each polynomial) and loaded with
+    SEAL's validity checks."""
+    import tenseal.sealapi as seal
+
+    moduli = [m.value() for m in level_data.parms().coeff_modulus()]
+    n = noise.size
+    e = noise.astype(np.int64)
+    data = np.zeros((2, len(moduli), n), dtype=np.uint64)
+    for i, q in enumerate(moduli):
+        data[0, i] = np.where(e < 0, np.uint64(q) - (-e).astype(np.uint64), e.astype(np.uint64))
+    array = struct.pack("<Q", data.size) + data.tobytes()
+    array = _header(_SEAL_HEADER.size + len(array)) + array
+    parms = struct.pack("<4Q", *level_data.parms_id())
+    members = parms + b"\x00" + struct.pack("<QQQdQ", 2, n, len(moduli), 1.0, 1) + array
+    blob = _header(_SEAL_HEADER.size + len(members)) + members
+    return from_bytes(seal.Ciphertext(), context, blob, "noise ciphertext")
+
+
 def pack(blobs: list[bytes]) -> bytes:
     """Blobs with 4-byte length prefixes, concatenated."""
     return b"".join(LEN.pack(len(b)) + b for b in blobs)
