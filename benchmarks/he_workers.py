@@ -12,7 +12,9 @@ party's own process.  The plan is
 the real one: recorded from a 2-party W1 step, turned into jobs by the provider's own code.
 Every product is checked exact.
 
-Run: ``.venv/bin/python benchmarks/he_workers.py [--repeats N]``; writes ``he_workers.md``/.json.
+Run: ``.venv/bin/python benchmarks/he_workers.py [--repeats N] [--workers 1 2] [--he SPEC ..]
+[--name he_workers]``; writes ``<name>.md``/.json.  ``--he``: ``[run] he`` strings to compare
+(e.g. four 45-bit primes, ``"bfv n=8192 q=60+60+60+38 t=4x45 sigma=40"``).
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ def main() -> None:
         description=__doc__.splitlines()[0], parents=[common.parent(smoke=False)]
     )
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="counts to compare")
+    ap.add_argument("--he", nargs="+", default=[None], help="[run] he parameter strings to compare")
+    ap.add_argument("--name", default="he_workers", help="results file name")
     args = common.parse(ap)
     import numpy as np
 
@@ -121,51 +126,55 @@ def main() -> None:
     and_words = sum(
         int(np.prod(r.size_a, dtype=np.int64)) for r in requests if isinstance(r, AndRequest)
     )
-    ka, kb = HeKeys(HeParams()), HeKeys(HeParams())
-    ka.set_peer(kb.public_bytes(), "party 1")
-    kb.set_peer(ka.public_bytes(), "party 0")
-    jobs, xs, ys, _ = w1_jobs(requests, ka)
-    pools = {
-        w: (HeWorkers(HeProducts(ka), w, 600), HeWorkers(HeProducts(kb), w, 600)) for w in (1, 2)
-    }
-    times = {1: [], 2: []}
+    setups = {}
+    for spec in args.he:
+        params = HeParams.parse(spec) if spec else HeParams()
+        ka, kb = HeKeys(params), HeKeys(params)
+        ka.set_peer(kb.public_bytes(), "party 1")
+        kb.set_peer(ka.public_bytes(), "party 0")
+        jobs, xs, ys, _ = w1_jobs(requests, ka)
+        n_ct = sum(HeProducts(ka).total([j], "in") for j in jobs)
+        for w in args.workers:
+            pools = (HeWorkers(HeProducts(ka), w, 600), HeWorkers(HeProducts(kb), w, 600))
+            setups[params.spec(), w] = (pools, jobs, xs, ys, n_ct)
+    times = {key: [] for key in setups}
     checked = True
-    for _ in range(args.repeats):  # interleaved: 1, 2, 1, 2, ...
-        for w, (a, b) in pools.items():
+    for _ in range(args.repeats):  # interleaved over every setup
+        for key, ((a, b), jobs, xs, ys, _) in setups.items():
             phases, shares = timed(a, b, jobs, xs, ys)
             checked = checked and exact(jobs, xs, ys, shares)
             phases += (ot_seconds(a, and_words),)
-            times[w].append(phases)
-            print(w, [round(p, 2) for p in phases], flush=True)
-    for a, b in pools.values():
+            times[key].append(phases)
+            print(key, [round(p, 2) for p in phases], flush=True)
+    for (a, b), *_ in setups.values():
         a.close()
         b.close()
-    rows = []
-    for w, runs in times.items():
-        med = [sorted(col)[len(col) // 2] for col in zip(*runs)]
-        rows.append(
-            {"workers": w, "encrypt": med[0], "evaluate": med[1], "decrypt": med[2], "ot": med[3]}
-        )
     phases = ("encrypt", "evaluate", "decrypt", "ot")
+    rows = []
+    for (spec, w), runs in times.items():
+        med = [sorted(col)[len(col) // 2] for col in zip(*runs)]
+        rows.append({"he": spec, "workers": w, "ciphertexts_in": setups[spec, w][4]})
+        rows[-1].update(zip(phases, med))
     base = sum(rows[0][k] for k in phases)
-    n_ct = sum(HeProducts(ka).total([j], "in") for j in jobs)
     lines = [
-        f"- jobs: {len(jobs)} (W1 plan, slot jobs cut in pieces), {n_ct} ciphertexts in; "
-        f"every product exact: {checked}; AND triples: {and_words} words ({64 * and_words} OTs "
-        "each way)",
-        f"- medians of {args.repeats} interleaved repeats, wall seconds",
+        f"- the W1 plan's jobs (slot jobs cut in pieces); every product exact: {checked}; AND "
+        f"triples: {and_words} words ({64 * and_words} OTs each way)",
+        f"- medians of {args.repeats} interleaved repeats, wall seconds; ratio: the first row's "
+        "total over this row's",
         "",
-        "| workers | encrypt s | evaluate s | decrypt s | OT s | total s | speed-up |",
-        "|---|---|---|---|---|---|---|",
+        "| parameters | workers | ciphertexts in | encrypt s | evaluate s | decrypt s | OT s | "
+        "total s | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         total = sum(r[k] for k in phases)
         lines.append(
-            f"| {r['workers']} | {r['encrypt']:.2f} | {r['evaluate']:.2f} | {r['decrypt']:.2f} "
-            f"| {r['ot']:.2f} | {total:.2f} | {base / total:.2f}x |"
+            f"| {r['he']} | {r['workers']} | {r['ciphertexts_in']} | {r['encrypt']:.2f} | "
+            f"{r['evaluate']:.2f} | {r['decrypt']:.2f} | {r['ot']:.2f} | {total:.2f} | "
+            f"{base / total:.2f}x |"
         )
     path = common.write_results(
-        "he_workers", "\n".join(lines) + "\n", {"rows": rows, "exact": checked}, args
+        args.name, "\n".join(lines) + "\n", {"rows": rows, "exact": checked}, args
     )
     print(path.read_text())
 
