@@ -25,7 +25,10 @@ INSECURE_TFP = (
     "could decrypt every value. Use the default TTP dealer for real data."
 )
 TTP_NOTE = "TTP dealer: owns no data, must not collude with any party"
-HE_NOTE = "HE: the two data parties make every triple with homomorphic encryption (BFV); no dealer"
+HE_NOTE = (
+    "HE: the two data parties make every triple themselves (BFV products, OT extension for AND "
+    "triples); no dealer"
+)
 PROVIDER_NOTES = {"TFP": INSECURE_TFP, "TTP": TTP_NOTE, "HE": HE_NOTE}
 TLS_NOTE = (
     "mutual TLS 1.3 between every two processes, throw-away identities made and pinned for this run"
