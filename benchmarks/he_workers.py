@@ -40,8 +40,8 @@ def w1_jobs(requests, keys):
     from protocols.randomness.he_workers import split
 
     stub = object.__new__(HomomorphicTriples)
-    stub.products, stub._jobs, stub._ands = HeProducts(keys), [], []
-    stub.answer(requests)
+    stub.products = HeProducts(keys)
+    _, every, _ = stub.job_list(requests)
     captured = []
 
     def capture(jobs, lefts, rights):
@@ -49,7 +49,7 @@ def w1_jobs(requests, keys):
         return [np.zeros(stub.products.out_size(j), np.int64) for j in jobs]
 
     stub._exchange = capture
-    jobs, lefts, rights = (list(c) for c in zip(*stub._jobs))
+    jobs, lefts, rights = (list(c) for c in zip(*every))
     stub._cross(jobs, lefts, rights)
     jobs, lefts, rights = captured[0]
     return split(jobs, lefts, rights, keys.params.poly_degree)

@@ -30,6 +30,13 @@ REQUESTS = [
     MaskProductRequest(Op.MUL, (3, 8), (3, 8), 3, 3),  # a square
     AndRequest((7,), (7,)),
     BitRequest((9,)),
+    MaskRequest((4, 8)),  # 10: a weight mask w
+    MaskRequest((3, 8)),  # 11, 12: two time steps' masks
+    MaskRequest((3, 8)),
+    MaskProductRequest(Op.MATMUL, (3, 8), (4, 8), 2, 3, True),  # 13: a_11 @ w^T
+    MaskProductRequest(Op.MATMUL, (3, 8), (4, 8), 2, 4, True),  # 14: a_12 @ w^T (one job)
+    MaskRequest((8, 5)),  # 15
+    MaskProductRequest(Op.MATMUL, (3, 8), (8, 5), 5, 1),  # 16: a_11 @ m_15
 ]
 
 
@@ -65,6 +72,10 @@ def _check(outs):
     x = [outs[r][0][8] for r in range(2)]
     a, b, c = (x[0][i] ^ x[1][i] for i in range(3))
     assert torch.equal(c, a & b)
+    w, a11, a12, m15 = (_sum(outs, pos, 0) for pos in (10, 11, 12, 15))
+    assert torch.equal(_sum(outs, 13, 0), a11 @ w.T)  # the weight mask stacked (he_matmul)
+    assert torch.equal(_sum(outs, 14, 0), a12 @ w.T)
+    assert torch.equal(_sum(outs, 16, 0), a11 @ m15)
     r_bin = outs[0][0][9][0] ^ outs[1][0][9][0]
     assert set(r_bin.unique().tolist()) <= {0, 1}
     assert torch.equal(_sum(outs, 9, 1), r_bin)

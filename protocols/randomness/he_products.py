@@ -78,7 +78,7 @@ def mat_blocks(n: int, k: int, m: int, degree: int) -> tuple[int, int, int]:
     """Block sizes ``(n_b, k_b, m_b)`` with ``n_b k_b m_b + k_b <= degree`` that minimize the
     ciphertexts sent (A's ``ceil(n/n_b) ceil(k/k_b)`` plus B's ``ceil(n/n_b) ceil(m/m_b)``)."""
     best, choice = None, None
-    for kb in sorted({min(k, degree // 2)} | {-(-k // q) for q in range(1, 9)}):
+    for kb in sorted({min(k, degree // 2)} | {-(-k // q) for q in range(1, k + 1)}):
         if kb > degree // 2:
             continue
         for nb in range(1, n + 1):

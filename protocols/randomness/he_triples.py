@@ -38,6 +38,7 @@ import torch
 from protocols.errors import ConfigError, ProtocolError, expected_got
 from protocols.randomness.he_context import HeKeys, HeParams, PeerMessageError, pack, unpack
 from protocols.randomness.he_crt import random_ring
+from protocols.randomness.he_matmul import stack
 from protocols.randomness.he_products import BitJob, HeProducts, MatJob, MulJob
 from protocols.randomness.he_workers import HeWorkers, join, split
 from protocols.randomness.ot_extension import KAPPA, SEED, RandomOt, and_shares, random_bits
@@ -81,6 +82,8 @@ class HomomorphicTriples(RandomnessProvider):
         self.ot = self._base_ots()
         self._jobs: list = []
         self._ands: list = []
+        self._mats: list = []
+        self._mat_shares = iter(())
         self._and_triples = iter(())
         self._plans: dict = {}
         self._key, self._recording, self._queue = None, None, None
@@ -231,11 +234,22 @@ class HomomorphicTriples(RandomnessProvider):
             raise ProtocolError("internal: triple requests differ from the recorded step plan")
         return answers
 
-    def _compute(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
-        self._jobs, self._ands = [], []
+    def job_list(self, requests: Sequence[Request]):
+        """``(finishers, jobs, assemble)``: the requests' product jobs, slot jobs first, then the
+        matrix products stacked by shared operand (:func:`protocols.randomness.he_matmul.stack`;
+        ``assemble`` turns those jobs' shares into each product's)."""
+        self._jobs, self._ands, self._mats = [], [], []
         pending = self.answer(requests)
-        jobs, lefts, rights = (list(c) for c in zip(*self._jobs)) if self._jobs else ([], [], [])
-        cross = iter(self._cross(jobs, lefts, rights))
+        mat_jobs, assemble = stack(self._mats, self.products.degree, self.products.k_max)
+        return pending, self._jobs + mat_jobs, assemble
+
+    def _compute(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
+        pending, every, assemble = self.job_list(requests)
+        slots = len(every) - sum(isinstance(j, MatJob) for j, _, _ in every)
+        jobs, lefts, rights = (list(c) for c in zip(*every)) if every else ([], [], [])
+        shares = self._cross(jobs, lefts, rights)
+        cross = iter(shares[:slots])
+        self._mat_shares = iter(assemble(shares[slots:]))
         self._and_triples = iter(self._and_words(self._ands))
         return [tuple(finish(cross)) for finish in pending]
 
@@ -252,19 +266,13 @@ class HomomorphicTriples(RandomnessProvider):
         batch = size[:-2]
         a_e = a.expand(batch + tuple(a.shape[-2:])).reshape((-1,) + tuple(a.shape[-2:]))
         b_e = b.expand(batch + tuple(b.shape[-2:])).reshape((-1,) + tuple(b.shape[-2:]))
-        n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
-        step = self.products.k_max
-        chunks = [(e, c0) for e in range(a_e.shape[0]) for c0 in range(0, k, step)]
-        for e, c0 in chunks:
-            kc = min(step, k - c0)
-            self._job(
-                MatJob(n, kc, m), a_e[e, :, c0 : c0 + kc].numpy(), b_e[e, c0 : c0 + kc].numpy()
-            )
+        n, m = a.shape[-2], b.shape[-1]
+        self._mats.extend(zip(a_e, b_e))  # 2-D views; stacked into jobs by he_matmul.stack
 
         def finish(cross):
             out = torch.matmul(a, b).reshape((-1, n, m)).clone()
-            for e, _ in chunks:
-                out[e] += torch.from_numpy(next(cross)).reshape(n, m)
+            for e in range(out.shape[0]):
+                out[e] += torch.from_numpy(next(self._mat_shares))
             return out.reshape(size)
 
         return finish
