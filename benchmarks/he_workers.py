@@ -40,13 +40,13 @@ def w1_jobs(requests, keys):
     from protocols.randomness.he_workers import split
 
     stub = object.__new__(HomomorphicTriples)
-    stub.products = HeProducts(keys)
+    stub.products, stub.rank, stub.peer = HeProducts(keys), 0, 1
     _, every, _ = stub.job_list(requests)
     captured = []
 
     def capture(jobs, lefts, rights):
         captured.append((jobs, lefts, rights))
-        return [np.zeros(stub.products.out_size(j), np.int64) for j in jobs]
+        return [(np.zeros(stub.products.out_size(j), np.int64),) * 2 for j in jobs]
 
     stub._exchange = capture
     jobs, lefts, rights = (list(c) for c in zip(*every))

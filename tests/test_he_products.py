@@ -62,6 +62,16 @@ def test_edge_matrices_exact(pair):
     )
 
 
+@pytest.mark.parametrize("job", [MulJob(5), BitJob(9), MatJob(2, 3, 4)], ids=str)
+def test_an_all_zero_operand_gives_zero_products_not_seals_transparent_error(pair, job):
+    # y = 0 in a whole ciphertext (9 random bits: 1 in 512) makes SEAL's product "transparent",
+    # which it refuses: seen first as RuntimeError in a run of --provider he
+    n_x, n_y = (job.n * job.k, job.k * job.m) if isinstance(job, MatJob) else (job.n, job.n)
+    x = _ring(n_x) & 1 if isinstance(job, BitJob) else _ring(n_x)
+    (got,) = _run(pair, [job], [x], [np.zeros(n_y, np.int64)])
+    assert not got.any()
+
+
 def test_bit_products_exact(pair):
     x, y = _ring(3000) & 1, _ring(3000) & 1
     (got,) = _run(pair, [BitJob(3000)], [x], [y])

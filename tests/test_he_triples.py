@@ -37,6 +37,8 @@ REQUESTS = [
     MaskProductRequest(Op.MATMUL, (3, 8), (4, 8), 2, 4, True),  # 14: a_12 @ w^T (one job)
     MaskRequest((8, 5)),  # 15
     MaskProductRequest(Op.MATMUL, (3, 8), (8, 5), 5, 1),  # 16: a_11 @ m_15
+    MaskRequest((5,)),  # 17
+    MaskProductRequest(Op.MUL, (5,), (5,), 1, 1),  # 18: a second square (29 elements: odd)
 ]
 
 
@@ -76,6 +78,9 @@ def _check(outs):
     assert torch.equal(_sum(outs, 13, 0), a11 @ w.T)  # the weight mask stacked (he_matmul)
     assert torch.equal(_sum(outs, 14, 0), a12 @ w.T)
     assert torch.equal(_sum(outs, 16, 0), a11 @ m15)
+    assert torch.equal(
+        _sum(outs, 18, 0), _sum(outs, 17, 0) * _sum(outs, 17, 0)
+    )  # squares: one direction each
     r_bin = outs[0][0][9][0] ^ outs[1][0][9][0]
     assert set(r_bin.unique().tolist()) <= {0, 1}
     assert torch.equal(_sum(outs, 9, 1), r_bin)

@@ -213,7 +213,8 @@ def _session(spec: PartySpec, transport, bulk_seed, fp, count_traffic: bool, ref
         triples = DealerTriples(stats, transport, bulk_seed)
     elif spec.provider == "HE":
         from protocols.randomness.he_context import HeParams
-        from protocols.randomness.he_triples import HomomorphicTriples, install_crypten_provider
+        from protocols.randomness.he_crypten import install_crypten_provider
+        from protocols.randomness.he_triples import HomomorphicTriples
 
         params = spec.he or HeParams()
         triples = HomomorphicTriples(

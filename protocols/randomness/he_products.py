@@ -230,9 +230,20 @@ class HeProducts:
         t, ev, out = U64(self.keys.primes[j]), self.keys.evaluators[j], []
         v = y.reshape(-1).view(U64) % t
         for ct, s in zip(cts, range(0, job.n, self.degree)):
-            ev.multiply_plain_inplace(ct, self._slot_plain(j, v[s : s + self.degree]))
+            pt = self._slot_plain(j, v[s : s + self.degree])
+            if pt.is_zero():
+                ct = self._zero(j)
+            else:
+                ev.multiply_plain_inplace(ct, pt)
             out.append(self._finish(ct, self._slot_plain(j, mask[s : s + self.degree]), j))
         return out
+
+    def _zero(self, j: int):
+        """A fresh encryption of 0 under the peer's key: the product by an all-zero operand,
+        which SEAL refuses to compute (its result would be "transparent": no key part)."""
+        ct = self.keys.seal.Ciphertext()
+        self.keys.peer_encryptors[j].encrypt_zero(ct)
+        return ct
 
     def _eval_mat(self, job, y, j, cts, mask) -> list[bytes]:
         nb, kb, mb = mat_blocks(job.n, job.k, job.m, self.degree)
@@ -250,16 +261,23 @@ class HeProducts:
                 coeffs = np.zeros(self.degree, dtype=U64)
                 c, jj = np.indices(blk.shape)
                 coeffs[jj * kb + c] = blk
-                y_plains[c0, j0] = self._coeff_plain(coeffs, j)
-                ev.transform_to_ntt_inplace(y_plains[c0, j0], level0)
+                pt = self._coeff_plain(coeffs, j)
+                y_plains[c0, j0] = None if pt.is_zero() else pt  # skipped (see _zero)
+                if y_plains[c0, j0] is not None:
+                    ev.transform_to_ntt_inplace(pt, level0)
         for row, i0 in enumerate(range(0, job.n, nb)):
             for j0 in range(0, job.m, mb):
                 acc = None
                 for q, c0 in enumerate(range(0, job.k, kb)):
+                    if y_plains[c0, j0] is None:
+                        continue
                     prod = self.keys.seal.Ciphertext()
                     ev.multiply_plain(cts[row * n_kb + q], y_plains[c0, j0], prod)
                     acc = prod if acc is None else (ev.add_inplace(acc, prod) or acc)
-                ev.transform_from_ntt_inplace(acc)
+                if acc is None:
+                    acc = self._zero(j)
+                else:
+                    ev.transform_from_ntt_inplace(acc)
                 coeffs = uniform_below(t, self.degree)
                 blk = M[i0 : i0 + nb, j0 : j0 + mb]
                 i, jj = np.indices(blk.shape)

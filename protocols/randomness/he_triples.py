@@ -10,8 +10,12 @@ EVALUATING the peer's ciphertexts with its right operands, so::
 
 Per kind (all exact over Z_2^64):
 
-* products (MUL with broadcasting: operands expanded to the output shape first; MATMUL:
-  per batch entry, ``k`` split into chunks below the CRT basis' limit) and mask products;
+* products and mask products: MUL with broadcasting, operands expanded to the output shape
+  first; MATMUL per batch entry, the products that share an operand stacked into one and each
+  taken in its cheaper orientation (:mod:`protocols.randomness.he_matmul`), ``k`` split into
+  chunks below the CRT basis' limit;
+* squares (a mask product of one mask with itself): the one cross term ``2 a_0 a_1``, each
+  element made in ONE direction, so half the ciphertexts of a product (:meth:`_square_job`);
 * AND triples (XOR shares of 64-bit words): not HE but random oblivious transfer, extended
   (IKNP) from 128 base OTs each way that ONE HE product batch makes when the provider starts
   (:mod:`protocols.randomness.ot_extension`): one OT each way per bit, 16 bytes sent per bit
@@ -83,6 +87,8 @@ class HomomorphicTriples(RandomnessProvider):
         self._jobs: list = []
         self._ands: list = []
         self._mats: list = []
+        self._squares: list = []
+        self._square_share = np.zeros(0, np.int64)
         self._mat_shares = iter(())
         self._and_triples = iter(())
         self._plans: dict = {}
@@ -101,9 +107,10 @@ class HomomorphicTriples(RandomnessProvider):
         self.stats.add(kind, len(payload) + SIZE.size, rounds=2)
         return got[self.peer]
 
-    def _cross(self, jobs, lefts, rights) -> list[np.ndarray]:
-        """This party's share of ``left_p * right_(1-p) + left_(1-p) * right_p`` per job; the
-        slot jobs of each kind are merged into one (full ciphertexts)."""
+    def _cross(self, jobs, lefts, rights) -> list[tuple[np.ndarray, np.ndarray]]:
+        """This party's shares of ``left_p * right_(1-p)`` (decrypted) and of
+        ``left_(1-p) * right_p`` (its masks) per job; the slot jobs of each kind are merged into
+        one (full ciphertexts)."""
         merged, where = [], []
         for kind in (MulJob, BitJob):
             at = [i for i, j in enumerate(jobs) if isinstance(j, kind)]
@@ -122,13 +129,13 @@ class HomomorphicTriples(RandomnessProvider):
                 where.append([i])
         got = self._exchange(*(list(col) for col in zip(*merged))) if merged else []
         out = [None] * len(jobs)
-        for at, share in zip(where, got):
-            sizes = [self.products.out_size(jobs[i]) for i in at]
-            for i, part in zip(at, np.split(share, np.cumsum(sizes)[:-1])):
-                out[i] = part
+        for at, (dec, mask) in zip(where, got):
+            cuts = np.cumsum([self.products.out_size(jobs[i]) for i in at])[:-1]
+            for i, d, e in zip(at, np.split(dec, cuts), np.split(mask, cuts)):
+                out[i] = (d, e)
         return out
 
-    def _exchange(self, jobs, lefts, rights) -> list[np.ndarray]:
+    def _exchange(self, jobs, lefts, rights) -> list[tuple[np.ndarray, np.ndarray]]:
         """The two exchanges of one batch of jobs (see :meth:`_cross`); slot jobs are cut into
         pieces first, the same at both parties (:func:`protocols.randomness.he_workers.split`),
         and the work runs on this party's HE workers."""
@@ -143,7 +150,7 @@ class HomomorphicTriples(RandomnessProvider):
         got = work.decrypt(
             pieces, unpack(back, prod.total(pieces, "out"), f"{peer}'s HE answers"), peer
         )
-        return join([d + e for d, e in zip(got, masks)], owner, len(jobs))
+        return list(zip(join(got, owner, len(jobs)), join(masks, owner, len(jobs))))
 
     # ---- oblivious transfer ----------------------------------------------------------------
     def _base_ots(self) -> RandomOt:
@@ -167,7 +174,8 @@ class HomomorphicTriples(RandomnessProvider):
         )
         left[mine] = np.repeat(bits, 2)
         right[theirs] = k1 - k0
-        (share,) = self._exchange([MulJob(2 * words)], [left], [right])
+        ((dec, mask),) = self._exchange([MulJob(2 * words)], [left], [right])
+        share = dec + mask
         got = self._swap((k0 + share[theirs]).tobytes(), "he_ot", expect=8 * words)
         chosen = (np.frombuffer(got, dtype=np.int64) + share[mine]).tobytes()
         return RandomOt(delta, [chosen[i : i + SEED] for i in range(0, len(chosen), SEED)], pairs)
@@ -238,20 +246,40 @@ class HomomorphicTriples(RandomnessProvider):
         """``(finishers, jobs, assemble)``: the requests' product jobs, slot jobs first, then the
         matrix products stacked by shared operand (:func:`protocols.randomness.he_matmul.stack`;
         ``assemble`` turns those jobs' shares into each product's)."""
-        self._jobs, self._ands, self._mats = [], [], []
+        self._jobs, self._ands, self._mats, self._squares = [], [], [], []
         pending = self.answer(requests)
         mat_jobs, assemble = stack(self._mats, self.products.degree, self.products.k_max)
-        return pending, self._jobs + mat_jobs, assemble
+        squares = [self._square_job()] if self._squares else []
+        return pending, self._jobs + squares + mat_jobs, assemble
 
     def _compute(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
         pending, every, assemble = self.job_list(requests)
-        slots = len(every) - sum(isinstance(j, MatJob) for j, _, _ in every)
+        slots, squares = len(self._jobs), int(bool(self._squares))
         jobs, lefts, rights = (list(c) for c in zip(*every)) if every else ([], [], [])
-        shares = self._cross(jobs, lefts, rights)
-        cross = iter(shares[:slots])
-        self._mat_shares = iter(assemble(shares[slots:]))
+        pairs = self._cross(jobs, lefts, rights)
+        cross = iter([d + e for d, e in pairs[:slots]])
+        if squares:
+            self._square_share = self._square_shares(*pairs[slots])
+        self._mat_shares = iter(assemble([d + e for d, e in pairs[slots + squares :]]))
         self._and_triples = iter(self._and_words(self._ands))
         return [tuple(finish(cross)) for finish in pending]
+
+    def _square_job(self):
+        """ONE slot job for every square's cross term ``2 a_0 a_1``, in half the slots of a
+        product's: the squares' elements ``u`` (S) are cut into halves ``h1``, ``h2``
+        (``ceil(S/2)`` each, ``h2`` padded with 0).  Party 0 encrypts ``h1`` and answers with
+        ``2 h2``; party 1 encrypts ``h2`` and answers with ``2 h1``.  So each half's cross term
+        is made in ONE direction: a party's decrypted part is its share of one half's
+        ``2 u_0 u_1``, its masks its share of the other's (:meth:`_square_shares`)."""
+        u = torch.cat(self._squares).numpy()
+        h = -(-len(u) // 2)
+        halves = (u[:h], np.concatenate([u[h:], np.zeros(2 * h - len(u), np.int64)]))
+        return MulJob(h), halves[self.rank], 2 * halves[self.peer]  # 2x wraps mod 2^64
+
+    def _square_shares(self, dec: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """This party's share of ``2 u_0 u_1`` for every square's element ``u``, in order."""
+        h1, h2 = (dec, mask) if self.rank == 0 else (mask, dec)
+        return np.concatenate([h1, h2])[: sum(int(u.numel()) for u in self._squares)]
 
     def _job(self, job, left: np.ndarray, right: np.ndarray) -> None:
         self._jobs.append((job, np.ascontiguousarray(left), np.ascontiguousarray(right)))
@@ -282,10 +310,20 @@ class HomomorphicTriples(RandomnessProvider):
         return (lambda cross: (a,)), a
 
     def mask_product(self, req, a, b):
+        if req.op is Op.MUL and req.back_a == req.back_b:  # a square: one cross term
+            return self._square(a)
         if req.op is Op.MATMUL and req.transpose_b:
             b = b.transpose(-2, -1)
         finish = self._bilinear(req.op, a, b)
         return lambda cross: (finish(cross),)
+
+    def _square(self, a: torch.Tensor):
+        """Queue ``a * a``'s cross term ``2 a_0 a_1`` (:meth:`_square_job`)."""
+        at = sum(int(u.numel()) for u in self._squares)
+        self._squares.append(a.reshape(-1))
+        return lambda cross: (
+            a * a + torch.from_numpy(self._square_share[at : at + a.numel()]).reshape(a.shape),
+        )
 
     def product(self, req):
         a, b = _rand(req.size_a), _rand(req.size_b)
@@ -320,51 +358,3 @@ def needs_two(world_size: int) -> str:
         world_size,
         "use --provider ttp for more parties",
     )
-
-
-def install_crypten_provider(triples: HomomorphicTriples) -> None:
-    """CrypTen's own operations (``cfg.mpc.provider = "HE"``, e.g. the argmax behind
-    ``--reveal-metrics``) take their tuples from ``triples`` (CrypTen's ``HE`` entry is a
-    stub that raises NotImplementedError)."""
-    import crypten.mpc
-    from crypten.mpc.primitives import ArithmeticSharedTensor, BinarySharedTensor
-    from crypten.mpc.provider.provider import TupleProvider
-
-    from protocols.randomness.requests import (
-        AndRequest,
-        BitRequest,
-        MaskProductRequest,
-        MaskRequest,
-        ProductRequest,
-    )
-
-    def arith(*xs):
-        return tuple(ArithmeticSharedTensor.from_shares(x, precision=0) for x in xs)
-
-    class HomomorphicTuples(TupleProvider):
-        NAME = "HE"
-
-        def generate_additive_triple(self, size0, size1, op, device=None, *args, **kwargs):
-            if op not in ("mul", "matmul") or args or kwargs:
-                raise ProtocolError(f"--provider he makes mul and matmul triples, not {op}")
-            ((a, b, c),) = triples.fetch([ProductRequest(Op(op), size0, size1)])
-            return arith(a, b, c)
-
-        def square(self, size, device=None):
-            (r,), (r2,) = triples.fetch(
-                [MaskRequest(size), MaskProductRequest(Op.MUL, size, size, 1, 1)]
-            )
-            return arith(r, r2)
-
-        def generate_binary_triple(self, size0, size1, device=None):
-            ((a, b, c),) = triples.fetch([AndRequest(size0, size1)])
-            return tuple(BinarySharedTensor.from_shares(x) for x in (a, b, c))
-
-        def wrap_rng(self, size, device=None):
-            raise ProtocolError("internal: wraps requested with --provider he (2 parties)")
-
-        def B2A_rng(self, size, device=None):
-            ((r_bin, r_arith),) = triples.fetch([BitRequest(size)])
-            return arith(r_arith)[0], BinarySharedTensor.from_shares(r_bin)
-
-    vars(crypten.mpc)["__SUPPORTED_PROVIDERS"]["HE"] = HomomorphicTuples()
