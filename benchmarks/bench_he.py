@@ -1,7 +1,9 @@
 """TTP vs HE randomness for one W1 training step (GRU H=32, batch 32, T=29), 2 parties, in ONE run
 on one machine: elements per request kind, bytes per party (offline: the dealer's answers or
-the HE ciphertexts; online: the openings), offline CPU seconds (inside ``begin_step``), seconds
-per step, and a projection at 1 Gbit/s and 100 Mbit/s (bytes / bandwidth added to the step).
+the HE ciphertexts; online: the openings), seconds and CPU seconds per step with the next
+step's randomness prefetched beside it (the dealer's, or the HE prefetch thread's), how much of
+the HE work that hid, and a projection at 1 Gbit/s and 100 Mbit/s (bytes / bandwidth added to
+the step).
 
 Run: ``.venv/bin/python benchmarks/bench_he.py [--repeats N]``; writes ``bench_he.md`` and .json
 through ``common.write_results`` (a header naming command, commit, date, machine and load).
@@ -46,22 +48,26 @@ def dealer_bytes(plan) -> int:
 
 def step_party(session, repeats):
     t = session.triples
-    offline = {"wall": [], "cpu": []}
+    waits, overlap = [], []
     begin = t.begin
 
     def timed_begin(key, next_key=None):
-        w, c = time.perf_counter(), time.process_time()
+        if hasattr(t, "overlap"):  # HE: the prefetch totals before this begin's wait
+            overlap.append((t.overlap.offline_s, t.overlap.waited_s))
+        w = time.perf_counter()
         begin(key, next_key)
-        offline["wall"].append(time.perf_counter() - w)
-        offline["cpu"].append(time.process_time() - c)
+        waits.append(time.perf_counter() - w)
 
     t.begin = timed_begin
     res = common.mpcrnn_step(session, 32, 29, 32, repeats)
     plan = next(iter(t._plans.values()))
     res["elements"] = dict(plan_elements(plan))
     res["dealer_bytes"] = dealer_bytes(plan)
-    res["offline_wall"] = offline["wall"][2:]
-    res["offline_cpu"] = offline["cpu"][2:]
+    res["begin_wait"] = sum(waits[2 : 2 + repeats]) / repeats  # the measured steps' begins
+    if overlap:  # the prefetches taken by the measured steps' begins (computed beside a step)
+        (o0, w0), (o1, w1) = overlap[2], overlap[2 + repeats]
+        res["prefetch_s"] = (o1 - o0) / repeats
+        res["hidden_s"] = (o1 - o0 - (w1 - w0)) / repeats
     return res
 
 
@@ -81,7 +87,9 @@ def row(provider, outs, repeats) -> dict:
         "offline_bytes": offline,
         "ot_bytes": ot if provider == "HE" else 0,
         "online_bytes": online,
-        "offline_cpu": sum(p0["offline_cpu"]) / len(p0["offline_cpu"]),
+        "begin_wait": sum(o["begin_wait"] for o in outs) / len(outs),
+        "prefetch_s": sum(o.get("prefetch_s", 0.0) for o in outs) / len(outs),
+        "hidden_s": sum(o.get("hidden_s", 0.0) for o in outs) / len(outs),
         "step_s": step,
         "step_cpu": cpu,
         "gbit": step + 8 * (offline + online) / 1e9,
@@ -95,16 +103,26 @@ def markdown(rows, args) -> str:
         "- offline bytes: sent by party 0 (HE ciphertexts) or received from the dealer (TTP)",
         "- step CPU s: each party's process CPU per step (TTP: the dealer's CPU not included), "
         "the mean over the 2 parties",
+        "- step CPU s counts the process's threads: with HE, the next step's plan computed "
+        "beside this one (a step's CPU is one plan's)",
+        "- begin wait s: a step's wait at its start for its randomness (TTP: the dealer's "
+        "prefetched answer; HE: the prefetch thread)",
+        "- HE prefetch s: the thread's wall seconds for one plan; hidden s: of those, the ones "
+        "that ran beside the step before (prefetch minus begin wait)",
         "- projections: step seconds + (offline + online bytes) x 8 / bandwidth",
         "",
-        "| provider | offline MB | online MB | offline CPU s | step CPU s | step s | "
-        "@1 Gbit/s s | @100 Mbit/s s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| provider | offline MB | online MB | step CPU s | step s | begin wait s | "
+        "HE prefetch s | hidden s | @1 Gbit/s s | @100 Mbit/s s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        ahead = "- | -"
+        if r["prefetch_s"]:
+            share = r["hidden_s"] / r["prefetch_s"]
+            ahead = f"{r['prefetch_s']:.2f} | {r['hidden_s']:.2f} ({share:.1%})"
         lines.append(
             f"| {r['provider']} | {r['offline_bytes'] / 1e6:.1f} | {r['online_bytes'] / 1e6:.1f} | "
-            f"{r['offline_cpu']:.2f} | {r['step_cpu']:.2f} | {r['step_s']:.2f} | "
+            f"{r['step_cpu']:.2f} | {r['step_s']:.2f} | {r['begin_wait']:.2f} | {ahead} | "
             f"{r['gbit']:.2f} | {r['mbit100']:.2f} |"
         )
     ratio = rows[1]["step_s"] / rows[0]["step_s"]

@@ -255,6 +255,9 @@ def _party_report(job: PartyJob, cfg, session, result: dict, by_round: list[dict
         "run_id": session.run_id,
         "transport": transport_report(session),
     }
+    overlap = getattr(session.triples, "overlap", None)  # --provider he: the prefetch's
+    if overlap is not None:
+        report["he_prefetch"] = overlap.to_json()
     if cfg.mode == "fedavg":
         report["round_seconds"] = result["round_seconds"]
         report["local_train_seconds"] = result["local_seconds"]

@@ -52,6 +52,18 @@ def fedavg_notice(cfg: RunConfig) -> str:
     return note
 
 
+def _he_prefetch(parties: list[dict], echo: Echo) -> None:
+    """``--provider he``: how much of the next steps' HE work ran beside the steps (public)."""
+    for p in parties:
+        o = p.get("he_prefetch")
+        if o and o["prefetched_steps"]:
+            echo(
+                f"  party {p['rank']}: HE randomness of {o['prefetched_steps']} steps computed "
+                f"beside the step before: {o['hidden_s']:.1f} of {o['offline_s']:.1f} s hidden "
+                f"({o['hidden_share']:.0%})"
+            )
+
+
 def summarize(
     cfg: RunConfig,
     reports: list[dict],
@@ -104,6 +116,7 @@ def summarize(
     elif baseline:
         summary["baseline"] = _baseline(cfg, summary, train_files, echo, test_files)
     _revealed_and_dp(summary, parties, echo)
+    _he_prefetch(parties, echo)
     models = [p["model_file"] for p in parties if "model_file" in p]
     echo("  model written to: " + ", ".join(models))
     return summary

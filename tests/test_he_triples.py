@@ -108,6 +108,48 @@ def test_every_kind_is_exact_for_two_parties(parties):
         assert 0 < sum(bits) < 128
 
 
+B_STEP = [ProductRequest(Op.MUL, (4, 3), (4, 3))]
+
+
+def prefetch_party(session):
+    """Steps naming the next step's key: its plan is computed on a thread, over the HE
+    provider's own links, while the step runs.  Taken by the next step of that key (3); waited
+    for by a fetch outside any step, then taken (5); dropped by a step of another key (8)."""
+    t = session.triples
+    assert t.links is session.transport.links.offline and t.links is not session.transport.links
+    a_steps, b_steps = [], []
+
+    def step(key, nxt):
+        t.begin(key, nxt)
+        if key == "a":
+            a_steps.append(t.fetch(REQUESTS[:4]) + t.fetch(REQUESTS[4:]))
+        else:
+            b_steps.append(t.fetch(B_STEP))
+        t.end()
+
+    step("a", None)  # 1: recorded
+    step("a", "a")  # 2: computed at begin; the prefetch of the next "a" starts
+    step("a", "a")  # 3: taken from it; another starts
+    outside = t.fetch(B_STEP)  # 4: waits for that prefetch, then computes
+    step("a", "b")  # 5: taken (no plan for "b" yet: nothing starts)
+    step("b", "a")  # 6: recorded
+    step("a", "a")  # 7: computed; a prefetch of "a" starts
+    step("b", None)  # 8: that prefetch is waited for and dropped
+    return a_steps, b_steps + [outside], t.overlap.to_json()
+
+
+def test_the_next_steps_plan_is_computed_beside_this_step_and_is_exact(parties):
+    outs = parties(prefetch_party, world_size=2, provider="HE", timeout_s=180)
+    for step in range(5):
+        _check([(outs[r][0][step], None) for r in range(2)])
+    for step in range(3):
+        (a0, b0, c0), (a1, b1, c1) = outs[0][1][step][0], outs[1][1][step][0]
+        assert torch.equal(c0 + c1, (a0 + a1) * (b0 + b1))
+    for _, _, overlap in outs:
+        assert overlap["prefetched_steps"] == 3, overlap
+        assert 0 <= overlap["hidden_s"] <= overlap["offline_s"]
+
+
 def test_more_than_two_parties_refused_before_anything_starts():
     from protocols.errors import ConfigError
     from protocols.network.parties import PartySpec

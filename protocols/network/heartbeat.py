@@ -221,11 +221,14 @@ class Heartbeat:
             self.on_stop(r)
 
 
-def open_heartbeats(mesh, trust, host: str, timeout_s: float) -> dict[int, socket.socket]:
+def open_heartbeats(
+    mesh, trust, host: str, timeout_s: float, purpose: str = "heartbeat"
+) -> dict[int, socket.socket]:
     """The heartbeat connections of this process (``{peer rank: socket}``), made after the data
     mesh (a complete :class:`protocols.network.channels.Mesh`) with the same ``trust`` (see the
-    module
-    docstring); ``host`` is the address this process listens on.
+    module docstring); ``host`` is the address this process listens on.  ``purpose``: another
+    set of connections made the same way (``"he offline"``: the HE provider's own links, so its
+    work for the next step runs beside this step's online protocol), named in errors.
 
     Raises:
         PartyError: not complete within ``timeout_s`` (naming whom it waited for, and every
@@ -244,13 +247,13 @@ def open_heartbeats(mesh, trust, host: str, timeout_s: float) -> dict[int, socke
         if listener is not None:
             at, port = listener.getsockname()[:2]
             for k in range(rank + 1, total):  # over the authenticated data link
-                C._send_json(mesh.socks[k], {"heartbeat": f"{at}:{port}"})
+                C._send_json(mesh.socks[k], {purpose: f"{at}:{port}"})
         for j in range(rank):
             told = C._recv_json(mesh.socks[j], deadline)
-            if not isinstance(told, dict) or not isinstance(told.get("heartbeat"), str):
-                raise ValueError(f"{names[j]} sent no heartbeat address")
-            addr = C._parse_addr(told["heartbeat"])
-            source = f"{names[j]}'s heartbeat address"
+            if not isinstance(told, dict) or not isinstance(told.get(purpose), str):
+                raise ValueError(f"{names[j]} sent no {purpose} address")
+            addr = C._parse_addr(told[purpose])
+            source = f"{names[j]}'s {purpose} address"
             beats.socks[j] = connect_peer(
                 j, addr, rank, names, trust, deadline, beats.refused, source
             )
@@ -260,7 +263,7 @@ def open_heartbeats(mesh, trust, host: str, timeout_s: float) -> dict[int, socke
         for s in beats.socks.values():
             close(s)
         raise PartyError(
-            f"{names[rank]}: could not open the heartbeat connections within {timeout_s:g} s "
+            f"{names[rank]}: could not open the {purpose} connections within {timeout_s:g} s "
             f"({brief(exc)})" + C._refusals(beats.refused)
         ) from None
     finally:

@@ -95,6 +95,7 @@ class Links:
         self._sel = selectors.DefaultSelector()
         self._posted: dict[int, deque] = {}
         self.heartbeat = heartbeat  # protocols.network.heartbeat.Heartbeat: names a stopped peer
+        self.offline: Links | None = None  # --provider he: its own links (same heartbeat)
 
     def exchange(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Send ``flat`` (int64, contiguous) to every other data party and receive theirs (ONE
@@ -268,6 +269,10 @@ class Links:
             raise self._failure(p, exc, f"no data for {self.timeout_s:g} s") from None
 
     def close(self) -> None:
+        if self.offline is not None:
+            self.offline.heartbeat = None  # closed below, once
+            self.offline.close()
+            self.offline = None
         if self.heartbeat is not None:
             self.heartbeat.close()
         self._sel.close()

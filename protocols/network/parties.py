@@ -219,7 +219,7 @@ def _session(spec: PartySpec, transport, bulk_seed, fp, count_traffic: bool, ref
         params = spec.he or HeParams()
         triples = HomomorphicTriples(
             stats,
-            transport.links,
+            transport.links.offline or transport.links,
             spec.rank,
             spec.world_size,
             params,
@@ -256,9 +256,16 @@ def _open_links(spec: PartySpec, names: list[str], secure: bool):
         Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure).close()
         raise AgreementError(mismatch)
     beats = open_heartbeats(mesh, trust, host, spec.timeout_s)
-    stop = lambda _: shut_down(mesh.socks)  # noqa: E731 - wakes every data wait at once
+    # --provider he: its own links, so the next step's HE work runs beside this step
+    he = spec.provider == "HE"
+    side = open_heartbeats(mesh, trust, host, spec.timeout_s, "he offline") if he else {}
+    stop = lambda _: shut_down({**mesh.socks, **side})  # noqa: E731 - wakes every wait at once
     heartbeat = Heartbeat(beats, names, on_stop=stop, rank=spec.rank).start()
     links = Links(spec.rank, spec.world_size, mesh.socks, spec.timeout_s, names, secure, heartbeat)
+    if side:
+        links.offline = Links(
+            spec.rank, spec.world_size, side, spec.timeout_s, names, secure, heartbeat
+        )
     return links, tuple(mesh.refused)
 
 

@@ -43,6 +43,7 @@ from protocols.errors import ConfigError, ProtocolError, expected_got
 from protocols.randomness.he_context import HeKeys, HeParams, PeerMessageError, pack, unpack
 from protocols.randomness.he_crt import random_ring
 from protocols.randomness.he_matmul import stack
+from protocols.randomness.he_prefetch import Overlap, Prefetch
 from protocols.randomness.he_products import BitJob, HeProducts, MatJob, MulJob
 from protocols.randomness.he_workers import HeWorkers, join, split
 from protocols.randomness.ot_extension import KAPPA, SEED, RandomOt, and_shares, random_bits
@@ -77,6 +78,7 @@ class HomomorphicTriples(RandomnessProvider):
         if world_size != 2:
             raise ConfigError(needs_two(world_size))
         self.stats, self.links, self.rank = stats, links, rank
+        self._sink = stats  # where _swap counts bytes (a prefetch thread: its own counters)
         self.peer = 1 - rank
         self.peer_name = names[self.peer]
         self.keys = HeKeys(params)
@@ -93,6 +95,9 @@ class HomomorphicTriples(RandomnessProvider):
         self._and_triples = iter(())
         self._plans: dict = {}
         self._key, self._recording, self._queue = None, None, None
+        self._ahead: Prefetch | None = None
+        self._ready: tuple | None = None  # (key, answers) of a finished prefetch
+        self.overlap = Overlap()
 
     # ---- the exchange ----------------------------------------------------------------------
     def _swap(self, payload: bytes, kind: str, expect: int | None = None) -> bytearray:
@@ -104,7 +109,7 @@ class HomomorphicTriples(RandomnessProvider):
             want = f"<= {MAX_PAYLOAD}" if expect is None else str(expect)
             raise PeerMessageError(expected_got(f"{self.peer_name}'s {kind} message size", want, n))
         got = self.links.transfer({self.peer: payload}, {self.peer: n})
-        self.stats.add(kind, len(payload) + SIZE.size, rounds=2)
+        self._sink.add(kind, len(payload) + SIZE.size, rounds=2)
         return got[self.peer]
 
     def _cross(self, jobs, lefts, rights) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -210,16 +215,42 @@ class HomomorphicTriples(RandomnessProvider):
     # ---- the provider ----------------------------------------------------------------------
     def begin(self, key, next_key=None) -> None:
         """Start a training step.  The first step with ``key`` records its request groups; a
-        later one computes the whole recorded plan in ONE batch here (two exchanges, every
-        ciphertext full) and :meth:`fetch` serves it group by group.  Both parties issue the
-        same requests (public shapes), so their plans agree."""
+        later one takes the whole recorded plan in ONE batch (two exchanges, every ciphertext
+        full) and :meth:`fetch` serves it group by group.  Both parties issue the same requests
+        (public shapes), so their plans agree.
+
+        ``next_key`` with a recorded plan: that plan is computed on a thread over the HE links
+        while this step runs (:mod:`protocols.randomness.he_prefetch`), and taken here at the
+        next ``begin``; a prefetch for another key than the one begun is dropped."""
         self._key = key
+        self._join()
+        ready, self._ready = self._ready, None
         plan = self._plans.get(key)
         if plan is None:
             self._recording = []
             return
-        answers = iter(self._compute([r for group in plan for r in group]))
+        if ready is not None and ready[0] == key:
+            answers = iter(ready[1])
+        else:
+            answers = iter(self._compute([r for group in plan for r in group]))
         self._queue = deque((group, [next(answers) for _ in group]) for group in plan)
+        if next_key is not None and next_key in self._plans:
+            ahead = [r for group in self._plans[next_key] for r in group]
+            self._ahead = Prefetch(next_key, lambda: self._compute(ahead))
+            self._sink = self._ahead.stats  # only the thread exchanges until _join
+
+    def _join(self) -> None:
+        """Wait for a running prefetch (its answers kept for the next ``begin``); its traffic
+        joins this party's counters."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        self._sink = self.stats
+        try:
+            self._ready = (ahead.key, ahead.wait(self.overlap))
+        finally:
+            for kind, n in ahead.stats.bytes_sent.items():
+                self.stats.add(kind, n, rounds=ahead.stats.rounds[kind])
 
     def end(self) -> None:
         if self._recording is not None:
@@ -234,6 +265,7 @@ class HomomorphicTriples(RandomnessProvider):
         if self._recording is not None:
             self._recording.append(tuple(requests))
         if self._queue is None:
+            self._join()  # the HE links carry one computation at a time
             return self._compute(requests)
         if not self._queue:
             raise ProtocolError("internal: the step issued more triple requests than its plan")
