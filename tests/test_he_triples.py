@@ -117,6 +117,8 @@ def prefetch_party(session):
     for by a fetch outside any step, then taken (5); dropped by a step of another key (8)."""
     t = session.triples
     assert t.links is session.transport.links.offline and t.links is not session.transport.links
+    assert not t.prefetch  # one HE worker each: off (measured slower), unless both turn it on
+    t.prefetch = True
     a_steps, b_steps = [], []
 
     def step(key, nxt):
@@ -148,6 +150,40 @@ def test_the_next_steps_plan_is_computed_beside_this_step_and_is_exact(parties):
     for _, _, overlap in outs:
         assert overlap["prefetched_steps"] == 3, overlap
         assert 0 <= overlap["hidden_s"] <= overlap["offline_s"]
+
+
+def peer_dies_during_prefetch_party(session):
+    """Party 1 leaves without a word while party 0's prefetch thread waits for it on the HE
+    links: party 0's next begin raises the thread's error, naming party 1, at once."""
+    import os
+    import time
+
+    from protocols.errors import PartyError
+
+    t = session.triples
+    t.prefetch = session.rank == 0
+    t.begin("a")
+    t.fetch(B_STEP)
+    t.end()
+    t.begin("a", "a")  # party 0's prefetch starts
+    t.fetch(B_STEP)
+    t.end()
+    if session.rank == 1:
+        os._exit(3)
+    t0 = time.monotonic()
+    try:
+        t.begin("a")
+    except PartyError as exc:
+        return str(exc), time.monotonic() - t0
+    return None
+
+
+def test_a_peer_that_dies_during_a_prefetch_is_named_at_the_next_step(parties):
+    (msg, waited), _ = parties(
+        peer_dies_during_prefetch_party, world_size=2, provider="HE", timeout_s=60, may_die=(1,)
+    )
+    assert "party 0: lost contact with party 1" in msg, msg
+    assert waited < 10  # the closed connection, not the 60 s timeout
 
 
 def test_more_than_two_parties_refused_before_anything_starts():

@@ -86,6 +86,11 @@ class HomomorphicTriples(RandomnessProvider):
         self.keys.set_peer(self._swap(self.keys.public_bytes(), "he_keys"), self.peer_name)
         self.work = HeWorkers(self.products, workers, links.timeout_s)
         self.ot = self._base_ots()
+        # the next step's plan on a thread only where the HE work has processes of its own at
+        # BOTH parties: with 1 it shares this process (and Python's GIL) with the online step,
+        # measured slower (benchmarks/results/bench_he.md).  Both must agree: decided here.
+        theirs = self._swap(bytes([workers > 1]), "he_keys", expect=1)
+        self.prefetch = workers > 1 and theirs[0] == 1
         self._jobs: list = []
         self._ands: list = []
         self._mats: list = []
@@ -234,7 +239,7 @@ class HomomorphicTriples(RandomnessProvider):
         else:
             answers = iter(self._compute([r for group in plan for r in group]))
         self._queue = deque((group, [next(answers) for _ in group]) for group in plan)
-        if next_key is not None and next_key in self._plans:
+        if self.prefetch and next_key is not None and next_key in self._plans:
             ahead = [r for group in self._plans[next_key] for r in group]
             self._ahead = Prefetch(next_key, lambda: self._compute(ahead))
             self._sink = self._ahead.stats  # only the thread exchanges until _join
