@@ -117,8 +117,7 @@ def prefetch_party(session):
     for by a fetch outside any step, then taken (5); dropped by a step of another key (8)."""
     t = session.triples
     assert t.links is session.transport.links.offline and t.links is not session.transport.links
-    assert not t.prefetch  # one HE worker each: off (measured slower), unless both turn it on
-    t.prefetch = True
+    assert t.prefetch  # the default
     a_steps, b_steps = [], []
 
     def step(key, nxt):

@@ -86,11 +86,9 @@ class HomomorphicTriples(RandomnessProvider):
         self.keys.set_peer(self._swap(self.keys.public_bytes(), "he_keys"), self.peer_name)
         self.work = HeWorkers(self.products, workers, links.timeout_s)
         self.ot = self._base_ots()
-        # the next step's plan on a thread only where the HE work has processes of its own at
-        # BOTH parties: with 1 it shares this process (and Python's GIL) with the online step,
-        # measured slower (benchmarks/results/bench_he.md).  Both must agree: decided here.
-        theirs = self._swap(bytes([workers > 1]), "he_keys", expect=1)
-        self.prefetch = workers > 1 and theirs[0] == 1
+        # the next step's plan on a thread beside this step (he_prefetch); False only where a
+        # benchmark or test compares (the same at both parties: their HE links must agree)
+        self.prefetch = True
         self._jobs: list = []
         self._ands: list = []
         self._mats: list = []
