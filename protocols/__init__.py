@@ -31,6 +31,17 @@ The package is four concerns, one folder each (CrypTen's ``mpc/``, ``communicato
       streams         the seeds and PRG streams each data party shares with the dealer
       triples         a party's randomness: from the dealer (TTP, step plans) or party 0 (TFP)
       dealer          the dealer process: its answers and its loop
+      dealer_checks   the dealer's bounds on what party 0 may ask
+      crypten_rng     CrypTen's secret draws from AES-CTR streams
+      he_triples      --provider he: the two data parties make every kind themselves
+      he_context      BFV parameters, keys and SEAL's bytes (TenSEAL's sealapi)
+      he_crt          Z_2^64 <-> residues of the plaintext primes, and the statistical masks
+      he_products     exact products of one party's operand and the other's, under BFV
+      he_matmul       a step's matrix products stacked by shared operand, cheaper orientation
+      he_workers      those products on a party's own worker processes
+      ot_extension    random OT extension (IKNP) and AND triples from it
+      he_prefetch     the next step's HE randomness on a thread, over its own links
+      he_crypten      CrypTen's own operations take their tuples from he_triples
 
     arithmetic/     computing on shares
       fixed_point     encoding and the ring's safe range
