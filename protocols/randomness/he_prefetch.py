@@ -52,10 +52,11 @@ class Overlap:
 
 class Prefetch:
     """``compute()`` (one step plan's answers) on a daemon thread, for the step ``key``; its
-    traffic is counted in its own :class:`CommStats` (``stats``), merged by the caller."""
+    traffic is to be counted in ``stats`` (its own :class:`CommStats`, which the caller points
+    its counting at BEFORE this starts the thread, and merges after :meth:`wait`)."""
 
-    def __init__(self, key, compute: Callable[[], list]) -> None:
-        self.key, self.stats = key, CommStats()
+    def __init__(self, key, compute: Callable[[], list], stats: CommStats) -> None:
+        self.key, self.stats = key, stats
         self._result: list | None = None
         self._error: BaseException | None = None
         self._seconds = 0.0

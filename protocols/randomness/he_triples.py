@@ -49,6 +49,7 @@ from protocols.randomness.he_workers import HeWorkers, join, split
 from protocols.randomness.ot_extension import KAPPA, SEED, RandomOt, and_shares, random_bits
 from protocols.randomness.provider import RandomnessProvider
 from protocols.randomness.requests import Op, Request, broadcast, product_size
+from protocols.stats import CommStats
 
 SIZE = struct.Struct("<Q")
 MAX_PAYLOAD = 1 << 31
@@ -239,8 +240,8 @@ class HomomorphicTriples(RandomnessProvider):
         self._queue = deque((group, [next(answers) for _ in group]) for group in plan)
         if self.prefetch and next_key is not None and next_key in self._plans:
             ahead = [r for group in self._plans[next_key] for r in group]
-            self._ahead = Prefetch(next_key, lambda: self._compute(ahead))
-            self._sink = self._ahead.stats  # only the thread exchanges until _join
+            self._sink = CommStats()  # only the thread exchanges until _join
+            self._ahead = Prefetch(next_key, lambda: self._compute(ahead), self._sink)
 
     def _join(self) -> None:
         """Wait for a running prefetch (its answers kept for the next ``begin``); its traffic
