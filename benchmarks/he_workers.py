@@ -99,7 +99,7 @@ def exact(jobs, xs, ys, shares) -> bool:
         if isinstance(job, MatJob):
             want = x.reshape(job.n, job.k) @ y.reshape(job.k, job.m)
         else:
-            want = x * y
+            want = x.reshape(job.n, 1) * y.reshape(job.n, job.reps)  # (n, reps)
         if not np.array_equal(want.reshape(-1), s):
             return False
     return True

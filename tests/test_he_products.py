@@ -43,6 +43,18 @@ def test_elementwise_products_exact_random_and_edges(pair):
     assert np.array_equal(got, x * y)  # numpy int64 wraps: the product mod 2^64
 
 
+def test_one_left_operand_with_several_right_ones_exact(pair):
+    # MulJob(n, reps): x encrypted once, answered with each column of y; element-major
+    n, reps = 8192 + 37, 3
+    x, y = _ring(n), _ring(n * reps).reshape(n, reps)
+    y[:8, 1] = EDGES[:6].tolist() + [0, 0]
+    a, _ = pair
+    job = MulJob(n, reps)
+    assert (a.count(job, "in"), a.count(job, "out")) == (2, 2 * reps)
+    (got,) = _run(pair, [job], [x], [y])
+    assert np.array_equal(got.reshape(n, reps), x[:, None] * y)
+
+
 @pytest.mark.parametrize("n,k,m", [(3, 5, 4), (32, 32, 96), (1, 200, 7), (6, 6, 6)])
 def test_matrix_products_exact(pair, n, k, m):
     x, y = _ring(n * k).reshape(n, k), _ring(k * m).reshape(k, m)

@@ -39,6 +39,9 @@ REQUESTS = [
     MaskProductRequest(Op.MATMUL, (3, 8), (8, 5), 5, 1),  # 16: a_11 @ m_15
     MaskRequest((5,)),  # 17
     MaskProductRequest(Op.MUL, (5,), (5,), 1, 1),  # 18: a second square (29 elements: odd)
+    MaskRequest((3, 8)),  # 19
+    MaskProductRequest(Op.MUL, (3, 8), (3, 8), 9, 8),  # 20: a_11 * a_12
+    MaskProductRequest(Op.MUL, (3, 8), (3, 8), 10, 2),  # 21: a_11 * m_19 (a_11 encrypted once)
 ]
 
 
@@ -78,9 +81,10 @@ def _check(outs):
     assert torch.equal(_sum(outs, 13, 0), a11 @ w.T)  # the weight mask stacked (he_matmul)
     assert torch.equal(_sum(outs, 14, 0), a12 @ w.T)
     assert torch.equal(_sum(outs, 16, 0), a11 @ m15)
-    assert torch.equal(
-        _sum(outs, 18, 0), _sum(outs, 17, 0) * _sum(outs, 17, 0)
-    )  # squares: one direction each
+    m17 = _sum(outs, 17, 0)
+    assert torch.equal(_sum(outs, 18, 0), m17 * m17)  # squares: one direction each
+    assert torch.equal(_sum(outs, 20, 0), a11 * a12)  # a shared mask (he_slots)
+    assert torch.equal(_sum(outs, 21, 0), a11 * _sum(outs, 19, 0))
     r_bin = outs[0][0][9][0] ^ outs[1][0][9][0]
     assert set(r_bin.unique().tolist()) <= {0, 1}
     assert torch.equal(_sum(outs, 9, 1), r_bin)

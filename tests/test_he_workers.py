@@ -42,18 +42,20 @@ def test_split_cuts_slot_jobs_only_and_join_restores_each_job():
 def test_products_exact_across_worker_counts(workers):
     two, one = workers
     n = PIECE * 8192 + 1000  # two pieces
-    jobs = [MulJob(n), MatJob(6, 5, 7), BitJob(300), MatJob(32, 32, 96)]
-    shapes = [(n, n), (30, 35), (300, 300), (32 * 32, 32 * 96)]
+    jobs = [MulJob(n), MatJob(6, 5, 7), BitJob(300), MatJob(32, 32, 96), MulJob(n, reps=3)]
+    shapes = [(n, n), (30, 35), (300, 300), (32 * 32, 32 * 96), (n, 3 * n)]
     xs = [random_ring(a).view(np.int64) for a, _ in shapes]
     ys = [random_ring(b).view(np.int64) for _, b in shapes]
     xs[2], ys[2] = xs[2] & 1, ys[2] & 1
+    ys[4] = ys[4].reshape(n, 3)  # one left operand, three right ones (cut by rows)
     pieces, px, py, owner = split(jobs, xs, ys, 8192)
     answers, masks = one.evaluate(pieces, py, two.encrypt(pieces, px), "party 0")
-    got = join([d + e for d, e in zip(two.decrypt(pieces, answers, "party 1"), masks)], owner, 4)
+    got = join([d + e for d, e in zip(two.decrypt(pieces, answers, "party 1"), masks)], owner, 5)
     assert np.array_equal(got[0], xs[0] * ys[0])
     assert np.array_equal(got[1], (xs[1].reshape(6, 5) @ ys[1].reshape(5, 7)).reshape(-1))
     assert np.array_equal(got[2], xs[2] * ys[2])
     assert np.array_equal(got[3], (xs[3].reshape(32, 32) @ ys[3].reshape(32, 96)).reshape(-1))
+    assert np.array_equal(got[4], (xs[4][:, None] * ys[4]).reshape(-1))  # element-major
 
 
 def test_a_bad_ciphertext_is_refused_in_a_worker_naming_the_peer(workers):

@@ -43,9 +43,12 @@ from protocols.randomness.he_crt import U64, CrtBasis, uniform_below
 
 @dataclass(frozen=True)
 class MulJob:
-    """Elementwise ring products of ``n`` elements: ``(n,) * (n,) -> (n,)``."""
+    """Elementwise ring products of ``n`` elements with ``reps`` right operands:
+    ``(n,) * (n, reps) -> (n, reps)`` (element-major; ``reps = 1``: ``(n,) * (n,) -> (n,)``).
+    The left operand is encrypted ONCE for all ``reps`` products."""
 
     n: int
+    reps: int = 1
     bound_bits = 128
     one_prime = False
 
@@ -55,6 +58,7 @@ class BitJob:
     """Elementwise products of ``n`` bits (0/1): ``(n,) * (n,) -> (n,)`` at scale 1."""
 
     n: int
+    reps = 1
     bound_bits = 1
     one_prime = True
 
@@ -151,7 +155,7 @@ class HeProducts:
             return _ceil(job.n, nb) * _ceil(
                 job.k if side == "in" else job.m, kb if side == "in" else mb
             )
-        return _ceil(job.n, self.degree)
+        return _ceil(job.n, self.degree) * (job.reps if side == "out" else 1)
 
     def total(self, jobs: list[Job], side: str) -> int:
         return sum(self.count(j, side) * len(self.primes_of(j)) for j in jobs)
@@ -227,15 +231,21 @@ class HeProducts:
         return self.save(ct)
 
     def _eval_slots(self, job, y, j, cts, mask) -> list[bytes]:
+        """Answers in block-major, then right-operand order (block ``s``: ``reps`` answers)."""
         t, ev, out = U64(self.keys.primes[j]), self.keys.evaluators[j], []
-        v = y.reshape(-1).view(U64) % t
+        v = y.reshape(job.n, job.reps).view(U64) % t
+        masks = mask.reshape(job.n, job.reps)
         for ct, s in zip(cts, range(0, job.n, self.degree)):
-            pt = self._slot_plain(j, v[s : s + self.degree])
-            if pt.is_zero():
-                ct = self._zero(j)
-            else:
-                ev.multiply_plain_inplace(ct, pt)
-            out.append(self._finish(ct, self._slot_plain(j, mask[s : s + self.degree]), j))
+            for q in range(job.reps):
+                pt = self._slot_plain(j, v[s : s + self.degree, q])
+                if pt.is_zero():
+                    prod = self._zero(j)
+                else:
+                    prod = self.keys.seal.Ciphertext()
+                    ev.multiply_plain(ct, pt, prod)
+                out.append(
+                    self._finish(prod, self._slot_plain(j, masks[s : s + self.degree, q]), j)
+                )
         return out
 
     def _zero(self, j: int):
@@ -290,7 +300,7 @@ class HeProducts:
         return job.k << 128 if isinstance(job, MatJob) else 1 << job.bound_bits
 
     def out_size(self, job: Job) -> int:
-        return job.n * job.m if isinstance(job, MatJob) else job.n
+        return job.n * job.m if isinstance(job, MatJob) else job.n * job.reps
 
     def evaluate(self, jobs: list[Job], rights: list[np.ndarray], blobs, peer: str):
         """B: multiply A's ciphertexts ``blobs`` by its operands, mask, re-randomize.
@@ -320,7 +330,8 @@ class HeProducts:
         if not isinstance(job, MatJob):
             enc = self.keys.encoders[j]
             vals = [np.array(enc.decode_uint64(pt), dtype=U64) for pt in pts]
-            return np.concatenate(vals)[: job.n]
+            blocks = np.stack(vals).reshape(-1, job.reps, self.degree)  # (block, rep, slot)
+            return blocks.transpose(0, 2, 1).reshape(-1, job.reps)[: job.n].reshape(-1)
         nb, kb, mb = mat_blocks(job.n, job.k, job.m, self.degree)
         out = np.zeros((job.n, job.m), dtype=U64)
         pts_it = iter(pts)

@@ -15,7 +15,8 @@ Per kind (all exact over Z_2^64):
   taken in its cheaper orientation (:mod:`protocols.randomness.he_matmul`), ``k`` split into
   chunks below the CRT basis' limit;
 * squares (a mask product of one mask with itself): the one cross term ``2 a_0 a_1``, each
-  element made in ONE direction, so half the ciphertexts of a product (:meth:`_square_job`);
+  element made in ONE direction, so half the ciphertexts of a product
+  (:mod:`protocols.randomness.he_slots`);
 * AND triples (XOR shares of 64-bit words): not HE but random oblivious transfer, extended
   (IKNP) from 128 base OTs each way that ONE HE product batch makes when the provider starts
   (:mod:`protocols.randomness.ot_extension`): one OT each way per bit, 16 bytes sent per bit
@@ -35,6 +36,7 @@ import os
 import struct
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -45,6 +47,7 @@ from protocols.randomness.he_crt import random_ring
 from protocols.randomness.he_matmul import stack
 from protocols.randomness.he_prefetch import Overlap, Prefetch
 from protocols.randomness.he_products import BitJob, HeProducts, MatJob, MulJob
+from protocols.randomness.he_slots import slot_jobs, square_job, square_shares
 from protocols.randomness.he_workers import HeWorkers, join, split
 from protocols.randomness.ot_extension import KAPPA, SEED, RandomOt, and_shares, random_bits
 from protocols.randomness.provider import RandomnessProvider
@@ -93,6 +96,8 @@ class HomomorphicTriples(RandomnessProvider):
         self._jobs: list = []
         self._ands: list = []
         self._mats: list = []
+        self._muls: list = []
+        self._mul_shares = iter(())
         self._squares: list = []
         self._square_share = np.zeros(0, np.int64)
         self._mat_shares = iter(())
@@ -121,17 +126,17 @@ class HomomorphicTriples(RandomnessProvider):
         ``left_(1-p) * right_p`` (its masks) per job; the slot jobs of each kind are merged into
         one (full ciphertexts)."""
         merged, where = [], []
-        for kind in (MulJob, BitJob):
-            at = [i for i, j in enumerate(jobs) if isinstance(j, kind)]
-            if at:
-                merged.append(
-                    (
-                        kind(sum(jobs[i].n for i in at)),
-                        np.concatenate([lefts[i] for i in at]),
-                        np.concatenate([rights[i] for i in at]),
-                    )
+        kinds = dict.fromkeys((type(j), j.reps) for j in jobs if not isinstance(j, MatJob))
+        for kind in kinds:  # slot jobs of one kind and one count of right operands: one job
+            at = [i for i, j in enumerate(jobs) if (type(j), getattr(j, "reps", 0)) == kind]
+            merged.append(
+                (
+                    replace(jobs[at[0]], n=sum(jobs[i].n for i in at)),
+                    np.concatenate([lefts[i] for i in at]),
+                    np.concatenate([rights[i] for i in at]),
                 )
-                where.append(at)
+            )
+            where.append(at)
         for i, j in enumerate(jobs):
             if isinstance(j, MatJob):
                 merged.append((j, lefts[i], rights[i]))
@@ -279,43 +284,35 @@ class HomomorphicTriples(RandomnessProvider):
         return answers
 
     def job_list(self, requests: Sequence[Request]):
-        """``(finishers, jobs, assemble)``: the requests' product jobs, slot jobs first, then the
-        matrix products stacked by shared operand (:func:`protocols.randomness.he_matmul.stack`;
-        ``assemble`` turns those jobs' shares into each product's)."""
-        self._jobs, self._ands, self._mats, self._squares = [], [], [], []
+        """``(finishers, jobs, route)``: the requests' product jobs (B2A bits; elementwise
+        products, each shared mask encrypted once, :mod:`protocols.randomness.he_slots`; the
+        squares; matrix products stacked by shared operand,
+        :mod:`protocols.randomness.he_matmul`), and ``route``: the jobs' ``(decrypted, mask)``
+        share pairs to each product's share (the bits' returned as an iterator)."""
+        self._jobs, self._ands, self._mats, self._squares, self._muls = [], [], [], [], []
         pending = self.answer(requests)
-        mat_jobs, assemble = stack(self._mats, self.products.degree, self.products.k_max)
-        squares = [self._square_job()] if self._squares else []
-        return pending, self._jobs + squares + mat_jobs, assemble
+        bits = list(self._jobs)
+        mul_jobs, mul_assemble = slot_jobs(self._muls)
+        squares = [square_job(self._squares, self.rank)] if self._squares else []
+        mat_jobs, mat_assemble = stack(self._mats, self.products.degree, self.products.k_max)
+
+        def route(pairs):
+            it = iter(pairs)
+            part = [[next(it) for _ in g] for g in (bits, mul_jobs, squares, mat_jobs)]
+            self._mul_shares = iter(mul_assemble([d + e for d, e in part[1]]))
+            if squares:
+                self._square_share = square_shares(*part[2][0], self.rank, self._squares)
+            self._mat_shares = iter(mat_assemble([d + e for d, e in part[3]]))
+            return iter([d + e for d, e in part[0]])
+
+        return pending, bits + mul_jobs + squares + mat_jobs, route
 
     def _compute(self, requests: Sequence[Request]) -> list[tuple[torch.Tensor, ...]]:
-        pending, every, assemble = self.job_list(requests)
-        slots, squares = len(self._jobs), int(bool(self._squares))
+        pending, every, route = self.job_list(requests)
         jobs, lefts, rights = (list(c) for c in zip(*every)) if every else ([], [], [])
-        pairs = self._cross(jobs, lefts, rights)
-        cross = iter([d + e for d, e in pairs[:slots]])
-        if squares:
-            self._square_share = self._square_shares(*pairs[slots])
-        self._mat_shares = iter(assemble([d + e for d, e in pairs[slots + squares :]]))
+        cross = route(self._cross(jobs, lefts, rights))
         self._and_triples = iter(self._and_words(self._ands))
         return [tuple(finish(cross)) for finish in pending]
-
-    def _square_job(self):
-        """ONE slot job for every square's cross term ``2 a_0 a_1``, in half the slots of a
-        product's: the squares' elements ``u`` (S) are cut into halves ``h1``, ``h2``
-        (``ceil(S/2)`` each, ``h2`` padded with 0).  Party 0 encrypts ``h1`` and answers with
-        ``2 h2``; party 1 encrypts ``h2`` and answers with ``2 h1``.  So each half's cross term
-        is made in ONE direction: a party's decrypted part is its share of one half's
-        ``2 u_0 u_1``, its masks its share of the other's (:meth:`_square_shares`)."""
-        u = torch.cat(self._squares).numpy()
-        h = -(-len(u) // 2)
-        halves = (u[:h], np.concatenate([u[h:], np.zeros(2 * h - len(u), np.int64)]))
-        return MulJob(h), halves[self.rank], 2 * halves[self.peer]  # 2x wraps mod 2^64
-
-    def _square_shares(self, dec: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """This party's share of ``2 u_0 u_1`` for every square's element ``u``, in order."""
-        h1, h2 = (dec, mask) if self.rank == 0 else (mask, dec)
-        return np.concatenate([h1, h2])[: sum(int(u.numel()) for u in self._squares)]
 
     def _job(self, job, left: np.ndarray, right: np.ndarray) -> None:
         self._jobs.append((job, np.ascontiguousarray(left), np.ascontiguousarray(right)))
@@ -324,8 +321,8 @@ class HomomorphicTriples(RandomnessProvider):
         """Queue the cross terms of ``op(a, b)``; returns the finisher of ``c_p``."""
         if op is Op.MUL:
             size = broadcast(tuple(a.shape), tuple(b.shape))
-            self._job(MulJob(int(torch.Size(size).numel())), _flat(a, size), _flat(b, size))
-            return lambda cross: a * b + torch.from_numpy(next(cross)).reshape(size)
+            self._muls.append((a.expand(size), b.expand(size)))  # jobs: he_slots.slot_jobs
+            return lambda cross: a * b + torch.from_numpy(next(self._mul_shares)).reshape(size)
         size = product_size(op, tuple(a.shape), tuple(b.shape))
         batch = size[:-2]
         a_e = a.expand(batch + tuple(a.shape[-2:])).reshape((-1,) + tuple(a.shape[-2:]))
@@ -354,7 +351,7 @@ class HomomorphicTriples(RandomnessProvider):
         return lambda cross: (finish(cross),)
 
     def _square(self, a: torch.Tensor):
-        """Queue ``a * a``'s cross term ``2 a_0 a_1`` (:meth:`_square_job`)."""
+        """Queue ``a * a``'s cross term ``2 a_0 a_1`` (:func:`he_slots.square_job`)."""
         at = sum(int(u.numel()) for u in self._squares)
         self._squares.append(a.reshape(-1))
         return lambda cross: (
@@ -379,10 +376,6 @@ class HomomorphicTriples(RandomnessProvider):
         raise ProtocolError(
             "internal: wraps requested with --provider he (two parties truncate locally)"
         )
-
-
-def _flat(x: torch.Tensor, size) -> np.ndarray:
-    return x.expand(size).reshape(-1).numpy()
 
 
 def needs_two(world_size: int) -> str:
