@@ -38,6 +38,7 @@ The package is four concerns, one folder each (CrypTen's ``mpc/``, ``communicato
       he_crt          Z_2^64 <-> residues of the plaintext primes, and the statistical masks
       he_products     exact products of one party's operand and the other's, under BFV
       he_matmul       a step's matrix products stacked by shared operand, cheaper orientation
+      he_slots        a step's elementwise products: shared masks encrypted once, squares halved
       he_workers      those products on a party's own worker processes
       ot_extension    random OT extension (IKNP) and AND triples from it
       he_prefetch     the next step's HE randomness on a thread, over its own links
