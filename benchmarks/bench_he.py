@@ -52,15 +52,17 @@ def step_party(session, repeats, prefetch=None):
     t = session.triples
     if prefetch is not None:
         t.prefetch = prefetch
-    waits, overlap = [], []
+    waits, cpus, overlap = [], [], []
     begin = t.begin
 
     def timed_begin(key, next_key=None):
         if hasattr(t, "overlap"):  # HE: the prefetch totals before this begin's wait
-            overlap.append((t.overlap.offline_s, t.overlap.waited_s))
-        w = time.perf_counter()
+            o = t.overlap
+            overlap.append((o.offline_s, o.waited_s, o.offline_cpu_s))
+        w, c = time.perf_counter(), time.process_time()
         begin(key, next_key)
         waits.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
 
     t.begin = timed_begin
     res = common.mpcrnn_step(session, 32, 29, 32, repeats)
@@ -68,10 +70,13 @@ def step_party(session, repeats, prefetch=None):
     res["elements"] = dict(plan_elements(plan))
     res["dealer_bytes"] = dealer_bytes(plan)
     res["begin_wait"] = sum(waits[2 : 2 + repeats]) / repeats  # the measured steps' begins
-    if overlap:  # the prefetches taken by the measured steps' begins (computed beside a step)
-        (o0, w0), (o1, w1) = overlap[2], overlap[2 + repeats]
+    # offline CPU: inside begin (the dealer's answers, or HE computed there), or the thread's
+    res["offline_cpu"] = sum(cpus[2 : 2 + repeats]) / repeats
+    if overlap and prefetch is not False:  # the prefetches the measured steps' begins took
+        (o0, w0, c0), (o1, w1, c1) = overlap[2], overlap[2 + repeats]
         res["prefetch_s"] = (o1 - o0) / repeats
         res["hidden_s"] = (o1 - o0 - (w1 - w0)) / repeats
+        res["offline_cpu"] = (c1 - c0) / repeats
     return res
 
 
@@ -92,6 +97,7 @@ def row(provider, outs, repeats) -> dict:
         "ot_bytes": ot if provider == "HE" else 0,
         "online_bytes": online,
         "begin_wait": sum(o["begin_wait"] for o in outs) / len(outs),
+        "offline_cpu": sum(o["offline_cpu"] for o in outs) / len(outs),
         "prefetch_s": sum(o.get("prefetch_s", 0.0) for o in outs) / len(outs),
         "hidden_s": sum(o.get("hidden_s", 0.0) for o in outs) / len(outs),
         "step_s": step,
@@ -111,13 +117,15 @@ def markdown(rows, args) -> str:
         "beside this one (a step's CPU is one plan's)",
         "- begin wait s: a step's wait at its start for its randomness (TTP: the dealer's "
         "prefetched answer; HE: the prefetch thread)",
+        "- offline CPU s: a party's CPU for one step's randomness (TTP: receiving the dealer's "
+        "answers; HE without prefetch: inside begin; with it: the prefetch thread's own CPU)",
         "- HE prefetch s: the thread's wall seconds for one plan; hidden s: of those, the ones "
         "that ran beside the step before (prefetch minus begin wait)",
         "- projections: step seconds + (offline + online bytes) x 8 / bandwidth",
         "",
-        "| provider | offline MB | online MB | step CPU s | step s | begin wait s | "
-        "HE prefetch s | hidden s | @1 Gbit/s s | @100 Mbit/s s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| provider | offline MB | online MB | offline CPU s | step CPU s | step s | "
+        "begin wait s | HE prefetch s | hidden s | @1 Gbit/s s | @100 Mbit/s s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ahead = "- | -"
@@ -127,7 +135,8 @@ def markdown(rows, args) -> str:
         name = r["provider"] + {None: "", False: ", no prefetch", True: ", prefetch"}[r["prefetch"]]
         lines.append(
             f"| {name} | {r['offline_bytes'] / 1e6:.1f} | {r['online_bytes'] / 1e6:.1f} | "
-            f"{r['step_cpu']:.2f} | {r['step_s']:.2f} | {r['begin_wait']:.2f} | {ahead} | "
+            f"{r['offline_cpu']:.2f} | {r['step_cpu']:.2f} | {r['step_s']:.2f} | "
+            f"{r['begin_wait']:.2f} | {ahead} | "
             f"{r['gbit']:.2f} | {r['mbit100']:.2f} |"
         )
     best = min(rows[1:], key=lambda r: r["step_s"])

@@ -33,6 +33,7 @@ class Overlap:
 
     steps: int = 0
     offline_s: float = 0.0
+    offline_cpu_s: float = 0.0  # the thread's own CPU seconds
     waited_s: float = 0.0
 
     @property
@@ -44,6 +45,7 @@ class Overlap:
         return {
             "prefetched_steps": self.steps,
             "offline_s": round(self.offline_s, 3),
+            "offline_cpu_s": round(self.offline_cpu_s, 3),
             "waited_s": round(self.waited_s, 3),
             "hidden_s": round(self.hidden_s, 3),
             "hidden_share": round(share, 4),
@@ -59,19 +61,20 @@ class Prefetch:
         self.key, self.stats = key, stats
         self._result: list | None = None
         self._error: BaseException | None = None
-        self._seconds = 0.0
+        self._seconds = self._cpu = 0.0
         self._thread = threading.Thread(target=self._main, args=(compute,), daemon=True)
         self._thread.name = "he-prefetch"
         self._thread.start()
 
     def _main(self, compute: Callable[[], list]) -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             self._result = compute()
         except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
             self._error = exc
         finally:
             self._seconds = time.perf_counter() - t0
+            self._cpu = time.thread_time() - c0
 
     def wait(self, overlap: Overlap) -> list:
         """The answers, once the thread is done (its time added to ``overlap``).
@@ -83,6 +86,7 @@ class Prefetch:
         self._thread.join()
         overlap.steps += 1
         overlap.offline_s += self._seconds
+        overlap.offline_cpu_s += self._cpu
         overlap.waited_s += time.perf_counter() - t0
         if self._error is not None:
             raise self._error
