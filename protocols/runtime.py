@@ -12,7 +12,7 @@ list)::
     protocols/randomness/crypten_rng.py  CrypTen's draws from AES-CTR streams, its PRZS seeds
     protocols/randomness/streams.py      CrypTen's TTP client generator (the dealer's seed)
     protocols/randomness/triples.py      CrypTen's trusted first party (TFP simulation)
-    protocols/randomness/he_triples.py   CrypTen's tuple-provider interface (HE)
+    protocols/randomness/he_crypten.py   CrypTen's tuple-provider interface (HE)
     protocols/randomness/dealer.py       CrypTen's TTP server handlers
     protocols/arithmetic/sharing.py      CrypTen's shared tensor types (wrapping our shares)
     protocols/arithmetic/comparison.py   CrypTen's binary circuits (sign bit, argmax)
