@@ -30,7 +30,8 @@ import torch
 from protocols.randomness.he_products import MatJob, mat_blocks
 
 
-def _key(t: torch.Tensor) -> tuple:
+def operand_key(t: torch.Tensor) -> tuple:
+    """ "The same operand": the same view of the same memory (also :mod:`he_slots`)."""
     return (t.data_ptr(), tuple(t.shape), tuple(t.stride()))
 
 
@@ -48,14 +49,14 @@ def mat_cost(n: int, k: int, m: int, degree: int, k_max: int) -> int:
 def _groups(mats: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[tuple, list[int]]:
     """Product indices by shared operand: the right one where another product has it, else the
     left one where another has it, else alone."""
-    rights = Counter(_key(b) for _, b in mats)
-    lefts = Counter(_key(a) for a, _ in mats)
+    rights = Counter(operand_key(b) for _, b in mats)
+    lefts = Counter(operand_key(a) for a, _ in mats)
     groups: dict[tuple, list[int]] = {}
     for i, (a, b) in enumerate(mats):
-        if rights[_key(b)] == 1 and lefts[_key(a)] > 1:
-            g = ("left", _key(a))
+        if rights[operand_key(b)] == 1 and lefts[operand_key(a)] > 1:
+            g = ("left", operand_key(a))
         else:
-            g = ("right", _key(b))
+            g = ("right", operand_key(b))
         groups.setdefault(g, []).append(i)
     return groups
 

@@ -22,18 +22,15 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from protocols.randomness.he_matmul import operand_key
 from protocols.randomness.he_products import MulJob
-
-
-def _key(t: torch.Tensor) -> tuple:
-    return (t.data_ptr(), tuple(t.shape), tuple(t.stride()))
 
 
 def cover(products: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[tuple, list[int]]]:
     """``[(the encrypted operand's key, [product indices])]``: the operand on the most products
     not yet covered, then the next.  The same at both parties: ties go to the operand seen
     first (product index, then left before right), never to a pointer's value."""
-    ends = [(_key(a), _key(b)) for a, b in products]
+    ends = [(operand_key(a), operand_key(b)) for a, b in products]
     first: dict[tuple, tuple[int, int]] = {}
     for i, pair in enumerate(ends):
         for side, k in enumerate(pair):
@@ -60,7 +57,7 @@ def slot_jobs(
         lefts, rights = [], []
         for i in members:
             a, b = products[i]
-            u, v = (a, b) if _key(a) == shared else (b, a)
+            u, v = (a, b) if operand_key(a) == shared else (b, a)
             lefts.append(u)
             rights.append(v.reshape(-1))
         u = lefts[0].reshape(-1)
