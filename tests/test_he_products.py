@@ -3,6 +3,8 @@ in this process, their keys separate; a few seconds."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -55,7 +57,10 @@ def test_one_left_operand_with_several_right_ones_exact(pair):
     assert np.array_equal(got.reshape(n, reps), x[:, None] * y)
 
 
-@pytest.mark.parametrize("n,k,m", [(3, 5, 4), (32, 32, 96), (1, 200, 7), (6, 6, 6)])
+@pytest.mark.parametrize(
+    "n,k,m",
+    [(3, 5, 4), (32, 32, 96), (1, 200, 7), (6, 6, 6), (96, 256, 32)],  # last: 13 k-blocks
+)
 def test_matrix_products_exact(pair, n, k, m):
     x, y = _ring(n * k).reshape(n, k), _ring(k * m).reshape(k, m)
     x[0, : min(k, len(EDGES))] = EDGES[: min(k, len(EDGES))]
@@ -178,22 +183,68 @@ def _budgets(pa, pb, job, y, flood: bool) -> list[int]:
     ]
 
 
-@pytest.mark.parametrize("plain", [(59, 3), (45, 4)])  # the default; SPU's choice of primes
-def test_flooding_is_sigma_bits_wider_than_the_unflooded_noise(plain):
-    """Unflooded, an answer's noise is about 2^(log2(q'/t) - budget); the flood's width W must
-    exceed it by sigma = 40 bits, and leave budget for an exact decryption."""
-    params = HeParams(plain_bits=plain[0], primes=plain[1])
+def _pair_for(params):
     a, b = HeKeys(params), HeKeys(params)
     a.set_peer(b.public_bytes(), "party 1")
     b.set_peer(a.public_bytes(), "party 0")
-    pa, pb = HeProducts(a), HeProducts(b)
-    level = a.contexts[0].first_context_data().next_context_data()
-    room = level.total_coeff_modulus_bit_count() - a.primes[0].bit_length()
+    return HeProducts(a), HeProducts(b)
+
+
+@pytest.mark.parametrize("plain", [(59, 3), (45, 4)])  # the default; SPU's choice of primes
+@pytest.mark.parametrize("terms", [1, 16])
+def test_the_analytic_noise_bound_holds_over_seals_own_noise(plain, terms):
+    """he_noise's bound on the operand-dependent noise of a sum of ``terms`` products, against
+    the noise SEAL's decryptor reads (at the product level, before anything else is added),
+    for random operands and for the largest centered coefficients ``(t - 1) / 2``."""
+    from protocols.randomness.he_context import coeff_plain, from_bytes, to_bytes
+    from protocols.randomness.he_noise import dependent_noise
+
+    params = HeParams(plain_bits=plain[0], primes=plain[1])
+    pa, _ = _pair_for(params)
+    keys, t = pa.keys, pa.keys.primes[0]
+    top = keys.contexts[0].first_context_data()
+    log_room = math.log2(math.prod(m.value() for m in top.parms().coeff_modulus()) / t)
+    bound = math.log2(dependent_noise(pa.degree, t, terms))
+    rng = np.random.default_rng(terms)
+    for y_kind in ("random", "largest"):
+        acc = None
+        for _ in range(terms):
+            x = rng.integers(0, t, pa.degree, dtype=np.uint64)
+            y = rng.integers(0, t, pa.degree, dtype=np.uint64)
+            if y_kind == "largest":
+                y[:] = (t - 1) // 2
+            sent = to_bytes(keys.encryptors[0].encrypt_symmetric(pa._coeff_plain(x, 0)))
+            ct = from_bytes(keys.seal.Ciphertext(), keys.contexts[0], sent, "x")
+            prod = keys.seal.Ciphertext()
+            keys.evaluators[0].multiply_plain(ct, coeff_plain(keys.contexts[0], y), prod)
+            acc = prod if acc is None else (keys.evaluators[0].add_inplace(acc, prod) or acc)
+        measured = log_room - 1 - keys.decryptors[0].invariant_noise_budget(acc)
+        assert measured <= bound, (y_kind, measured, bound)
+
+
+@pytest.mark.parametrize("plain", [(59, 3), (45, 4)])
+def test_flooding_is_sigma_bits_wider_than_the_unflooded_noise(plain):
+    """Unflooded, an answer's noise is about 2^(log2(q'/t) - budget); the flood's width W must
+    exceed it by sigma = 40 bits (measured here; he_noise's analytic bound is refused below
+    sigma), and decryption must stay exact at the widest sum of products."""
+    params = HeParams(plain_bits=plain[0], primes=plain[1])
+    pa, pb = _pair_for(params)
+    level = pb.answer_levels[0]
+    room = level.total_coeff_modulus_bit_count() - pa.keys.primes[0].bit_length()
+    assert min(f.coefficient_bits for f in pb.floods) >= params.sigma
     for job in (MulJob(100), MatJob(4, pa.k_max, 4)):
         n_y = job.k * job.m if isinstance(job, MatJob) else job.n
         noise_bits = room - min(_budgets(pa, pb, job, _ring(n_y), flood=False))
         assert min(pb.flood_bits) - noise_bits >= params.sigma
-        assert min(_budgets(pa, pb, job, _ring(n_y), flood=True)) >= 4
+        assert min(_budgets(pa, pb, job, _ring(n_y), flood=True)) >= 1
+
+
+def test_parameters_whose_flood_cannot_reach_sigma_are_refused():
+    from protocols.errors import ConfigError
+
+    keys = HeKeys(HeParams(coeff_bits=(60, 60, 38)))  # 128-bit secure, too little room
+    with pytest.raises(ConfigError, match=r"noise flooding: expected >= sigma = 40 bits"):
+        HeProducts(keys)
 
 
 def test_the_decryptor_cannot_tell_the_evaluators_operand_from_the_noise(pair):

@@ -4,7 +4,7 @@ and of ``X_A @ Y_B`` where party A holds ``x`` and party B holds ``y``.
 One product job, three moves (A's secret key never leaves A)::
 
     A:  ct_j = Enc_A(x mod t_j)  (symmetric, seed-compressed)  for each CRT prime t_j
-    B:  ct_j' = ct_j * (y mod t_j) + (r mod t_j) + Enc_A(0),  mod-switched one level down
+    B:  ct_j' = ct_j * (y mod t_j) + (r mod t_j) + Enc_A(0),  mod-switched down, noise flooded
         B's share: -r mod 2^64
     A:  z = CRT(Dec_A(ct_j')) = x*y + r  (exactly: no wrap mod M, he_crt)
         A's share: z mod 2^64
@@ -22,23 +22,28 @@ Encodings (both SEAL's, one BFV context per prime; :mod:`protocols.randomness.he
   is masked uniformly modulo ``t_j``.
 
 Circuit privacy (A learns nothing of ``y`` beyond its share): B adds a fresh public-key
-encryption of zero (re-randomizing the ciphertext's uniform part), switches one modulus level
-down, and floods the noise: it adds ``(e, 0)``, ``e`` uniform in ``[-2^W, 2^W)`` with ``W``
-sigma = 40 bits above the unflooded noise (:meth:`HeProducts._flood_width`; the ciphertext is
-built from SEAL's own serialization, TenSEAL having no wide-noise encryption).
+encryption of zero (re-randomizing the ciphertext's uniform part), switches down to the answer
+level (at the defaults one level down: two 60-bit primes), and floods the noise: it adds
+``(e, 0)``, ``e`` uniform in ``[-2^W, 2^W)``, ``W`` the widest flood that keeps decryption
+exact.  :mod:`protocols.randomness.he_noise` bounds the noise that depends on ``y``
+analytically; parameters whose flood is not ``sigma`` bits above it per coefficient are
+refused.  The flood is built from SEAL's own serialization (TenSEAL has no wide-noise
+encryption).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from protocols.errors import ProtocolError
+from protocols.errors import ConfigError, ProtocolError, expected_got
 from protocols.randomness.he_context import coeff_plain, from_bytes, noise_ciphertext, to_bytes
 from protocols.randomness.he_crt import U64, CrtBasis, uniform_below
+from protocols.randomness.he_noise import flood_bound
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,6 @@ class MatJob:
 
 
 Job = MulJob | BitJob | MatJob
-FLOOD_MARGIN = 12  # bits of q' / t left unflooded: ~11 bits of noise budget in every answer
 
 
 @functools.lru_cache(maxsize=1024)
@@ -111,26 +115,52 @@ class HeProducts:
         self.basis = CrtBasis(keys.primes, keys.params.sigma)
         self.bit_basis = CrtBasis(keys.primes[:1], keys.params.sigma)
         self.k_max = self._k_max()
-        self.flood_bits = [self._flood_width(j) for j in range(len(keys.primes))]
+        levels = [self._answer_level(j) for j in range(len(keys.primes))]
+        self.answer_levels = [level for level, _ in levels]
+        self.floods = [flood for _, flood in levels]
+        self.flood_bits = [f.width for f in self.floods]
 
-    def _flood_width(self, j: int) -> int:
-        """``W``: an answer's noise is flooded with integers uniform in ``[-2^W, 2^W)``.  The
-        answer's level has modulus ``q'`` (two 60-bit primes); ``W = log2(q'/t_j) - 12``
-        leaves ~11 bits of noise budget (decryption stays exact), and ``W <= 59`` keeps each
-        term below every modulus.  At the defaults W = 49, against an unflooded noise of about
-        2^8 (the 52-53 bits of budget measured): each coefficient is within statistical
-        distance ~2^-41 of a value independent of the evaluator's operand (tested)."""
-        level = self.keys.contexts[j].first_context_data().next_context_data()
-        room = level.total_coeff_modulus_bit_count() - self.keys.primes[j].bit_length()
-        return min(59, room - FLOOD_MARGIN)
+    def _answer_level(self, j: int) -> tuple:
+        """Prime ``j``'s answer level (SEAL context data) and flood
+        (:mod:`protocols.randomness.he_noise`) at the largest sum of products a job makes
+        (``k_max``): of the levels below the top one, the one whose flood is the most bits
+        above the operand's noise (ties: the smaller modulus).  At the defaults: two 60-bit
+        primes, W = 59 (decryption stays exact) against an operand-dependent noise below
+        2^18.1 at ``k_max`` = 256 (2^10.8 for one product): >= 41.9 bits per coefficient.
+
+        Raises:
+            ConfigError: no level's flood is ``sigma`` bits above that noise."""
+        first = self.keys.contexts[j].first_context_data()
+
+        def modulus(level) -> int:
+            return math.prod(m.value() for m in level.parms().coeff_modulus())
+
+        best, level = None, first.next_context_data()
+        while level is not None:
+            bound = flood_bound(
+                self.degree, self.keys.primes[j], modulus(first), modulus(level), self.k_max
+            )
+            if best is None or bound.coefficient_bits >= best[1].coefficient_bits:
+                best = (level, bound)
+            level = level.next_context_data()
+        if best is None or best[1].coefficient_bits < self.keys.params.sigma:
+            got = "no lower level" if best is None else f"{best[1].coefficient_bits:.1f} bits"
+            raise ConfigError(
+                expected_got(
+                    "[he] parameters' noise flooding",
+                    f">= sigma = {self.keys.params.sigma} bits above the noise bound "
+                    "(a larger q, or smaller plaintext primes)",
+                    got,
+                )
+            )
+        return best
 
     def _flood(self, j: int):
         """A fresh ``(e, 0)`` at the answers' level, ``e`` uniform in ``[-2^W, 2^W)``."""
         e = np.frombuffer(os.urandom(8 * self.degree), dtype=np.int64) >> np.int64(
             63 - self.flood_bits[j]
         )
-        level = self.keys.contexts[j].first_context_data().next_context_data()
-        return noise_ciphertext(self.keys.contexts[j], level, e)
+        return noise_ciphertext(self.keys.contexts[j], self.answer_levels[j], e)
 
     def _k_max(self) -> int:
         k = 1
@@ -201,7 +231,7 @@ class HeProducts:
 
     # ---- B: evaluate -----------------------------------------------------------------------
     def _load(self, blob, j: int, level: int, what: str):
-        """A peer's ciphertext for prime ``j`` at ``level`` (0: fresh, 1: one switch down).
+        """A peer's ciphertext for prime ``j`` at ``level`` (0: fresh, 1: the answer level).
 
         Raises:
             PeerMessageError: not a valid 2-part ciphertext of the run's parameters there."""
@@ -209,7 +239,7 @@ class HeProducts:
 
         seal = self.keys.seal
         ct = from_bytes(seal.Ciphertext(), self.keys.contexts[j], blob, what)
-        want = self.keys.level_ids[j][level]
+        want = self.keys.level_ids[j][0] if level == 0 else list(self.answer_levels[j].parms_id())
         if ct.size() != 2 or list(ct.parms_id()) != want or ct.is_ntt_form():
             raise PeerMessageError(
                 f"{what}: expected a fresh 2-part BFV ciphertext at level "
@@ -219,13 +249,13 @@ class HeProducts:
 
     def _finish(self, ct, mask_pt, j: int) -> bytes:
         """Add the mask and a fresh encryption of zero under the peer's key, switch down, and
-        flood the noise (:meth:`_flood_width`)."""
+        flood the noise (:meth:`_flood_bound`)."""
         seal, ev = self.keys.seal, self.keys.evaluators[j]
         ev.add_plain_inplace(ct, mask_pt)
         zero = seal.Ciphertext()
         self.keys.peer_encryptors[j].encrypt_zero(zero)
         ev.add_inplace(ct, zero)
-        ev.mod_switch_to_next_inplace(ct)
+        ev.mod_switch_to_inplace(ct, self.answer_levels[j].parms_id())
         if self.flood:
             ev.add_inplace(ct, self._flood(j))
         return self.save(ct)
