@@ -126,7 +126,7 @@ class HeProducts:
         (``k_max``): of the levels below the top one, the one whose flood is the most bits
         above the operand's noise (ties: the smaller modulus).  At the defaults: two 60-bit
         primes, W = 59 (decryption stays exact) against an operand-dependent noise below
-        2^18.1 at ``k_max`` = 256 (2^10.8 for one product): >= 41.9 bits per coefficient.
+        2^18.1 at ``k_max`` = 256 (2^10.7 for one product): >= 41.9 bits per coefficient.
 
         Raises:
             ConfigError: no level's flood is ``sigma`` bits above that noise."""
