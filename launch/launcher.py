@@ -1,16 +1,17 @@
 """Spawn N parties and the dealer on this machine; watch them; stop everyone if one dies.
 
-Strict and boring: ``get_context("spawn")``; a fresh ``file://`` rendezvous per run in a
-private folder (0700); every process's throw-away identity made in memory (pinned in the run's
-configuration) and handed to its child over the spawn pipe, never written to disk (the child
-holds its key in a memfd: nothing outlives the run, even a SIGKILLed launcher); every exit code
-checked; if any process exits non-zero (or is killed) the others are terminated within a
-second and :class:`PartyError` names the one that died first; Ctrl-C terminates all children.
+Strict and boring: a fork server with torch imported and nothing else
+(:mod:`launch.start_method`: each process starts as a spawned one would, without re-importing
+torch); a fresh ``file://`` rendezvous per run in a private folder (0700); every process's
+throw-away identity made in memory (pinned in the run's configuration) and handed to its child
+over the start pipe, never written to disk (the child holds its key in a memfd: nothing
+outlives the run, even a SIGKILLed launcher); every exit code checked; if any process exits
+non-zero (or is killed) the others are terminated within a second and :class:`PartyError`
+names the one that died first; Ctrl-C terminates all children.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import shutil
 import sys
@@ -18,6 +19,7 @@ import tempfile
 import time
 
 from launch.party import PartyJob, party_entry
+from launch.start_method import process_context
 from mpcrnn.readers import MAX_FILE_BYTES
 from protocols.errors import PartyError
 from protocols.network.parties import TIMEOUT_S
@@ -35,11 +37,11 @@ def launch_local(
     strict: bool = False,
     max_file_bytes: int = MAX_FILE_BYTES,
 ) -> list[dict]:
-    ctx = mp.get_context("spawn")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         # children inherit it before numpy loads: BLAS threads spin-wait, and 3 parties + the
         # dealer on 2 cores made the polynomial fit at start-up 20-50x slower than alone
         os.environ.setdefault(var, "1")
+    ctx = process_context()  # after the variables: the fork server's environment is its start's
     n_processes = cfg.parties + (1 if cfg.provider == "TTP" else 0)
     tmp = tempfile.mkdtemp(prefix="mpcrnn-run-")  # 0700
     try:

@@ -7,7 +7,8 @@ that ``tests/`` and ``benchmarks/`` import it by its package name, never by putt
 ``sys.path``.
 
 CrypTen's own unittest multi-process pattern runs the test body in the parent, so this runner
-spawns the parties itself, with ``get_context("spawn")`` (never the process-wide start method),
+spawns the parties itself, with :func:`launch.start_method.process_context` (a fork server
+with torch imported; never the process-wide start method),
 a fresh ``file://`` rendezvous per run (no port collisions between concurrent runs), and a hard
 timeout: a stuck party fails the run, it never hangs CI.  Each party's exception is reported
 with its rank and traceback.  By default every process gets a throw-away identity and all are
@@ -16,7 +17,6 @@ pinned, as in a deployment (``insecure=True``: plaintext links).
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import pickle
 import queue
@@ -25,6 +25,8 @@ import time
 import traceback
 from collections.abc import Callable
 from typing import Any
+
+from launch.start_method import process_context
 
 
 def _party_main(
@@ -100,9 +102,9 @@ def run_parties(
     ``insecure``: ``--insecure-plaintext-transport``; by default every process gets a fresh
     throw-away identity (keygen in the run's temporary folder) and all are pinned.
     """
-    ctx = mp.get_context("spawn")
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")  # one BLAS thread per party process, as the launcher does
+    ctx = process_context()  # after the variables: the fork server's environment is its start's
     results = ctx.Queue()
     n_procs = world_size + (1 if provider == "TTP" else 0)
     with tempfile.TemporaryDirectory(prefix="mpcrnn-rdv-") as tmp:

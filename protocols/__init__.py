@@ -66,7 +66,8 @@ joining, and ``randomness.dealer`` counts wraps with ``arithmetic.truncation``; 
 One training run, from a party's data file to the released weights (module at each hop)::
 
     launch/cli.py          ``mpcrnn train``: the run file, one process per party + the dealer
-    launch/launcher.py     spawns them, watches exit codes, names a failing party
+    launch/launcher.py     starts them (launch/start_method.py: from a fork server with torch
+                           imported), watches exit codes, names a failing party
     launch/party.py        a party: reads and validates ITS OWN file (mpcrnn/data.py), joins
                            the run (protocols/network/parties.py: channels.py + handshake.py
                            -> links.py -> communicator.py; heartbeat.py; randomness/streams.py:
