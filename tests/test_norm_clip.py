@@ -103,3 +103,36 @@ def test_clip_rows_large_norm_bound_three_parties(c, parties):
     outs = parties(clip_party, world_size=3, provider="TTP", args=(20, c))
     for out in outs:
         _check(out["out"], 20, c)
+
+
+@pytest.mark.parametrize("wrap", [-(1 << 48), 1 << 48])
+def test_a_failed_truncation_of_the_squared_norm_drops_the_row_never_passes_it(wrap, monkeypatch):
+    """The attack on the sensitivity bound: with more than two parties CrypTen's truncation
+    ignores one wrap, and fails with probability ~|value| 2^-63 by adding -/+ 2^64 / 2^f. The
+    squared norm of a large row (5000 c: ~2^55.5 at scale 2^2f) fails ~1 time in 180, seen in
+    the full suite: the row's ||x||^2 / c^2 came out negative and the row passed UNCLIPPED,
+    norm 5000 c (a DP-SGD sensitivity of 5000 C).  Injected here into the sum of squares of a
+    row to clip (7.3 c): whatever the sign, the row must come out as zero (a valid clip), every
+    other row as defined."""
+    import protocols.arithmetic.truncation as truncation
+    from protocols.network.parties import init_in_process
+
+    real, calls, row = truncation.truncate_many, [], RATIOS.index(7.3)
+
+    def failing_once(session, xs, wraps=None, bits=None):
+        out = real(session, xs, wraps, bits)
+        if not calls:  # the first truncation in clip_rows_to_norm: the row sums of squares
+            calls.append(row)
+            out[0][row] += wrap
+        return out
+
+    monkeypatch.setattr(truncation, "truncate_many", failing_once)
+    session = init_in_process()
+    out = clip_party(session, 20)["out"]
+    assert calls == [row]
+    from protocols.arithmetic.norm_clip import clip_rows_to_norm_plain
+
+    ref = clip_rows_to_norm_plain(_rows(), C, 20)
+    ref[row] = 0.0
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)
+    assert (out.norm(dim=1) <= C * (1 + 3e-4)).all()

@@ -8,9 +8,11 @@ Protocol, for ``[x]`` of shape (R, D) at scale 2^f (f = 16), all rows at once::
     s_r    = ||x_r||^2 / c^2                1 multiplication, 2 truncations (the squares
                                             of x / 2^floor(log2 c) for c >= 2, are summed at
                                             scale 2^2f: one rounding per row)
-    b_rk   = [s_r >= 2^k],  k = 0 .. K      ONE sign-bit circuit (arithmetic.sign_bit, 9 rounds)
+    b_rk   = [s_r >= 2^k],  k = 0 .. K      ONE sign-bit circuit (arithmetic.sign_bit, 9 rounds),
+    kept_r = [s_r >= -1/2]                  with this threshold too
     A_r    = 2^(-j/2),  A2_r = 2^-j   for s_r in [2^j, 2^(j+1)), 0 <= j < K
-             (1 for s_r < 1, and 0 for s_r >= 2^K)    linear in the bits: local, public constants
+             (1 for 0 <= s_r < 1, and 0 for s_r >= 2^K or s_r < -1/2)
+                                            linear in the bits: local, public constants
     t_r    = 1 + b_r0 * (s_r * A2_r - 1) + b_rK       in [1, 2): 2 sequential multiplications
     y_r    ~ 1 / sqrt(t_r)                            Newton: y <- y (3 - t y^2) / 2 from y0 = 0.85
                                                       (the first step is linear), 3 more steps
@@ -19,7 +21,12 @@ Protocol, for ``[x]`` of shape (R, D) at scale 2^f (f = 16), all rows at once::
 For s_r >= 1: out_r = x_r / sqrt(s_r) (norm c); for s_r < 1: A = 1, t = 1, y -> 1, out_r = x_r.
 Rows with s_r >= 2^K (norm above 2^(K/2) c, 1024 c for the default K = 20) come out as ZERO:
 such a row is dropped rather than passed with an unbounded norm, so the output norm bound
-``<= c (1 + CLIP_RELATIVE_ERROR)`` holds for every input.
+``<= c (1 + CLIP_RELATIVE_ERROR)`` holds for every input.  So do rows whose s_r comes out below
+-1/2 (one more threshold in the same circuit, ``A = A2 = 0``): with more than two parties
+CrypTen's truncation fails with probability ~|value| 2^-63 by about 2^64 / 2^f, and the sum of
+squares of a large row (5000 c: ~2^55.5 at scale 2^2f) is the largest value truncated here; a
+failure gives a garbage s_r of either sign, which is now dropped whichever (a negative one was
+passed UNCLIPPED: seen once in the full suite, ``tests/test_norm_clip.py``).
 
 A and A2 are built at scale 2^G (G = 11 + K/2: 21 by default, 17 for DP) from the 0/1 bits (exact
 powers of two for A2), so the small factors keep 11 significant bits; the products are truncated
@@ -41,8 +48,6 @@ from __future__ import annotations
 import math
 
 import torch
-
-from protocols.arithmetic.sharing import held_by_party0
 
 RATIO_BITS = 20  # K: rows with ||x|| >= 2^(K/2) c are zeroed (default: 1024 c)
 DP_RATIO_BITS = 12  # K for DP-SGD: rows above 64 C are zeroed (a valid clip: norm 0 <= C)
@@ -101,14 +106,15 @@ def clip_rows_to_norm(
     (sq,) = multiply_many(session, [Product.mul(xh, xh, 0)])
     (ss,) = truncate_many(session, [sq.sum(1)])  # ||x||^2 / 4^h at 2^f
     s = _scale(session, ss, 4.0**h / c**2)  # (R,): ||x||^2 / c^2
-    thresholds = torch.tensor([2.0**k for k in range(K + 1)], dtype=torch.float64)
+    # s >= -1/2 first: an honest s is >= 0, a failed truncation (module docstring) is ~2^64 off
+    thresholds = torch.tensor([-0.5] + [2.0**k for k in range(K + 1)], dtype=torch.float64)
     bits = ge_bits(
-        session, s.unsqueeze(1).expand(-1, K + 1).contiguous(), thresholds
-    )  # (R, K+1) at scale 1
+        session, s.unsqueeze(1).expand(-1, K + 2).contiguous(), thresholds
+    )  # (R, K+2) at scale 1: [s >= -1/2], [s >= 2^0], ..., [s >= 2^K]
+    kept, bits = bits[:, 0], bits[:, 1:]
     da, da2 = _bucket_constants(K, G)
-    one_G = held_by_party0(session, torch.tensor(1 << G))
-    A = (bits[:, 1:] * da).sum(1) + one_G  # (R,) scale 2^G
-    A2 = (bits[:, 1:] * da2).sum(1) + one_G
+    A = (bits[:, 1:] * da).sum(1) + kept * (1 << G)  # (R,) scale 2^G; 0 for a dropped row
+    A2 = (bits[:, 1:] * da2).sum(1) + kept * (1 << G)
     sA2, xA = multiply_many(session, [Product.mul(s, A2, G), Product.mul(x, A.unsqueeze(1), G)])
     (t,) = multiply_many(session, [Product.mul(bits[:, 0], add_public(session, sA2, -1.0), 0)])
     t = add_public(session, t, 1.0) + bits[:, K] * (1 << f)  # in [1, 2); 1 for dropped rows (A = 0)
