@@ -7,6 +7,7 @@ exits non-zero; no traceback unless MPCRNN_DEBUG=1.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -213,6 +214,26 @@ def _check_and_warn(cfg, data_files) -> None:
         click.secho(DP_MOMENTUM_WARNING.format(cfg.train.momentum), fg="yellow", err=True)
 
 
+class HeWorkerCount(click.ParamType):
+    """``--he-workers``: an integer 1..256, or ``auto``: the cores this process may run on (its
+    CPU affinity) less one for the party's own process, at least 1."""
+
+    name = "1..256|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "auto":
+            return max(1, min(256, len(os.sched_getaffinity(0)) - 1))
+        try:
+            count = int(value)
+        except ValueError:
+            count = None
+        if count is None or not 1 <= count <= 256:
+            self.fail(f"expected an integer 1..256 or auto, got {value!r}", param, ctx)
+        return count
+
+
 @main.command()
 @config_option("Run config file (TOML) shared by all parties.")
 @click.option("--rank", type=int, help="This party's rank (or RANK).")
@@ -230,11 +251,12 @@ def _check_and_warn(cfg, data_files) -> None:
 @click.option("--resume", is_flag=True)
 @click.option(
     "--he-workers",
-    type=click.IntRange(1, 256),
-    default=1,
+    type=HeWorkerCount(),
+    default="auto",
     show_default=True,
-    help="With provider he: local processes computing this party's HE products (one per "
-    "core to spare; the secret keys go only to them).",
+    help="With provider he: local processes computing this party's HE products, 1..256, or "
+    "auto: this host's cores less one (the party's own process), at least 1. The secret keys "
+    "go only to them.",
 )
 @dp_options
 @transport_options(with_key=True)

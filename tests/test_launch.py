@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import click
 import pytest
 
 from mpcrnn import data as D
@@ -111,7 +112,11 @@ def test_cli_help_and_version(subprocesses):
         ),
         (
             ["party", "--rank", "0", "--parties", "2", "--he-workers", "0", "--data", "x.npz"],
-            r"--he-workers.*0 is not in the range 1<=x<=256",
+            r"--he-workers': expected an integer 1..256 or auto, got '0'",
+        ),
+        (
+            ["party", "--rank", "0", "--parties", "2", "--he-workers", "all", "--data", "x.npz"],
+            r"--he-workers': expected an integer 1..256 or auto, got 'all'",
         ),
     ],
 )
@@ -333,3 +338,16 @@ def test_each_process_prints_the_run_file_digest_and_its_pins_at_start(tmp_path,
     assert f"dealer: run configuration sha256:{cfg.digest()}" in err
     for who, fp in zip(("party 0", "party 1", "dealer"), pins, strict=True):
         assert f"dealer: pins {who} {fp}" in err
+
+
+def test_he_workers_auto_is_this_hosts_cores_less_one():
+    import os
+
+    from launch.cli import HeWorkerCount
+
+    count = HeWorkerCount()
+    assert count.convert("auto", None, None) == max(1, len(os.sched_getaffinity(0)) - 1)
+    assert count.convert("AUTO", None, None) == count.convert("auto", None, None)
+    assert count.convert("7", None, None) == 7
+    with pytest.raises(click.BadParameter, match="expected an integer 1..256 or auto, got '257'"):
+        count.convert("257", None, None)
