@@ -27,9 +27,10 @@ most ``|d| / 2^(W+1)``, so the flood buys ``W + 1 - log2(bound)`` bits per coeff
 Correctness (decryption exact): BFV decrypts ``round(t (Delta m + v) / Q')`` correctly when
 ``|v| < Q'/(2t) - r (t-1)/t`` with ``r = Q' mod t``; the answer's total noise is the flood, the
 operand's part at its WORST case (``e`` at ``|e_i| <= 21``), the switch's rounding
-``(1 + ||s||_1)/2 <= (N + 1)/2`` (ternary secret) and the switched encryption of zero and mask
-rounding (below 2 at these sizes).  :func:`flood_width` takes the largest ``W`` (at most 59:
-the flood is built from int64 coefficients below every 60-bit modulus) that keeps it exact.
+``(1 + ||s||_1)/2 <= (N + 1)/2`` (ternary secret), the switched encryption of zero (at most
+``2 * 21 N + 21 + (N + 1)/2`` before the switch) and the mask's rounding (below 1).
+:func:`flood_width` takes the largest ``W`` (at most 59: the flood is built from int64
+coefficients below every 60-bit modulus) that keeps it exact.
 """
 
 from __future__ import annotations
@@ -58,8 +59,12 @@ def flood_width(degree: int, t: int, q_top: int, q_answer: int, max_terms: int) 
     """The largest ``W <= 59`` with ``2^W`` + every other noise below BFV's decryption bound at
     the answer level (module docstring); ``q_top``/``q_answer``: the product's and the
     answer's ciphertext moduli.  Negative where no flood fits."""
-    worst = dependent_noise(degree, t, max_terms, worst=True) * q_answer / q_top
-    rest = math.ceil(worst) + (degree + 1) // 2 + 2
+    ratio = q_answer / q_top
+    worst = dependent_noise(degree, t, max_terms, worst=True) * ratio
+    # the encryption of zero at the top level: u e_pk + e_1 + e_2 s (ternary u, s) and the
+    # rounding of its own switch from the key level, bounded without that switch's division
+    zero = (2 * CBD_ETA * degree + CBD_ETA + (degree + 1) // 2) * ratio
+    rest = math.ceil(worst) + math.ceil(zero) + (degree + 1) // 2 + 2
     room = q_answer // (2 * t) - q_answer % t - rest - 1
     return min(MAX_FLOOD_BITS, room.bit_length() - 1) if room > 0 else -1
 
