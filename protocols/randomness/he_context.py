@@ -311,10 +311,8 @@ class HeKeys:
             seal.Encryptor(c, pk, sk) for c, pk, sk in zip(self.contexts, self.pk, self.sk)
         ]
         self.decryptors = [seal.Decryptor(c, sk) for c, sk in zip(self.contexts, self.sk)]
-        first = [c.first_context_data() for c in self.contexts]
-        self.level_ids = [
-            [list(d.parms_id()), list(d.next_context_data().parms_id())] for d in first
-        ]
+        # the top data level of each prime: fresh ciphertexts (answers' level: HeProducts)
+        self.top_ids = [list(c.first_context_data().parms_id()) for c in self.contexts]
         self.peer_encryptors: list = []
         self.peer_name = "peer"
 

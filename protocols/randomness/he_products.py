@@ -239,7 +239,7 @@ class HeProducts:
 
         seal = self.keys.seal
         ct = from_bytes(seal.Ciphertext(), self.keys.contexts[j], blob, what)
-        want = self.keys.level_ids[j][0] if level == 0 else list(self.answer_levels[j].parms_id())
+        want = self.keys.top_ids[j] if level == 0 else list(self.answer_levels[j].parms_id())
         if ct.size() != 2 or list(ct.parms_id()) != want or ct.is_ntt_form():
             raise PeerMessageError(
                 f"{what}: expected a fresh 2-part BFV ciphertext at level "
@@ -249,7 +249,7 @@ class HeProducts:
 
     def _finish(self, ct, mask_pt, j: int) -> bytes:
         """Add the mask and a fresh encryption of zero under the peer's key, switch down, and
-        flood the noise (:meth:`_flood_bound`)."""
+        flood the noise (:meth:`_answer_level`, :meth:`_flood`)."""
         seal, ev = self.keys.seal, self.keys.evaluators[j]
         ev.add_plain_inplace(ct, mask_pt)
         zero = seal.Ciphertext()
@@ -291,7 +291,7 @@ class HeProducts:
         Y = y.reshape(job.k, job.m).view(U64) % U64(t)
         M = mask.reshape(job.n, job.m)
         n_kb = _ceil(job.k, kb)
-        level0 = self.keys.level_ids[j][0]
+        level0 = self.keys.top_ids[j]
         for ct in cts:  # NTT form once: each product below is then a pointwise one
             ev.transform_to_ntt_inplace(ct)
         y_plains = {}
