@@ -93,11 +93,13 @@ def ot_seconds(work, and_words: int) -> float:
 def exact(jobs, xs, ys, shares) -> bool:
     import numpy as np
 
-    from protocols.randomness.he_products import MatJob
+    from protocols.randomness.he_jobs import DualJob, MatJob
 
     for job, x, y, s in zip(jobs, xs, ys, shares):
         if isinstance(job, MatJob):
             want = x.reshape(job.n, job.k) @ y.reshape(job.k, job.m)
+        elif isinstance(job, DualJob):  # both cross terms: u v'_q + v_q u'
+            want = x[:, :1] * y[:, 1:] + x[:, 1:] * y[:, :1]
         else:
             want = x.reshape(job.n, 1) * y.reshape(job.n, job.reps)  # (n, reps)
         if not np.array_equal(want.reshape(-1), s):

@@ -13,7 +13,8 @@ pytest.importorskip("tenseal")
 
 from protocols.randomness.he_context import HeKeys, HeParams, PeerMessageError  # noqa: E402
 from protocols.randomness.he_crt import random_ring  # noqa: E402
-from protocols.randomness.he_products import BitJob, HeProducts, MatJob, MulJob  # noqa: E402
+from protocols.randomness.he_jobs import BitJob, DualJob, MatJob, MulJob  # noqa: E402
+from protocols.randomness.he_products import HeProducts  # noqa: E402
 
 EDGES = np.array([-(2**63), 2**63 - 1, 0, -1, 1, -2], dtype=np.int64)
 
@@ -55,6 +56,24 @@ def test_one_left_operand_with_several_right_ones_exact(pair):
     assert (a.count(job, "in"), a.count(job, "out")) == (2, 2 * reps)
     (got,) = _run(pair, [job], [x], [y])
     assert np.array_equal(got.reshape(n, reps), x[:, None] * y)
+
+
+@pytest.mark.parametrize("n,reps", [(8192 + 37, 3), (len(EDGES) ** 2, 1)])
+def test_both_cross_terms_in_one_answer_exact(pair, n, reps):
+    # DualJob: A encrypts [u_A | v_A], B answers Enc(u_A) v_B + Enc(v_A) u_B; element-major
+    x, y = _ring(n * (1 + reps)).reshape(n, 1 + reps), _ring(n * (1 + reps)).reshape(n, 1 + reps)
+    x[: len(EDGES) ** 2, 0], y[: len(EDGES) ** 2, 0] = np.repeat(EDGES, len(EDGES)), 0
+    x[: len(EDGES) ** 2, 1], y[: len(EDGES) ** 2, 1] = 0, np.tile(EDGES, len(EDGES))
+    if n > 8192:
+        x[8192:, 1:] = 0  # the last block answers with one term, or none (column of zeros)
+        y[8192:, 0] = 0
+    a, _ = pair
+    job = DualJob(n, reps)
+    blocks = -(-n // 8192)
+    assert (a.count(job, "in"), a.count(job, "out")) == (blocks * (1 + reps), blocks * reps)
+    (got,) = _run(pair, [job], [x], [y])
+    want = x[:, :1] * y[:, 1:] + x[:, 1:] * y[:, :1]  # int64 wraps: mod 2^64
+    assert np.array_equal(got.reshape(n, reps), want)
 
 
 @pytest.mark.parametrize(

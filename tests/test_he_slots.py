@@ -26,22 +26,24 @@ def _party(shapes: dict, pairs: list, size_of: dict):
 
 
 def _cross(jobs0, jobs1):
-    """Each party's share of every job's ``L_0 R_1 + L_1 R_0`` (column by column), split by a
-    random r; also returns the jobs' (decrypted, mask) parts for the squares' route."""
+    """Each party's ``(decrypted, mask)`` parts of every dual job, simulated in the clear: party
+    p decrypts ``U_p V'_(1-p) + V_p U'_(1-p) + r_p`` (its left ``[U_p | V_p]``, the peer's
+    right ``[U' | V']``) and the peer keeps ``-r_p``."""
     s0, s1 = [], []
     for (job, l0, r0), (job1, l1, r1) in zip(jobs0, jobs1):
-        assert job == job1
-        L0, L1 = (torch.from_numpy(x).reshape(job.n, 1) for x in (l0, l1))
-        R0, R1 = (torch.from_numpy(x).reshape(job.n, job.reps) for x in (r0, r1))
-        r = _ring(job.n, job.reps)
-        s0.append((L0 * R1 + r).reshape(-1).numpy())
-        s1.append((L1 * R0 - r).reshape(-1).numpy())
+        assert job == job1 and l0.shape == r0.shape == (job.n, 1 + job.reps)
+        L0, L1, R0, R1 = (torch.from_numpy(x) for x in (l0, l1, r0, r1))
+        r = [_ring(job.n, job.reps) for _ in range(2)]
+        z0 = L0[:, :1] * R1[:, 1:] + L0[:, 1:] * R1[:, :1] + r[0]
+        z1 = L1[:, :1] * R0[:, 1:] + L1[:, 1:] * R0[:, :1] + r[1]
+        s0.append((z0.reshape(-1).numpy(), (-r[1]).reshape(-1).numpy()))
+        s1.append((z1.reshape(-1).numpy(), (-r[0]).reshape(-1).numpy()))
     return s0, s1
 
 
 def _check(shapes, pairs, size_of):
     p0, p1 = _party(shapes, pairs, size_of), _party(shapes, pairs, size_of)
-    (jobs0, asm0), (jobs1, asm1) = slot_jobs(p0), slot_jobs(p1)
+    (jobs0, asm0), (jobs1, asm1) = slot_jobs(p0, 0), slot_jobs(p1, 1)
     s0, s1 = _cross(jobs0, jobs1)
     for (a0, b0), (a1, b1), c0, c1 in zip(p0, p1, asm0(s0), asm1(s1)):
         want = (a0 * b1 + a1 * b0).reshape(-1)
@@ -54,9 +56,12 @@ def test_a_gate_mask_met_by_several_masks_is_encrypted_once_and_every_product_is
     pairs = [("g", "h"), ("g", "c"), ("d", "g"), ("x", "y"), ("h", "c")]
     size_of = {p: (4, 6) for p in pairs}
     jobs = _check(shapes, pairs, size_of)
-    # g covers three products, h-c needs one more, and the broadcast x*y one of its own
+    # g covers three products, h-c needs one more, and the broadcast x*y one of its own; each
+    # party encrypts half of each group's [u | v_q] and answers the other half, both cross
+    # terms at once: 5 * 12 answered elements, (1 + 3 + 2 + 2) * 12 encrypted, per party
     assert sorted(j.reps for j, _, _ in jobs) == [1, 1, 3]
-    assert sum(j.n for j, _, _ in jobs) == 3 * 24  # encrypted elements, against 5 * 24
+    assert sum(j.n * j.reps for j, _, _ in jobs) == 5 * 12
+    assert sum(j.n * (1 + j.reps) for j, _, _ in jobs) == 8 * 12
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -68,7 +73,8 @@ def test_random_product_graphs_are_exact_and_encrypt_no_more_than_one_operand_ea
     size_of = {p: (3, 5) for p in pairs}
     jobs = _check(shapes, pairs, size_of)
     assert sum(j.reps for j, _, _ in jobs) == len(pairs)  # one answer per product
-    assert len(jobs) <= min(len(pairs), len(names))  # each operand encrypted at most once
+    assert len(jobs) <= min(len(pairs), len(names))  # a group per cover vertex
+    assert all(j.n == 8 for j, _, _ in jobs)  # half of 15 elements, rounded up, per party
 
 
 def test_the_cover_breaks_ties_by_position_never_by_pointer():

@@ -13,7 +13,8 @@ pytest.importorskip("tenseal")
 from protocols.errors import ConfigError  # noqa: E402
 from protocols.randomness.he_context import HeKeys, HeParams, PeerMessageError  # noqa: E402
 from protocols.randomness.he_crt import random_ring  # noqa: E402
-from protocols.randomness.he_products import BitJob, HeProducts, MatJob, MulJob  # noqa: E402
+from protocols.randomness.he_jobs import BitJob, MatJob, MulJob  # noqa: E402
+from protocols.randomness.he_products import HeProducts  # noqa: E402
 from protocols.randomness.he_workers import PIECE, HeWorkers, join, split  # noqa: E402
 
 

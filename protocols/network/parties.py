@@ -30,10 +30,11 @@ TIMEOUT_S = 120.0  # the default limit on every wait for a peer (--timeout)
 # bulk streams are AES-256-CTR from 256-bit seeds; 6: CrypTen's PRZS and TTP draws too, and
 # heartbeats carry who each process heard from; 7: --provider he opens its own links and stacks
 # matrix products by shared operand and squares by halves; 8: its answers' level is chosen by
-# the analytic noise bound, and the flood widened).  Hosts on different releases would
+# the analytic noise bound, and the flood widened; 9: its elementwise products come back with
+# both cross terms in one answer).  Hosts on different releases would
 # otherwise compute garbage silently (their triple shares no longer match), so every process
 # compares it right after joining, before anything is shared.
-WIRE_PROTOCOL = 8
+WIRE_PROTOCOL = 9
 
 
 @dataclass(frozen=True)

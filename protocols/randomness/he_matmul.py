@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from protocols.randomness.he_products import MatJob, mat_blocks
+from protocols.randomness.he_jobs import MatJob, mat_blocks
 
 
 def operand_key(t: torch.Tensor) -> tuple:

@@ -12,6 +12,8 @@ One product job, three moves (A's secret key never leaves A)::
 Encodings (both SEAL's, one BFV context per prime; :mod:`protocols.randomness.he_context`):
 
 * :class:`MulJob` (n elements): SIMD slots, ``N`` products per ciphertext per prime.
+* :class:`DualJob` (n elements, both cross terms): A encrypts ``u`` and each ``v_q`` in slots;
+  B's answer ``Enc(u) v'_q + Enc(v_q) u'`` is two pointwise products in NTT form, one answer.
 * :class:`BitJob` (n bits): slots of the FIRST prime only: a product of bits is below 2, so one
   59-bit prime holds ``bit*bit + r`` with ``r < t - 1`` (statistical distance ``2^-58``).
 * :class:`MatJob` (``X`` (n, k) @ ``Y`` (k, m), ``k <= k_max``): coefficient packing (Cheetah,
@@ -33,75 +35,25 @@ encryption).
 
 from __future__ import annotations
 
-import functools
 import math
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
 from protocols.errors import ConfigError, ProtocolError, expected_got
 from protocols.randomness.he_context import coeff_plain, from_bytes, noise_ciphertext, to_bytes
 from protocols.randomness.he_crt import U64, CrtBasis, uniform_below
+from protocols.randomness.he_jobs import (
+    DualJob,
+    Job,
+    MatJob,
+    bound,
+    ceil_div,
+    count,
+    mat_blocks,
+    out_size,
+)
 from protocols.randomness.he_noise import flood_bound
-
-
-@dataclass(frozen=True)
-class MulJob:
-    """Elementwise ring products of ``n`` elements with ``reps`` right operands:
-    ``(n,) * (n, reps) -> (n, reps)`` (element-major; ``reps = 1``: ``(n,) * (n,) -> (n,)``).
-    The left operand is encrypted ONCE for all ``reps`` products."""
-
-    n: int
-    reps: int = 1
-    bound_bits = 128
-    one_prime = False
-
-
-@dataclass(frozen=True)
-class BitJob:
-    """Elementwise products of ``n`` bits (0/1): ``(n,) * (n,) -> (n,)`` at scale 1."""
-
-    n: int
-    reps = 1
-    bound_bits = 1
-    one_prime = True
-
-
-@dataclass(frozen=True)
-class MatJob:
-    """``(n, k) @ (k, m) -> (n, m)`` ring matrix product."""
-
-    n: int
-    k: int
-    m: int
-    one_prime = False
-
-
-Job = MulJob | BitJob | MatJob
-
-
-@functools.lru_cache(maxsize=1024)
-def mat_blocks(n: int, k: int, m: int, degree: int) -> tuple[int, int, int]:
-    """Block sizes ``(n_b, k_b, m_b)`` with ``n_b k_b m_b + k_b <= degree`` that minimize the
-    ciphertexts sent (A's ``ceil(n/n_b) ceil(k/k_b)`` plus B's ``ceil(n/n_b) ceil(m/m_b)``)."""
-    best, choice = None, None
-    for kb in sorted({min(k, degree // 2)} | {-(-k // q) for q in range(1, k + 1)}):
-        if kb > degree // 2:
-            continue
-        for nb in range(1, n + 1):
-            mb = min(m, (degree - kb) // (nb * kb))
-            if mb < 1:
-                break
-            rows = -(-n // nb)
-            cost = rows * -(-k // kb) + rows * -(-m // mb)
-            if best is None or cost < best:
-                best, choice = cost, (nb, kb, mb)
-    return choice
-
-
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 class HeProducts:
@@ -180,12 +132,7 @@ class HeProducts:
 
     def count(self, job: Job, side: str) -> int:
         """Ciphertexts per prime for ``job``: ``side`` "in" (A's) or "out" (B's)."""
-        if isinstance(job, MatJob):
-            nb, kb, mb = mat_blocks(job.n, job.k, job.m, self.degree)
-            return _ceil(job.n, nb) * _ceil(
-                job.k if side == "in" else job.m, kb if side == "in" else mb
-            )
-        return _ceil(job.n, self.degree) * (job.reps if side == "out" else 1)
+        return count(job, side, self.degree)
 
     def total(self, jobs: list[Job], side: str) -> int:
         return sum(self.count(j, side) * len(self.primes_of(j)) for j in jobs)
@@ -202,6 +149,13 @@ class HeProducts:
 
     def _left_plains(self, job: Job, x: np.ndarray, j: int) -> list:
         t = U64(self.keys.primes[j])
+        if isinstance(job, DualJob):  # block-major, then column (u first)
+            v = x.reshape(job.n, 1 + job.reps).view(U64) % t
+            return [
+                self._slot_plain(j, v[s : s + self.degree, c])
+                for s in range(0, job.n, self.degree)
+                for c in range(1 + job.reps)
+            ]
         if not isinstance(job, MatJob):
             v = x.reshape(-1).view(U64) % t
             return [
@@ -278,6 +232,39 @@ class HeProducts:
                 )
         return out
 
+    def _eval_dual(self, job, y, j, cts, mask) -> list[bytes]:
+        """:class:`DualJob` answers ``Enc(u) v'_q + Enc(v_q) u'`` (block-major, then ``q``):
+        every ciphertext and plaintext in NTT form once, each answer two pointwise products."""
+        t, ev, out = U64(self.keys.primes[j]), self.keys.evaluators[j], []
+        v = y.reshape(job.n, 1 + job.reps).view(U64) % t
+        masks = mask.reshape(job.n, job.reps)
+        level0 = self.keys.top_ids[j]
+        for ct in cts:
+            ev.transform_to_ntt_inplace(ct)
+        for b, s in enumerate(range(0, job.n, self.degree)):
+            row = cts[b * (1 + job.reps) : (b + 1) * (1 + job.reps)]
+            plains = []
+            for c in range(1 + job.reps):
+                pt = self._slot_plain(j, v[s : s + self.degree, c])
+                plains.append(None if pt.is_zero() else pt)  # skipped (see _zero)
+                if plains[-1] is not None:
+                    ev.transform_to_ntt_inplace(pt, level0)
+            for q in range(1, 1 + job.reps):
+                acc = None
+                for ct, pt in ((row[0], plains[q]), (row[q], plains[0])):
+                    if pt is None:
+                        continue
+                    prod = self.keys.seal.Ciphertext()
+                    ev.multiply_plain(ct, pt, prod)
+                    acc = prod if acc is None else (ev.add_inplace(acc, prod) or acc)
+                if acc is None:
+                    acc = self._zero(j)
+                else:
+                    ev.transform_from_ntt_inplace(acc)
+                mask_pt = self._slot_plain(j, masks[s : s + self.degree, q - 1])
+                out.append(self._finish(acc, mask_pt, j))
+        return out
+
     def _zero(self, j: int):
         """A fresh encryption of 0 under the peer's key: the product by an all-zero operand,
         which SEAL refuses to compute (its result would be "transparent": no key part)."""
@@ -290,7 +277,7 @@ class HeProducts:
         t, ev, out = self.keys.primes[j], self.keys.evaluators[j], []
         Y = y.reshape(job.k, job.m).view(U64) % U64(t)
         M = mask.reshape(job.n, job.m)
-        n_kb = _ceil(job.k, kb)
+        n_kb = ceil_div(job.k, kb)
         level0 = self.keys.top_ids[j]
         for ct in cts:  # NTT form once: each product below is then a pointwise one
             ev.transform_to_ntt_inplace(ct)
@@ -325,12 +312,8 @@ class HeProducts:
                 out.append(self._finish(acc, self._coeff_plain(coeffs, j), j))
         return out
 
-    def bound(self, job: Job) -> int:
-        """Exclusive bound on one output element's integer value (before reduction)."""
-        return job.k << 128 if isinstance(job, MatJob) else 1 << job.bound_bits
-
-    def out_size(self, job: Job) -> int:
-        return job.n * job.m if isinstance(job, MatJob) else job.n * job.reps
+    bound = staticmethod(bound)
+    out_size = staticmethod(out_size)
 
     def evaluate(self, jobs: list[Job], rights: list[np.ndarray], blobs, peer: str):
         """B: multiply A's ciphertexts ``blobs`` by its operands, mask, re-randomize.
@@ -344,7 +327,9 @@ class HeProducts:
             for j in self.primes_of(job):
                 what = f"{peer}'s product ciphertext"
                 cts = [self._load(next(it), j, 0, what) for _ in range(self.count(job, "in"))]
-                ev = self._eval_mat if isinstance(job, MatJob) else self._eval_slots
+                ev = {MatJob: self._eval_mat, DualJob: self._eval_dual}.get(
+                    type(job), self._eval_slots
+                )
                 out.extend(ev(job, y, j, cts, residues[j]))
             shares.append(share.view(np.int64))
         return out, shares

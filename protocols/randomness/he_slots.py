@@ -1,13 +1,17 @@
 """A step's elementwise cross products as few ciphertexts: each mask that several products share
-is encrypted once (a vertex cover of the step's product graph), and squares take one direction.
+is encrypted once per direction (a vertex cover of the step's product graph), both cross
+terms of a product come back in ONE answer, and squares take one direction.
 
 The cross terms of ``c = a * b`` are ``a_0 b_1 + a_1 b_0``; either operand may be the one each
 party encrypts (the job is symmetric).  A recurrent step multiplies one mask by several others
 (a gate's mask meets the state's, the candidate's, the gradient's), so the products form a
-graph on their operands, and it is enough that one end of every edge is encrypted: a vertex
-cover.  Greedily (the operand on most products first), each chosen operand ``u`` becomes one
-:class:`MulJob` ``(n,) * (n, r)``: ``u`` encrypted ONCE, answered with the ``r`` operands it
-meets.  Answers (``r`` per encryption) are as many as before; encryptions fewer.
+graph on their operands, and one end of every edge is enough to group by: a vertex cover.
+Greedily (the operand on most products first), each chosen operand ``u`` with the ``r``
+operands ``v_q`` it meets becomes one :class:`DualJob` (``Enc(u) v'_q + Enc(v_q) u'``, both
+cross terms in one answer), cut into halves by element: party 0 encrypts the first half of
+``[u | v_1 .. v_r]`` and answers the second, party 1 the other way round.  Against each party
+encrypting ``u`` and answering the peer's (two answers per element, one each way), that is
+one answer per element and ``(1 + r) / 2`` encryptions instead of 1, per party.
 
 "The same operand" is the same view of the same memory (pointer, shape, strides: a mask
 referenced by several products, expanded alike), which the request list's structure fixes, so
@@ -22,8 +26,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from protocols.randomness.he_jobs import DualJob, MulJob
 from protocols.randomness.he_matmul import operand_key
-from protocols.randomness.he_products import MulJob
 
 
 def cover(products: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[tuple, list[int]]]:
@@ -46,36 +50,46 @@ def cover(products: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[tuple
     return groups
 
 
+def halves(z: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """``z``'s rows cut into two halves of ``ceil(n/2)`` (the second padded with zero rows):
+    ``(this party's, the peer's)``, party 0's the first."""
+    h = -(-len(z) // 2)
+    pad = np.zeros((2 * h - len(z),) + z.shape[1:], z.dtype)
+    parts = (z[:h], np.concatenate([z[h:], pad]))
+    return np.ascontiguousarray(parts[rank]), np.ascontiguousarray(parts[1 - rank])
+
+
+def join_halves(dec: np.ndarray, mask: np.ndarray, rank: int, n: int) -> np.ndarray:
+    """The share of a job cut by :func:`halves`: this party's decrypted part is its half's,
+    its masks the peer's half's; rows back in order, padding dropped."""
+    first, second = (dec, mask) if rank == 0 else (mask, dec)
+    return np.concatenate([first, second])[:n]
+
+
 def slot_jobs(
-    products: list[tuple[torch.Tensor, torch.Tensor]],
-) -> tuple[list[tuple[MulJob, np.ndarray, np.ndarray]], Callable]:
-    """The jobs for this party's elementwise products ``a_i * b_i`` (int64 ring tensors of one
-    shape each), and ``assemble``: the jobs' shares (flat int64, one per job, in order) to each
-    product's share of its cross terms (flat, in the order of ``products``)."""
+    products: list[tuple[torch.Tensor, torch.Tensor]], rank: int
+) -> tuple[list[tuple[DualJob, np.ndarray, np.ndarray]], Callable]:
+    """The jobs for this party's (``rank``) elementwise products ``a_i * b_i`` (int64 ring
+    tensors of one shape each), and ``assemble``: the jobs' ``(decrypted, mask)`` share pairs
+    (flat int64, one pair per job, in order) to each product's share of its cross terms (flat,
+    in the order of ``products``)."""
     jobs, plans = [], []
     for shared, members in cover(products):
-        lefts, rights = [], []
-        for i in members:
-            a, b = products[i]
-            u, v = (a, b) if operand_key(a) == shared else (b, a)
-            lefts.append(u)
-            rights.append(v.reshape(-1))
-        u = lefts[0].reshape(-1)
-        n, reps = u.numel(), len(members)
-        right = torch.stack(rights, 1)  # (n, reps)
-        jobs.append(
-            (
-                MulJob(n, reps),
-                np.ascontiguousarray(u.numpy()),
-                np.ascontiguousarray((right if reps > 1 else right[:, 0]).numpy()),
-            )
-        )
-        plans.append((members, n, reps))
+        uv = [
+            (a, b) if operand_key(a) == shared else (b, a)
+            for a, b in (products[i] for i in members)
+        ]
+        # (n, 1 + reps): [u | v_1 .. v_r], u the shared operand, v_q the one product q meets
+        z = torch.stack([uv[0][0].reshape(-1)] + [v.reshape(-1) for _, v in uv], 1).numpy()
+        mine, theirs = halves(z, rank)
+        jobs.append((DualJob(len(mine), len(members)), mine, theirs))
+        plans.append((members, len(z)))
 
-    def assemble(shares: list[np.ndarray]) -> list[np.ndarray]:
+    def assemble(pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         out: list = [None] * len(products)
-        for share, (members, n, reps) in zip(shares, plans):
-            cols = share.reshape(n, reps)
+        for (dec, mask), (members, n) in zip(pairs, plans):
+            reps = len(members)
+            cols = join_halves(dec.reshape(-1, reps), mask.reshape(-1, reps), rank, n)
             for q, i in enumerate(members):
                 out[i] = np.ascontiguousarray(cols[:, q])
         return out
@@ -86,17 +100,14 @@ def slot_jobs(
 def square_job(squares: list[torch.Tensor], rank: int) -> tuple[MulJob, np.ndarray, np.ndarray]:
     """ONE slot job for every square's cross term ``2 a_0 a_1`` (``squares``: this party's
     flat shares), in half the slots of a product's: their elements ``u`` (S) are cut into
-    halves ``h1``, ``h2`` (``ceil(S/2)`` each, ``h2`` padded with 0).  Party 0 encrypts ``h1``
-    and answers with ``2 h2``; party 1 encrypts ``h2`` and answers with ``2 h1``.  So each
-    half's cross term is made in ONE direction: a party's decrypted part is its share of one
-    half's ``2 u_0 u_1``, its masks its share of the other's (:func:`square_shares`)."""
-    u = torch.cat(squares).numpy()
-    h = -(-len(u) // 2)
-    halves = (u[:h], np.concatenate([u[h:], np.zeros(2 * h - len(u), np.int64)]))
-    return MulJob(h), halves[rank], 2 * halves[1 - rank]  # 2x wraps mod 2^64
+    halves (:func:`halves`).  Party 0 encrypts the first and answers with ``2 x`` the second;
+    party 1 the other way round.  So each half's cross term is made in ONE direction: a
+    party's decrypted part is its share of one half's ``2 u_0 u_1``, its masks its share of the
+    other's (:func:`square_shares`)."""
+    mine, theirs = halves(torch.cat(squares).numpy(), rank)
+    return MulJob(len(mine)), mine, 2 * theirs  # 2x wraps mod 2^64
 
 
 def square_shares(dec: np.ndarray, mask: np.ndarray, rank: int, squares: list) -> np.ndarray:
     """This party's share of ``2 u_0 u_1`` for every square's element ``u``, in order."""
-    h1, h2 = (dec, mask) if rank == 0 else (mask, dec)
-    return np.concatenate([h1, h2])[: sum(int(u.numel()) for u in squares)]
+    return join_halves(dec, mask, rank, sum(int(u.numel()) for u in squares))

@@ -11,7 +11,8 @@ EVALUATING the peer's ciphertexts with its right operands, so::
 Per kind (all exact over Z_2^64):
 
 * products and mask products: MUL with broadcasting, operands expanded to the output shape
-  first; MATMUL per batch entry, the products that share an operand stacked into one and each
+  first, both cross terms of an element in one answer, each element made in one direction
+  (:mod:`protocols.randomness.he_slots`); MATMUL per batch entry, the products that share an operand stacked into one and each
   taken in its cheaper orientation (:mod:`protocols.randomness.he_matmul`), ``k`` split into
   chunks below the CRT basis' limit;
 * squares (a mask product of one mask with itself): the one cross term ``2 a_0 a_1``, each
@@ -44,9 +45,10 @@ import torch
 from protocols.errors import ConfigError, ProtocolError, expected_got
 from protocols.randomness.he_context import HeKeys, HeParams, PeerMessageError, pack, unpack
 from protocols.randomness.he_crt import random_ring
+from protocols.randomness.he_jobs import BitJob, MatJob, MulJob
 from protocols.randomness.he_matmul import stack
 from protocols.randomness.he_prefetch import Overlap, Prefetch
-from protocols.randomness.he_products import BitJob, HeProducts, MatJob, MulJob
+from protocols.randomness.he_products import HeProducts
 from protocols.randomness.he_slots import slot_jobs, square_job, square_shares
 from protocols.randomness.he_workers import HeWorkers, join, split
 from protocols.randomness.ot_extension import KAPPA, SEED, RandomOt, and_shares, random_bits
@@ -292,14 +294,14 @@ class HomomorphicTriples(RandomnessProvider):
         self._jobs, self._ands, self._mats, self._squares, self._muls = [], [], [], [], []
         pending = self.answer(requests)
         bits = list(self._jobs)
-        mul_jobs, mul_assemble = slot_jobs(self._muls)
+        mul_jobs, mul_assemble = slot_jobs(self._muls, self.rank)
         squares = [square_job(self._squares, self.rank)] if self._squares else []
         mat_jobs, mat_assemble = stack(self._mats, self.products.degree, self.products.k_max)
 
         def route(pairs):
             it = iter(pairs)
             part = [[next(it) for _ in g] for g in (bits, mul_jobs, squares, mat_jobs)]
-            self._mul_shares = iter(mul_assemble([d + e for d, e in part[1]]))
+            self._mul_shares = iter(mul_assemble(part[1]))
             if squares:
                 self._square_share = square_shares(*part[2][0], self.rank, self._squares)
             self._mat_shares = iter(mat_assemble([d + e for d, e in part[3]]))

@@ -25,7 +25,8 @@ import numpy as np
 
 from protocols.errors import ConfigError, ProtocolError, expected_got
 from protocols.randomness.he_context import Spooled, spool, to_file, unspool
-from protocols.randomness.he_products import HeProducts, MatJob
+from protocols.randomness.he_jobs import MatJob
+from protocols.randomness.he_products import HeProducts
 
 PIECE = 16  # ciphertexts per prime in one piece of a slot job
 MAX_WORKERS = 256
