@@ -285,7 +285,7 @@ class HeProducts:
         for c0 in range(0, job.k, kb):
             for j0 in range(0, job.m, mb):
                 blk = Y[c0 : c0 + kb, j0 : j0 + mb]
-                coeffs = np.zeros(self.degree, dtype=U64)
+                coeffs = np.zeros(kb * mb, dtype=U64)  # the rest are 0: a shorter plaintext
                 c, jj = np.indices(blk.shape)
                 coeffs[jj * kb + c] = blk
                 pt = self._coeff_plain(coeffs, j)
