@@ -12,9 +12,9 @@ Per kind (all exact over Z_2^64):
 
 * products and mask products: MUL with broadcasting, operands expanded to the output shape
   first, both cross terms of an element in one answer, each element made in one direction
-  (:mod:`protocols.randomness.he_slots`); MATMUL per batch entry, the products that share an operand stacked into one and each
-  taken in its cheaper orientation (:mod:`protocols.randomness.he_matmul`), ``k`` split into
-  chunks below the CRT basis' limit;
+  (:mod:`protocols.randomness.he_slots`); MATMUL per batch entry, the products that share an
+  operand stacked into one and each taken in its cheaper orientation
+  (:mod:`protocols.randomness.he_matmul`), ``k`` split into chunks below the CRT basis' limit;
 * squares (a mask product of one mask with itself): the one cross term ``2 a_0 a_1``, each
   element made in ONE direction, so half the ciphertexts of a product
   (:mod:`protocols.randomness.he_slots`);
