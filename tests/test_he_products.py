@@ -98,11 +98,13 @@ def test_edge_matrices_exact(pair):
     )
 
 
-@pytest.mark.parametrize("job", [MulJob(5), BitJob(9), MatJob(2, 3, 4)], ids=str)
+@pytest.mark.parametrize("job", [MulJob(5), BitJob(9), MatJob(2, 3, 4), DualJob(5, 2)], ids=str)
 def test_an_all_zero_operand_gives_zero_products_not_seals_transparent_error(pair, job):
     # y = 0 in a whole ciphertext (9 random bits: 1 in 512) makes SEAL's product "transparent",
     # which it refuses: seen first as RuntimeError in a run of --provider he
     n_x, n_y = (job.n * job.k, job.k * job.m) if isinstance(job, MatJob) else (job.n, job.n)
+    if isinstance(job, DualJob):
+        n_x = n_y = job.n * (1 + job.reps)
     x = _ring(n_x) & 1 if isinstance(job, BitJob) else _ring(n_x)
     (got,) = _run(pair, [job], [x], [np.zeros(n_y, np.int64)])
     assert not got.any()
@@ -187,7 +189,7 @@ def _budgets(pa, pb, job, y, flood: bool) -> list[int]:
     from protocols.randomness.he_context import from_bytes
 
     a = pa.keys
-    n_x = job.n * getattr(job, "k", 1)
+    n_x = job.n * getattr(job, "k", 1) * (1 + job.reps if isinstance(job, DualJob) else 1)
     pb.flood = flood
     try:
         answers, _ = pb.evaluate([job], [y], pa.encrypt([job], [_ring(n_x)]), "x")
@@ -266,16 +268,23 @@ def test_parameters_whose_flood_cannot_reach_sigma_are_refused():
         HeProducts(keys)
 
 
-def test_the_decryptor_cannot_tell_the_evaluators_operand_from_the_noise(pair):
+@pytest.mark.parametrize("job", [MulJob(8192), DualJob(8192)], ids=str)
+def test_the_decryptor_cannot_tell_the_evaluators_operand_from_the_noise(pair, job):
     """The attack: the decrypting party reads its answer's noise size (SEAL's noise budget,
     from its own secret key) to tell an evaluator's operand of ones from a random one.  It
-    works without flooding (53 against 52 bits, every time, measured) and fails with it."""
+    works without flooding (53 against 52 bits, every time, measured) and fails with it; for
+    one product and for both cross terms in one answer."""
     pa, pb = pair
-    job = MulJob(8192)
+    shape = (8192, 1 + job.reps) if isinstance(job, DualJob) else (8192,)
     seen = {}
     for flood in (False, True):
         for name in ("ones", "random"):
-            ys = [np.ones(8192, np.int64) if name == "ones" else _ring(8192) for _ in range(3)]
+            ys = [
+                np.ones(shape, np.int64)
+                if name == "ones"
+                else _ring(8192 * len(shape)).reshape(shape)
+                for _ in range(3)
+            ]
             seen[flood, name] = np.mean([_budgets(pa, pb, job, y, flood) for y in ys])
     assert seen[False, "ones"] > seen[False, "random"]  # the attack on unflooded answers
     assert abs(seen[True, "ones"] - seen[True, "random"]) < 0.5
