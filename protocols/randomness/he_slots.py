@@ -1,6 +1,6 @@
-"""A step's elementwise cross products as few ciphertexts: each mask that several products share
-is encrypted once per direction (a vertex cover of the step's product graph), both cross
-terms of a product come back in ONE answer, and squares take one direction.
+"""A step's elementwise cross products as few ciphertexts: products that share a mask are grouped
+by it (a vertex cover of the step's product graph), both cross terms of a product come back
+in ONE answer, and squares take one direction.
 
 The cross terms of ``c = a * b`` are ``a_0 b_1 + a_1 b_0``; either operand may be the one each
 party encrypts (the job is symmetric).  A recurrent step multiplies one mask by several others
@@ -10,8 +10,10 @@ Greedily (the operand on most products first), each chosen operand ``u`` with th
 operands ``v_q`` it meets becomes one :class:`DualJob` (``Enc(u) v'_q + Enc(v_q) u'``, both
 cross terms in one answer), cut into halves by element: party 0 encrypts the first half of
 ``[u | v_1 .. v_r]`` and answers the second, party 1 the other way round.  Against each party
-encrypting ``u`` and answering the peer's (two answers per element, one each way), that is
-one answer per element and ``(1 + r) / 2`` encryptions instead of 1, per party.
+encrypting all of ``u`` and answering the peer's with each ``v_q`` (two answers per product
+element, one each way; 2 encryptions per element of ``u``), that is one answer per product
+element and ``1 + r`` encryptions per element of ``u``, in all.  An answer costs about
+twice an encryption (re-randomization, switch, flood, the peer's decryption).
 
 "The same operand" is the same view of the same memory (pointer, shape, strides: a mask
 referenced by several products, expanded alike), which the request list's structure fixes, so
