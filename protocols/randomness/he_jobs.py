@@ -13,20 +13,24 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class MulJob:
+class _SlotJob:
+    """``n`` elements in SIMD slots (``N`` per ciphertext per prime), ``reps`` products each."""
+
+    n: int
+    reps: int = 1
+    one_prime = False
+
+
+class MulJob(_SlotJob):
     """Elementwise ring products of ``n`` elements with ``reps`` right operands:
     ``(n,) * (n, reps) -> (n, reps)`` (element-major; ``reps = 1``: ``(n,) * (n,) -> (n,)``).
     The left operand is encrypted ONCE for all ``reps`` products.  Sides: ``ceil(n/N)``
     ciphertexts in, ``ceil(n/N) reps`` out."""
 
-    n: int
-    reps: int = 1
     bound_bits = 128
-    one_prime = False
 
 
-@dataclass(frozen=True)
-class DualJob:
+class DualJob(_SlotJob):
     """BOTH cross terms of ``reps`` elementwise products ``u * v_q`` in one answer, so each
     element is made in one direction.  The encrypting party A sends ``Enc(u_A)`` and
     ``Enc(v_A,q)`` (its operand ``x``: (n, 1 + reps), column 0 ``u``); the other, B, answers
@@ -35,10 +39,7 @@ class DualJob:
     ``ceil(n/N) (1 + reps)`` ciphertexts in, ``ceil(n/N) reps`` out.  The sum of two products
     is below ``2^129``."""
 
-    n: int
-    reps: int = 1
     bound_bits = 129
-    one_prime = False
 
 
 @dataclass(frozen=True)
