@@ -58,7 +58,7 @@ def test_a_gate_mask_met_by_several_masks_is_encrypted_once_and_every_product_is
     jobs = _check(shapes, pairs, size_of)
     # g covers three products, h-c needs one more, and the broadcast x*y one of its own; each
     # party encrypts half of each group's [u | v_q] and answers the other half, both cross
-    # terms at once: 5 * 12 answered elements, (1 + 3 + 2 + 2) * 12 encrypted, per party
+    # terms at once: 5 * 12 answered elements, (4 + 2 + 2) * 12 encrypted ([u | v_q]), per party
     assert sorted(j.reps for j, _, _ in jobs) == [1, 1, 3]
     assert sum(j.n * j.reps for j, _, _ in jobs) == 5 * 12
     assert sum(j.n * (1 + j.reps) for j, _, _ in jobs) == 8 * 12
